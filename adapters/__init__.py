@@ -1,0 +1,1 @@
+"""Device and ERP input/output: OPC UA, Modbus, scanners, and their simulators."""

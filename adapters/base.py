@@ -1,0 +1,60 @@
+"""What every device adapter shares: link state, tag samples, and where records go."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from gateway.records import Record
+
+
+class LinkState(StrEnum):
+    """Connection state of one device, shown in the TUI and metrics."""
+
+    DISABLED = "disabled"
+    CONNECTING = "connecting"
+    UP = "up"
+    DEGRADED = "degraded"
+    """Connected, but some tags are bad or the device asks to wait (busy, failure)."""
+    DOWN = "down"
+    """Not connected; reconnecting with backoff."""
+
+
+class Quality(StrEnum):
+    """OPC UA-style quality of one sample (Part 4 §7.34 StatusCode severity bits)."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+@dataclass(frozen=True, slots=True)
+class TagSample:
+    """One decoded value of one tag, with its quality as the device reported it."""
+
+    tag: str
+    value: object
+    quality: Quality = Quality.GOOD
+    status: str = ""
+    """The device's own status text (e.g. an OPC UA status code name) when not good."""
+
+
+class RecordSink(Protocol):
+    """Where adapters put records: the store's group-commit queue."""
+
+    def submit(self, record: Record) -> asyncio.Future[int]:
+        """Queue a record for the next commit."""
+        ...
+
+
+class DeviceAdapter(Protocol):
+    """A device adapter: runs until cancelled, reconnecting by itself."""
+
+    device_id: str
+    state: LinkState
+
+    async def run(self) -> None:
+        """Read the device forever; return only when cancelled."""
+        ...

@@ -1,0 +1,165 @@
+"""The ``lineside`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.errors import ConfigError, LinesideError
+
+log = logging.getLogger("lineside")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.config import json_schema, load_config  # noqa: PLC0415
+
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+        return EXIT_OK
+    if args.path is None:
+        print("lineside check-config: give a config file (or --schema)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem.format(exc.path), file=sys.stderr)
+        print(f"{exc.path}: {len(exc.problems)} problem(s); not valid", file=sys.stderr)
+        return EXIT_CONFIG
+    kinds: dict[str, int] = {}
+    for device in config.devices:
+        kinds[device.kind] = kinds.get(device.kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no devices"
+    print(
+        f"{args.path}: valid: gateway {config.gateway.id} at site {config.gateway.site}, "
+        f"{len(config.lines)} line(s), {len(config.devices)} device(s) ({summary}), "
+        f"store {config.store.path}"
+    )
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.logs import configure_logging  # noqa: PLC0415
+    from gateway.service import run_gateway  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(
+        level=args.log_level or config.gateway.log_level,
+        fmt=config.gateway.log_format,
+        secrets=config.secrets(),
+    )
+    failures: list[BaseException] = []
+    try:
+        asyncio.run(run_gateway(config))
+    except* LinesideError as group:
+        # Known failures get a readable log line; anything else keeps its traceback.
+        failures.extend(group.exceptions)
+    for failure in failures:
+        log.critical("gateway failed: %s", failure, exc_info=failure)
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from adapters.simulators.cli import run_simulate  # noqa: PLC0415
+    from gateway.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(level=args.log_level or "info")
+    return run_simulate(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(args)
+
+
+def _not_yet(name: str, what: str) -> int:
+    print(f"lineside {name}: {what} is not part of this release yet.", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-command per job."""
+    parser = argparse.ArgumentParser(
+        prog="lineside",
+        description="Lineside: edge gateway for fish and food packing lines.",
+    )
+    parser.add_argument("--version", action="version", version=f"lineside {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the gateway service")
+    run.add_argument("--config", "-c", type=Path, required=True, help="config file (TOML)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(handler=_cmd_run)
+
+    check = commands.add_parser(
+        "check-config", help="validate a config file and print every problem with its key path"
+    )
+    check.add_argument("path", type=Path, nargs="?", help="config file (TOML)")
+    check.add_argument("--schema", action="store_true", help="print the config JSON Schema")
+    check.set_defaults(handler=_cmd_check_config)
+
+    simulate = commands.add_parser(
+        "simulate", help="run simulated checkweighers, probes and a label scanner"
+    )
+    simulate.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    simulate.add_argument("--opcua-port", type=int, default=48400)
+    simulate.add_argument("--modbus-port", type=int, default=50200)
+    simulate.add_argument("--scanner-port", type=int, default=50300)
+    simulate.add_argument(
+        "--scenario",
+        default="demo",
+        help="normal, underweight_drift, temperature_excursion, label_gap, dropout or demo",
+    )
+    simulate.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="time factor (2 = twice as fast)"
+    )
+    simulate.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    simulate.set_defaults(handler=_cmd_simulate)
+
+    demo = commands.add_parser(
+        "demo", help="simulated devices, the gateway and a live view, all on this machine"
+    )
+    demo.add_argument(
+        "--config", type=Path, default=None, help="demo config (default: config/demo.toml)"
+    )
+    demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    demo.set_defaults(handler=_cmd_demo)
+
+    tui = commands.add_parser("tui", help="operator terminal UI")
+    tui.set_defaults(handler=lambda _a: _not_yet("tui", "the operator terminal UI"))
+    ingest = commands.add_parser("ingest", help="central ingest service")
+    ingest.set_defaults(handler=lambda _a: _not_yet("ingest", "the central ingest service"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lineside`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,655 @@
+"""Configuration: one TOML file parsed into strict, frozen pydantic v2 models.
+
+Unknown keys are rejected, values are checked against the domain when the file is loaded,
+and every problem is reported with its key path (see :func:`load_config`). Relative paths
+in the file are resolved against the directory of the file, so a config travels with the
+files it names.
+
+Secrets are never written in the TOML in clear text. A secret is a table naming where the
+value lives, exactly one of::
+
+    password = { env = "LINESIDE_OPCUA_PASSWORD" }   # an environment variable
+    password = { file = "secrets/opcua-password" }   # a file (relative to the config)
+    password = { credential = "opcua-password" }     # systemd LoadCredential=, read
+                                                     # from $CREDENTIALS_DIRECTORY
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlparse
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from adapters.codecs.registers import (
+    DataType,
+    Table,
+    WordOrder,
+    parse_modicon_address,
+    register_count,
+)
+from gateway.errors import MISSING, ConfigError, ConfigProblem
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Ids of gateways, sites, lines, devices and tags: they end up in MQTT topics and file names."""
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys rejected, values frozen after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+# --------------------------------------------------------------------------------------
+# Secrets and paths
+
+
+def _resolve_secret(value: object, info: ValidationInfo) -> SecretStr:
+    """Turn a ``{env|file|credential = ...}`` table into the secret's value."""
+    if isinstance(value, SecretStr):
+        return value
+    if isinstance(value, str):
+        raise ValueError(
+            "secrets are not accepted in clear text; give a table with one of "
+            "env = 'VAR', file = 'path' or credential = 'name'"
+        )
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise ValueError("a secret is a table with exactly one of: env, file, credential")
+    ((source, name),) = value.items()
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"secret source {source!r} needs a non-empty string")
+    context = info.context or {}
+    environ: Mapping[str, str] = context.get("environ", os.environ)
+    if source == "env":
+        if name not in environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return SecretStr(environ[name])
+    if source == "file":
+        path = _resolve_path(Path(name), context)
+    elif source == "credential":
+        directory = environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ValueError(
+                f"credential {name!r} needs $CREDENTIALS_DIRECTORY (set by systemd LoadCredential=)"
+            )
+        path = Path(directory) / name
+    else:
+        raise ValueError(f"unknown secret source {source!r}; use env, file or credential")
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+_SECRET_SCHEMA: dict[str, Any] = {
+    "description": "A secret: exactly one of env, file or credential (never clear text).",
+    "type": "object",
+    "properties": {
+        "env": {"type": "string", "description": "environment variable name"},
+        "file": {"type": "string", "description": "file path, relative to the config file"},
+        "credential": {"type": "string", "description": "name under $CREDENTIALS_DIRECTORY"},
+    },
+    "minProperties": 1,
+    "maxProperties": 1,
+    "additionalProperties": False,
+}
+
+Secret = Annotated[
+    SecretStr, BeforeValidator(_resolve_secret), WithJsonSchema(_SECRET_SCHEMA, mode="validation")
+]
+"""A secret read from the environment, a file, or systemd credentials at load time."""
+
+
+def _resolve_path(path: Path, context: Mapping[str, Any]) -> Path:
+    base = context.get("base_dir")
+    path = path.expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(os.path.normpath(Path(base) / path))
+    return path
+
+
+def _path_from_config(value: object, info: ValidationInfo) -> object:
+    if isinstance(value, str | Path):
+        return _resolve_path(Path(value), info.context or {})
+    return value
+
+
+ConfigPath = Annotated[
+    Path,
+    BeforeValidator(_path_from_config),
+    WithJsonSchema({"type": "string", "format": "path"}, mode="validation"),
+]
+"""A path; relative ones are taken relative to the directory of the config file."""
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+
+
+# --------------------------------------------------------------------------------------
+# Gateway, store, lines
+
+
+class GatewaySection(StrictModel):
+    """Who this gateway is and how it logs."""
+
+    id: Identifier
+    """Gateway id, unique across the company; part of every synced record's identity."""
+    site: Identifier
+    """Site (factory) id; part of the MQTT topic layout."""
+    log_format: Literal["plain", "json"] = "plain"
+    """``plain`` for people, ``json`` (one object per line) for journald and log shippers."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level written to the log."""
+    shutdown_timeout_s: float = Field(default=4.0, gt=0, le=30)
+    """Time allowed for stopping intake, committing the pending batch and closing devices."""
+
+
+class StoreSection(StrictModel):
+    """The local SQLite store: the device's single source of truth."""
+
+    path: ConfigPath
+    """Database file. Its directory also holds the sequence reservation and quarantine."""
+    commit_interval_ms: int = Field(default=250, ge=5, le=5000)
+    """Group commit: the longest a stored record waits before its transaction commits."""
+    commit_max_rows: int = Field(default=2000, ge=1, le=100_000)
+    """Group commit: a transaction commits as soon as this many records are pending."""
+    max_pending_rows: int = Field(default=200_000, ge=1000)
+    """Records held in memory while the disk cannot take them; intake waits beyond this."""
+    max_size_mb: int = Field(default=2048, ge=4)
+    """Size budget of the database file (SQLite ``max_page_count``)."""
+    headroom_mb: int = Field(default=64, ge=1)
+    """Disk space always left free next to the database (WAL, logs, the OS)."""
+    quarantine_dir: ConfigPath | None = None
+    """Where damaged database files are moved. Default: ``quarantine/`` beside the database."""
+
+    @property
+    def quarantine_path(self) -> Path:
+        """The quarantine folder actually used."""
+        return self.quarantine_dir or self.path.parent / "quarantine"
+
+
+class LineSection(StrictModel):
+    """A packing line."""
+
+    id: Identifier
+    """Line id as the ERP and the labels name it (e.g. ``L1``)."""
+    name: str = ""
+    """Name shown to operators."""
+
+
+# --------------------------------------------------------------------------------------
+# Devices
+
+
+Role = Literal["checkweigher", "temperature_probe", "label_scanner"]
+
+CHECKWEIGHER_SIGNALS = frozenset(
+    {
+        "net_weight",
+        "gross_weight",
+        "tare",
+        "pack_counter",
+        "accepted",
+        "label_sequence",
+        "nominal_weight",
+    }
+)
+"""Tag names a checkweigher understands; weights in grams."""
+
+
+class TagLimits(StrictModel):
+    """Plausibility checks shared by every tag kind."""
+
+    min: float | None = None
+    """Lowest physically possible value; anything below is rejected, never stored as good."""
+    max: float | None = None
+    """Highest physically possible value."""
+    stuck_after_s: float | None = Field(default=None, gt=0)
+    """A value unchanged for longer than this is reported as stuck (sensor fault)."""
+    location: str = ""
+    """Where a probe sits (e.g. ``product core``, ``chill room 2``)."""
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> Self:
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class OpcUaTag(TagLimits):
+    """One OPC UA variable."""
+
+    name: Identifier
+    """What the value means for the device role (checkweigher signal, probe id, ``barcode``)."""
+    node: str
+    """Node id, e.g. ``ns=2;s=CW1.LastNetWeight`` or ``nsu=urn:x;i=1001``."""
+
+    @field_validator("node")
+    @classmethod
+    def _node_id_syntax(cls, value: str) -> str:
+        if not re.fullmatch(r"(ns=\d+;|nsu=[^;]+;)?[isgb]=.+", value):
+            raise ValueError("not an OPC UA node id (e.g. ns=2;s=CW1.LastNetWeight)")
+        return value
+
+
+class OpcUaTagGroup(StrictModel):
+    """Tags read the same way: by subscription or by polling."""
+
+    name: Identifier = "default"
+    """Group name, used in logs and metrics."""
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    """``subscribe`` creates monitored items; ``poll`` reads every ``poll_interval_ms``."""
+    publishing_interval_ms: int = Field(default=250, ge=10, le=60_000)
+    """Subscription publishing interval."""
+    sampling_interval_ms: int = Field(default=100, ge=0, le=60_000)
+    """Server-side sampling interval of each monitored item (0 = fastest)."""
+    queue_size: int = Field(default=100, ge=1, le=10_000)
+    """Server-side queue per monitored item, so fast changes are not collapsed."""
+    deadband: Literal["none", "absolute", "percent"] = "none"
+    """Data-change filter deadband type."""
+    deadband_value: float = Field(default=0.0, ge=0)
+    """Deadband width (engineering units, or percent of the EU range)."""
+    poll_interval_ms: int = Field(default=1000, ge=10, le=3_600_000)
+    """Poll period when ``mode = "poll"``."""
+    tags: tuple[OpcUaTag, ...] = Field(min_length=1)
+    """The variables in this group."""
+
+
+class OpcUaSecurity(StrictModel):
+    """OPC UA SignAndEncrypt security. There is no fallback to no security."""
+
+    policy: Literal["Aes256_Sha256_RsaPss", "Aes128_Sha256_RsaOaep", "Basic256Sha256"]
+    """Security policy; the deprecated Basic128Rsa15 and Basic256 are not offered."""
+    certificate: ConfigPath
+    """This gateway's application instance certificate (DER or PEM); keep it stable."""
+    private_key: ConfigPath
+    """The certificate's private key (PEM)."""
+    server_certificate: ConfigPath | None = None
+    """The server's certificate, pinned. Either this or ``trusted_certificates``."""
+    trusted_certificates: ConfigPath | None = None
+    """A folder of trusted server/CA certificates (and ``crl/`` for revocation lists)."""
+    application_uri: str = "urn:lineside:gateway"
+    """Must match the URI in the client certificate's subjectAltName."""
+
+    @model_validator(mode="after")
+    def _trust_is_configured(self) -> Self:
+        if self.server_certificate is None and self.trusted_certificates is None:
+            raise ValueError(
+                "give server_certificate (pinned) or trusted_certificates: "
+                "a server certificate taken on first use is not trusted"
+            )
+        return self
+
+
+class DeviceBase(StrictModel):
+    """Keys every device has."""
+
+    id: Identifier
+    """Device id, unique in this gateway."""
+    line: Identifier
+    """The line this device belongs to (one of ``[[lines]]``)."""
+    role: Role
+    """What the device is: ``checkweigher``, ``temperature_probe`` or ``label_scanner``."""
+    enabled: bool = True
+    """A disabled device stays in the file but is not connected."""
+    timeout_s: float = Field(default=3.0, gt=0, le=60)
+    """Per-request timeout."""
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    """First reconnect delay; doubles up to ``reconnect_max_s``, with jitter."""
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    """Longest reconnect delay."""
+
+    def tag_names(self) -> list[str]:
+        """Names of the device's tags, for the role checks."""
+        return []
+
+    @model_validator(mode="after")
+    def _role_has_its_tags(self) -> Self:
+        names = self.tag_names()
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tag names must be unique in a device: {duplicates}")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        kind = getattr(self, "kind", "")
+        if self.role == "checkweigher" and kind != "scanner_tcp":
+            unknown = sorted(set(names) - CHECKWEIGHER_SIGNALS)
+            if unknown:
+                raise ValueError(
+                    f"checkweigher tags must be named from {sorted(CHECKWEIGHER_SIGNALS)}; "
+                    f"unknown: {unknown}"
+                )
+            if "pack_counter" not in names and "label_sequence" not in names:
+                raise ValueError(
+                    "a checkweigher needs a pack_counter (or label_sequence) tag so packs "
+                    "are neither counted twice nor lost"
+                )
+            if "net_weight" not in names and not {"gross_weight", "tare"} <= set(names):
+                raise ValueError("a checkweigher needs net_weight, or gross_weight and tare")
+        if self.role == "label_scanner" and kind != "scanner_tcp" and names != ["barcode"]:
+            raise ValueError("a label scanner read over OPC UA has exactly one tag, 'barcode'")
+        return self
+
+
+class OpcUaDevice(DeviceBase):
+    """A device read over OPC UA (asyncua)."""
+
+    kind: Literal["opcua"]
+    endpoint: str
+    """Server endpoint, ``opc.tcp://host:port/path``."""
+    security: OpcUaSecurity | None = None
+    """SignAndEncrypt settings; omit only for a server on an isolated network."""
+    username: str | None = None
+    """User name for user-token authentication."""
+    password: Secret | None = None
+    """Password for ``username`` (a secret table, never clear text)."""
+    watchdog_interval_s: float = Field(default=5.0, gt=0, le=300)
+    """How often the session is checked alive; a dead session is recreated."""
+    groups: tuple[OpcUaTagGroup, ...] = Field(min_length=1)
+    """Tag groups, each subscribed or polled."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_opc_tcp(cls, value: str) -> str:
+        url = urlparse(value)
+        if url.scheme != "opc.tcp" or not url.hostname:
+            raise ValueError("endpoint must look like opc.tcp://host:4840/path")
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> Self:
+        if (self.password is None) != (self.username is None):
+            raise ValueError("username and password go together")
+        return self
+
+    def tag_names(self) -> list[str]:
+        """All tag names across the groups."""
+        return [t.name for g in self.groups for t in g.tags]
+
+
+class ModbusTag(TagLimits):
+    """One Modbus value: where it is, how it is encoded, how it scales."""
+
+    name: Identifier
+    """What the value means for the device role (checkweigher signal or probe id)."""
+    table: Table = Table.HOLDING
+    """``holding``, ``input``, ``coil`` or ``discrete_input``."""
+    address: int = Field(ge=0, le=65535)
+    """0-based protocol address. Modicon 40001 is holding address 0; see ``modicon``."""
+    type: DataType = DataType.UINT16
+    """int16, uint16, int32, uint32, float32, float64, bool or string."""
+    order: WordOrder = WordOrder.ABCD
+    """Byte and word order for multi-register values: ABCD, CDAB, BADC, DCBA."""
+    length: int = Field(default=0, ge=0, le=250)
+    """Characters, for ``string`` tags."""
+    scale: float = 1.0
+    """Engineering value = raw × scale + offset."""
+    offset: float = 0.0
+    """Added after scaling."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _modicon_reference(cls, data: object) -> object:
+        # Accept ``modicon = "40001"`` as a friendlier spelling of table + address.
+        if isinstance(data, dict) and "modicon" in data:
+            if "address" in data or "table" in data:
+                raise ValueError("give either modicon or table + address, not both")
+            data = dict(data)
+            table, address = parse_modicon_address(str(data.pop("modicon")))
+            data["table"], data["address"] = table, address
+        return data
+
+    @model_validator(mode="after")
+    def _type_fits_table(self) -> Self:
+        bit_table = self.table in (Table.COIL, Table.DISCRETE_INPUT)
+        if bit_table and self.type != DataType.BOOL:
+            raise ValueError(f"{self.table} holds bits: type must be bool")
+        if self.type == DataType.STRING and self.length == 0:
+            raise ValueError("string tags need length (characters)")
+        if not bit_table and self.address + self.registers > 65536:
+            raise ValueError("tag runs past register 65535")
+        return self
+
+    @property
+    def registers(self) -> int:
+        """Registers (or bits) this tag occupies."""
+        if self.table in (Table.COIL, Table.DISCRETE_INPUT):
+            return 1
+        return register_count(self.type, length=self.length)
+
+
+class ModbusDeviceBase(DeviceBase):
+    """Keys shared by Modbus TCP and RTU devices."""
+
+    unit_id: int = Field(default=1, ge=0, le=247)
+    """Modbus unit (slave) id; 0 is broadcast and only valid for writes, so avoid it."""
+    poll_interval_ms: int = Field(default=1000, ge=10, le=3_600_000)
+    """How often all tags are read."""
+    recovery_time_s: float = Field(default=10.0, ge=0, le=3600)
+    """A device that stops answering is skipped this long, so it cannot stall the others."""
+    max_gap: int = Field(default=0, ge=0, le=100)
+    """Unused registers allowed inside one read request when merging neighbouring tags."""
+    tags: tuple[ModbusTag, ...] = Field(min_length=1)
+    """The values to read."""
+
+    def tag_names(self) -> list[str]:
+        """All tag names."""
+        return [t.name for t in self.tags]
+
+
+class ModbusTcpDevice(ModbusDeviceBase):
+    """A Modbus TCP device (or a TCP-to-RTU gateway in front of serial devices)."""
+
+    kind: Literal["modbus_tcp"]
+    host: str
+    """Host name or address."""
+    port: int = Field(default=502, ge=1, le=65535)
+    """TCP port."""
+
+
+class ModbusRtuDevice(ModbusDeviceBase):
+    """A Modbus RTU device on a serial line."""
+
+    kind: Literal["modbus_rtu"]
+    serial_port: str
+    """Serial device, e.g. ``/dev/ttyUSB0``."""
+    baudrate: int = Field(default=19200, ge=1200, le=921_600)
+    """Line speed."""
+    parity: Literal["N", "E", "O"] = "E"
+    """Parity; the Modbus serial spec's default is even."""
+    stopbits: Literal[1, 2] = 1
+    """Stop bits."""
+    bytesize: Literal[7, 8] = 8
+    """Data bits."""
+
+
+class ScannerTcpDevice(DeviceBase):
+    """A fixed label scanner acting as a TCP server that sends one read per line."""
+
+    kind: Literal["scanner_tcp"]
+    host: str
+    """Scanner address."""
+    port: int = Field(ge=1, le=65535)
+    """Scanner TCP port."""
+    terminator: Literal["CRLF", "CR", "LF"] = "CRLF"
+    """What ends each read."""
+    separators: tuple[str, ...] = ()
+    """Characters the scanner sends in place of FNC1/GS (0x1D), e.g. ``["|"]``."""
+    max_read_bytes: int = Field(default=512, ge=16, le=65536)
+    """A read longer than this is rejected as garbage."""
+
+    @model_validator(mode="after")
+    def _is_a_scanner(self) -> Self:
+        if self.role != "label_scanner":
+            raise ValueError("a scanner_tcp device has role = 'label_scanner'")
+        return self
+
+
+Device = Annotated[
+    OpcUaDevice | ModbusTcpDevice | ModbusRtuDevice | ScannerTcpDevice,
+    Field(discriminator="kind"),
+]
+"""A device, chosen by its ``kind``."""
+
+
+# --------------------------------------------------------------------------------------
+# The whole file
+
+
+class LinesideConfig(StrictModel):
+    """A Lineside gateway configuration file."""
+
+    gateway: GatewaySection
+    """Identity and logging."""
+    store: StoreSection
+    """The local store."""
+    lines: tuple[LineSection, ...] = Field(min_length=1)
+    """The packing lines this gateway serves."""
+    devices: tuple[Device, ...] = ()
+    """Checkweighers, probes and scanners."""
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        line_ids = [line.id for line in self.lines]
+        if len(set(line_ids)) != len(line_ids):
+            raise ValueError(f"line ids must be unique: {line_ids}")
+        device_ids = [d.id for d in self.devices]
+        if len(set(device_ids)) != len(device_ids):
+            raise ValueError(f"device ids must be unique: {device_ids}")
+        for device in self.devices:
+            if device.line not in line_ids:
+                raise ValueError(
+                    f"device {device.id} names line {device.line!r}, which is not in [[lines]]"
+                )
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the config, so logs can redact them."""
+        found: list[str] = []
+
+        def walk(node: object) -> None:
+            if isinstance(node, SecretStr):
+                found.append(node.get_secret_value())
+            elif isinstance(node, BaseModel):
+                for name in type(node).model_fields:
+                    walk(getattr(node, name))
+            elif isinstance(node, tuple | list):
+                for item in node:
+                    walk(item)
+
+        walk(self)
+        return [s for s in found if s]
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> LinesideConfig:
+    """Read and validate a config file; raise :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            shown, [ConfigProblem("(file)", str(path), exc.strerror or str(exc))]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            shown, [ConfigProblem("(file)", str(path), f"not UTF-8: {exc}")]
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(shown, [ConfigProblem("(syntax)", MISSING, f"TOML: {exc}")]) from None
+    return parse_config(raw, source=shown, base_dir=path.resolve().parent, environ=environ)
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LinesideConfig:
+    """Validate already-parsed TOML data (see :func:`load_config`)."""
+    context = {"base_dir": base_dir, "environ": os.environ if environ is None else environ}
+    try:
+        return LinesideConfig.model_validate(raw, context=context)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc, raw)) from None
+
+
+SECRET_KEYS = frozenset({"password"})
+"""Keys holding secrets: their values are never echoed in an error message."""
+
+
+def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[ConfigProblem]:
+    errors = exc.errors(include_url=False)
+    # pydantic also reports a container as "too short" when its only items were invalid;
+    # that is noise next to the item's own error, so drop it.
+    locations = [e["loc"] for e in errors]
+    problems = []
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] == "too_short" and any(
+            other[: len(loc)] == loc and len(other) > len(loc) for other in locations
+        ):
+            continue
+        location = _key_path(loc, raw)
+        value: object = MISSING if error["type"] == "missing" else error.get("input", MISSING)
+        if isinstance(value, Mapping | list | tuple) and error["type"] != "extra_forbidden":
+            value = "{...}" if isinstance(value, Mapping) else "[...]"
+        if any(part in SECRET_KEYS for part in loc if isinstance(part, str)):
+            value = "***"
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (misspelt? see config/example.toml)"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        problems.append(ConfigProblem(location, value, message))
+    return problems
+
+
+def _key_path(loc: tuple[int | str, ...], raw: object) -> str:
+    """Render a pydantic location as a TOML key path, e.g. ``devices[0].groups[1].tags[2].node``.
+
+    The discriminated-union tag (``opcua`` in ``devices.0.opcua.endpoint``) is not a key in
+    the file, so it is dropped by walking the raw data alongside the location.
+    """
+    parts: list[str] = []
+    node: object = raw
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        elif isinstance(node, Mapping) and item in node:
+            parts.append(f".{item}" if parts else item)
+            node = node[item]
+        elif isinstance(node, Mapping) and node.get("kind") == item:
+            continue  # union member name
+        else:
+            parts.append(f".{item}" if parts else item)
+            node = None
+    return "".join(parts) or "(top level)"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, as committed in ``config/lineside.schema.json``."""
+    schema = LinesideConfig.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Lineside gateway configuration"
+    return schema

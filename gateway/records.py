@@ -1,0 +1,151 @@
+"""The records Lineside stores, syncs and evaluates rules on.
+
+Every record is immutable. The store gives each one a gateway-wide sequence number when it
+commits it (see :mod:`gateway.sequence`); the number is the record's identity in the
+warehouse, together with the gateway id.
+
+Times are wall-clock microseconds since the Unix epoch (UTC). Weights are grams, temperatures
+degrees Celsius. A measurement is always a finite number: bad values are
+:class:`RejectedInput` records, never a ``PackEvent`` or ``TemperatureReading``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """Alert severity (ISA-18.2 style priorities)."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    WARNING = "warning"
+
+
+class Priority(IntEnum):
+    """Outbox priority classes: lower leaves first, and is never evicted for space."""
+
+    ALERT = 0
+    COMPLIANCE = 1
+    TELEMETRY = 2
+
+
+class RecordFlag(IntEnum):
+    """Bits in a record's ``flags``."""
+
+    TIME_UNCERTAIN = 1
+    """The wall clock was stepped near this record's time."""
+    PROVISIONAL_RUN = 2
+    """The run was joined from the offline cache while the ERP was unreachable."""
+
+
+def _require_finite(name: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PackEvent:
+    """One pack over the checkweigher."""
+
+    ts_us: int
+    line: str
+    device: str
+    net_g: float
+    pack_counter: int | None = None
+    gross_g: float | None = None
+    tare_g: float | None = None
+    accepted: bool | None = None
+    label_seq: int | None = None
+    run_number: str | None = None
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        _require_finite("net_g", self.net_g)
+        _require_finite("gross_g", self.gross_g)
+        _require_finite("tare_g", self.tare_g)
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureReading:
+    """One temperature from a probe."""
+
+    ts_us: int
+    line: str
+    device: str
+    probe: str
+    celsius: float
+    location: str = ""
+    run_number: str | None = None
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        _require_finite("celsius", self.celsius)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScan:
+    """One barcode read; ``parsed`` holds the GS1 fields when the read was valid."""
+
+    ts_us: int
+    line: str
+    device: str
+    raw: bytes
+    gtin: str | None = None
+    batch: str | None = None
+    use_by: str | None = None
+    pack_date: str | None = None
+    serial: str | None = None
+    net_weight_g: float | None = None
+    parsed: dict[str, Any] = field(default_factory=dict)
+    run_number: str | None = None
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """Something that happened to a device or to the gateway: link up/down, bad quality..."""
+
+    ts_us: int
+    device: str
+    kind: str
+    line: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedInput:
+    """An input that was refused, kept with its raw value and the reason, never dropped."""
+
+    ts_us: int
+    source: str
+    tag: str
+    raw: str
+    reason: str
+    detail: str = ""
+    line: str | None = None
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One transition of an alert (raised, updated, cleared, acknowledged, shelved)."""
+
+    ts_us: int
+    alert_id: str
+    rule: str
+    subject: str
+    severity: Severity
+    state: str
+    message: str
+    line: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    flags: int = 0
+
+
+Record = PackEvent | TemperatureReading | LabelScan | DeviceEvent | RejectedInput | AlertRecord
+"""Anything the store appends."""

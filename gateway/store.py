@@ -1,0 +1,477 @@
+"""The local store: one SQLite database, the device's single source of truth.
+
+* One writer connection (aiosqlite runs it on its own thread), WAL journal,
+  ``synchronous=FULL``: a commit is on disk when it returns
+  (sqlite.org/pragma.html#pragma_synchronous).
+* Group commit: :meth:`Store.submit` queues a record; the committer task writes everything
+  pending in one ``BEGIN IMMEDIATE`` transaction at most every ``commit_interval_ms`` or as
+  soon as ``commit_max_rows`` are waiting, whichever comes first. One fsync per batch bounds
+  flash wear and the loss window.
+* Every record gets its gateway sequence number (:mod:`gateway.sequence`) and its outbox row
+  in the same transaction (transactional outbox). A batch is committed whole or not at all.
+* At start-up ``PRAGMA quick_check``; a database that is damaged (or not a database) is moved
+  with its ``-wal`` and ``-shm`` into the quarantine folder, a fresh one is created, and an
+  alert naming the file is stored. The same happens if corruption shows up while running.
+* A size budget: ``max_page_count`` keeps the database under ``max_size_mb`` and leaves
+  ``headroom_mb`` free on the disk. When the budget or the disk is full, the batch is rolled
+  back explicitly, kept in memory, and retried with backoff (SQLite can't even DELETE on a
+  full disk: reliability.md §2.4). An I/O error is fatal: the process exits, systemd restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.backoff import Backoff
+from gateway.clock import Clock
+from gateway.config import StoreSection
+from gateway.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    StoreIOError,
+)
+from gateway.records import AlertRecord, Record, Severity
+from gateway.schema import MIGRATIONS, RECORD_STREAMS, RECORD_TABLES, SCHEMA_VERSION
+from gateway.sequence import SequenceAllocator
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+# SQLite primary result codes (sqlite.org/rescode.html).
+SQLITE_IOERR = 10
+SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_NOTADB = 26
+
+
+class StoreState(StrEnum):
+    """What the store can do right now; shown in the TUI and metrics."""
+
+    CLOSED = "closed"
+    OK = "ok"
+    FULL = "full"
+    """The size budget or the disk is full; records wait in memory and commits are retried."""
+
+
+@dataclass
+class StoreStats:
+    """Counters for metrics and the TUI."""
+
+    batches_committed: int = 0
+    records_committed: int = 0
+    last_commit_ms: float = 0.0
+    full_events: int = 0
+    quarantined: list[Path] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: Record
+    done: asyncio.Future[int]
+
+
+def classify_sqlite_error(exc: sqlite3.Error) -> type[StoreError]:
+    """Map a sqlite3 error to the store's exception tree."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc).lower()
+    if (
+        primary in (SQLITE_CORRUPT, SQLITE_NOTADB)
+        or "malformed" in text
+        or "not a database" in text
+    ):
+        return StoreCorruptError
+    if primary == SQLITE_FULL or "database or disk is full" in text:
+        return StoreFullError
+    if primary == SQLITE_IOERR or "disk i/o error" in text:
+        return StoreIOError
+    return StoreError
+
+
+class Store:
+    """The gateway's SQLite store with group commit and a transactional outbox.
+
+    Use as ``async with Store(config, clock) as store:`` and run :meth:`run_committer` as a
+    task; :meth:`close` (called on exit) commits whatever is still pending.
+    """
+
+    def __init__(self, config: StoreSection, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.path = config.path
+        self.state = StoreState.CLOSED
+        self.stats = StoreStats()
+        self._db: aiosqlite.Connection | None = None
+        self._sequence = SequenceAllocator(self.path.with_name(self.path.name + ".seq"))
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._stopping = False
+        self._committer_done = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open (or create) the database, check it, migrate it, quarantine it if damaged."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await self._connect()
+        except StoreCorruptError as exc:
+            moved = self._quarantine(str(exc))
+            self._db = await self._connect()
+            self._alert_quarantined(moved, str(exc))
+        database_max = await self._max_sequence()
+        await asyncio.to_thread(self._sequence.start, database_max)
+        if self._sequence.recovered_from_damaged_file:
+            self.submit(
+                AlertRecord(
+                    ts_us=self.clock.wall_us(),
+                    alert_id="store.sequence_file",
+                    rule="store_sequence_file",
+                    subject=str(self._sequence.path),
+                    severity=Severity.MAJOR,
+                    state="raised",
+                    message=(
+                        f"sequence reservation file {self._sequence.path} was damaged; "
+                        "numbering continued from the clock"
+                    ),
+                )
+            )
+        self.state = StoreState.OK
+        log.info(
+            "store open: %s (schema %d, next sequence %d)",
+            self.path,
+            SCHEMA_VERSION,
+            self._sequence.next_value,
+        )
+
+    async def close(self) -> None:
+        """Commit everything pending, then close the connection."""
+        if self._db is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            while self._pending:
+                await self.commit_pending()
+        finally:
+            db, self._db = self._db, None
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await db.close()
+            self.state = StoreState.CLOSED
+            self._wakeup.set()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        """Connect, verify and migrate; raise StoreCorruptError for a damaged file."""
+        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+        try:
+            await self._prepare(db)
+        except sqlite3.Error as exc:
+            await db.close()
+            error = classify_sqlite_error(exc)
+            raise error(f"{self.path}: {exc}") from exc
+        except StoreError:
+            await db.close()
+            raise
+        return db
+
+    async def _prepare(self, db: aiosqlite.Connection) -> None:
+        # journal_mode is the first read of the file header: garbage fails here.
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA temp_store=MEMORY")
+        await db.execute(f"PRAGMA journal_size_limit={32 * MIB}")
+        async with db.execute("PRAGMA quick_check") as cursor:
+            rows = [str(r[0]) for r in await cursor.fetchall()]
+        if rows != ["ok"]:
+            raise StoreCorruptError(f"{self.path}: quick_check: {'; '.join(rows[:5])}")
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema {version}, newer than this Lineside ({SCHEMA_VERSION})"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            await db.execute("BEGIN IMMEDIATE")
+            # executescript() would COMMIT on its own; run statement by statement instead so
+            # the migration and its user_version bump are one transaction.
+            for statement in _split_sql(MIGRATIONS[number]):
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version={number + 1}")
+            await db.execute("COMMIT")
+            log.info("store migrated %s to schema %d", self.path, number + 1)
+        await self._apply_budget(db)
+
+    async def _apply_budget(self, db: aiosqlite.Connection) -> None:
+        """Cap the database so it stays within its budget and leaves the disk headroom."""
+        async with db.execute("PRAGMA page_size") as cursor:
+            row = await cursor.fetchone()
+        page_size = int(row[0]) if row else 4096
+        size_now = self.path.stat().st_size if self.path.exists() else 0
+        free = shutil.disk_usage(self.path.parent).free
+        headroom = self.config.headroom_mb * MIB
+        allowed = min(self.config.max_size_mb * MIB, size_now + max(free - headroom, 0))
+        pages = max(allowed // page_size, (size_now // page_size) + 1, 64)
+        await db.execute(f"PRAGMA max_page_count={pages}")
+        log.debug("store budget: %d pages of %d bytes", pages, page_size)
+
+    async def _max_sequence(self) -> int:
+        db = self._connection()
+        highest = 0
+        for table in (*RECORD_STREAMS, "runs", "outbox"):
+            async with db.execute(f"SELECT max(seq) FROM {table}") as cursor:  # noqa: S608
+                row = await cursor.fetchone()
+            if row and row[0] is not None:
+                highest = max(highest, int(row[0]))
+        return highest
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    # ---------------------------------------------------------------- quarantine
+
+    def _quarantine(self, reason: str) -> Path:
+        """Move the database and its -wal/-shm together into a new quarantine folder."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        folder = self.config.quarantine_path / stamp
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            source = self.path.with_name(self.path.name + suffix)
+            if source.exists():
+                # Never move or delete a -wal on its own: that corrupts
+                # (sqlite.org/howtocorrupt.html).
+                shutil.move(source, folder / source.name)
+        (folder / "REASON.txt").write_text(reason + "\n", encoding="utf-8")
+        moved = folder / self.path.name
+        self.stats.quarantined.append(moved)
+        log.error(
+            "store %s is damaged (%s); moved to %s and started fresh", self.path, reason, folder
+        )
+        return moved
+
+    def _alert_quarantined(self, moved: Path, reason: str) -> None:
+        self.submit(
+            AlertRecord(
+                ts_us=self.clock.wall_us(),
+                alert_id=f"store.quarantined.{moved.parent.name}",
+                rule="store_quarantined",
+                subject=str(self.path),
+                severity=Severity.MAJOR,
+                state="raised",
+                message=f"damaged database moved to {moved}; recording continues in a fresh store",
+                detail={"file": str(moved), "reason": reason},
+            )
+        )
+
+    # ---------------------------------------------------------------- writing
+
+    def submit(self, record: Record) -> asyncio.Future[int]:
+        """Queue a record for the next group commit; the future gives its sequence number."""
+        if self._db is None:
+            raise StoreError("store is closed")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(record, done))
+        if len(self._pending) >= self.config.commit_max_rows:
+            self._wakeup.set()
+        if len(self._pending) >= self.config.max_pending_rows:
+            self._space.clear()
+        return done
+
+    async def append(self, record: Record) -> asyncio.Future[int]:
+        """Like :meth:`submit`, but waits while too many records are pending (backpressure)."""
+        await self._space.wait()
+        return self.submit(record)
+
+    async def write(self, record: Record) -> int:
+        """Store one record and wait until it is committed; returns its sequence number."""
+        return await self.submit(record)
+
+    @property
+    def pending_count(self) -> int:
+        """Records queued but not committed yet."""
+        return len(self._pending)
+
+    async def run_committer(self) -> None:
+        """Commit pending records in groups until :meth:`stop_committer` (run as a task)."""
+        interval = self.config.commit_interval_ms / 1000
+        backoff = Backoff(initial=0.2, maximum=10.0)
+        while not (self._stopping and not self._pending):
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if len(self._pending) < self.config.commit_max_rows and not self._stopping:
+                # Group commit: give the batch up to one interval to fill.
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._wakeup.wait()
+            try:
+                await self.commit_pending()
+            except StoreFullError as exc:
+                if self._stopping:
+                    raise
+                delay = backoff.next_delay()
+                log.error(
+                    "store full, %d records waiting, retry in %.1fs: %s",
+                    len(self._pending),
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+            else:
+                backoff.reset()
+        self._committer_done.set()
+
+    async def stop_committer(self) -> None:
+        """Ask the committer to commit everything pending and return; wait until it has."""
+        self._stopping = True
+        self._wakeup.set()
+        await self._committer_done.wait()
+
+    async def commit_pending(self) -> int:
+        """Commit up to ``commit_max_rows`` pending records in one transaction; return how many.
+
+        The commit runs shielded: if the caller is cancelled half-way, the transaction still
+        finishes and the batch is taken off the queue exactly once, so a later flush cannot
+        store the same records again under new sequence numbers.
+        """
+        inner = asyncio.ensure_future(self._commit_front())
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await inner
+            raise
+
+    async def _commit_front(self) -> int:
+        async with self._commit_lock:
+            batch = self._pending[: self.config.commit_max_rows]
+            if not batch:
+                return 0
+            started = time.perf_counter()
+            for attempt in range(2):
+                try:
+                    await self._commit_batch(batch)
+                    break
+                except StoreCorruptError as exc:
+                    if attempt:
+                        raise
+                    await self._recover_from_corruption(str(exc))
+            del self._pending[: len(batch)]
+            if len(self._pending) < self.config.max_pending_rows:
+                self._space.set()
+            if self.state is StoreState.FULL:
+                self.state = StoreState.OK
+                log.warning("store has space again; %d records waiting", len(self._pending))
+            self.stats.batches_committed += 1
+            self.stats.records_committed += len(batch)
+            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            return len(batch)
+
+    async def _commit_batch(self, batch: Sequence[_Pending]) -> None:
+        db = self._connection()
+        if self._sequence.needs_reservation(len(batch)):
+            await asyncio.to_thread(self._sequence.reserve, len(batch))
+        first = self._sequence.take(len(batch))
+        now = self.clock.wall_us()
+        by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+        outbox: list[tuple[object, ...]] = []
+        sql: dict[str, str] = {}
+        for offset, item in enumerate(batch):
+            spec = RECORD_TABLES[type(item.record)]
+            seq = first + offset
+            by_table[spec.table].append((seq, *spec.row(item.record)))
+            sql[spec.table] = spec.insert_sql
+            outbox.append((seq, spec.table, int(spec.priority), now))
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            for table, rows in by_table.items():
+                await db.executemany(sql[table], rows)
+            await db.executemany(
+                "INSERT INTO outbox (seq, stream, priority, enqueued_us) VALUES (?, ?, ?, ?)",
+                outbox,
+            )
+            await db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            await self._rollback()
+            raise StoreError(f"a record broke a table constraint: {exc}") from exc
+        except sqlite3.Error as exc:
+            await self._rollback()
+            error = classify_sqlite_error(exc)
+            if error is StoreFullError:
+                self.state = StoreState.FULL
+                self.stats.full_events += 1
+            raise error(f"{self.path}: commit of {len(batch)} records failed: {exc}") from exc
+        for offset, item in enumerate(batch):
+            if not item.done.done():
+                item.done.set_result(first + offset)
+
+    async def _rollback(self) -> None:
+        # After SQLITE_FULL/IOERR SQLite may have undone only the failing statement; the whole
+        # batch must go, explicitly (sqlite.org/lang_transaction.html).
+        with contextlib.suppress(sqlite3.Error):
+            await self._connection().execute("ROLLBACK")
+
+    async def _recover_from_corruption(self, reason: str) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await db.close()
+        moved = self._quarantine(reason)
+        self._db = await self._connect()
+        self._alert_quarantined(moved, reason)
+        # The alert was appended at the end; the retried batch is the front of the queue.
+
+    # ---------------------------------------------------------------- reading
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query on the writer connection (serialised with commits)."""
+        async with self._connection().execute(sql, parameters) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our literals)."""
+    statements = []
+    for chunk in script.split(";"):
+        lines = [ln for ln in chunk.splitlines() if not ln.strip().startswith("--")]
+        text = "\n".join(lines).strip()
+        if text:
+            statements.append(text)
+    return statements
+
+
+def database_files(path: Path) -> list[Path]:
+    """The database file and its companions that exist on disk."""
+    return [p for s in ("", "-wal", "-shm") if (p := Path(os.fspath(path) + s)).exists()]

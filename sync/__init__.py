@@ -1,0 +1,1 @@
+"""Store-and-forward sync to the central warehouse, and the central ingest."""

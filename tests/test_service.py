@@ -1,0 +1,193 @@
+"""The service core: SIGTERM shutdown with the pending batch committed, sd_notify, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config
+from gateway.sdnotify import Notifier
+from gateway.service import run_gateway
+from tests.conftest import REPO, minimal_config_text, wait_for_sync
+
+
+def test_sigterm_exits_zero_within_five_seconds_with_the_pending_batch_committed(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "svc.db"
+    config = tmp_path / "gw.toml"
+    # A long commit interval keeps the start-up event pending until shutdown.
+    config.write_text(minimal_config_text(db_path, commit_interval_ms=5000))
+    notify = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = listener.recv(4096).decode()
+        assert ready.startswith("READY=1")
+        assert db_path.exists()
+        db = sqlite3.connect(db_path)
+        assert db.execute("SELECT count(*) FROM device_events").fetchone()[0] == 0
+        db.close()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert code == 0, proc.stderr.read() if proc.stderr else ""
+    assert elapsed < 5.0
+    db = sqlite3.connect(db_path)
+    kinds = [k for (k,) in db.execute("SELECT kind FROM device_events ORDER BY seq")]
+    assert kinds == ["gateway_started", "gateway_stopped"]
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 2
+
+
+def test_watchdog_pings_arrive_and_stop_when_the_loop_is_blocked(tmp_path: Path) -> None:
+    notify = tmp_path / "wd.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.setblocking(False)
+    notifier = Notifier({"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "100000"})
+    assert notifier.watchdog_interval == pytest.approx(0.05)
+
+    def drain() -> list[str]:
+        messages = []
+        while True:
+            try:
+                messages.append(listener.recv(4096).decode())
+            except BlockingIOError:
+                return messages
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.create_task(notifier.watchdog())
+        await asyncio.sleep(0.3)
+        before = drain()
+        time.sleep(0.5)  # the event loop is blocked: no pings may be sent meanwhile
+        during = drain()
+        task.cancel()
+        return len(before), len(during)
+
+    before, during = asyncio.run(scenario())
+    listener.close()
+    assert before >= 3
+    assert during == 0
+
+
+def test_notifier_is_silent_without_systemd() -> None:
+    notifier = Notifier({})
+    assert not notifier.enabled
+    notifier.notify("READY=1")  # no socket: nothing happens, nothing raised
+    assert notifier.watchdog_interval is None
+
+
+def test_abstract_notify_socket_address() -> None:
+    name = f"lineside-test-{os.getpid()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind("\0" + name)
+    listener.settimeout(5)
+    Notifier({"NOTIFY_SOCKET": "@" + name}).notify("STATUS=hello")
+    assert listener.recv(100) == b"STATUS=hello"
+    listener.close()
+
+
+async def test_run_gateway_in_process_stops_on_event(tmp_path: Path) -> None:
+    config_path = tmp_path / "gw.toml"
+    config_path.write_text(minimal_config_text(tmp_path / "p.db"))
+    config = load_config(config_path)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    runner = asyncio.create_task(run_gateway(config, stop=stop, on_ready=lambda _s: ready.set()))
+    await asyncio.wait_for(ready.wait(), 10)
+    tasks_while_running = {t.get_name() for t in asyncio.all_tasks()}
+    assert "store.committer" in tasks_while_running
+    stop.set()
+    await asyncio.wait_for(runner, 10)
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert leftover == []
+
+
+def test_json_logs_never_contain_a_secret(tmp_path: Path) -> None:
+    secret = "s3cr3t-pa55word"
+    (tmp_path / "pw").write_text(secret)
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "l.db").replace(
+            'site = "test-site"', 'site = "test-site"\nlog_format = "json"\nlog_level = "debug"'
+        )
+        + '[[devices]]\nid = "cw1"\nkind = "opcua"\nline = "L1"\nrole = "temperature_probe"\n'
+        'endpoint = "opc.tcp://127.0.0.1:9"\nusername = "u"\npassword = { file = "pw" }\n'
+        "reconnect_min_s = 0.05\nreconnect_max_s = 0.1\n"
+        '[[devices.groups]]\ntags = [{ name = "P1", node = "ns=2;s=P1" }]\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines, "logs are JSON lines"
+    assert any("running" in entry["message"] for entry in lines)
+    assert secret not in err
+
+
+def test_cli_version_and_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert out.stdout.startswith("lineside ")
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    for command in ("run", "check-config", "demo", "simulate", "tui", "ingest"):
+        assert command in help_text
+
+
+@pytest.mark.parametrize("command", ["tui", "ingest"])
+def test_commands_of_later_releases_say_so(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", command],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "not part of this release yet" in result.stderr
+
+
+def test_wait_helper_times_out() -> None:
+    with pytest.raises(AssertionError):
+        wait_for_sync(lambda: False, timeout=0.05)

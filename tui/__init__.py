@@ -1,0 +1,1 @@
+"""The operator terminal UI (Textual); runs as its own process."""
