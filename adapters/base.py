@@ -58,3 +58,17 @@ class DeviceAdapter(Protocol):
     async def run(self) -> None:
         """Read the device forever; return only when cancelled."""
         ...
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    asyncua and pymodbus wait with ``asyncio.wait_for``, which on Python 3.11 returns the
+    result instead of raising ``CancelledError`` when the reply and the cancellation arrive
+    in the same loop iteration (cpython gh-86296, fixed in 3.12). The task still counts the
+    request (``Task.cancelling()``), so adapters call this after library calls and at the
+    top of their loops, or ``run()`` might never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

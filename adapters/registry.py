@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.base import DeviceAdapter, RecordSink
+from adapters.roles import CheckweigherInterpreter
 from gateway.clock import Clock
 from gateway.config import (
     LinesideConfig,
@@ -11,6 +12,7 @@ from gateway.config import (
     OpcUaDevice,
     ScannerTcpDevice,
 )
+from gateway.store import Store
 
 
 def build_adapters(config: LinesideConfig, sink: RecordSink, clock: Clock) -> list[DeviceAdapter]:
@@ -32,3 +34,15 @@ def build_adapters(config: LinesideConfig, sink: RecordSink, clock: Clock) -> li
 
             adapters.append(ScannerAdapter(device, sink, clock))
     return adapters
+
+
+async def run_adapter(adapter: DeviceAdapter, store: Store) -> None:
+    """Run an adapter, first restoring what it must remember across gateway restarts.
+
+    A checkweigher continues from the pack counter last stored for it, so packs made while
+    the gateway was down are recorded as missed packs instead of vanishing into a baseline.
+    """
+    interpreter = getattr(adapter, "interpreter", None)
+    if isinstance(interpreter, CheckweigherInterpreter) and interpreter.last_counter is None:
+        interpreter.last_counter = await store.last_pack_counter(adapter.device_id)
+    await adapter.run()

@@ -142,6 +142,8 @@ class Interpreter(ABC):
             limits = self.limits.get(tag)
             if limits is None or limits.stuck_after_s is None or state.stuck_reported:
                 continue
+            if state.quality is not Quality.GOOD:
+                continue  # a bad tag is already reported; silence is not a stuck sensor
             if (ts_us - state.changed_us) / 1_000_000 > limits.stuck_after_s:
                 state.stuck_reported = True
                 events.append(

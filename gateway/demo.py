@@ -1,4 +1,4 @@
-"""``lineside demo`` and ``lineside simulate``: everything on this machine, nothing outside.
+"""``lineside demo``: simulators, gateway and a live view; everything on this machine.
 
 The demo runs the device simulators, the gateway on ``config/demo.toml`` and a live view of
 what the store records, in one process, until Ctrl-C (or ``--seconds``). It opens the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -34,31 +33,6 @@ def demo_simulator_settings() -> SimulatorSettings:
     return SimulatorSettings(
         opcua_port=DEMO_OPCUA_PORT, modbus_port=DEMO_MODBUS_PORT, scanner_port=DEMO_SCANNER_PORT
     )
-
-
-def run_simulate(args: argparse.Namespace) -> int:
-    """Run the simulators until Ctrl-C."""
-    try:
-        settings = SimulatorSettings(
-            seed=args.seed,
-            scenario=args.scenario,
-            speed=args.speed,
-            host=args.host,
-            opcua_port=args.opcua_port,
-            modbus_port=args.modbus_port,
-            scanner_port=args.scanner_port,
-        )
-    except ValueError as exc:
-        print(f"lineside simulate: {exc}", file=sys.stderr)
-        return 2
-
-    def started(addresses: dict[str, str]) -> None:
-        for name, address in addresses.items():
-            print(f"simulator {name}: {address}", flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulators(settings, on_started=started))
-    return 0
 
 
 async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig) -> None:

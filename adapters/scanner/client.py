@@ -40,6 +40,7 @@ class ScannerAdapter:
         self.last_error = ""
         self.reconnects = 0
         self.reads = 0
+        self.connect_attempts = 0
         self.interpreter: Interpreter = interpreter_for(device, {})
         self._terminator = TERMINATORS[device.terminator]
         self._down_since: float | None = None
@@ -58,6 +59,7 @@ class ScannerAdapter:
 
     async def _session(self, backoff: Backoff) -> None:
         self.state = LinkState.CONNECTING
+        self.connect_attempts += 1
         try:
             async with asyncio.timeout(self.device.timeout_s):
                 reader, writer = await asyncio.open_connection(self.device.host, self.device.port)
@@ -91,6 +93,9 @@ class ScannerAdapter:
                 buffer = rest
                 if discarding:
                     discarding = False  # end of an over-long read: resynchronised
+                    continue
+                if len(line) > self.device.max_read_bytes:
+                    self._reject_oversized(line)
                     continue
                 self._deliver(line)
             if len(buffer) > self.device.max_read_bytes:

@@ -1,0 +1,632 @@
+"""Seedable, scripted scenario engine for the device simulators (pure: no I/O, no clock reads).
+
+Time is *simulated* seconds since the scenario started, passed in by the caller; the
+simulators turn wall time into simulated time with :func:`sim_time` (``speed`` 10 runs ten
+times faster). Everything an engine produces depends only on ``seed``, the scenario, the
+:class:`LineSpec` and ``t``; random draws are keyed by (seed, device, sample index), so
+advancing in many small steps or one large step yields exactly the same events.
+
+What the line does
+------------------
+* Checkweighers (default ``CW1`` Qn 240 g and ``CW2`` Qn 400 g) weigh one pack each
+  ``1 / pack_rate_hz`` seconds, staggered so packs of different checkweighers never coincide.
+  Net weights are normal around a target a little above Qn; a pack is *accepted* when its net
+  weight is at least T1 (the reject setpoint) and only accepted packs reach the labeller, so
+  rejected packs carry no label sequence number and produce no scanner read.
+* Each checkweigher's labeller numbers labels 1, 2, 3, ... (GS1 AI 21). The label is a GS1
+  element string ``]C1`` (01) GTIN-14 (13) pack date (17) use-by = pack date + 9 days
+  (3103) net weight in kg, 3 decimals, rounded down (10) batch <GS> (21) label sequence.
+* Probes are sampled every ``probe_period_s`` seconds: product-core ~2.5 °C, chill room
+  ~1 °C, a blast freezer around -21 °C, and so on; all chilled
+  probes rest well below 5 °C (see :data:`DEFAULT_PROBES`).
+
+Scripts (``t`` in simulated seconds; TNE from domain-rules.md §1.3: Qn 240 g lies in the
+200-300 g band, TNE 9 g, so T1 = 231 g and T2 = 222 g)
+-----------------------------------------------------------------------------------------
+``normal``                 nothing scripted.
+``underweight_drift``      from 30 s the CW1 mean ramps (over 60 s) from 243 g to
+                           Qn - 0.75 TNE = 233.25 g (below Qn; about 7 % of packs below T1) and
+                           stays there; single packs at T2 - 1.5 g (220.5 g) at 90 s and 150 s.
+``temperature_excursion``  P1 (product core) above 5 °C (plateau 6.5 °C) for 40 s from 60 s,
+                           then (plateau 7.0 °C) for 390 s = 6.5 min from 180 s.
+``label_gap``              at 30 s CW1's labeller skips exactly 3 sequence numbers, once.
+``dropout``                all devices go away from 30 s to 60 s (the simulators stop or go
+                           silent), then come back; the line itself keeps packing meanwhile.
+``demo``                   a 780 s cycle, repeated: drift 45-165 s (T2 packs at 120 s, 150 s),
+                           short excursion 180-220 s, label gap at 240 s, dropout 270-300 s,
+                           long excursion 330-720 s, normal until 780 s.
+
+:attr:`ScenarioEngine.schedule` exposes the script so tests can assert on it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from typing import Final
+
+from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
+
+__all__ = [
+    "DEFAULT_CHECKWEIGHERS",
+    "DEFAULT_PROBES",
+    "CheckweigherSpec",
+    "DropoutChanged",
+    "EventKind",
+    "LineSpec",
+    "PackEvent",
+    "ProbeSample",
+    "ProbeSpec",
+    "ScenarioEngine",
+    "ScenarioName",
+    "Schedule",
+    "ScriptedEvent",
+    "SimEvent",
+    "build_schedule",
+    "sim_time",
+    "wall_delay",
+]
+
+
+class ScenarioName(StrEnum):
+    """The scripted scenarios a simulator can run."""
+
+    NORMAL = "normal"
+    UNDERWEIGHT_DRIFT = "underweight_drift"
+    TEMPERATURE_EXCURSION = "temperature_excursion"
+    LABEL_GAP = "label_gap"
+    DROPOUT = "dropout"
+    DEMO = "demo"
+
+
+class EventKind(StrEnum):
+    """Kinds of scripted event in a :class:`Schedule`."""
+
+    UNDERWEIGHT_DRIFT = "underweight_drift"
+    """Checkweigher mean ramps to ``value`` g over ``ramp_s``, held until ``end_s``."""
+    T2_BREACH = "t2_breach"
+    """The first pack weighed at or after ``start_s`` weighs ``value`` g (below T2)."""
+    TEMPERATURE_EXCURSION = "temperature_excursion"
+    """Probe reads around ``value`` °C (above 5 °C) for ``start_s <= t < end_s``."""
+    LABEL_GAP = "label_gap"
+    """The labeller skips ``value`` sequence numbers at its first label after ``start_s``."""
+    DROPOUT = "dropout"
+    """Every simulated device is unreachable for ``start_s <= t < end_s``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedEvent:
+    """One scripted event: what happens, to which device, when, and how much.
+
+    ``end_s`` is ``None`` for instantaneous events (T2 breach, label gap) and for events that
+    persist until the run ends; :attr:`open_ended` tells them apart.
+    """
+
+    kind: EventKind
+    target: str
+    start_s: float
+    end_s: float | None
+    value: float
+    ramp_s: float = 0.0
+    open_ended: bool = False
+
+    @property
+    def duration_s(self) -> float | None:
+        """Length of an event with an end, else ``None``."""
+        return None if self.end_s is None else self.end_s - self.start_s
+
+    def shifted(self, offset_s: float) -> ScriptedEvent:
+        """The same event ``offset_s`` later (one cycle of a repeating schedule)."""
+        end = None if self.end_s is None else self.end_s + offset_s
+        return replace(self, start_s=self.start_s + offset_s, end_s=end)
+
+    def covers(self, t: float) -> bool:
+        """True while a duration event is in force at ``t`` (never for instantaneous ones)."""
+        if self.end_s is None:
+            return self.open_ended and t >= self.start_s
+        return self.start_s <= t < self.end_s
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The script of a scenario: ``events`` of one cycle, repeated every ``cycle_s`` if set."""
+
+    scenario: ScenarioName
+    events: tuple[ScriptedEvent, ...]
+    cycle_s: float | None = None
+
+    def of_kind(self, kind: EventKind) -> tuple[ScriptedEvent, ...]:
+        """The events of the first cycle with the given kind, in start order."""
+        return tuple(e for e in self.events if e.kind is kind)
+
+    def occurrences(self, until_s: float) -> list[ScriptedEvent]:
+        """Every event starting at or before ``until_s``, cycles unrolled, in start order."""
+        return sorted(self._starting_in(-math.inf, until_s), key=lambda e: e.start_s)
+
+    def active(self, kind: EventKind, target: str, t: float) -> ScriptedEvent | None:
+        """The ``kind`` event on ``target`` in force at ``t`` (shifted into its cycle), if any."""
+        if t < 0:
+            return None
+        offset = 0.0
+        if self.cycle_s is not None:
+            offset = math.floor(t / self.cycle_s) * self.cycle_s
+        for e in self.events:
+            if e.kind is kind and e.target == target and e.covers(t - offset):
+                return e.shifted(offset)
+        return None
+
+    def starts_in(
+        self, kind: EventKind, target: str | None, lo: float, hi: float
+    ) -> list[ScriptedEvent]:
+        """``kind`` events (on ``target``, or any if ``None``) with ``lo < start_s <= hi``."""
+        return [
+            e
+            for e in self._starting_in(lo, hi)
+            if e.kind is kind and (target is None or e.target == target)
+        ]
+
+    def ends_in(self, kind: EventKind, lo: float, hi: float) -> list[ScriptedEvent]:
+        """``kind`` events with ``lo < end_s <= hi`` (cycles unrolled)."""
+        found: list[ScriptedEvent] = []
+        for e in self.events:
+            if e.kind is kind and e.end_s is not None:
+                found.extend(o for o in self._unroll(e, lo, hi, e.end_s))
+        return found
+
+    def _starting_in(self, lo: float, hi: float) -> Iterator[ScriptedEvent]:
+        for e in self.events:
+            yield from self._unroll(e, lo, hi, e.start_s)
+
+    def _unroll(
+        self, e: ScriptedEvent, lo: float, hi: float, anchor: float
+    ) -> Iterator[ScriptedEvent]:
+        """Copies of ``e`` whose ``anchor`` time (start or end) lies in ``(lo, hi]``."""
+        if self.cycle_s is None:
+            if lo < anchor <= hi:
+                yield e
+            return
+        k = 0 if lo < anchor else math.floor((lo - anchor) / self.cycle_s) + 1
+        while anchor + k * self.cycle_s <= hi:
+            if anchor + k * self.cycle_s > lo:  # guards float rounding in the floor above
+                yield e.shifted(k * self.cycle_s)
+            k += 1
+
+
+@dataclass(frozen=True, slots=True)
+class CheckweigherSpec:
+    """A checkweigher and the product it weighs (weights in grams).
+
+    ``tne_g`` comes from the TNE table (domain-rules.md §1.3), not computed here: the rules
+    package owns that calculation; the simulator only needs consistent example values.
+    """
+
+    id: str
+    nominal_g: float
+    tne_g: float
+    target_g: float
+    sd_g: float
+    tare_g: float
+    tare_sd_g: float
+    gtin_body: str
+    """The 13 GTIN-14 data digits; the check digit is appended."""
+
+    @property
+    def t1_g(self) -> float:
+        """Qn - TNE: at most 2.5 % of packs may be below it; also the reject setpoint."""
+        return round(self.nominal_g - self.tne_g, 1)
+
+    @property
+    def t2_g(self) -> float:
+        """Qn - 2 TNE: no pack may be below it."""
+        return round(self.nominal_g - 2 * self.tne_g, 1)
+
+    @property
+    def gtin(self) -> str:
+        """The GTIN-14 with its mod-10 check digit."""
+        return self.gtin_body + str(gtin_check_digit(self.gtin_body))
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """A temperature probe: its resting value and noise (°C)."""
+
+    id: str
+    description: str
+    baseline_c: float
+    noise_c: float
+
+
+DEFAULT_CHECKWEIGHERS: Final = (
+    # Qn 240 g: 200-300 g band, TNE 9 g (domain-rules.md §1.3 worked values: T1 231, T2 222).
+    CheckweigherSpec("CW1", 240.0, 9.0, 243.0, 1.5, 12.0, 0.2, "0501234500001"),
+    # Qn 400 g: 300-500 g band, TNE 3 % = 12 g (T1 388, T2 376).
+    CheckweigherSpec("CW2", 400.0, 12.0, 404.0, 2.0, 15.0, 0.2, "0501234500002"),
+)
+"""CW1 (salmon fillets 240 g, served over OPC UA) and CW2 (400 g, the Modbus scale)."""
+
+DEFAULT_PROBES: Final = (
+    ProbeSpec("P1", "line 1 product core", 2.5, 0.15),
+    ProbeSpec("P2", "chill room air", 1.0, 0.2),
+    ProbeSpec("P3", "dispatch chiller", 2.0, 0.15),
+    ProbeSpec("TT1", "infeed product", 3.0, 0.2),
+    ProbeSpec("TT2", "brine chiller", -1.5, 0.1),
+    ProbeSpec("TT3", "blast freezer", -21.0, 0.4),
+    ProbeSpec("TT4", "ice slurry tank", -0.5, 0.1),
+)
+"""Probes P1/P2 are served over OPC UA; TT1-TT4 and P3 by the Modbus simulator."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    """The simulated line: its devices and the production run's label data."""
+
+    checkweighers: tuple[CheckweigherSpec, ...] = DEFAULT_CHECKWEIGHERS
+    probes: tuple[ProbeSpec, ...] = DEFAULT_PROBES
+    batch_code: str = "B2501-SAL-07"
+    pack_date: date = date(2025, 1, 6)
+    use_by_days: int = 9
+    """Glossary: use-by = pack date + 9 days as standard."""
+    first_label_seq: int = 1
+    drift_checkweigher: str = "CW1"
+    """Checkweigher that drifts underweight, gets T2 packs and has the label gap."""
+    excursion_probe: str = "P1"
+    """Probe that goes above 5 °C in the temperature scripts."""
+
+    def checkweigher(self, cw_id: str) -> CheckweigherSpec:
+        """The checkweigher with id ``cw_id`` (``KeyError`` if there is none)."""
+        for cw in self.checkweighers:
+            if cw.id == cw_id:
+                return cw
+        raise KeyError(cw_id)
+
+    def probe(self, probe_id: str) -> ProbeSpec:
+        """The probe with id ``probe_id`` (``KeyError`` if there is none)."""
+        for p in self.probes:
+            if p.id == probe_id:
+                return p
+        raise KeyError(probe_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PackEvent:
+    """One pack over a checkweigher (weights in grams, rounded to the 0.1 g scale interval)."""
+
+    t: float
+    checkweigher_id: str
+    pack_counter: int
+    nominal_g: float
+    net_g: float
+    tare_g: float
+    gross_g: float
+    accepted: bool
+    label_seq: int | None
+    """Label sequence number; ``None`` for rejected packs, which are never labelled."""
+    label: str | None
+    """The GS1 element string the downstream scanner reads (``None`` if rejected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSample:
+    """A temperature reading (°C, 0.1 °C resolution)."""
+
+    t: float
+    probe_id: str
+    celsius: float
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutChanged:
+    """Devices go away (``active``) or come back."""
+
+    t: float
+    active: bool
+
+
+SimEvent = PackEvent | ProbeSample | DropoutChanged
+
+# Sort rank at equal times: a dropout edge applies before the data produced at that instant.
+_RANK: Final[dict[type, int]] = {DropoutChanged: 0, ProbeSample: 1, PackEvent: 2}
+
+_DEMO_CYCLE_S: Final = 780.0
+
+
+def build_schedule(scenario: ScenarioName, line: LineSpec) -> Schedule:
+    """The script of ``scenario`` for ``line`` (see the module docstring for the timings)."""
+    cw = line.checkweigher(line.drift_checkweigher)
+    probe = line.excursion_probe
+    drift_to = round(cw.nominal_g - 0.75 * cw.tne_g, 2)
+    t2_weight = round(cw.t2_g - 1.5, 1)
+    k = EventKind
+    events: tuple[ScriptedEvent, ...]
+    cycle: float | None = None
+    match scenario:
+        case ScenarioName.NORMAL:
+            events = ()
+        case ScenarioName.UNDERWEIGHT_DRIFT:
+            events = (
+                ScriptedEvent(k.UNDERWEIGHT_DRIFT, cw.id, 30.0, None, drift_to, 60.0, True),
+                ScriptedEvent(k.T2_BREACH, cw.id, 90.0, None, t2_weight),
+                ScriptedEvent(k.T2_BREACH, cw.id, 150.0, None, t2_weight),
+            )
+        case ScenarioName.TEMPERATURE_EXCURSION:
+            events = (
+                # Shorter than a 60 s delay alarm...
+                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 60.0, 100.0, 6.5),
+                # ...and longer than a 5 min one.
+                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 180.0, 570.0, 7.0),
+            )
+        case ScenarioName.LABEL_GAP:
+            events = (ScriptedEvent(k.LABEL_GAP, cw.id, 30.0, None, 3.0),)
+        case ScenarioName.DROPOUT:
+            events = (ScriptedEvent(k.DROPOUT, "*", 30.0, 60.0, 0.0),)
+        case ScenarioName.DEMO:
+            # Short events first so a newcomer sees every kind within about five minutes.
+            events = (
+                ScriptedEvent(k.UNDERWEIGHT_DRIFT, cw.id, 45.0, 165.0, drift_to, 45.0),
+                ScriptedEvent(k.T2_BREACH, cw.id, 120.0, None, t2_weight),
+                ScriptedEvent(k.T2_BREACH, cw.id, 150.0, None, t2_weight),
+                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 180.0, 220.0, 6.5),
+                ScriptedEvent(k.LABEL_GAP, cw.id, 240.0, None, 3.0),
+                ScriptedEvent(k.DROPOUT, "*", 270.0, 300.0, 0.0),
+                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 330.0, 720.0, 7.0),
+            )
+            cycle = _DEMO_CYCLE_S
+    return Schedule(scenario, events, cycle)
+
+
+def sim_time(elapsed_wall_s: float, speed: float) -> float:
+    """Simulated seconds after ``elapsed_wall_s`` real seconds at ``speed``."""
+    return elapsed_wall_s * speed
+
+
+def wall_delay(sim_delta_s: float, speed: float) -> float:
+    """Real seconds until ``sim_delta_s`` simulated seconds have passed at ``speed``."""
+    return max(0.0, sim_delta_s / speed)
+
+
+def _yymmdd(d: date) -> str:
+    return d.strftime("%y%m%d")
+
+
+@dataclass(slots=True)
+class _CheckweigherState:
+    next_counter: int = 1
+    next_label_seq: int = 1
+    pending_gap: int = 0
+
+
+@dataclass(slots=True)
+class _Cursor:
+    now_s: float | None = None
+    checkweighers: dict[str, _CheckweigherState] = field(default_factory=dict)
+
+
+class ScenarioEngine:
+    """Deterministic producer of simulated device events.
+
+    Args:
+        seed: random seed; the same seed, scenario, line and times give the same events.
+        scenario: which script to run.
+        pack_rate_hz: packs per second per checkweigher.
+        line: the simulated devices and run data (default :class:`LineSpec`).
+        probe_period_s: seconds between probe samples.
+
+    Call :meth:`advance` with non-decreasing simulated times; it returns the events that
+    happened since the previous call.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        scenario: ScenarioName = ScenarioName.NORMAL,
+        pack_rate_hz: float = 1.0,
+        line: LineSpec | None = None,
+        probe_period_s: float = 1.0,
+    ) -> None:
+        if not pack_rate_hz > 0 or not math.isfinite(pack_rate_hz):
+            raise ValueError(f"pack_rate_hz must be a positive number, got {pack_rate_hz!r}")
+        if not probe_period_s > 0 or not math.isfinite(probe_period_s):
+            raise ValueError(f"probe_period_s must be a positive number, got {probe_period_s!r}")
+        self._seed = seed
+        self._scenario = ScenarioName(scenario)
+        self._rate = pack_rate_hz
+        self._line = line if line is not None else LineSpec()
+        self._probe_period = probe_period_s
+        self._schedule = build_schedule(self._scenario, self._line)
+        self._cursor = _Cursor(
+            checkweighers={
+                cw.id: _CheckweigherState(next_label_seq=self._line.first_label_seq)
+                for cw in self._line.checkweighers
+            }
+        )
+
+    @property
+    def seed(self) -> int:
+        """The random seed."""
+        return self._seed
+
+    @property
+    def scenario(self) -> ScenarioName:
+        """The scenario being run."""
+        return self._scenario
+
+    @property
+    def line(self) -> LineSpec:
+        """The simulated line."""
+        return self._line
+
+    @property
+    def schedule(self) -> Schedule:
+        """The scripted events of the scenario and when they happen."""
+        return self._schedule
+
+    @property
+    def now_s(self) -> float | None:
+        """Simulated time reached by the last :meth:`advance` (``None`` before the first)."""
+        return self._cursor.now_s
+
+    def pack_time(self, cw_id: str, counter: int) -> float:
+        """Simulated time at which pack number ``counter`` (1-based) crosses ``cw_id``."""
+        ids = [cw.id for cw in self._line.checkweighers]
+        phase = (ids.index(cw_id) + 1) / (len(ids) + 1)
+        return (counter - 1 + phase) / self._rate
+
+    def dropout_active(self, t: float) -> bool:
+        """True while the devices are scripted to be unreachable at ``t``."""
+        return self._schedule.active(EventKind.DROPOUT, "*", t) is not None
+
+    def probe_value(self, probe_id: str, t: float) -> float:
+        """Temperature of ``probe_id`` at ``t`` (°C); a pure function of seed, probe and t."""
+        spec = self._line.probe(probe_id)
+        index = math.floor(t / self._probe_period + 1e-9)
+        rng = self._rng("probe", probe_id, index)
+        level = spec.baseline_c
+        excursion = self._schedule.active(EventKind.TEMPERATURE_EXCURSION, probe_id, t)
+        if excursion is not None:
+            level = excursion.value
+        # Clipped at 3 sigma so a plateau at 6.5 °C never dips to 5 °C and a 2.5 °C
+        # baseline never touches it: the scripted times are exactly the times above 5 °C.
+        noise = max(-3 * spec.noise_c, min(3 * spec.noise_c, rng.gauss(0.0, spec.noise_c)))
+        return round(level + noise, 1)
+
+    def next_event_time(self) -> float:
+        """The earliest simulated time after :attr:`now_s` at which an event happens."""
+        now = self._cursor.now_s
+        if now is None:
+            return 0.0
+        candidates = [
+            self.pack_time(cw_id, st.next_counter)
+            for cw_id, st in self._cursor.checkweighers.items()
+        ]
+        if self._line.probes:
+            next_index = math.floor(now / self._probe_period + 1e-9) + 1
+            candidates.append(next_index * self._probe_period)
+        horizon = now + (self._schedule.cycle_s or 1e9)
+        candidates.extend(edge.t for edge in self._dropout_edges(now, horizon))
+        return min(candidates, default=math.inf)
+
+    def advance(self, t: float) -> list[SimEvent]:
+        """Move to simulated time ``t`` and return the events in ``(previous t, t]``, in order.
+
+        The first call also returns the probe samples taken at ``t = 0``.
+
+        Raises:
+            ValueError: ``t`` is before the time already reached, or not finite.
+        """
+        if not math.isfinite(t):
+            raise ValueError(f"simulated time must be finite, got {t!r}")
+        prev = self._cursor.now_s
+        if prev is not None and t < prev:
+            raise ValueError(f"simulated time must not go backwards ({t} < {prev})")
+        lo = -math.inf if prev is None else prev
+        events: list[SimEvent] = list(self._dropout_edges(lo, t))
+        events.extend(self._probe_samples(prev, t))
+        for cw in self._line.checkweighers:
+            events.extend(self._packs(cw, t))
+        self._cursor.now_s = t
+        events.sort(key=_event_sort_key)
+        return events
+
+    def _dropout_edges(self, lo: float, hi: float) -> list[DropoutChanged]:
+        """Dropout starts and ends in ``(lo, hi]``."""
+        edges = [
+            DropoutChanged(e.start_s, active=True)
+            for e in self._schedule.starts_in(EventKind.DROPOUT, None, lo, hi)
+        ]
+        edges.extend(
+            DropoutChanged(e.end_s, active=False)
+            for e in self._schedule.ends_in(EventKind.DROPOUT, lo, hi)
+            if e.end_s is not None
+        )
+        return edges
+
+    def _rng(self, *key: object) -> random.Random:
+        # String seeds are hashed with SHA-512 (random.seed version 2), so the stream does not
+        # depend on PYTHONHASHSEED or on how time was sliced into advance() calls.
+        return random.Random("/".join(str(k) for k in (self._seed, *key)))  # noqa: S311 - simulation, not security
+
+    def _probe_samples(self, prev: float | None, t: float) -> Iterator[ProbeSample]:
+        first = 0 if prev is None else math.floor(prev / self._probe_period + 1e-9) + 1
+        last = math.floor(t / self._probe_period + 1e-9)
+        for index in range(first, last + 1):
+            ts = index * self._probe_period
+            for probe in self._line.probes:
+                yield ProbeSample(ts, probe.id, self.probe_value(probe.id, ts))
+
+    def _packs(self, cw: CheckweigherSpec, t: float) -> Iterator[PackEvent]:
+        state = self._cursor.checkweighers[cw.id]
+        while (tp := self.pack_time(cw.id, state.next_counter)) <= t:
+            yield self._weigh(cw, state, tp)
+            state.next_counter += 1
+
+    def _weigh(self, cw: CheckweigherSpec, state: _CheckweigherState, tp: float) -> PackEvent:
+        counter = state.next_counter
+        # Computed like tp (not tp - period) so consecutive windows tile without float gaps.
+        t_prev = self.pack_time(cw.id, counter - 1)
+        rng = self._rng("pack", cw.id, counter)
+        mean = cw.target_g
+        drift = self._schedule.active(EventKind.UNDERWEIGHT_DRIFT, cw.id, tp)
+        if drift is not None:
+            frac = 1.0 if drift.ramp_s <= 0 else min(1.0, (tp - drift.start_s) / drift.ramp_s)
+            mean = cw.target_g + (drift.value - cw.target_g) * frac
+        net = rng.gauss(mean, cw.sd_g)
+        breaches = self._schedule.starts_in(EventKind.T2_BREACH, cw.id, t_prev, tp)
+        if breaches:
+            net = breaches[0].value
+        net = round(max(net, 0.0), 1)
+        tare = round(max(rng.gauss(cw.tare_g, cw.tare_sd_g), 0.0), 1)
+        gross = round(net + tare, 1)
+        for gap in self._schedule.starts_in(EventKind.LABEL_GAP, cw.id, t_prev, tp):
+            state.pending_gap += int(gap.value)
+        accepted = net >= cw.t1_g
+        label_seq: int | None = None
+        label: str | None = None
+        if accepted:
+            state.next_label_seq += state.pending_gap
+            state.pending_gap = 0
+            label_seq = state.next_label_seq
+            state.next_label_seq += 1
+            label = self._label(cw, net, label_seq)
+        return PackEvent(
+            t=tp,
+            checkweigher_id=cw.id,
+            pack_counter=counter,
+            nominal_g=cw.nominal_g,
+            net_g=net,
+            tare_g=tare,
+            gross_g=gross,
+            accepted=accepted,
+            label_seq=label_seq,
+            label=label,
+        )
+
+    def _label(self, cw: CheckweigherSpec, net_g: float, label_seq: int) -> str:
+        # Round down: declaring more than is in the pack is the offence, not declaring less.
+        grams = int(Decimal(str(net_g)).to_integral_value(rounding=ROUND_DOWN))
+        pack_date = self._line.pack_date
+        use_by = pack_date + timedelta(days=self._line.use_by_days)
+        return encode_element_string(
+            [
+                ("01", cw.gtin),
+                ("13", _yymmdd(pack_date)),
+                ("17", _yymmdd(use_by)),
+                ("3103", f"{grams:06d}"),  # kg with 3 implied decimals = grams
+                ("10", self._line.batch_code),
+                ("21", str(label_seq)),
+            ]
+        )
+
+
+def _event_sort_key(e: SimEvent) -> tuple[float, int, str]:
+    ident = ""
+    if isinstance(e, PackEvent):
+        ident = e.checkweigher_id
+    elif isinstance(e, ProbeSample):
+        ident = e.probe_id
+    return (e.t, _RANK[type(e)], ident)
