@@ -89,6 +89,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _cmd_run_action(args: argparse.Namespace) -> int:
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.control import send_command  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    request = {"command": args.action, "run_number": args.run, "operator": args.operator}
+    if args.action == "start_run":
+        request["line"] = args.line
+    try:
+        answer = asyncio.run(send_command(config.control_socket_path, request))
+    except (OSError, TimeoutError) as exc:
+        print(
+            f"lineside: cannot reach the gateway at {config.control_socket_path}: {exc}; "
+            "is `lineside run` running with this config?",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    if not answer.get("ok"):
+        print(f"lineside: refused: {answer.get('error')}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(
+        f"run {args.run}: {'started' if args.action == 'start_run' else 'ended'} by {args.operator}"
+    )
+    return EXIT_OK
+
+
+def _cmd_erp_sync(args: argparse.Namespace) -> int:
+    from gateway.erp_sync import run_erp_sync_once  # noqa: PLC0415
+    from gateway.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(level="info")
+    return run_erp_sync_once(args.config, full=args.full)
+
+
 def _not_yet(name: str, what: str) -> int:
     print(f"lineside {name}: {what} is not part of this release yet.", file=sys.stderr)
     return EXIT_USAGE
@@ -142,6 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
     demo.set_defaults(handler=_cmd_demo)
+
+    for action, verb in (("start_run", "start"), ("end_run", "end")):
+        command = commands.add_parser(
+            f"run-{verb}", help=f"{verb} a production run from the line (ERP lagging)"
+        )
+        command.add_argument("--config", "-c", type=Path, required=True, help="config file")
+        if action == "start_run":
+            command.add_argument("--line", required=True, help="line id")
+        command.add_argument("--run", required=True, help="run number")
+        command.add_argument("--operator", required=True, help="who does it (recorded)")
+        command.set_defaults(handler=_cmd_run_action, action=action)
+
+    erp = commands.add_parser(
+        "erp-sync", help="poll the ERP once into the store (stop the gateway first)"
+    )
+    erp.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    erp.add_argument("--full", action="store_true", help="ignore the watermark: reload all runs")
+    erp.set_defaults(handler=_cmd_erp_sync)
 
     tui = commands.add_parser("tui", help="operator terminal UI")
     tui.set_defaults(handler=lambda _a: _not_yet("tui", "the operator terminal UI"))

@@ -147,5 +147,34 @@ class AlertRecord:
     flags: int = 0
 
 
-Record = PackEvent | TemperatureReading | LabelScan | DeviceEvent | RejectedInput | AlertRecord
+@dataclass(frozen=True, slots=True)
+class RunVersion:
+    """One version of a production run, as the ERP sent it or an operator changed it.
+
+    Versions are appended (and synced); the ``runs`` table holds the newest per run number.
+    """
+
+    ts_us: int
+    run_number: str
+    line: str
+    status: str
+    source: str
+    """``erp`` or ``operator``."""
+    payload: dict[str, Any]
+    """The whole run as JSON (see :func:`adapters.erp.model.run_to_json`)."""
+    actor: str | None = None
+    """The operator who started or ended the run from the line."""
+    provisional: bool = False
+    flags: int = 0
+
+
+Record = (
+    PackEvent
+    | TemperatureReading
+    | LabelScan
+    | DeviceEvent
+    | RejectedInput
+    | AlertRecord
+    | RunVersion
+)
 """Anything the store appends."""

@@ -21,6 +21,7 @@ from gateway.records import (
     Priority,
     Record,
     RejectedInput,
+    RunVersion,
     TemperatureReading,
 )
 
@@ -32,27 +33,32 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) STRICT;
 
+    -- The newest version of each production run (see run_versions), for the join and the TUI.
     CREATE TABLE runs (
-        run_number        TEXT PRIMARY KEY,
-        seq               INTEGER NOT NULL UNIQUE,
-        line              TEXT NOT NULL,
-        status            TEXT NOT NULL,
-        description       TEXT NOT NULL DEFAULT '',
-        batch_codes       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(batch_codes)),
-        species           TEXT,
-        product_type      TEXT,
-        pack_date         TEXT,
-        shelf_life_adjust INTEGER NOT NULL DEFAULT 0 CHECK (shelf_life_adjust BETWEEN 0 AND 3),
-        raw_material_kg   REAL CHECK (raw_material_kg IS NULL OR abs(raw_material_kg) < 1e12),
-        planned_start_us  INTEGER,
-        planned_end_us    INTEGER,
-        actual_start_us   INTEGER,
-        actual_end_us     INTEGER,
-        provisional       INTEGER NOT NULL DEFAULT 0 CHECK (provisional IN (0, 1)),
-        data              TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
-        updated_us        INTEGER NOT NULL
+        run_number  TEXT PRIMARY KEY,
+        seq         INTEGER NOT NULL UNIQUE,
+        line        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        provisional INTEGER NOT NULL DEFAULT 0 CHECK (provisional IN (0, 1)),
+        payload     TEXT NOT NULL CHECK (json_valid(payload)),
+        updated_us  INTEGER NOT NULL
     ) STRICT;
-    CREATE INDEX runs_line ON runs (line, actual_start_us);
+    CREATE INDEX runs_line ON runs (line);
+
+    CREATE TABLE run_versions (
+        seq         INTEGER PRIMARY KEY,
+        ts_us       INTEGER NOT NULL,
+        run_number  TEXT NOT NULL,
+        line        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        source      TEXT NOT NULL CHECK (source IN ('erp', 'operator')),
+        actor       TEXT,
+        provisional INTEGER NOT NULL DEFAULT 0 CHECK (provisional IN (0, 1)),
+        payload     TEXT NOT NULL CHECK (json_valid(payload)),
+        flags       INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX run_versions_run ON run_versions (run_number, seq);
 
     CREATE TABLE packs (
         seq          INTEGER PRIMARY KEY,
@@ -300,6 +306,32 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             r.state,
             r.message,
             _json(r.detail),
+            r.flags,
+        ),
+    ),
+    RunVersion: RecordTable(
+        "run_versions",
+        Priority.COMPLIANCE,
+        (
+            "ts_us",
+            "run_number",
+            "line",
+            "status",
+            "source",
+            "actor",
+            "provisional",
+            "payload",
+            "flags",
+        ),
+        lambda r: (
+            r.ts_us,
+            r.run_number,
+            r.line,
+            r.status,
+            r.source,
+            r.actor,
+            int(r.provisional),
+            _json(r.payload),
             r.flags,
         ),
     ),

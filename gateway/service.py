@@ -42,9 +42,12 @@ def default_intake(
     config: LinesideConfig, store: Store, clock: Clock
 ) -> list[tuple[str, Coroutine[Any, Any, None]]]:
     """The device adapters for every enabled device in the config."""
-    from adapters.registry import build_adapters  # noqa: PLC0415 (keeps gateway importable alone)
+    from adapters.registry import build_adapters, run_adapter  # noqa: PLC0415
 
-    return [(f"adapter[{a.device_id}]", a.run()) for a in build_adapters(config, store, clock)]
+    return [
+        (f"adapter[{a.device_id}]", run_adapter(a, store))
+        for a in build_adapters(config, store, clock)
+    ]
 
 
 async def run_gateway(

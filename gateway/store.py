@@ -59,6 +59,7 @@ SQLITE_IOERR = 10
 SQLITE_CORRUPT = 11
 SQLITE_FULL = 13
 SQLITE_NOTADB = 26
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StoreState(StrEnum):
@@ -190,6 +191,7 @@ class Store:
 
     async def _connect(self) -> aiosqlite.Connection:
         """Connect, verify and migrate; raise StoreCorruptError for a damaged file."""
+        self._check_header()
         db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
         try:
             await self._prepare(db)
@@ -201,6 +203,23 @@ class Store:
             await db.close()
             raise
         return db
+
+    def _check_header(self) -> None:
+        """Refuse a file that is not a SQLite database before SQLite opens it.
+
+        Opening it would let SQLite "recover" and delete a companion ``-wal`` on close,
+        destroying what the quarantine should keep (sqlite.org/fileformat.html §1.3: every
+        database starts with the 16 bytes "SQLite format 3\\0").
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                header = handle.read(16)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreIOError(f"{self.path}: cannot read: {exc}") from exc
+        if header and header != SQLITE_HEADER:
+            raise StoreCorruptError(f"{self.path}: not a database (header {header[:16]!r})")
 
     async def _prepare(self, db: aiosqlite.Connection) -> None:
         # journal_mode is the first read of the file header: garbage fails here.
@@ -301,7 +320,8 @@ class Store:
             raise StoreError("store is closed")
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(record, done))
-        if len(self._pending) >= self.config.commit_max_rows:
+        # The first record starts the group-commit interval; a full batch ends it early.
+        if len(self._pending) == 1 or len(self._pending) >= self.config.commit_max_rows:
             self._wakeup.set()
         if len(self._pending) >= self.config.max_pending_rows:
             self._space.clear()
@@ -399,7 +419,27 @@ class Store:
             self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
             return len(batch)
 
-    async def _commit_batch(self, batch: Sequence[_Pending]) -> None:
+    async def commit_with_meta(self, records: Sequence[Record], meta: dict[str, str]) -> list[int]:
+        """Store records and ``meta`` key/values in ONE transaction, now (no group commit).
+
+        Used where a position must move together with the data it covers, e.g. the ERP
+        watermark with the runs fetched up to it: after a crash either both are stored or
+        neither, so nothing is skipped and nothing fetched twice is lost.
+        """
+        loop = asyncio.get_running_loop()
+        batch = [_Pending(record, loop.create_future()) for record in records]
+        async with self._commit_lock:
+            await self._commit_batch(batch, meta)
+        return [item.done.result() for item in batch]
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value stored with :meth:`commit_with_meta`."""
+        rows = await self.fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def _commit_batch(
+        self, batch: Sequence[_Pending], meta: dict[str, str] | None = None
+    ) -> None:
         db = self._connection()
         if self._sequence.needs_reservation(len(batch)):
             await asyncio.to_thread(self._sequence.reserve, len(batch))
@@ -422,6 +462,15 @@ class Store:
                 "INSERT INTO outbox (seq, stream, priority, enqueued_us) VALUES (?, ?, ?, ?)",
                 outbox,
             )
+            versions = by_table.get("run_versions")
+            if versions:
+                await db.executemany(_UPSERT_RUN, [_current_run(row) for row in versions])
+            if meta:
+                await db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    list(meta.items()),
+                )
             await db.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             await self._rollback()
@@ -455,10 +504,48 @@ class Store:
 
     # ---------------------------------------------------------------- reading
 
+    async def last_pack_counter(self, device: str) -> int | None:
+        """The checkweigher's pack counter as last recorded, so a restart loses no pack.
+
+        Taken from the newest pack or counter event (baseline, reset, missed packs) of the
+        device, whichever was stored last.
+        """
+        rows = await self.fetchall(
+            """
+            SELECT counter FROM (
+                SELECT seq, pack_counter AS counter FROM packs
+                WHERE device = ? AND pack_counter IS NOT NULL
+                UNION ALL
+                SELECT seq, json_extract(detail, '$.counter') FROM device_events
+                WHERE device = ? AND kind IN
+                    ('pack_counter_baseline', 'pack_counter_reset', 'missed_packs')
+            ) ORDER BY seq DESC LIMIT 1
+            """,
+            (device, device),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read query on the writer connection (serialised with commits)."""
         async with self._connection().execute(sql, parameters) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
+
+
+_UPSERT_RUN = """
+INSERT INTO runs (run_number, seq, line, status, source, provisional, payload, updated_us)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_number) DO UPDATE SET
+    seq = excluded.seq, line = excluded.line, status = excluded.status,
+    source = excluded.source, provisional = excluded.provisional,
+    payload = excluded.payload, updated_us = excluded.updated_us
+"""
+
+
+def _current_run(row: tuple[object, ...]) -> tuple[object, ...]:
+    # A run_versions row is (seq, ts_us, run_number, line, status, source, actor,
+    # provisional, payload, flags): see RECORD_TABLES[RunVersion].
+    seq, ts_us, run_number, line, status, source, _actor, provisional, payload, _flags = row
+    return (run_number, seq, line, status, source, provisional, payload, ts_us)
 
 
 def _split_sql(script: str) -> list[str]:

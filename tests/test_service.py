@@ -191,3 +191,49 @@ def test_commands_of_later_releases_say_so(command: str) -> None:
 def test_wait_helper_times_out() -> None:
     with pytest.raises(AssertionError):
         wait_for_sync(lambda: False, timeout=0.05)
+
+
+def test_service_with_a_corrupt_database_quarantines_it_and_keeps_running(tmp_path: Path) -> None:
+    db_path = tmp_path / "svc.db"
+    db_path.write_bytes(b"this is not a database, it is a note someone saved here" * 100)
+    (tmp_path / "svc.db-wal").write_bytes(b"\x00" * 1000)
+    config = tmp_path / "gw.toml"
+    config.write_text(minimal_config_text(db_path))
+    notify = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.recv(4096).decode().startswith("READY=1")
+
+        def alert_stored() -> bool:
+            db = sqlite3.connect(db_path, timeout=5)
+            try:
+                return bool(db.execute("SELECT count(*) FROM alerts").fetchone()[0])
+            finally:
+                db.close()
+
+        wait_for_sync(alert_stored)
+        assert proc.poll() is None, "the service keeps running on the fresh database"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    [folder] = (tmp_path / "quarantine").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["REASON.txt", "svc.db", "svc.db-wal"]
+    db = sqlite3.connect(db_path)
+    [(rule, message, detail)] = db.execute("SELECT rule, message, detail FROM alerts").fetchall()
+    assert rule == "store_quarantined"
+    assert str(folder / "svc.db") in message
+    assert json.loads(detail)["file"] == str(folder / "svc.db")
+    assert proc.stderr is not None
+    assert "damaged" in proc.stderr.read()

@@ -297,3 +297,33 @@ async def test_damaged_sequence_file_falls_back_above_and_alerts(
         await committer
         rules = await store.fetchall("SELECT rule FROM alerts")
         assert rules == [("store_sequence_file",)]
+
+
+async def test_last_pack_counter_comes_from_the_newest_record(store_config: StoreSection) -> None:
+    async with Store(store_config, ManualClock()) as store:
+        committer = asyncio.create_task(store.run_committer())
+        assert await store.last_pack_counter("cw1") is None
+        await store.write(
+            DeviceEvent(ts_us=1, device="cw1", kind="pack_counter_baseline", detail={"counter": 40})
+        )
+        assert await store.last_pack_counter("cw1") == 40
+        await store.write(pack(41))
+        assert await store.last_pack_counter("cw1") == 41
+        assert await store.last_pack_counter("other") is None
+        await store.stop_committer()
+        await committer
+
+
+async def test_a_lone_record_after_an_idle_period_commits_within_the_interval(
+    tmp_path: Path,
+) -> None:
+    config = StoreSection(path=tmp_path / "idle.db", commit_interval_ms=30, commit_max_rows=1000)
+    async with Store(config, ManualClock()) as store:
+        committer = asyncio.create_task(store.run_committer())
+        await asyncio.sleep(0.1)  # the committer is idle, waiting for work
+        for i in range(3):
+            await asyncio.wait_for(store.write(pack(i)), timeout=2)
+            await asyncio.sleep(0.05)
+        assert store.stats.batches_committed == 3
+        await store.stop_committer()
+        await committer

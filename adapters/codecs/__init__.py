@@ -1,1 +1,4 @@
-"""Pure codecs: GS1 element strings and Modbus register decoding. No I/O, no asyncio, no clock reads."""
+"""Pure codecs: GS1 element strings and Modbus register decoding.
+
+No I/O, no asyncio, no clock reads.
+"""

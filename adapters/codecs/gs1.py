@@ -179,7 +179,7 @@ class Gs1Rejection:
     detail: str
 
 
-class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes parse_gs1
+class _Reject(Exception):
     """Raised inside the parser; converted to a Gs1Rejection at the top level."""
 
     def __init__(self, reason: Reason, detail: str) -> None:

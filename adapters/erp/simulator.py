@@ -1,0 +1,713 @@
+"""A simulated factory ERP: the JSON run endpoint of :mod:`adapters.erp.http_source`, on loopback.
+
+:class:`ErpSimulator` serves a plain ASGI app (no framework) with uvicorn on 127.0.0.1; port 0
+picks a free port, exposed as :attr:`ErpSimulator.port` and :attr:`ErpSimulator.url`. It
+answers ``GET /api/runs?updated_since=&page=&page_size=`` with ``{"runs": [...],
+"next_page": n|null}``, the runs with ``Updated > updated_since`` in ascending ``Updated``
+order, and keeps a log of every request (method, path, query) for tests to inspect.
+
+The runs look like a fish factory's day (seed-production-pipeline.md): on line L1 a finished
+salmon run (one batch, Premium 120 g and 240 g portions, GG 280 g, a catch-weight Family
+Pack), a cod loin run in progress on the rubber clock (+1 day shelf life), and a planned
+Simply Salmon exception run with three batch codes; on line L2 glazed frozen cod fillets in
+progress and a planned smoked salmon run on superchill (+2). Times are placed around the
+injected ``now`` and written as the ERP writes them: naive local date-times in its time zone.
+
+Tests and the demo change the ERP while it runs: :meth:`ErpSimulator.update_run` edits a
+run and bumps its ``Updated`` (reconciliation), :meth:`ErpSimulator.set_down` answers 503
+(offline), and :meth:`ErpSimulator.set_fault` serves one of the kinds of garbage listed in
+:class:`ErpFault` (reliability.md §7 row 15).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import uvicorn
+
+__all__ = ["RUNS_PATH", "ErpFault", "ErpSimulator", "RequestRecord"]
+
+log = logging.getLogger(__name__)
+
+RUNS_PATH: Final = "/api/runs"
+"""Where the simulator serves runs."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_HUGE_BYTES: Final = 10 * 1024 * 1024
+_CHUNK_BYTES: Final = 64 * 1024
+# A dripping response gives up by itself after this long, so a stuck client cannot keep
+# the simulator from shutting down.
+_DRIP_MAX_S: Final = 30.0
+
+_LOGIN_PAGE: Final = b"""<!DOCTYPE html>
+<html><head><title>ERP - Sign in</title></head>
+<body><form method="post" action="/login">
+<label>User <input name="user"></label>
+<label>Password <input type="password" name="password"></label>
+<button>Log in</button></form></body></html>
+"""
+
+
+class ErpFault(StrEnum):
+    """Kinds of garbage and failure the simulator can serve instead of runs."""
+
+    DOWN = "down"
+    """503 Service Unavailable (the ERP is offline)."""
+    HTML_LOGIN = "html_login"
+    """200 with an HTML login page (a proxy or SSO in the way)."""
+    TRUNCATED = "truncated"
+    """200 application/json whose body stops half way (Content-Length matches the cut)."""
+    WRONG_TYPES = "wrong_types"
+    """200 with the real runs plus rows of wrong types and missing fields."""
+    WRONG_SHAPE = "wrong_shape"
+    """200 with a JSON object that has no ``runs`` list (schema drift)."""
+    HUGE = "huge"
+    """200 with a 10 MB body, declared in Content-Length."""
+    HUGE_CHUNKED = "huge_chunked"
+    """200 with a 10 MB body sent chunked, with no Content-Length."""
+    RATE_LIMITED = "rate_limited"
+    """429 Too Many Requests with ``Retry-After``."""
+    SERVER_ERROR = "server_error"
+    """500 Internal Server Error."""
+    SLOW_DRIP = "slow_drip"
+    """200 application/json, one byte every ``drip_interval_s``, never finishing."""
+    REDIRECT_HTTP = "redirect_http"
+    """302 to the same path over plain ``http://``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the simulator received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    authorization: str | None = None
+    """The Authorization header as received (tests check the bearer token)."""
+    fault: ErpFault | None = None
+    """The fault served to this request, if any."""
+
+
+@dataclass(slots=True)
+class _FaultState:
+    fault: ErpFault
+    remaining: int | None
+    retry_after: str
+
+
+@dataclass(slots=True)
+class _Run:
+    raw: dict[str, object]
+    updated: datetime
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves the host process's signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Do nothing: the gateway (or pytest) owns SIGINT/SIGTERM, not the simulator."""
+        yield
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ErpSimulator:
+    """A simulated ERP serving a day of fish production runs over HTTP(S) on loopback.
+
+    Use it as an async context manager::
+
+        async with ErpSimulator(now=lambda: fixed) as erp:
+            source = HttpErpSource(HttpErp(kind="http", url=erp.url))
+
+    Args:
+        host: address to listen on.
+        port: TCP port; 0 picks a free one (see :attr:`port`).
+        now: the wall clock (aware datetimes); the day's runs are placed around its value
+            at construction, and :meth:`update_run` stamps ``Updated`` with it.
+        timezone: the ERP's time zone; date-times are served naive in this zone.
+        token: when set, requests must carry ``Authorization: Bearer <token>`` (else 401).
+        certfile: PEM certificate chain; with ``keyfile`` the simulator serves HTTPS.
+        keyfile: PEM private key of ``certfile``.
+        drip_interval_s: seconds between the bytes of the :attr:`ErpFault.SLOW_DRIP` fault.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        now: Callable[[], datetime] = _utc_now,
+        timezone: str = "Europe/London",
+        token: str | None = None,
+        certfile: Path | str | None = None,
+        keyfile: Path | str | None = None,
+        drip_interval_s: float = 0.1,
+    ) -> None:
+        if (certfile is None) != (keyfile is None):
+            raise ValueError("give both certfile and keyfile, or neither")
+        self._host = host
+        self._port = port
+        self._now = now
+        self._tz: tzinfo = ZoneInfo(timezone)
+        self._token = token
+        self._certfile = certfile
+        self._keyfile = keyfile
+        self._drip_interval_s = drip_interval_s
+        self._runs: dict[str, _Run] = {}
+        self._fault: _FaultState | None = None
+        self._server: _Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.requests: list[RequestRecord] = []
+        """Every request received, in order."""
+        self.bytes_streamed = 0
+        """Body bytes sent by the last streamed fault (huge or slow drip) before it stopped."""
+        for raw in _day_of_runs(self._now(), self._tz):
+            self._add(raw)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (0 until started when an ephemeral port was asked for)."""
+        return self._port
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when a certificate was given, else ``http``."""
+        return "https" if self._certfile is not None else "http"
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port``."""
+        return f"{self.scheme}://{self._host}:{self._port}"
+
+    @property
+    def url(self) -> str:
+        """The runs endpoint, e.g. ``http://127.0.0.1:41234/api/runs``."""
+        return f"{self.base_url}{RUNS_PATH}"
+
+    @property
+    def runs(self) -> list[dict[str, object]]:
+        """Copies of the runs as served (ERP field names), in ascending ``Updated`` order."""
+        return [copy.deepcopy(run.raw) for run in self._ordered()]
+
+    def run(self, run_number: str) -> dict[str, object]:
+        """A copy of one run as served."""
+        return copy.deepcopy(self._runs[run_number].raw)
+
+    def update_run(self, run_number: str, **changes: object) -> dict[str, object]:
+        """Change fields of a run (ERP field names) and bump its ``Updated``.
+
+        Datetimes are written as the ERP writes them (naive, local); the new ``Updated`` is
+        later than every other run's, so a poll from the last watermark picks the run up.
+        A field that does not exist yet is added (schema drift). Returns the new row.
+        """
+        run = self._runs[run_number]
+        for key, value in changes.items():
+            run.raw[key] = self._wire(value)
+        latest = max(r.updated for r in self._runs.values())
+        run.updated = max(self._now(), latest + timedelta(milliseconds=10))
+        run.raw["Updated"] = self._local(run.updated, timespec="milliseconds")
+        return copy.deepcopy(run.raw)
+
+    def add_run(self, raw: dict[str, object]) -> None:
+        """Add a run (ERP field names; ``Updated`` as the ERP would write it, or an aware
+        datetime, or absent for "now")."""
+        self._add(dict(raw))
+
+    def set_down(self, down: bool) -> None:
+        """Answer every request with 503 (``True``) or serve normally again (``False``)."""
+        self.set_fault(ErpFault.DOWN if down else None)
+
+    def set_fault(
+        self, fault: ErpFault | None, *, times: int | None = None, retry_after: str = "1"
+    ) -> None:
+        """Serve ``fault`` to the next ``times`` requests (all of them if None); None clears.
+
+        ``retry_after`` is the ``Retry-After`` value of :attr:`ErpFault.RATE_LIMITED`
+        (seconds or an HTTP-date, RFC 9110 §10.2.3).
+        """
+        if fault is None:
+            self._fault = None
+            return
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1")
+        self._fault = _FaultState(ErpFault(fault), times, retry_after)
+
+    @property
+    def methods_seen(self) -> set[str]:
+        """Every HTTP method received so far (the gateway must only ever send GET)."""
+        return {record.method for record in self.requests}
+
+    async def start(self) -> None:
+        """Bind the port and serve until :meth:`stop`."""
+        if self._server is not None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        self._port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self,
+            host=self._host,
+            port=self._port,
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(self._certfile) if self._certfile is not None else None,
+            ssl_keyfile=str(self._keyfile) if self._keyfile is not None else None,
+            timeout_graceful_shutdown=2,
+        )
+        self._stopping.clear()
+        self._server = _Server(config)
+        self._serving = asyncio.create_task(
+            self._server.serve(sockets=[sock]), name=f"simulator[erp:{self._port}].serve"
+        )
+        # Wait for uvicorn to accept connections; a failed start ends the task early.
+        while not self._server.started:
+            if self._serving.done():
+                self._server = None
+                await self._serving  # raises the start-up error
+                raise RuntimeError("ERP simulator stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("ERP simulator serving %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop serving and close every connection."""
+        server, serving = self._server, self._serving
+        self._server = self._serving = None
+        if server is None or serving is None:
+            return
+        self._stopping.set()
+        server.should_exit = True
+        await serving
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ the ASGI app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application (HTTP only)."""
+        if scope["type"] != "http":
+            return
+        method = str(scope["method"])
+        path = str(scope["path"])
+        query = dict(parse_qsl(bytes(scope.get("query_string", b"")).decode("latin-1")))
+        authorization = None
+        for name, value in scope.get("headers", []):
+            if bytes(name).lower() == b"authorization":
+                authorization = bytes(value).decode("latin-1")
+        fault = self._take_fault()
+        self.requests.append(
+            RequestRecord(method, path, query, authorization, fault.fault if fault else None)
+        )
+        if path != RUNS_PATH:
+            await _respond_json(send, 404, {"error": f"no such resource {path}"})
+            return
+        if method != "GET":
+            await _respond_json(send, 405, {"error": "read-only"}, [(b"allow", b"GET")])
+            return
+        if self._token is not None and authorization != f"Bearer {self._token}":
+            await _respond_json(send, 401, {"error": "unauthorized"})
+            return
+        if fault is not None:
+            await self._serve_fault(fault, scope, receive, send, query)
+            return
+        try:
+            status, body = self._page(query)
+        except ValueError as exc:
+            await _respond_json(send, 400, {"error": str(exc)})
+            return
+        await _respond_json(send, status, body)
+
+    # ------------------------------------------------------------------ internals
+
+    def _take_fault(self) -> _FaultState | None:
+        state = self._fault
+        if state is None:
+            return None
+        if state.remaining is not None:
+            state.remaining -= 1
+            if state.remaining <= 0:
+                self._fault = None
+        return state
+
+    def _page(self, query: dict[str, str]) -> tuple[int, dict[str, object]]:
+        try:
+            page = int(query.get("page", "1"))
+            page_size = int(query.get("page_size", "500"))
+        except ValueError:
+            raise ValueError("page and page_size must be integers") from None
+        if page < 1 or not 1 <= page_size <= 10_000:
+            raise ValueError("page must be >= 1 and page_size within 1..10000")
+        runs = self._ordered()
+        since_text = query.get("updated_since")
+        if since_text:
+            try:
+                since = datetime.fromisoformat(since_text)
+            except ValueError:
+                raise ValueError(f"updated_since {since_text!r} is not ISO 8601") from None
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=self._tz)
+            runs = [run for run in runs if run.updated > since]
+        start = (page - 1) * page_size
+        chunk = runs[start : start + page_size]
+        more = start + page_size < len(runs)
+        return 200, {
+            "runs": [run.raw for run in chunk],
+            "next_page": page + 1 if more else None,
+        }
+
+    def _ordered(self) -> list[_Run]:
+        return sorted(self._runs.values(), key=lambda run: (run.updated, str(run.raw["RunNumber"])))
+
+    def _add(self, raw: dict[str, object]) -> None:
+        stamp = raw.get("Updated")
+        if isinstance(stamp, datetime):
+            updated = stamp if stamp.tzinfo else stamp.replace(tzinfo=self._tz)
+        elif isinstance(stamp, str):
+            parsed = datetime.fromisoformat(stamp)
+            updated = parsed if parsed.tzinfo else parsed.replace(tzinfo=self._tz)
+        else:
+            updated = self._now()
+        wired = {key: self._wire(value) for key, value in raw.items()}
+        wired["Updated"] = self._local(updated, timespec="milliseconds")
+        self._runs[str(raw["RunNumber"])] = _Run(wired, updated)
+
+    def _local(self, moment: datetime, *, timespec: str = "seconds") -> str:
+        """A naive local date-time string, as the ERP writes its columns."""
+        return moment.astimezone(self._tz).replace(tzinfo=None).isoformat(timespec=timespec)
+
+    def _wire(self, value: object) -> object:
+        if isinstance(value, datetime):
+            return self._local(value if value.tzinfo else value.replace(tzinfo=self._tz))
+        return value
+
+    async def _serve_fault(
+        self, state: _FaultState, scope: Scope, receive: Receive, send: Send, query: dict[str, str]
+    ) -> None:
+        fault = state.fault
+        if fault is ErpFault.DOWN:
+            await _respond_json(send, 503, {"error": "ERP maintenance"})
+        elif fault is ErpFault.SERVER_ERROR:
+            await _respond(send, 500, b"Internal Server Error", b"text/plain")
+        elif fault is ErpFault.RATE_LIMITED:
+            await _respond_json(
+                send,
+                429,
+                {"error": "too many requests"},
+                [(b"retry-after", state.retry_after.encode("latin-1"))],
+            )
+        elif fault is ErpFault.HTML_LOGIN:
+            await _respond(send, 200, _LOGIN_PAGE, b"text/html; charset=utf-8")
+        elif fault is ErpFault.TRUNCATED:
+            _, body = self._page(query)
+            full = json.dumps(body).encode()
+            await _respond(send, 200, full[: len(full) // 2], b"application/json")
+        elif fault is ErpFault.WRONG_TYPES:
+            _, body = self._page(query)
+            runs = body["runs"]
+            body["runs"] = [*_bad_rows(), *(runs if isinstance(runs, list) else [])]
+            await _respond_json(send, 200, body)
+        elif fault is ErpFault.WRONG_SHAPE:
+            await _respond_json(send, 200, {"data": {"items": []}, "version": 2})
+        elif fault in (ErpFault.HUGE, ErpFault.HUGE_CHUNKED):
+            await self._stream_huge(send, receive, declared=fault is ErpFault.HUGE)
+        elif fault is ErpFault.SLOW_DRIP:
+            await self._drip(send, receive)
+        elif fault is ErpFault.REDIRECT_HTTP:
+            server = scope.get("server") or (self._host, self._port)
+            location = f"http://{server[0]}:{server[1]}{RUNS_PATH}".encode()
+            await _respond(send, 302, b"", b"text/plain", [(b"location", location)])
+
+    async def _stream_huge(self, send: Send, receive: Receive, *, declared: bool) -> None:
+        headers = [(b"content-type", b"application/json")]
+        if declared:
+            headers.append((b"content-length", str(_HUGE_BYTES).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        self.bytes_streamed = 0
+        async with _DisconnectWatch(receive) as gone:
+            prefix = b'{"runs": [' + b" " * (_CHUNK_BYTES - 10)
+            chunk = prefix
+            while self.bytes_streamed < _HUGE_BYTES and not gone.is_set():
+                chunk = chunk[: _HUGE_BYTES - self.bytes_streamed]
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self.bytes_streamed += len(chunk)
+                chunk = b" " * _CHUNK_BYTES
+                await asyncio.sleep(0)  # let the disconnect watcher run
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _drip(self, send: Send, receive: Receive) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        self.bytes_streamed = 0
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _DRIP_MAX_S
+        async with _DisconnectWatch(receive) as gone:
+            body = b'{"runs": [' + b" " * 1_000_000
+            for byte in body:
+                if gone.is_set() or self._stopping.is_set() or loop.time() > give_up:
+                    break
+                await send({"type": "http.response.body", "body": bytes([byte]), "more_body": True})
+                self.bytes_streamed += 1
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._drip_interval_s):
+                        await gone.wait()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _DisconnectWatch:
+    """Sets an event when the client goes away (ASGI ``http.disconnect``)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._gone = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> asyncio.Event:
+        self._task = asyncio.create_task(self._watch(), name="simulator[erp].disconnect-watch")
+        return self._gone
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._gone.set()
+                return
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *(extra_headers or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _respond_json(
+    send: Send,
+    status: int,
+    payload: object,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = json.dumps(payload, allow_nan=False).encode()
+    await _respond(send, status, body, b"application/json", extra_headers)
+
+
+def _bad_rows() -> list[object]:
+    """Rows of the kinds an ERP export gets wrong (served by :attr:`ErpFault.WRONG_TYPES`)."""
+    return [
+        "R-GARBAGE",  # a bare string where a run object belongs
+        {"RunNumber": "", "Line": "L1", "Updated": "2026-01-05T06:00:00"},  # empty key
+        {
+            "RunNumber": "BAD-TYPES-1",
+            "Line": ["L1"],
+            "BatchCodes": 42,
+            "Products": "Premium 120g",
+            "RawMaterialKg": "lots",
+            "PackDate": "yesterday",
+            "ShelfLifeAdjust": "superchill",
+            "Status": "Running",
+            "Updated": "not a date",
+        },
+        {
+            "RunNumber": "BAD-PRODUCT-1",
+            "Line": "L1",
+            "BatchCodes": ["NO-SAL-260103-A17"],
+            "Description": "SALMON PORTIONS",
+            "Products": [{"PLU": None, "NominalWeight": "heavy", "Tier": "Platinum"}],
+            "Status": "Running",
+            "Updated": "2026-01-05T06:00:00",
+        },
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# The day's runs
+
+
+def _day_of_runs(now: datetime, tz: tzinfo) -> list[dict[str, object]]:
+    """Five realistic runs on L1 and L2 around ``now`` (aware), ERP field names."""
+    t0 = now.astimezone(tz).replace(second=0, microsecond=0)
+    day = t0.strftime("%y%m%d")
+    pack_date = t0.date().isoformat()
+
+    def at(minutes: int) -> datetime:
+        return t0 + timedelta(minutes=minutes)
+
+    salmon_batch = f"NO-SAL-{day}-A17"
+    return [
+        {
+            # One batch, four products: the batch-centric run of the seed pipeline.
+            "RunNumber": f"{day}-L1-01",
+            "Line": "L1",
+            "BatchCodes": [salmon_batch],
+            "Description": "ATLANTIC SALMON FILLET PORTIONS SKIN ON",
+            "Products": [
+                _product("41012", "PREMIUM SALMON PORTION 120G", 120, "Premium", tare=8.5),
+                _product("41024", "PREMIUM SALMON PORTIONS 2X120G 240G", 240, "Premium", tare=11),
+                _product("42028", "GG SALMON FILLETS 280G", 280, "GG", tare=12),
+                _product("49001", "SALMON FAMILY PACK", None, "GG", tare=18),
+            ],
+            "RawMaterialKg": 1850.0,
+            "PackDate": pack_date,
+            "ShelfLifeAdjust": 0,
+            "PlannedStart": at(-300),
+            "PlannedEnd": at(-90),
+            "ActualStart": at(-295),
+            "ActualEnd": at(-80),
+            "Status": "Finished",
+            "Updated": at(-79),
+        },
+        {
+            "RunNumber": f"{day}-L2-01",
+            "Line": "L2",
+            "BatchCodes": [f"NO-COD-{day}-F09"],
+            "Description": "FROZEN COD FILLETS GLAZED",
+            "Products": [
+                _product("53100", "GG COD FILLETS GLAZED 1KG", 1000, "GG", tare=22, glaze=8),
+            ],
+            "RawMaterialKg": 2400.0,
+            "PackDate": pack_date,
+            "ShelfLifeAdjust": 0,
+            "PlannedStart": at(-120),
+            "PlannedEnd": at(120),
+            "ActualStart": at(-115),
+            "ActualEnd": None,
+            "Status": "Running",
+            "Updated": at(-115),
+        },
+        {
+            # Cod loins on the rubber clock: pack date + 10 days.
+            "RunNumber": f"{day}-L1-02",
+            "Line": "L1",
+            "BatchCodes": [f"IS-COD-{day}-0044"],
+            "Description": "MSC COD LOIN SKINLESS BONELESS",
+            "Products": [
+                _product("43028", "PREMIUM COD LOINS 2X140G 280G", 280, "Premium", tare=10),
+                _product("43040", "GG COD LOINS 400G", 400, "GG", tare=14),
+            ],
+            "RawMaterialKg": 1200.0,
+            "PackDate": pack_date,
+            "ShelfLifeAdjust": 1,
+            "PlannedStart": at(-60),
+            "PlannedEnd": at(150),
+            "ActualStart": at(-50),
+            "ActualEnd": None,
+            "Status": "Running",
+            "Updated": at(-50),
+        },
+        {
+            # An exception run: several batch codes from the paperwork (seed pipeline).
+            "RunNumber": f"{day}-L1-03",
+            "Line": "L1",
+            "BatchCodes": [salmon_batch, f"NO-SAL-{day}-A18", f"SC-SAL-{day}-B04"],
+            "Description": "SIMPLY SALMON FAMILY PACK",
+            "Products": [
+                _product("49010", "SIMPLY SALMON FAMILY PACK", None, "Export", tare=18),
+            ],
+            "RawMaterialKg": 640.0,
+            "PackDate": pack_date,
+            "ShelfLifeAdjust": 0,
+            "PlannedStart": at(180),
+            "PlannedEnd": at(330),
+            "ActualStart": None,
+            "ActualEnd": None,
+            "Status": "Planned",
+            "Updated": at(-30),
+        },
+        {
+            # Superchilled smoked salmon: pack date + 11 days.
+            "RunNumber": f"{day}-L2-02",
+            "Line": "L2",
+            "BatchCodes": [f"SC-SAL-{day}-B05"],
+            "Description": "SMOKED SALMON SLICES",
+            "Products": [
+                _product("61100", "PREMIUM SMOKED SALMON 100G", 100, "Premium", tare=9),
+            ],
+            "RawMaterialKg": 300.0,
+            "PackDate": pack_date,
+            "ShelfLifeAdjust": 2,
+            "PlannedStart": at(150),
+            "PlannedEnd": at(270),
+            "ActualStart": None,
+            "ActualEnd": None,
+            "Status": "Planned",
+            "Updated": at(-20),
+        },
+    ]
+
+
+def _product(
+    plu: str,
+    description: str,
+    nominal_g: int | None,
+    tier: str,
+    *,
+    tare: float = 0.0,
+    glaze: float = 0.0,
+) -> dict[str, object]:
+    """A product row; no nominal weight means catch weight (priced by each pack's weight)."""
+    return {
+        "PLU": plu,
+        "Description": description,
+        "NominalWeight": nominal_g,
+        "Tier": tier,
+        # The ERP stores flags as 0/1 (seed pipeline: mixed int/str booleans).
+        "CatchWeight": 1 if nominal_g is None else 0,
+        "Tare": tare,
+        "Glaze": glaze,
+    }

@@ -1,0 +1,185 @@
+"""Operator commands to the running gateway over a local UNIX socket.
+
+The store has exactly one writer, the gateway. Commands from the line (start or end a run
+where the ERP lags; later: acknowledge alerts from the TUI) therefore go to the gateway over
+a UNIX stream socket beside the database, one JSON object per line each way. Access is by
+file permissions (mode 0660: the gateway's user and group).
+
+Request:  ``{"command": "start_run", "line": "L1", "run_number": "R42", "operator": "Ann"}``
+Response: ``{"ok": true, "seq": 123}`` or ``{"ok": false, "error": "..."}``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from adapters.erp.model import ProductionRun, RunStatus, run_to_json
+from gateway.clock import Clock
+from gateway.records import RunVersion
+from gateway.runs import RunIndex, from_us
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024
+COMMAND_TIMEOUT_S = 5.0
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; the message goes back to the operator."""
+
+
+def _text(request: dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise CommandError(f"{key} is required")
+    return value.strip()
+
+
+class RunControl:
+    """Starting and ending runs from the line."""
+
+    def __init__(self, store: Store, index: RunIndex, clock: Clock, lines: set[str]) -> None:
+        self.store = store
+        self.index = index
+        self.clock = clock
+        self.lines = lines
+
+    async def start_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Start a run on a line now (creating it if the ERP does not know it yet)."""
+        line, number, operator = (
+            _text(request, "line"),
+            _text(request, "run_number"),
+            _text(request, "operator"),
+        )
+        if line not in self.lines:
+            raise CommandError(f"unknown line {line!r}")
+        now = self.clock.wall_us()
+        when = from_us(now)
+        known = self.index.get(number)
+        if known is not None and known.line != line:
+            raise CommandError(f"run {number} belongs to line {known.line}, not {line}")
+        if known is None:
+            run = ProductionRun(
+                run_number=number,
+                line=line,
+                batch_codes=(),
+                description="",
+                species=None,
+                product_type=None,
+                products=(),
+                raw_material_kg=None,
+                pack_date=when.astimezone(UTC).date(),
+                shelf_life_adjust=0,
+                planned_start=None,
+                planned_end=None,
+                actual_start=when,
+                actual_end=None,
+                status=RunStatus.RUNNING,
+                updated=when,
+            )
+        else:
+            run = dataclasses.replace(
+                known, actual_start=when, actual_end=None, status=RunStatus.RUNNING
+            )
+        return await self._record(run, operator, now)
+
+    async def end_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """End a run now."""
+        number, operator = _text(request, "run_number"), _text(request, "operator")
+        known = self.index.get(number)
+        if known is None:
+            raise CommandError(f"unknown run {number!r}")
+        now = self.clock.wall_us()
+        run = dataclasses.replace(known, actual_end=from_us(now), status=RunStatus.FINISHED)
+        return await self._record(run, operator, now)
+
+    async def _record(self, run: ProductionRun, operator: str, now: int) -> dict[str, Any]:
+        seq = await self.store.write(
+            RunVersion(
+                ts_us=now,
+                run_number=run.run_number,
+                line=run.line,
+                status=str(run.status),
+                source="operator",
+                payload=run_to_json(run),
+                actor=operator,
+            )
+        )
+        self.index.put(run)
+        log.info("run %s %s on line %s by %s", run.run_number, run.status, run.line, operator)
+        return {"ok": True, "seq": seq}
+
+
+class ControlServer:
+    """The UNIX socket the gateway listens on for operator commands."""
+
+    def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
+        self.path = path
+        self.handlers = handlers
+
+    async def serve(self) -> None:
+        """Serve until cancelled; removes the socket file on exit."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a socket left by a killed gateway
+        server = await asyncio.start_unix_server(
+            self._client, path=str(self.path), limit=MAX_REQUEST_BYTES
+        )
+        os.chmod(self.path, 0o660)
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                response = await self._handle(line)
+                writer.write(json.dumps(response).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+            log.warning("control client dropped: %s", exc)
+        finally:
+            writer.close()
+
+    async def _handle(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {"ok": False, "error": "not a JSON object"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "not a JSON object"}
+        handler = self.handlers.get(str(request.get("command")))
+        if handler is None:
+            return {"ok": False, "error": f"unknown command; known: {sorted(self.handlers)}"}
+        try:
+            return await handler(request)
+        except CommandError as exc:
+            return {"ok": False, "error": str(exc)}
+
+
+async def send_command(path: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """Send one command to a running gateway and return its answer (5 s at most)."""
+    async with asyncio.timeout(COMMAND_TIMEOUT_S):
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            answer = json.loads(await reader.readline())
+        finally:
+            writer.close()
+    if not isinstance(answer, dict):
+        raise ValueError("the gateway answered with something other than a JSON object")
+    return answer

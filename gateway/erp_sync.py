@@ -1,0 +1,256 @@
+"""Polling the ERP for production runs: incremental, read-only, and safe when it misbehaves.
+
+Each poll asks the source for runs changed since the watermark. Accepted runs are appended
+as :class:`RunVersion` records together with the new watermark in ONE transaction, so after a
+crash the gateway neither skips nor half-applies a poll. Rejected rows are stored as
+:class:`RejectedInput` records with the raw row and every reason.
+
+When the ERP is unreachable or answers garbage, the last known runs stay in force; records
+joined meanwhile are flagged provisional, and the staleness (age of the last good poll) is
+exposed. When a run comes back changed in what matters for traceability (line, batch codes,
+products), the change is recorded and an alert raised, so a supervisor can reconcile labels
+and paperwork that followed the old version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from adapters.base import LinkState
+from adapters.erp.errors import ErpError, ErpRefused
+from adapters.erp.model import ProductionRun, run_fingerprint, run_from_json, run_to_json
+from adapters.erp.source import ErpSource
+from gateway.backoff import Backoff
+from gateway.clock import Clock
+from gateway.config import HttpErp, SqlErp
+from gateway.records import AlertRecord, Record, RejectedInput, RunVersion, Severity
+from gateway.runs import RunIndex
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KEY = "erp.watermark"
+FAILURES_BEFORE_ALERT = 3
+"""Consecutive failed polls before the ERP outage is raised as an alert (one blip is normal)."""
+
+
+def build_erp_source(config: HttpErp | SqlErp) -> ErpSource:
+    """The source for the configured ERP kind."""
+    if isinstance(config, HttpErp):
+        from adapters.erp.http_source import HttpErpSource  # noqa: PLC0415
+
+        return HttpErpSource(config)
+    from adapters.erp.sql_source import SqlErpSource  # noqa: PLC0415
+
+    return SqlErpSource(config)
+
+
+async def load_known_runs(store: Store) -> list[ProductionRun]:
+    """The newest version of every run the store knows (from the ERP or the line)."""
+    return [
+        run_from_json(json.loads(payload))
+        for (payload,) in await store.fetchall("SELECT payload FROM runs ORDER BY seq")
+    ]
+
+
+class ErpPoller:
+    """Keeps the run index up to date from the ERP."""
+
+    def __init__(
+        self,
+        config: HttpErp | SqlErp,
+        source: ErpSource,
+        store: Store,
+        index: RunIndex,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.store = store
+        self.index = index
+        self.clock = clock
+        self.state = LinkState.CONNECTING
+        self.last_error = ""
+        self.watermark: datetime | None = None
+        self.last_good_monotonic: float | None = None
+        self.failures = 0
+        self.polls = 0
+        self._outage_alerted = False
+
+    @property
+    def staleness_s(self) -> float | None:
+        """Seconds since the last good poll; None before the first."""
+        if self.last_good_monotonic is None:
+            return None
+        return self.clock.monotonic() - self.last_good_monotonic
+
+    @property
+    def provisional(self) -> bool:
+        """Whether runs are currently taken from the offline cache."""
+        staleness = self.staleness_s
+        return self.failures > 0 or staleness is None or staleness > self.config.stale_after_s
+
+    async def load(self) -> None:
+        """Restore the runs and the watermark from the store (the offline cache)."""
+        for run in await load_known_runs(self.store):
+            self.index.put(run)
+        stored = await self.store.get_meta(WATERMARK_KEY)
+        if stored and not self.config.full_reload:
+            self.watermark = datetime.fromisoformat(stored)
+        log.info("erp: %d run(s) from the store, watermark %s", len(self.index), self.watermark)
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        await self.load()
+        backoff = Backoff(
+            initial=self.config.poll_interval_s, maximum=max(self.config.poll_interval_s * 10, 60)
+        )
+        try:
+            while True:
+                if await self.poll_once():
+                    backoff.reset()
+                    await asyncio.sleep(self.config.poll_interval_s)
+                else:
+                    await asyncio.sleep(backoff.next_delay())
+        finally:
+            await self.source.close()
+
+    async def poll_once(self) -> bool:
+        """One poll; returns whether it succeeded. Never raises for ERP trouble."""
+        self.polls += 1
+        try:
+            result = await self.source.fetch_changed(self.watermark)
+        except ErpError as exc:
+            await self._failed(exc)
+            return False
+        now = self.clock.wall_us()
+        records: list[Record] = [
+            RejectedInput(
+                ts_us=now,
+                source="erp",
+                tag=rejection.run_number or "(no run number)",
+                raw=json.dumps(rejection.raw, default=str, sort_keys=True)[:8000],
+                reason="erp_row_invalid",
+                detail="; ".join(rejection.reasons),
+            )
+            for rejection in result.rejected
+        ]
+        changed: list[ProductionRun] = []
+        for run in result.runs:
+            previous = self.index.get(run.run_number)
+            if previous is not None and run_to_json(previous) == run_to_json(run):
+                continue  # a full reload or an overlapping page: nothing new
+            changed.append(run)
+            records.append(self._version(run, now))
+            if previous is not None:
+                records.extend(self._reconcile(previous, run, now))
+        if self._outage_alerted:
+            records.append(self._outage_alert(now, "cleared", "ERP reachable again"))
+            self._outage_alerted = False
+        watermark = result.watermark or self.watermark
+        meta = {WATERMARK_KEY: watermark.isoformat()} if watermark else {}
+        if records or meta:
+            await self.store.commit_with_meta(records, meta)
+        for run in changed:
+            self.index.put(run)
+        self.watermark = watermark
+        self.failures = 0
+        self.last_error = ""
+        self.last_good_monotonic = self.clock.monotonic()
+        self.state = LinkState.UP
+        if changed or result.rejected:
+            log.info(
+                "erp: %d run(s) changed, %d row(s) rejected, watermark %s",
+                len(changed),
+                len(result.rejected),
+                watermark,
+            )
+        return True
+
+    async def _failed(self, exc: ErpError) -> None:
+        self.failures += 1
+        self.last_error = str(exc)
+        self.state = LinkState.DOWN
+        refused = isinstance(exc, ErpRefused)
+        log.error(
+            "erp poll failed (%d in a row; last known runs stay in force): %s", self.failures, exc
+        )
+        if (refused or self.failures >= FAILURES_BEFORE_ALERT) and not self._outage_alerted:
+            self._outage_alerted = True
+            message = f"ERP {'refused' if refused else 'unreachable'}: {exc}; runs are provisional"
+            self.store.submit(self._outage_alert(self.clock.wall_us(), "raised", message))
+
+    def _outage_alert(self, now: int, state: str, message: str) -> AlertRecord:
+        return AlertRecord(
+            ts_us=now,
+            alert_id="erp.unavailable",
+            rule="erp_unavailable",
+            subject="erp",
+            severity=Severity.MAJOR,
+            state=state,
+            message=message,
+            detail={"failures": self.failures, "error": self.last_error},
+        )
+
+    def _version(self, run: ProductionRun, now: int) -> RunVersion:
+        return RunVersion(
+            ts_us=now,
+            run_number=run.run_number,
+            line=run.line,
+            status=str(run.status),
+            source="erp",
+            payload=run_to_json(run),
+        )
+
+    def _reconcile(self, previous: ProductionRun, run: ProductionRun, now: int) -> Sequence[Record]:
+        before, after = run_fingerprint(previous), run_fingerprint(run)
+        if before == after:
+            return []
+        fields = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        message = f"run {run.run_number} changed in the ERP: {', '.join(fields)}"
+        log.warning("erp: %s", message)
+        return [
+            AlertRecord(
+                ts_us=now,
+                alert_id=f"erp.run_changed.{run.run_number}.{run.updated.isoformat()}",
+                rule="erp_run_changed",
+                subject=run.run_number,
+                line=run.line,
+                severity=Severity.MAJOR,
+                state="raised",
+                message=message,
+                detail={"fields": fields, "before": before, "after": after},
+            )
+        ]
+
+
+def run_erp_sync_once(config_path: Path, *, full: bool) -> int:
+    """``lineside erp-sync``: one poll into the store; exit 0 when it succeeded."""
+    from gateway.clock import SystemClock  # noqa: PLC0415
+    from gateway.config import load_config  # noqa: PLC0415
+
+    config = load_config(config_path)
+    if config.erp is None:
+        log.error("%s has no [erp] section", config_path)
+        return 3
+
+    async def once() -> bool:
+        clock = SystemClock()
+        erp = config.erp
+        assert erp is not None
+        async with Store(config.store, clock) as store:
+            poller = ErpPoller(erp, build_erp_source(erp), store, RunIndex(), clock)
+            await poller.load()
+            if full:
+                poller.watermark = None
+            try:
+                return await poller.poll_once()
+            finally:
+                await poller.source.close()
+
+    return 0 if asyncio.run(once()) else 1
