@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--opcua-port", type=int, default=48400)
     simulate.add_argument("--modbus-port", type=int, default=50200)
     simulate.add_argument("--scanner-port", type=int, default=50300)
+    simulate.add_argument("--erp-port", type=int, default=48500)
     simulate.add_argument(
         "--scenario",
         default="demo",

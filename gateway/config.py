@@ -524,6 +524,9 @@ class ErpBase(StrictModel):
     """Time zone of the ERP's naive date-times (IANA name)."""
     full_reload: bool = False
     """Ignore the stored watermark at start-up and fetch every run again."""
+    watermark_overlap_s: float = Field(default=120.0, ge=0, le=86_400)
+    """Each poll re-reads this much before the watermark, so rows the ERP commits late with
+    an older ``Updated`` are not missed; unchanged runs read twice are ignored."""
 
     @field_validator("timezone")
     @classmethod

@@ -25,13 +25,17 @@ log = logging.getLogger(__name__)
 DEMO_OPCUA_PORT = 48400
 DEMO_MODBUS_PORT = 50200
 DEMO_SCANNER_PORT = 50300
+DEMO_ERP_PORT = 48500
 """Where ``config/demo.toml`` expects the simulators."""
 
 
 def demo_simulator_settings() -> SimulatorSettings:
     """The simulators as ``config/demo.toml`` expects them."""
     return SimulatorSettings(
-        opcua_port=DEMO_OPCUA_PORT, modbus_port=DEMO_MODBUS_PORT, scanner_port=DEMO_SCANNER_PORT
+        opcua_port=DEMO_OPCUA_PORT,
+        modbus_port=DEMO_MODBUS_PORT,
+        scanner_port=DEMO_SCANNER_PORT,
+        erp_port=DEMO_ERP_PORT,
     )
 
 

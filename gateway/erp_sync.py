@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from adapters.base import LinkState
@@ -104,13 +104,17 @@ class ErpPoller:
             self.watermark = datetime.fromisoformat(stored)
         log.info("erp: %d run(s) from the store, watermark %s", len(self.index), self.watermark)
 
-    async def run(self) -> None:
-        """Poll until cancelled."""
-        await self.load()
+    async def run(self, *, first_poll_done: bool = False) -> None:
+        """Poll until cancelled; ``first_poll_done`` when the caller's first poll succeeded.
+
+        The caller has already called :meth:`load`.
+        """
         backoff = Backoff(
             initial=self.config.poll_interval_s, maximum=max(self.config.poll_interval_s * 10, 60)
         )
         try:
+            if first_poll_done:
+                await asyncio.sleep(self.config.poll_interval_s)
             while True:
                 if await self.poll_once():
                     backoff.reset()
@@ -123,8 +127,11 @@ class ErpPoller:
     async def poll_once(self) -> bool:
         """One poll; returns whether it succeeded. Never raises for ERP trouble."""
         self.polls += 1
+        since = self.watermark
+        if since is not None:
+            since -= timedelta(seconds=self.config.watermark_overlap_s)
         try:
-            result = await self.source.fetch_changed(self.watermark)
+            result = await self.source.fetch_changed(since)
         except ErpError as exc:
             await self._failed(exc)
             return False
@@ -152,7 +159,9 @@ class ErpPoller:
         if self._outage_alerted:
             records.append(self._outage_alert(now, "cleared", "ERP reachable again"))
             self._outage_alerted = False
-        watermark = result.watermark or self.watermark
+        # The overlap asked for older rows: never let the watermark move backwards.
+        candidates = [w for w in (result.watermark, self.watermark) if w is not None]
+        watermark = max(candidates) if candidates else None
         meta = {WATERMARK_KEY: watermark.isoformat()} if watermark else {}
         if records or meta:
             await self.store.commit_with_meta(records, meta)

@@ -23,30 +23,37 @@ from typing import Any
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import LinesideConfig
+from gateway.control import ControlServer, RunControl
+from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
+from gateway.pipeline import Pipeline
 from gateway.records import DeviceEvent
+from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
 
+FIRST_POLL_WAIT_S = 5.0
+"""How long start-up waits for the first ERP answer before recording without it."""
+
 GATEWAY_SOURCE = "gateway"
 """The ``device`` name of events the gateway records about itself."""
 
 IntakeFactory = Callable[
-    [LinesideConfig, Store, Clock], list[tuple[str, Coroutine[Any, Any, None]]]
+    [LinesideConfig, Pipeline, Store, Clock], list[tuple[str, Coroutine[Any, Any, None]]]
 ]
 """Builds the named intake coroutines (device adapters) for a config."""
 
 
 def default_intake(
-    config: LinesideConfig, store: Store, clock: Clock
+    config: LinesideConfig, sink: Pipeline, store: Store, clock: Clock
 ) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-    """The device adapters for every enabled device in the config."""
+    """The device adapters for every enabled device in the config, feeding ``sink``."""
     from adapters.registry import build_adapters, run_adapter  # noqa: PLC0415
 
     return [
         (f"adapter[{a.device_id}]", run_adapter(a, store))
-        for a in build_adapters(config, store, clock)
+        for a in build_adapters(config, sink, clock)
     ]
 
 
@@ -83,20 +90,52 @@ async def run_gateway(
                     },
                 )
             )
+            # The runs known before this start are in force until the ERP answers.
+            index = RunIndex(await load_known_runs(store))
+            poller = None
+            if config.erp is not None:
+                poller = ErpPoller(config.erp, build_erp_source(config.erp), store, index, clock)
+                await poller.load()
+            pipeline = Pipeline(
+                store, index, provisional=(lambda: poller.provisional) if poller else lambda: False
+            )
+            control = RunControl(store, index, clock, {line.id for line in config.lines})
+            server = ControlServer(
+                config.control_socket_path,
+                {"start_run": control.start_run, "end_run": control.end_run},
+            )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(store.run_committer(), name="store.committer")
+                # The first ERP poll is awaited (briefly) before the devices start, so the first
+                # packs already join their run; a slow ERP must not hold up recording.
+                first_poll_done = False
+                if poller is not None:
+                    try:
+                        async with asyncio.timeout(FIRST_POLL_WAIT_S):
+                            first_poll_done = await poller.poll_once()
+                    except TimeoutError:
+                        log.warning("erp: first poll still running after %ss", FIRST_POLL_WAIT_S)
                 intake_tasks = [
                     tasks.create_task(coro, name=name)
-                    for name, coro in intake(config, store, clock)
+                    for name, coro in intake(config, pipeline, store, clock)
                 ]
+                device_count = len(intake_tasks)
+                intake_tasks.append(tasks.create_task(server.serve(), name="control.server"))
+                if poller is not None:
+                    intake_tasks.append(
+                        tasks.create_task(
+                            poller.run(first_poll_done=first_poll_done), name="erp.poller"
+                        )
+                    )
                 watchdog = None
                 if notifier.watchdog_interval is not None:
                     watchdog = tasks.create_task(notifier.watchdog(), name="systemd.watchdog")
-                notifier.notify(f"READY=1\nSTATUS=recording {len(intake_tasks)} device(s)")
+                notifier.notify(f"READY=1\nSTATUS=recording {device_count} device(s)")
                 log.info(
-                    "gateway %s running: %d device task(s), store %s",
+                    "gateway %s running: %d device(s), %s, store %s",
                     config.gateway.id,
-                    len(intake_tasks),
+                    device_count,
+                    f"ERP {config.erp.kind}" if config.erp else "no ERP (runs from the line)",
                     config.store.path,
                 )
                 if on_ready is not None:

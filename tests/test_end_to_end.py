@@ -33,13 +33,19 @@ def count(db_path: Path, table: str) -> int:
 
 
 def test_simulators_and_gateway_processes_record_live_data(tmp_path: Path) -> None:
-    ports = {"opcua": free_port(), "modbus": free_port(), "scanner": free_port()}
+    ports = {
+        "opcua": free_port(),
+        "modbus": free_port(),
+        "scanner": free_port(),
+        "erp": free_port(),
+    }
     db_path = tmp_path / "e2e.db"
     config = (
         DEMO.read_text()
         .replace("48400", str(ports["opcua"]))
         .replace("50200", str(ports["modbus"]))
         .replace("50300", str(ports["scanner"]))
+        .replace("48500", str(ports["erp"]))
         .replace('path = "../var/demo/lineside.db"', f'path = "{db_path}"')
     )
     config_path = tmp_path / "demo.toml"
@@ -58,6 +64,8 @@ def test_simulators_and_gateway_processes_record_live_data(tmp_path: Path) -> No
             str(ports["modbus"]),
             "--scanner-port",
             str(ports["scanner"]),
+            "--erp-port",
+            str(ports["erp"]),
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -66,7 +74,7 @@ def test_simulators_and_gateway_processes_record_live_data(tmp_path: Path) -> No
     gateway = None
     try:
         assert simulate.stdout is not None
-        started = [simulate.stdout.readline() for _ in range(3)]
+        started = [simulate.stdout.readline() for _ in range(4)]
         assert all(line.startswith("simulator ") for line in started), started
         gateway = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--config", str(config_path)],
@@ -100,6 +108,13 @@ def test_simulators_and_gateway_processes_record_live_data(tmp_path: Path) -> No
     links = {(d, k) for d, k in db.execute("SELECT device, kind FROM device_events")}
     assert ("cw1", "link_up") in links
     assert ("scanner1", "link_up") in links
+    # The simulated ERP has a run active on L1 now: every pack and L1 reading joins it.
+    runs = {r for (r,) in db.execute("SELECT DISTINCT run_number FROM packs")}
+    assert len(runs) == 1
+    [run] = runs
+    assert run is not None
+    assert run.endswith("-L1-02")
+    assert db.execute("SELECT count(*) FROM run_versions WHERE source = 'erp'").fetchone()[0] >= 5
     orphans = db.execute(
         "SELECT count(*) FROM packs p LEFT JOIN outbox o ON o.seq = p.seq WHERE o.seq IS NULL"
     ).fetchone()[0]

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -28,12 +29,13 @@ from pydantic import SecretStr
 from adapters.erp.errors import ErpDataError, ErpError, ErpRefused, ErpUnavailable
 from adapters.erp.http_source import HttpErpSource, parse_retry_after
 from adapters.erp.model import ProductionRun, RunStatus, Tier
-from adapters.erp.simulator import RUNS_PATH, ErpFault, ErpSimulator
+from adapters.erp.simulator import RUNS_PATH, ErpFault, ErpSimulator, RequestRecord
 from gateway.config import HttpErp
 
 NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
 DAY = "260105"
 TOKEN = "s3cr3t-erp-token-do-not-log"
+ERP_ZONE = ZoneInfo("Europe/London")
 
 
 class SleepRecorder:
@@ -110,17 +112,142 @@ async def test_full_reload_returns_the_days_runs(
     assert [r.query.get("updated_since") for r in erp.requests] == [None]
 
 
-async def test_follows_paging(erp: ErpSimulator, make_source: Callable[..., HttpErpSource]) -> None:
-    result = await make_source(erp.url, page_size=2).fetch_changed(None)
+def keyset(runs: list[ProductionRun]) -> list[tuple[dt.datetime, str]]:
+    return [(run.updated, run.run_number) for run in runs]
+
+
+def sent_keys(erp: ErpSimulator) -> list[tuple[dt.datetime, str] | None]:
+    """The (updated_since, after_run) each request continued from (None: the first page)."""
+    keys: list[tuple[dt.datetime, str] | None] = []
+    for record in erp.requests:
+        assert "page" not in record.query
+        if "after_run" in record.query:
+            since = dt.datetime.fromisoformat(record.query["updated_since"])
+            if since.tzinfo is None:  # a key taken from a row: the ERP's local time
+                since = since.replace(tzinfo=ERP_ZONE)
+            keys.append((since, record.query["after_run"]))
+        else:
+            keys.append(None)
+    return keys
+
+
+@pytest.mark.parametrize("send_next", [True, False], ids=["server-next", "derived-key"])
+async def test_follows_keyset_paging(
+    make_source: Callable[..., HttpErpSource], send_next: bool
+) -> None:
+    async with ErpSimulator(now=lambda: NOW, send_next=send_next) as erp:
+        result = await make_source(erp.url, page_size=2).fetch_changed(None)
+        assert erp.methods_seen == {"GET"}
 
     assert len(result.runs) == 5
-    assert [(r.query["page"], r.query["page_size"]) for r in erp.requests] == [
-        ("1", "2"),
-        ("2", "2"),
-        ("3", "2"),
-    ]
-    updated = [run.updated for run in result.runs]
-    assert updated == sorted(updated)
+    assert keyset(result.runs) == sorted(keyset(result.runs))
+    assert [r.query["page_size"] for r in erp.requests] == ["2"] * len(erp.requests)
+    # Each page continues right after the last run of the page before it (from the
+    # server's next, or derived from the last row); the 3rd page is not full: the end.
+    after = keyset(result.runs)
+    assert sent_keys(erp) == [None, after[1], after[3]]
+
+
+async def test_a_watermark_starts_the_keyset_without_after_run(
+    erp: ErpSimulator, make_source: Callable[..., HttpErpSource]
+) -> None:
+    watermark = NOW - dt.timedelta(minutes=60)  # after L2-01 and L1-01
+    result = await make_source(erp.url, page_size=2).fetch_changed(watermark)
+
+    numbers = [run.run_number for run in result.runs]
+    assert numbers == [f"{DAY}-L1-02", f"{DAY}-L1-03", f"{DAY}-L2-02"]
+    first = erp.requests[0].query
+    assert "after_run" not in first
+    assert dt.datetime.fromisoformat(first["updated_since"]) == watermark
+    assert sent_keys(erp)[1:] == [keyset(result.runs)[1]]
+
+
+# --------------------------------------------------------------------------------------
+# Regressions of page-number paging: a run changed mid-poll, ties at a page boundary
+
+
+@pytest.mark.parametrize("send_next", [True, False], ids=["server-next", "derived-key"])
+async def test_a_run_updated_between_two_pages_skips_nothing(
+    make_source: Callable[..., HttpErpSource], send_next: bool
+) -> None:
+    """The lost-run bug of page numbers, reproduced: it must not lose a run any more.
+
+    Six runs in (Updated, RunNumber) order, two a page:
+    L2-01 L1-01 | L1-02 L1-03 | L2-02 L2-03. Right after the first page is served, the ERP
+    updates L2-01, which moves to the end. Page 2 by NUMBER is then offset 2 of
+    L1-01 L1-02 L1-03 L2-02 L2-03 L2-01, i.e. L1-03 L2-02: L1-02 is never served, and the
+    poll's watermark (L2-01's new Updated) is above it, so no later poll brings it back.
+    Page 2 by KEYSET starts after (L1-01's Updated, L1-01): L1-02 L1-03, and L2-01 is
+    served again at the end.
+    """
+    async with ErpSimulator(now=lambda: NOW, send_next=send_next) as erp:
+        erp.add_run({**erp.run(f"{DAY}-L2-02"), "RunNumber": f"{DAY}-L2-03", "Updated": NOW})
+        everything = [str(raw["RunNumber"]) for raw in erp.runs]
+        assert everything[:3] == [f"{DAY}-L2-01", f"{DAY}-L1-01", f"{DAY}-L1-02"]
+        moved = everything[0]
+
+        def update_after_the_first_page(record: RequestRecord) -> None:
+            if len(erp.requests) == 1:
+                erp.update_run(moved, Status="Finished", ActualEnd=NOW)
+
+        erp.on_request = update_after_the_first_page
+        source = make_source(erp.url, page_size=2)
+        result = await source.fetch_changed(None)
+
+        served = [run.run_number for run in result.runs]
+        assert sorted(served) == sorted(everything)  # every run, L1-02 included
+        assert served.count(moved) == 1  # served twice; only the newest version is kept
+        assert served[-1] == moved
+        changed = result.runs[-1]
+        assert changed.status is RunStatus.FINISHED
+        assert changed.updated == dt.datetime.fromisoformat(str(erp.run(moved)["Updated"])).replace(
+            tzinfo=dt.UTC
+        )
+        assert result.watermark == changed.updated
+        # Page 2 went on from the last run of page 1, whatever happened to the runs since.
+        assert sent_keys(erp)[1] == keyset(result.runs)[0]
+        # And nothing is left behind the new watermark.
+        assert (await source.fetch_changed(result.watermark)).runs == []
+        assert erp.methods_seen == {"GET"}
+
+
+@pytest.mark.parametrize("send_next", [True, False], ids=["server-next", "derived-key"])
+@pytest.mark.parametrize("page_size", [2, 3, 4])
+async def test_runs_sharing_one_updated_across_a_page_boundary_all_arrive(
+    make_source: Callable[..., HttpErpSource], send_next: bool, page_size: int
+) -> None:
+    """Five runs with the same Updated, cut by page boundaries: each one arrives, once."""
+    tie = NOW - dt.timedelta(minutes=5)
+    async with ErpSimulator(now=lambda: NOW, send_next=send_next) as erp:
+        template = erp.run(f"{DAY}-L1-02")
+        for n in (5, 1, 4, 2, 3):  # added out of order: the ERP sorts them
+            erp.add_run({**template, "RunNumber": f"{DAY}-TIE-{n}", "Updated": tie})
+        result = await make_source(erp.url, page_size=page_size).fetch_changed(None)
+        assert erp.methods_seen == {"GET"}
+
+    numbers = [run.run_number for run in result.runs]
+    assert len(numbers) == len(set(numbers)) == 10
+    assert numbers[-5:] == [f"{DAY}-TIE-{n}" for n in range(1, 6)]
+    assert keyset(result.runs) == sorted(keyset(result.runs))
+    assert result.watermark == tie
+    # At least one page ended inside the tie, and the next one resumed inside it.
+    assert any(key is not None and key[0] == tie for key in sent_keys(erp))
+
+
+async def test_a_tie_resumes_by_run_number_not_by_updated_alone(
+    erp: ErpSimulator, make_source: Callable[..., HttpErpSource]
+) -> None:
+    tie = NOW - dt.timedelta(minutes=5)
+    template = erp.run(f"{DAY}-L1-02")
+    for n in (1, 2, 3):
+        erp.add_run({**template, "RunNumber": f"{DAY}-TIE-{n}", "Updated": tie})
+    result = await make_source(erp.url, page_size=6).fetch_changed(None)
+
+    assert len(result.runs) == 8
+    # The first page ended on TIE-1: the second asks for what follows (tie, TIE-1), which
+    # an "Updated > tie" filter would have emptied.
+    assert sent_keys(erp) == [None, (tie, f"{DAY}-TIE-1")]
+    assert [run.run_number for run in result.runs][-2:] == [f"{DAY}-TIE-2", f"{DAY}-TIE-3"]
 
 
 async def test_watermark_filters_and_a_changed_run_comes_back(
@@ -537,7 +664,35 @@ async def test_a_bare_list_is_the_whole_answer() -> None:
     [
         (b'{"runs": [], "next_page": NaN}', "application/json", ErpDataError, "NaN"),
         (b'{"runs": [], "next_page": "2"}', "application/json", ErpDataError, "next_page"),
-        (b'{"runs": [], "next_page": 1}', "application/json", ErpDataError, "backwards"),
+        # The former page-number contract is refused, not followed: it loses runs.
+        (b'{"runs": [], "next_page": 2}', "application/json", ErpDataError, "keyset"),
+        (b'{"runs": [], "next": 2}', "application/json", ErpDataError, "next must be an object"),
+        (b'{"runs": [], "next": {}}', "application/json", ErpDataError, "updated_since"),
+        (
+            b'{"runs": [], "next": {"updated_since": "soon", "after_run": "R1"}}',
+            "application/json",
+            ErpDataError,
+            "'soon' is not an ISO 8601",
+        ),
+        (
+            b'{"runs": [], "next": {"updated_since": "2026-01-05T09:00:00", "after_run": null}}',
+            "application/json",
+            ErpDataError,
+            "after_run must be a run number",
+        ),
+        (
+            b'{"runs": [], "next": {"updated_since": "2026-01-05T09:00:00", "after_run": true}}',
+            "application/json",
+            ErpDataError,
+            "after_run must be a run number",
+        ),
+        # The same next key every time: the poll would loop.
+        (
+            b'{"runs": [], "next": {"updated_since": "2026-01-05T09:00:00", "after_run": "R1"}}',
+            "application/json",
+            ErpDataError,
+            "does not move forward",
+        ),
         (b'"runs"', "application/json", ErpDataError, "not str"),
         (b"\xff\xfe\x00garbage", "application/json", ErpDataError, "not"),
         (b'{"runs": []}', "text/plain", ErpDataError, "Content-Type is text/plain"),
@@ -603,7 +758,8 @@ async def test_watermark_is_sent_in_the_erp_zone() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.params["updated_since"])
-        return json_response({"runs": [], "next_page": None})
+        assert "after_run" not in request.url.params
+        return json_response({"runs": [], "next": None})
 
     source = mock_source(handler)
     try:
@@ -613,6 +769,171 @@ async def test_watermark_is_sent_in_the_erp_zone() -> None:
         await source.close()
     assert seen == ["2026-07-01T06:00:00+01:00"]
     assert result.watermark == summer
+
+
+def run_row(number: str, updated: str) -> dict[str, object]:
+    return {
+        "RunNumber": number,
+        "Line": "L1",
+        "BatchCodes": ["B1"],
+        "Description": "SALMON PORTIONS",
+        "Products": [],
+        "Status": "Planned",
+        "Updated": updated,
+    }
+
+
+async def fetch_pages(
+    pages: list[object], *, watermark: dt.datetime | None = None, page_size: int = 2
+) -> tuple[list[dict[str, str]], object]:
+    """Serve ``pages`` in turn over a mock transport; returns the queries sent and the
+    result, or the ErpError raised."""
+    queries: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        queries.append(dict(request.url.params))
+        return json_response(pages[min(len(queries), len(pages)) - 1])
+
+    source = mock_source(handler, page_size=page_size)
+    try:
+        try:
+            return queries, await source.fetch_changed(watermark)
+        except ErpError as exc:
+            return queries, exc
+    finally:
+        await source.close()
+
+
+async def test_the_server_next_is_sent_back_verbatim_and_preferred() -> None:
+    a, b, c = (run_row(f"R{n}", f"2026-01-05T09:0{n}:00") for n in (1, 2, 3))
+    # The server's next may point elsewhere than the last row (its own business): it wins.
+    key = {"updated_since": "05/01/2026 09:02:30", "after_run": 7}
+    queries, result = await fetch_pages(
+        [{"runs": [a, b], "next": key}, {"runs": [c], "next": None}]
+    )
+    assert not isinstance(result, ErpError)
+    assert [r.run_number for r in result.runs] == ["R1", "R2", "R3"]
+    assert queries == [
+        {"page_size": "2"},
+        {"page_size": "2", "updated_since": "05/01/2026 09:02:30", "after_run": "7"},
+    ]
+
+
+async def test_without_next_a_full_page_continues_from_its_last_row() -> None:
+    rows = [run_row(f"R{n}", f"2026-01-05T09:0{n}:00.000") for n in (1, 2, 3, 4)]
+    queries, result = await fetch_pages(
+        [{"runs": rows[:2]}, {"runs": rows[2:]}, {"runs": []}],
+        watermark=dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC),
+    )
+    assert not isinstance(result, ErpError)
+    assert [r.run_number for r in result.runs] == ["R1", "R2", "R3", "R4"]
+    assert queries == [
+        {"page_size": "2", "updated_since": "2026-01-05T08:00:00+00:00"},
+        {"page_size": "2", "updated_since": "2026-01-05T09:02:00.000", "after_run": "R2"},
+        {"page_size": "2", "updated_since": "2026-01-05T09:04:00.000", "after_run": "R4"},
+    ]
+
+
+async def test_without_next_a_page_that_is_not_full_is_the_last() -> None:
+    queries, result = await fetch_pages([{"runs": [run_row("R1", "2026-01-05T09:00:00")]}])
+    assert not isinstance(result, ErpError)
+    assert len(queries) == 1
+    # The former contract's last page (next_page null) is such a page.
+    queries, result = await fetch_pages([{"runs": [], "next_page": None}])
+    assert not isinstance(result, ErpError)
+    assert len(queries) == 1
+
+
+@pytest.mark.parametrize(
+    "last_row",
+    [
+        "R-GARBAGE",
+        {"RunNumber": "R2", "Line": "L1"},
+        {"RunNumber": "", "Updated": "2026-01-05T09:02:00"},
+        {"RunNumber": "R2", "Updated": "not a date"},
+    ],
+)
+async def test_without_next_a_full_page_needs_a_last_row_with_a_key(last_row: object) -> None:
+    first = run_row("R1", "2026-01-05T09:01:00")
+    queries, result = await fetch_pages([{"runs": [first, last_row]}])
+    assert isinstance(result, ErpDataError)
+    assert "full page without 'next'" in str(result)
+    assert len(queries) == 1
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        # Earlier than the key just sent.
+        ([("2026-01-05T09:05:00", "R5"), ("2026-01-05T09:04:59", "R9")], "goes backwards"),
+        # The same instant and run number again.
+        ([("2026-01-05T09:05:00", "R5"), ("2026-01-05T09:05:00", "R5")], "does not move"),
+        # Round in a circle inside one instant: R5, R6, R5.
+        (
+            [
+                ("2026-01-05T09:05:00", "R5"),
+                ("2026-01-05T09:05:00", "R6"),
+                ("2026-01-05T09:05:00", "R5"),
+            ],
+            "does not move forward",
+        ),
+        # The same instant, written another way (an offset), is still the same instant.
+        (
+            [("2026-01-05T09:05:00", "R5"), ("2026-01-05T09:05:00+00:00", "R5")],
+            "does not move forward",
+        ),
+    ],
+)
+async def test_a_next_key_that_does_not_move_forward_stops_the_poll(
+    keys: list[tuple[str, str]], message: str
+) -> None:
+    rows = [run_row("R1", "2026-01-05T09:01:00"), run_row("R2", "2026-01-05T09:02:00")]
+    pages: list[object] = [
+        {"runs": rows, "next": {"updated_since": since, "after_run": run}} for since, run in keys
+    ]
+    queries, result = await fetch_pages(pages)
+    assert isinstance(result, ErpDataError)
+    assert message in str(result)
+    assert len(queries) == len(keys)
+
+
+async def test_a_next_at_the_watermark_without_after_run_does_not_move_forward() -> None:
+    # The first request asked for Updated > W: (W, anything) lies before that.
+    key = {"updated_since": "2026-01-05T08:00:00+00:00", "after_run": "R1"}
+    queries, result = await fetch_pages(
+        [{"runs": [], "next": key}], watermark=dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
+    )
+    assert isinstance(result, ErpDataError)
+    assert "does not move forward" in str(result)
+    assert len(queries) == 1
+
+
+async def test_ties_inside_one_instant_move_forward_by_run_number() -> None:
+    rows = [run_row(f"R{n}", "2026-01-05T09:00:00") for n in range(1, 6)]
+
+    def page(start: int) -> dict[str, object]:
+        chunk = rows[start : start + 2]
+        more = start + 2 < len(rows)
+        last = chunk[-1]
+        key = {"updated_since": last["Updated"], "after_run": last["RunNumber"]}
+        return {"runs": chunk, "next": key if more else None}
+
+    queries, result = await fetch_pages([page(0), page(2), page(4)])
+    assert not isinstance(result, ErpError)
+    assert [r.run_number for r in result.runs] == ["R1", "R2", "R3", "R4", "R5"]
+    assert [q.get("after_run") for q in queries] == [None, "R2", "R4"]
+
+
+async def test_a_run_served_twice_keeps_its_newest_version_only() -> None:
+    old = run_row("R1", "2026-01-05T09:00:00")
+    new = {**run_row("R1", "2026-01-05T09:10:00"), "Status": "Running"}
+    _, result = await fetch_pages([[old, run_row("R2", "2026-01-05T09:05:00"), new]])
+    assert not isinstance(result, ErpError)
+    assert [(r.run_number, r.status) for r in result.runs] == [
+        ("R2", RunStatus.PLANNED),
+        ("R1", RunStatus.RUNNING),
+    ]
+    assert result.watermark == dt.datetime(2026, 1, 5, 9, 10, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.erp.simulator import ErpSimulator
 from gateway.config import load_config
 from gateway.sdnotify import Notifier
 from gateway.service import run_gateway
@@ -237,3 +238,137 @@ def test_service_with_a_corrupt_database_quarantines_it_and_keeps_running(tmp_pa
     assert json.loads(detail)["file"] == str(folder / "svc.db")
     assert proc.stderr is not None
     assert "damaged" in proc.stderr.read()
+
+
+def _start_gateway(config: Path, notify: Path) -> tuple[subprocess.Popen[str], socket.socket]:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, listener
+
+
+def test_gateway_starts_promptly_with_the_erp_down_and_operators_can_start_runs(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "ops.db"
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        minimal_config_text(db_path)
+        + '[erp]\nkind = "http"\nurl = "http://127.0.0.1:9/api/runs"\nretries = 0\n'
+        "poll_interval_s = 1\n"
+    )
+    proc, listener = _start_gateway(config, tmp_path / "n.sock")
+    try:
+        started = time.monotonic()
+        assert listener.recv(4096).decode().startswith("READY=1")
+        assert time.monotonic() - started < 15, "an unreachable ERP does not hold up recording"
+        lineside = [sys.executable, "-m", "gateway.cli"]
+        result = subprocess.run(
+            [
+                *lineside,
+                "run-start",
+                "-c",
+                str(config),
+                "--line",
+                "L1",
+                "--run",
+                "R7",
+                "--operator",
+                "Ann",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "run R7: started by Ann" in result.stdout
+        refused = subprocess.run(
+            [*lineside, "run-end", "-c", str(config), "--run", "NOPE", "--operator", "Ann"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert "unknown run 'NOPE'" in refused.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    db = sqlite3.connect(db_path)
+    assert db.execute("SELECT run_number, source, actor FROM run_versions").fetchall() == [
+        ("R7", "operator", "Ann")
+    ]
+    assert db.execute("SELECT run_number, status FROM runs").fetchall() == [("R7", "running")]
+
+
+def test_run_start_without_a_gateway_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(minimal_config_text(tmp_path / "x.db"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "run-start",
+            "-c",
+            str(config),
+            "--line",
+            "L1",
+            "--run",
+            "R1",
+            "--operator",
+            "Ann",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot reach the gateway" in result.stderr
+
+
+async def test_erp_sync_full_reloads_every_run(tmp_path: Path) -> None:
+    db_path = tmp_path / "sync.db"
+    async with ErpSimulator() as erp:
+        config = tmp_path / "gw.toml"
+        config.write_text(
+            minimal_config_text(db_path).replace(
+                'id = "L1"\n', 'id = "L1"\n\n[[lines]]\nid = "L2"\n'
+            )
+            + f'[erp]\nkind = "http"\nurl = "{erp.url}"\nretries = 0\n'
+        )
+        for full in (False, True):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "erp-sync",
+                "-c",
+                str(config),
+                *(["--full"] if full else []),
+                cwd=REPO,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+        queries = [r.query for r in erp.requests]
+    assert "updated_since" not in queries[0], "the first sync has no watermark yet"
+    assert "updated_since" not in queries[-1], "--full ignores the stored watermark"
+    db = sqlite3.connect(db_path)
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == len(erp.runs)
+    assert db.execute("SELECT value FROM meta WHERE key = 'erp.watermark'").fetchone()[0]

@@ -622,7 +622,8 @@ async def test_run_simulators_reports_addresses_and_stops_cleanly(no_stray_tasks
     try:
         async with asyncio.timeout(15):
             addresses = await started.get()
-        assert set(addresses) == {"opcua", "modbus", "scanner"}
+        assert set(addresses) == {"opcua", "modbus", "scanner", "erp"}
+        assert addresses["erp"].startswith("http://127.0.0.1:")
         assert addresses["opcua"].startswith("opc.tcp://127.0.0.1:")
         host, port = addresses["scanner"].rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))

@@ -2,23 +2,57 @@
 
 The wire contract (what :class:`HttpErpSource` asks and what it accepts)::
 
-    GET {url}?updated_since=<ISO 8601 with offset>&page=<n>&page_size=<k>
+    GET {url}?updated_since=<ISO 8601>&after_run=<RunNumber>&page_size=<k>
     Authorization: Bearer <token>        (only when a token is configured)
     Accept: application/json
 
     200 OK
     Content-Type: application/json      (or any application/*+json, RFC 6839)
 
-    {"runs": [ {...run...}, ... ], "next_page": 2}     more pages follow
-    {"runs": [ ... ], "next_page": null}               the last page
+    {"runs": [ {...run...}, ... ],
+     "next": {"updated_since": "2026-01-05T09:40:00.000+00:00", "after_run": "260105-L1-02"}}
+    {"runs": [ ... ], "next": null}                    the last page
     [ {...run...}, ... ]                                a bare list: the whole answer, no paging
 
-``updated_since`` is the stored watermark expressed in the ERP's time zone with its UTC
-offset (``2026-01-05T06:30:00+00:00``); it is omitted for a full reload. The ERP returns
-the runs with ``Updated > updated_since`` in ascending ``Updated`` order (ErpSource
-contract), ``page_size`` of them per page, pages numbered from 1. ``next_page`` must be
-greater than the page just read, so a confused server cannot make the poll loop. Each run
-object is parsed by :func:`adapters.erp.model.parse_run`, which documents the field names.
+Paging is by KEYSET on the composite key ``(Updated, RunNumber)``, never by page number.
+The server returns the runs whose ``(Updated, RunNumber)`` is strictly greater than
+``(updated_since, after_run)``; without ``after_run``, those with ``Updated >
+updated_since``; without either, every run. They come in ascending ``(Updated, RunNumber)``
+order, at most ``page_size`` of them, with ``next`` holding the key of the last run served
+(to be sent back as it is), or null when no more runs follow (always when the page was not
+full). The first request of a poll sends the stored watermark, in the ERP's time zone with
+its UTC offset (``2026-01-05T06:30:00+00:00``), and no ``after_run``; a full reload sends
+neither.
+
+Why a keyset: with page numbers, a run of an earlier page that the ERP updates between two
+page requests moves to the end of the ordering, every later run shifts one place earlier,
+and the first run of the next page is never served; the poll's new watermark is then above
+it, so it is lost for good. Runs sharing one ``Updated`` across a page boundary are a second
+hazard. A keyset position does not move when rows change: a run updated mid-poll is simply
+served again further on (only its newest version is returned, see
+:meth:`HttpErpSource.fetch_changed`), and the ``RunNumber`` tie-break resumes exactly
+inside a group of equal ``Updated``.
+
+How the client follows pages:
+
+* ``next`` present: it is followed, sent back verbatim (the server reads its own
+  date-time format). It must be an object with ``updated_since`` (an ISO 8601 date-time;
+  without an offset it is read in the ERP's zone) and ``after_run`` (text or an integer).
+* ``next`` absent from the object, and the page full (``page_size`` runs or more): the
+  client derives the key itself from the last row's ``Updated`` and ``RunNumber`` (verbatim
+  again); a last row without both is :class:`ErpDataError`. Absent and the page not full:
+  the last page. The server's ``next`` is preferred whenever it is given.
+* ``next_page`` (the former page-number contract) without ``next`` is :class:`ErpDataError`:
+  such a server ignores ``after_run`` and would lose runs again.
+* Every key must move forward, so a confused server cannot make the poll loop: a key whose
+  ``updated_since`` is earlier than the one just sent is :class:`ErpDataError` ("goes
+  backwards"); an equal ``updated_since`` is accepted only with an ``after_run`` not already
+  sent at that instant, and never after a request without ``after_run`` ("does not move
+  forward"). ``after_run`` values are not compared with each other, because the order of
+  run numbers is the ERP's collation, which the client does not know.
+
+Each run object is parsed by :func:`adapters.erp.model.parse_run`, which documents the
+field names.
 
 What the gateway does with everything else (reliability.md §7 row 15, "ERP returns garbage"):
 
@@ -197,13 +231,39 @@ class HttpErpStats:
 
 
 @dataclass(frozen=True, slots=True)
+class _Key:
+    """A keyset position ``(Updated, RunNumber)``: everything after it is asked for next."""
+
+    updated_since: str
+    """``Updated`` as it goes on the wire (the server's own text, sent back verbatim)."""
+    after_run: str | None
+    """The run number tie-break; None only for the watermark a poll starts from."""
+    at: datetime
+    """``updated_since`` read as an aware date-time, to check that paging moves forward."""
+
+    def __str__(self) -> str:
+        return f"(updated_since={self.updated_since!r}, after_run={self.after_run!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class _Page:
     rows: list[object]
-    next_page: int | None
+    next: _Key | None
+    """The server's ``next`` key, or None: the last page, or (``derive``) unsaid."""
+    derive: bool = False
+    """The server said nothing about paging: a full page continues after its last row."""
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _newest_only(runs: list[ProductionRun]) -> list[ProductionRun]:
+    """Keep the last occurrence of each run number: later in keyset order is newer."""
+    last = {run.run_number: index for index, run in enumerate(runs)}
+    if len(last) == len(runs):
+        return runs
+    return [run for index, run in enumerate(runs) if last[run.run_number] == index]
 
 
 async def _refuse_non_get(request: httpx.Request) -> None:
@@ -349,7 +409,9 @@ class HttpErpSource:
 
         Returns the parsed runs, the rejected rows with their reasons, and the highest
         ``Updated`` seen (rejected rows included when their ``Updated`` is readable), or the
-        watermark passed in when nothing newer came.
+        watermark passed in when nothing newer came. A run the ERP changed while the poll
+        was paging is served twice (before and after its change); only its last, newest
+        occurrence is kept, in the position it was served.
 
         Raises:
             ErpUnavailable: the ERP could not be reached or kept failing (after retries), or
@@ -378,21 +440,85 @@ class HttpErpSource:
 
     async def _poll(self, watermark: datetime | None, deadline: asyncio.Timeout) -> FetchResult:
         result = FetchResult(watermark=watermark)
-        page = 1
+        key: _Key | None = None
+        if watermark is not None:
+            key = _Key(watermark.astimezone(self._tz).isoformat(), None, watermark)
+        # The after_run values already sent with key.at: an equal updated_since must come
+        # with a new one, or the server is leading the poll round in a circle.
+        sent_at_instant: set[str] = set()
         while True:
-            params = {"page": str(page), "page_size": str(self.config.page_size)}
-            if watermark is not None:
-                params["updated_since"] = watermark.astimezone(self._tz).isoformat()
+            params = {"page_size": str(self.config.page_size)}
+            if key is not None:
+                params["updated_since"] = key.updated_since
+                if key.after_run is not None:
+                    params["after_run"] = key.after_run
             fetched = await self._get_with_retries(params, deadline)
             for row in fetched.rows:
                 self._take_row(row, result)
-            if fetched.next_page is None:
-                return result
-            if fetched.next_page <= page:
-                raise ErpDataError(
-                    f"ERP paging goes backwards: next_page {fetched.next_page} after page {page}"
-                )
-            page = fetched.next_page
+            following = fetched.next
+            if following is None:
+                if not fetched.derive or len(fetched.rows) < self.config.page_size:
+                    break
+                following = self._key_after(fetched.rows[-1])
+            self._check_forward(key, following, sent_at_instant)
+            if key is None or following.at > key.at:
+                sent_at_instant.clear()
+            if following.after_run is not None:
+                sent_at_instant.add(following.after_run)
+            key = following
+        result.runs = _newest_only(result.runs)
+        return result
+
+    @staticmethod
+    def _check_forward(key: _Key | None, following: _Key, sent_at_instant: set[str]) -> None:
+        """Refuse a next key that does not lie after the one just sent."""
+        if key is None:
+            return
+        if following.at < key.at:
+            raise ErpDataError(f"ERP paging goes backwards: next {following} after {key}")
+        if following.at == key.at and (
+            key.after_run is None
+            or following.after_run is None
+            or following.after_run in sent_at_instant
+        ):
+            raise ErpDataError(
+                f"ERP paging does not move forward: next {following} after {key}; "
+                "stopping so the poll cannot loop"
+            )
+
+    def _key_after(self, row: object) -> _Key:
+        """The key of a page's last row, when the server gave no ``next`` (see module doc)."""
+        updated: object = None
+        run_number: object = None
+        if isinstance(row, Mapping):
+            for name, value in row.items():
+                normal = _KEY_NOISE.sub("", str(name).lower())
+                if normal == "updated":
+                    updated = value
+                elif normal == "runnumber":
+                    run_number = value
+        try:
+            return self._key_of(updated, run_number)
+        except ErpDataError as exc:
+            raise ErpDataError(
+                f"ERP sent a full page without 'next', and its last row gives no key to "
+                f"continue from: {exc}"
+            ) from None
+
+    def _key_of(self, updated: object, run_number: object) -> _Key:
+        if not isinstance(updated, str) or not updated.strip():
+            raise ErpDataError(f"updated_since must be an ISO 8601 date-time, not {updated!r}")
+        try:
+            at = coerce_datetime(updated, self._tz)
+        except (ValueError, TypeError, OverflowError):
+            raise ErpDataError(f"updated_since {updated!r} is not an ISO 8601 date-time") from None
+        if isinstance(run_number, int) and not isinstance(run_number, bool):
+            after_run = str(run_number)
+        elif isinstance(run_number, str) and run_number.strip():
+            after_run = run_number
+        else:
+            raise ErpDataError(f"after_run must be a run number, not {run_number!r}")
+        return _Key(updated, after_run, at)
 
     def _take_row(self, row: object, result: FetchResult) -> None:
         if not isinstance(row, Mapping):
@@ -575,7 +701,7 @@ class HttpErpSource:
 
     def _page_of(self, body: object) -> _Page:
         if isinstance(body, list):
-            return _Page(rows=body, next_page=None)
+            return _Page(rows=body, next=None)
         if not isinstance(body, dict):
             raise ErpDataError(
                 f"ERP response must be an object with 'runs' or a list, not {type(body).__name__}"
@@ -586,9 +712,24 @@ class HttpErpSource:
             raise ErpDataError(
                 f"ERP response has no 'runs' list (keys: {keys}; runs is {type(rows).__name__})"
             )
-        next_page = body.get("next_page")
-        if next_page is not None and (
-            isinstance(next_page, bool) or not isinstance(next_page, int)
-        ):
-            raise ErpDataError(f"ERP next_page must be an integer or null, not {next_page!r}")
-        return _Page(rows=rows, next_page=next_page)
+        if "next" not in body:
+            next_page = body.get("next_page")
+            if next_page is not None:
+                raise ErpDataError(
+                    f"ERP pages by number (next_page {next_page!r}); the gateway needs keyset "
+                    "paging ('next' with updated_since and after_run), which cannot lose runs"
+                )
+            return _Page(rows=rows, next=None, derive=True)
+        following = body["next"]
+        if following is None:
+            return _Page(rows=rows, next=None)
+        if not isinstance(following, dict):
+            raise ErpDataError(
+                f"ERP next must be an object with updated_since and after_run, or null, "
+                f"not {type(following).__name__}"
+            )
+        try:
+            key = self._key_of(following.get("updated_since"), following.get("after_run"))
+        except ErpDataError as exc:
+            raise ErpDataError(f"ERP next key is unusable: {exc}") from None
+        return _Page(rows=rows, next=key)

@@ -2,9 +2,22 @@
 
 :class:`ErpSimulator` serves a plain ASGI app (no framework) with uvicorn on 127.0.0.1; port 0
 picks a free port, exposed as :attr:`ErpSimulator.port` and :attr:`ErpSimulator.url`. It
-answers ``GET /api/runs?updated_since=&page=&page_size=`` with ``{"runs": [...],
-"next_page": n|null}``, the runs with ``Updated > updated_since`` in ascending ``Updated``
-order, and keeps a log of every request (method, path, query) for tests to inspect.
+serves the keyset contract documented in :mod:`adapters.erp.http_source`::
+
+    GET /api/runs?updated_since=<ISO 8601>&after_run=<RunNumber>&page_size=<k>
+    {"runs": [...], "next": {"updated_since": "...", "after_run": "..."} | null}
+
+the runs whose ``(Updated, RunNumber)`` is strictly greater than ``(updated_since,
+after_run)`` (without ``after_run``: ``Updated > updated_since``; without either: every
+run), in ascending ``(Updated, RunNumber)`` order (run numbers compared as text), at most
+``page_size`` (default 500) of them. ``next`` is the key of the last run served, its
+``Updated`` with the UTC offset so it is unambiguous in the autumn repeated hour, or null
+when no run follows. ``updated_since`` without an offset is read in the ERP's zone. A
+``page`` parameter (the former page-number contract), ``after_run`` without
+``updated_since`` and a bad value are answered 400. With ``send_next=False`` the simulator
+leaves ``next`` out, as a server that expects the client to continue from the last row.
+``Updated`` is kept to the millisecond, as it is written, so a key read back from the wire
+is exactly the key of its run. Every request is logged (method, path, query) for tests.
 
 The runs look like a fish factory's day (seed-production-pipeline.md): on line L1 a finished
 salmon run (one batch, Premium 120 g and 240 g portions, GG 280 g, a catch-weight Family
@@ -14,9 +27,11 @@ progress and a planned smoked salmon run on superchill (+2). Times are placed ar
 injected ``now`` and written as the ERP writes them: naive local date-times in its time zone.
 
 Tests and the demo change the ERP while it runs: :meth:`ErpSimulator.update_run` edits a
-run and bumps its ``Updated`` (reconciliation), :meth:`ErpSimulator.set_down` answers 503
-(offline), and :meth:`ErpSimulator.set_fault` serves one of the kinds of garbage listed in
-:class:`ErpFault` (reliability.md §7 row 15).
+run and bumps its ``Updated`` (reconciliation), :meth:`ErpSimulator.add_run` adds one,
+:meth:`ErpSimulator.set_down` answers 503 (offline), and :meth:`ErpSimulator.set_fault`
+serves one of the kinds of garbage listed in :class:`ErpFault` (reliability.md §7 row 15).
+:attr:`ErpSimulator.on_request` is called for every request once its answer is settled and
+before it is sent, so a test can change the ERP between two page requests of one poll.
 """
 
 from __future__ import annotations
@@ -93,6 +108,10 @@ class ErpFault(StrEnum):
     """302 to the same path over plain ``http://``."""
 
 
+_PAGE_FAULTS: Final = frozenset({ErpFault.TRUNCATED, ErpFault.WRONG_TYPES})
+"""Faults built from the page of runs the request asked for."""
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One request the simulator received."""
@@ -117,6 +136,21 @@ class _FaultState:
 class _Run:
     raw: dict[str, object]
     updated: datetime
+    """Aware, to the millisecond: exactly what ``raw["Updated"]`` says."""
+
+    @property
+    def number(self) -> str:
+        return str(self.raw["RunNumber"])
+
+    @property
+    def key(self) -> tuple[datetime, str]:
+        """The keyset ordering: ``(Updated, RunNumber)``."""
+        return self.updated, self.number
+
+
+def _to_ms(moment: datetime) -> datetime:
+    """Drop the sub-millisecond part: the ERP writes ``Updated`` to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class _Server(uvicorn.Server):
@@ -150,6 +184,9 @@ class ErpSimulator:
         certfile: PEM certificate chain; with ``keyfile`` the simulator serves HTTPS.
         keyfile: PEM private key of ``certfile``.
         drip_interval_s: seconds between the bytes of the :attr:`ErpFault.SLOW_DRIP` fault.
+        send_next: serve the ``next`` key (True), or leave it out so the client has to
+            continue from the last row of a full page (False).
+        on_request: see :attr:`on_request`.
     """
 
     def __init__(
@@ -163,6 +200,8 @@ class ErpSimulator:
         certfile: Path | str | None = None,
         keyfile: Path | str | None = None,
         drip_interval_s: float = 0.1,
+        send_next: bool = True,
+        on_request: Callable[[RequestRecord], object] | None = None,
     ) -> None:
         if (certfile is None) != (keyfile is None):
             raise ValueError("give both certfile and keyfile, or neither")
@@ -174,6 +213,7 @@ class ErpSimulator:
         self._certfile = certfile
         self._keyfile = keyfile
         self._drip_interval_s = drip_interval_s
+        self._send_next = send_next
         self._runs: dict[str, _Run] = {}
         self._fault: _FaultState | None = None
         self._server: _Server | None = None
@@ -181,6 +221,10 @@ class ErpSimulator:
         self._stopping = asyncio.Event()
         self.requests: list[RequestRecord] = []
         """Every request received, in order."""
+        self.on_request: Callable[[RequestRecord], object] | None = on_request
+        """Called with each request's record once the answer is settled (the page of runs
+        computed) and before it is sent: what it changes shows from the next request on,
+        never in this answer. Tests use it to change the ERP between two pages of a poll."""
         self.bytes_streamed = 0
         """Body bytes sent by the last streamed fault (huge or slow drip) before it stopped."""
         for raw in _day_of_runs(self._now(), self._tz):
@@ -210,7 +254,8 @@ class ErpSimulator:
 
     @property
     def runs(self) -> list[dict[str, object]]:
-        """Copies of the runs as served (ERP field names), in ascending ``Updated`` order."""
+        """Copies of the runs as served (ERP field names), in ascending ``(Updated,
+        RunNumber)`` order."""
         return [copy.deepcopy(run.raw) for run in self._ordered()]
 
     def run(self, run_number: str) -> dict[str, object]:
@@ -228,7 +273,7 @@ class ErpSimulator:
         for key, value in changes.items():
             run.raw[key] = self._wire(value)
         latest = max(r.updated for r in self._runs.values())
-        run.updated = max(self._now(), latest + timedelta(milliseconds=10))
+        run.updated = max(_to_ms(self._now()), latest + timedelta(milliseconds=10))
         run.raw["Updated"] = self._local(run.updated, timespec="milliseconds")
         return copy.deepcopy(run.raw)
 
@@ -332,27 +377,36 @@ class ErpSimulator:
             if bytes(name).lower() == b"authorization":
                 authorization = bytes(value).decode("latin-1")
         fault = self._take_fault()
-        self.requests.append(
-            RequestRecord(method, path, query, authorization, fault.fault if fault else None)
-        )
-        if path != RUNS_PATH:
-            await _respond_json(send, 404, {"error": f"no such resource {path}"})
-            return
-        if method != "GET":
-            await _respond_json(send, 405, {"error": "read-only"}, [(b"allow", b"GET")])
-            return
-        if self._token is not None and authorization != f"Bearer {self._token}":
-            await _respond_json(send, 401, {"error": "unauthorized"})
-            return
-        if fault is not None:
-            await self._serve_fault(fault, scope, receive, send, query)
-            return
+        record = RequestRecord(method, path, query, authorization, fault.fault if fault else None)
+        self.requests.append(record)
+        answer = self._answer(record, fault, scope, receive)
+        if self.on_request is not None:
+            self.on_request(record)
+        await answer(send)
+
+    def _answer(
+        self, record: RequestRecord, fault: _FaultState | None, scope: Scope, receive: Receive
+    ) -> Callable[[Send], Awaitable[None]]:
+        """Settle the answer to a request (the page of runs is computed here, now)."""
+        if record.path != RUNS_PATH:
+            missing = {"error": f"no such resource {record.path}"}
+            return lambda send: _respond_json(send, 404, missing)
+        if record.method != "GET":
+            return lambda send: _respond_json(
+                send, 405, {"error": "read-only"}, [(b"allow", b"GET")]
+            )
+        if self._token is not None and record.authorization != f"Bearer {self._token}":
+            return lambda send: _respond_json(send, 401, {"error": "unauthorized"})
+        if fault is not None and fault.fault not in _PAGE_FAULTS:
+            return lambda send: self._serve_fault(fault, scope, receive, send)
         try:
-            status, body = self._page(query)
+            page = self._page(record.query)
         except ValueError as exc:
-            await _respond_json(send, 400, {"error": str(exc)})
-            return
-        await _respond_json(send, status, body)
+            problem = {"error": str(exc)}
+            return lambda send: _respond_json(send, 400, problem)
+        if fault is not None:
+            return lambda send: self._serve_page_fault(fault.fault, page, send)
+        return lambda send: _respond_json(send, 200, page)
 
     # ------------------------------------------------------------------ internals
 
@@ -366,16 +420,23 @@ class ErpSimulator:
                 self._fault = None
         return state
 
-    def _page(self, query: dict[str, str]) -> tuple[int, dict[str, object]]:
+    def _page(self, query: dict[str, str]) -> dict[str, object]:
+        """One keyset page (a deep copy: later changes to the runs do not reach it)."""
+        if "page" in query:
+            raise ValueError(
+                "page numbers are not served: page with updated_since and after_run (keyset)"
+            )
         try:
-            page = int(query.get("page", "1"))
             page_size = int(query.get("page_size", "500"))
         except ValueError:
-            raise ValueError("page and page_size must be integers") from None
-        if page < 1 or not 1 <= page_size <= 10_000:
-            raise ValueError("page must be >= 1 and page_size within 1..10000")
+            raise ValueError("page_size must be an integer") from None
+        if not 1 <= page_size <= 10_000:
+            raise ValueError("page_size must be within 1..10000")
         runs = self._ordered()
         since_text = query.get("updated_since")
+        after_run = query.get("after_run")
+        if after_run is not None and not since_text:
+            raise ValueError("after_run needs updated_since")
         if since_text:
             try:
                 since = datetime.fromisoformat(since_text)
@@ -383,17 +444,28 @@ class ErpSimulator:
                 raise ValueError(f"updated_since {since_text!r} is not ISO 8601") from None
             if since.tzinfo is None:
                 since = since.replace(tzinfo=self._tz)
-            runs = [run for run in runs if run.updated > since]
-        start = (page - 1) * page_size
-        chunk = runs[start : start + page_size]
-        more = start + page_size < len(runs)
-        return 200, {
-            "runs": [run.raw for run in chunk],
-            "next_page": page + 1 if more else None,
-        }
+            if after_run is None:
+                runs = [run for run in runs if run.updated > since]
+            else:
+                runs = [run for run in runs if run.key > (since, after_run)]
+        chunk = runs[:page_size]
+        body: dict[str, object] = {"runs": [copy.deepcopy(run.raw) for run in chunk]}
+        if self._send_next:
+            last = chunk[-1] if len(runs) > page_size else None
+            body["next"] = (
+                {
+                    "updated_since": last.updated.astimezone(self._tz).isoformat(
+                        timespec="milliseconds"
+                    ),
+                    "after_run": last.number,
+                }
+                if last is not None
+                else None
+            )
+        return body
 
     def _ordered(self) -> list[_Run]:
-        return sorted(self._runs.values(), key=lambda run: (run.updated, str(run.raw["RunNumber"])))
+        return sorted(self._runs.values(), key=lambda run: run.key)
 
     def _add(self, raw: dict[str, object]) -> None:
         stamp = raw.get("Updated")
@@ -404,6 +476,7 @@ class ErpSimulator:
             updated = parsed if parsed.tzinfo else parsed.replace(tzinfo=self._tz)
         else:
             updated = self._now()
+        updated = _to_ms(updated)
         wired = {key: self._wire(value) for key, value in raw.items()}
         wired["Updated"] = self._local(updated, timespec="milliseconds")
         self._runs[str(raw["RunNumber"])] = _Run(wired, updated)
@@ -418,8 +491,9 @@ class ErpSimulator:
         return value
 
     async def _serve_fault(
-        self, state: _FaultState, scope: Scope, receive: Receive, send: Send, query: dict[str, str]
+        self, state: _FaultState, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        """A fault whose answer does not depend on the runs."""
         fault = state.fault
         if fault is ErpFault.DOWN:
             await _respond_json(send, 503, {"error": "ERP maintenance"})
@@ -434,15 +508,6 @@ class ErpSimulator:
             )
         elif fault is ErpFault.HTML_LOGIN:
             await _respond(send, 200, _LOGIN_PAGE, b"text/html; charset=utf-8")
-        elif fault is ErpFault.TRUNCATED:
-            _, body = self._page(query)
-            full = json.dumps(body).encode()
-            await _respond(send, 200, full[: len(full) // 2], b"application/json")
-        elif fault is ErpFault.WRONG_TYPES:
-            _, body = self._page(query)
-            runs = body["runs"]
-            body["runs"] = [*_bad_rows(), *(runs if isinstance(runs, list) else [])]
-            await _respond_json(send, 200, body)
         elif fault is ErpFault.WRONG_SHAPE:
             await _respond_json(send, 200, {"data": {"items": []}, "version": 2})
         elif fault in (ErpFault.HUGE, ErpFault.HUGE_CHUNKED):
@@ -453,6 +518,16 @@ class ErpSimulator:
             server = scope.get("server") or (self._host, self._port)
             location = f"http://{server[0]}:{server[1]}{RUNS_PATH}".encode()
             await _respond(send, 302, b"", b"text/plain", [(b"location", location)])
+
+    async def _serve_page_fault(self, fault: ErpFault, page: dict[str, object], send: Send) -> None:
+        """A fault built from the page of runs the request asked for."""
+        if fault is ErpFault.TRUNCATED:
+            full = json.dumps(page).encode()
+            await _respond(send, 200, full[: len(full) // 2], b"application/json")
+        elif fault is ErpFault.WRONG_TYPES:
+            runs = page["runs"]
+            garbled = {**page, "runs": [*_bad_rows(), *(runs if isinstance(runs, list) else [])]}
+            await _respond_json(send, 200, garbled)
 
     async def _stream_huge(self, send: Send, receive: Receive, *, declared: bool) -> None:
         headers = [(b"content-type", b"application/json")]

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date
 
+from adapters.erp.simulator import ErpSimulator
 from adapters.simulators._driver import check_speed, local_today
 from adapters.simulators.modbus_server import ModbusSimulator
 from adapters.simulators.opcua_server import OpcUaSimulator
@@ -50,6 +51,7 @@ class SimulatorSettings:
     opcua_port: int = 0
     modbus_port: int = 0
     scanner_port: int = 0
+    erp_port: int = 0
     pack_rate_hz: float = 1.0
     pack_date: date | None = None
 
@@ -57,7 +59,7 @@ class SimulatorSettings:
         # Accept the scenario's string value too, as read from a CLI or config file.
         object.__setattr__(self, "scenario", ScenarioName(self.scenario))
         check_speed(self.speed)
-        for name in ("opcua_port", "modbus_port", "scanner_port"):
+        for name in ("opcua_port", "modbus_port", "scanner_port", "erp_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
@@ -107,11 +109,17 @@ async def run_simulators(
         line=line,
         epoch=epoch,
     )
+    erp = ErpSimulator(host=s.host, port=s.erp_port)
     async with AsyncExitStack() as stack:
-        for simulator in (opcua, modbus, scanner):
+        for simulator in (opcua, modbus, scanner, erp):
             await stack.enter_async_context(simulator)
         if on_started is not None:
             on_started(
-                {"opcua": opcua.endpoint, "modbus": modbus.address, "scanner": scanner.address}
+                {
+                    "opcua": opcua.endpoint,
+                    "modbus": modbus.address,
+                    "scanner": scanner.address,
+                    "erp": erp.url,
+                }
             )
         await asyncio.Event().wait()  # until cancelled; the exit stack stops all three

@@ -53,6 +53,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             opcua_port=args.opcua_port,
             modbus_port=args.modbus_port,
             scanner_port=args.scanner_port,
+            erp_port=args.erp_port,
         )
     except ValueError as exc:
         sys.stderr.write(f"lineside simulate: {exc}\n")
