@@ -252,6 +252,7 @@ class CheckweigherInterpreter(Interpreter):
                 f"pack {counter} counted but no good weight was read for it",
             )
         accepted = self.latest.get("accepted")
+        nominal = self.latest.get("nominal_weight")
         label_seq = (
             self.latest.get("label_sequence") if self.counter_tag == "pack_counter" else counter
         )
@@ -265,6 +266,9 @@ class CheckweigherInterpreter(Interpreter):
             tare_g=float(tare) if isinstance(tare, int | float) else None,
             accepted=bool(accepted) if isinstance(accepted, bool | int) else None,
             label_seq=int(label_seq) if isinstance(label_seq, int | float) else None,
+            nominal_g=float(nominal)
+            if isinstance(nominal, int | float) and not isinstance(nominal, bool) and nominal > 0
+            else None,
         )
 
     def _event(self, ts_us: int, kind: str, **detail: object) -> DeviceEvent:

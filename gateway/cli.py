@@ -127,6 +127,24 @@ def _cmd_erp_sync(args: argparse.Namespace) -> int:
     return run_erp_sync_once(args.config, full=args.full)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.report import ReportError, build_report, format_report  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        report = build_report(config.store.path, args.run)
+    except ReportError as exc:
+        print(f"lineside report: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(format_report(report))
+    return EXIT_OK
+
+
 def _not_yet(name: str, what: str) -> int:
     print(f"lineside {name}: {what} is not part of this release yet.", file=sys.stderr)
     return EXIT_USAGE
@@ -199,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     erp.add_argument("--config", "-c", type=Path, required=True, help="config file")
     erp.add_argument("--full", action="store_true", help="ignore the watermark: reload all runs")
     erp.set_defaults(handler=_cmd_erp_sync)
+
+    report = commands.add_parser("report", help="print the report of a production run")
+    report.add_argument("run", help="run number")
+    report.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    report.set_defaults(handler=_cmd_report)
 
     tui = commands.add_parser("tui", help="operator terminal UI")
     tui.set_defaults(handler=lambda _a: _not_yet("tui", "the operator terminal UI"))

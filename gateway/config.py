@@ -469,7 +469,8 @@ class ModbusRtuDevice(ModbusDeviceBase):
 
     kind: Literal["modbus_rtu"]
     serial_port: str
-    """Serial device, e.g. ``/dev/ttyUSB0``."""
+    """Serial device (e.g. ``/dev/serial/by-id/...`` or ``/dev/ttyUSB0``), or a pyserial URL
+    such as ``socket://10.20.1.50:4001`` for an Ethernet-to-serial converter."""
     baudrate: int = Field(default=19200, ge=1200, le=921_600)
     """Line speed."""
     parity: Literal["N", "E", "O"] = "E"
@@ -601,6 +602,106 @@ Erp = Annotated[HttpErp | SqlErp, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------------------
+# Rules
+
+
+class RuleThresholds(StrictModel):
+    """Rule settings that can be overridden per line and per product (PLU)."""
+
+    giveaway_warn_pct: float | None = Field(default=None, ge=0, le=100)
+    """Giveaway above this % of Qn raises a WARNING (default 3 %)."""
+    label_weight_tolerance_g: float | None = Field(default=None, ge=0)
+    """Label net weight (AI 310n) may differ from the checkweigher by this much."""
+    price_per_kg: float | None = Field(default=None, ge=0)
+    """Product price, to put giveaway in money."""
+
+
+class LineRules(RuleThresholds):
+    """Overrides for one line."""
+
+    line: Identifier
+    """The line (one of ``[[lines]]``)."""
+
+
+class ProductRules(RuleThresholds):
+    """Overrides for one product."""
+
+    plu: str
+    """The product's PLU as the ERP names it."""
+
+
+class ProbeRules(StrictModel):
+    """HACCP limits of one probe (a critical control point)."""
+
+    device: Identifier
+    """The device id."""
+    probe: Identifier
+    """The probe (tag) name."""
+    upper_c: float | None = None
+    """Upper critical limit, °C (e.g. 5 for chilled fish products; 2 for fresh fish on ice)."""
+    lower_c: float | None = None
+    """Lower critical limit, °C (e.g. -18 as an upper bound is written upper_c for frozen)."""
+    debounce_s: float = Field(default=60.0, ge=0, le=86_400)
+    """A breach counts when the value stays beyond the limit this long."""
+    hysteresis_c: float = Field(default=0.5, ge=0, le=20)
+    """A breach clears only this far back inside the limit."""
+    no_data_s: float = Field(default=300.0, gt=0)
+    """No reading for this long is a sensor fault."""
+    stuck_s: float | None = Field(default=None, gt=0)
+    """An unchanged value for this long is a sensor fault."""
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> Self:
+        if self.upper_c is None and self.lower_c is None:
+            raise ValueError("give upper_c, lower_c or both")
+        if self.upper_c is not None and self.lower_c is not None and self.lower_c >= self.upper_c:
+            raise ValueError("lower_c must be below upper_c")
+        return self
+
+
+class RulesSection(StrictModel):
+    """On-device rules; numbers default to the law or the house standard they cite."""
+
+    giveaway_warn_pct: float = Field(default=3.0, ge=0, le=100)
+    """Giveaway above this % of Qn raises a WARNING."""
+    giveaway_min_packs: int = Field(default=20, ge=1)
+    """Packs before giveaway is judged."""
+    emark_batch_minutes: float = Field(default=60.0, gt=0, le=24 * 60)
+    """℮ inspection batch: the line's output in this long (SI 2006/659 Sch 2 para 2.6: one
+    hour of maximum output when checked at the end of the line)."""
+    emark_min_packs: int = Field(default=10, ge=1)
+    """Packs in a batch before the running mean and T1 share are judged."""
+    label_reorder_window: int = Field(default=3, ge=0, le=100)
+    """Label numbers may arrive this far out of order before a gap is reported."""
+    label_weight_tolerance_g: float = Field(default=2.0, ge=0)
+    """Label net weight may differ from the checkweigher by this much."""
+    shelf_life_base_days: int = Field(default=9, ge=1, le=60)
+    """Use-by = pack date + this + the run's adjustment (0, +1 rubber clock, +2/+3 superchill)."""
+    freeze_down_day: int = Field(default=13, ge=1, le=60)
+    """Product reaching this day after packing must be frozen down."""
+    yield_warn_pct: float = Field(default=90.0, ge=0, le=100)
+    """Packed kg over raw material kg below this raises a WARNING."""
+    lines: tuple[LineRules, ...] = ()
+    """Per-line overrides."""
+    products: tuple[ProductRules, ...] = ()
+    """Per-product overrides."""
+    probes: tuple[ProbeRules, ...] = ()
+    """HACCP limits per probe; a probe without limits is recorded but not judged."""
+
+    def threshold(self, name: str, *, line: str | None, plu: str | None) -> float | None:
+        """A threshold for a line and product: product beats line beats the default."""
+        for override in (
+            next((p for p in self.products if p.plu == plu), None),
+            next((x for x in self.lines if x.line == line), None),
+        ):
+            value = getattr(override, name, None) if override is not None else None
+            if value is not None:
+                return float(value)
+        value = getattr(self, name, None)
+        return float(value) if value is not None else None
+
+
+# --------------------------------------------------------------------------------------
 # The whole file
 
 
@@ -617,6 +718,8 @@ class LinesideConfig(StrictModel):
     """Checkweighers, probes and scanners."""
     erp: Erp | None = None
     """Where production runs come from; without it, runs are started from the line."""
+    rules: RulesSection = RulesSection()
+    """On-device rules and their thresholds."""
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -630,6 +733,22 @@ class LinesideConfig(StrictModel):
             if device.line not in line_ids:
                 raise ValueError(
                     f"device {device.id} names line {device.line!r}, which is not in [[lines]]"
+                )
+        serial_ports = [d.serial_port for d in self.devices if isinstance(d, ModbusRtuDevice)]
+        shared = sorted({p for p in serial_ports if serial_ports.count(p) > 1})
+        if shared:
+            # pymodbus opens a serial port exclusively: a second device on it would stay down.
+            raise ValueError(
+                f"several modbus_rtu devices on one serial port is not supported yet: {shared}"
+            )
+        for override in self.rules.lines:
+            if override.line not in line_ids:
+                raise ValueError(f"rules.lines names line {override.line!r}, not in [[lines]]")
+        probes = {(d.id, name) for d in self.devices for name in d.tag_names()}
+        for probe in self.rules.probes:
+            if (probe.device, probe.probe) not in probes:
+                raise ValueError(
+                    f"rules.probes names {probe.device}/{probe.probe}, which is no device tag"
                 )
         return self
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from adapters.erp.model import ProductionRun, RunStatus, run_to_json
 from gateway.clock import Clock
-from gateway.records import RunVersion
+from gateway.records import Record, RunVersion
+from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
 from gateway.store import Store
 
@@ -119,6 +120,54 @@ class RunControl:
         self.index.put(run)
         log.info("run %s %s on line %s by %s", run.run_number, run.status, run.line, operator)
         return {"ok": True, "seq": seq}
+
+
+class AlertControl:
+    """Acknowledging and shelving alerts, and setting line modes, from the line."""
+
+    def __init__(self, engine: RulesEngine, store: Store, lines: set[str]) -> None:
+        self.engine = engine
+        self.store = store
+        self.lines = lines
+
+    async def acknowledge(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Acknowledge an alert (operator name required, comment optional)."""
+        alert_id, operator = _text(request, "alert_id"), _text(request, "operator")
+        comment = str(request.get("comment") or "")
+        records = self._call(lambda: self.engine.acknowledge(alert_id, operator, comment))
+        return await self._store(records)
+
+    async def shelve(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Shelve an alert for ``minutes``."""
+        alert_id, operator = _text(request, "alert_id"), _text(request, "operator")
+        minutes = request.get("minutes")
+        if not isinstance(minutes, int | float) or not 0 < minutes <= 24 * 60:
+            raise CommandError("minutes must be a number from 1 to 1440")
+        comment = str(request.get("comment") or "")
+        records = self._call(lambda: self.engine.shelve(alert_id, operator, minutes, comment))
+        return await self._store(records)
+
+    async def line_mode(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Set a line to production, changeover or washdown."""
+        line, mode = _text(request, "line"), _text(request, "mode")
+        if line not in self.lines:
+            raise CommandError(f"unknown line {line!r}")
+        if mode not in ("production", "changeover", "washdown"):
+            raise CommandError("mode must be production, changeover or washdown")
+        return await self._store(self._call(lambda: self.engine.set_line_mode(line, mode)))
+
+    @staticmethod
+    def _call(action: Callable[[], list[Record]]) -> list[Record]:
+        try:
+            return action()
+        except KeyError as exc:
+            raise CommandError(f"unknown alert {exc.args[0]!r}") from None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+
+    async def _store(self, records: list[Record]) -> dict[str, Any]:
+        seqs = [await self.store.write(record) for record in records]
+        return {"ok": True, "seqs": seqs}
 
 
 class ControlServer:

@@ -20,6 +20,7 @@ from gateway.records import (
     RecordFlag,
     TemperatureReading,
 )
+from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
 from gateway.store import Store
 
@@ -36,10 +37,12 @@ class Pipeline:
         runs: RunIndex,
         *,
         provisional: Callable[[], bool] = lambda: False,
+        rules: RulesEngine | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
         self.provisional = provisional
+        self.rules = rules
         self.joined: Counter[str] = Counter()
         self.without_run: Counter[str] = Counter()
 
@@ -57,5 +60,19 @@ class Pipeline:
         return dataclasses.replace(record, run_number=run.run_number, flags=flags)
 
     def submit(self, record: Record) -> asyncio.Future[int]:
-        """Join, then queue for the next group commit."""
-        return self.store.submit(self.join(record))
+        """Join, queue for the next group commit, and queue what the rules make of it.
+
+        The alerts a record causes are queued right behind it, so they normally share its
+        transaction; each alert is stored with its outbox row in one transaction regardless.
+        """
+        joined = self.join(record)
+        future = self.store.submit(joined)
+        if self.rules is not None:
+            for consequence in self.rules.evaluate(joined):
+                self.store.submit(consequence)
+        return future
+
+    def submit_all(self, records: list[Record]) -> None:
+        """Queue records that need no join (alerts from operators or timers)."""
+        for record in records:
+            self.store.submit(record)

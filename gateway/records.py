@@ -62,9 +62,12 @@ class PackEvent:
     label_seq: int | None = None
     run_number: str | None = None
     flags: int = 0
+    nominal_g: float | None = None
+    """The checkweigher's nominal (Qn) setting: which product of the run is on the line."""
 
     def __post_init__(self) -> None:
         _require_finite("net_g", self.net_g)
+        _require_finite("nominal_g", self.nominal_g)
         _require_finite("gross_g", self.gross_g)
         _require_finite("tare_g", self.tare_g)
 
@@ -168,6 +171,30 @@ class RunVersion:
     flags: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class EmarkBatchRecord:
+    """The packer's record of one ℮ inspection batch (SI 2006/659 reg 9: kept ≥ 1 year)."""
+
+    ts_us: int
+    line: str
+    run_number: str
+    plu: str
+    qn_g: str
+    tne_g: str
+    t1_g: str
+    t2_g: str
+    start_us: int
+    end_us: int
+    n: int
+    mean_g: str
+    sd_g: str
+    below_t1: int
+    below_t2: int
+    verdict: str
+    reasons: tuple[str, ...] = ()
+    flags: int = 0
+
+
 Record = (
     PackEvent
     | TemperatureReading
@@ -176,5 +203,6 @@ Record = (
     | RejectedInput
     | AlertRecord
     | RunVersion
+    | EmarkBatchRecord
 )
 """Anything the store appends."""

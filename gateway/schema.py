@@ -16,6 +16,7 @@ from typing import Any
 from gateway.records import (
     AlertRecord,
     DeviceEvent,
+    EmarkBatchRecord,
     LabelScan,
     PackEvent,
     Priority,
@@ -157,6 +158,34 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX outbox_priority ON outbox (priority, seq);
     """,
+    # 1 -> 2: the checkweigher's nominal per pack, and the packer's ℮ batch records.
+    """
+    ALTER TABLE packs ADD COLUMN nominal_g REAL
+        CHECK (nominal_g IS NULL OR (nominal_g > 0 AND nominal_g < 1e6));
+
+    CREATE TABLE emark_batches (
+        seq        INTEGER PRIMARY KEY,
+        ts_us      INTEGER NOT NULL,
+        line       TEXT NOT NULL,
+        run_number TEXT NOT NULL,
+        plu        TEXT NOT NULL,
+        qn_g       TEXT NOT NULL,
+        tne_g      TEXT NOT NULL,
+        t1_g       TEXT NOT NULL,
+        t2_g       TEXT NOT NULL,
+        start_us   INTEGER NOT NULL,
+        end_us     INTEGER NOT NULL,
+        n          INTEGER NOT NULL CHECK (n >= 0),
+        mean_g     TEXT NOT NULL,
+        sd_g       TEXT NOT NULL,
+        below_t1   INTEGER NOT NULL CHECK (below_t1 >= 0),
+        below_t2   INTEGER NOT NULL CHECK (below_t2 >= 0),
+        verdict    TEXT NOT NULL CHECK (verdict IN ('pass', 'fail')),
+        reasons    TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(reasons)),
+        flags      INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX emark_batches_run ON emark_batches (run_number, plu, start_us);
+    """,
 )
 """Schema migrations in order; the database's ``user_version`` counts those applied."""
 
@@ -205,6 +234,7 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             "accepted",
             "label_seq",
             "flags",
+            "nominal_g",
         ),
         lambda r: (
             r.ts_us,
@@ -218,6 +248,7 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             _bool(r.accepted),
             r.label_seq,
             r.flags,
+            r.nominal_g,
         ),
     ),
     TemperatureReading: RecordTable(
@@ -332,6 +363,50 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             r.actor,
             int(r.provisional),
             _json(r.payload),
+            r.flags,
+        ),
+    ),
+    EmarkBatchRecord: RecordTable(
+        "emark_batches",
+        Priority.COMPLIANCE,
+        (
+            "ts_us",
+            "line",
+            "run_number",
+            "plu",
+            "qn_g",
+            "tne_g",
+            "t1_g",
+            "t2_g",
+            "start_us",
+            "end_us",
+            "n",
+            "mean_g",
+            "sd_g",
+            "below_t1",
+            "below_t2",
+            "verdict",
+            "reasons",
+            "flags",
+        ),
+        lambda r: (
+            r.ts_us,
+            r.line,
+            r.run_number,
+            r.plu,
+            r.qn_g,
+            r.tne_g,
+            r.t1_g,
+            r.t2_g,
+            r.start_us,
+            r.end_us,
+            r.n,
+            r.mean_g,
+            r.sd_g,
+            r.below_t1,
+            r.below_t2,
+            r.verdict,
+            json.dumps(list(r.reasons)),
             r.flags,
         ),
     ),

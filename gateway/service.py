@@ -23,10 +23,11 @@ from typing import Any
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import LinesideConfig
-from gateway.control import ControlServer, RunControl
+from gateway.control import AlertControl, ControlServer, RunControl
 from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
 from gateway.pipeline import Pipeline
 from gateway.records import DeviceEvent
+from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.store import Store
@@ -35,6 +36,16 @@ log = logging.getLogger(__name__)
 
 FIRST_POLL_WAIT_S = 5.0
 """How long start-up waits for the first ERP answer before recording without it."""
+
+RULES_TICK_S = 1.0
+"""How often time-based rules run (batch windows, silent probes, shelving ending)."""
+
+ALERT_HISTORY = (
+    "SELECT ts_us, alert_id, rule, subject, line, severity, state, message, detail "
+    "FROM alerts WHERE alert_id IN (SELECT alert_id FROM alerts WHERE state = 'raised' "
+    "ORDER BY seq DESC LIMIT 2000) ORDER BY seq"
+)
+"""The transitions of the newest alerts, to rebuild the alert book after a restart."""
 
 GATEWAY_SOURCE = "gateway"
 """The ``device`` name of events the gateway records about itself."""
@@ -96,13 +107,26 @@ async def run_gateway(
             if config.erp is not None:
                 poller = ErpPoller(config.erp, build_erp_source(config.erp), store, index, clock)
                 await poller.load()
+            engine = RulesEngine(config.rules, index, clock)
+            engine.restore(await store.fetchall(ALERT_HISTORY))
             pipeline = Pipeline(
-                store, index, provisional=(lambda: poller.provisional) if poller else lambda: False
+                store,
+                index,
+                provisional=(lambda: poller.provisional) if poller else lambda: False,
+                rules=engine,
             )
-            control = RunControl(store, index, clock, {line.id for line in config.lines})
+            lines = {line.id for line in config.lines}
+            runs = RunControl(store, index, clock, lines)
+            alerts = AlertControl(engine, store, lines)
             server = ControlServer(
                 config.control_socket_path,
-                {"start_run": control.start_run, "end_run": control.end_run},
+                {
+                    "start_run": runs.start_run,
+                    "end_run": runs.end_run,
+                    "acknowledge": alerts.acknowledge,
+                    "shelve": alerts.shelve,
+                    "line_mode": alerts.line_mode,
+                },
             )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(store.run_committer(), name="store.committer")
@@ -121,6 +145,9 @@ async def run_gateway(
                 ]
                 device_count = len(intake_tasks)
                 intake_tasks.append(tasks.create_task(server.serve(), name="control.server"))
+                intake_tasks.append(
+                    tasks.create_task(_tick_rules(engine, pipeline), name="rules.tick")
+                )
                 if poller is not None:
                     intake_tasks.append(
                         tasks.create_task(
@@ -162,3 +189,10 @@ async def run_gateway(
         for sig in handled:
             loop.remove_signal_handler(sig)
     log.info("gateway stopped cleanly")
+
+
+async def _tick_rules(engine: RulesEngine, pipeline: Pipeline) -> None:
+    """Run the time-based rules once a second."""
+    while True:
+        await asyncio.sleep(RULES_TICK_S)
+        pipeline.submit_all(engine.tick())

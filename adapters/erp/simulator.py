@@ -663,6 +663,10 @@ def _day_of_runs(now: datetime, tz: tzinfo) -> list[dict[str, object]]:
     def at(minutes: int) -> datetime:
         return t0 + timedelta(minutes=minutes)
 
+    # Imported here: the simulators package imports this module.
+    from adapters.simulators.scenario import LineSpec  # noqa: PLC0415
+
+    line = LineSpec()
     salmon_batch = f"NO-SAL-{day}-A17"
     return [
         {
@@ -706,18 +710,26 @@ def _day_of_runs(now: datetime, tz: tzinfo) -> list[dict[str, object]]:
             "Updated": at(-115),
         },
         {
-            # Cod loins on the rubber clock: pack date + 10 days.
+            # The run on L1 now: what the simulated checkweighers and labeller pack
+            # (adapters/simulators/scenario.py: CW1 Qn 240 g with its GTIN, CW2 400 g, the
+            # line's batch code, use-by = pack date + 9 days).
             "RunNumber": f"{day}-L1-02",
             "Line": "L1",
-            "BatchCodes": [f"IS-COD-{day}-0044"],
-            "Description": "MSC COD LOIN SKINLESS BONELESS",
+            "BatchCodes": [line.batch_code],
+            "Description": "ATLANTIC SALMON FILLETS SKIN ON",
             "Products": [
-                _product("43028", "PREMIUM COD LOINS 2X140G 280G", 280, "Premium", tare=10),
-                _product("43040", "GG COD LOINS 400G", 400, "GG", tare=14),
+                _product(
+                    "41240",
+                    "PREMIUM SALMON FILLETS 240G",
+                    240,
+                    "Premium",
+                    gtin=line.checkweigher("CW1").gtin,
+                ),
+                _product("42400", "GG SALMON FILLETS 400G", 400, "GG", tare=14),
             ],
             "RawMaterialKg": 1200.0,
             "PackDate": pack_date,
-            "ShelfLifeAdjust": 1,
+            "ShelfLifeAdjust": 0,
             "PlannedStart": at(-60),
             "PlannedEnd": at(150),
             "ActualStart": at(-50),
@@ -774,9 +786,12 @@ def _product(
     *,
     tare: float = 0.0,
     glaze: float = 0.0,
+    gtin: str | None = None,
 ) -> dict[str, object]:
     """A product row; no nominal weight means catch weight (priced by each pack's weight)."""
+    extra = {"GTIN": gtin} if gtin else {}
     return {
+        **extra,
         "PLU": plu,
         "Description": description,
         "NominalWeight": nominal_g,

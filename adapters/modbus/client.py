@@ -10,6 +10,20 @@ off (``retries=0``, ``reconnect_delay=0``) so that this module's :class:`Backoff
 events are the truth; every pymodbus error is translated into :mod:`gateway.errors` at this
 boundary and never leaves the module.
 
+Modbus RTU (:class:`~gateway.config.ModbusRtuDevice`) goes through pymodbus'
+``AsyncModbusSerialClient`` with the RTU framer, which opens the port with pyserial's
+``serial_for_url``: ``serial_port`` is a device path (``/dev/ttyUSB0``, a udev
+``/dev/serial/by-id/...`` link) or a pyserial URL such as ``socket://10.20.1.50:4001`` (RTU
+frames over a raw TCP socket, for Ethernet-to-serial converters in transparent mode) or
+``rfc2217://host:port``. pyserial opens the port with an exclusive lock, so one adapter owns
+one port: two RTU devices configured on the same port do not share it, the second one stays
+DOWN. Everything after opening the port is the TCP code path: the same requests,
+classification, backoff, events and cancellation. "Connection" for RTU means the port is
+open; it is lost when pyserial reports an error (a USB adapter unplugged), and closing it after
+a timeout also discards any late reply bytes (RTU frames carry no transaction id). Requests
+on a serial line are kept at least 3.5 character times apart (Modbus over Serial Line V1.02
+§2.5.1.1), which pymodbus does not do by itself.
+
 Handling of failures (exception codes from the MODBUS Application Protocol Specification
 V1.1b3, §7 "MODBUS Exception Responses", cited as MBAP §7):
 
@@ -33,17 +47,17 @@ failure                   class                  handling
                                                  connection to the gateway is kept.
 timeout, wrong reply id   DeviceUnreachable      as 0A/0B, and the connection is closed (a late
                                                  reply must not be taken for the next one).
-connection refused/lost   DeviceUnreachable      state DOWN, ``link_down`` once, reconnect after
-                                                 a capped, jittered backoff (never a busy loop).
-                                                 A connection lost mid-request ends the wait at
+connection refused/lost,  DeviceUnreachable      state DOWN, ``link_down`` once, reconnect after
+serial port won't open                           a capped, jittered backoff (never a busy loop).
+or is lost                                       A connection lost mid-request ends the wait at
                                                  once instead of after the timeout.
 short reply               DecodeError            block bad, read again next cycle; DEGRADED.
 undecodable tag           DecodeError            that tag bad (e.g. non-ASCII text); DEGRADED.
 ========================  =====================  =============================================
 
 An outage ends when the device answers again (any reply but 0A/0B; an accepted TCP connection
-alone does not count, so a server that accepts but never answers stays DOWN): then one
-``link_up`` event with ``down_for_s``, and state UP (or DEGRADED).
+or an opened serial port alone does not count, so a server that accepts but never answers
+stays DOWN): then one ``link_up`` event with ``down_for_s``, and state UP (or DEGRADED).
 
 ``interpreter.tick()`` (stuck values) runs after every cycle in which the device answered.
 
@@ -66,6 +80,7 @@ from typing import Final, NoReturn
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
 from adapters.base import LinkState, Quality, RecordSink, TagSample, raise_if_cancelled
@@ -134,6 +149,21 @@ _GATEWAY_CODES: Final = frozenset({0x0A, 0x0B})
 # Added to device.timeout_s for our own guard around a pymodbus call, which applies the same
 # timeout itself; the guard only matters if pymodbus ever failed to give up on its own.
 _GUARD_GRACE_S: Final = 0.25
+
+
+def _frame_gap_s(device: ModbusTcpDevice | ModbusRtuDevice) -> float:
+    """Least silence between the end of a reply and the next request on this device's line.
+
+    Modbus over Serial Line V1.02 §2.5.1.1: RTU frames are separated by at least 3.5
+    character times; above 19200 baud a fixed 1.750 ms. A character is a start bit, the
+    data bits, the parity bit if any and the stop bits. TCP needs no gap.
+    """
+    if isinstance(device, ModbusTcpDevice):
+        return 0.0
+    if device.baudrate > 19200:
+        return 0.00175
+    bits = 1 + device.bytesize + (0 if device.parity == "N" else 1) + device.stopbits
+    return 3.5 * bits / device.baudrate
 
 
 def classify_exception(device_id: str, code: int, where: str) -> DeviceError:
@@ -265,11 +295,14 @@ class ModbusAdapter:
             initial=device.reconnect_min_s, maximum=device.reconnect_max_s, rng=rng
         )
         self._client: ModbusBaseClient | None = None
+        self._transport_up = False  # pymodbus reported the open connection (trace_connect)
         self._in_flight: asyncio.Timeout | None = None
         self._down_since: float | None = None
         self._ever_answered = False
         self._resume_at = -math.inf
         self._bad_reported: dict[str, str] = {}
+        self._frame_gap = _frame_gap_s(device)
+        self._quiet_until = -math.inf  # loop time before which no request goes out (RTU gap)
 
     @property
     def rejected(self) -> Counter[str]:
@@ -287,20 +320,25 @@ class ModbusAdapter:
         """Poll the device until cancelled; reconnects by itself, never returns otherwise.
 
         On cancellation the client is closed before ``CancelledError`` propagates, leaving no
-        socket or task behind. Device problems never escape; errors of the sink do.
-
-        Raises:
-            DeviceConfigError: an RTU device when pyserial is not installed.
+        socket, serial port or task behind. Device problems never escape; errors of the sink
+        do.
         """
         if not self.device.enabled:
             self._set_state(LinkState.DISABLED)
             await asyncio.get_running_loop().create_future()  # until cancelled
-        self._client = self._make_client()
+        self._client = client = self._make_client()
         try:
             await self._poll_forever()
         finally:
-            client, self._client = self._client, None
-            client.close()
+            try:
+                if client.connected and not self._transport_up:
+                    # Cancelled right after opening a serial port: pymodbus finishes opening
+                    # in a callback it scheduled (SerialTransport.setup), which fails with an
+                    # AttributeError if the port is closed first. Let it run, then close.
+                    await asyncio.sleep(0)
+            finally:
+                self._client = None
+                self._close(client)
 
     def _make_client(self) -> ModbusBaseClient:
         device = self.device
@@ -318,21 +356,21 @@ class ModbusAdapter:
                 reconnect_delay=0,
                 trace_connect=self._on_connection,
             )
-        try:
-            return AsyncModbusSerialClient(
-                device.serial_port,
-                baudrate=device.baudrate,
-                bytesize=device.bytesize,
-                parity=device.parity,
-                stopbits=device.stopbits,
-                name=device.id,
-                timeout=device.timeout_s,
-                retries=0,
-                reconnect_delay=0,
-                trace_connect=self._on_connection,
-            )
-        except RuntimeError as exc:  # pymodbus: "Serial client requires pyserial"
-            raise DeviceConfigError(device.id, f"cannot open a serial client: {exc}") from exc
+        # serial_port goes to pyserial's serial_for_url: a device path or a pyserial URL. The
+        # serial client's timeout is both the open timeout and the reply timeout, as for TCP.
+        return AsyncModbusSerialClient(
+            device.serial_port,
+            framer=FramerType.RTU,
+            baudrate=device.baudrate,
+            bytesize=device.bytesize,
+            parity=device.parity,
+            stopbits=device.stopbits,
+            name=device.id,
+            timeout=device.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            trace_connect=self._on_connection,
+        )
 
     async def _poll_forever(self) -> NoReturn:
         due = self._clock.monotonic()
@@ -374,15 +412,20 @@ class ModbusAdapter:
                 reason = f" (no answer within {self.device.timeout_s:g} s)"
             except (ModbusException, OSError) as exc:
                 reason = f": {exc}"
-            client.close()
+            self._close(client)
             self._outage(f"cannot connect to {target}{reason}")
             await asyncio.sleep(self._link_backoff.next_delay())
+
+    def _close(self, client: ModbusBaseClient) -> None:
+        client.close()
+        self._transport_up = False  # pymodbus reports no disconnect for a close of ours
 
     def _on_connection(self, up: bool) -> None:
         """pymodbus ``trace_connect`` hook: a connection lost mid-request ends the wait now.
 
         pymodbus would otherwise wait out the full timeout for a reply that can't come.
         """
+        self._transport_up = up
         if not up and self._in_flight is not None:
             self._in_flight.reschedule(asyncio.get_running_loop().time())
 
@@ -471,7 +514,7 @@ class ModbusAdapter:
             self._set_state(LinkState.DEGRADED if degraded else LinkState.UP)
         elif outage:
             if stop.drop_connection and self._client is not None:
-                self._client.close()
+                self._close(self._client)
             self._outage(str(stop.error))
             if stop.drop_connection and stop.category == "connection_lost":
                 delay = self._link_backoff.next_delay()
@@ -493,6 +536,9 @@ class ModbusAdapter:
             error = DeviceUnreachable(self.device_id, f"connection to {self._target()} lost")
             return _Fault(error, "connection_lost", drop_connection=True)
         read = block.read
+        loop = asyncio.get_running_loop()
+        if (quiet := self._quiet_until - loop.time()) > 0:
+            await asyncio.sleep(quiet)  # RTU: the line must be silent 3.5 characters first
         self.requests += 1
         try:
             async with asyncio.timeout(self.device.timeout_s + _GUARD_GRACE_S) as guard:
@@ -512,6 +558,7 @@ class ModbusAdapter:
             return _Fault(error, "connection_lost", drop_connection=True)
         finally:
             self._in_flight = None
+            self._quiet_until = loop.time() + self._frame_gap
 
         # Never decode an exception response as data: check isError() first.
         if response.isError():

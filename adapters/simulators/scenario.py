@@ -15,7 +15,8 @@ What the line does
   rejected packs carry no label sequence number and produce no scanner read.
 * Each checkweigher's labeller numbers labels 1, 2, 3, ... (GS1 AI 21). The label is a GS1
   element string ``]C1`` (01) GTIN-14 (13) pack date (17) use-by = pack date + 9 days
-  (3103) net weight in kg, 3 decimals, rounded down (10) batch <GS> (21) label sequence.
+  (3103) declared net weight (the nominal quantity) in kg, 3 decimals (10) batch <GS>
+  (21) label sequence.
 * Probes are sampled every ``probe_period_s`` seconds: product-core ~2.5 °C, chill room
   ~1 °C, a blast freezer around -21 °C, and so on; all chilled
   probes rest well below 5 °C (see :data:`DEFAULT_PROBES`).
@@ -607,8 +608,11 @@ class ScenarioEngine:
         )
 
     def _label(self, cw: CheckweigherSpec, net_g: float, label_seq: int) -> str:
-        # Round down: declaring more than is in the pack is the offence, not declaring less.
-        grams = int(Decimal(str(net_g)).to_integral_value(rounding=ROUND_DOWN))
+        # A fixed-weight ℮ pack declares its nominal quantity, not what it weighed: the
+        # average system judges the difference (domain-rules.md §1). Rounded down, since
+        # declaring more than is in the pack is the offence, not declaring less.
+        del net_g
+        grams = int(Decimal(str(cw.nominal_g)).to_integral_value(rounding=ROUND_DOWN))
         pack_date = self._line.pack_date
         use_by = pack_date + timedelta(days=self._line.use_by_days)
         return encode_element_string(

@@ -1,0 +1,484 @@
+"""Runs the pure rules (:mod:`rules`) on the gateway's records and keeps the alert book.
+
+Every pack event, temperature reading and label scan, once joined to its run, is evaluated:
+
+* packs: ℮ inspection batches (T1/T2, mean) and giveaway per run × product; the product is
+  the run's fixed-weight product whose Qn equals the checkweigher's nominal setting (or the
+  run's only fixed-weight product);
+* temperatures: HACCP limits per configured probe (debounce, hysteresis, sensor faults);
+* label scans: sequence gaps and duplicates, batch and weight against the run and the pack,
+  use-by against the run's shelf life.
+
+Findings go through one :class:`rules.alerts.AlertBook`: one active alert per rule and
+subject, acknowledgement, shelving, suppression in changeover/washdown. Each transition
+becomes an :class:`AlertRecord` (queued for sync in the same transaction as it is stored),
+with the rule settings it was evaluated with. Event-type alerts (a wrong label, a wrong date)
+latch: they stay active until an operator acknowledges them, so the andon does not go green
+on its own while a mislabelled pack may be on its way out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from adapters.erp.model import ProductionRun
+from gateway.clock import Clock
+from gateway.config import ProbeRules, RulesSection
+from gateway.records import (
+    AlertRecord,
+    EmarkBatchRecord,
+    LabelScan,
+    PackEvent,
+    Record,
+    TemperatureReading,
+)
+from gateway.runs import RunIndex, from_us
+from rules.alerts import Alert, AlertBook, AlertState
+from rules.compliance import check_run
+from rules.emark import BatchRecord, EmarkTracker
+from rules.giveaway import GiveawayStats
+from rules.giveaway import check as check_giveaway
+from rules.haccp import ProbeLimits, ProbeMonitor
+from rules.labels import LabelSequenceMonitor, check_label_content, sequence_number
+from rules.model import AlertTransition, Finding, ProductSpec, RunContext, Tier
+from rules.shelf_life import check_use_by, freeze_down_finding
+
+log = logging.getLogger(__name__)
+
+LATCHING_RULES = frozenset(
+    {
+        "label_batch",
+        "label_weight",
+        "label_duplicate",
+        "label_gap",
+        "label_out_of_sequence",
+        "shelf_life_use_by",
+    }
+)
+"""Rules about one thing that happened (not a lasting condition): active until acknowledged."""
+
+NEVER_SUPPRESSED = ("haccp_", "store_", "emark_t2", "emark_t1", "emark_mean_batch")
+"""Alerts that matter even during changeover or washdown: the cold chain, the store, and ℮
+verdicts (a batch closes at changeover, and an underweight batch is illegal regardless)."""
+
+_PACKS_REMEMBERED = 10_000
+RUN_CHECK_INTERVAL_US = 60_000_000
+"""Run compliance and freeze-down are checked once a minute (they change slowly)."""
+
+
+def run_context(run: ProductionRun, rules: RulesSection) -> RunContext:
+    """The rules' view of an ERP run."""
+    products = []
+    for product in run.products:
+        price = rules.threshold("price_per_kg", line=run.line, plu=product.plu)
+        products.append(
+            ProductSpec(
+                plu=product.plu,
+                nominal_g=product.nominal_g,
+                tier=Tier(str(product.tier)),
+                catch_weight=product.catch_weight,
+                tare_g=product.tare_g,
+                glaze_pct=product.glaze_pct,
+                species=product.species,
+                gtin=product.gtin,
+                description=product.description,
+                price_per_kg=Decimal(str(price)) if price is not None else None,
+            )
+        )
+    tiers: dict[str, Tier] = {}
+    for code, tier in _extra_mapping(run, "batchtiers").items():
+        try:
+            tiers[code] = Tier(tier.strip().lower())
+        except ValueError:
+            log.warning("run %s: batch %s has unknown tier %r", run.run_number, code, tier)
+    return RunContext(
+        batch_species={
+            k: v.strip().lower() for k, v in _extra_mapping(run, "batchspecies").items()
+        },
+        batch_tiers=tiers,
+        run_number=run.run_number,
+        line=run.line,
+        batch_codes=run.batch_codes,
+        species=run.species,
+        products=tuple(products),
+        pack_date=run.pack_date,
+        shelf_life_adjust=run.shelf_life_adjust,
+        raw_material_kg=run.raw_material_kg,
+        description=run.description,
+    )
+
+
+def _extra_mapping(run: ProductionRun, key: str) -> dict[str, str]:
+    """A batch-code -> text mapping the ERP sent beyond the run model, e.g. ``BatchTiers``
+    (the certification of each batch: Premium/GG/Export) or ``BatchSpecies``."""
+    for name, value in run.extra.items():
+        if name.replace("_", "").lower() == key and isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+    return {}
+
+
+def product_for(pack: PackEvent, run: RunContext) -> ProductSpec | None:
+    """The run's product on the checkweigher: matched by Qn, or the only fixed-weight one."""
+    fixed = [p for p in run.products if not p.catch_weight and p.nominal_g is not None]
+    if pack.nominal_g is not None:
+        nominal = Decimal(str(pack.nominal_g))
+        return next((p for p in fixed if p.nominal_g == nominal), None)
+    return fixed[0] if len(fixed) == 1 else None
+
+
+def probe_limits(probe: ProbeRules) -> ProbeLimits:
+    """The HACCP rule's limits from the config."""
+    return ProbeLimits(
+        upper_c=Decimal(str(probe.upper_c)) if probe.upper_c is not None else None,
+        lower_c=Decimal(str(probe.lower_c)) if probe.lower_c is not None else None,
+        debounce_s=probe.debounce_s,
+        hysteresis_c=Decimal(str(probe.hysteresis_c)),
+        no_data_s=probe.no_data_s,
+        stuck_s=probe.stuck_s,
+    )
+
+
+class RulesEngine:
+    """The rules and the alert book of one gateway."""
+
+    def __init__(self, config: RulesSection, runs: RunIndex, clock: Clock) -> None:
+        self.config = config
+        self.runs = runs
+        self.clock = clock
+        self.book = AlertBook(never_suppress=NEVER_SUPPRESSED)
+        self.emark = EmarkTracker(
+            batch_seconds=config.emark_batch_minutes * 60,
+            batch_max_packs=None,
+            min_packs=config.emark_min_packs,
+        )
+        self.giveaway: dict[tuple[str, str], GiveawayStats] = {}
+        started = clock.wall_us()  # a probe silent from the start is a fault too
+        self.probes = {
+            (p.device, p.probe): (
+                p,
+                ProbeMonitor(p.device, p.probe, probe_limits(p), started_us=started),
+            )
+            for p in config.probes
+        }
+        self.labels: dict[tuple[str, str], LabelSequenceMonitor] = {}
+        self.pack_weights: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self.packs_without_product: Counter[str] = Counter()
+        self.packed_g: Counter[str] = Counter()
+        """Net grams packed per run (accepted packs), for the yield check."""
+        self.orphan_scans: dict[str, list[str]] = {}
+        """Per run: scanned batch codes that map to no known run (OCM scan-back orphans)."""
+        self._contexts: dict[str, tuple[ProductionRun, RunContext]] = {}
+        self._last_run_checks_us = 0
+
+    # ---------------------------------------------------------------- evaluation
+
+    def evaluate(self, record: Record) -> list[Record]:
+        """Records (alerts, ℮ batch records) that follow from one stored record."""
+        if isinstance(record, PackEvent):
+            return self._pack(record)
+        if isinstance(record, TemperatureReading):
+            return self._temperature(record)
+        if isinstance(record, LabelScan):
+            return self._label(record)
+        return []
+
+    def tick(self) -> list[Record]:
+        """Time passing: shelving ends, batch windows close, silent probes are faults; once a
+        minute, every run's compliance and shelf life are checked."""
+        now = self.clock.wall_us()
+        out: list[Record] = self._records(self.book.tick(now))
+        if now - self._last_run_checks_us >= RUN_CHECK_INTERVAL_US:
+            self._last_run_checks_us = now
+            out += self.check_runs(now)
+        result = self.emark.tick(now)
+        out += self._apply(result.findings, self._emark_config())
+        out += [self._batch_record(r) for r in result.closed_records]
+        for probe, monitor in self.probes.values():
+            out += self._apply(monitor.tick(now), self._probe_config(probe))
+        return out
+
+    def check_runs(self, now: int) -> list[Record]:
+        """Compliance and freeze-down for every known run that has started."""
+        out: list[Record] = []
+        today = from_us(now).date()
+        for run in self.runs.runs():
+            if run.actual_start is None:
+                continue
+            context = self._context(run.run_number)
+            if context is None:
+                continue
+            # Yield is judged when the run has ended: mid-run it climbs from 0 %.
+            packed = (
+                Decimal(self.packed_g[run.run_number]) / 1000
+                if run.actual_end is not None and self.packed_g[run.run_number]
+                else None
+            )
+            findings = check_run(
+                context,
+                now,
+                yield_warn_pct=Decimal(str(self.config.yield_warn_pct)),
+                packed_kg=packed,
+                scans_without_parent=self.orphan_scans.get(run.run_number, ()),
+            )
+            out += self._apply(findings, {"yield_warn_pct": self.config.yield_warn_pct})
+            if run.actual_end is None:
+                freeze = freeze_down_finding(
+                    context, today, now, freeze_day=self.config.freeze_down_day
+                )
+                if freeze is not None:
+                    out += self._apply([freeze], {"freeze_down_day": self.config.freeze_down_day})
+        return out
+
+    def _context(self, run_number: str | None) -> RunContext | None:
+        if run_number is None:
+            return None
+        run = self.runs.get(run_number)
+        if run is None:
+            return None
+        cached = self._contexts.get(run_number)
+        if cached is None or cached[0] is not run:
+            cached = (run, run_context(run, self.config))
+            self._contexts[run_number] = cached
+        return cached[1]
+
+    def _pack(self, pack: PackEvent) -> list[Record]:
+        if pack.label_seq is not None:
+            self.pack_weights[(pack.line, pack.label_seq)] = pack.net_g
+            if len(self.pack_weights) > _PACKS_REMEMBERED:
+                self.pack_weights.popitem(last=False)
+        run = self._context(pack.run_number)
+        if run is None:
+            return []
+        if pack.accepted is not False:
+            self.packed_g[run.run_number] += round(pack.net_g)
+        product = product_for(pack, run)
+        if product is None:
+            self.packs_without_product[pack.line] += 1
+            return []
+        result = self.emark.observe(pack, run, product, pack.ts_us)
+        out = self._apply(result.findings, self._emark_config())
+        out += [self._batch_record(r) for r in result.closed_records]
+        if not product.catch_weight and product.nominal_g is not None:
+            key = (run.run_number, product.plu)
+            stats = self.giveaway.get(key)
+            if stats is None:
+                stats = GiveawayStats(line=run.line, run_number=run.run_number, product=product)
+                self.giveaway[key] = stats
+            stats.observe(pack)
+            threshold = self.config.threshold("giveaway_warn_pct", line=run.line, plu=product.plu)
+            finding = check_giveaway(
+                stats,
+                Decimal(str(threshold)),
+                min_count=self.config.giveaway_min_packs,
+                ts_us=pack.ts_us,
+            )
+            out += self._apply([finding], {"giveaway_warn_pct": threshold})
+        return out
+
+    def _temperature(self, reading: TemperatureReading) -> list[Record]:
+        entry = self.probes.get((reading.device, reading.probe))
+        if entry is None:
+            return []
+        probe, monitor = entry
+        return self._apply(monitor.observe(reading, reading.ts_us), self._probe_config(probe))
+
+    def _label(self, scan: LabelScan) -> list[Record]:
+        run = self._context(scan.run_number)
+        if run is None:
+            return []
+        out: list[Record] = []
+        key = (scan.device, run.run_number)
+        monitor = self.labels.get(key)
+        if monitor is None:
+            monitor = LabelSequenceMonitor(
+                scan.device,
+                run.run_number,
+                line=scan.line,
+                reorder_window=self.config.label_reorder_window,
+            )
+            self.labels[key] = monitor
+        if scan.batch and not any(scan.batch in r.batch_codes for r in self.runs.runs()):
+            orphans = self.orphan_scans.setdefault(run.run_number, [])
+            if scan.batch not in orphans:
+                orphans.append(scan.batch)
+        config = {"label_reorder_window": self.config.label_reorder_window}
+        out += self._apply(monitor.observe_scan(scan, scan.ts_us), config)
+        seq = sequence_number(scan.serial)
+        pack_net = self.pack_weights.get((scan.line, seq)) if seq is not None else None
+        plu = next((p.plu for p in run.products if p.gtin and p.gtin == scan.gtin), None)
+        tolerance = self.config.threshold("label_weight_tolerance_g", line=scan.line, plu=plu)
+        out += self._apply(
+            check_label_content(scan, run, pack_net, Decimal(str(tolerance))),
+            {"label_weight_tolerance_g": tolerance},
+        )
+        out += self._apply(
+            check_use_by(scan, run, base_days=self.config.shelf_life_base_days),
+            {"shelf_life_base_days": self.config.shelf_life_base_days},
+        )
+        return out
+
+    # ---------------------------------------------------------------- operators
+
+    def acknowledge(self, alert_id: str, operator: str, comment: str) -> list[Record]:
+        """An operator acknowledges an alert; latching alerts clear with it."""
+        now = self.clock.wall_us()
+        transitions = [self.book.acknowledge(alert_id, operator, comment or None, now)]
+        alert = self.book.get(alert_id)
+        if alert is not None and alert.rule in LATCHING_RULES and alert.active:
+            transitions += self.book.apply(
+                Finding(
+                    rule=alert.rule,
+                    subject=alert.subject,
+                    active=False,
+                    severity=alert.severity,
+                    message=f"acknowledged by {operator}",
+                    ts_us=now,
+                    line=alert.line,
+                )
+            )
+        return self._records(transitions)
+
+    def shelve(self, alert_id: str, operator: str, minutes: float, comment: str) -> list[Record]:
+        """An operator shelves an alert for a while."""
+        now = self.clock.wall_us()
+        until = now + round(minutes * 60_000_000)
+        return self._records([self.book.shelve(alert_id, operator, until, now, comment)])
+
+    def set_line_mode(self, line: str, mode: str) -> list[Record]:
+        """Set a line to production, changeover or washdown (suppresses production alerts)."""
+        now = self.clock.wall_us()
+        out = self._records(self.book.set_line_mode(line, mode, now))
+        if mode != "production":
+            result = self.emark.close_line(line, now)
+            out += self._apply(result.findings, self._emark_config())
+            out += [self._batch_record(r) for r in result.closed_records]
+        return out
+
+    def restore(self, records: Iterable[tuple[Any, ...]]) -> None:
+        """Rebuild the alert book from stored alert transitions (oldest first)."""
+        self.book.restore(fold_alerts(records))
+
+    def andon(self, line: str) -> str:
+        """The andon colour of a line: green, amber or red."""
+        return self.book.andon_state(line)
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _apply(self, findings: Sequence[Finding], config: Mapping[str, object]) -> list[Record]:
+        transitions: list[AlertTransition] = []
+        for finding in findings:
+            transitions += self.book.apply(finding, config)
+        return self._records(transitions)
+
+    def _records(self, transitions: Iterable[AlertTransition]) -> list[Record]:
+        out: list[Record] = []
+        for t in transitions:
+            out.append(
+                AlertRecord(
+                    ts_us=t.ts_us,
+                    alert_id=t.alert_id,
+                    rule=t.rule,
+                    subject=t.subject,
+                    severity=t.severity,
+                    state=str(t.event),
+                    message=t.message,
+                    line=t.line,
+                    detail=_jsonable(t.detail),
+                )
+            )
+            log.info("alert %s %s: %s", t.event, t.alert_id, t.message)
+        return out
+
+    def _batch_record(self, record: BatchRecord) -> EmarkBatchRecord:
+        return EmarkBatchRecord(
+            ts_us=self.clock.wall_us(),
+            line=record.line,
+            run_number=record.run_number,
+            plu=record.plu,
+            qn_g=str(record.qn),
+            tne_g=str(record.tne),
+            t1_g=str(record.t1),
+            t2_g=str(record.t2),
+            start_us=record.start_us,
+            end_us=record.end_us,
+            n=record.n,
+            mean_g=str(record.mean),
+            sd_g=str(record.sd),
+            below_t1=record.below_t1,
+            below_t2=record.below_t2,
+            verdict=record.verdict,
+            reasons=tuple(record.reasons),
+        )
+
+    def _emark_config(self) -> dict[str, object]:
+        return {
+            "emark_batch_minutes": self.config.emark_batch_minutes,
+            "emark_min_packs": self.config.emark_min_packs,
+        }
+
+    @staticmethod
+    def _probe_config(probe: ProbeRules) -> dict[str, object]:
+        return probe.model_dump(mode="json")
+
+
+def _jsonable(value: object) -> Any:
+    """Decimals, dates and tuples in alert details as JSON (no NaN can get here)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def fold_alerts(records: Iterable[tuple[Any, ...]]) -> list[Alert]:
+    """Alert views from stored transitions.
+
+    ``records`` are rows ``(ts_us, alert_id, rule, subject, line, severity, state, message,
+    detail)`` in commit order. The newest state of each alert wins.
+    """
+    alerts: dict[str, Alert] = {}
+    for ts_us, alert_id, rule, subject, line, severity, state, message, detail_text in records:
+        detail = json.loads(detail_text) if isinstance(detail_text, str) else {}
+        current = alerts.get(alert_id)
+        if current is None:
+            current = Alert(
+                id=alert_id,
+                rule=rule,
+                subject=subject,
+                line=line,
+                severity=severity,
+                state=AlertState.UNACKNOWLEDGED,
+                raised_us=ts_us,
+                message=message,
+            )
+        changes: dict[str, Any] = {}
+        if state in ("raised", "updated"):
+            changes = {"message": message, "severity": severity}
+        elif state == "cleared":
+            changes = {"cleared_us": ts_us}
+        elif state == "acknowledged":
+            changes = {
+                "acknowledged_by": detail.get("operator"),
+                "acknowledged_us": ts_us,
+                "comment": detail.get("comment") or "",
+            }
+        elif state == "shelved":
+            changes = {"shelved_until_us": detail.get("until_us")}
+        elif state == "unshelved":
+            changes = {"shelved_until_us": None}
+        current = dataclasses.replace(current, **changes)
+        alerts[alert_id] = dataclasses.replace(current, state=_state_of(current))
+    return list(alerts.values())
+
+
+def _state_of(alert: Alert) -> AlertState:
+    if alert.shelved_until_us is not None:
+        return AlertState.SHELVED
+    if alert.cleared_us is not None:
+        return AlertState.CLEARED if alert.acknowledged else AlertState.CLEARED_UNACKNOWLEDGED
+    return AlertState.ACKNOWLEDGED if alert.acknowledged else AlertState.UNACKNOWLEDGED
+
+
+__all__ = ["RulesEngine", "fold_alerts", "product_for", "run_context"]

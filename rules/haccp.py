@@ -1,0 +1,503 @@
+"""HACCP temperature monitoring: critical limits per probe, debounced, with hysteresis.
+
+One :class:`ProbeMonitor` watches one probe (``device``/``probe``). It is fed the probe's
+readings (:meth:`ProbeMonitor.observe`) and the passing of time (:meth:`ProbeMonitor.tick`);
+it returns :class:`~rules.model.Finding` transitions and never reads a clock.
+
+Where the numbers come from (domain-rules.md §3):
+
+* HACCP law asks for critical limits, monitoring, corrective action and records, not for a
+  particular number (Reg (EC) 852/2004 Art 5(2)(c)-(g)). The legal temperatures for fish are
+  "approaching that of melting ice" for fresh fish (no number in law) and -18 °C or colder in
+  all parts for frozen fish (Reg (EC) 853/2004 Annex III Sec VIII Ch VII §2); the numbers
+  a line actually alarms on (e.g. product core <= 5 °C) are the company's critical limits,
+  so they are configuration (:class:`ProbeLimits`), with the presets below as examples.
+* Instant vs duration breaches: air temperature swings with defrost and door openings, so a
+  breach is a value beyond the limit *continuously* for ``debounce_s`` (an ISA-18.2 style
+  on-delay; ``debounce_s=0`` gives an instant breach); 853/2004 itself tolerates "brief
+  upward fluctuations of not more than 3 °C" for frozen fish in transport
+  (Annex III Sec VIII Ch VIII §1(b)). Shorter excursions raise nothing but are kept in the
+  excursion log, and every second beyond the limit is counted (cumulative exposure, the FDA
+  Seafood Hazards Guide Appendix 4 way of judging time/temperature abuse).
+* A breach clears only when the value is back inside by the hysteresis (deadband, default
+  0.5 °C: domain-rules §3.2 (d)), so a probe hovering at the limit does not chatter.
+* A sensor fault (no data, value outside the sensor's physical range, value stuck) is its own
+  alarm (domain-rules §3.2 (e)); a faulty reading never counts as in-limit, so it can never
+  clear a breach.
+
+Time model: each reading's own ``ts_us`` places it on the probe's timeline; the ``ts_us``
+argument of ``observe``/``tick`` is "now" and stamps the findings. Between two readings the
+earlier value is held (sample-and-hold), for at most ``no_data_s``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, Literal
+
+from gateway.records import TemperatureReading
+from rules.model import Finding, Severity
+
+__all__ = [
+    "CHILLED_PRODUCT_CCP",
+    "FROZEN_PRODUCT_CCP",
+    "RULE_LOWER",
+    "RULE_SENSOR_FAULT",
+    "RULE_UPPER",
+    "Excursion",
+    "Fault",
+    "ProbeLimits",
+    "ProbeMonitor",
+    "Side",
+]
+
+RULE_UPPER: Final = "haccp_upper"
+RULE_LOWER: Final = "haccp_lower"
+RULE_SENSOR_FAULT: Final = "haccp_sensor_fault"
+
+Side = Literal["upper", "lower"]
+Fault = Literal["no_data", "out_of_range", "stuck"]
+
+_US_PER_S: Final = 1_000_000
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * _US_PER_S)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeLimits:
+    """The critical limits and fault thresholds of one probe.
+
+    A value strictly above ``upper_c`` (or strictly below ``lower_c``) is beyond the limit: a
+    limit of "<= -18 °C" is met at -18.0. ``None`` disables that side.
+    """
+
+    upper_c: Decimal | None
+    lower_c: Decimal | None
+    debounce_s: float = 60
+    """How long a value must stay beyond a limit before it is a breach (0: instant)."""
+    hysteresis_c: Decimal = Decimal("0.5")
+    """A breach clears at ``upper_c - hysteresis_c`` or below (``lower_c + hysteresis_c`` or
+    above): domain-rules §3.2 (d)."""
+    no_data_s: float = 300
+    """No reading for this long is a sensor fault; also the longest a value is held."""
+    physical_min_c: Decimal = Decimal(-50)
+    physical_max_c: Decimal = Decimal(100)
+    """Outside this range the reading is a sensor fault (open/short circuit), not a value."""
+    stuck_s: float | None = None
+    """An unchanged value for this long is a stuck-sensor fault; ``None`` disables it."""
+
+    def __post_init__(self) -> None:
+        for name in ("debounce_s", "no_data_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.no_data_s == 0:
+            raise ValueError("no_data_s must be > 0")
+        if self.stuck_s is not None and (not math.isfinite(self.stuck_s) or self.stuck_s <= 0):
+            raise ValueError(f"stuck_s must be a finite number > 0 or None, got {self.stuck_s!r}")
+        if not self.hysteresis_c.is_finite() or self.hysteresis_c < 0:
+            raise ValueError(f"hysteresis_c must be >= 0, got {self.hysteresis_c}")
+        if not self.physical_min_c < self.physical_max_c:
+            raise ValueError("physical_min_c must be below physical_max_c")
+        for name in ("upper_c", "lower_c"):
+            limit: Decimal | None = getattr(self, name)
+            if limit is not None and not (
+                limit.is_finite() and self.physical_min_c <= limit <= self.physical_max_c
+            ):
+                raise ValueError(f"{name} {limit} is outside the physical range of the probe")
+        if self.upper_c is not None and self.lower_c is not None:
+            if not self.lower_c < self.upper_c:
+                raise ValueError("lower_c must be below upper_c")
+            if self.upper_c - self.hysteresis_c < self.lower_c + self.hysteresis_c:
+                raise ValueError("the hysteresis bands of the two limits overlap")
+
+
+FROZEN_PRODUCT_CCP: Final = ProbeLimits(upper_c=Decimal(-18), lower_c=None)
+"""Frozen fishery products: -18 °C or colder in all parts of the product
+(Reg (EC) 853/2004 Annex III Sec VIII Ch VII §2)."""
+
+CHILLED_PRODUCT_CCP: Final = ProbeLimits(upper_c=Decimal(5), lower_c=None)
+"""Chilled fish product core: a company critical limit (glossary "HACCP / CCP": product core
+<= 5 °C). The law only says "approaching that of melting ice" (853/2004 Annex III Sec VIII
+Ch III, VII, VIII), so a retailer may require a tighter limit (typically 0-2 °C)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Excursion:
+    """One spell beyond a limit, short or a breach, as kept in the excursion log."""
+
+    side: Side
+    limit_c: Decimal
+    start_us: int
+    """The first reading beyond the limit."""
+    end_us: int
+    """The reading back inside (a short excursion) or the clearing reading (a breach)."""
+    beyond_s: float
+    """Time actually beyond the limit (sample-and-hold) within the spell."""
+    peak_c: Decimal
+    """The furthest value beyond the limit."""
+    breached: bool
+    """True if the spell lasted the debounce and was raised."""
+    raised_us: int | None = None
+
+
+class _Limit:
+    """Mutable state of one side (upper or lower) of one probe."""
+
+    __slots__ = (
+        "active",
+        "beyond_us",
+        "limit",
+        "peak",
+        "raised_us",
+        "side",
+        "start_us",
+        "total_us",
+    )
+
+    def __init__(self, side: Side, limit: Decimal) -> None:
+        self.side: Side = side
+        self.limit = limit
+        self.start_us: int | None = None
+        self.peak = limit
+        self.beyond_us = 0
+        self.total_us = 0
+        self.active = False
+        self.raised_us: int | None = None
+
+    def beyond(self, value: Decimal) -> bool:
+        return value > self.limit if self.side == "upper" else value < self.limit
+
+    def back_inside(self, value: Decimal, hysteresis: Decimal) -> bool:
+        if self.side == "upper":
+            return value <= self.limit - hysteresis
+        return value >= self.limit + hysteresis
+
+    def clear_at(self, hysteresis: Decimal) -> Decimal:
+        return self.limit - hysteresis if self.side == "upper" else self.limit + hysteresis
+
+    def start(self, ts_us: int, value: Decimal) -> None:
+        self.start_us = ts_us
+        self.peak = value
+        self.beyond_us = 0
+
+    def note(self, value: Decimal) -> None:
+        self.peak = max(self.peak, value) if self.side == "upper" else min(self.peak, value)
+
+    def end(self, end_us: int) -> Excursion:
+        excursion = Excursion(
+            side=self.side,
+            limit_c=self.limit,
+            start_us=end_us if self.start_us is None else self.start_us,
+            end_us=end_us,
+            beyond_s=self.beyond_us / _US_PER_S,
+            peak_c=self.peak,
+            breached=self.active,
+            raised_us=self.raised_us,
+        )
+        self.start_us = None
+        self.beyond_us = 0
+        self.active = False
+        self.raised_us = None
+        return excursion
+
+
+def _celsius(value: float) -> Decimal:
+    # repr() is the shortest text that round-trips: 5.1 -> Decimal("5.1"), not 5.0999...
+    return Decimal(repr(float(value)))
+
+
+class ProbeMonitor:
+    """The HACCP state of one probe: breaches of its limits and sensor faults.
+
+    Findings (subject ``f"{device}/{probe}"``):
+
+    * ``haccp_upper`` / ``haccp_lower`` (CRITICAL): raised once when a value has been beyond
+      the limit for ``debounce_s``; cleared (``active=False``) by a trusted reading back
+      inside by the hysteresis. The clear finding's detail carries the time beyond the limit
+      during the breach (``breach_s``) and in total (``total_beyond_s``).
+    * ``haccp_sensor_fault`` (MAJOR): raised when the set of faults (``no_data``,
+      ``out_of_range``, ``stuck``) becomes non-empty, re-sent (an update) when it changes,
+      cleared when it is empty again.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        probe: str,
+        limits: ProbeLimits,
+        *,
+        line: str | None = None,
+        started_us: int | None = None,
+        excursion_log_size: int = 256,
+    ) -> None:
+        """Watch ``device``/``probe`` against ``limits``.
+
+        Args:
+            device: the probe's device id.
+            probe: the probe's id on the device.
+            limits: critical limits and fault thresholds.
+            line: the line for findings until the first reading names one.
+            started_us: when monitoring began: the no-data clock starts here (otherwise at
+                the first ``tick``), so a probe that never reports is still a fault.
+            excursion_log_size: how many excursions the log keeps (oldest dropped).
+        """
+        self.device = device
+        self.probe = probe
+        self.limits = limits
+        self.subject = f"{device}/{probe}"
+        self._line = line
+        self._sides: list[_Limit] = []
+        if limits.upper_c is not None:
+            self._sides.append(_Limit("upper", limits.upper_c))
+        if limits.lower_c is not None:
+            self._sides.append(_Limit("lower", limits.lower_c))
+        self._debounce_us = _us(limits.debounce_s)
+        self._no_data_us = _us(limits.no_data_s)
+        self._stuck_us = None if limits.stuck_s is None else _us(limits.stuck_s)
+        self._last_seen_us = started_us
+        self._last_reading: TemperatureReading | None = None
+        self._last_valid: tuple[int, Decimal] | None = None
+        self._last_raw: Decimal | None = None
+        self._same_since_us = 0
+        self._no_data = False
+        self._out_of_range = False
+        self._stuck = False
+        self._faults: frozenset[Fault] = frozenset()
+        self._excursions: deque[Excursion] = deque(maxlen=excursion_log_size)
+        self.ignored_out_of_order = 0
+        """Readings older than the newest one seen, ignored."""
+
+    # ---------------------------------------------------------------------------- queries
+
+    @property
+    def in_breach(self) -> frozenset[Side]:
+        """The sides with an open (raised, not cleared) breach."""
+        return frozenset(s.side for s in self._sides if s.active)
+
+    @property
+    def faults(self) -> frozenset[Fault]:
+        """The current sensor faults."""
+        return self._faults
+
+    @property
+    def excursions(self) -> tuple[Excursion, ...]:
+        """Finished excursions, short ones and cleared breaches, oldest first."""
+        return tuple(self._excursions)
+
+    @property
+    def time_above_s(self) -> float:
+        """Total time above the upper limit so far (every excursion, up to the last reading)."""
+        return self._total("upper")
+
+    @property
+    def time_below_s(self) -> float:
+        """Total time below the lower limit so far (every excursion, up to the last reading)."""
+        return self._total("lower")
+
+    def breach_time_s(self, side: Side) -> float:
+        """Time beyond the limit in the current excursion or breach of ``side`` (0 if none)."""
+        return next((s.beyond_us / _US_PER_S for s in self._sides if s.side == side), 0.0)
+
+    def _total(self, side: Side) -> float:
+        return next((s.total_us / _US_PER_S for s in self._sides if s.side == side), 0.0)
+
+    # ---------------------------------------------------------------------------- inputs
+
+    def observe(self, reading: TemperatureReading, ts_us: int) -> list[Finding]:
+        """Take one reading of this probe; ``ts_us`` is now (it stamps the findings).
+
+        Readings older than the newest seen are ignored (counted in
+        ``ignored_out_of_order``): the timeline of a probe only moves forward.
+        """
+        if self._last_reading is not None and reading.ts_us < self._last_reading.ts_us:
+            self.ignored_out_of_order += 1
+            return self._evaluate(ts_us)
+        t = reading.ts_us
+        value = _celsius(reading.celsius)
+        self._last_reading = reading
+        self._line = reading.line
+        self._last_seen_us = t
+        self._no_data = False
+        limits = self.limits
+        self._out_of_range = not limits.physical_min_c <= value <= limits.physical_max_c
+        if value != self._last_raw:
+            self._last_raw = value
+            self._same_since_us = t
+        self._stuck = self._stuck_us is not None and t - self._same_since_us >= self._stuck_us
+        findings: list[Finding] = []
+        if not (self._out_of_range or self._stuck):
+            findings.extend(self._take_trusted(t, value, ts_us))
+        findings.extend(self._evaluate(ts_us))
+        return findings
+
+    def tick(self, ts_us: int) -> list[Finding]:
+        """Let time pass to ``ts_us`` with no reading: no-data faults, debounces elapsing."""
+        return self._evaluate(ts_us)
+
+    # ---------------------------------------------------------------------------- logic
+
+    def _take_trusted(self, t: int, value: Decimal, now: int) -> list[Finding]:
+        findings: list[Finding] = []
+        previous = self._last_valid
+        hysteresis = self.limits.hysteresis_c
+        for side in self._sides:
+            if previous is not None and side.beyond(previous[1]):
+                # The previous trusted value is held until this reading, for at most no_data_s.
+                held = max(0, min(t - previous[0], self._no_data_us))
+                side.total_us += held
+                if side.start_us is not None:
+                    side.beyond_us += held
+            if side.beyond(value):
+                if side.start_us is None:
+                    side.start(t, value)
+                else:
+                    side.note(value)
+            elif side.active:
+                if side.back_inside(value, hysteresis):
+                    findings.append(self._clear(side, t, value, now))
+                # else: inside the limit but within the hysteresis band; the breach stays open
+            elif side.start_us is not None:
+                self._excursions.append(side.end(t))
+        self._last_valid = (t, value)
+        return findings
+
+    def _evaluate(self, now: int) -> list[Finding]:
+        findings: list[Finding] = []
+        if self._last_seen_us is None:
+            self._last_seen_us = now
+        elif now - self._last_seen_us >= self._no_data_us:
+            self._no_data = True
+        # The held value is trusted for no_data_s after the last trusted reading.
+        fresh = self._last_valid is not None and now - self._last_valid[0] < self._no_data_us
+        findings.extend(
+            self._raise(side, side.start_us, now)
+            for side in self._sides
+            if fresh
+            and side.start_us is not None
+            and not side.active
+            and now - side.start_us >= self._debounce_us
+        )
+        flags: tuple[tuple[Fault, bool], ...] = (
+            ("no_data", self._no_data),
+            ("out_of_range", self._out_of_range),
+            ("stuck", self._stuck),
+        )
+        faults = frozenset(fault for fault, on in flags if on)
+        if faults != self._faults:
+            previous, self._faults = self._faults, faults
+            findings.append(self._fault_finding(faults, previous, now))
+        return findings
+
+    def _raise(self, side: _Limit, start_us: int, now: int) -> Finding:
+        side.active = True
+        side.raised_us = now
+        value = self._last_valid[1] if self._last_valid is not None else side.peak
+        word = "above" if side.side == "upper" else "below"
+        return Finding(
+            rule=RULE_UPPER if side.side == "upper" else RULE_LOWER,
+            subject=self.subject,
+            active=True,
+            severity=Severity.CRITICAL,
+            message=(
+                f"{self.subject} {word} its critical limit {side.limit} °C for "
+                f"{self.limits.debounce_s:g} s or more (now {value} °C, peak {side.peak} °C)"
+            ),
+            ts_us=now,
+            line=self._line,
+            detail={
+                **self._context(),
+                "side": side.side,
+                "limit_c": float(side.limit),
+                "value_c": float(value),
+                "peak_c": float(side.peak),
+                "excursion_start_us": start_us,
+                "debounce_s": self.limits.debounce_s,
+                "beyond_s": side.beyond_us / _US_PER_S,
+            },
+        )
+
+    def _clear(self, side: _Limit, t: int, value: Decimal, now: int) -> Finding:
+        hysteresis = self.limits.hysteresis_c
+        raised_us = side.raised_us
+        excursion = side.end(t)
+        self._excursions.append(excursion)
+        word = "above" if side.side == "upper" else "below"
+        return Finding(
+            rule=RULE_UPPER if side.side == "upper" else RULE_LOWER,
+            subject=self.subject,
+            active=False,
+            severity=Severity.CRITICAL,
+            message=(
+                f"{self.subject} back to {value} °C (limit {side.limit} °C, cleared at "
+                f"{side.clear_at(hysteresis)} °C); {excursion.beyond_s:g} s {word} the limit"
+            ),
+            ts_us=now,
+            line=self._line,
+            detail={
+                **self._context(),
+                "side": side.side,
+                "limit_c": float(side.limit),
+                "clear_at_c": float(side.clear_at(hysteresis)),
+                "value_c": float(value),
+                "peak_c": float(excursion.peak_c),
+                "excursion_start_us": excursion.start_us,
+                "raised_us": raised_us,
+                "cleared_reading_us": t,
+                "breach_s": excursion.beyond_s,
+                "duration_s": (t - excursion.start_us) / _US_PER_S,
+                "total_beyond_s": side.total_us / _US_PER_S,
+            },
+        )
+
+    def _fault_finding(
+        self, faults: frozenset[Fault], previous: frozenset[Fault], now: int
+    ) -> Finding:
+        reading = self._last_reading
+        detail: dict[str, object] = {
+            **self._context(),
+            "faults": sorted(faults),
+            "previous_faults": sorted(previous),
+            "last_reading_us": reading.ts_us if reading is not None else None,
+            "value_c": float(_celsius(reading.celsius)) if reading is not None else None,
+            "no_data_s": self.limits.no_data_s,
+            "physical_min_c": float(self.limits.physical_min_c),
+            "physical_max_c": float(self.limits.physical_max_c),
+            "stuck_s": self.limits.stuck_s,
+        }
+        if faults:
+            low, high = self.limits.physical_min_c, self.limits.physical_max_c
+            reasons = {
+                "no_data": f"no reading for {self.limits.no_data_s:g} s",
+                "out_of_range": f"reading outside {low}..{high} °C",
+                "stuck": f"value unchanged for {self.limits.stuck_s or 0:g} s",
+            }
+            message = f"{self.subject} sensor fault: " + "; ".join(
+                reasons[f] for f in sorted(faults)
+            )
+        else:
+            message = f"{self.subject} sensor readings trusted again"
+        return Finding(
+            rule=RULE_SENSOR_FAULT,
+            subject=self.subject,
+            active=bool(faults),
+            severity=Severity.MAJOR,
+            message=message,
+            ts_us=now,
+            line=self._line,
+            detail=detail,
+        )
+
+    def _context(self) -> dict[str, object]:
+        reading = self._last_reading
+        return {
+            "device": self.device,
+            "probe": self.probe,
+            "location": reading.location if reading is not None else "",
+            "run_number": reading.run_number if reading is not None else None,
+        }

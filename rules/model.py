@@ -1,0 +1,128 @@
+"""What rules take and give. Pure data: no I/O, no asyncio, no clock reads.
+
+Rules observe records (pack events, temperature readings, label scans: the dataclasses of
+:mod:`gateway.records`, which are plain data) in the context of their production run
+(:class:`RunContext`), with the time passed in. They report **findings**: "this condition
+holds now for this subject" or "it no longer holds". The alert book
+(:mod:`rules.alerts`) turns findings into alert transitions with one active alert per rule
+and subject, acknowledgement, shelving and suppression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from gateway.records import Severity
+
+__all__ = [
+    "AlertEvent",
+    "AlertTransition",
+    "Finding",
+    "ProductSpec",
+    "RunContext",
+    "Severity",
+    "Tier",
+]
+
+
+class Tier(StrEnum):
+    """Product tiers; material may cascade Premium -> GG -> Export, never up."""
+
+    PREMIUM = "premium"
+    GG = "gg"
+    EXPORT = "export"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSpec:
+    """A product packed in a run, as the rules need it."""
+
+    plu: str
+    nominal_g: Decimal | None
+    """Qn in grams; None for catch-weight products."""
+    tier: Tier
+    catch_weight: bool = False
+    tare_g: Decimal = Decimal(0)
+    glaze_pct: Decimal = Decimal(0)
+    species: str | None = None
+    gtin: str | None = None
+    description: str = ""
+    price_per_kg: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """A production run, as the rules need it (built by the gateway from the ERP's run)."""
+
+    run_number: str
+    line: str
+    batch_codes: tuple[str, ...]
+    species: str | None
+    products: tuple[ProductSpec, ...]
+    pack_date: date | None
+    shelf_life_adjust: int = 0
+    """0 standard, +1 rubber clock, +2/+3 superchill (days)."""
+    raw_material_kg: Decimal | None = None
+    description: str = ""
+    batch_species: Mapping[str, str] = field(default_factory=dict)
+    """Species declared per batch code, where known."""
+    batch_tiers: Mapping[str, Tier] = field(default_factory=dict)
+    """Certification tier per batch code (e.g. GG-certified material), where known."""
+
+    def product(self, plu: str) -> ProductSpec | None:
+        """A product of this run by PLU."""
+        return next((p for p in self.products if p.plu == plu), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's observation about one subject at one time.
+
+    ``active=True``: the condition holds (raise, or update the open alert);
+    ``active=False``: it no longer holds (clear the open alert, if any).
+    """
+
+    rule: str
+    """Stable rule id, e.g. ``emark_t2``, ``haccp_upper``, ``label_gap``."""
+    subject: str
+    """What the condition is about, e.g. ``L1/R42/10120/batch-3`` or ``tt1/T1``."""
+    active: bool
+    severity: Severity
+    message: str
+    ts_us: int
+    line: str | None = None
+    detail: Mapping[str, object] = field(default_factory=dict)
+
+
+class AlertEvent(StrEnum):
+    """What happened to an alert (ISA-18.2 style life cycle)."""
+
+    RAISED = "raised"
+    UPDATED = "updated"
+    CLEARED = "cleared"
+    ACKNOWLEDGED = "acknowledged"
+    SHELVED = "shelved"
+    UNSHELVED = "unshelved"
+    SUPPRESSED = "suppressed"
+    UNSUPPRESSED = "unsuppressed"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    """One change of one alert; the gateway stores it (and syncs it) as an alert record."""
+
+    alert_id: str
+    rule: str
+    subject: str
+    event: AlertEvent
+    severity: Severity
+    message: str
+    ts_us: int
+    line: str | None = None
+    detail: Mapping[str, object] = field(default_factory=dict)
+    """The finding's detail, plus ``config`` (the rule settings it was evaluated with) and,
+    for acknowledgements and shelving, ``operator``, ``comment`` and ``until_us``."""

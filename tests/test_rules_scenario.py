@@ -1,0 +1,214 @@
+"""A recorded stretch of a shift through the gateway's rules engine: the exact alerts, in order.
+
+The sequence: a salmon 240 g run packing on weight, then drifting underweight until a pack
+falls below T2; a probe excursion shorter than the debounce and one longer; labels with a gap
+of three; a label with the wrong use-by date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
+from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
+from adapters.roles import LabelInterpreter
+from gateway.clock import ManualClock
+from gateway.config import ProbeRules, RulesSection, ScannerTcpDevice
+from gateway.records import AlertRecord, LabelScan, PackEvent, Record, TemperatureReading
+from gateway.rules_engine import RulesEngine
+from gateway.runs import RunIndex, to_us
+
+START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+PACK_DATE = date(2026, 11, 23)
+GTIN = "0" + "501234500001" + str(gtin_check_digit("0501234500001"))
+RUN = ProductionRun(
+    run_number="R100",
+    line="L1",
+    batch_codes=("B2611-SAL-07",),
+    description="ATLANTIC SALMON FILLETS",
+    species="salmon",
+    product_type="fillet",
+    products=(
+        Product(
+            plu="41240",
+            description="PREMIUM SALMON 240G",
+            nominal_g=Decimal(240),
+            tier=Tier.PREMIUM,
+            gtin=GTIN,
+        ),
+    ),
+    raw_material_kg=Decimal(500),
+    pack_date=PACK_DATE,
+    shelf_life_adjust=0,
+    planned_start=START,
+    planned_end=START + timedelta(hours=8),
+    actual_start=START,
+    actual_end=None,
+    status=RunStatus.RUNNING,
+    updated=START,
+)
+SCANNER = ScannerTcpDevice(
+    id="scan1", kind="scanner_tcp", line="L1", role="label_scanner", host="127.0.0.1", port=1
+)
+
+
+class Shift:
+    """Drives the engine as the pipeline would, on a manual clock."""
+
+    def __init__(self) -> None:
+        self.clock = ManualClock(wall_us=to_us(START))
+        config = RulesSection(
+            probes=(ProbeRules(device="probes", probe="P1", upper_c=5.0, debounce_s=60),),
+        )
+        self.engine = RulesEngine(config, RunIndex([RUN]), self.clock)
+        self.labels = LabelInterpreter(SCANNER, {})
+        self.out: list[Record] = []
+        self.counter = 0
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.out += self.engine.tick()
+
+    def pack(self, net_g: float) -> None:
+        self.counter += 1
+        self.out += self.engine.evaluate(
+            PackEvent(
+                ts_us=self.clock.wall_us(),
+                line="L1",
+                device="cw1",
+                net_g=net_g,
+                pack_counter=self.counter,
+                label_seq=self.counter,
+                nominal_g=240.0,
+                accepted=True,
+                run_number="R100",
+            )
+        )
+
+    def label(self, serial: int, use_by: date | None = None) -> None:
+        use_by = use_by or PACK_DATE + timedelta(days=9)
+        raw = encode_element_string(
+            [
+                ("01", GTIN),
+                ("10", "B2611-SAL-07"),
+                ("13", PACK_DATE.strftime("%y%m%d")),
+                ("17", use_by.strftime("%y%m%d")),
+                ("21", str(serial)),
+                ("3103", "000240"),
+            ]
+        )
+        scan = self.labels.read(raw.encode(), self.clock.wall_us())
+        assert isinstance(scan, LabelScan), scan
+        # The pipeline joins the scan to its run before the rules see it.
+        self.out += self.engine.evaluate(dataclasses.replace(scan, run_number="R100"))
+
+    def temperature(self, celsius: float) -> None:
+        self.out += self.engine.evaluate(
+            TemperatureReading(
+                ts_us=self.clock.wall_us(),
+                line="L1",
+                device="probes",
+                probe="P1",
+                celsius=celsius,
+                run_number="R100",
+            )
+        )
+
+    def alerts(self) -> list[tuple[str, str, str]]:
+        return [(r.rule, r.state, str(r.severity)) for r in self.out if isinstance(r, AlertRecord)]
+
+
+def test_recorded_shift_gives_the_exact_alerts_in_order() -> None:
+    shift = Shift()
+    # Packing on weight, every pack labelled in sequence; the probe well inside its limit.
+    for _ in range(20):
+        shift.pack(243.0)
+        shift.label(shift.counter)
+        shift.temperature(3.0)
+        shift.advance(2)
+    assert shift.alerts() == []
+    # Underweight drift: the running mean slides below Qn, then a pack below T2 (222 g).
+    for _ in range(30):
+        shift.pack(235.0)
+        shift.label(shift.counter)
+        shift.advance(2)
+    shift.pack(220.0)
+    shift.label(shift.counter)
+    # A probe excursion shorter than the debounce (30 s): nothing.
+    shift.temperature(6.5)
+    shift.advance(30)
+    shift.temperature(3.0)
+    shift.advance(10)
+    # One longer than the debounce (90 s): one CRITICAL, cleared once back inside by 0.5 °C.
+    shift.temperature(6.5)
+    for _ in range(9):
+        shift.advance(10)
+        shift.temperature(6.5)
+    shift.temperature(4.8)  # inside the limit but within the hysteresis: still in breach
+    shift.advance(5)
+    shift.temperature(4.0)
+    # Labels jump by four: 3 numbers missing; the reorder window passes.
+    last = shift.counter
+    for serial in (last + 4, last + 5, last + 6, last + 7, last + 8):
+        shift.label(serial)
+    # A label printed with tomorrow's use-by: a recall if it leaves.
+    shift.label(last + 9, use_by=PACK_DATE + timedelta(days=10))
+
+    assert shift.alerts() == [
+        ("emark_mean", "raised", "warning"),
+        ("emark_t2", "raised", "critical"),
+        ("haccp_upper", "raised", "critical"),
+        ("haccp_upper", "cleared", "critical"),
+        ("label_gap", "raised", "warning"),
+        ("shelf_life_use_by", "raised", "critical"),
+    ]
+    gap = next(r for r in shift.out if isinstance(r, AlertRecord) and r.rule == "label_gap")
+    assert gap.detail["missing"] == [last + 1, last + 2, last + 3]
+    t2 = next(r for r in shift.out if isinstance(r, AlertRecord) and r.rule == "emark_t2")
+    assert t2.detail["pack_id"] == "cw1#51"
+    assert t2.detail["config"] == {"emark_batch_minutes": 60.0, "emark_min_packs": 10}
+    assert shift.engine.andon("L1") == "red"
+
+
+def test_latched_label_alert_clears_when_acknowledged() -> None:
+    shift = Shift()
+    shift.pack(241.0)
+    shift.label(1, use_by=PACK_DATE + timedelta(days=30))
+    [raised] = [r for r in shift.out if isinstance(r, AlertRecord)]
+    assert (raised.rule, raised.state) == ("shelf_life_use_by", "raised")
+    assert shift.engine.andon("L1") == "red"
+    after = shift.engine.acknowledge(raised.alert_id, "Ann", "pack pulled, relabelled")
+    assert [(r.state) for r in after if isinstance(r, AlertRecord)] == ["acknowledged", "cleared"]
+    assert shift.engine.andon("L1") == "green"
+
+
+def test_run_compliance_through_the_engine() -> None:
+    gg_run = dataclasses.replace(
+        RUN,
+        extra={"BatchTiers": {"B2611-SAL-07": "GG"}, "BatchSpecies": {"B2611-SAL-07": "Trout"}},
+        actual_end=START + timedelta(hours=2),
+        status=RunStatus.FINISHED,
+    )
+    clock = ManualClock(wall_us=to_us(START + timedelta(hours=3)))
+    engine = RulesEngine(RulesSection(), RunIndex([gg_run]), clock)
+    for i in range(100):  # 24 kg packed from 500 kg of fish: 4.8 % yield
+        engine.evaluate(
+            PackEvent(
+                ts_us=to_us(START) + i,
+                line="L1",
+                device="cw1",
+                net_g=240.0,
+                nominal_g=240.0,
+                run_number="R100",
+            )
+        )
+    rules = {
+        (r.rule, r.state, str(r.severity)) for r in engine.tick() if isinstance(r, AlertRecord)
+    }
+    assert {
+        ("compliance_gg_in_premium", "raised", "critical"),
+        ("compliance_species_mismatch", "raised", "critical"),
+        ("compliance_yield", "raised", "warning"),
+    } <= rules
