@@ -119,6 +119,61 @@ def _cmd_run_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    import sqlite3  # noqa: PLC0415
+
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.demo import ACTIVE_ALERTS  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    query = ACTIVE_ALERTS.replace(
+        "SELECT rule, severity, subject", "SELECT alert_id, severity, message"
+    )
+    try:
+        db = sqlite3.connect(f"file:{config.store.path}?mode=ro", uri=True, timeout=5)
+        rows = db.execute(query).fetchall()
+        db.close()
+    except sqlite3.Error as exc:
+        print(f"lineside alerts: cannot read {config.store.path}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    for alert_id, severity, message in rows:
+        print(f"{severity.upper():<9}{alert_id}\n         {message}")
+    if not rows:
+        print("no active alerts")
+    return EXIT_OK
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.control import send_command  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    request = {
+        "command": "acknowledge",
+        "alert_id": args.alert_id,
+        "operator": args.operator,
+        "comment": args.comment,
+    }
+    try:
+        answer = asyncio.run(send_command(config.control_socket_path, request))
+    except (OSError, TimeoutError) as exc:
+        print(f"lineside: cannot reach the gateway: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not answer.get("ok"):
+        print(f"lineside: refused: {answer.get('error')}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"acknowledged by {args.operator}")
+    return EXIT_OK
+
+
 def _cmd_erp_sync(args: argparse.Namespace) -> int:
     from gateway.erp_sync import run_erp_sync_once  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
@@ -217,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     erp.add_argument("--config", "-c", type=Path, required=True, help="config file")
     erp.add_argument("--full", action="store_true", help="ignore the watermark: reload all runs")
     erp.set_defaults(handler=_cmd_erp_sync)
+
+    alerts = commands.add_parser("alerts", help="list the active alerts")
+    alerts.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    alerts.set_defaults(handler=_cmd_alerts)
+
+    ack = commands.add_parser("ack", help="acknowledge an alert")
+    ack.add_argument("alert_id", help="the alert's id (see lineside alerts)")
+    ack.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    ack.add_argument("--operator", required=True, help="who acknowledges (recorded)")
+    ack.add_argument("--comment", default="", help="what was done")
+    ack.set_defaults(handler=_cmd_ack)
 
     report = commands.add_parser("report", help="print the report of a production run")
     report.add_argument("run", help="run number")

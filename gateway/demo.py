@@ -39,6 +39,16 @@ def demo_simulator_settings() -> SimulatorSettings:
     )
 
 
+ACTIVE_ALERTS = """
+SELECT rule, severity, subject FROM alerts a
+WHERE state IN ('raised', 'updated') AND seq = (
+    SELECT max(seq) FROM alerts b WHERE b.alert_id = a.alert_id
+    AND b.state IN ('raised', 'updated', 'cleared'))
+ORDER BY seq
+"""
+"""Alerts whose condition still holds (their newest raise/update/clear is not a clear)."""
+
+
 async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig) -> None:
     """A status line per second: what the gateway has recorded so far."""
     queries = {
@@ -51,18 +61,30 @@ async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig)
     }
     store = await store_ready
     print(f"gateway {config.gateway.id}: recording into {config.store.path}", flush=True)
-    print("uplink: not configured (sync arrives in a later release); records stay buffered")
+    print("uplink: not configured, records stay buffered in the store (see 'buffered')")
+    print(
+        "alerts: list with 'lineside alerts -c config/demo.toml', acknowledge with "
+        "'lineside ack -c config/demo.toml ALERT_ID --operator NAME'"
+    )
     while True:
         await asyncio.sleep(1.0)
         counts = {name: (await store.fetchall(sql))[0][0] for name, sql in queries.items()}
-        last = await store.fetchall("SELECT net_g FROM packs ORDER BY seq DESC LIMIT 1")
-        last_weight = f"{last[0][0]:.1f} g" if last else "-"
+        last = await store.fetchall(
+            "SELECT net_g, coalesce(run_number, 'no run') FROM packs ORDER BY seq DESC LIMIT 1"
+        )
+        last_pack = f"{last[0][0]:.1f} g, run {last[0][1]}" if last else "-"
+        active = await store.fetchall(ACTIVE_ALERTS)
         print(
-            f"packs {counts['packs']} (last {last_weight})  temperatures {counts['temps']}  "
+            f"packs {counts['packs']} (last {last_pack})  temperatures {counts['temps']}  "
             f"labels {counts['labels']}  rejected {counts['rejected']}  "
-            f"device events {counts['events']}  buffered {counts['outbox']}",
+            f"buffered {counts['outbox']}",
             flush=True,
         )
+        if active:
+            listed = ", ".join(
+                f"{severity.upper()} {rule} [{subject}]" for rule, severity, subject in active
+            )
+            print(f"  active alerts: {listed}", flush=True)
 
 
 async def _demo(config: LinesideConfig, seconds: float | None) -> None:

@@ -360,9 +360,37 @@ class RulesEngine:
             out += [self._batch_record(r) for r in result.closed_records]
         return out
 
-    def restore(self, records: Iterable[tuple[Any, ...]]) -> None:
-        """Rebuild the alert book from stored alert transitions (oldest first)."""
-        self.book.restore(fold_alerts(records))
+    def restore(self, records: Iterable[tuple[Any, ...]]) -> list[Record]:
+        """Rebuild the alert book from stored alert transitions (oldest first).
+
+        Latching alerts stay as they were: they wait for an operator. Every other active
+        alert describes a condition this process has not seen yet (its ℮ batch, HACCP
+        debounce or label window died with the old process), so it is cleared now and raised
+        again if the new data shows the condition still holds.
+        """
+        now = self.clock.wall_us()
+        transitions = list(self.book.restore(fold_alerts(records)))
+        for alert in self.book.active():
+            if alert.rule in LATCHING_RULES:
+                continue
+            transitions += self.book.apply(
+                Finding(
+                    rule=alert.rule,
+                    subject=alert.subject,
+                    active=False,
+                    severity=alert.severity,
+                    message="cleared at gateway restart; judged again on new data",
+                    ts_us=now,
+                    line=alert.line,
+                )
+            )
+        return self._records(transitions)
+
+    def shutdown(self) -> list[Record]:
+        """Close the open ℮ batches, so their packer's records are written before stopping."""
+        result = self.emark.close_all(self.clock.wall_us())
+        out = self._apply(result.findings, self._emark_config())
+        return out + [self._batch_record(r) for r in result.closed_records]
 
     def andon(self, line: str) -> str:
         """The andon colour of a line: green, amber or red."""

@@ -108,7 +108,8 @@ async def run_gateway(
                 poller = ErpPoller(config.erp, build_erp_source(config.erp), store, index, clock)
                 await poller.load()
             engine = RulesEngine(config.rules, index, clock)
-            engine.restore(await store.fetchall(ALERT_HISTORY))
+            for record in engine.restore(await store.fetchall(ALERT_HISTORY)):
+                store.submit(record)
             pipeline = Pipeline(
                 store,
                 index,
@@ -174,6 +175,8 @@ async def run_gateway(
                     for task in intake_tasks:
                         task.cancel()
                     await asyncio.gather(*intake_tasks, return_exceptions=True)
+                    for record in engine.shutdown():
+                        store.submit(record)
                     store.submit(
                         DeviceEvent(
                             ts_us=clock.wall_us(),

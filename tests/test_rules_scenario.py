@@ -8,6 +8,7 @@ of three; a label with the wrong use-by date.
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -212,3 +213,34 @@ def test_run_compliance_through_the_engine() -> None:
         ("compliance_species_mismatch", "raised", "critical"),
         ("compliance_yield", "raised", "warning"),
     } <= rules
+
+
+def test_a_restart_closes_batches_and_does_not_keep_stale_alerts() -> None:
+    shift = Shift()
+    for _ in range(12):
+        shift.pack(236.0)  # below Qn: emark_mean raised
+        shift.advance(1)
+    shift.label(1, use_by=PACK_DATE + timedelta(days=30))  # latching: wrong use-by
+    closing = shift.engine.shutdown()
+    batches = [r for r in closing if not isinstance(r, AlertRecord)]
+    assert len(batches) == 1, "the open ℮ batch is written as the packer's record"
+    history = [
+        (
+            r.ts_us,
+            r.alert_id,
+            r.rule,
+            r.subject,
+            r.line,
+            r.severity,
+            r.state,
+            r.message,
+            json.dumps(r.detail),
+        )
+        for r in [*shift.out, *closing]
+        if isinstance(r, AlertRecord)
+    ]
+    restarted = RulesEngine(RulesSection(), RunIndex([RUN]), shift.clock)
+    restarted.restore(history)
+    assert [a.rule for a in restarted.book.active()] == ["shelf_life_use_by"], (
+        "only the latched alert survives; conditions are judged again on new data"
+    )
