@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.records import Record
+from gateway.clock import Clock
+from gateway.records import DeviceEvent, Record
 
 
 class LinkState(StrEnum):
@@ -72,3 +75,43 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+log = logging.getLogger(__name__)
+
+
+class DeviceRecorder:
+    """What the protocol adapters share: device events, record submission, link state.
+
+    Subclasses set ``device_id``, ``state``, ``_line``, ``_sink`` and ``_clock``.
+    """
+
+    device_id: str
+    state: LinkState
+    _line: str
+    _sink: RecordSink
+    _clock: Clock
+
+    def _event(self, kind: str, **detail: object) -> DeviceEvent:
+        return DeviceEvent(
+            ts_us=self._clock.wall_us(),
+            device=self.device_id,
+            line=self._line,
+            kind=kind,
+            detail=dict(detail),
+        )
+
+    def _emit(self, records: Sequence[Record]) -> None:
+        for record in records:
+            self._sink.submit(record).add_done_callback(report_commit_failure)
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is not self.state:
+            log.debug("device %s: %s -> %s", self.device_id, self.state, state)
+            self.state = state
+
+
+def report_commit_failure(future: asyncio.Future[int]) -> None:
+    """Retrieve a failed commit's exception so it is logged once, not "never retrieved"."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("a record could not be stored: %s", exc)

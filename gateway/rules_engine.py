@@ -81,7 +81,7 @@ def run_context(run: ProductionRun, rules: RulesSection) -> RunContext:
             ProductSpec(
                 plu=product.plu,
                 nominal_g=product.nominal_g,
-                tier=Tier(str(product.tier)),
+                tier=product.tier,
                 catch_weight=product.catch_weight,
                 tare_g=product.tare_g,
                 glaze_pct=product.glaze_pct,

@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,12 @@ from gateway.errors import (
 )
 from gateway.records import (
     DeviceEvent,
-    PackEvent,
     Record,
-    RejectedInput,
     TemperatureReading,
 )
 from gateway.store import Store
 from tests.conftest import wait_for
+from tests.helpers import Collector, running, until
 
 FC_HOLDING, FC_INPUT = 3, 4  # MBAP v1.1b3 §6.3 / §6.4
 
@@ -82,63 +81,6 @@ class CountingSimulator(ModbusSimulator):
     def shapes(self) -> Counter[tuple[int, int, int]]:
         """``(function code, address, count)`` of every request, counted."""
         return Counter((fc, a, c) for _, fc, a, c in self.log)
-
-
-class Collector:
-    """An in-memory :class:`RecordSink`: keeps every record, commits instantly."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def submit(self, record: Record) -> asyncio.Future[int]:
-        self.records.append(record)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        future.set_result(len(self.records))
-        return future
-
-    def events(self, kind: str) -> list[DeviceEvent]:
-        """Events of a kind; ``link_up`` means a recovery (the first connection is separate)."""
-        found = [r for r in self.records if isinstance(r, DeviceEvent) and r.kind == kind]
-        if kind == "link_up":
-            return [e for e in found if "down_for_s" in e.detail]
-        return found
-
-    def first_link_up(self) -> list[DeviceEvent]:
-        return [
-            r
-            for r in self.records
-            if isinstance(r, DeviceEvent) and r.kind == "link_up" and "down_for_s" not in r.detail
-        ]
-
-    def readings(self, probe: str) -> list[TemperatureReading]:
-        return [r for r in self.records if isinstance(r, TemperatureReading) and r.probe == probe]
-
-    def rejected(self, tag: str) -> list[RejectedInput]:
-        return [r for r in self.records if isinstance(r, RejectedInput) and r.tag == tag]
-
-    def packs(self) -> list[PackEvent]:
-        return [r for r in self.records if isinstance(r, PackEvent)]
-
-
-async def until(condition: Callable[[], bool], *, timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``condition`` every 20 ms; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(adapter: ModbusAdapter) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the adapter as a task; cancel it on exit and make sure it stopped cleanly."""
-    task = asyncio.create_task(adapter.run(), name=f"adapter[{adapter.device_id}]")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 TT = [

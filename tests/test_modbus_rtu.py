@@ -22,7 +22,7 @@ import os
 import random
 import time
 import tty
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from adapters.simulators import ModbusSimulator
 from adapters.simulators.modbus_server import DEVICE_ID
 from gateway.clock import SystemClock
 from gateway.config import ModbusRtuDevice
-from gateway.records import DeviceEvent, Record, RejectedInput, TemperatureReading
+from gateway.records import DeviceEvent
+from tests.helpers import Collector, running, until
 
 FC_HOLDING, FC_INPUT = 3, 4  # MBAP v1.1b3 §6.3 / §6.4
 
@@ -183,53 +184,6 @@ class RtuSimulator(ModbusSimulator):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class Collector:
-    """An in-memory record sink: keeps every record, commits instantly."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def submit(self, record: Record) -> asyncio.Future[int]:
-        self.records.append(record)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        future.set_result(len(self.records))
-        return future
-
-    def events(self, kind: str) -> list[DeviceEvent]:
-        """Events of a kind; ``link_up`` means a recovery (the first connection is separate)."""
-        found = [r for r in self.records if isinstance(r, DeviceEvent) and r.kind == kind]
-        if kind == "link_up":
-            return [e for e in found if "down_for_s" in e.detail]
-        return found
-
-    def readings(self, probe: str) -> list[TemperatureReading]:
-        return [r for r in self.records if isinstance(r, TemperatureReading) and r.probe == probe]
-
-    def rejected(self, tag: str) -> list[RejectedInput]:
-        return [r for r in self.records if isinstance(r, RejectedInput) and r.tag == tag]
-
-
-async def until(condition: Callable[[], bool], *, timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``condition`` every 20 ms; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(adapter: ModbusAdapter) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the adapter as a task; cancel it on exit and wait until it stopped."""
-    task = asyncio.create_task(adapter.run(), name=f"adapter[{adapter.device_id}]")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,12 @@ from gateway.errors import (
 from gateway.records import (
     DeviceEvent,
     LabelScan,
-    PackEvent,
     Record,
     RejectedInput,
-    TemperatureReading,
 )
 from gateway.store import Store
 from tests.conftest import wait_for
+from tests.helpers import Collector, running, until
 
 LINE = LineSpec(pack_date=dt.date(2025, 3, 14))
 GATEWAY_URI = "urn:lineside:gateway"
@@ -66,39 +64,6 @@ CW = {
 }
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class Collector:
-    """An in-memory :class:`RecordSink`: keeps every record, commits instantly."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def submit(self, record: Record) -> asyncio.Future[int]:
-        self.records.append(record)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        future.set_result(len(self.records))
-        return future
-
-    def events(self, kind: str) -> list[DeviceEvent]:
-        """Events of a kind; ``link_up`` means a recovery (the first connection is separate)."""
-        found = [r for r in self.records if isinstance(r, DeviceEvent) and r.kind == kind]
-        if kind == "link_up":
-            return [e for e in found if "down_for_s" in e.detail]
-        return found
-
-    def readings(self, probe: str | None = None) -> list[TemperatureReading]:
-        return [
-            r
-            for r in self.records
-            if isinstance(r, TemperatureReading) and probe in (None, r.probe)
-        ]
-
-    def rejected(self, tag: str | None = None) -> list[RejectedInput]:
-        return [r for r in self.records if isinstance(r, RejectedInput) and tag in (None, r.tag)]
-
-    def packs(self) -> list[PackEvent]:
-        return [r for r in self.records if isinstance(r, PackEvent)]
 
 
 class Simulator(OpcUaSimulator):
@@ -179,27 +144,6 @@ class TcpProxy:
         finally:
             writer.transport.abort()
             self._writers.discard(writer)
-
-
-async def until(condition: Callable[[], bool], *, timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``condition`` every 20 ms; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(adapter: OpcUaAdapter) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the adapter as a task; cancel it on exit and make sure it stopped cleanly."""
-    task = asyncio.create_task(adapter.run(), name=f"adapter[{adapter.device_id}]")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def client_tasks() -> set[asyncio.Task[Any]]:

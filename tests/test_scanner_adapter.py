@@ -11,29 +11,11 @@ from adapters.scanner import ScannerAdapter
 from adapters.simulators import ScannerSimulator, ScenarioName
 from gateway.clock import SystemClock
 from gateway.config import ScannerTcpDevice
-from gateway.records import DeviceEvent, LabelScan, Record, RejectedInput
+from gateway.records import LabelScan, RejectedInput
 from tests.conftest import wait_for
+from tests.helpers import Collector
 
 VALID = b"]C1010950110153000317261201101234\x1d21000042"
-
-
-class Collector:
-    """An in-memory record sink (the seam the store fills in production)."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def submit(self, record: Record) -> asyncio.Future[int]:
-        self.records.append(record)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        future.set_result(len(self.records))
-        return future
-
-    def of(self, kind: type) -> list:
-        return [r for r in self.records if isinstance(r, kind)]
-
-    def events(self, name: str) -> list[DeviceEvent]:
-        return [r for r in self.of(DeviceEvent) if r.kind == name]
 
 
 def device(port: int, **extra: object) -> ScannerTcpDevice:
@@ -97,7 +79,7 @@ async def test_scanner_restart_is_recovered_and_the_gap_recorded(
         # An outage spanning a few reconnect attempts.
         await wait_for(lambda: adapter.connect_attempts >= attempts + 3)
         await quiet_scanner.start()
-        await wait_for(lambda: len(sink.events("link_up")) == 2)
+        await wait_for(lambda: len(sink.events("link_up")) == 1)  # the recovery
         await quiet_scanner.wait_for_clients(1)
         await quiet_scanner.send(VALID + b"\r\n")
         await wait_for(lambda: len(sink.of(LabelScan)) == 1)
@@ -105,7 +87,8 @@ async def test_scanner_restart_is_recovered_and_the_gap_recorded(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert len(sink.events("link_down")) == 1, "one event per outage, not per attempt"
-    assert sink.events("link_up")[1].detail["down_for_s"] > 0
+    assert sink.events("link_up")[0].detail["down_for_s"] > 0
+    assert len(sink.first_link_up()) == 1
     assert adapter.reconnects == 1
 
 

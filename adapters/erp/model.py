@@ -21,7 +21,7 @@ Run row (ERP key / alias -> field: accepted values)::
 
     RunNumber / run_number        -> run_number       required; text or integer, stripped
     Line / line                   -> line             required; text or integer, stripped
-    BatchCode / batch_code        -> batch_codes      text split on , ; / and line breaks
+    BatchCode / batch_code        -> batch_codes      text split on , ; and line breaks
     BatchCodes / batch_codes      -> batch_codes      list (or text, split the same way);
                                                       merged after BatchCode, duplicates
                                                       dropped; at least one code required
@@ -68,6 +68,7 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from adapters.codecs.gs1 import gtin_check_digit
+from rules.model import Tier
 
 __all__ = [
     "Product",
@@ -92,14 +93,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-
-class Tier(StrEnum):
-    """The waterfall: material cascades Premium -> GG -> Export, never up (glossary.md)."""
-
-    PREMIUM = "premium"
-    GG = "gg"
-    EXPORT = "export"
 
 
 class RunStatus(StrEnum):

@@ -83,7 +83,14 @@ from pymodbus.exceptions import ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
-from adapters.base import LinkState, Quality, RecordSink, TagSample, raise_if_cancelled
+from adapters.base import (
+    DeviceRecorder,
+    LinkState,
+    Quality,
+    RecordSink,
+    TagSample,
+    raise_if_cancelled,
+)
 from adapters.codecs.registers import (
     ReadBlock,
     RegisterSpan,
@@ -105,7 +112,6 @@ from gateway.errors import (
     DeviceFailure,
     DeviceUnreachable,
 )
-from gateway.records import DeviceEvent, Record
 
 __all__ = ["CONFIG_RETRY_S", "EXCEPTION_NAMES", "ModbusAdapter", "classify_exception"]
 
@@ -247,7 +253,7 @@ def _next_due(previous: float, now: float, interval: float) -> float:
     return due
 
 
-class ModbusAdapter:
+class ModbusAdapter(DeviceRecorder):
     """Polls one Modbus TCP or RTU device forever and submits its records to ``sink``.
 
     Attributes:
@@ -286,6 +292,7 @@ class ModbusAdapter:
         self.interpreter: Interpreter = interpreter_for(device, {t.name: t for t in device.tags})
         self._sink = sink
         self._clock = clock
+        self._line = device.line
         self._blocks = _plan(device)
         self._interval = device.poll_interval_ms / 1000
         self._link_backoff = Backoff(
@@ -677,27 +684,3 @@ class ModbusAdapter:
         return samples, all_good
 
     # ---------------------------------------------------------------- records and state
-
-    def _event(self, kind: str, **detail: object) -> DeviceEvent:
-        return DeviceEvent(
-            ts_us=self._clock.wall_us(),
-            device=self.device_id,
-            line=self.device.line,
-            kind=kind,
-            detail=dict(detail),
-        )
-
-    def _emit(self, records: Sequence[Record]) -> None:
-        for record in records:
-            self._sink.submit(record).add_done_callback(_report_commit_failure)
-
-    def _set_state(self, state: LinkState) -> None:
-        if state is not self.state:
-            log.debug("device %s: %s -> %s", self.device_id, self.state, state)
-            self.state = state
-
-
-def _report_commit_failure(future: asyncio.Future[int]) -> None:
-    """Retrieve a failed commit's exception so it is logged once, not "never retrieved"."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.error("a record could not be stored: %s", exc)

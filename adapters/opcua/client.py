@@ -95,7 +95,14 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from adapters.base import LinkState, Quality, RecordSink, TagSample, raise_if_cancelled
+from adapters.base import (
+    DeviceRecorder,
+    LinkState,
+    Quality,
+    RecordSink,
+    TagSample,
+    raise_if_cancelled,
+)
 from adapters.opcua.packs import PackAssembler
 from adapters.opcua.security import SecureChannelSetup, configure_security
 from adapters.opcua.status import (
@@ -118,7 +125,6 @@ from gateway.errors import (
     DeviceSecurityError,
     DeviceUnreachable,
 )
-from gateway.records import DeviceEvent, Record
 
 __all__ = ["SESSION_TIMEOUT_MIN_S", "TEARDOWN_S", "OpcUaAdapter"]
 
@@ -243,7 +249,7 @@ def _cause(error: DeviceError) -> str:
     return "unreachable"
 
 
-class OpcUaAdapter:
+class OpcUaAdapter(DeviceRecorder):
     """Reads one OPC UA device forever and submits its records to ``sink``.
 
     Args:
@@ -282,6 +288,7 @@ class OpcUaAdapter:
         self.interpreter: Interpreter = interpreter_for(device, self.tags)
         self._sink = sink
         self._clock = clock
+        self._line = device.line
         self._backoff = Backoff(
             initial=device.reconnect_min_s, maximum=device.reconnect_max_s, rng=rng
         )
@@ -903,24 +910,6 @@ class OpcUaAdapter:
             log.warning("link down: %s", error)
         self._emit([self._event("link_down", error=str(error), cause=_cause(error))])
 
-    def _event(self, kind: str, **detail: object) -> DeviceEvent:
-        return DeviceEvent(
-            ts_us=self._clock.wall_us(),
-            device=self.device_id,
-            line=self.device.line,
-            kind=kind,
-            detail=dict(detail),
-        )
-
-    def _emit(self, records: Sequence[Record]) -> None:
-        for record in records:
-            self._sink.submit(record).add_done_callback(_report_commit_failure)
-
-    def _set_state(self, state: LinkState) -> None:
-        if state is not self.state:
-            log.debug("device %s: %s -> %s", self.device_id, self.state, state)
-            self.state = state
-
 
 def _not_running(data_value: ua.DataValue) -> str | None:
     """Why a ServerStatus.State value means "not serving", or None when Running."""
@@ -955,9 +944,3 @@ async def _reap(client: Client) -> None:
         task.cancel()
     if pending:
         await asyncio.wait(pending, timeout=TEARDOWN_S)
-
-
-def _report_commit_failure(future: asyncio.Future[int]) -> None:
-    """Retrieve a failed commit's exception so it is logged once, not "never retrieved"."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.error("a record could not be stored: %s", exc)
