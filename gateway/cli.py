@@ -174,6 +174,71 @@ def _cmd_ack(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_line_mode(args: argparse.Namespace) -> int:
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.control import send_command  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    request = {"command": "line_mode", "line": args.line, "mode": args.mode}
+    try:
+        answer = asyncio.run(send_command(config.control_socket_path, request))
+    except (OSError, TimeoutError) as exc:
+        print(f"lineside: cannot reach the gateway: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not answer.get("ok"):
+        print(f"lineside: refused: {answer.get('error')}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"line {args.line}: {args.mode}")
+    return EXIT_OK
+
+
+def _cmd_shelf_life(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+    import sqlite3  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from adapters.erp.model import run_from_json  # noqa: PLC0415
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.rules_engine import run_context  # noqa: PLC0415
+    from rules.shelf_life import nearing_date  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        db = sqlite3.connect(f"file:{config.store.path}?mode=ro", uri=True, timeout=5)
+        payloads = [p for (p,) in db.execute("SELECT payload FROM runs")]
+        db.close()
+    except sqlite3.Error as exc:
+        print(f"lineside shelf-life: cannot read {config.store.path}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    runs = [run_context(run_from_json(json.loads(p)), config.rules) for p in payloads]
+    today = datetime.now(UTC).date()
+    found = nearing_date(
+        runs,
+        today,
+        args.within_days,
+        base_days=config.rules.shelf_life_base_days,
+        freeze_day=config.rules.freeze_down_day,
+    )
+    for item in found:
+        state = "EXPIRED" if item.expired else f"{item.days_left} day(s) left"
+        freeze = "  FREEZE DOWN DUE" if item.freeze_down_due else ""
+        print(
+            f"{item.run_number:<16} line {item.line:<6} packed {item.pack_date}  "
+            f"use-by {item.use_by}  day {item.day}  {state}{freeze}"
+        )
+    if not found:
+        print(f"nothing within {args.within_days} day(s) of its use-by or due to be frozen down")
+    return EXIT_OK
+
+
 def _cmd_erp_sync(args: argparse.Namespace) -> int:
     from gateway.erp_sync import run_erp_sync_once  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
@@ -283,6 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--operator", required=True, help="who acknowledges (recorded)")
     ack.add_argument("--comment", default="", help="what was done")
     ack.set_defaults(handler=_cmd_ack)
+
+    mode = commands.add_parser("line-mode", help="set a line to production, changeover or washdown")
+    mode.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    mode.add_argument("--line", required=True, help="line id")
+    mode.add_argument("mode", choices=["production", "changeover", "washdown"])
+    mode.set_defaults(handler=_cmd_line_mode)
+
+    shelf = commands.add_parser(
+        "shelf-life", help="product nearing its use-by or due to be frozen down"
+    )
+    shelf.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    shelf.add_argument("--within-days", type=int, default=2, help="how close to the use-by")
+    shelf.set_defaults(handler=_cmd_shelf_life)
 
     report = commands.add_parser("report", help="print the report of a production run")
     report.add_argument("run", help="run number")

@@ -19,6 +19,7 @@ from typing import Any
 from adapters.erp.model import ProductionRun, run_from_json
 from gateway.runs import from_us, to_us
 from rules.emark import limits
+from rules.giveaway import suggest_target
 from rules.shelf_life import expected_use_by
 
 
@@ -38,6 +39,8 @@ class ProductLine:
     giveaway_kg: float | None
     below_t1: int
     below_t2: int
+    target_g: Decimal | None = None
+    """Suggested checkweigher target (rules.giveaway.suggest_target) from the observed sd."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,11 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
                     giveaway_kg=(total - qn * count) / 1000 if count else None,
                     below_t1=int(t1 or 0),
                     below_t2=int(t2 or 0),
+                    target_g=(
+                        suggest_target(product.nominal_g, Decimal(str(round(sd, 3)))).target_g
+                        if sd is not None
+                        else None
+                    ),
                 )
             )
         packs, grams = db.execute(
@@ -192,13 +200,14 @@ def format_report(report: RunReport) -> str:
         "",
         "Products (fixed weight)",
         f"  {'PLU':<8}{'Qn':>8}{'packs':>7}{'mean':>9}{'sd':>7}{'giveaway':>10}{'%':>7}"
-        f"{'kg given':>10}{'<T1':>5}{'<T2':>5}",
+        f"{'kg given':>10}{'<T1':>5}{'<T2':>5}{'target':>9}",
     ]
     for p in report.products:
         out.append(
             f"  {p.plu:<8}{_g(p.nominal_g, '', 0):>8}{p.packs:>7}{_g(p.mean_g, ''):>9}"
             f"{_g(p.sd_g, '', 2):>7}{_g(p.giveaway_g, ''):>10}{_g(p.giveaway_pct, '', 2):>7}"
             f"{_g(p.giveaway_kg, '', 3):>10}{p.below_t1:>5}{p.below_t2:>5}"
+            f"{_g(p.target_g, ''):>9}"
         )
     if report.packs_without_product:
         out.append(f"  ({report.packs_without_product} packs not matched to a product)")

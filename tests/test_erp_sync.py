@@ -19,6 +19,7 @@ from gateway.control import ControlServer, RunControl, send_command
 from gateway.erp_sync import FAILURES_BEFORE_ALERT, WATERMARK_KEY, ErpPoller
 from gateway.pipeline import Pipeline
 from gateway.records import PackEvent, RecordFlag, TemperatureReading
+from gateway.report import build_report, format_report
 from gateway.runs import RunIndex, to_us
 from gateway.store import Store
 from tests.conftest import wait_for
@@ -314,3 +315,29 @@ async def test_every_kind_of_erp_garbage_keeps_the_last_known_runs(
     finally:
         await poller.source.close()
     assert erp.methods_seen == {"GET"}
+
+
+async def test_run_report_from_the_store(erp: ErpSimulator, store: Store) -> None:
+    poller = poller_for(erp, store)
+    try:
+        await poller.poll_once()
+    finally:
+        await poller.source.close()
+    run = next(r for r in poller.index.runs() if r.run_number.endswith("-L1-02"))
+    assert run.actual_start is not None
+    pipeline = Pipeline(store, poller.index)
+    start = to_us(run.actual_start)
+    weights = [241.0, 243.0, 245.0, 230.0, 220.0]  # one below T1 (231), one below T2 (222)
+    for i, net in enumerate(weights):
+        await pipeline.submit(
+            PackEvent(ts_us=start + i, line="L1", device="cw1", net_g=net, nominal_g=240.0)
+        )
+    report = build_report(store.path, run.run_number)
+    [product] = [p for p in report.products if p.plu == "41240"]
+    assert (product.packs, product.below_t1, product.below_t2) == (5, 2, 1)
+    assert product.mean_g == pytest.approx(235.8)
+    assert product.giveaway_g == pytest.approx(-4.2)
+    assert report.kg == pytest.approx(1.179)
+    text = format_report(report)
+    assert run.run_number in text
+    assert "41240" in text

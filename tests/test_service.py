@@ -372,3 +372,68 @@ async def test_erp_sync_full_reloads_every_run(tmp_path: Path) -> None:
     db = sqlite3.connect(db_path)
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == len(erp.runs)
     assert db.execute("SELECT value FROM meta WHERE key = 'erp.watermark'").fetchone()[0]
+
+
+def test_line_mode_and_shelf_life_commands(tmp_path: Path) -> None:
+    db_path = tmp_path / "modes.db"
+    config = tmp_path / "gw.toml"
+    config.write_text(minimal_config_text(db_path))
+    proc, listener = _start_gateway(config, tmp_path / "m.sock")
+    lineside = [sys.executable, "-m", "gateway.cli"]
+    try:
+        assert listener.recv(4096).decode().startswith("READY=1")
+        subprocess.run(
+            [
+                *lineside,
+                "run-start",
+                "-c",
+                str(config),
+                "--line",
+                "L1",
+                "--run",
+                "R9",
+                "--operator",
+                "Ann",
+            ],
+            check=True,
+            cwd=REPO,
+            capture_output=True,
+            timeout=30,
+        )
+        washdown = subprocess.run(
+            [*lineside, "line-mode", "-c", str(config), "--line", "L1", "washdown"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=False,
+        )
+        assert washdown.returncode == 0, washdown.stderr
+        assert washdown.stdout.strip() == "line L1: washdown"
+        unknown = subprocess.run(
+            [*lineside, "line-mode", "-c", str(config), "--line", "L7", "washdown"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=False,
+        )
+        assert unknown.returncode == 1
+        assert "unknown line 'L7'" in unknown.stderr
+        shelf = subprocess.run(
+            [*lineside, "shelf-life", "-c", str(config), "--within-days", "9"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=False,
+        )
+        assert shelf.returncode == 0, shelf.stderr
+        assert shelf.stdout.startswith("R9 "), "packed today: use-by in 9 days"
+        assert "9 day(s) left" in shelf.stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
