@@ -32,6 +32,7 @@ def test_sigkill_while_writing_batches_loses_and_tears_nothing(tmp_path: Path) -
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.crash_writer", str(db_path), str(run)],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             cwd=REPO,
             env=env,
@@ -40,8 +41,14 @@ def test_sigkill_while_writing_batches_loses_and_tears_nothing(tmp_path: Path) -
         assert proc.stdout.readline().strip() == "open"
         time.sleep(rng.uniform(0.01, 0.4))  # the random moment of the kill
         proc.send_signal(signal.SIGKILL)
-        acknowledged = [tuple(map(int, line.split())) for line in proc.stdout.read().splitlines()]
+        output = proc.stdout.read()
         proc.wait(timeout=10)
+        assert proc.stderr is not None
+        errors = proc.stderr.read()
+        assert "Traceback" not in errors, f"the writer failed before the kill:\n{errors}"
+        # Only whole lines count: the kill may land while a line is being written.
+        complete = output.split("\n")[:-1]
+        acknowledged = [tuple(map(int, line.split())) for line in complete]
 
         db = sqlite3.connect(db_path)
         try:

@@ -1,0 +1,388 @@
+"""Consumes gateway batches from MQTT, commits them to the warehouse, then publishes the acks.
+
+MQTT 5, QoS 1, a persistent session: a fixed client id, ``clean_start=False`` and a
+``SessionExpiryInterval`` of at least an hour (reliability.md §3.1: with expiry 0 the session
+ends at disconnect whatever clean_start says), so while the ingest is down or restarting the
+broker keeps queuing for it.
+
+**When the broker gets its PUBACK.** paho acknowledges a QoS 1 message when ``on_message``
+returns, which would be before the warehouse has it. The client is created with
+``manual_ack=True`` instead, and a message is PUBACKed only
+
+* after its batch's transaction has COMMITTED and the batch's :class:`~sync.protocol.Ack`
+  has been handed to paho for publishing, or
+* once it is known to be undeliverable (not a batch, topic and body disagree, or the
+  warehouse refuses it permanently): it is logged, counted and acknowledged, so a poison
+  message does not come back on every reconnect (the gateway, which got no ack, resends it
+  after its own timeout; a fixed gateway's resend then goes through).
+
+So a crash, kill or cancellation anywhere before the commit leaves the message unacknowledged
+in the broker's session, and the broker redelivers it (DUP) when the ingest reconnects. A crash
+after the commit but before the PUBACK also redelivers it; the warehouse then finds every
+record already stored with the same hash and acknowledges the batch again: duplicates on the
+wire, exactly one row per ``(gateway, seq)``.
+
+Messages are handled one at a time, in arrival order, so PUBACKs go out in the order the
+PUBLISHes came in (MQTT 5 §4.6). ``receive_maximum`` bounds how many the broker has in flight
+to the ingest, which bounds the queue here. A PUBACK is only sent on the connection that
+delivered the message (paho's packet ids restart per connection, #634): after a reconnect the
+broker resends the unacknowledged ones anyway.
+
+Threads: paho's network thread (``loop_start``) only copies messages onto the asyncio loop
+(``call_soon_threadsafe``); decoding, the warehouse commit (itself on the warehouse's own
+thread), ack publishing and PUBACKs run in the worker coroutine. Reconnects use
+:class:`gateway.backoff.Backoff` (capped exponential, full jitter), fed to paho's reconnect
+loop before each wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.backoff import Backoff
+from sync.ingest.settings import IngestSettings
+from sync.ingest.warehouse import (
+    Warehouse,
+    WarehouseError,
+    WarehouseUnavailable,
+    decode_message,
+)
+from sync.protocol import (
+    DATA_SUBSCRIPTION,
+    PREFIX,
+    Ack,
+    Batch,
+    ProtocolError,
+    ack_topic,
+    encode_ack,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    """Counters since start."""
+
+    received: int = 0
+    redelivered: int = 0
+    """Messages the broker marked DUP (a resend of one not acknowledged in time)."""
+    committed: int = 0
+    """Batches committed and acknowledged."""
+    dropped_protocol: int = 0
+    """Not a valid batch (ProtocolError): logged, PUBACKed, no ack."""
+    dropped_topic: int = 0
+    """The batch's gateway, site or stream differs from its topic (spoofing or a bug)."""
+    failed: int = 0
+    """The warehouse refused the batch permanently (not a transient failure)."""
+    dropped_overflow: int = 0
+    """Messages dropped because the queue was full (QoS 0 floods only)."""
+    commit_retries: int = 0
+    acks_published: int = 0
+    connects: int = 0
+    sessions_lost: int = 0
+    """Connections on which the broker had no session for us although we had one."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    generation: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    dup: bool
+
+
+def topic_ids(topic: str) -> tuple[str, str, str] | None:
+    """``(site, gateway, stream)`` of a data topic, or None for any other topic."""
+    parts = topic.split("/")
+    prefix = PREFIX.split("/")
+    if (
+        len(parts) != len(prefix) + 5
+        or parts[: len(prefix)] != prefix
+        or parts[len(prefix) + 1] != "gateways"
+        or parts[len(prefix) + 3] != "data"
+    ):
+        return None
+    n = len(prefix)
+    return parts[n], parts[n + 2], parts[n + 4]
+
+
+class MqttConsumer:
+    """The MQTT side of the ingest. :meth:`run` until cancelled."""
+
+    def __init__(self, settings: IngestSettings, warehouse: Warehouse) -> None:
+        self.settings = settings
+        self.warehouse = warehouse
+        self.stats = ConsumerStats()
+        self.subscribed = asyncio.Event()
+        """Set while connected and subscribed to the data topics."""
+        # QoS 1 in flight is bounded by receive_maximum; the margin is for QoS 0 messages.
+        self._queue: asyncio.Queue[_Inbound] = asyncio.Queue(settings.receive_maximum + 1000)
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._generation = 0
+        self._connected = False
+        self._backoff = Backoff(
+            initial=settings.reconnect_initial_s, maximum=settings.reconnect_max_s
+        )
+        self._client = self._make_client()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted the current connection."""
+        return self._connected
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        if s.tls_ca is not None or s.tls_cert is not None:
+            client.tls_set(
+                ca_certs=str(s.tls_ca) if s.tls_ca else None,
+                certfile=str(s.tls_cert) if s.tls_cert else None,
+                keyfile=str(s.tls_key) if s.tls_key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        # Acks waiting for a connection are bounded; the gateway resends what got no ack.
+        client.max_queued_messages_set(1000)
+        self._set_reconnect_delay(client, s.reconnect_initial_s)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    @staticmethod
+    def _set_reconnect_delay(client: mqtt.Client, delay: float) -> None:
+        # min == max: paho waits exactly this long before its next attempt. paho annotates
+        # int but computes with floats; sub-second delays matter for the first retries.
+        client.reconnect_delay_set(cast(int, delay), cast(int, delay))
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        return props
+
+    # -- paho's network thread -------------------------------------------------------
+
+    def _to_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # RuntimeError: the loop closed meanwhile (we are shutting down).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            logger.error("MQTT broker refused the ingest: %s", reason_code)
+            return
+        if not flags.session_present and self.stats.connects > 0:
+            self.stats.sessions_lost += 1
+            logger.warning(
+                "the broker had no session for %s: batches queued for the ingest while it "
+                "was away are gone from the broker (gateways resend what got no ack)",
+                self.settings.client_id,
+            )
+        self.stats.connects += 1
+        self._generation += 1
+        self._connected = True
+        self._backoff.reset()
+        logger.info(
+            "connected to MQTT %s:%d (session present: %s)",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            flags.session_present,
+        )
+        # Also on a resumed session: harmless, and repairs a session the broker lost.
+        client.subscribe(DATA_SUBSCRIPTION, qos=1)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if any(code.is_failure for code in reason_codes):
+            logger.error("subscription to %s refused: %s", DATA_SUBSCRIPTION, reason_codes)
+            return
+        if any(code.value == 0 for code in reason_codes):
+            logger.warning("the broker granted only QoS 0 for %s", DATA_SUBSCRIPTION)
+        self._to_loop(self.subscribed.set)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected = False
+        self._to_loop(self.subscribed.clear)
+        if self._stopping:
+            logger.info("disconnected from MQTT (the session stays at the broker)")
+            return
+        delay = self._backoff.next_delay()
+        self._set_reconnect_delay(client, delay)
+        logger.warning("MQTT connection lost (%s); reconnecting in %.2f s", reason_code, delay)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        delay = self._backoff.next_delay()
+        self._set_reconnect_delay(client, delay)
+        logger.warning(
+            "cannot reach MQTT %s:%d; retrying in %.2f s",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            delay,
+        )
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = ""
+        item = _Inbound(
+            self._generation, message.mid, message.qos, topic, bytes(message.payload), message.dup
+        )
+        self._to_loop(self._enqueue, item)
+
+    # -- the asyncio side --------------------------------------------------------------
+
+    def _enqueue(self, item: _Inbound) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # Only QoS 0 floods can get here. A QoS 1 message left without PUBACK would come
+            # back after the next reconnect; a QoS 0 one is gone (its sender accepted that).
+            self.stats.dropped_overflow += 1
+            logger.warning("ingest queue full: dropped a message on %r", item.topic)
+
+    async def run(self) -> None:
+        """Connect, consume and commit until cancelled; then disconnect (session kept)."""
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        self._client.connect_async(
+            s.mqtt_host,
+            s.mqtt_port,
+            keepalive=s.keepalive_s,
+            clean_start=False,
+            properties=self._connect_properties(),
+        )
+        self._client.loop_start()
+        try:
+            while True:
+                item = await self._queue.get()
+                await self._handle(item)
+        finally:
+            self._connected = False
+            self.subscribed.clear()
+            # Unacknowledged messages stay in the broker's session for the next start.
+            await asyncio.to_thread(self._stop_client)
+
+    def _stop_client(self) -> None:
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def _handle(self, item: _Inbound) -> None:
+        self.stats.received += 1
+        if item.dup:
+            self.stats.redelivered += 1
+        batch = self._decode(item)
+        if batch is not None:
+            ack = await self._commit(batch)
+            if ack is not None:
+                self._publish_ack(batch, ack)
+        self._puback(item)
+
+    def _decode(self, item: _Inbound) -> Batch | None:
+        try:
+            batch = decode_message(item.payload)
+        except ProtocolError as exc:
+            self.stats.dropped_protocol += 1
+            logger.warning("dropped a message on %r: %s", item.topic, exc)
+            return None
+        if topic_ids(item.topic) != (batch.site, batch.gateway, batch.stream):
+            self.stats.dropped_topic += 1
+            logger.warning(
+                "dropped batch %s: its gateway/site/stream do not match topic %r",
+                batch.batch_id,
+                item.topic,
+            )
+            return None
+        return batch
+
+    async def _commit(self, batch: Batch) -> Ack | None:
+        """Commit, retrying transient failures until it works (or we are cancelled)."""
+        backoff = Backoff(initial=0.2, maximum=self.settings.reconnect_max_s)
+        while True:
+            try:
+                return await self.warehouse.commit_batch(batch)
+            except ProtocolError as exc:
+                self.stats.dropped_protocol += 1
+                logger.warning("dropped batch %s: %s", batch.batch_id, exc)
+                return None
+            except WarehouseUnavailable as exc:
+                self.stats.commit_retries += 1
+                delay = backoff.next_delay()
+                logger.warning(
+                    "warehouse unavailable (%s); batch %s retried in %.1f s",
+                    exc,
+                    batch.batch_id,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except WarehouseError as exc:
+                self.stats.failed += 1
+                logger.error("warehouse refused batch %s: %s", batch.batch_id, exc)
+                return None
+
+    def _publish_ack(self, batch: Batch, ack: Ack) -> None:
+        self.stats.committed += 1
+        info = self._client.publish(ack_topic(batch.site, batch.gateway), encode_ack(ack), qos=1)
+        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            # NO_CONN: paho keeps QoS 1 messages and sends them after the reconnect.
+            self.stats.acks_published += 1
+        else:
+            logger.warning("ack for %s not queued: %s", batch.batch_id, mqtt.error_string(info.rc))
+
+    def _puback(self, item: _Inbound) -> None:
+        if item.qos == 0:
+            return
+        if item.generation != self._generation:
+            # Delivered on an earlier connection: the broker resends it, and we ack that.
+            return
+        self._client.ack(item.mid, item.qos)

@@ -1,0 +1,147 @@
+"""The central ingest service (``lineside ingest``): MQTT consumer and HTTP app, one warehouse.
+
+Both paths commit through the same :class:`~sync.ingest.warehouse.Warehouse`, so a batch
+that arrives over MQTT and again over HTTPS (a gateway that switched uplinks) is stored once.
+:func:`run_ingest` runs until cancelled; signal handling belongs to the caller (uvicorn is
+kept from installing its own handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from gateway.backoff import Backoff
+from sync.ingest.http_app import IngestApp
+from sync.ingest.mqtt_consumer import MqttConsumer
+from sync.ingest.settings import IngestSettings
+from sync.ingest.warehouse import Warehouse, WarehouseUnavailable, create_warehouse
+
+__all__ = ["IngestService", "IngestSettings", "run_ingest"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its SIGINT/SIGTERM handlers: the process owner handles signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave the process's signal handlers alone."""
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class IngestService:
+    """The running ingest. ``await IngestService(settings).run()`` until cancelled.
+
+    A ``warehouse`` passed in is used as is (already opened, closed by its owner); otherwise
+    the service creates one from the settings, opens it (waiting for the database if it is not
+    up yet) and closes it on the way out.
+    """
+
+    def __init__(self, settings: IngestSettings, *, warehouse: Warehouse | None = None) -> None:
+        self.settings = settings
+        self._owns_warehouse = warehouse is None
+        self.warehouse = warehouse or create_warehouse(
+            postgres_dsn=settings.postgres_dsn, sqlite_path=settings.sqlite_path
+        )
+        self.consumer = MqttConsumer(settings, self.warehouse) if settings.mqtt_enabled else None
+        self.app = IngestApp(self.warehouse, max_body=settings.http_max_body, status=self._status)
+        self.http_port: int | None = None
+        self.ready = asyncio.Event()
+        """Set once the warehouse is open and the HTTP port is listening."""
+
+    def _status(self) -> dict[str, object]:
+        if self.consumer is None:
+            return {"mqtt": "disabled"}
+        return {"mqtt": "connected" if self.consumer.connected else "disconnected"}
+
+    async def run(self) -> None:
+        """Serve until cancelled (or until one side fails, which ends both)."""
+        if self._owns_warehouse:
+            await self._open_warehouse()
+        sock: socket.socket | None = None
+        try:
+            if self.settings.http_enabled:
+                sock = _bind(self.settings.http_host, self.settings.http_port)
+                self.http_port = int(sock.getsockname()[1])
+            async with asyncio.TaskGroup() as group:
+                if self.consumer is not None:
+                    group.create_task(self.consumer.run(), name="ingest-mqtt")
+                if sock is not None:
+                    group.create_task(self._serve_http(sock), name="ingest-http")
+                    logger.info("ingest HTTP on %s:%d", self.settings.http_host, self.http_port)
+                self.ready.set()
+        except ExceptionGroup as group:
+            # One side failed (the other was cancelled): report that failure itself.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            if sock is not None:
+                sock.close()
+            self.ready.clear()
+            if self._owns_warehouse:
+                await self.warehouse.close()
+
+    async def _open_warehouse(self) -> None:
+        backoff = Backoff(initial=0.5, maximum=30.0)
+        while True:
+            try:
+                await self.warehouse.open()
+            except WarehouseUnavailable as exc:
+                delay = backoff.next_delay()
+                logger.warning("warehouse not available (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+            else:
+                return
+
+    async def _serve_http(self, sock: socket.socket) -> None:
+        app: Any = self.app
+        config = uvicorn.Config(
+            app,
+            interface="asgi3",
+            lifespan="off",
+            ws="none",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+            # Each request may hold a 4 MiB body: bound the memory.
+            limit_concurrency=32,
+        )
+        server = _Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            await asyncio.shield(serving)
+        finally:
+            if not serving.done():
+                server.should_exit = True
+                await serving
+            sock.close()
+        raise RuntimeError("the ingest HTTP server stopped")
+
+
+async def run_ingest(config: IngestSettings) -> None:
+    """Run the central ingest until cancelled."""
+    await IngestService(config).run()

@@ -1,0 +1,59 @@
+"""The central ingest's settings (the CLI builds them from its config file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sync.protocol import MAX_BATCH_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Where the ingest listens, which broker it consumes, and which warehouse it fills."""
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    client_id: str = "lineside-ingest"
+    """Fixed: the broker keeps this client's persistent session (and its unacked batches)."""
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 24 * 3600
+    """How long the broker keeps queuing for the ingest while it is down (≥ 1 h)."""
+    receive_maximum: int = 64
+    """Unacknowledged batches the broker may have in flight to the ingest (bounds memory)."""
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    mqtt_enabled: bool = True
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8088
+    """0 picks a free port (tests)."""
+    http_max_body: int = MAX_BATCH_BYTES
+    http_enabled: bool = True
+
+    postgres_dsn: str | None = field(default=None, repr=False)
+    """When set, the warehouse is PostgreSQL; otherwise the SQLite file ``sqlite_path``."""
+    sqlite_path: Path = Path("var/ingest.db")
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ValueError("client_id must not be empty")
+        if self.session_expiry_s < 3600:
+            raise ValueError("session_expiry_s must be at least 3600 (reliability.md §3.1)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        if not 0 < self.mqtt_port < 65536 or not 0 <= self.http_port < 65536:
+            raise ValueError("ports must be in 1..65535 (http_port may be 0)")
+        if not 0 < self.receive_maximum <= 65535:
+            raise ValueError("receive_maximum must be in 1..65535")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
+        if self.http_max_body <= 0:
+            raise ValueError("http_max_body must be positive")
+        if not (self.mqtt_enabled or self.http_enabled):
+            raise ValueError("enable MQTT, HTTP or both")

@@ -1,0 +1,659 @@
+"""Store-and-forward to the warehouse over MQTT 5 (paho-mqtt 2.x), plus the andon feed.
+
+Delivery rule
+-------------
+A record leaves the outbox only when the warehouse's **ack** (on
+:func:`sync.protocol.ack_topic`) lists it as committed. A PUBACK only means "the broker has
+it in RAM" (reliability.md §0.1, §3.1) and changes nothing in SQLite. Until the ack comes,
+the batch stays in a small in-memory *window* and is published again, as the same bytes
+with the same ``batch_id``, after ``ack_timeout_s`` (doubling per attempt, capped) and after
+every reconnect; the warehouse dedupes on ``(gateway, seq)``. The window is the only
+in-memory state: the backlog lives in SQLite, and after a restart everything unacked is
+read from the outbox again.
+
+* Priority: batches are taken alerts → compliance → telemetry, and ``alert_slots`` window
+  slots are reserved for alerts, so a new alert is not starved by a backlog replay
+  (reliability.md §7 rows 19, 22).
+* Refusals: a PUBACK reason code ≥ 0x80 (0x87 not authorized by the broker's ACL, ...) moves
+  that batch's records to the outbox quarantine with the reason, and stores a
+  ``sync_quarantined`` alert: the queue is never blocked and the batch never retried in a
+  loop (§7 row 18). Only 0x97 "quota exceeded" is temporary, retried with backoff. The
+  ingest's per-record conflicts are quarantined the same way.
+* paho (reliability.md §3.2): CallbackAPIVersion.VERSION2, MQTT 5, QoS 1, no topic aliases,
+  ``max_inflight_messages`` 20, ``max_queued_messages`` 100 (paho's default is unlimited).
+  Its session is in memory only and its mids restart per connection, so mids are only used
+  to match PUBACKs within one connection. A **fresh client per connection** with clean start:
+  paho never replays an old connection's messages behind our back, the uplink decides what
+  is resent. Reconnects use :class:`gateway.backoff.Backoff` (capped, full jitter), not
+  paho's (``reconnect_on_failure=False``).
+* Status: a retained last will ``offline`` on :func:`sync.protocol.status_topic` is set
+  before connecting, a retained ``online`` is published after every connect, and a retained
+  ``offline`` before a clean stop (a normal DISCONNECT suppresses the will).
+* TCP_NODELAY is set on the socket in ``on_socket_open``: batches and acks are small
+  request/response messages that Nagle's algorithm would delay.
+
+Threads: paho's threaded interface. ``connect()`` (blocking TCP connect + CONNECT) runs in a
+worker thread via :func:`asyncio.to_thread`; then ``loop_start()`` gives the socket to paho's
+network thread. Every paho callback only copies its arguments and hands them to the event
+loop with ``loop.call_soon_threadsafe`` (tagged with the connection's generation, so a late
+callback of an old client is ignored); all state lives in the event loop's thread. A PUBACK
+is handled after ``publish()`` has returned its mid, because its callback runs on the event
+loop after the code that called ``publish()`` (paho issues #482/#361).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from adapters.base import LinkState
+from gateway.backoff import Backoff
+from gateway.errors import StoreError
+from gateway.records import AlertRecord, Severity
+from gateway.store import Store
+from sync.andon import AndonMessage, AndonPublisher
+from sync.outbox import Outbox, batch_seqs
+from sync.protocol import (
+    Batch,
+    ProtocolError,
+    ack_topic,
+    data_topic,
+    decode_ack,
+    encode_batch,
+    seq_ranges,
+    status_topic,
+)
+
+log = logging.getLogger(__name__)
+
+QUOTA_EXCEEDED = 0x97
+"""PUBACK reason code that is temporary: retried with backoff instead of quarantined."""
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+class UplinkRefused(ConnectionError):
+    """The broker refused the connection or the ack subscription."""
+
+
+class _Disconnected(ConnectionError):
+    """The connection was lost."""
+
+
+@dataclass
+class UplinkStats:
+    """Counters for metrics and the TUI."""
+
+    connect_attempts: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    batches_sent: int = 0
+    batches_resent: int = 0
+    batches_pubacked: int = 0
+    """Batches the broker took (PUBACK < 0x80): nothing is deleted for that."""
+    records_acked: int = 0
+    records_quarantined: int = 0
+    puback_failures: int = 0
+    bad_acks: int = 0
+    andon_published: int = 0
+    alerts_published: int = 0
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class _InFlight:
+    batch: Batch
+    payload: bytes
+    topic: str
+    attempts: int = 0
+    generation: int = 0
+    """The connection it was last published on."""
+    deadline: float = 0.0
+    """Monotonic time to publish again if no ack has come."""
+
+    @property
+    def seqs(self) -> tuple[int, ...]:
+        return batch_seqs(self.batch)
+
+
+@dataclass(slots=True)
+class _Event:
+    generation: int
+    kind: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(slots=True)
+class _Connection:
+    generation: int
+    client: mqtt.Client
+    started: float
+    ready: bool = False
+    subscribe_mid: int | None = None
+    sent: dict[int, str | None] = field(default_factory=dict)
+    """mid → batch_id of a batch, or ``None`` for other messages (status, andon)."""
+
+
+class MqttUplink:
+    """Publishes the outbox to the warehouse over MQTT and deletes what it acknowledges.
+
+    Run :meth:`run` as a task; :meth:`stop` ends it after publishing ``offline``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str,
+        port: int,
+        site: str,
+        gateway: str,
+        outbox: Outbox | None = None,
+        andon: AndonPublisher | None = None,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        keepalive_s: int = 15,
+        connect_timeout_s: float = 5.0,
+        max_records: int = 500,
+        max_bytes: int = 256 * 1024,
+        window: int = 4,
+        alert_slots: int = 1,
+        ack_timeout_s: float = 10.0,
+        ack_timeout_max_s: float = 120.0,
+        poll_interval_s: float = 0.5,
+        backoff: Backoff | None = None,
+        stable_after_s: float = 10.0,
+        max_inflight: int = 20,
+        max_queued: int = 100,
+    ) -> None:
+        if window < 1 or alert_slots < 0 or window + alert_slots + 4 > max_inflight:
+            raise ValueError("need 1 <= window and window + alert_slots + 4 <= max_inflight")
+        self.store = store
+        self.outbox = outbox or Outbox(store, gateway=gateway, site=site)
+        self.andon = andon
+        self.host = host
+        self.port = port
+        self.site = site
+        self.gateway = gateway
+        self.client_id = client_id or f"lineside-{gateway}"
+        self.username = username
+        self.password = password
+        self.tls_context = tls_context
+        self.keepalive_s = keepalive_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.window = window
+        self.alert_slots = alert_slots
+        self.ack_timeout_s = ack_timeout_s
+        self.ack_timeout_max_s = ack_timeout_max_s
+        self.poll_interval_s = poll_interval_s
+        self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
+        self.stable_after_s = stable_after_s
+        self.max_inflight = max_inflight
+        self.max_queued = max_queued
+        self.state = LinkState.DISABLED
+        self.stats = UplinkStats()
+        self.status_topic = status_topic(site, gateway)
+        self.ack_topic = ack_topic(site, gateway)
+        self._window: dict[str, _InFlight] = {}
+        self._in_flight: set[int] = set()
+        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: _Connection | None = None
+        self._generation = 0
+        self._stopping = False
+        self._next_poll = 0.0
+        self._andon_resync = False
+
+    # ---------------------------------------------------------------- life cycle
+
+    @property
+    def in_flight(self) -> int:
+        """Batches published and not acknowledged yet."""
+        return len(self._window)
+
+    async def run(self) -> None:
+        """Connect, publish and reconnect with backoff until :meth:`stop`."""
+        self._loop = asyncio.get_running_loop()
+        if self.andon is not None:
+            self.andon.on_change = self._wake
+        try:
+            while not self._stopping:
+                self.state = LinkState.CONNECTING
+                started = time.monotonic()
+                try:
+                    await self._connect()
+                    await self._serve()
+                except asyncio.CancelledError:
+                    # Cancelled is a stop, too: say "offline" rather than leave "online".
+                    self._stopping = True
+                    raise
+                except (OSError, TimeoutError, UplinkRefused) as exc:
+                    # _Disconnected is a ConnectionError, so an OSError, too.
+                    if not self._stopping:
+                        self.stats.last_error = str(exc) or type(exc).__name__
+                        log.warning("uplink %s:%d: %s", self.host, self.port, exc)
+                finally:
+                    await self._close(graceful=self._stopping)
+                if self._stop_requested():  # (a method: mypy narrows the attribute)
+                    break
+                self.state = LinkState.DOWN
+                if time.monotonic() - started >= self.stable_after_s:
+                    self.backoff.reset()
+                delay = self.backoff.next_delay()
+                log.info("uplink reconnecting in %.2f s", delay)
+                await self._pause(delay)
+        finally:
+            self.state = LinkState.DISABLED
+            if self.andon is not None:
+                self.andon.on_change = None
+
+    async def stop(self) -> None:
+        """End :meth:`run`: publish ``offline``, disconnect. The outbox keeps what is unacked."""
+        self._stopping = True
+        self._wake()
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    def _wake(self) -> None:
+        self._events.put_nowait(_Event(-1, "wake"))
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or until :meth:`stop`."""
+        deadline = time.monotonic() + delay
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._events.get()
+
+    # ---------------------------------------------------------------- connection
+
+    def _new_client(self, generation: int) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            reconnect_on_failure=False,
+        )
+        client.max_inflight_messages_set(self.max_inflight)
+        client.max_queued_messages_set(self.max_queued)
+        client.connect_timeout = self.connect_timeout_s
+        client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if self.tls_context is not None:
+            client.tls_set_context(self.tls_context)
+        post = self._poster(generation)
+
+        def on_connect(
+            _c: mqtt.Client, _u: object, flags: Any, rc: ReasonCode, _p: Properties | None
+        ) -> None:
+            post("connect", rc, bool(flags.session_present))
+
+        def on_subscribe(
+            _c: mqtt.Client, _u: object, mid: int, codes: list[ReasonCode], _p: Properties | None
+        ) -> None:
+            post("subscribe", mid, list(codes))
+
+        def on_publish(
+            _c: mqtt.Client, _u: object, mid: int, rc: ReasonCode, _p: Properties
+        ) -> None:
+            post("publish", mid, rc)
+
+        def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+            post("message", message.topic, bytes(message.payload))
+
+        def on_disconnect(
+            _c: mqtt.Client, _u: object, _f: Any, rc: ReasonCode, _p: Properties | None
+        ) -> None:
+            post("disconnect", rc)
+
+        client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_publish = on_publish
+        client.on_message = on_message
+        client.on_disconnect = on_disconnect
+        client.on_socket_open = _set_nodelay
+        return client
+
+    def _poster(self, generation: int) -> Callable[..., None]:
+        loop = self._loop
+        events = self._events
+
+        def post(kind: str, *args: Any) -> None:
+            # Runs on paho's network thread: hand over to the event loop, touch nothing else.
+            if loop is None:
+                return
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(events.put_nowait, _Event(generation, kind, args))
+
+        return post
+
+    async def _connect(self) -> None:
+        self._generation += 1
+        self.stats.connect_attempts += 1
+        client = self._new_client(self._generation)
+        conn = _Connection(self._generation, client, time.monotonic())
+        self._conn = conn
+        log.info("uplink connecting to %s:%d as %s", self.host, self.port, self.client_id)
+        await asyncio.to_thread(
+            client.connect, self.host, self.port, self.keepalive_s, clean_start=True
+        )
+        client.loop_start()
+
+    async def _close(self, *, graceful: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        client = conn.client
+        if graceful and conn.ready:
+            info = client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+            with contextlib.suppress(TimeoutError, OSError):
+                async with asyncio.timeout(1.0):
+                    while True:
+                        event = await self._events.get()
+                        if event.generation == conn.generation and (
+                            event.kind == "disconnect"
+                            or (event.kind == "publish" and event.args[0] == info.mid)
+                        ):
+                            break
+        with contextlib.suppress(OSError, ValueError):
+            client.disconnect()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await asyncio.to_thread(client.loop_stop)
+        if conn.ready:
+            self.stats.disconnects += 1
+
+    # ---------------------------------------------------------------- the session
+
+    async def _serve(self) -> None:
+        """Handle one connection until it drops or :meth:`stop` is called."""
+        conn = self._conn
+        assert conn is not None
+        while not self._stopping:
+            now = time.monotonic()
+            if not conn.ready and now - conn.started > self.connect_timeout_s + 1:
+                raise TimeoutError("no CONNACK/SUBACK from the broker in time")
+            if conn.ready:
+                self._publish_andon(conn)
+                self._resend_due(conn, now)
+                await self._fill_window(conn)
+            timeout = self._next_wakeup(conn) - time.monotonic()
+            try:
+                async with asyncio.timeout(max(timeout, 0.001)):
+                    event = await self._events.get()
+            except TimeoutError:
+                continue
+            await self._handle(conn, event)
+            while not self._events.empty():
+                await self._handle(conn, self._events.get_nowait())
+
+    def _next_wakeup(self, conn: _Connection) -> float:
+        now = time.monotonic()
+        if not conn.ready:
+            return now + 0.1
+        candidates = [now + self.poll_interval_s, self._next_poll]
+        candidates.extend(entry.deadline for entry in self._window.values())
+        return max(min(candidates), now)
+
+    async def _handle(self, conn: _Connection, event: _Event) -> None:
+        if event.kind == "message":
+            # An ack is valid whichever connection brought it.
+            topic, payload = event.args
+            if topic == self.ack_topic:
+                await self._on_ack(payload)
+            return
+        if event.kind == "wake" or event.generation != conn.generation:
+            return
+        if event.kind == "connect":
+            rc, session_present = event.args
+            await self._on_connack(conn, rc, session_present)
+        elif event.kind == "subscribe":
+            mid, codes = event.args
+            self._on_suback(conn, mid, codes)
+        elif event.kind == "publish":
+            mid, rc = event.args
+            await self._on_puback(conn, mid, rc)
+        elif event.kind == "disconnect":
+            (rc,) = event.args
+            raise _Disconnected(f"connection lost ({rc})")
+
+    async def _on_connack(self, conn: _Connection, rc: ReasonCode, session_present: bool) -> None:
+        if rc.is_failure:
+            raise UplinkRefused(f"broker refused the connection: {rc} ({rc.value:#04x})")
+        log.debug("uplink CONNACK, session present %s", session_present)
+        result, mid = conn.client.subscribe(self.ack_topic, qos=1)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise _Disconnected(f"subscribe failed: {result}")
+        conn.subscribe_mid = mid
+
+    def _on_suback(self, conn: _Connection, mid: int, codes: Sequence[ReasonCode]) -> None:
+        if mid != conn.subscribe_mid:
+            return
+        if not codes or any(code.is_failure for code in codes):
+            raise UplinkRefused(f"broker refused the ack subscription: {codes}")
+        conn.ready = True
+        self.state = LinkState.UP
+        self.stats.connects += 1
+        self._publish_other(conn, self.status_topic, ONLINE, retain=True)
+        if self.andon is not None:
+            self._publish_andon_messages(conn, self.andon.retained_messages(everything=True))
+        # Whatever was in flight may have died with the last connection: publish it again.
+        now = time.monotonic()
+        for entry in self._window.values():
+            entry.deadline = now
+        self._next_poll = now
+        log.info("uplink up: %s:%d, %d batches to resend", self.host, self.port, len(self._window))
+
+    # ---------------------------------------------------------------- publishing
+
+    def _publish_other(
+        self,
+        conn: _Connection,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool,
+        expiry_s: int | None = None,
+    ) -> bool:
+        properties = None
+        if expiry_s is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = expiry_s
+        info = conn.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("uplink: publish to %s not accepted by paho: %s", topic, info.rc)
+            return False
+        conn.sent[info.mid] = None
+        return True
+
+    def _publish_andon(self, conn: _Connection) -> None:
+        if self.andon is None:
+            return
+        if self._andon_resync or self.andon.pending():
+            everything, self._andon_resync = self._andon_resync, False
+            self._publish_andon_messages(conn, self.andon.retained_messages(everything=everything))
+            for message in self.andon.alert_messages():
+                if self._publish_other(
+                    conn, message.topic, message.payload, retain=False, expiry_s=message.expiry_s
+                ):
+                    self.stats.alerts_published += 1
+
+    def _publish_andon_messages(self, conn: _Connection, messages: list[AndonMessage]) -> None:
+        for message in messages:
+            if self._publish_other(conn, message.topic, message.payload, retain=message.retain):
+                self.stats.andon_published += 1
+            else:
+                self._andon_resync = True
+
+    async def _fill_window(self, conn: _Connection) -> None:
+        if time.monotonic() < self._next_poll:
+            return
+        while conn.ready and len(self._window) < self.window + self.alert_slots:
+            # Past the normal window, only alerts may use the reserved slots.
+            urgent_only = len(self._window) >= self.window
+            batch = await self.outbox.next_batch(
+                self.max_records,
+                self.max_bytes,
+                exclude=self._in_flight,
+                max_priority=0 if urgent_only else None,
+            )
+            if batch is None:
+                self._next_poll = time.monotonic() + self.poll_interval_s
+                return
+            try:
+                payload = encode_batch(batch)
+            except ValueError as exc:  # the outbox checks this; defence in depth
+                await self._refuse(batch, f"not encodable: {exc}")
+                continue
+            entry = _InFlight(batch, payload, data_topic(self.site, self.gateway, batch.stream))
+            self._window[batch.batch_id] = entry
+            self._in_flight.update(entry.seqs)
+            self._send(conn, entry)
+
+    def _send(self, conn: _Connection, entry: _InFlight) -> None:
+        now = time.monotonic()
+        entry.attempts += 1
+        entry.generation = conn.generation
+        timeout = min(self.ack_timeout_s * 2 ** min(entry.attempts - 1, 16), self.ack_timeout_max_s)
+        entry.deadline = now + timeout
+        info = conn.client.publish(entry.topic, entry.payload, qos=1)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            conn.sent[info.mid] = entry.batch.batch_id
+        else:
+            # Queue full or connection gone: not sent; try again later, never in a hot loop.
+            log.warning("uplink: batch %s not accepted by paho: %s", entry.batch.batch_id, info.rc)
+            entry.deadline = now + min(self.ack_timeout_s, 1.0)
+        if entry.attempts == 1:
+            self.stats.batches_sent += 1
+        else:
+            self.stats.batches_resent += 1
+
+    def _resend_due(self, conn: _Connection, now: float) -> None:
+        for entry in list(self._window.values()):
+            if entry.deadline <= now:
+                if entry.generation == conn.generation and self.state is LinkState.UP:
+                    # Connected all along, yet the ingest has not answered: say so.
+                    self.state = LinkState.DEGRADED
+                log.info(
+                    "uplink: no ack for %s after %d attempts, publishing again",
+                    entry.batch.batch_id,
+                    entry.attempts,
+                )
+                self._send(conn, entry)
+
+    # ---------------------------------------------------------------- answers
+
+    async def _on_puback(self, conn: _Connection, mid: int, rc: ReasonCode) -> None:
+        if mid not in conn.sent:
+            return
+        batch_id = conn.sent.pop(mid)
+        if not rc.is_failure:
+            if batch_id is not None:
+                self.stats.batches_pubacked += 1
+            return  # the broker has it; only the ingest's ack deletes anything
+        self.stats.puback_failures += 1
+        entry = self._window.get(batch_id) if batch_id is not None else None
+        if entry is None:
+            log.error("uplink: broker refused a message (%s): %s", batch_id or "status/andon", rc)
+            return
+        if rc.value == QUOTA_EXCEEDED:
+            delay = min(self.ack_timeout_s * 2 ** min(entry.attempts, 16), self.ack_timeout_max_s)
+            entry.deadline = time.monotonic() + delay
+            log.warning("uplink: broker quota exceeded for %s, retry in %.1f s", batch_id, delay)
+            return
+        await self._refuse(entry.batch, f"PUBACK {rc.value:#04x} {rc} on {entry.topic}")
+
+    async def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = decode_ack(payload)
+        except ProtocolError as exc:
+            self.stats.bad_acks += 1
+            log.warning("uplink: ignoring a malformed ack: %s", exc)
+            return
+        if ack.gateway != self.gateway:
+            self.stats.bad_acks += 1
+            return
+        entry = self._window.pop(ack.batch_id, None)
+        committed: Sequence[int] = ack.committed
+        conflicts: Sequence[tuple[int, str]] = ack.conflicts
+        if entry is not None:
+            # Only what this batch carried: an ack never deletes records it did not cover.
+            mine = set(entry.seqs)
+            committed = [seq for seq in committed if seq in mine]
+            conflicts = [(seq, reason) for seq, reason in conflicts if seq in mine]
+            self._in_flight.difference_update(mine)
+            self._next_poll = 0.0
+        deleted = await self.outbox.acknowledge(committed)
+        self.stats.records_acked += deleted
+        by_reason: dict[str, list[int]] = {}
+        for seq, reason in conflicts:
+            by_reason.setdefault(reason, []).append(seq)
+        for reason, seqs in by_reason.items():
+            await self._quarantine(
+                ack.batch_id, entry.batch.stream if entry else "?", seqs, f"ingest: {reason}"
+            )
+        if self.state is LinkState.DEGRADED:
+            self.state = LinkState.UP
+
+    async def _refuse(self, batch: Batch, reason: str) -> None:
+        seqs = batch_seqs(batch)
+        self._window.pop(batch.batch_id, None)
+        self._in_flight.difference_update(seqs)
+        self._next_poll = 0.0
+        only_own_alerts = batch.stream == "alerts" and all(
+            data.get("rule") == "sync_quarantined" for _, data in batch.records
+        )
+        await self._quarantine(
+            batch.batch_id, batch.stream, list(seqs), reason, alert=not only_own_alerts
+        )
+
+    async def _quarantine(
+        self, batch_id: str, stream: str, seqs: Sequence[int], reason: str, *, alert: bool = True
+    ) -> None:
+        moved = await self.outbox.quarantine(seqs, reason)
+        self.stats.records_quarantined += moved
+        ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in seq_ranges(seqs))
+        log.error("uplink: %d %s records quarantined (%s): %s", moved, stream, ranges, reason)
+        if not alert:
+            # An alert about refused sync alerts would be refused again: no chain reaction.
+            return
+        record = AlertRecord(
+            ts_us=self.store.clock.wall_us(),
+            alert_id=f"sync.quarantined.{batch_id}",
+            rule="sync_quarantined",
+            subject=batch_id,
+            severity=Severity.MAJOR,
+            state="raised",
+            message=f"{len(seqs)} {stream} records refused and quarantined: {reason}",
+            detail={"stream": stream, "seqs": ranges, "reason": reason, "batch_id": batch_id},
+        )
+        try:
+            self.store.submit(record)
+        except StoreError as exc:
+            log.error("uplink: cannot store the quarantine alert: %s", exc)
+
+
+def _set_nodelay(_client: mqtt.Client, _userdata: object, sock: Any) -> None:
+    """Small request/response messages: don't let Nagle hold them back."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,263 @@
+"""The outbox reader: what still has to reach the warehouse, in batches, by priority.
+
+The ``outbox`` table (written by :class:`gateway.store.Store` in the same transaction as each
+record) is the only source of truth for what is unsent: a row leaves it only when the
+warehouse acknowledges that it has *committed* the record (:meth:`Outbox.acknowledge`), or
+when the record is refused and moved to ``outbox_quarantine`` (:meth:`Outbox.quarantine`).
+Nothing here keeps a backlog in memory; the uplink only remembers which sequence numbers
+it has in flight and passes them in, so they are not read twice.
+
+Writes and the store's single writer connection
+-----------------------------------------------
+The store has one writer connection, and :meth:`Store.fetchall` runs on it, interleaved
+with the group committer's ``BEGIN IMMEDIATE … COMMIT`` (each of its statements is a separate
+call on that connection). An explicit ``BEGIN``/``COMMIT`` issued through ``fetchall`` could
+therefore land *inside* the committer's transaction (ours fails: "cannot start a transaction
+within a transaction"), or hold a transaction open while the committer's ``BEGIN IMMEDIATE``
+fails, which stops the committer. So every write here is **one self-contained statement**
+in autocommit mode, and multi-step changes are ordered so that any prefix is safe:
+
+* acknowledge: one ``DELETE … RETURNING``.
+* quarantine: ``INSERT OR IGNORE`` into the quarantine, then ``DELETE`` only the outbox rows
+  that *are* in the quarantine (checked in the same statement). If a statement happens to
+  run inside the committer's transaction and that transaction is rolled back (disk full),
+  the worst outcome is a row that stays in the outbox and is sent again: the warehouse
+  dedupes on ``(gateway, seq)``. Reading skips quarantined rows as well.
+
+Reads on the writer connection can see a committer's batch before its ``COMMIT``; if that
+batch is then rolled back (disk full), the records were sent under sequence numbers that
+are never reused (:mod:`gateway.sequence`), and are stored again under new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from gateway.schema import RECORD_TABLES
+from gateway.store import Store
+from sync.protocol import MAX_BATCH_BYTES, Batch
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_DDL = (
+    "CREATE TABLE IF NOT EXISTS outbox_quarantine("
+    "seq INTEGER PRIMARY KEY, stream TEXT, reason TEXT, ts_us INTEGER) STRICT"
+)
+
+_COLUMNS: dict[str, tuple[str, ...]] = {t.table: t.columns for t in RECORD_TABLES.values()}
+"""Record columns (without ``seq``) per stream; also the whitelist of table names."""
+
+SCAN_FACTOR = 8
+"""A batch is gathered from at most ``SCAN_FACTOR * max_records`` (+ in flight) rows of its
+priority class from the head on, so a rare stream behind a huge backlog of another stream of
+the same class costs a bounded scan (it then goes in a smaller batch)."""
+
+_NOT_IN_FLIGHT = (
+    "o.seq NOT IN (SELECT value FROM json_each(?)) "
+    "AND o.seq NOT IN (SELECT seq FROM outbox_quarantine)"
+)
+
+_SPAN = "(SELECT seq, stream FROM outbox WHERE priority = ? AND seq >= ? ORDER BY seq LIMIT ?)"
+"""The rows of one priority class from the head on, in seq order, bounded."""
+
+
+def batch_seqs(batch: Batch) -> tuple[int, ...]:
+    """A batch's sequence numbers, in order."""
+    return tuple(seq for seq, _ in batch.records)
+
+
+class Outbox:
+    """Batches of unsent records from the store's outbox, alerts first."""
+
+    def __init__(self, store: Store, *, gateway: str, site: str) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.site = site
+        self._ready = False
+
+    async def _ensure_schema(self) -> None:
+        if not self._ready:
+            await self.store.fetchall(QUARANTINE_DDL)
+            self._ready = True
+
+    async def next_batch(
+        self,
+        max_records: int,
+        max_bytes: int,
+        *,
+        exclude: Collection[int] = (),
+        max_priority: int | None = None,
+    ) -> Batch | None:
+        """The oldest records of the most urgent stream that are not in ``exclude``.
+
+        Picks the outbox row first in (priority, seq) order that is not excluded, then up to
+        ``max_records`` records of that row's stream in seq order, cut so their JSON stays
+        within ``max_bytes`` (a single larger record still goes alone, up to the protocol's
+        limit; beyond it, it is quarantined). ``max_priority`` restricts the choice to urgent
+        classes (0 = alerts only), for a slot reserved for them. ``None`` when nothing is due.
+        """
+        if max_records < 1 or max_bytes < 1:
+            raise ValueError("max_records and max_bytes must be positive")
+        await self._ensure_schema()
+        excluded = json.dumps(sorted(exclude))
+        while True:
+            head = await self.store.fetchall(
+                f"SELECT o.seq, o.stream, o.priority FROM outbox o WHERE {_NOT_IN_FLIGHT} "  # noqa: S608
+                "ORDER BY o.priority, o.seq LIMIT 1",
+                (excluded,),
+            )
+            if not head:
+                return None
+            first, stream, priority = int(head[0][0]), str(head[0][1]), int(head[0][2])
+            if max_priority is not None and priority > max_priority:
+                return None
+            span = (priority, first, SCAN_FACTOR * max_records + len(exclude))
+            columns = _COLUMNS.get(stream)
+            if columns is None:
+                seqs = await self._seqs_of_stream(stream, span, excluded, max_records)
+                await self.quarantine(seqs, f"unknown stream {stream!r}")
+                continue
+            result = await self._read(
+                stream=stream,
+                columns=columns,
+                span=span,
+                excluded=excluded,
+                max_records=max_records,
+                max_bytes=max_bytes,
+            )
+            if result is not None:
+                return result
+            # Every record read was unusable and has been quarantined: look again.
+
+    async def _seqs_of_stream(
+        self, stream: str, span: tuple[int, int, int], excluded: str, limit: int
+    ) -> list[int]:
+        rows = await self.store.fetchall(
+            f"SELECT o.seq FROM {_SPAN} o WHERE o.stream = ? AND {_NOT_IN_FLIGHT} "  # noqa: S608
+            "ORDER BY o.seq LIMIT ?",
+            (*span, stream, excluded, limit),
+        )
+        return [int(row[0]) for row in rows]
+
+    async def _read(
+        self,
+        *,
+        stream: str,
+        columns: tuple[str, ...],
+        span: tuple[int, int, int],
+        excluded: str,
+        max_records: int,
+        max_bytes: int,
+    ) -> Batch | None:
+        # The table and column names come from RECORD_TABLES, never from the database.
+        selected = ", ".join(f"t.{name}" for name in columns)
+        rows = await self.store.fetchall(
+            f"SELECT o.seq, t.seq IS NOT NULL, {selected} FROM {_SPAN} o "  # noqa: S608
+            f"LEFT JOIN {stream} t ON t.seq = o.seq "
+            f"WHERE o.stream = ? AND {_NOT_IN_FLIGHT} ORDER BY o.seq LIMIT ?",
+            (*span, stream, excluded, max_records),
+        )
+        records: list[tuple[int, Mapping[str, Any]]] = []
+        size = 0
+        refused: dict[str, list[int]] = {}
+        for row in rows:
+            seq = int(row[0])
+            if not row[1]:
+                refused.setdefault("record row missing", []).append(seq)
+                continue
+            data = {name: _wire_value(value) for name, value in zip(columns, row[2:], strict=True)}
+            try:
+                # Same rules as encode_batch: a non-finite number never leaves the gateway.
+                length = len(json.dumps(data, allow_nan=False, separators=(",", ":"))) + 20
+            except ValueError as exc:
+                refused.setdefault(f"not encodable: {exc}", []).append(seq)
+                continue
+            if length > MAX_BATCH_BYTES:
+                refused.setdefault(f"record larger than {MAX_BATCH_BYTES} bytes", []).append(seq)
+                continue
+            if records and size + length > max_bytes:
+                break
+            records.append((seq, data))
+            size += length
+        for reason, seqs in refused.items():
+            log.error("outbox: quarantining %d %s records: %s", len(seqs), stream, reason)
+            await self.quarantine(seqs, reason)
+        if not records:
+            return None
+        return Batch(gateway=self.gateway, site=self.site, stream=stream, records=tuple(records))
+
+    async def acknowledge(self, seqs: Iterable[int]) -> int:
+        """Delete the outbox rows of records the warehouse has committed; how many went.
+
+        Only an end-to-end acknowledgement may call this (never a PUBACK). Unknown or
+        already deleted sequence numbers are ignored, so a duplicate ack is harmless.
+        """
+        wanted = sorted({int(s) for s in seqs})
+        if not wanted:
+            return 0
+        rows = await self.store.fetchall(
+            "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING seq",
+            (json.dumps(wanted),),
+        )
+        return len(rows)
+
+    async def quarantine(self, seqs: Iterable[int], reason: str) -> int:
+        """Move refused records out of the outbox into ``outbox_quarantine``; how many moved.
+
+        The record rows themselves stay in their tables; the quarantine keeps the reason so
+        an operator can inspect and re-queue them.
+        """
+        wanted = sorted({int(s) for s in seqs})
+        if not wanted:
+            return 0
+        await self._ensure_schema()
+        encoded = json.dumps(wanted)
+        await self.store.fetchall(
+            "INSERT OR IGNORE INTO outbox_quarantine (seq, stream, reason, ts_us) "
+            "SELECT seq, stream, ?, ? FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
+            (reason, self.store.clock.wall_us(), encoded),
+        )
+        rows = await self.store.fetchall(
+            "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) "
+            "AND seq IN (SELECT seq FROM outbox_quarantine) RETURNING seq",
+            (encoded,),
+        )
+        return len(rows)
+
+    async def quarantined(self) -> list[tuple[int, str, str]]:
+        """``(seq, stream, reason)`` of every quarantined record, in seq order."""
+        await self._ensure_schema()
+        rows = await self.store.fetchall(
+            "SELECT seq, stream, reason FROM outbox_quarantine ORDER BY seq"
+        )
+        return [(int(seq), str(stream), str(reason)) for seq, stream, reason in rows]
+
+    async def depth(self) -> int:
+        """Records waiting for an acknowledgement (the backlog)."""
+        rows = await self.store.fetchall("SELECT count(*) FROM outbox")
+        return int(rows[0][0])
+
+    async def depth_by_priority(self) -> dict[int, int]:
+        """Backlog per priority class (0 alerts, 1 compliance, 2 telemetry)."""
+        rows = await self.store.fetchall(
+            "SELECT priority, count(*) FROM outbox GROUP BY priority ORDER BY priority"
+        )
+        return {int(p): int(n) for p, n in rows}
+
+    async def oldest_age_s(self) -> float:
+        """Age in seconds of the oldest unacknowledged record; 0 when the outbox is empty."""
+        rows = await self.store.fetchall("SELECT min(enqueued_us) FROM outbox")
+        oldest = rows[0][0] if rows else None
+        if oldest is None:
+            return 0.0
+        return max(0.0, (self.store.clock.wall_us() - int(oldest)) / 1_000_000)
+
+
+def _wire_value(value: object) -> object:
+    """A column value as JSON: BLOBs (raw scanner bytes) as hex."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return value
