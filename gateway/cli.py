@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -265,6 +267,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from gateway.logs import configure_logging  # noqa: PLC0415
+    from sync.ingest import IngestSettings, run_ingest  # noqa: PLC0415
+
+    configure_logging(level=args.log_level)
+    dsn = os.environ.get(args.postgres_dsn_env) if args.postgres_dsn_env else None
+    if args.postgres_dsn_env and not dsn:
+        print(f"lineside ingest: ${args.postgres_dsn_env} is not set", file=sys.stderr)
+        return EXIT_USAGE
+    settings = IngestSettings(
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        client_id=args.client_id,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        postgres_dsn=dsn,
+        sqlite_path=args.sqlite,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_ingest(settings))
+    return EXIT_OK
+
+
 def _not_yet(name: str, what: str) -> int:
     print(f"lineside {name}: {what} is not part of this release yet.", file=sys.stderr)
     return EXIT_USAGE
@@ -369,8 +394,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = commands.add_parser("tui", help="operator terminal UI")
     tui.set_defaults(handler=lambda _a: _not_yet("tui", "the operator terminal UI"))
-    ingest = commands.add_parser("ingest", help="central ingest service")
-    ingest.set_defaults(handler=lambda _a: _not_yet("ingest", "the central ingest service"))
+    ingest = commands.add_parser(
+        "ingest", help="central ingest: MQTT and HTTPS batches into the warehouse"
+    )
+    ingest.add_argument("--mqtt-host", default="127.0.0.1", help="broker host")
+    ingest.add_argument("--mqtt-port", type=int, default=1883, help="broker port")
+    ingest.add_argument("--client-id", default="lineside-ingest", help="MQTT client id")
+    ingest.add_argument("--http-host", default="127.0.0.1", help="HTTP listen address")
+    ingest.add_argument("--http-port", type=int, default=8088, help="HTTP port")
+    ingest.add_argument(
+        "--postgres-dsn-env",
+        metavar="VAR",
+        help="environment variable holding the PostgreSQL DSN (default: a SQLite file)",
+    )
+    ingest.add_argument(
+        "--sqlite",
+        type=Path,
+        default=Path("var/ingest.db"),
+        help="warehouse file without PostgreSQL",
+    )
+    ingest.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    ingest.set_defaults(handler=_cmd_ingest)
     return parser
 
 

@@ -702,6 +702,54 @@ class RulesSection(StrictModel):
 
 
 # --------------------------------------------------------------------------------------
+# Sync
+
+
+class MqttSync(StrictModel):
+    """The MQTT uplink to the central warehouse (and the andon boards)."""
+
+    host: str
+    """Broker host."""
+    port: int = Field(default=1883, ge=1, le=65535)
+    """Broker port (8883 for TLS by convention)."""
+    username: str | None = None
+    """Broker user name."""
+    password: Secret | None = None
+    """Broker password (a secret table)."""
+    ca_file: ConfigPath | None = None
+    """CA certificate: when set, the connection uses TLS and verifies the broker."""
+    cert_file: ConfigPath | None = None
+    """Client certificate for TLS client authentication."""
+    key_file: ConfigPath | None = None
+    """The client certificate's private key."""
+    keepalive_s: int = Field(default=15, ge=5, le=600)
+    """MQTT keep-alive: a hung broker is noticed within 1.5 x this."""
+    batch_records: int = Field(default=500, ge=1, le=10_000)
+    """Records per batch."""
+    batch_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
+    """Uncompressed bytes per batch."""
+    window: int = Field(default=4, ge=1, le=16)
+    """Batches in flight waiting for the warehouse's acknowledgement."""
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("a client certificate needs ca_file (TLS)")
+        if (self.password is None) != (self.username is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class SyncSection(StrictModel):
+    """Store-and-forward to the central warehouse."""
+
+    mqtt: MqttSync | None = None
+    """The MQTT uplink; without it, records stay buffered in the store."""
+
+
+# --------------------------------------------------------------------------------------
 # The whole file
 
 
@@ -720,6 +768,8 @@ class LinesideConfig(StrictModel):
     """Where production runs come from; without it, runs are started from the line."""
     rules: RulesSection = RulesSection()
     """On-device rules and their thresholds."""
+    sync: SyncSection = SyncSection()
+    """Where records go: the central warehouse."""
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

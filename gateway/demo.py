@@ -10,15 +10,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
 from adapters.simulators import SimulatorSettings, run_simulators
-from gateway.config import LinesideConfig, load_config
+from gateway.config import LinesideConfig, MqttSync, SyncSection, load_config
+from gateway.demo_broker import demo_broker
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
 from gateway.service import run_gateway
 from gateway.store import Store
+from sync.ingest import IngestService, IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,9 @@ ORDER BY seq
 """Alerts whose condition still holds (their newest raise/update/clear is not a clear)."""
 
 
-async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig) -> None:
+async def _live_view(
+    store_ready: asyncio.Future[Store], config: LinesideConfig, warehouse: Path | None
+) -> None:
     """A status line per second: what the gateway has recorded so far."""
     queries = {
         "packs": "SELECT count(*) FROM packs",
@@ -61,7 +66,11 @@ async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig)
     }
     store = await store_ready
     print(f"gateway {config.gateway.id}: recording into {config.store.path}", flush=True)
-    print("uplink: not configured, records stay buffered in the store (see 'buffered')")
+    if config.sync.mqtt is None:
+        print("uplink: not configured (no mosquitto here); records stay buffered in the store")
+    else:
+        mqtt = config.sync.mqtt
+        print(f"uplink: MQTT to 127.0.0.1:{mqtt.port}, central ingest into {warehouse}")
     print(
         "alerts: list with 'lineside alerts -c config/demo.toml', acknowledge with "
         "'lineside ack -c config/demo.toml ALERT_ID --operator NAME'"
@@ -74,10 +83,14 @@ async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig)
         )
         last_pack = f"{last[0][0]:.1f} g, run {last[0][1]}" if last else "-"
         active = await store.fetchall(ACTIVE_ALERTS)
+        synced = ""
+        if warehouse is not None:
+            synced = f"  in the warehouse {await asyncio.to_thread(_warehouse_count, warehouse)}"
+        uplink = "" if config.sync.mqtt else " (uplink not configured)"
         print(
             f"packs {counts['packs']} (last {last_pack})  temperatures {counts['temps']}  "
             f"labels {counts['labels']}  rejected {counts['rejected']}  "
-            f"buffered {counts['outbox']}",
+            f"buffered {counts['outbox']}{uplink}{synced}",
             flush=True,
         )
         if active:
@@ -88,6 +101,34 @@ async def _live_view(store_ready: asyncio.Future[Store], config: LinesideConfig)
 
 
 async def _demo(config: LinesideConfig, seconds: float | None) -> None:
+    async with demo_broker(config.store.path.parent / "broker") as port:
+        if port is None:
+            await _demo_with(config, seconds, None)
+            return
+        # Sync through a local broker to a local warehouse (the central ingest, SQLite).
+        warehouse = config.store.path.parent / "warehouse.db"
+        ingest = IngestService(
+            IngestSettings(
+                mqtt_host="127.0.0.1",
+                mqtt_port=port,
+                client_id="lineside-demo-ingest",
+                http_port=0,
+                sqlite_path=warehouse,
+            )
+        )
+        ingest_task = asyncio.create_task(ingest.run(), name="demo.ingest")
+        try:
+            await asyncio.wait_for(ingest.ready.wait(), 30)
+            synced = config.model_copy(
+                update={"sync": SyncSection(mqtt=MqttSync(host="127.0.0.1", port=port))}
+            )
+            await _demo_with(synced, seconds, warehouse)
+        finally:
+            ingest_task.cancel()
+            await asyncio.gather(ingest_task, return_exceptions=True)
+
+
+async def _demo_with(config: LinesideConfig, seconds: float | None, warehouse: Path | None) -> None:
     stop = asyncio.Event()
     started = asyncio.Event()
     store_ready: asyncio.Future[Store] = asyncio.get_running_loop().create_future()
@@ -100,7 +141,7 @@ async def _demo(config: LinesideConfig, seconds: float | None) -> None:
         gateway = tasks.create_task(
             run_gateway(config, stop=stop, on_ready=store_ready.set_result), name="demo.gateway"
         )
-        view = tasks.create_task(_live_view(store_ready, config), name="demo.view")
+        view = tasks.create_task(_live_view(store_ready, config, warehouse), name="demo.view")
         timer = None
         if seconds is not None:
             timer = tasks.create_task(_stop_after(stop, seconds), name="demo.timer")
@@ -108,6 +149,18 @@ async def _demo(config: LinesideConfig, seconds: float | None) -> None:
         for task in (view, simulators, timer):
             if task is not None:
                 task.cancel()
+
+
+def _warehouse_count(path: Path) -> int:
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+    try:
+        return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
 
 
 async def _stop_after(stop: asyncio.Event, seconds: float) -> None:

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -175,6 +175,8 @@ class RulesEngine:
         """Per run: scanned batch codes that map to no known run (OCM scan-back orphans)."""
         self._contexts: dict[str, tuple[ProductionRun, RunContext]] = {}
         self._last_run_checks_us = 0
+        self.listeners: list[Callable[[AlertRecord], None]] = []
+        """Called with every alert transition, after the book has taken it (the andon)."""
 
     # ---------------------------------------------------------------- evaluation
 
@@ -421,7 +423,26 @@ class RulesEngine:
                 )
             )
             log.info("alert %s %s: %s", t.event, t.alert_id, t.message)
+        for record in out:
+            for listener in self.listeners:
+                listener(record)  # type: ignore[arg-type]
         return out
+
+    def summary(self, line: str, limit: int = 10) -> list[dict[str, object]]:
+        """The active alerts of a line, most severe first, for the andon board."""
+        order = {"critical": 0, "major": 1, "warning": 2}
+        active = sorted(self.book.active(line), key=lambda a: (order[str(a.severity)], a.raised_us))
+        return [
+            {
+                "id": a.id,
+                "rule": a.rule,
+                "subject": a.subject,
+                "severity": str(a.severity),
+                "message": a.message,
+                "acknowledged": a.acknowledged,
+            }
+            for a in active[:limit]
+        ]
 
     def _batch_record(self, record: BatchRecord) -> EmarkBatchRecord:
         return EmarkBatchRecord(

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,11 +28,13 @@ from gateway.config import LinesideConfig
 from gateway.control import AlertControl, ControlServer, RunControl
 from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
 from gateway.pipeline import Pipeline
-from gateway.records import DeviceEvent
+from gateway.records import AlertRecord, DeviceEvent
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.store import Store
+from sync.andon import AndonPublisher
+from sync.mqtt_uplink import MqttUplink
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,7 @@ async def run_gateway(
                 rules=engine,
             )
             lines = {line.id for line in config.lines}
+            uplink = build_uplink(config, store, engine, clock)
             runs = RunControl(store, index, clock, lines)
             alerts = AlertControl(engine, store, lines)
             server = ControlServer(
@@ -149,6 +154,10 @@ async def run_gateway(
                 intake_tasks.append(
                     tasks.create_task(_tick_rules(engine, pipeline), name="rules.tick")
                 )
+                if uplink is not None:
+                    # Stopped with the intake: it publishes "offline" and leaves what the
+                    # warehouse has not acknowledged in the outbox for the next start.
+                    intake_tasks.append(tasks.create_task(uplink.run(), name="sync.mqtt"))
                 if poller is not None:
                     intake_tasks.append(
                         tasks.create_task(
@@ -199,3 +208,43 @@ async def _tick_rules(engine: RulesEngine, pipeline: Pipeline) -> None:
     while True:
         await asyncio.sleep(RULES_TICK_S)
         pipeline.submit_all(engine.tick())
+
+
+def build_uplink(
+    config: LinesideConfig, store: Store, engine: RulesEngine, clock: Clock
+) -> MqttUplink | None:
+    """The MQTT uplink when ``[sync.mqtt]`` is configured, fed by the alert book."""
+    settings = config.sync.mqtt
+    if settings is None:
+        return None
+    andon = AndonPublisher(site=config.gateway.site, clock=clock)
+    for line in config.lines:
+        andon.update(line.id, engine.andon(line.id), engine.summary(line.id))
+
+    def on_alert(record: AlertRecord) -> None:
+        if record.line is None:
+            return
+        andon.alert(record.line, dataclasses.asdict(record))
+        andon.update(record.line, engine.andon(record.line), engine.summary(record.line))
+
+    engine.listeners.append(on_alert)
+    tls = None
+    if settings.ca_file is not None:
+        tls = ssl.create_default_context(cafile=str(settings.ca_file))
+        if settings.cert_file is not None and settings.key_file is not None:
+            tls.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+    return MqttUplink(
+        store,
+        host=settings.host,
+        port=settings.port,
+        site=config.gateway.site,
+        gateway=config.gateway.id,
+        andon=andon,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        tls_context=tls,
+        keepalive_s=settings.keepalive_s,
+        max_records=settings.batch_records,
+        max_bytes=settings.batch_bytes,
+        window=settings.window,
+    )

@@ -176,7 +176,7 @@ def test_cli_version_and_help() -> None:
         assert command in help_text
 
 
-@pytest.mark.parametrize("command", ["tui", "ingest"])
+@pytest.mark.parametrize("command", ["tui"])
 def test_commands_of_later_releases_say_so(command: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", command],
