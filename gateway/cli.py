@@ -11,9 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.errors import ConfigError, LinesideError
+
+if TYPE_CHECKING:
+    from gateway.config import LinesideConfig
 
 log = logging.getLogger("lineside")
 
@@ -21,6 +25,39 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
+
+
+class CommandFailed(Exception):
+    """Ends a sub-command with a message on stderr and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _config(path: Path) -> LinesideConfig:
+    from gateway.config import load_config  # noqa: PLC0415
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CommandFailed(str(exc), EXIT_CONFIG) from None
+
+
+def _control(config: LinesideConfig, request: dict[str, Any]) -> dict[str, Any]:
+    """Send an operator command to the running gateway; its answer when it accepted it."""
+    from gateway.control import send_command  # noqa: PLC0415
+
+    try:
+        answer = asyncio.run(send_command(config.control_socket_path, request))
+    except (OSError, TimeoutError) as exc:
+        raise CommandFailed(
+            f"lineside: cannot reach the gateway at {config.control_socket_path}: {exc}; "
+            "is `lineside run` running with this config?"
+        ) from None
+    if not answer.get("ok"):
+        raise CommandFailed(f"lineside: refused: {answer.get('error')}")
+    return answer
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -52,15 +89,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gateway.config import load_config  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
     from gateway.service import run_gateway  # noqa: PLC0415
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config(args.config)
     configure_logging(
         level=args.log_level or config.gateway.log_level,
         fmt=config.gateway.log_format,
@@ -92,29 +124,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_action(args: argparse.Namespace) -> int:
-    from gateway.config import load_config  # noqa: PLC0415
-    from gateway.control import send_command  # noqa: PLC0415
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config(args.config)
     request = {"command": args.action, "run_number": args.run, "operator": args.operator}
     if args.action == "start_run":
         request["line"] = args.line
-    try:
-        answer = asyncio.run(send_command(config.control_socket_path, request))
-    except (OSError, TimeoutError) as exc:
-        print(
-            f"lineside: cannot reach the gateway at {config.control_socket_path}: {exc}; "
-            "is `lineside run` running with this config?",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
-    if not answer.get("ok"):
-        print(f"lineside: refused: {answer.get('error')}", file=sys.stderr)
-        return EXIT_FAILURE
+    _control(config, request)
     print(
         f"run {args.run}: {'started' if args.action == 'start_run' else 'ended'} by {args.operator}"
     )
@@ -124,14 +138,9 @@ def _cmd_run_action(args: argparse.Namespace) -> int:
 def _cmd_alerts(args: argparse.Namespace) -> int:
     import sqlite3  # noqa: PLC0415
 
-    from gateway.config import load_config  # noqa: PLC0415
     from gateway.demo import ACTIVE_ALERTS  # noqa: PLC0415
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config(args.config)
     query = ACTIVE_ALERTS.replace(
         "SELECT rule, severity, subject", "SELECT alert_id, severity, message"
     )
@@ -150,50 +159,21 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
-    from gateway.config import load_config  # noqa: PLC0415
-    from gateway.control import send_command  # noqa: PLC0415
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config(args.config)
     request = {
         "command": "acknowledge",
         "alert_id": args.alert_id,
         "operator": args.operator,
         "comment": args.comment,
     }
-    try:
-        answer = asyncio.run(send_command(config.control_socket_path, request))
-    except (OSError, TimeoutError) as exc:
-        print(f"lineside: cannot reach the gateway: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    if not answer.get("ok"):
-        print(f"lineside: refused: {answer.get('error')}", file=sys.stderr)
-        return EXIT_FAILURE
+    _control(config, request)
     print(f"acknowledged by {args.operator}")
     return EXIT_OK
 
 
 def _cmd_line_mode(args: argparse.Namespace) -> int:
-    from gateway.config import load_config  # noqa: PLC0415
-    from gateway.control import send_command  # noqa: PLC0415
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
-    request = {"command": "line_mode", "line": args.line, "mode": args.mode}
-    try:
-        answer = asyncio.run(send_command(config.control_socket_path, request))
-    except (OSError, TimeoutError) as exc:
-        print(f"lineside: cannot reach the gateway: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    if not answer.get("ok"):
-        print(f"lineside: refused: {answer.get('error')}", file=sys.stderr)
-        return EXIT_FAILURE
+    config = _config(args.config)
+    _control(config, {"command": "line_mode", "line": args.line, "mode": args.mode})
     print(f"line {args.line}: {args.mode}")
     return EXIT_OK
 
@@ -204,15 +184,10 @@ def _cmd_shelf_life(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from adapters.erp.model import run_from_json  # noqa: PLC0415
-    from gateway.config import load_config  # noqa: PLC0415
     from gateway.rules_engine import run_context  # noqa: PLC0415
     from rules.shelf_life import nearing_date  # noqa: PLC0415
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config(args.config)
     try:
         db = sqlite3.connect(f"file:{config.store.path}?mode=ro", uri=True, timeout=5)
         payloads = [p for (p,) in db.execute("SELECT payload FROM runs")]
@@ -250,14 +225,9 @@ def _cmd_erp_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gateway.config import load_config  # noqa: PLC0415
     from gateway.report import ReportError, build_report, format_report  # noqa: PLC0415
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
+    config = _config(args.config)
     try:
         report = build_report(config.store.path, args.run)
     except ReportError as exc:
@@ -426,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
+    except CommandFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
     return code

@@ -83,7 +83,7 @@ def test_watchdog_pings_arrive_and_stop_when_the_loop_is_blocked(tmp_path: Path)
         task = asyncio.create_task(notifier.watchdog())
         await asyncio.sleep(0.3)
         before = drain()
-        time.sleep(0.5)  # the event loop is blocked: no pings may be sent meanwhile
+        _block_the_event_loop(0.5)  # as a stuck computation would: no pings may be sent
         during = drain()
         task.cancel()
         return len(before), len(during)
@@ -92,6 +92,13 @@ def test_watchdog_pings_arrive_and_stop_when_the_loop_is_blocked(tmp_path: Path)
     listener.close()
     assert before >= 3
     assert during == 0
+
+
+def _block_the_event_loop(seconds: float) -> None:
+    """Busy-wait without yielding to the loop."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
 
 
 def test_notifier_is_silent_without_systemd() -> None:
@@ -146,13 +153,33 @@ def test_json_logs_never_contain_a_secret(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=10)
+
+    def link_down_recorded() -> bool:
+        # The unreachable server is logged (and recorded) as a link-down with its error.
+        db_path = tmp_path / "l.db"
+        if not db_path.exists():
+            return False
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = db.execute("SELECT count(*) FROM device_events WHERE kind = 'link_down'")
+            return bool(rows.fetchone()[0])
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            db.close()
+
+    try:
+        wait_for_sync(link_down_recorded, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert lines, "logs are JSON lines"
     assert any("running" in entry["message"] for entry in lines)
+    assert any("link down" in entry["message"] for entry in lines)
     assert secret not in err
 
 
