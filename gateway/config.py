@@ -742,11 +742,54 @@ class MqttSync(StrictModel):
         return self
 
 
+class HttpsSync(StrictModel):
+    """The HTTPS uplink: batches POSTed to the central ingest with an Idempotency-Key."""
+
+    url: str
+    """The ingest endpoint, e.g. ``https://ingest.example/v1/ingest``."""
+    ca_file: ConfigPath | None = None
+    """CA to verify the ingest's certificate (default: the system's)."""
+    cert_file: ConfigPath | None = None
+    """Client certificate for TLS client authentication."""
+    key_file: ConfigPath | None = None
+    """The client certificate's private key."""
+    token: Secret | None = None
+    """Bearer token (a secret table)."""
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Per-request timeout; a timed-out batch is sent again with the same key."""
+    batch_records: int = Field(default=500, ge=1, le=10_000)
+    """Records per batch."""
+    batch_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
+    """Uncompressed bytes per batch."""
+
+    @model_validator(mode="after")
+    def _secure(self) -> Self:
+        url = urlparse(self.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("url must be https://host/path")
+        loopback = url.hostname in ("localhost", "::1") or url.hostname.startswith("127.")
+        if url.scheme == "http" and not loopback:
+            raise ValueError("the ingest is reached over https (plain http only on this machine)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
 class SyncSection(StrictModel):
-    """Store-and-forward to the central warehouse."""
+    """Store-and-forward to the central warehouse (MQTT, HTTPS, or both)."""
 
     mqtt: MqttSync | None = None
-    """The MQTT uplink; without it, records stay buffered in the store."""
+    """The MQTT uplink (also publishes the andon state); without it, no andon."""
+    https: HttpsSync | None = None
+    """The HTTPS uplink to the central ingest."""
+
+    @model_validator(mode="after")
+    def _one_record_path(self) -> Self:
+        if self.mqtt is not None and self.https is not None:
+            # Both would drain the same outbox; the warehouse dedupes, but the bandwidth
+            # is spent twice. Pick one path for records.
+            raise ValueError("configure [sync.mqtt] or [sync.https] for records, not both")
+        return self
 
 
 # --------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.store import Store
 from sync.andon import AndonPublisher
+from sync.https_uplink import HttpsUplink
 from sync.mqtt_uplink import MqttUplink
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ async def run_gateway(
             )
             lines = {line.id for line in config.lines}
             uplink = build_uplink(config, store, engine, clock)
+            https = build_https_uplink(config, store)
             runs = RunControl(store, index, clock, lines)
             alerts = AlertControl(engine, store, lines)
             server = ControlServer(
@@ -158,6 +160,8 @@ async def run_gateway(
                     # Stopped with the intake: it publishes "offline" and leaves what the
                     # warehouse has not acknowledged in the outbox for the next start.
                     intake_tasks.append(tasks.create_task(uplink.run(), name="sync.mqtt"))
+                if https is not None:
+                    intake_tasks.append(tasks.create_task(https.run(), name="sync.https"))
                 if poller is not None:
                     intake_tasks.append(
                         tasks.create_task(
@@ -247,4 +251,26 @@ def build_uplink(
         max_records=settings.batch_records,
         max_bytes=settings.batch_bytes,
         window=settings.window,
+    )
+
+
+def build_https_uplink(config: LinesideConfig, store: Store) -> HttpsUplink | None:
+    """The HTTPS uplink when ``[sync.https]`` is configured."""
+    settings = config.sync.https
+    if settings is None:
+        return None
+    client_cert = None
+    if settings.cert_file is not None and settings.key_file is not None:
+        client_cert = (settings.cert_file, settings.key_file)
+    return HttpsUplink(
+        store,
+        url=settings.url,
+        site=config.gateway.site,
+        gateway=config.gateway.id,
+        ca_file=settings.ca_file,
+        client_cert=client_cert,
+        token=settings.token.get_secret_value() if settings.token else None,
+        max_records=settings.batch_records,
+        max_bytes=settings.batch_bytes,
+        timeout_s=settings.timeout_s,
     )

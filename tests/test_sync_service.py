@@ -71,10 +71,14 @@ async def test_gateway_records_reach_the_warehouse_exactly_once(
     gateway = asyncio.create_task(run_gateway(config, stop=stop, on_ready=started.set_result))
     try:
         store = await asyncio.wait_for(started, 15)
-        for i in range(300):
-            store.submit(  # type: ignore[attr-defined]
-                PackEvent(ts_us=1_000_000 + i, line="L1", device="cw1", net_g=240.0 + i % 7)
+        await asyncio.gather(
+            *(
+                store.submit(  # type: ignore[attr-defined]
+                    PackEvent(ts_us=1_000_000 + i, line="L1", device="cw1", net_g=240.0 + i % 7)
+                )
+                for i in range(300)
             )
+        )  # committed (and in the outbox) before we wait for the outbox to drain
 
         async def drained() -> bool:
             rows = await store.fetchall("SELECT count(*) FROM outbox")  # type: ignore[attr-defined]
@@ -107,3 +111,51 @@ async def test_gateway_records_reach_the_warehouse_exactly_once(
     assert set(received) <= committed, "nothing invented"
     assert committed - left == set(received), "everything acknowledged is in the warehouse"
     assert len(received) >= 300
+
+
+async def test_gateway_records_reach_the_warehouse_over_https(tmp_path: Path) -> None:
+    warehouse_path = tmp_path / "warehouse.db"
+    ingest = IngestService(
+        IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=warehouse_path)
+    )
+    ingest_task = asyncio.create_task(ingest.run())
+    await asyncio.wait_for(ingest.ready.wait(), 15)
+    db_path = tmp_path / "gw.db"
+    config_path = tmp_path / "gw.toml"
+    config_path.write_text(
+        minimal_config_text(db_path, commit_interval_ms=20)
+        + f'[sync.https]\nurl = "http://127.0.0.1:{ingest.http_port}/v1/ingest"\n'
+    )
+    stop = asyncio.Event()
+    started: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    gateway = asyncio.create_task(
+        run_gateway(load_config(config_path), stop=stop, on_ready=started.set_result)
+    )
+    try:
+        store = await asyncio.wait_for(started, 15)
+        await asyncio.gather(
+            *(
+                store.submit(  # type: ignore[attr-defined]
+                    PackEvent(ts_us=2_000_000 + i, line="L1", device="cw1", net_g=241.0)
+                )
+                for i in range(120)
+            )
+        )
+
+        async def drained() -> bool:
+            rows = await store.fetchall("SELECT count(*) FROM outbox")  # type: ignore[attr-defined]
+            return int(rows[0][0]) == 0
+
+        await wait_for(drained, timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(gateway, 15)
+        ingest_task.cancel()
+        await asyncio.gather(ingest_task, return_exceptions=True)
+    edge = sqlite3.connect(db_path)
+    packs = {seq for (seq,) in edge.execute("SELECT seq FROM packs")}
+    received = [
+        seq for (seq,) in sqlite3.connect(warehouse_path).execute("SELECT seq FROM records")
+    ]
+    assert len(received) == len(set(received))
+    assert packs <= set(received)

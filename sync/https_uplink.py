@@ -1,0 +1,408 @@
+"""Store-and-forward to the warehouse over HTTPS: ``POST /v1/ingest``, one batch at a time.
+
+Delivery rule (the same as the MQTT uplink's)
+---------------------------------------------
+A record leaves the outbox only when the ingest's ``200`` answer (an
+:func:`sync.protocol.encode_ack` JSON body) lists it as committed. Batches are taken from the
+outbox in priority order (alerts → compliance → telemetry) and POSTed as
+:func:`~sync.protocol.encode_batch` bytes with ``Content-Encoding: deflate`` and
+``Idempotency-Key: <batch_id>`` (reliability.md §3.4). Until a batch is answered, it is the
+only thing sent: a failed attempt is retried as the **same bytes with the same key**, so an
+ambiguous outcome (timeout after sending, connection lost, ``5xx`` after a commit) costs at
+most a duplicate on the wire, which the warehouse dedupes on ``(gateway, seq)``.
+
+Answers:
+
+* ``200`` + ack: ``committed`` → :meth:`Outbox.acknowledge` (only seqs the batch carried);
+  ``conflicts`` → :meth:`Outbox.quarantine` with the ingest's reason and a
+  ``sync_quarantined`` alert. A malformed ack is ambiguous: retried.
+* Connect errors, timeouts, a lost connection, ``408``, ``429``, ``5xx`` (and anything else
+  that is not a final answer): retried after :class:`gateway.backoff.Backoff` (capped
+  exponential, jittered), or after ``Retry-After`` when the server says how long (capped at
+  :data:`MAX_RETRY_AFTER_S`) (reliability.md §7 rows 16-17).
+* Any other ``4xx``: the ingest refuses this batch; retrying cannot help. Its records move to
+  the outbox quarantine with the status and an excerpt of the body, a ``sync_quarantined``
+  alert is stored (not for a batch made only of such alerts: no chain reaction), and the next
+  batch is taken only after a backoff delay, so a server that refuses everything (a wrong
+  token) cannot drive a hot loop.
+
+httpx errors are translated at this boundary: none leaves :meth:`HttpsUplink.run`, which
+returns only when cancelled. TLS is always verified (``ca_file`` or the system trust store);
+there is no switch to turn verification off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from adapters.base import LinkState
+from gateway.backoff import Backoff
+from gateway.errors import StoreError
+from gateway.records import AlertRecord, Severity
+from gateway.store import Store
+from sync.outbox import Outbox, batch_seqs
+from sync.protocol import Ack, Batch, ProtocolError, decode_ack, encode_batch, seq_ranges
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429})
+UNAUTHORIZED_STATUS = frozenset({401, 403})
+"""The ingest refuses this gateway (token, certificate, enrolment): a link problem, not a
+problem of the batch, so nothing is quarantined."""
+"""4xx answers that mean "not now" rather than "never": retried like a 5xx."""
+
+MAX_RETRY_AFTER_S = 300.0
+"""A longer ``Retry-After`` is capped: the gateway keeps trying at least this often."""
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+"""Response bodies are read up to this size (an ack for 500 records is a few KiB)."""
+
+EXCERPT_CHARS = 200
+"""How much of a refusal's body goes into the quarantine reason."""
+
+
+@dataclass
+class HttpsUplinkStats:
+    """Counters for metrics and the TUI."""
+
+    sent: int = 0
+    """Batches POSTed for the first time."""
+    acked: int = 0
+    """Records the ingest acknowledged as committed (deleted from the outbox)."""
+    retries: int = 0
+    """POSTs of a batch again, with the same Idempotency-Key, after a failed attempt."""
+    duplicates_seen: int = 0
+    """Retries after an attempt that may have been committed (timeout or connection lost
+    after sending, 5xx, malformed ack): each may be a duplicate on the wire, deduped by the
+    ingest on its Idempotency-Key and ``(gateway, seq)``."""
+    quarantined: int = 0
+    """Records moved to the outbox quarantine (refused batches and per-record conflicts)."""
+    refusals: int = 0
+    """Batches the ingest refused with a final 4xx."""
+    last_error: str = ""
+
+
+class _Retry(Exception):
+    """This attempt failed; send the same batch again later."""
+
+    def __init__(
+        self, reason: str, *, ambiguous: bool, down: bool, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.ambiguous = ambiguous
+        """The ingest may have committed the batch."""
+        self.down = down
+        """No answer from the ingest at all (link DOWN rather than DEGRADED)."""
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """The ingest refused the batch for good (a 4xx other than 408/429)."""
+
+
+class HttpsUplink:
+    """POSTs the outbox to the central ingest and deletes what it acknowledges.
+
+    Run :meth:`run` as a task and cancel it to stop; the outbox keeps whatever is unacked.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        url: str,
+        site: str,
+        gateway: str,
+        outbox: Outbox | None = None,
+        ca_file: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
+        token: str | None = None,
+        max_records: int = 500,
+        max_bytes: int = 256 * 1024,
+        timeout_s: float = 10.0,
+        poll_interval_s: float = 0.5,
+        backoff: Backoff | None = None,
+    ) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("https", "http"):
+            raise ValueError(f"the ingest URL must be https:// (or http:// for tests): {url!r}")
+        if max_records < 1 or max_bytes < 1 or timeout_s <= 0 or poll_interval_s <= 0:
+            raise ValueError("max_records, max_bytes, timeout_s, poll_interval_s must be positive")
+        if scheme == "http" and (token is not None or client_cert is not None):
+            log.warning("https uplink: credentials configured for a plain http:// URL %s", url)
+        self.store = store
+        self.outbox = outbox or Outbox(store, gateway=gateway, site=site)
+        self.url = url
+        self.site = site
+        self.gateway = gateway
+        self.ca_file = ca_file
+        self.client_cert = client_cert
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
+        self.state = LinkState.DISABLED
+        self.stats = HttpsUplinkStats()
+        self._unauthorized_alerted = False
+        self._headers = {
+            "content-type": "application/json",
+            "content-encoding": "deflate",
+            "accept": "application/json",
+        }
+        if token is not None:
+            self._headers["authorization"] = f"Bearer {token}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Verification always on: the given CA (or the system's), hostname checked."""
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.client_cert is not None:
+            cert, key = self.client_cert
+            context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+        return context
+
+    # ---------------------------------------------------------------- the loop
+
+    async def run(self) -> None:
+        """Send the outbox until cancelled. Only cancellation ends it."""
+        self.state = LinkState.CONNECTING
+        try:
+            async with httpx.AsyncClient(
+                verify=self.tls_context(),
+                timeout=httpx.Timeout(self.timeout_s),
+                follow_redirects=False,
+                trust_env=False,
+            ) as client:
+                while True:
+                    batch = await self._next_batch()
+                    if batch is None:
+                        await asyncio.sleep(self.poll_interval_s)
+                        continue
+                    await self._deliver(client, batch)
+        finally:
+            self.state = LinkState.DISABLED
+
+    async def _next_batch(self) -> Batch | None:
+        try:
+            return await self.outbox.next_batch(self.max_records, self.max_bytes)
+        except StoreError as exc:
+            self.stats.last_error = f"outbox: {exc}"
+            log.error("https uplink: cannot read the outbox: %s", exc)
+            return None
+
+    async def _deliver(self, client: httpx.AsyncClient, batch: Batch) -> None:
+        """POST ``batch`` until it is acknowledged or refused (same bytes, same key)."""
+        try:
+            payload = encode_batch(batch)
+        except ValueError as exc:  # the outbox checks this; defence in depth
+            await self._refuse(batch, f"not encodable: {exc}")
+            return
+        attempts = 0
+        ambiguous = False
+        while True:
+            attempts += 1
+            if attempts == 1:
+                self.stats.sent += 1
+            else:
+                self.stats.retries += 1
+                if ambiguous:
+                    self.stats.duplicates_seen += 1
+            try:
+                ack = await self._post(client, batch, payload)
+            except _Retry as exc:
+                ambiguous = ambiguous or exc.ambiguous
+                self.state = LinkState.DOWN if exc.down else LinkState.DEGRADED
+                self.stats.last_error = exc.reason
+                delay = self.backoff.next_delay()
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER_S))
+                log.warning(
+                    "https uplink: batch %s attempt %d failed (%s); retry in %.2f s",
+                    batch.batch_id,
+                    attempts,
+                    exc.reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            except _Refused as exc:
+                self.state = LinkState.DEGRADED
+                self.stats.refusals += 1
+                self.stats.last_error = str(exc)
+                await self._refuse(batch, str(exc))
+                # A server that refuses everything must not drain the outbox in a hot loop.
+                await asyncio.sleep(self.backoff.next_delay())
+                return
+            self.backoff.reset()
+            self.state = LinkState.UP
+            await self._on_ack(batch, ack)
+            return
+
+    async def _post(self, client: httpx.AsyncClient, batch: Batch, payload: bytes) -> Ack:
+        """One attempt; :class:`_Retry` or :class:`_Refused` unless the batch is acked."""
+        headers = {**self._headers, "idempotency-key": batch.batch_id}
+        try:
+            async with client.stream("POST", self.url, content=payload, headers=headers) as resp:
+                body = await _read_limited(resp, MAX_RESPONSE_BYTES)
+                status = resp.status_code
+                retry_after = _retry_after(resp.headers.get("retry-after"))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing was sent (includes TLS handshake failures: a clear error, with backoff).
+            raise _Retry(_describe(exc), ambiguous=False, down=True) from exc
+        except httpx.TimeoutException as exc:
+            raise _Retry(_describe(exc), ambiguous=True, down=True) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            # Connection lost mid-request (reset after the body, protocol error, ...).
+            raise _Retry(_describe(exc), ambiguous=True, down=True) from exc
+        if status == 200:
+            self._authorized()
+            try:
+                ack = decode_ack(body)
+            except ProtocolError as exc:
+                raise _Retry(f"200 with {exc}", ambiguous=True, down=False) from exc
+            if ack.batch_id != batch.batch_id or ack.gateway != self.gateway:
+                raise _Retry(
+                    f"ack for {ack.gateway}/{ack.batch_id}, not this batch",
+                    ambiguous=True,
+                    down=False,
+                )
+            return ack
+        reason = f"HTTP {status}: {_excerpt(body)}"
+        if status in UNAUTHORIZED_STATUS:
+            # Our credentials are refused, not this batch: every batch would be. Keep the
+            # records, say so once, and retry slowly (a fixed token or enrolment resumes).
+            self._unauthorized(reason)
+            raise _Retry(reason, ambiguous=False, down=True)
+        if status in RETRYABLE_STATUS:
+            raise _Retry(reason, ambiguous=False, down=False, retry_after=retry_after)
+        if 400 <= status < 500:
+            raise _Refused(reason)
+        # 5xx (the ingest may have committed before failing), or an unexpected 1xx/2xx/3xx.
+        raise _Retry(reason, ambiguous=True, down=False, retry_after=retry_after)
+
+    # ---------------------------------------------------------------- outcomes
+
+    async def _on_ack(self, batch: Batch, ack: Ack) -> None:
+        # Only what this batch carried: an ack never deletes records it did not cover.
+        mine = set(batch_seqs(batch))
+        committed = [seq for seq in ack.committed if seq in mine]
+        self.stats.acked += await self.outbox.acknowledge(committed)
+        by_reason: dict[str, list[int]] = {}
+        for seq, reason in ack.conflicts:
+            if seq in mine:
+                by_reason.setdefault(reason, []).append(seq)
+        for reason, seqs in by_reason.items():
+            await self._quarantine(batch.batch_id, batch.stream, seqs, f"ingest: {reason}")
+
+    def _unauthorized(self, reason: str) -> None:
+        if self._unauthorized_alerted:
+            return
+        self._unauthorized_alerted = True
+        log.error("https uplink: the ingest refuses this gateway: %s", reason)
+        self._alert("raised", f"the central ingest refuses this gateway ({reason}); records kept")
+
+    def _authorized(self) -> None:
+        if self._unauthorized_alerted:
+            self._unauthorized_alerted = False
+            self._alert("cleared", "the central ingest accepts this gateway again")
+
+    def _alert(self, state: str, message: str) -> None:
+        record = AlertRecord(
+            ts_us=self.store.clock.wall_us(),
+            alert_id="sync.https.unauthorized",
+            rule="sync_unauthorized",
+            subject=self.url,
+            severity=Severity.MAJOR,
+            state=state,
+            message=message,
+        )
+        try:
+            self.store.submit(record)
+        except StoreError as exc:
+            log.error("https uplink: cannot store the alert: %s", exc)
+
+    async def _refuse(self, batch: Batch, reason: str) -> None:
+        only_own_alerts = batch.stream == "alerts" and all(
+            data.get("rule") == "sync_quarantined" for _, data in batch.records
+        )
+        await self._quarantine(
+            batch.batch_id, batch.stream, batch_seqs(batch), reason, alert=not only_own_alerts
+        )
+
+    async def _quarantine(
+        self, batch_id: str, stream: str, seqs: Sequence[int], reason: str, *, alert: bool = True
+    ) -> None:
+        moved = await self.outbox.quarantine(seqs, reason)
+        self.stats.quarantined += moved
+        ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in seq_ranges(seqs))
+        log.error("https uplink: %d %s records quarantined (%s): %s", moved, stream, ranges, reason)
+        if not alert:
+            # An alert about refused sync alerts would be refused again: no chain reaction.
+            return
+        record = AlertRecord(
+            ts_us=self.store.clock.wall_us(),
+            alert_id=f"sync.quarantined.{batch_id}",
+            rule="sync_quarantined",
+            subject=batch_id,
+            severity=Severity.MAJOR,
+            state="raised",
+            message=f"{len(seqs)} {stream} records refused and quarantined: {reason}",
+            detail={"stream": stream, "seqs": ranges, "reason": reason, "batch_id": batch_id},
+        )
+        try:
+            self.store.submit(record)
+        except StoreError as exc:
+            log.error("https uplink: cannot store the quarantine alert: %s", exc)
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    """The (decoded) body, up to ``limit`` bytes: a huge answer cannot exhaust memory."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date); ``None`` if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+__all__ = ["HttpsUplink", "HttpsUplinkStats"]
