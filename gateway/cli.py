@@ -260,6 +260,37 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from sync.ingest.warehouse import create_warehouse  # noqa: PLC0415
+    from sync.reconcile import reconcile  # noqa: PLC0415
+
+    config = _config(args.config)
+    dsn = os.environ.get(args.postgres_dsn_env) if args.postgres_dsn_env else None
+    if args.postgres_dsn_env and not dsn:
+        raise CommandFailed(f"lineside reconcile: ${args.postgres_dsn_env} is not set", EXIT_USAGE)
+    warehouse = create_warehouse(postgres_dsn=dsn, sqlite_path=args.sqlite)
+
+    async def compare() -> list[Any]:
+        await warehouse.open()
+        try:
+            return await reconcile(config.store.path, warehouse, config.gateway.id)
+        finally:
+            await warehouse.close()
+
+    differences = asyncio.run(compare())
+    for d in differences:
+        stream, run, hour = d.key
+        print(
+            f"{stream:<16} run {run or '-':<16} {hour}h  gateway {d.gateway_count:>7}  "
+            f"warehouse {d.warehouse_count:>7}  still buffered {d.still_buffered:>6}"
+        )
+    if differences:
+        print(f"{len(differences)} bucket(s) differ", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"gateway {config.gateway.id}: every committed record is in the warehouse or buffered")
+    return EXIT_OK
+
+
 def _not_yet(name: str, what: str) -> int:
     print(f"lineside {name}: {what} is not part of this release yet.", file=sys.stderr)
     return EXIT_USAGE
@@ -361,6 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="run number")
     report.add_argument("--config", "-c", type=Path, required=True, help="config file")
     report.set_defaults(handler=_cmd_report)
+
+    rec = commands.add_parser(
+        "reconcile", help="compare this gateway's counts with the warehouse's"
+    )
+    rec.add_argument("--config", "-c", type=Path, required=True, help="gateway config file")
+    rec.add_argument("--postgres-dsn-env", metavar="VAR", help="env var with the warehouse DSN")
+    rec.add_argument("--sqlite", type=Path, default=None, help="warehouse SQLite file instead")
+    rec.set_defaults(handler=_cmd_reconcile)
 
     tui = commands.add_parser("tui", help="operator terminal UI")
     tui.set_defaults(handler=lambda _a: _not_yet("tui", "the operator terminal UI"))

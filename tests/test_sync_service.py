@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from gateway.records import PackEvent
 from gateway.service import run_gateway
 from sync.ingest import IngestService, IngestSettings
 from sync.protocol import andon_topic, status_topic
-from tests.conftest import minimal_config_text, wait_for
+from tests.conftest import REPO, minimal_config_text, wait_for
 from tests.mosquitto import Mosquitto
 
 
@@ -159,3 +161,34 @@ async def test_gateway_records_reach_the_warehouse_over_https(tmp_path: Path) ->
     ]
     assert len(received) == len(set(received))
     assert packs <= set(received)
+    # The data team's check: every committed record is in the warehouse or still buffered.
+    command = [sys.executable, "-m", "gateway.cli", "reconcile", "-c", str(config_path)]
+    ok = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--sqlite", str(warehouse_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "every committed record is in the warehouse or buffered" in ok.stdout
+    lost = sqlite3.connect(warehouse_path)
+    lost.execute(
+        "DELETE FROM records WHERE seq = (SELECT min(seq) FROM records WHERE stream = 'packs')"
+    )
+    lost.commit()
+    lost.close()
+    bad = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--sqlite", str(warehouse_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("packs")
+    assert "1 bucket(s) differ" in bad.stderr
