@@ -15,20 +15,31 @@
 * A size budget: ``max_page_count`` keeps the database under ``max_size_mb`` and leaves
   ``headroom_mb`` free on the disk. When the budget or the disk is full, the batch is rolled
   back explicitly, kept in memory, and retried with backoff (SQLite can't even DELETE on a
-  full disk: reliability.md §2.4). An I/O error is fatal: the process exits, systemd restarts.
+  full disk: reliability.md §2.4). An I/O error is fatal: the process exits, systemd restarts;
+  but an I/O error while the disk has (almost) no free space, or ENOSPC writing the sequence
+  reservation, is a full disk and handled like SQLITE_FULL.
+* Eviction (:mod:`gateway.eviction` has the policy): near the budget, or when a commit hits
+  it, the oldest telemetry rows and their outbox rows are deleted in bounded chunks, one
+  transaction each, on the writer connection; compliance records and alerts never are.
+  Evicted rows are counted per table in :attr:`StoreStats.evicted`, and one "edge storage
+  full" alert (``store.full``) is raised, cleared again when the database is back well under
+  its budget. Before each retry after a full commit the budget is recomputed from the free
+  disk space, so space that comes back is used without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import math
 import os
 import shutil
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +48,7 @@ from typing import Any
 
 import aiosqlite
 
+from gateway import eviction
 from gateway.backoff import Backoff
 from gateway.clock import Clock
 from gateway.config import StoreSection
@@ -61,6 +73,11 @@ SQLITE_FULL = 13
 SQLITE_NOTADB = 26
 SQLITE_HEADER = b"SQLite format 3\x00"
 
+DISK_FULL_BYTES = 1 * MIB
+"""An I/O error while less than this is free on the database's volume is taken as ENOSPC
+(SQLite reports a failed write as SQLITE_FULL, but some other writes, e.g. growing the
+``-shm`` file, as an SQLITE_IOERR variant)."""
+
 
 class StoreState(StrEnum):
     """What the store can do right now; shown in the TUI and metrics."""
@@ -80,6 +97,11 @@ class StoreStats:
     last_commit_ms: float = 0.0
     full_events: int = 0
     quarantined: list[Path] = field(default_factory=list)
+    evicted: dict[str, int] = field(default_factory=dict)
+    """Telemetry rows evicted for space, per table, since the store was opened."""
+    used_pages: int = 0
+    max_pages: int = 0
+    """Database pages in use and the budget in pages, as last checked."""
 
 
 @dataclass(slots=True)
@@ -128,6 +150,10 @@ class Store:
         self._stopping = False
         self._committer_done = asyncio.Event()
         self._commit_lock = asyncio.Lock()
+        self._page_size = 4096
+        self._alert_raised = False
+        self._next_check = 0.0
+        self._pages_per_row: float | None = None
 
     # ---------------------------------------------------------------- life cycle
 
@@ -147,6 +173,7 @@ class Store:
             moved = self._quarantine(str(exc))
             self._db = await self._connect()
             self._alert_quarantined(moved, str(exc))
+        self._alert_raised = await self._full_alert_is_raised()
         database_max = await self._max_sequence()
         await asyncio.to_thread(self._sequence.start, database_max)
         if self._sequence.recovered_from_damaged_file:
@@ -180,7 +207,12 @@ class Store:
         self._wakeup.set()
         try:
             while self._pending:
-                await self.commit_pending()
+                try:
+                    await self.commit_pending()
+                except StoreFullError:
+                    # Telemetry may still make room for what is pending; if not, give up.
+                    if not await self._shielded(self._make_room_locked(full=True)):
+                        raise
         finally:
             db, self._db = self._db, None
             with contextlib.suppress(sqlite3.Error):
@@ -259,8 +291,12 @@ class Store:
         headroom = self.config.headroom_mb * MIB
         allowed = min(self.config.max_size_mb * MIB, size_now + max(free - headroom, 0))
         pages = max(allowed // page_size, (size_now // page_size) + 1, 64)
-        await db.execute(f"PRAGMA max_page_count={pages}")
-        log.debug("store budget: %d pages of %d bytes", pages, page_size)
+        # SQLite answers with the cap in force (never below the pages already in use).
+        async with db.execute(f"PRAGMA max_page_count={pages}") as cursor:
+            row = await cursor.fetchone()
+        self._page_size = page_size
+        self.stats.max_pages = int(row[0]) if row else pages
+        log.debug("store budget: %d pages of %d bytes", self.stats.max_pages, page_size)
 
     async def _max_sequence(self) -> int:
         db = self._connection()
@@ -344,7 +380,8 @@ class Store:
     async def run_committer(self) -> None:
         """Commit pending records in groups until :meth:`stop_committer` (run as a task)."""
         interval = self.config.commit_interval_ms / 1000
-        backoff = Backoff(initial=0.2, maximum=10.0)
+        # The floor keeps a full store from retrying in a tight loop.
+        backoff = Backoff(initial=0.2, maximum=10.0, floor_fraction=0.5)
         while not (self._stopping and not self._pending):
             if not self._pending:
                 self._wakeup.clear()
@@ -369,6 +406,9 @@ class Store:
                     exc,
                 )
                 await asyncio.sleep(delay)
+                # Before the retry: recompute the budget from the free disk space and evict
+                # telemetry; what still does not fit keeps waiting in memory.
+                await self._shielded(self._make_room_locked(full=True))
             else:
                 backoff.reset()
         self._committer_done.set()
@@ -386,7 +426,12 @@ class Store:
         finishes and the batch is taken off the queue exactly once, so a later flush cannot
         store the same records again under new sequence numbers.
         """
-        inner = asyncio.ensure_future(self._commit_front())
+        return await self._shielded(self._commit_front())
+
+    @staticmethod
+    async def _shielded(work: Coroutine[Any, Any, int]) -> int:
+        """Run ``work`` to its end even if the caller is cancelled (no half transactions)."""
+        inner = asyncio.ensure_future(work)
         try:
             return await asyncio.shield(inner)
         except asyncio.CancelledError:
@@ -417,6 +462,7 @@ class Store:
             self.stats.batches_committed += 1
             self.stats.records_committed += len(batch)
             self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            await self._check_budget()
             return len(batch)
 
     async def commit_with_meta(self, records: Sequence[Record], meta: dict[str, str]) -> list[int]:
@@ -442,7 +488,13 @@ class Store:
     ) -> None:
         db = self._connection()
         if self._sequence.needs_reservation(len(batch)):
-            await asyncio.to_thread(self._sequence.reserve, len(batch))
+            try:
+                await asyncio.to_thread(self._sequence.reserve, len(batch))
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self._mark_full()
+                raise StoreFullError(f"{self._sequence.path}: {exc}") from exc
         first = self._sequence.take(len(batch))
         now = self.clock.wall_us()
         by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
@@ -477,14 +529,30 @@ class Store:
             raise StoreError(f"a record broke a table constraint: {exc}") from exc
         except sqlite3.Error as exc:
             await self._rollback()
-            error = classify_sqlite_error(exc)
+            error = self._classify(exc)
             if error is StoreFullError:
-                self.state = StoreState.FULL
-                self.stats.full_events += 1
+                self._mark_full()
             raise error(f"{self.path}: commit of {len(batch)} records failed: {exc}") from exc
         for offset, item in enumerate(batch):
             if not item.done.done():
                 item.done.set_result(first + offset)
+
+    def _mark_full(self) -> None:
+        self.state = StoreState.FULL
+        self.stats.full_events += 1
+
+    def _classify(self, exc: sqlite3.Error) -> type[StoreError]:
+        """Like :func:`classify_sqlite_error`, but an I/O error on a full disk is "full"."""
+        error = classify_sqlite_error(exc)
+        if error is StoreIOError and self._disk_is_full():
+            return StoreFullError
+        return error
+
+    def _disk_is_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free < DISK_FULL_BYTES
+        except OSError:
+            return False
 
     async def _rollback(self) -> None:
         # After SQLITE_FULL/IOERR SQLite may have undone only the failing statement; the whole
@@ -501,6 +569,212 @@ class Store:
         self._db = await self._connect()
         self._alert_quarantined(moved, reason)
         # The alert was appended at the end; the retried batch is the front of the queue.
+
+    # ---------------------------------------------------------------- eviction
+
+    async def _used_pages(self) -> int:
+        db = self._connection()
+        async with db.execute("PRAGMA page_count") as cursor:
+            row = await cursor.fetchone()
+        pages = int(row[0]) if row else 0
+        async with db.execute("PRAGMA freelist_count") as cursor:
+            row = await cursor.fetchone()
+        used = pages - (int(row[0]) if row else 0)
+        self.stats.used_pages = used
+        return used
+
+    async def _check_budget(self) -> None:
+        """After a commit: evict early when near the budget; clear the alert when well under.
+
+        Looks every :data:`eviction.CHECK_INTERVAL_S` while all is well, after every commit
+        while the "edge storage full" alert is raised. Runs under the commit lock.
+        """
+        now = time.monotonic()
+        if not self._alert_raised and now < self._next_check:
+            return
+        self._next_check = now + eviction.CHECK_INTERVAL_S
+        try:
+            await self._make_room(full=False)
+        except StoreFullError as exc:
+            log.warning("store: eviction failed, the disk is full: %s", exc)
+            return
+        except StoreCorruptError as exc:
+            # The batch is committed; the next commit meets the damage and quarantines.
+            log.error("store: eviction check failed: %s", exc)
+            return
+        if (
+            self._alert_raised
+            and self.state is StoreState.OK
+            and self.stats.used_pages < eviction.CLEAR_BELOW * self.stats.max_pages
+        ):
+            self._alert_raised = False
+            self._submit_full_alert(
+                "cleared",
+                f"edge storage below {eviction.CLEAR_BELOW:.0%} of its budget again "
+                f"({self._usage_text()}); telemetry evicted since start: "
+                f"{self._evicted_text()}",
+            )
+            log.warning("store: edge storage no longer full (%s)", self._usage_text())
+
+    async def _make_room_locked(self, *, full: bool) -> int:
+        async with self._commit_lock:
+            try:
+                return await self._make_room(full=full)
+            except StoreFullError as exc:
+                # Not even a DELETE fits (a full file system): wait for space to come back.
+                log.error("store: cannot evict, the disk is full: %s", exc)
+                if not self._alert_raised:
+                    self._raise_full_alert(
+                        f"the disk is full, nothing can be written or evicted; "
+                        f"{len(self._pending)} records waiting in memory"
+                    )
+                return 0
+
+    async def _make_room(self, *, full: bool) -> int:
+        """Recompute the budget and evict telemetry if needed; return the rows evicted.
+
+        ``full``: a commit has just hit the budget, so evict at least one chunk. Raises the
+        "edge storage full" alert (once) when eviction starts, or when the store is full and
+        there is no telemetry left to evict. Call with the commit lock held.
+        """
+        await self._apply_budget(self._connection())
+        used = await self._used_pages()
+        limit = self.stats.max_pages
+        if not full and used <= eviction.EVICT_ABOVE * limit:
+            return 0
+        evicted = await self._evict_telemetry(int(eviction.EVICT_DOWN_TO * limit), full=full)
+        count = sum(evicted.values())
+        if count:
+            log.warning(
+                "store near its budget (%s): evicted %d telemetry rows %s",
+                self._usage_text(),
+                count,
+                evicted,
+            )
+            if not self._alert_raised:
+                self._raise_full_alert(
+                    f"evicting the oldest telemetry to keep recording; evicted so far: "
+                    f"{self._evicted_text()}; compliance records and alerts are kept"
+                )
+        elif full and not self._alert_raised:
+            self._raise_full_alert(
+                f"only compliance records and alerts remain, nothing can be evicted; "
+                f"{len(self._pending)} records waiting in memory"
+            )
+        return count
+
+    async def _evict_telemetry(self, target_pages: int, *, full: bool) -> dict[str, int]:
+        """Delete the oldest telemetry in chunks until ``target_pages`` are used."""
+        db = self._connection()
+        evicted: dict[str, int] = {}
+        for chunk in range(eviction.MAX_CHUNKS_PER_ROUND):
+            if chunk and self.stats.used_pages <= target_pages:
+                break
+            if not chunk and not full and self.stats.used_pages <= target_pages:
+                break
+            before = self.stats.used_pages
+            oldest = await self._oldest_telemetry(self._chunk_rows(before - target_pages))
+            if not oldest:
+                break
+            by_table: dict[str, list[int]] = defaultdict(list)
+            for seq, table in oldest:
+                by_table[table].append(seq)
+            deleted: dict[str, int] = {}
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                for table, seqs in by_table.items():
+                    # Table names come from eviction.EVICTABLE_TABLES, never from input.
+                    sql = f"DELETE FROM {table} WHERE seq IN (SELECT value FROM json_each(?))"  # noqa: S608
+                    async with db.execute(sql, (_json_list(seqs),)) as cursor:
+                        deleted[table] = cursor.rowcount
+                await db.execute(
+                    "DELETE FROM outbox WHERE priority = ? "
+                    "AND seq IN (SELECT value FROM json_each(?))",
+                    (eviction.EVICTABLE_PRIORITY, _json_list([seq for seq, _ in oldest])),
+                )
+                await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._rollback()
+                error = self._classify(exc)
+                raise error(f"{self.path}: eviction of {len(oldest)} rows failed: {exc}") from exc
+            for table, rows in deleted.items():
+                evicted[table] = evicted.get(table, 0) + rows
+                self.stats.evicted[table] = self.stats.evicted.get(table, 0) + rows
+            freed = before - await self._used_pages()
+            if freed > 0:
+                self._pages_per_row = freed / len(oldest)
+        return evicted
+
+    def _chunk_rows(self, excess_pages: int) -> int:
+        """Rows for the next chunk: enough for ``excess_pages`` as far as we can tell.
+
+        Sized from what the last chunk freed per row, so eviction stops near
+        :data:`eviction.EVICT_DOWN_TO` instead of overshooting by a whole chunk.
+        """
+        if self._pages_per_row is None or excess_pages <= 0:
+            return eviction.CHUNK_ROWS if excess_pages > 0 else eviction.MIN_CHUNK_ROWS
+        wanted = math.ceil(1.1 * excess_pages / self._pages_per_row)
+        return max(eviction.MIN_CHUNK_ROWS, min(eviction.CHUNK_ROWS, wanted))
+
+    async def _oldest_telemetry(self, limit: int) -> list[tuple[int, str]]:
+        """The next chunk to evict: the oldest evictable rows across the telemetry tables."""
+        candidates: list[tuple[int, str]] = []
+        for table in eviction.EVICTABLE_TABLES:
+            if table == "device_events":
+                marks = ", ".join("?" * len(eviction.PROTECTED_EVENT_KINDS))
+                sql = (
+                    f"SELECT seq FROM device_events WHERE kind NOT IN ({marks}) "  # noqa: S608
+                    "ORDER BY seq LIMIT ?"
+                )
+                parameters: tuple[object, ...] = (*eviction.PROTECTED_EVENT_KINDS, limit)
+            else:
+                sql = f"SELECT seq FROM {table} ORDER BY seq LIMIT ?"  # noqa: S608
+                parameters = (limit,)
+            rows = await self._query(sql, parameters)  # under the commit lock already
+            candidates.extend((int(row[0]), table) for row in rows)
+        candidates.sort()
+        return candidates[:limit]
+
+    async def _full_alert_is_raised(self) -> bool:
+        rows = await self._query(
+            "SELECT state FROM alerts WHERE alert_id = ? ORDER BY seq DESC LIMIT 1",
+            (eviction.ALERT_ID,),
+        )
+        return bool(rows) and str(rows[0][0]) != "cleared"
+
+    def _raise_full_alert(self, what: str) -> None:
+        self._alert_raised = True
+        self._submit_full_alert("raised", f"edge storage full: {what} ({self._usage_text()})")
+        log.error("store: edge storage full: %s", what)
+
+    def _submit_full_alert(self, state: str, message: str) -> None:
+        self.submit(
+            AlertRecord(
+                ts_us=self.clock.wall_us(),
+                alert_id=eviction.ALERT_ID,
+                rule=eviction.ALERT_RULE,
+                subject=str(self.path),
+                severity=Severity.MAJOR,
+                state=state,
+                message=message,
+                detail={
+                    "evicted": dict(self.stats.evicted),
+                    "used_pages": self.stats.used_pages,
+                    "max_pages": self.stats.max_pages,
+                    "page_size": self._page_size,
+                    "pending": len(self._pending),
+                },
+            )
+        )
+
+    def _usage_text(self) -> str:
+        used, limit = self.stats.used_pages, max(self.stats.max_pages, 1)
+        return f"{used * self._page_size / MIB:.1f} of {limit * self._page_size / MIB:.1f} MiB"
+
+    def _evicted_text(self) -> str:
+        if not self.stats.evicted:
+            return "none"
+        return ", ".join(f"{table} {rows}" for table, rows in sorted(self.stats.evicted.items()))
 
     # ---------------------------------------------------------------- reading
 
@@ -526,9 +800,19 @@ class Store:
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a read query on the writer connection (serialised with commits)."""
-        async with self._connection().execute(sql, parameters) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        """Run one statement on the writer connection, never inside a group commit.
+
+        It waits for the commit lock, so a reader never sees the rows of a transaction that
+        may still roll back (disk full) and a statement such as ``DELETE ... RETURNING`` can
+        never be half-way through when a COMMIT comes (SQLite refuses to commit then).
+        """
+        async with self._commit_lock:
+            return await self._query(sql, parameters)
+
+    async def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # One aiosqlite call: the statement runs and is fully stepped in the worker thread.
+        rows = await self._connection().execute_fetchall(sql, parameters)
+        return [tuple(row) for row in rows]
 
 
 _UPSERT_RUN = """
@@ -546,6 +830,10 @@ def _current_run(row: tuple[object, ...]) -> tuple[object, ...]:
     # provisional, payload, flags): see RECORD_TABLES[RunVersion].
     seq, ts_us, run_number, line, status, source, _actor, provisional, payload, _flags = row
     return (run_number, seq, line, status, source, provisional, payload, ts_us)
+
+
+def _json_list(values: Sequence[int]) -> str:
+    return "[" + ",".join(str(int(v)) for v in values) + "]"
 
 
 def _split_sql(script: str) -> list[str]:
