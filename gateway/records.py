@@ -122,7 +122,11 @@ class DeviceEvent:
 
 @dataclass(frozen=True, slots=True)
 class RejectedInput:
-    """An input that was refused, kept with its raw value and the reason, never dropped."""
+    """An input that was refused, stored with its raw value and the reason, not dropped.
+
+    It is telemetry: when the store reaches its size budget, the oldest rejected inputs are
+    evicted (counted, with an "edge storage full" alert) before any compliance record.
+    """
 
     ts_us: int
     source: str
