@@ -33,7 +33,7 @@ GTIN_VM = "95012345678903"  # indicator digit 9: variable-measure trade item
     [
         pytest.param("950110153000", 3, id="ean13-9501101530003"),
         pytest.param("0950110153000", 3, id="gtin14-09501101530003"),
-        # The brief's "095011015300" drops the last data 0, so it is a different number (-> 7).
+        # "095011015300" drops the last data 0, so it is a different number (-> 7).
         pytest.param("095011015300", 7, id="gtin13-0950110153007"),
         pytest.param("123456789012", 8, id="ean13-1234567890128"),
         pytest.param("0950600013435", 2, id="gtin14-09506000134352"),

@@ -390,7 +390,7 @@ def test_a_persisting_breach_is_raised_exactly_once_at_debounce(
 
 @dataclass
 class _Reference:
-    """The upper-limit rule as the brief states it, for samples closer than no_data_s."""
+    """The upper-limit rule as the requirement states it, for samples closer than no_data_s."""
 
     start: float | None = None
     active: bool = False

@@ -193,7 +193,7 @@ _SPECIES: Final[tuple[tuple[str, str], ...]] = (
     ("bass", "sea bass"),
     ("bream", "sea bream"),
     ("trout", "trout"),
-    # Coley is saithe (Pollachius virens); kept apart from pollock as the brief lists them.
+    # Coley is saithe (Pollachius virens); kept apart from pollock, as the factory sells both.
     ("coley|saithe", "coley"),
     ("halibut", "halibut"),
     ("monkfish", "monkfish"),
@@ -619,7 +619,7 @@ _PRODUCT_KEYS: Final[dict[str, str]] = {
 }
 
 # Glaze is a percentage of the gross frozen weight (domain-rules.md §1.1: net excludes glaze);
-# the brief bounds it to 0-50 %: more ice than fish is a data error.
+# bounded to 0-50 %: more ice than fish is a data error.
 _MAX_GLAZE_PCT: Final = Decimal(50)
 
 
