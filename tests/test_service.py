@@ -29,17 +29,7 @@ def test_sigterm_exits_zero_within_five_seconds_with_the_pending_batch_committed
     config = tmp_path / "gw.toml"
     # A long commit interval keeps the start-up event pending until shutdown.
     config.write_text(minimal_config_text(db_path, commit_interval_ms=5000))
-    notify = tmp_path / "notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(notify))
-    listener.settimeout(30)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
-        cwd=REPO,
-        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, listener = _start_gateway(config, tmp_path / "notify.sock")
     try:
         ready = listener.recv(4096).decode()
         assert ready.startswith("READY=1")
@@ -227,17 +217,7 @@ def test_service_with_a_corrupt_database_quarantines_it_and_keeps_running(tmp_pa
     (tmp_path / "svc.db-wal").write_bytes(b"\x00" * 1000)
     config = tmp_path / "gw.toml"
     config.write_text(minimal_config_text(db_path))
-    notify = tmp_path / "notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(notify))
-    listener.settimeout(30)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
-        cwd=REPO,
-        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, listener = _start_gateway(config, tmp_path / "notify.sock")
     try:
         assert listener.recv(4096).decode().startswith("READY=1")
 
