@@ -362,11 +362,18 @@ async def test_credentials_refused_keep_every_record_and_resume(
     async with running_store(tmp_path) as store:
         packs = await commit(store, [pack(i) for i in range(15)])
         outbox = Outbox(store, gateway=GW, site=SITE)
+
+        def unauthorized_states() -> list[object]:
+            return [
+                p.get("state") for p in ingest.payloads() if p.get("rule") == "sync_unauthorized"
+            ]
+
         async with running_uplink(store, ingest) as uplink:
+            # The clearing alert is queued at the first accepted batch, then sent in turn.
+            await wait_for(lambda: unauthorized_states() == ["raised", "cleared"], 15)
             await wait_for(lambda: outbox_empty(outbox), 15)
         assert await outbox.quarantined() == []
         assert uplink.stats.quarantined == 0
         per_seq = ingest.rows_per_seq()
         assert all(per_seq[seq] == 1 for seq in packs)
-        states = [p.get("state") for p in ingest.payloads() if p.get("rule") == "sync_unauthorized"]
-        assert states == ["raised", "cleared"]
+        assert unauthorized_states() == ["raised", "cleared"]
