@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import NoReturn
+from types import TracebackType
+from typing import ClassVar, NoReturn, Self
 
 from adapters.simulators.scenario import ScenarioEngine, SimEvent, sim_time, wall_delay
 
@@ -50,3 +53,74 @@ def check_speed(speed: float) -> float:
 def local_today() -> date:
     """Today's date on this machine's local clock: the date a label printer would print."""
     return datetime.now(UTC).astimezone().date()
+
+
+class ScenarioServer(ABC):
+    """A simulated device: a server on a fixed port plus the task playing the scenario on it.
+
+    Subclasses set ``_kind``, ``_engine``, ``_speed``, ``_epoch``, ``_drive``, ``_port`` and
+    ``_driver = None`` in ``__init__``, and implement :meth:`_open`, :meth:`_close` and
+    :meth:`_apply`. The port chosen on the first start is kept across restarts.
+    """
+
+    _kind: ClassVar[str]
+    _engine: ScenarioEngine
+    _speed: float
+    _epoch: float | None
+    _drive: bool
+    _port: int
+    _driver: asyncio.Task[None] | None
+
+    @abstractmethod
+    async def _open(self) -> None:
+        """Start listening (on the same port as before, after the first start)."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Stop listening and drop every client."""
+
+    @abstractmethod
+    async def _apply(self, events: Sequence[SimEvent]) -> None:
+        """Show the scenario's events on the simulated device."""
+
+    async def _reopen(self) -> None:
+        await self._close()
+        await self._open()
+
+    async def start(self) -> None:
+        """Start the server and the scenario driver."""
+        await self._open()
+        if self._drive and self._driver is None:
+            if self._epoch is None:
+                self._epoch = asyncio.get_running_loop().time()
+            self._driver = asyncio.create_task(
+                drive_forever(
+                    self._engine, speed=self._speed, epoch=self._epoch, apply=self._apply
+                ),
+                name=f"simulator[{self._kind}:{self._port}].driver",
+            )
+
+    async def stop(self) -> None:
+        """Stop the scenario driver and the server. Simulated time keeps running."""
+        if self._driver is not None:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+            self._driver = None
+        await self._close()
+
+    async def restart(self) -> None:
+        """Stop and start the server on the same port: clients are disconnected."""
+        await self._reopen()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

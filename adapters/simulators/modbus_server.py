@@ -40,11 +40,9 @@ done in the ``trace_packet`` hook, which can replace an outgoing frame with noth
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
@@ -52,7 +50,7 @@ from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
 from adapters.codecs.registers import DataType, Table, WordOrder, encode_registers
-from adapters.simulators._driver import check_speed, drive_forever, local_today
+from adapters.simulators._driver import ScenarioServer, check_speed, local_today
 from adapters.simulators.scenario import (
     DropoutChanged,
     LineSpec,
@@ -103,7 +101,9 @@ _READ_TABLE: Final[dict[int, Table]] = {
 }
 
 
-class ModbusSimulator:
+class ModbusSimulator(ScenarioServer):
+    _kind = "modbus"
+
     """A pymodbus TCP server playing a scenario on the register map in the module docstring.
 
     Args:
@@ -244,47 +244,13 @@ class ModbusSimulator:
         """Let the scenario drive every register pinned by ``set_registers(..., hold=True)``."""
         self._held.clear()
 
-    async def start(self) -> None:
-        """Start listening (same port as before) and the scenario driver."""
-        await self._start_server()
-        if self._drive and self._driver is None:
-            loop = asyncio.get_running_loop()
-            if self._epoch is None:
-                self._epoch = loop.time()
-            self._driver = asyncio.create_task(
-                drive_forever(
-                    self._engine, speed=self._speed, epoch=self._epoch, apply=self._apply
-                ),
-                name=f"simulator[modbus:{self._port}].driver",
-            )
-
-    async def stop(self) -> None:
-        """Stop the scenario driver and the server (open connections are closed)."""
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
-            self._driver = None
-        await self._stop_server()
-
-    async def restart(self) -> None:
-        """Stop and start the server on the same port: clients are disconnected."""
-        await self._stop_server()
-        await self._start_server()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # ------------------------------------------------------------------ internals
+
+    async def _open(self) -> None:
+        await self._start_server()
+
+    async def _close(self) -> None:
+        await self._stop_server()
 
     async def _start_server(self) -> None:
         if self._server is not None:

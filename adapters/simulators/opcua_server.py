@@ -35,7 +35,6 @@ Aes256_Sha256_RsaPss; it accepts any client certificate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import math
@@ -44,15 +43,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Any, Final, cast
 
 from asyncua import ua
 from asyncua.server.server import Server
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
-from adapters.simulators._driver import check_speed, drive_forever, local_today
+from adapters.simulators._driver import ScenarioServer, check_speed, local_today
 from adapters.simulators.scenario import (
     DropoutChanged,
     LineSpec,
@@ -129,7 +127,9 @@ def _free_port(host: str) -> int:
         return port
 
 
-class OpcUaSimulator:
+class OpcUaSimulator(ScenarioServer):
+    _kind = "opcua"
+
     """An asyncua server playing a scenario on checkweigher, probe and scanner nodes.
 
     Args:
@@ -232,36 +232,17 @@ class OpcUaSimulator:
         """The value the server holds (or will hold after a restart) for ``node_id``."""
         return self._vars[_node_id(node_id)].value
 
-    async def start(self) -> None:
-        """Start the server (same port and node ids as before) and the scenario driver."""
+    async def _open(self) -> None:
         async with self._lock:
             await self._start_server()
-        if self._drive and self._driver is None:
-            loop = asyncio.get_running_loop()
-            if self._epoch is None:
-                self._epoch = loop.time()
-            self._driver = asyncio.create_task(
-                drive_forever(
-                    self._engine, speed=self._speed, epoch=self._epoch, apply=self._apply
-                ),
-                name=f"simulator[opcua:{self._port}].driver",
-            )
 
-    async def stop(self) -> None:
-        """Stop the scenario driver and the server. Simulated time keeps running."""
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
-            self._driver = None
+    async def _close(self) -> None:
         async with self._lock:
             await self._stop_server()
 
-    async def restart(self) -> None:
-        """Stop and start the server on the same port: clients lose their sessions.
-
-        During a scripted dropout the server stays down until the dropout ends.
-        """
+    async def _reopen(self) -> None:
+        # One critical section: a write in between would hit a half-built server. During a
+        # scripted dropout the server stays down until the dropout ends.
         async with self._lock:
             await self._stop_server()
             await self._start_server()
@@ -296,18 +277,6 @@ class OpcUaSimulator:
     def release(self, node_id: str) -> None:
         """Let the scenario drive a variable pinned by ``set_value(..., hold=True)`` again."""
         self._held.discard(_node_id(node_id))
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ internals
 

@@ -13,14 +13,12 @@ garbage, partial reads and a read split over two TCP segments.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
-from adapters.simulators._driver import check_speed, drive_forever, local_today
+from adapters.simulators._driver import ScenarioServer, check_speed, local_today
 from adapters.simulators.scenario import (
     DropoutChanged,
     LineSpec,
@@ -41,7 +39,9 @@ TERMINATOR: Final = b"\r\n"
 _DRAIN_TIMEOUT_S: Final = 2.0
 
 
-class ScannerSimulator:
+class ScannerSimulator(ScenarioServer):
+    _kind = "scanner"
+
     """An asyncio TCP server that sends each label read, CR LF terminated, to all clients.
 
     Args:
@@ -146,47 +146,13 @@ class ScannerSimulator:
         async with self._clients_changed:
             await self._clients_changed.wait_for(lambda: len(self._writers) >= count)
 
-    async def start(self) -> None:
-        """Start listening (same port as before) and the scenario driver."""
-        await self._start_server()
-        if self._drive and self._driver is None:
-            loop = asyncio.get_running_loop()
-            if self._epoch is None:
-                self._epoch = loop.time()
-            self._driver = asyncio.create_task(
-                drive_forever(
-                    self._engine, speed=self._speed, epoch=self._epoch, apply=self._apply
-                ),
-                name=f"simulator[scanner:{self._port}].driver",
-            )
-
-    async def stop(self) -> None:
-        """Stop the scenario driver, close every connection and the listener."""
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
-            self._driver = None
-        await self._stop_server()
-
-    async def restart(self) -> None:
-        """Close every connection and listen again on the same port."""
-        await self._stop_server()
-        await self._start_server()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # ------------------------------------------------------------------ internals
+
+    async def _open(self) -> None:
+        await self._start_server()
+
+    async def _close(self) -> None:
+        await self._stop_server()
 
     async def _start_server(self) -> None:
         if self._server is not None:
