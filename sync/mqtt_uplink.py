@@ -61,11 +61,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.base import LinkState
 from gateway.backoff import Backoff
-from gateway.errors import StoreError
-from gateway.records import AlertRecord, Severity
 from gateway.store import Store
 from sync.andon import AndonMessage, AndonPublisher
-from sync.outbox import Outbox, batch_seqs
+from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
 from sync.protocol import (
     Batch,
     ProtocolError,
@@ -73,7 +71,6 @@ from sync.protocol import (
     data_topic,
     decode_ack,
     encode_batch,
-    seq_ranges,
     status_topic,
 )
 
@@ -620,37 +617,20 @@ class MqttUplink:
         self._window.pop(batch.batch_id, None)
         self._in_flight.difference_update(seqs)
         self._next_poll = 0.0
-        only_own_alerts = batch.stream == "alerts" and all(
-            data.get("rule") == "sync_quarantined" for _, data in batch.records
-        )
         await self._quarantine(
-            batch.batch_id, batch.stream, list(seqs), reason, alert=not only_own_alerts
+            batch.batch_id,
+            batch.stream,
+            list(seqs),
+            reason,
+            alert=not only_quarantine_alerts(batch),
         )
 
     async def _quarantine(
         self, batch_id: str, stream: str, seqs: Sequence[int], reason: str, *, alert: bool = True
     ) -> None:
-        moved = await self.outbox.quarantine(seqs, reason)
-        self.stats.records_quarantined += moved
-        ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in seq_ranges(seqs))
-        log.error("uplink: %d %s records quarantined (%s): %s", moved, stream, ranges, reason)
-        if not alert:
-            # An alert about refused sync alerts would be refused again: no chain reaction.
-            return
-        record = AlertRecord(
-            ts_us=self.store.clock.wall_us(),
-            alert_id=f"sync.quarantined.{batch_id}",
-            rule="sync_quarantined",
-            subject=batch_id,
-            severity=Severity.MAJOR,
-            state="raised",
-            message=f"{len(seqs)} {stream} records refused and quarantined: {reason}",
-            detail={"stream": stream, "seqs": ranges, "reason": reason, "batch_id": batch_id},
+        self.stats.records_quarantined += await quarantine_with_alert(
+            self.outbox, batch_id, stream, seqs, reason, alert=alert
         )
-        try:
-            self.store.submit(record)
-        except StoreError as exc:
-            log.error("uplink: cannot store the quarantine alert: %s", exc)
 
 
 def _set_nodelay(_client: mqtt.Client, _userdata: object, sock: Any) -> None:

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from gateway.errors import StoreError
+from gateway.records import AlertRecord, Severity
 from gateway.schema import RECORD_TABLES
 from gateway.store import Store
-from sync.protocol import MAX_BATCH_BYTES, Batch
+from sync.protocol import MAX_BATCH_BYTES, Batch, seq_ranges
 
 log = logging.getLogger(__name__)
 
@@ -261,3 +263,41 @@ def _wire_value(value: object) -> object:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     return value
+
+
+def only_quarantine_alerts(batch: Batch) -> bool:
+    """Whether a batch holds nothing but alerts about quarantined records.
+
+    Such a batch is quarantined without a new alert: an alert about refused sync alerts
+    would be refused again, a chain reaction.
+    """
+    return batch.stream == "alerts" and all(
+        data.get("rule") == "sync_quarantined" for _, data in batch.records
+    )
+
+
+async def quarantine_with_alert(
+    outbox: Outbox, batch_id: str, stream: str, seqs: Sequence[int], reason: str, *, alert: bool
+) -> int:
+    """Move refused records out of the send queue with their reason, log it, and (unless
+    ``alert`` is False) raise a ``sync_quarantined`` alert; returns how many moved."""
+    moved = await outbox.quarantine(seqs, reason)
+    ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in seq_ranges(seqs))
+    log.error("sync: %d %s records quarantined (%s): %s", moved, stream, ranges, reason)
+    if not alert:
+        return moved
+    record = AlertRecord(
+        ts_us=outbox.store.clock.wall_us(),
+        alert_id=f"sync.quarantined.{batch_id}",
+        rule="sync_quarantined",
+        subject=batch_id,
+        severity=Severity.MAJOR,
+        state="raised",
+        message=f"{len(seqs)} {stream} records refused and quarantined: {reason}",
+        detail={"stream": stream, "seqs": ranges, "reason": reason, "batch_id": batch_id},
+    )
+    try:
+        outbox.store.submit(record)
+    except StoreError as exc:
+        log.error("sync: cannot store the quarantine alert: %s", exc)
+    return moved
