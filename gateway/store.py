@@ -474,8 +474,16 @@ class Store:
         """
         loop = asyncio.get_running_loop()
         batch = [_Pending(record, loop.create_future()) for record in records]
-        async with self._commit_lock:
-            await self._commit_batch(batch, meta)
+
+        async def commit() -> int:
+            async with self._commit_lock:
+                await self._commit_batch(batch, meta)
+            return len(batch)
+
+        # Shielded like the group commit: a caller cancelled between BEGIN and COMMIT (the
+        # ERP poller at shutdown, or when its first poll times out) must not leave the
+        # transaction open on the shared connection, or every later BEGIN fails.
+        await self._shielded(commit())
         return [item.done.result() for item in batch]
 
     async def get_meta(self, key: str) -> str | None:

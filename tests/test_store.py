@@ -4,6 +4,7 @@ size budget, and sequence numbers that are never reused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -327,3 +328,36 @@ async def test_a_lone_record_after_an_idle_period_commits_within_the_interval(
         assert store.stats.batches_committed == 3
         await store.stop_committer()
         await committer
+
+
+async def test_a_cancelled_commit_with_meta_never_leaves_a_transaction_open(
+    store_config: StoreSection,
+) -> None:
+    """The ERP poller is cancelled at shutdown, or when its first poll takes too long; its
+    runs and watermark are all stored or none, and the store keeps committing."""
+    async with Store(store_config, ManualClock()) as store:
+        committer = asyncio.create_task(store.run_committer())
+        batches = 0
+        for attempt in range(12):
+            records = [
+                PackEvent(ts_us=attempt * 10_000 + i, line="L1", device="cw1", net_g=240.0)
+                for i in range(3000)
+            ]
+            task = asyncio.create_task(store.commit_with_meta(records, {"mark": str(attempt)}))
+            for _ in range(attempt + 1):  # cancel at a different point each time
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            # The next group commit must work: no transaction left open on the connection.
+            await asyncio.wait_for(
+                store.write(PackEvent(ts_us=1, line="L1", device="cw2", net_g=1.0)), 10
+            )
+            mark = await store.get_meta("mark")
+            stored = (await store.fetchall("SELECT count(*) FROM packs WHERE device = 'cw1'"))[0][0]
+            batches += mark == str(attempt)
+            assert stored % 3000 == 0, "a batch is stored whole or not at all"
+            assert stored == 3000 * batches or mark == str(attempt)
+        await store.stop_committer()
+        await committer
+    assert batches == 12, "a cancelled caller's transaction still completes"
