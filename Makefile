@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit venv clean soak bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,15 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+## The soak run (not in CI): the simulated site under random faults for SOAK_MINUTES (30),
+## then the conservation check; the report goes to bench/results/soak-latest.{md,json}.
+## E.g. make soak SOAK_ARGS="--postgres-dsn postgresql://postgres@127.0.0.1:5432/postgres"
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+
+## Benchmarks (about 8 minutes on 2 cores): each gateway figure beside the bare library's,
+## written to bench/results/latest.{json,md}. E.g. make bench BENCH_ARGS="--only drain --keep"
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)

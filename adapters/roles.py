@@ -84,7 +84,9 @@ class Interpreter(ABC):
 
     def validate(self, sample: TagSample, ts_us: int) -> tuple[object, RejectedInput | None]:
         """Check one sample; return its value, or a rejection saying why it is not good."""
-        state = self._tags.setdefault(sample.tag, _TagState(changed_us=ts_us))
+        state = self._tags.get(sample.tag)
+        if state is None:
+            state = self._tags[sample.tag] = _TagState(changed_us=ts_us)
         if sample.quality is not state.quality:
             self.quality_changes.append(
                 DeviceEvent(

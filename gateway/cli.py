@@ -88,6 +88,16 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import diagnose  # noqa: PLC0415
+
+    report = asyncio.run(
+        diagnose(args.config, credentials=args.credentials, timeout_s=args.timeout)
+    )
+    print(report.format())
+    return report.exit_code
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging  # noqa: PLC0415
     from gateway.service import run_gateway  # noqa: PLC0415
@@ -291,9 +301,11 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _not_yet(name: str, what: str) -> int:
-    print(f"lineside {name}: {what} is not part of this release yet.", file=sys.stderr)
-    return EXIT_USAGE
+def _cmd_tui(args: argparse.Namespace) -> int:
+    from tui.app import run_tui  # noqa: PLC0415  (Textual loads only for this command)
+
+    socket_path: Path = args.socket or _config(args.config).control_socket_path
+    return run_tui(socket_path, operator=args.operator)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", type=Path, nargs="?", help="config file (TOML)")
     check.add_argument("--schema", action="store_true", help="print the config JSON Schema")
     check.set_defaults(handler=_cmd_check_config)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a live installation (config, store, devices, uplink, clock) and say "
+        "what to fix",
+    )
+    doctor.add_argument("--config", "-c", type=Path, required=True, help="config file (TOML)")
+    doctor.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="folder of the config's { credential = NAME } secrets "
+        "(default: $CREDENTIALS_DIRECTORY, else /etc/credstore)",
+    )
+    doctor.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds allowed for each network check"
+    )
+    doctor.set_defaults(handler=_cmd_doctor)
 
     simulate = commands.add_parser(
         "simulate", help="run simulated checkweighers, probes and a label scanner"
@@ -344,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="demo config (default: config/demo.toml)"
     )
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: print a status line a second instead (also when not on a terminal)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     for action, verb in (("start_run", "start"), ("end_run", "end")):
@@ -401,8 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--sqlite", type=Path, default=None, help="warehouse SQLite file instead")
     rec.set_defaults(handler=_cmd_reconcile)
 
-    tui = commands.add_parser("tui", help="operator terminal UI")
-    tui.set_defaults(handler=lambda _a: _not_yet("tui", "the operator terminal UI"))
+    tui = commands.add_parser(
+        "tui", help="operator terminal UI (connects to the running gateway's control socket)"
+    )
+    where = tui.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", "-c", type=Path, help="gateway config file")
+    where.add_argument(
+        "--socket",
+        type=Path,
+        help="the gateway's control socket instead of its config (the config may hold "
+        "secrets a console user cannot read)",
+    )
+    tui.add_argument(
+        "--operator", default="", help="operator name offered when acknowledging alerts"
+    )
+    tui.set_defaults(handler=_cmd_tui)
     ingest = commands.add_parser(
         "ingest", help="central ingest: MQTT and HTTPS batches into the warehouse"
     )

@@ -32,6 +32,7 @@ from gateway.store import Store
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 16 * MAX_REQUEST_BYTES
 COMMAND_TIMEOUT_S = 5.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -217,12 +218,18 @@ class ControlServer:
             return await handler(request)
         except CommandError as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception:
+            # A fault in answering one operator request must not stop the gateway's intake
+            # (the TUI is optional); it is logged with its traceback and reported back.
+            log.exception("control command %r failed", request.get("command"))
+            return {"ok": False, "error": "internal error in the gateway; see its log"}
 
 
 async def send_command(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     """Send one command to a running gateway and return its answer (5 s at most)."""
     async with asyncio.timeout(COMMAND_TIMEOUT_S):
-        reader, writer = await asyncio.open_unix_connection(str(path))
+        # Answers (a status snapshot) can be far larger than requests.
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_ANSWER_BYTES)
         try:
             writer.write(json.dumps(request).encode() + b"\n")
             await writer.drain()

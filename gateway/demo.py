@@ -1,8 +1,13 @@
-"""``lineside demo``: simulators, gateway and a live view; everything on this machine.
+"""``lineside demo``: simulators, gateway and the operator TUI; everything on this machine.
 
-The demo runs the device simulators, the gateway on ``config/demo.toml`` and a live view of
-what the store records, in one process, until Ctrl-C (or ``--seconds``). It opens the
-operator TUI once that exists; until then the live view prints a status line per second.
+On a terminal, the demo starts the back end (device simulators, the simulated ERP, the
+gateway on ``config/demo.toml``, and a loopback broker with the central ingest when
+mosquitto is installed) as a child process logging to ``demo.log`` beside the store, and
+opens the operator TUI in the foreground, as an operator would run it beside a real
+gateway. Quitting the TUI (``q``) stops the back end.
+
+Headless (``--headless``, ``--seconds``, or output not to a terminal) it runs the back end
+in this process and prints a status line a second instead, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -176,8 +183,45 @@ def run_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 3
+    headless = getattr(args, "headless", False) or args.seconds is not None
+    if not headless and sys.stdin.isatty() and sys.stdout.isatty():
+        return _run_with_tui(path, config)
     configure_logging(level="warning", fmt="plain")
     print("Lineside demo: simulated checkweigher, probes and label scanner. Ctrl-C stops.")
     asyncio.run(_demo(config, args.seconds))
     print("demo stopped cleanly")
+    return 0
+
+
+BACKEND_STOP_S = 30.0
+"""How long the back end may take to stop after the TUI quits (it commits and syncs)."""
+
+
+def _run_with_tui(path: Path, config: LinesideConfig) -> int:
+    """The back end as a child process, the TUI in the foreground; stop both on quit."""
+    from tui.app import run_tui  # noqa: PLC0415  (Textual loads only with a terminal)
+
+    log_path = config.store.path.parent / "demo.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        backend = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            [sys.executable, "-m", "gateway.cli", "demo", "--headless", "--config", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the terminal's Ctrl-C goes to the TUI, not to it
+        )
+    try:
+        run_tui(config.control_socket_path, title=f"{config.gateway.id} (demo)")
+    finally:
+        backend.send_signal(signal.SIGINT)
+        try:
+            code = backend.wait(timeout=BACKEND_STOP_S)
+        except subprocess.TimeoutExpired:
+            backend.kill()
+            code = backend.wait()
+    if code != 0:
+        print(f"the demo back end exited with {code}; see {log_path}", file=sys.stderr)
+        return 1
+    print(f"demo stopped cleanly (back end log: {log_path})")
     return 0

@@ -3,13 +3,15 @@
 Each pack event, temperature reading and label scan is joined to the run active on its line
 at its timestamp (see :mod:`gateway.runs`), or stored explicitly with no run and counted.
 While the ERP is unreachable the join uses the last known runs and flags the record
-``PROVISIONAL_RUN``.
+``PROVISIONAL_RUN``. Shortly after the wall clock was stepped (:mod:`gateway.clockwatch`)
+every record is flagged ``TIME_UNCERTAIN``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import operator
 from collections import Counter
 from collections.abc import Callable
 
@@ -28,6 +30,26 @@ JOINED = (PackEvent, TemperatureReading, LabelScan)
 """Record types that belong to a production run."""
 
 
+def _copier(kind: type[Record]) -> Callable[[Record, str, int], Record]:
+    """``dataclasses.replace(record, run_number=..., flags=...)`` for one record type, at half
+    its cost: the field values are read in one call and passed to the constructor by position
+    (every record is joined, so this is on the path of every reading)."""
+    names = [f.name for f in dataclasses.fields(kind)]
+    values = operator.attrgetter(*names)
+    run_at, flags_at = names.index("run_number"), names.index("flags")
+
+    def joined(record: Record, run_number: str, flags: int) -> Record:
+        fields = list(values(record))
+        fields[run_at] = run_number
+        fields[flags_at] = flags
+        return kind(*fields)
+
+    return joined
+
+
+_JOIN = {kind: _copier(kind) for kind in JOINED}
+
+
 class Pipeline:
     """A record sink that joins records to their run before queueing them in the store."""
 
@@ -38,13 +60,17 @@ class Pipeline:
         *,
         provisional: Callable[[], bool] = lambda: False,
         rules: RulesEngine | None = None,
+        time_uncertain: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.runs = runs
         self.provisional = provisional
+        self.time_uncertain = time_uncertain
         self.rules = rules
         self.joined: Counter[str] = Counter()
         self.without_run: Counter[str] = Counter()
+        self.observers: list[Callable[[Record], None]] = []
+        """Called with every joined record as it is queued (the live status, metrics)."""
 
     def join(self, record: Record) -> Record:
         """The record with its run number (and provisional flag), if it belongs to a run."""
@@ -57,7 +83,10 @@ class Pipeline:
             return record
         self.joined[kind] += 1
         flags = record.flags | (RecordFlag.PROVISIONAL_RUN if self.provisional() else 0)
-        return dataclasses.replace(record, run_number=run.run_number, flags=flags)
+        copy = _JOIN.get(type(record))
+        if copy is None:  # a subclass of a record type
+            return dataclasses.replace(record, run_number=run.run_number, flags=flags)
+        return copy(record, run.run_number, flags)
 
     def submit(self, record: Record) -> asyncio.Future[int]:
         """Join, queue for the next group commit, and queue what the rules make of it.
@@ -66,7 +95,11 @@ class Pipeline:
         transaction; each alert is stored with its outbox row in one transaction regardless.
         """
         joined = self.join(record)
+        if self.time_uncertain():
+            joined = dataclasses.replace(joined, flags=joined.flags | RecordFlag.TIME_UNCERTAIN)
         future = self.store.submit(joined)
+        for observer in self.observers:
+            observer(joined)
         if self.rules is not None:
             for consequence in self.rules.evaluate(joined):
                 self.store.submit(consequence)

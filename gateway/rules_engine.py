@@ -202,7 +202,8 @@ class RulesEngine:
         out += self._apply(result.findings, self._emark_config())
         out += [self._batch_record(r) for r in result.closed_records]
         for probe, monitor in self.probes.values():
-            out += self._apply(monitor.tick(now), self._probe_config(probe))
+            if findings := monitor.tick(now):
+                out += self._apply(findings, self._probe_config(probe))
         return out
 
     def check_runs(self, now: int) -> list[Record]:
@@ -288,7 +289,10 @@ class RulesEngine:
         if entry is None:
             return []
         probe, monitor = entry
-        return self._apply(monitor.observe(reading, reading.ts_us), self._probe_config(probe))
+        findings = monitor.observe(reading, reading.ts_us)
+        if not findings:
+            return []  # the usual case: the settings are serialised only for an alert
+        return self._apply(findings, self._probe_config(probe))
 
     def _label(self, scan: LabelScan) -> list[Record]:
         run = self._context(scan.run_number)
@@ -393,6 +397,14 @@ class RulesEngine:
         result = self.emark.close_all(self.clock.wall_us())
         out = self._apply(result.findings, self._emark_config())
         return out + [self._batch_record(r) for r in result.closed_records]
+
+    def clock_stepped(self, step_s: float) -> None:
+        """The wall clock was stepped: the probes' silence and debounce timers follow it, so a
+        step forward raises no "no data" fault and readings after a step back are not
+        ignored as old ones."""
+        delta_us = round(step_s * 1_000_000)
+        for _probe, monitor in self.probes.values():
+            monitor.shift_time(delta_us)
 
     def andon(self, line: str) -> str:
         """The andon colour of a line: green, amber or red."""

@@ -19,19 +19,22 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
+from adapters.base import DeviceAdapter
+from adapters.registry import run_adapter
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
+from gateway.clockwatch import ClockStep, ClockWatch
 from gateway.config import LinesideConfig
 from gateway.control import AlertControl, ControlServer, RunControl
 from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
 from gateway.pipeline import Pipeline
-from gateway.records import AlertRecord, DeviceEvent
+from gateway.records import AlertRecord, DeviceEvent, RecordFlag
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
+from gateway.status import GatewayStatus
 from gateway.store import Store
 from sync.andon import AndonPublisher
 from sync.https_uplink import HttpsUplink
@@ -55,22 +58,15 @@ ALERT_HISTORY = (
 GATEWAY_SOURCE = "gateway"
 """The ``device`` name of events the gateway records about itself."""
 
-IntakeFactory = Callable[
-    [LinesideConfig, Pipeline, Store, Clock], list[tuple[str, Coroutine[Any, Any, None]]]
-]
-"""Builds the named intake coroutines (device adapters) for a config."""
+IntakeFactory = Callable[[LinesideConfig, Pipeline, Clock], list[DeviceAdapter]]
+"""Builds the device adapters for a config, feeding the pipeline."""
 
 
-def default_intake(
-    config: LinesideConfig, sink: Pipeline, store: Store, clock: Clock
-) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+def default_intake(config: LinesideConfig, sink: Pipeline, clock: Clock) -> list[DeviceAdapter]:
     """The device adapters for every enabled device in the config, feeding ``sink``."""
-    from adapters.registry import build_adapters, run_adapter  # noqa: PLC0415
+    from adapters.registry import build_adapters  # noqa: PLC0415
 
-    return [
-        (f"adapter[{a.device_id}]", run_adapter(a, store))
-        for a in build_adapters(config, sink, clock)
-    ]
+    return build_adapters(config, sink, clock)
 
 
 async def run_gateway(
@@ -81,9 +77,12 @@ async def run_gateway(
     notifier: Notifier | None = None,
     intake: IntakeFactory = default_intake,
     on_ready: Callable[[Store], None] | None = None,
+    on_status: Callable[[GatewayStatus], None] | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set or SIGTERM/SIGINT arrives."""
-    clock = clock or SystemClock()
+    # Every wall-clock read checks for a step (NTP, an operator): see gateway.clockwatch.
+    watch = ClockWatch(clock or SystemClock())
+    clock = watch
     stop = stop or asyncio.Event()
     notifier = notifier or Notifier()
     loop = asyncio.get_running_loop()
@@ -94,6 +93,14 @@ async def run_gateway(
             handled.append(sig)
     try:
         async with Store(config.store, clock) as store:
+            engine: RulesEngine | None = None
+
+            def on_step(step: ClockStep) -> None:
+                store.submit(clock_step_event(step))
+                if engine is not None:
+                    engine.clock_stepped(step.step_s)
+
+            watch.on_step = on_step
             store.submit(
                 DeviceEvent(
                     ts_us=clock.wall_us(),
@@ -120,10 +127,27 @@ async def run_gateway(
                 index,
                 provisional=(lambda: poller.provisional) if poller else lambda: False,
                 rules=engine,
+                time_uncertain=watch.time_uncertain,
             )
             lines = {line.id for line in config.lines}
             uplink = build_uplink(config, store, engine, clock)
             https = build_https_uplink(config, store)
+            adapters = intake(config, pipeline, clock)
+            status = GatewayStatus(
+                config,
+                store=store,
+                engine=engine,
+                runs=index,
+                clock=clock,
+                devices=adapters,
+                erp=poller,
+                uplink=uplink if uplink is not None else https,
+            )
+            await status.load()
+            pipeline.observers.append(status.observe)
+            for link in (uplink, https):
+                if link is not None:
+                    link.ack_observers.append(status.observe_ack)
             runs = RunControl(store, index, clock, lines)
             alerts = AlertControl(engine, store, lines)
             server = ControlServer(
@@ -134,6 +158,7 @@ async def run_gateway(
                     "acknowledge": alerts.acknowledge,
                     "shelve": alerts.shelve,
                     "line_mode": alerts.line_mode,
+                    "status": lambda _request: status.snapshot(),
                 },
             )
             async with asyncio.TaskGroup() as tasks:
@@ -148,13 +173,13 @@ async def run_gateway(
                     except TimeoutError:
                         log.warning("erp: first poll still running after %ss", FIRST_POLL_WAIT_S)
                 intake_tasks = [
-                    tasks.create_task(coro, name=name)
-                    for name, coro in intake(config, pipeline, store, clock)
+                    tasks.create_task(run_adapter(a, store), name=f"adapter[{a.device_id}]")
+                    for a in adapters
                 ]
                 device_count = len(intake_tasks)
                 intake_tasks.append(tasks.create_task(server.serve(), name="control.server"))
                 intake_tasks.append(
-                    tasks.create_task(_tick_rules(engine, pipeline), name="rules.tick")
+                    tasks.create_task(_tick_rules(engine, pipeline, status), name="rules.tick")
                 )
                 if uplink is not None:
                     # Stopped with the intake: it publishes "offline" and leaves what the
@@ -168,6 +193,12 @@ async def run_gateway(
                             poller.run(first_poll_done=first_poll_done), name="erp.poller"
                         )
                     )
+                if config.health is not None:
+                    # uvicorn and prometheus-client load only when the endpoint is configured.
+                    from gateway.health import HealthServer  # noqa: PLC0415
+
+                    health = HealthServer(config.health, status, secrets=config.secrets())
+                    intake_tasks.append(tasks.create_task(health.serve(), name="health.http"))
                 watchdog = None
                 if notifier.watchdog_interval is not None:
                     watchdog = tasks.create_task(notifier.watchdog(), name="systemd.watchdog")
@@ -181,6 +212,8 @@ async def run_gateway(
                 )
                 if on_ready is not None:
                     on_ready(store)
+                if on_status is not None:
+                    on_status(status)
                 await stop.wait()
                 notifier.notify("STOPPING=1")
                 log.info("stopping: intake first, then the pending batch")
@@ -207,11 +240,12 @@ async def run_gateway(
     log.info("gateway stopped cleanly")
 
 
-async def _tick_rules(engine: RulesEngine, pipeline: Pipeline) -> None:
-    """Run the time-based rules once a second."""
+async def _tick_rules(engine: RulesEngine, pipeline: Pipeline, status: GatewayStatus) -> None:
+    """Run the time-based rules once a second, and sample the live status's trends."""
     while True:
         await asyncio.sleep(RULES_TICK_S)
         pipeline.submit_all(engine.tick())
+        status.sample()
 
 
 def build_uplink(
@@ -273,4 +307,19 @@ def build_https_uplink(config: LinesideConfig, store: Store) -> HttpsUplink | No
         max_records=settings.batch_records,
         max_bytes=settings.batch_bytes,
         timeout_s=settings.timeout_s,
+    )
+
+
+def clock_step_event(step: ClockStep) -> DeviceEvent:
+    """The ``clock_step`` event recorded when the wall clock was stepped."""
+    return DeviceEvent(
+        ts_us=step.after_us,
+        device=GATEWAY_SOURCE,
+        kind="clock_step",
+        detail={
+            "step_s": step.step_s,
+            "before_us": step.before_us,
+            "uncertain_s": step.uncertain_s,
+        },
+        flags=RecordFlag.TIME_UNCERTAIN,
     )

@@ -39,7 +39,7 @@ import shutil
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -373,6 +373,11 @@ class Store:
         return await self.submit(record)
 
     @property
+    def page_size(self) -> int:
+        """The database page size in bytes (to turn page counts into sizes)."""
+        return self._page_size
+
+    @property
     def pending_count(self) -> int:
         """Records queued but not committed yet."""
         return len(self._pending)
@@ -507,17 +512,14 @@ class Store:
         now = self.clock.wall_us()
         by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
         outbox: list[tuple[object, ...]] = []
-        sql: dict[str, str] = {}
-        for offset, item in enumerate(batch):
-            spec = RECORD_TABLES[type(item.record)]
-            seq = first + offset
-            by_table[spec.table].append((seq, *spec.row(item.record)))
-            sql[spec.table] = spec.insert_sql
-            outbox.append((seq, spec.table, int(spec.priority), now))
+        for seq, item in enumerate(batch, first):
+            table, row, priority = _ROWS[type(item.record)]
+            by_table[table].append((seq, *row(item.record)))
+            outbox.append((seq, table, priority, now))
         try:
             await db.execute("BEGIN IMMEDIATE")
             for table, rows in by_table.items():
-                await db.executemany(sql[table], rows)
+                await db.executemany(_INSERT_SQL[table], rows)
             await db.executemany(
                 "INSERT INTO outbox (seq, stream, priority, enqueued_us) VALUES (?, ?, ?, ?)",
                 outbox,
@@ -813,15 +815,33 @@ class Store:
         It waits for the commit lock, so a reader never sees the rows of a transaction that
         may still roll back (disk full) and a statement such as ``DELETE ... RETURNING`` can
         never be half-way through when a COMMIT comes (SQLite refuses to commit then).
+
+        Raises:
+            StoreFullError: a write found the budget or the disk full (as a commit would);
+                other ``sqlite3`` errors propagate as they are.
         """
         async with self._commit_lock:
-            return await self._query(sql, parameters)
+            try:
+                return await self._query(sql, parameters)
+            except sqlite3.Error as exc:
+                if self._classify(exc) is StoreFullError:
+                    raise StoreFullError(f"{self.path}: {exc}") from exc
+                raise
 
     async def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # One aiosqlite call: the statement runs and is fully stepped in the worker thread.
         rows = await self._connection().execute_fetchall(sql, parameters)
         return [tuple(row) for row in rows]
 
+
+_ROWS: dict[type[Record], tuple[str, Callable[[Any], tuple[object, ...]], int]] = {
+    kind: (spec.table, spec.row, int(spec.priority)) for kind, spec in RECORD_TABLES.items()
+}
+"""Per record type: its table, its row builder and its outbox priority (looked up per record
+in a commit, so kept as a plain tuple)."""
+
+_INSERT_SQL: dict[str, str] = {spec.table: spec.insert_sql for spec in RECORD_TABLES.values()}
+"""The ``INSERT`` of each record table."""
 
 _UPSERT_RUN = """
 INSERT INTO runs (run_number, seq, line, status, source, provisional, payload, updated_us)

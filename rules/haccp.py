@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -300,12 +300,44 @@ class ProbeMonitor:
         """Total time below the lower limit so far (every excursion, up to the last reading)."""
         return self._total("lower")
 
+    @property
+    def last_valid(self) -> tuple[int, Decimal] | None:
+        """The newest trusted reading as ``(ts_us, °C)``, or ``None`` before the first."""
+        return self._last_valid
+
+    @property
+    def line(self) -> str | None:
+        """The line of the newest reading (``None`` before the first)."""
+        return self._line
+
     def breach_time_s(self, side: Side) -> float:
         """Time beyond the limit in the current excursion or breach of ``side`` (0 if none)."""
         return next((s.beyond_us / _US_PER_S for s in self._sides if s.side == side), 0.0)
 
     def _total(self, side: Side) -> float:
         return next((s.total_us / _US_PER_S for s in self._sides if s.side == side), 0.0)
+
+    def shift_time(self, delta_us: int) -> None:
+        """The wall clock was stepped by ``delta_us``: move every remembered time with it.
+
+        Silence, stuck-value and debounce durations then run on as if there had been no step
+        (a step forward is not hours of silence), and after a step backward new readings are
+        not taken for old ones and ignored. Finished excursions keep the times they had.
+        """
+        if self._last_seen_us is not None:
+            self._last_seen_us += delta_us
+        self._same_since_us += delta_us
+        if self._last_reading is not None:
+            self._last_reading = replace(
+                self._last_reading, ts_us=self._last_reading.ts_us + delta_us
+            )
+        if self._last_valid is not None:
+            self._last_valid = (self._last_valid[0] + delta_us, self._last_valid[1])
+        for side in self._sides:
+            if side.start_us is not None:
+                side.start_us += delta_us
+            if side.raised_us is not None:
+                side.raised_us += delta_us
 
     # ---------------------------------------------------------------------------- inputs
 
@@ -375,23 +407,25 @@ class ProbeMonitor:
             self._no_data = True
         # The held value is trusted for no_data_s after the last trusted reading.
         fresh = self._last_valid is not None and now - self._last_valid[0] < self._no_data_us
-        findings.extend(
-            self._raise(side, side.start_us, now)
-            for side in self._sides
-            if fresh
-            and side.start_us is not None
-            and not side.active
-            and now - side.start_us >= self._debounce_us
-        )
-        flags: tuple[tuple[Fault, bool], ...] = (
-            ("no_data", self._no_data),
-            ("out_of_range", self._out_of_range),
-            ("stuck", self._stuck),
-        )
-        faults = frozenset(fault for fault, on in flags if on)
-        if faults != self._faults:
-            previous, self._faults = self._faults, faults
-            findings.append(self._fault_finding(faults, previous, now))
+        if fresh:
+            for side in self._sides:
+                if (
+                    side.start_us is not None
+                    and not side.active
+                    and now - side.start_us >= self._debounce_us
+                ):
+                    findings.append(self._raise(side, side.start_us, now))
+        if self._no_data or self._out_of_range or self._stuck or self._faults:
+            # (Otherwise no fault now and none before: nothing to compare, every reading.)
+            flags: tuple[tuple[Fault, bool], ...] = (
+                ("no_data", self._no_data),
+                ("out_of_range", self._out_of_range),
+                ("stuck", self._stuck),
+            )
+            faults = frozenset(fault for fault, on in flags if on)
+            if faults != self._faults:
+                previous, self._faults = self._faults, faults
+                findings.append(self._fault_finding(faults, previous, now))
         return findings
 
     def _raise(self, side: _Limit, start_us: int, now: int) -> Finding:

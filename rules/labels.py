@@ -145,6 +145,11 @@ class LabelSequenceMonitor:
         return self._baseline
 
     @property
+    def last_number(self) -> int | None:
+        """The highest sequence number read so far (``None`` before the first)."""
+        return self._high
+
+    @property
     def expected_next(self) -> int | None:
         """The number that should come next (``None`` before the first)."""
         return None if self._high is None else self._high + 1

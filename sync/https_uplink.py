@@ -37,7 +37,8 @@ import asyncio
 import email.utils
 import logging
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ import httpx
 
 from adapters.base import LinkState
 from gateway.backoff import Backoff
-from gateway.errors import StoreError
+from gateway.errors import StoreError, StoreFullError
 from gateway.records import AlertRecord, Severity
 from gateway.store import Store
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
@@ -155,6 +156,8 @@ class HttpsUplink:
         self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
         self.state = LinkState.DISABLED
         self.stats = HttpsUplinkStats()
+        self.ack_observers: list[Callable[[float], None]] = []
+        """Called with the seconds from a batch's first POST to the ingest's ack."""
         self._unauthorized_alerted = False
         self._headers = {
             "content-type": "application/json",
@@ -192,7 +195,14 @@ class HttpsUplink:
                     if batch is None:
                         await asyncio.sleep(self.poll_interval_s)
                         continue
-                    await self._deliver(client, batch)
+                    try:
+                        await self._deliver(client, batch)
+                    except StoreFullError as exc:
+                        # Acknowledged but not deletable: sent again later, deduplicated.
+                        self.state = LinkState.DEGRADED
+                        self.stats.last_error = f"outbox: {exc}"
+                        log.error("https uplink: the store is full: %s", exc)
+                        await asyncio.sleep(self.backoff.next_delay())
         finally:
             self.state = LinkState.DISABLED
 
@@ -213,6 +223,7 @@ class HttpsUplink:
             return
         attempts = 0
         ambiguous = False
+        first_sent = time.monotonic()
         while True:
             attempts += 1
             if attempts == 1:
@@ -249,6 +260,9 @@ class HttpsUplink:
                 return
             self.backoff.reset()
             self.state = LinkState.UP
+            latency = time.monotonic() - first_sent
+            for observe in self.ack_observers:
+                observe(latency)
             await self._on_ack(batch, ack)
             return
 

@@ -31,6 +31,13 @@ read from the outbox again.
   ``offline`` before a clean stop (a normal DISCONNECT suppresses the will).
 * TCP_NODELAY is set on the socket in ``on_socket_open``: batches and acks are small
   request/response messages that Nagle's algorithm would delay.
+* A hung broker (TCP open, nothing back: reliability.md §7 row 2) is noticed within one
+  keep-alive: paho pings only after a whole keep-alive of silence and then waits another one
+  (about 2 × keep-alive). So after half a keep-alive without any packet from the broker the
+  uplink sends a probe that has no side effect (UNSUBSCRIBE of a filter it never subscribed,
+  answered by an UNSUBACK), and after a whole keep-alive of silence it drops the connection
+  and reconnects. The keep-alive must therefore exceed the time one PUBACK can take on the
+  slowest link.
 
 Threads: paho's threaded interface. ``connect()`` (blocking TCP connect + CONNECT) runs in a
 worker thread via :func:`asyncio.to_thread`; then ``loop_start()`` gives the socket to paho's
@@ -61,6 +68,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.base import LinkState
 from gateway.backoff import Backoff
+from gateway.errors import StoreFullError
 from gateway.store import Store
 from sync.andon import AndonMessage, AndonPublisher
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
@@ -106,6 +114,9 @@ class UplinkStats:
     records_quarantined: int = 0
     puback_failures: int = 0
     bad_acks: int = 0
+    liveness_probes: int = 0
+    hung_broker: int = 0
+    """Connections dropped because the broker said nothing for a whole keep-alive."""
     andon_published: int = 0
     alerts_published: int = 0
     last_error: str = ""
@@ -121,6 +132,8 @@ class _InFlight:
     """The connection it was last published on."""
     deadline: float = 0.0
     """Monotonic time to publish again if no ack has come."""
+    first_sent: float = 0.0
+    """Monotonic time of the first publish: the acknowledgement latency counts from here."""
 
     @property
     def seqs(self) -> tuple[int, ...]:
@@ -143,6 +156,10 @@ class _Connection:
     subscribe_mid: int | None = None
     sent: dict[int, str | None] = field(default_factory=dict)
     """mid → batch_id of a batch, or ``None`` for other messages (status, andon)."""
+    last_heard: float = 0.0
+    """Monotonic time of the last packet from the broker on this connection."""
+    probing: bool = False
+    """A liveness probe is out and nothing was heard since."""
 
 
 class MqttUplink:
@@ -207,8 +224,12 @@ class MqttUplink:
         self.max_queued = max_queued
         self.state = LinkState.DISABLED
         self.stats = UplinkStats()
+        self.ack_observers: list[Callable[[float], None]] = []
+        """Called with the seconds from a batch's first publish to the warehouse's ack."""
         self.status_topic = status_topic(site, gateway)
         self.ack_topic = ack_topic(site, gateway)
+        self.probe_topic = f"{self.ack_topic}/probe"
+        """Never subscribed: unsubscribing from it is a round trip without side effects."""
         self._window: dict[str, _InFlight] = {}
         self._in_flight: set[int] = set()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
@@ -242,8 +263,10 @@ class MqttUplink:
                     # Cancelled is a stop, too: say "offline" rather than leave "online".
                     self._stopping = True
                     raise
-                except (OSError, TimeoutError, UplinkRefused) as exc:
-                    # _Disconnected is a ConnectionError, so an OSError, too.
+                except (OSError, TimeoutError, UplinkRefused, StoreFullError) as exc:
+                    # _Disconnected is a ConnectionError, so an OSError, too. A full store
+                    # cannot delete what the warehouse acknowledged: back off and resend later
+                    # (the warehouse dedupes) rather than crash the gateway into a restart loop.
                     if not self._stopping:
                         self.stats.last_error = str(exc) or type(exc).__name__
                         log.warning("uplink %s:%d: %s", self.host, self.port, exc)
@@ -318,6 +341,11 @@ class MqttUplink:
         def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
             post("message", message.topic, bytes(message.payload))
 
+        def on_unsubscribe(
+            _c: mqtt.Client, _u: object, mid: int, _codes: Any, _p: Properties | None
+        ) -> None:
+            post("unsubscribe", mid)
+
         def on_disconnect(
             _c: mqtt.Client, _u: object, _f: Any, rc: ReasonCode, _p: Properties | None
         ) -> None:
@@ -327,6 +355,7 @@ class MqttUplink:
         client.on_subscribe = on_subscribe
         client.on_publish = on_publish
         client.on_message = on_message
+        client.on_unsubscribe = on_unsubscribe
         client.on_disconnect = on_disconnect
         client.on_socket_open = _set_nodelay
         return client
@@ -349,6 +378,7 @@ class MqttUplink:
         self.stats.connect_attempts += 1
         client = self._new_client(self._generation)
         conn = _Connection(self._generation, client, time.monotonic())
+        conn.last_heard = conn.started
         self._conn = conn
         log.info("uplink connecting to %s:%d as %s", self.host, self.port, self.client_id)
         await asyncio.to_thread(
@@ -391,6 +421,7 @@ class MqttUplink:
             if not conn.ready and now - conn.started > self.connect_timeout_s + 1:
                 raise TimeoutError("no CONNACK/SUBACK from the broker in time")
             if conn.ready:
+                self._check_alive(conn, now)
                 self._publish_andon(conn)
                 self._resend_due(conn, now)
                 await self._fill_window(conn)
@@ -409,10 +440,14 @@ class MqttUplink:
         if not conn.ready:
             return now + 0.1
         candidates = [now + self.poll_interval_s, self._next_poll]
+        candidates.append(conn.last_heard + self.keepalive_s / (1 if conn.probing else 2))
         candidates.extend(entry.deadline for entry in self._window.values())
         return max(min(candidates), now)
 
     async def _handle(self, conn: _Connection, event: _Event) -> None:
+        if event.generation == conn.generation and event.kind != "disconnect":
+            conn.last_heard = time.monotonic()
+            conn.probing = False
         if event.kind == "message":
             # An ack is valid whichever connection brought it.
             topic, payload = event.args
@@ -460,6 +495,19 @@ class MqttUplink:
             entry.deadline = now
         self._next_poll = now
         log.info("uplink up: %s:%d, %d batches to resend", self.host, self.port, len(self._window))
+
+    def _check_alive(self, conn: _Connection, now: float) -> None:
+        """Probe after half a keep-alive of silence; give up after a whole one."""
+        silent = now - conn.last_heard
+        if silent >= self.keepalive_s:
+            self.stats.hung_broker += 1
+            raise _Disconnected(
+                f"no packet from the broker for {silent:.1f} s (keep-alive {self.keepalive_s} s)"
+            )
+        if silent >= self.keepalive_s / 2 and not conn.probing:
+            conn.probing = True
+            self.stats.liveness_probes += 1
+            conn.client.unsubscribe(self.probe_topic)
 
     # ---------------------------------------------------------------- publishing
 
@@ -531,6 +579,8 @@ class MqttUplink:
         now = time.monotonic()
         entry.attempts += 1
         entry.generation = conn.generation
+        if entry.attempts == 1:
+            entry.first_sent = now
         timeout = min(self.ack_timeout_s * 2 ** min(entry.attempts - 1, 16), self.ack_timeout_max_s)
         entry.deadline = now + timeout
         info = conn.client.publish(entry.topic, entry.payload, qos=1)
@@ -600,6 +650,9 @@ class MqttUplink:
             conflicts = [(seq, reason) for seq, reason in conflicts if seq in mine]
             self._in_flight.difference_update(mine)
             self._next_poll = 0.0
+            latency = time.monotonic() - entry.first_sent
+            for observe in self.ack_observers:
+                observe(latency)
         deleted = await self.outbox.acknowledge(committed)
         self.stats.records_acked += deleted
         by_reason: dict[str, list[int]] = {}

@@ -65,6 +65,18 @@ _NOT_IN_FLIGHT = (
 _SPAN = "(SELECT seq, stream FROM outbox WHERE priority = ? AND seq >= ? ORDER BY seq LIMIT ?)"
 """The rows of one priority class from the head on, in seq order, bounded."""
 
+_IN_SPAN = (
+    "o.priority = ? AND o.seq >= ? AND o.seq <= coalesce("
+    "(SELECT seq FROM outbox WHERE priority = ? AND seq >= ? ORDER BY seq LIMIT 1 OFFSET ?), "
+    "9223372036854775807)"  # the largest seq SQLite can hold: no bound
+)
+"""The same rows as :data:`_SPAN`, as a condition on ``outbox o``: up to the seq of the span's
+last row. Read through the ``(priority, seq)`` index in seq order, so a query can stop at its
+LIMIT instead of joining every row of the span and sorting them."""
+
+_WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+"""``json.dumps`` with the wire options, made once (it sizes every record read)."""
+
 
 def batch_seqs(batch: Batch) -> tuple[int, ...]:
     """A batch's sequence numbers, in order."""
@@ -156,34 +168,47 @@ class Outbox:
     ) -> Batch | None:
         # The table and column names come from RECORD_TABLES, never from the database.
         selected = ", ".join(f"t.{name}" for name in columns)
+        priority, first, limit = span
         rows = await self.store.fetchall(
-            f"SELECT o.seq, t.seq IS NOT NULL, {selected} FROM {_SPAN} o "  # noqa: S608
+            f"SELECT o.seq, t.seq IS NOT NULL, {selected} FROM outbox o "  # noqa: S608
             f"LEFT JOIN {stream} t ON t.seq = o.seq "
-            f"WHERE o.stream = ? AND {_NOT_IN_FLIGHT} ORDER BY o.seq LIMIT ?",
-            (*span, stream, excluded, max_records),
+            f"WHERE {_IN_SPAN} AND o.stream = ? AND {_NOT_IN_FLIGHT} ORDER BY o.seq LIMIT ?",
+            (priority, first, priority, first, limit - 1, stream, excluded, max_records),
         )
-        records: list[tuple[int, Mapping[str, Any]]] = []
-        size = 0
-        refused: dict[str, list[int]] = {}
+        entries: list[tuple[int, dict[str, Any] | None]] = []
         for row in rows:
-            seq = int(row[0])
             if not row[1]:
-                refused.setdefault("record row missing", []).append(seq)
+                entries.append((int(row[0]), None))  # the record row is missing
                 continue
-            data = {name: _wire_value(value) for name, value in zip(columns, row[2:], strict=True)}
-            try:
-                # Same rules as encode_batch: a non-finite number never leaves the gateway.
-                length = len(json.dumps(data, allow_nan=False, separators=(",", ":"))) + 20
-            except ValueError as exc:
-                refused.setdefault(f"not encodable: {exc}", []).append(seq)
-                continue
-            if length > MAX_BATCH_BYTES:
-                refused.setdefault(f"record larger than {MAX_BATCH_BYTES} bytes", []).append(seq)
-                continue
-            if records and size + length > max_bytes:
-                break
-            records.append((seq, data))
-            size += length
+            values = row[2:]
+            data: dict[str, Any] = dict(zip(columns, values, strict=True))
+            if bytes in set(map(type, values)):  # a BLOB (a scanner's raw read) goes as hex
+                data = {name: _wire_value(value) for name, value in data.items()}
+            entries.append((int(row[0]), data))
+        refused: dict[str, list[int]] = {}
+        records = _all_if_they_fit(entries, max_bytes, refused)
+        if records is None:
+            records = []
+            size = 0
+            for seq, entry in entries:
+                if entry is None:
+                    refused.setdefault("record row missing", []).append(seq)
+                    continue
+                try:
+                    # Same rules as encode_batch: a non-finite number never leaves the gateway.
+                    length = len(_WIRE_JSON.encode(entry)) + 20
+                except ValueError as exc:
+                    refused.setdefault(f"not encodable: {exc}", []).append(seq)
+                    continue
+                if length > MAX_BATCH_BYTES:
+                    refused.setdefault(f"record larger than {MAX_BATCH_BYTES} bytes", []).append(
+                        seq
+                    )
+                    continue
+                if records and size + length > max_bytes:
+                    break
+                records.append((seq, entry))
+                size += length
         for reason, seqs in refused.items():
             log.error("outbox: quarantining %d %s records: %s", len(seqs), stream, reason)
             await self.quarantine(seqs, reason)
@@ -256,6 +281,34 @@ class Outbox:
         if oldest is None:
             return 0.0
         return max(0.0, (self.store.clock.wall_us() - int(oldest)) / 1_000_000)
+
+
+def _all_if_they_fit(
+    entries: Sequence[tuple[int, dict[str, Any] | None]],
+    max_bytes: int,
+    refused: dict[str, list[int]],
+) -> list[tuple[int, Mapping[str, Any]]] | None:
+    """Every record, when all encode and fit in ``max_bytes`` together (the usual case),
+    sized with one encoder call for them all; ``None`` when each must be looked at.
+
+    The same answer as sizing them one by one: a list's JSON is its items' JSON joined by
+    commas in brackets, so the sum of the items' lengths is the list's length less
+    ``len + 1``. Missing record rows are refused here as they would be there.
+    """
+    present = [data for _, data in entries if data is not None]
+    if not present:
+        return None
+    try:
+        lengths = len(_WIRE_JSON.encode(present)) - 1 - len(present)
+    except ValueError:
+        return None  # one of them is not encodable: found and refused one by one
+    total = lengths + 20 * len(present)
+    if total > max_bytes or total > MAX_BATCH_BYTES:
+        return None
+    for seq, data in entries:
+        if data is None:
+            refused.setdefault("record row missing", []).append(seq)
+    return [(seq, data) for seq, data in entries if data is not None]
 
 
 def _wire_value(value: object) -> object:

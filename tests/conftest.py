@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.config import StoreSection
+from tests.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,3 +56,10 @@ def wait_for_sync(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real mosquitto on an ephemeral loopback port, for this test only."""
+    with Mosquitto(tmp_path / "broker") as running:
+        yield running

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
+import pty
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +68,49 @@ def test_demo_without_mosquitto_says_the_uplink_is_not_configured(
     assert "uplink: not configured" in output
     assert "(uplink not configured)" in output, "the live view says records are buffered"
     assert "demo stopped cleanly" in output
+
+
+def test_demo_on_a_terminal_opens_the_tui_and_q_stops_everything(tmp_path: Path) -> None:
+    """What a newcomer sees: `lineside demo` in a terminal shows the TUI with the simulated
+    lines; `q` quits it and stops the back end cleanly."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "demo", "--config", str(demo_config(tmp_path))],
+        cwd=REPO,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"},
+        start_new_session=True,
+    )
+    os.close(secondary)
+    screen = b""
+
+    def read_until(needle: bytes, timeout: float) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + timeout
+        while needle not in screen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not on screen: {screen[-2000:]!r}")
+            ready, _, _ = select.select([primary], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(primary, 65536)
+                except OSError:  # the terminal closed
+                    break
+
+    try:
+        read_until(b"261122-L1-", timeout=60)  # a run from the simulated ERP, on line L1
+        assert b"Lines" in screen
+        assert "● connected".encode() in screen
+        os.write(primary, b"q")
+        read_until(b"demo stopped cleanly", timeout=40)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    log = (tmp_path / "demo.log").read_text()
+    assert "demo stopped cleanly" in log, "the back end stopped cleanly too"
+    assert "Traceback" not in log

@@ -467,3 +467,35 @@ def test_time_above_is_the_held_time_of_values_above(samples: list[tuple[int, fl
         t1 - t0 for (t0, v0), (t1, _) in itertools.pairwise(timeline) if Decimal(repr(v0)) > LIMIT
     )
     assert mon.time_above_s == expected
+
+
+# ------------------------------------------------------------------------------ clock steps
+
+DAY_S = 86_400
+
+
+def test_a_clock_step_forward_is_not_silence() -> None:
+    mon = monitor(no_data_s=120, debounce_s=60)
+    feed(mon, every(1, 0, 100, 3))
+    mon.shift_time(DAY_S * S)  # NTP steps the wall clock a day ahead
+    assert mon.tick((DAY_S + 101) * S) == [], "no 'no data' fault from the step"
+    assert feed(mon, every(1, DAY_S + 101, DAY_S + 200, 3)) == []
+    assert mon.faults == frozenset()
+
+
+def test_after_a_clock_step_back_readings_count_and_a_breach_is_still_found() -> None:
+    mon = monitor(no_data_s=120, debounce_s=60)
+    feed(mon, every(1, 3600, 3700, 3))
+    mon.shift_time(-3600 * S)  # the wall clock goes back an hour
+    findings = feed(mon, every(1, 101, 200, 7))  # above 5 °C for 99 s
+    assert mon.ignored_out_of_order == 0, "new readings are not taken for old ones"
+    assert [(f.rule, f.active) for f in findings] == [(RULE_UPPER, True)]
+    assert findings[0].ts_us == 161 * S, "debounced 60 s after the first high reading"
+
+
+def test_a_breach_in_debounce_keeps_its_elapsed_time_across_a_step() -> None:
+    mon = monitor(no_data_s=120, debounce_s=60)
+    feed(mon, every(1, 0, 30, 7))  # 30 s above the limit
+    mon.shift_time(DAY_S * S)
+    [raised] = feed(mon, every(1, DAY_S + 31, DAY_S + 60, 7))
+    assert raised.ts_us == (DAY_S + 60) * S, "30 s before the step + 30 s after it"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
+import adapters.scanner.client as scanner_client
 from adapters.base import LinkState
 from adapters.scanner import ScannerAdapter
 from adapters.simulators import ScannerSimulator, ScenarioName
@@ -107,3 +109,31 @@ async def test_unreachable_scanner_backs_off_and_cancels_cleanly() -> None:
     assert len(asyncio.all_tasks()) == before
     # Backoff, not a busy loop: five refused attempts took at least a few delays.
     assert adapter.connect_attempts < 50
+
+
+async def test_the_connection_uses_tcp_keepalive_to_notice_a_dead_scanner(
+    quiet_scanner: ScannerSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A silent scanner is normal, so only keep-alive probes notice one that is gone."""
+    sockets: list[socket.socket] = []
+    original = scanner_client.enable_keepalive
+
+    def record(sock: socket.socket) -> None:
+        original(sock)
+        sockets.append(sock)
+
+    monkeypatch.setattr(scanner_client, "enable_keepalive", record)
+    adapter = ScannerAdapter(device(quiet_scanner.port), Collector(), SystemClock())
+    task = asyncio.create_task(adapter.run())
+    try:
+        await wait_for(lambda: adapter.state is LinkState.UP)
+        [sock] = sockets
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+        probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+        assert (idle, interval, probes) == (10, 5, 3)
+        assert idle + interval * probes <= 30, "a dead scanner is noticed within 30 s"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -25,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -47,12 +47,6 @@ DEMO = REPO / "config" / "demo.toml"
 KILLS = 10
 POLL_S = 0.02
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "broker") as running:
-        yield running
 
 
 async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float, what: str) -> None:

@@ -10,11 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from gateway.config import load_config
 from gateway.records import PackEvent
@@ -23,12 +21,6 @@ from sync.ingest import IngestService, IngestSettings
 from sync.protocol import andon_topic, status_topic
 from tests.conftest import REPO, minimal_config_text, wait_for
 from tests.mosquitto import Mosquitto
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "broker") as running:
-        yield running
 
 
 def retained(broker: Mosquitto, topics: list[str]) -> dict[str, bytes]:

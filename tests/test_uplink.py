@@ -236,12 +236,6 @@ class Watcher:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterable[Mosquitto]:
-    with Mosquitto(tmp_path / "broker") as running:
-        yield running
-
-
 # ---------------------------------------------------------------- pure parts, no broker
 
 

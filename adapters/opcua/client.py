@@ -683,15 +683,17 @@ class OpcUaAdapter(DeviceRecorder):
         self, client: Client, session: _Session, tag: str, data_value: ua.DataValue
     ) -> None:
         sample = sample_from(tag, data_value)
-        source_us = source_time_us(data_value)
         if self._packs is not None:
+            source_us = source_time_us(data_value)
             if tag == self._counter:
                 await self._counter_changed(client, session, sample, source_us)
             else:
                 self._packs.note(sample, source_us)  # fed with its pack's counter
                 self._track(sample)
             return
-        if self.device.role == "label_scanner" and self._repeated_scan(session, sample, source_us):
+        if self.device.role == "label_scanner" and self._repeated_scan(
+            session, sample, source_time_us(data_value)
+        ):
             return
         self._feed([sample])
 
@@ -843,6 +845,8 @@ class OpcUaAdapter(DeviceRecorder):
 
     def _track(self, sample: TagSample) -> None:
         if sample.quality is Quality.GOOD:
+            if not self._bad_tags and self.state is LinkState.UP:
+                return  # the common case, every good value: nothing changes
             self._bad_tags.discard(sample.tag)
         else:
             self._bad_tags.add(sample.tag)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 from adapters.base import LinkState, RecordSink, TagSample
 from adapters.roles import Interpreter, interpreter_for
@@ -26,6 +27,28 @@ from gateway.records import DeviceEvent
 log = logging.getLogger(__name__)
 
 TERMINATORS = {"CRLF": b"\r\n", "CR": b"\r", "LF": b"\n"}
+
+
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_PROBES = 3
+"""A scanner may rightly stay silent for hours (no packs), so silence is no sign of a dead
+link. TCP keep-alive is: after 10 s idle the kernel probes every 5 s, and three unanswered
+probes (a switched-off scanner, a cut cable: no RST ever comes) end the connection in about
+25 s, so the link goes DOWN and reconnects instead of showing UP forever."""
+
+
+def enable_keepalive(sock: socket.socket) -> None:
+    """Turn on TCP keep-alive with the timers above (Linux names; others keep defaults)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class ScannerAdapter:
@@ -65,6 +88,9 @@ class ScannerAdapter:
                 reader, writer = await asyncio.open_connection(self.device.host, self.device.port)
         except (OSError, TimeoutError) as exc:
             raise DeviceUnreachable(self.device_id, f"cannot connect: {exc!r}") from exc
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            enable_keepalive(sock)
         try:
             self._link_up()
             backoff.reset()

@@ -121,11 +121,16 @@ class WarehouseStats:
     invalid: int = 0
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+)
+"""What ``json.dumps`` with these options builds on every call; made once (every record is
+encoded, so this is on the path of every record)."""
+
+
 def canonical_json(data: Mapping[str, Any]) -> str:
     """The payload as hashed and stored: sorted keys, no whitespace, finite numbers only."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
-    )
+    return _CANONICAL.encode(data)
 
 
 def payload_sha256(data: Mapping[str, Any]) -> str:
@@ -175,17 +180,23 @@ class _Prepared:
 
 def _prepare(seq: int, data: Mapping[str, Any]) -> _Prepared:
     problem: str | None = None
+    encoded: bytes | None = None
     try:
         text = canonical_json(data)
-        text.encode()  # lone surrogates: not storable as UTF-8
+        encoded = text.encode()  # lone surrogates: not storable as UTF-8
     except (ValueError, TypeError) as exc:
         problem = f"invalid record: not storable as JSON ({exc})"
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
-    if problem is None and _has_nul(data):
+        encoded = None
+    # JSON always escapes U+0000 as \u0000, so a text without that sequence has no NUL; the
+    # walk settles the rare text that has it (it may be an escaped backslash before "u0000").
+    if problem is None and "\\u0000" in text and _has_nul(data):
         problem = "invalid record: NUL character in a string"
     if not 0 <= seq <= BIGINT_MAX:
         problem = "invalid record: sequence out of range"
-    digest = hashlib.sha256(text.encode(errors="backslashreplace")).hexdigest()
+    if encoded is None:
+        encoded = text.encode(errors="backslashreplace")
+    digest = hashlib.sha256(encoded).hexdigest()
     return _Prepared(seq, text, digest, problem)
 
 
@@ -344,8 +355,7 @@ class Warehouse(ABC):
         prepared = [_prepare(seq, data) for seq, data in batch.records]
         valid = [p for p in prepared if p.problem is None]
         with self._transaction():
-            inserted = self._insert_records(batch, valid) if valid else set()
-            stored = self._stored(batch.gateway, sorted({p.seq for p in valid}))
+            inserted, stored = self._insert_and_read(batch, valid)
             outcome = _classify(batch, prepared, inserted, stored)
             rows = [row for row in outcome.conflict_rows if 0 <= row[0].seq <= BIGINT_MAX]
             if rows:
@@ -392,6 +402,14 @@ class Warehouse(ABC):
     @abstractmethod
     def _transaction(self) -> Any:
         """A context manager: one transaction, errors mapped to :class:`WarehouseError`."""
+
+    def _insert_and_read(
+        self, batch: Batch, records: Sequence[_Prepared]
+    ) -> tuple[set[int], dict[int, tuple[str, str, str]]]:
+        """Insert ``records`` and read back what is stored under their sequences: (the
+        sequences inserted, seq → (site, stream, payload_sha256)). In the transaction."""
+        inserted = self._insert_records(batch, records) if records else set()
+        return inserted, self._stored(batch.gateway, sorted({p.seq for p in records}))
 
     @abstractmethod
     def _insert_records(self, batch: Batch, records: Sequence[_Prepared]) -> set[int]:
@@ -815,25 +833,32 @@ class SqliteWarehouse(Warehouse):
                 raise _sqlite_error(exc, self.path) from exc
             raise
 
-    def _insert_records(self, batch: Batch, records: Sequence[_Prepared]) -> set[int]:
-        db = self._connection()
-        inserted: set[int] = set()
+    def _insert_and_read(
+        self, batch: Batch, records: Sequence[_Prepared]
+    ) -> tuple[set[int], dict[int, tuple[str, str, str]]]:
+        # Inside BEGIN IMMEDIATE nobody else writes, so one read before the INSERT tells
+        # everything: a sequence not stored yet is inserted from its first occurrence in the
+        # batch, and then holds exactly that record (no read-back needed).
+        stored = self._stored(batch.gateway, sorted({r.seq for r in records}))
+        fresh: dict[int, _Prepared] = {}
         for record in records:
-            cur = db.execute(
+            if record.seq not in stored and record.seq not in fresh:
+                fresh[record.seq] = record
+        if fresh:
+            self._connection().executemany(
                 "INSERT INTO records (gateway, site, seq, stream, payload, payload_sha256)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, seq) DO NOTHING",
-                (
-                    batch.gateway,
-                    batch.site,
-                    record.seq,
-                    batch.stream,
-                    record.payload,
-                    record.sha256,
-                ),
+                [
+                    (batch.gateway, batch.site, r.seq, batch.stream, r.payload, r.sha256)
+                    for r in fresh.values()
+                ],
             )
-            if cur.rowcount == 1:
-                inserted.add(record.seq)
-        return inserted
+        for seq, record in fresh.items():
+            stored[seq] = (batch.site, batch.stream, record.sha256)
+        return set(fresh), stored
+
+    def _insert_records(self, batch: Batch, records: Sequence[_Prepared]) -> set[int]:
+        return self._insert_and_read(batch, records)[0]
 
     def _stored(self, gateway: str, seqs: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         db = self._connection()

@@ -1,0 +1,250 @@
+"""Gateway configurations for the benchmarks (TOML text, as an engineer would write them),
+and the production run the readings join.
+
+Every config is checked by :func:`gateway.config.load_config` before a gateway starts, so a
+benchmark can only run what ``lineside check-config`` accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+from adapters.erp.model import Product, ProductionRun, RunStatus, run_to_json
+from bench.peers import NOMINAL_G
+from gateway.clock import SystemClock
+from gateway.config import LinesideConfig, load_config
+from gateway.records import RunVersion
+from gateway.store import Store
+from rules.model import Tier
+
+GATEWAY_ID = "bench-gw"
+SITE = "bench"
+LINE = "L1"
+RUN_NUMBER = "R-BENCH-1"
+NAMESPACE_INDEX = 2
+"""The bench OPC UA server registers its namespace first, so it gets index 2."""
+
+
+def gateway_toml(
+    db: Path,
+    *,
+    devices: Sequence[str] = (),
+    rules: str = "",
+    sync: str = "",
+    commit_interval_ms: int = 250,
+) -> str:
+    """A whole config: gateway, store, line L1, then the given sections."""
+    return (
+        f'[gateway]\nid = "{GATEWAY_ID}"\nsite = "{SITE}"\nlog_level = "warning"\n\n'
+        f'[store]\npath = "{db}"\ncommit_interval_ms = {commit_interval_ms}\n\n'
+        f'[[lines]]\nid = "{LINE}"\nname = "Bench line"\n\n' + "\n".join(devices) + rules + sync
+    )
+
+
+def opcua_probes(
+    endpoint: str, probes: int, *, publishing_ms: int, sampling_ms: int, queue_size: int
+) -> str:
+    """An OPC UA temperature-probe device subscribing to ``probes`` variables."""
+    tags = ",\n".join(
+        f'  {{ name = "P{i}", node = "ns={NAMESPACE_INDEX};s=P{i}.Temperature", '
+        f'location = "product core", min = -40, max = 60 }}'
+        for i in range(probes)
+    )
+    return (
+        '[[devices]]\nid = "probes"\nkind = "opcua"\nline = "L1"\n'
+        f'role = "temperature_probe"\nendpoint = "{endpoint}"\n\n'
+        '[[devices.groups]]\nname = "probes"\nmode = "subscribe"\n'
+        f"publishing_interval_ms = {publishing_ms}\nsampling_interval_ms = {sampling_ms}\n"
+        f"queue_size = {queue_size}\ntags = [\n{tags},\n]\n"
+    )
+
+
+def opcua_checkweigher(endpoint: str, *, publishing_ms: int) -> str:
+    """The OPC UA checkweigher ``cw1`` on the bench server's ``CW1`` variables."""
+    ns = NAMESPACE_INDEX
+    return (
+        '[[devices]]\nid = "cw1"\nkind = "opcua"\nline = "L1"\n'
+        f'role = "checkweigher"\nendpoint = "{endpoint}"\n\n'
+        '[[devices.groups]]\nname = "weighing"\nmode = "subscribe"\n'
+        f"publishing_interval_ms = {publishing_ms}\nsampling_interval_ms = 0\n"
+        "queue_size = 100\ntags = [\n"
+        f'  {{ name = "pack_counter", node = "ns={ns};s=CW1.PackCounter" }},\n'
+        f'  {{ name = "nominal_weight", node = "ns={ns};s=CW1.NominalWeight", '
+        "min = 5, max = 25000 },\n"
+        f'  {{ name = "net_weight", node = "ns={ns};s=CW1.LastNetWeight", min = 0, max = 5000 }},\n'
+        f'  {{ name = "accepted", node = "ns={ns};s=CW1.Accepted" }},\n'
+        f'  {{ name = "label_sequence", node = "ns={ns};s=CW1.LabelSequence" }},\n'
+        "]\n"
+    )
+
+
+def modbus_probes(device: str, port: int, tags: int, *, poll_ms: int) -> str:
+    """A Modbus TCP temperature-probe device: ``tags`` int16 input registers from 0."""
+    rows = ",\n".join(
+        f'  {{ name = "T{i}", table = "input", address = {i}, type = "int16", scale = 0.1, '
+        f"min = -40, max = 60 }}"
+        for i in range(tags)
+    )
+    return (
+        f'[[devices]]\nid = "{device}"\nkind = "modbus_tcp"\nline = "L1"\n'
+        f'role = "temperature_probe"\nhost = "127.0.0.1"\nport = {port}\nunit_id = 1\n'
+        f"poll_interval_ms = {poll_ms}\ntags = [\n{rows},\n]\n"
+    )
+
+
+def probe_rules(device: str, names: Sequence[str], *, upper_c: float = 8.0) -> str:
+    """HACCP limits for every probe, so every reading is judged (none breaches them)."""
+    return "".join(
+        f'\n[[rules.probes]]\ndevice = "{device}"\nprobe = "{name}"\nupper_c = {upper_c}\n'
+        for name in names
+    )
+
+
+DEFAULT_BATCH_RECORDS = 500
+DEFAULT_BATCH_BYTES = 256 * 1024
+DEFAULT_WINDOW = 4
+"""The shipped defaults of ``[sync.mqtt]`` / ``[sync.https]`` (``gateway/config.py``)."""
+
+
+def mqtt_sync(
+    port: int,
+    *,
+    batch_records: int = DEFAULT_BATCH_RECORDS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    window: int = DEFAULT_WINDOW,
+) -> str:
+    """``[sync.mqtt]`` to a broker on loopback."""
+    return (
+        f'\n[sync.mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+        f"batch_records = {batch_records}\nbatch_bytes = {batch_bytes}\nwindow = {window}\n"
+    )
+
+
+def https_sync(
+    url: str,
+    ca_file: Path,
+    *,
+    batch_records: int = DEFAULT_BATCH_RECORDS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+) -> str:
+    """``[sync.https]`` to the ingest, TLS verified against the bench CA."""
+    return (
+        f'\n[sync.https]\nurl = "{url}"\nca_file = "{ca_file}"\n'
+        f"batch_records = {batch_records}\nbatch_bytes = {batch_bytes}\n"
+    )
+
+
+def write_config(path: Path, text: str) -> LinesideConfig:
+    """Write a config file and check it the way ``lineside check-config`` does."""
+    path.write_text(text)
+    return load_config(path)
+
+
+def bench_run(now: dt.datetime) -> ProductionRun:
+    """The production run on L1: started an hour ago, one 200 g fixed-weight product."""
+    return ProductionRun(
+        run_number=RUN_NUMBER,
+        line=LINE,
+        batch_codes=("B-BENCH-1",),
+        description="Salmon fillets (benchmark)",
+        species="salmon",
+        product_type="fillet",
+        products=(
+            Product(
+                plu="41240",
+                description=f"Salmon fillet {NOMINAL_G:.0f} g",
+                nominal_g=Decimal(str(NOMINAL_G)),
+                tier=Tier.PREMIUM,
+                species="salmon",
+            ),
+        ),
+        raw_material_kg=Decimal(100000),
+        pack_date=now.date(),
+        shelf_life_adjust=0,
+        planned_start=now - dt.timedelta(hours=1),
+        planned_end=None,
+        actual_start=now - dt.timedelta(hours=1),
+        actual_end=None,
+        status=RunStatus.RUNNING,
+        updated=now,
+    )
+
+
+def seed_run(config: LinesideConfig) -> None:
+    """Store the bench run (as an operator start would), so every reading joins it."""
+
+    async def seed() -> None:
+        clock = SystemClock()
+        now = dt.datetime.now(dt.UTC)
+        async with Store(config.store, clock) as store:
+            task = asyncio.create_task(store.run_committer())
+            await store.write(
+                RunVersion(
+                    ts_us=clock.wall_us(),
+                    run_number=RUN_NUMBER,
+                    line=LINE,
+                    status=str(RunStatus.RUNNING),
+                    source="operator",
+                    payload=run_to_json(bench_run(now)),
+                    actor="bench",
+                )
+            )
+            await store.stop_committer()
+            await task
+
+    asyncio.run(seed())
+
+
+def make_tls(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lineside bench CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ingest.bench")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (folder / "ca.pem", folder / "ingest.pem", folder / "ingest.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths

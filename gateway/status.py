@@ -1,0 +1,569 @@
+"""The gateway's live status: what the operator TUI shows and the metrics export.
+
+Most of what an operator needs lives only in this process: device link states and their
+last errors, the open ℮ batch, the probes' last values, the label sequence, the alert book,
+the uplink's connection. :class:`GatewayStatus` collects it into one JSON-ready snapshot
+(see :data:`SNAPSHOT_VERSION` for its shape), which the control socket serves to any number
+of TUIs (``{"command": "status"}``).
+
+Cost to the gateway is bounded whatever the number of viewers: a snapshot is built at most
+once per :data:`SNAPSHOT_MAX_AGE_S` and shared, and it reads the store only for two small
+aggregate queries (outbox depth and, once per run, the packs stored before this process
+started). Everything else comes from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from adapters.base import DeviceAdapter
+from adapters.erp.model import ProductionRun
+from gateway import __version__
+from gateway.clock import Clock
+from gateway.config import LinesideConfig
+from gateway.erp_sync import ErpPoller
+from gateway.records import (
+    DeviceEvent,
+    LabelScan,
+    PackEvent,
+    Record,
+    RejectedInput,
+    TemperatureReading,
+)
+from gateway.rules_engine import RulesEngine
+from gateway.runs import RunIndex, from_us
+from gateway.store import Store
+from rules.alerts import Alert
+from rules.emark import limits
+from rules.shelf_life import expected_use_by
+from sync.https_uplink import HttpsUplink
+from sync.mqtt_uplink import MqttUplink
+
+SNAPSHOT_VERSION = 1
+"""Bumped when a key is removed or changes meaning (added keys do not bump it)."""
+
+SNAPSHOT_MAX_AGE_S = 0.5
+"""Viewers asking within this long of the last snapshot get the same one."""
+
+RECENT_PACKS = 120
+"""Pack weights kept per line for the live histogram and sparkline."""
+
+TREND_POINTS = 120
+"""Giveaway samples kept per line (one per :meth:`GatewayStatus.sample`, i.e. per second)."""
+
+RECENT_ALERTS = 50
+"""Alerts listed in the snapshot besides the active ones."""
+
+ACK_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+"""Upper bounds of the acknowledgement latency histogram (seconds; +Inf is implied). From
+a healthy round trip (well under a second) to an outage drained after half an hour."""
+
+OUTBOX_SQL = "SELECT count(*), min(enqueued_us) FROM outbox"
+RUN_TALLY_SQL = (
+    "SELECT count(*), coalesce(sum(net_g), 0) FROM packs WHERE run_number = ? AND seq <= ?"
+)
+LAST_PACK_SQL = "SELECT coalesce(max(seq), 0) FROM packs"
+
+STORE_QUERY_TIMEOUT_S = 1.0
+"""A snapshot does not wait longer than this for the store (busy evicting, say): it shows the
+last figures it had, marked stale, so a TUI never mistakes a busy gateway for a dead one."""
+
+
+@dataclass(slots=True)
+class _RunTally:
+    """Packs weighed in one run: seeded from the store once, then counted live."""
+
+    packs: int = 0
+    sum_g: float = 0.0
+    seeded: bool = False
+
+
+@dataclass(slots=True)
+class LatencyHistogram:
+    """Durations counted into fixed buckets: bounded memory however many are observed."""
+
+    bounds: tuple[float, ...] = ACK_LATENCY_BUCKETS_S
+    counts: list[int] = field(default_factory=list)
+    """Observations per bucket (not cumulative); the last one is above every bound."""
+    total: int = 0
+    sum_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        """Count one duration."""
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += 1
+        self.sum_s += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, observations at or below it)`` pairs, ending with +Inf."""
+        running, out = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Counts since the gateway started that the snapshot does not carry (for metrics)."""
+
+    rejected: dict[tuple[str, str], int]
+    """Rejected device inputs per (device, reason)."""
+    link_down: dict[str, int]
+    """Outages per device (``link_down`` events)."""
+    reconnects: dict[str, int]
+    """Recoveries per device (``link_up`` events after an outage)."""
+    alerts: dict[tuple[str, str], int]
+    """Alerts in the book that still matter (active, or cleared but not acknowledged) per
+    (severity, state)."""
+    ack_latency: list[tuple[float, int]]
+    """Cumulative acknowledgement latency buckets (see :meth:`LatencyHistogram.cumulative`)."""
+    ack_latency_sum_s: float
+    ack_latency_count: int
+    records_acked: int
+    """Records the warehouse acknowledged (deleted from the outbox)."""
+    store_commits: int
+    records_committed: int
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "rule": alert.rule,
+        "subject": alert.subject,
+        "line": alert.line,
+        "severity": str(alert.severity),
+        "state": str(alert.state),
+        "active": alert.active,
+        "acknowledged": alert.acknowledged,
+        "acknowledged_by": alert.acknowledged_by,
+        "comment": alert.comment,
+        "raised_us": alert.raised_us,
+        "cleared_us": alert.cleared_us,
+        "shelved_until_us": alert.shelved_until_us,
+        "message": alert.message,
+    }
+
+
+class GatewayStatus:
+    """Collects the live state of one running gateway into snapshots."""
+
+    def __init__(
+        self,
+        config: LinesideConfig,
+        *,
+        store: Store,
+        engine: RulesEngine,
+        runs: RunIndex,
+        clock: Clock,
+        devices: Sequence[DeviceAdapter] = (),
+        erp: ErpPoller | None = None,
+        uplink: MqttUplink | HttpsUplink | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.engine = engine
+        self.runs = runs
+        self.clock = clock
+        self.devices = list(devices)
+        self.erp = erp
+        self.uplink = uplink
+        self.started_us = clock.wall_us()
+        self.readings: Counter[str] = Counter()
+        """Records seen per kind since start (packs, temperatures, label scans, ...)."""
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        """Rejected device inputs per (device, reason) since start."""
+        self.link_down: Counter[str] = Counter({d.id: 0 for d in config.devices if d.enabled})
+        """Device outages since start (``link_down`` events), per device."""
+        self.reconnects: Counter[str] = Counter({d.id: 0 for d in config.devices if d.enabled})
+        """Device recoveries since start (``link_up`` after an outage), per device."""
+        self.ack_latency = LatencyHistogram()
+        """Seconds from a batch's first send to the warehouse's acknowledgement."""
+        self._device_line = {d.id: d.line for d in config.devices}
+        self._recent: dict[str, deque[tuple[int, float, bool | None]]] = {
+            line.id: deque(maxlen=RECENT_PACKS) for line in config.lines
+        }
+        self._last_nominal: dict[str, float | None] = {}
+        self._trend: dict[str, deque[tuple[int, float]]] = {
+            line.id: deque(maxlen=TREND_POINTS) for line in config.lines
+        }
+        self._tallies: dict[str, _RunTally] = {}
+        self._stored_before = 0
+        self._outbox: tuple[int, Any, bool] = (0, None, True)
+        self.builds = 0
+        """Snapshots built since start (however many viewers asked)."""
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._building: asyncio.Lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ feeding
+
+    def observe(self, record: Record) -> None:
+        """Note one record as the pipeline queues it (registered as a pipeline observer)."""
+        self.readings[_KINDS.get(type(record), type(record).__name__)] += 1
+        if isinstance(record, RejectedInput):
+            self.rejected[record.source, record.reason] += 1
+        elif isinstance(record, DeviceEvent):
+            if record.kind == "link_down":
+                self.link_down[record.device] += 1
+            elif record.kind == "link_up" and "down_for_s" in record.detail:
+                # The first connection carries no down_for_s: only recoveries count.
+                self.reconnects[record.device] += 1
+        if isinstance(record, PackEvent):
+            recent = self._recent.get(record.line)
+            if recent is not None:
+                recent.append((record.ts_us, record.net_g, record.accepted))
+            self._last_nominal[record.line] = record.nominal_g
+            if record.run_number is not None:
+                tally = self._tallies.setdefault(record.run_number, _RunTally())
+                tally.packs += 1
+                tally.sum_g += record.net_g
+
+    def observe_ack(self, seconds: float) -> None:
+        """Note one acknowledgement latency (registered as an uplink ack observer)."""
+        self.ack_latency.observe(seconds)
+
+    def counters(self) -> Counters:
+        """The counts since start that the snapshot does not carry (read by the metrics)."""
+        alerts: Counter[tuple[str, str]] = Counter()
+        book = self.engine.book
+        standing = {a.id: a for a in book.active()}
+        standing.update({a.id: a for a in book.unacknowledged()})
+        for alert in standing.values():
+            alerts[str(alert.severity), str(alert.state)] += 1
+        acked = 0
+        if isinstance(self.uplink, MqttUplink):
+            acked = self.uplink.stats.records_acked
+        elif isinstance(self.uplink, HttpsUplink):
+            acked = self.uplink.stats.acked
+        return Counters(
+            rejected=dict(self.rejected),
+            link_down=dict(self.link_down),
+            reconnects=dict(self.reconnects),
+            alerts=dict(alerts),
+            ack_latency=self.ack_latency.cumulative(),
+            ack_latency_sum_s=self.ack_latency.sum_s,
+            ack_latency_count=self.ack_latency.total,
+            records_acked=acked,
+            store_commits=self.store.stats.batches_committed,
+            records_committed=self.store.stats.records_committed,
+        )
+
+    def sample(self) -> None:
+        """Take one giveaway sample per line (called once a second with the rules tick)."""
+        now = self.clock.wall_us()
+        for line, trend in self._trend.items():
+            pct = self._giveaway_pct(line)
+            if pct is not None:
+                trend.append((now, pct))
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The whole live status as a JSON-ready dict (shared for ``SNAPSHOT_MAX_AGE_S``)."""
+        async with self._building:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < SNAPSHOT_MAX_AGE_S:
+                return self._cached[1]
+            snapshot = await self._build()
+            self.builds += 1
+            self._cached = (time.monotonic(), snapshot)
+            return snapshot
+
+    async def _build(self) -> dict[str, Any]:
+        now_us = self.clock.wall_us()
+        lines = []
+        for line in self.config.lines:
+            lines.append(await self._line(line.id, line.name, now_us))
+        active = self.engine.book.active()
+        active_ids = {a.id for a in active}
+        recent = [a for a in self.engine.book.recent(RECENT_ALERTS) if a.id not in active_ids]
+        return {
+            "version": SNAPSHOT_VERSION,
+            "gateway": {
+                "id": self.config.gateway.id,
+                "site": self.config.gateway.site,
+                "software": __version__,
+                "pid": os.getpid(),
+                "started_us": self.started_us,
+                "now_us": now_us,
+            },
+            "lines": lines,
+            "alerts": {
+                "active": [_alert_json(a) for a in active],
+                "recent": [_alert_json(a) for a in recent],
+            },
+            "system": await self._system(now_us),
+        }
+
+    async def _line(self, line: str, name: str, now_us: int) -> dict[str, Any]:
+        run = self.runs.active(line, from_us(now_us))
+        batch = next((b for b in self.engine.emark.open_batches() if b.line == line), None)
+        qn = self._last_nominal.get(line)
+        if batch is not None:
+            band = batch.limits
+        elif qn is not None and qn > 0:
+            band = limits(Decimal(str(qn)))
+        else:
+            band = None
+        tally = await self._tally(run.run_number) if run is not None else None
+        probes = self._probes(line, now_us)
+        worst = max(probes, key=_probe_severity, default=None)
+        labels = self._labels(line, run)
+        return {
+            "id": line,
+            "name": name,
+            "mode": str(self.engine.book.line_mode(line)),
+            "andon": self.engine.andon(line),
+            "run": self._run(run) if run is not None else None,
+            "packs": tally.packs if tally is not None else 0,
+            "mean_g": (tally.sum_g / tally.packs) if tally and tally.packs else None,
+            "giveaway_pct": self._giveaway_pct(line),
+            "emark": {
+                "qn_g": _num(band.qn) if band else None,
+                "t1_g": _num(band.t1) if band else None,
+                "t2_g": _num(band.t2) if band else None,
+                "batch_packs": batch.n if batch is not None else 0,
+                "below_t1": batch.below_t1 if batch is not None else 0,
+                "below_t2": batch.below_t2 if batch is not None else 0,
+                "batch_started_us": batch.start_us if batch is not None else None,
+            },
+            "recent_packs": [
+                {"ts_us": ts, "net_g": net, "accepted": ok} for ts, net, ok in self._recent[line]
+            ],
+            "giveaway_trend": [pct for _ts, pct in self._trend[line]],
+            "probes": probes,
+            "worst_probe": worst,
+            "labels": labels,
+            "active_alerts": [_alert_json(a) for a in self.engine.book.active(line)],
+        }
+
+    def _run(self, run: ProductionRun) -> dict[str, Any]:
+        use_by = None
+        if run.pack_date is not None:
+            try:
+                use_by = expected_use_by(
+                    run.pack_date, run.shelf_life_adjust, self.engine.config.shelf_life_base_days
+                ).isoformat()
+            except ValueError:
+                use_by = None  # an adjustment the rules refuse; the compliance alert says why
+        return {
+            "run_number": run.run_number,
+            "status": str(run.status),
+            "description": run.description,
+            "batch_codes": list(run.batch_codes),
+            "species": run.species,
+            "pack_date": run.pack_date.isoformat() if run.pack_date else None,
+            "use_by": use_by,
+            "shelf_life_adjust": run.shelf_life_adjust,
+            "products": [
+                {
+                    "plu": p.plu,
+                    "description": p.description,
+                    "nominal_g": _num(p.nominal_g),
+                    "catch_weight": p.catch_weight,
+                    "tier": str(p.tier) if p.tier is not None else None,
+                }
+                for p in run.products
+            ],
+            "provisional": self.erp.provisional if self.erp is not None else False,
+        }
+
+    async def load(self) -> None:
+        """Note where this process's packs begin in the store (call once, before intake).
+
+        The live counts take every pack this process sees; a run's packs stored by earlier
+        processes (sequence numbers up to this mark) are added once, from the store.
+        """
+        rows = await self.store.fetchall(LAST_PACK_SQL)
+        self._stored_before = int(rows[0][0]) if rows else 0
+
+    async def _tally(self, run_number: str) -> _RunTally:
+        tally = self._tallies.setdefault(run_number, _RunTally())
+        if not tally.seeded:
+            rows = await self._query(RUN_TALLY_SQL, (run_number, self._stored_before))
+            if rows is not None:
+                tally.seeded = True
+                tally.packs += int(rows[0][0])
+                tally.sum_g += float(rows[0][1])
+        return tally
+
+    async def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> Any:
+        """Rows of a small store query, or None when the store is busy for too long."""
+        try:
+            async with asyncio.timeout(STORE_QUERY_TIMEOUT_S):
+                return await self.store.fetchall(sql, parameters)
+        except TimeoutError:
+            return None
+
+    def _giveaway_pct(self, line: str) -> float | None:
+        # The product on the checkweigher now: the giveaway figures updated last on the line.
+        stats = [s for s in self.engine.giveaway.values() if s.line == line and s.last_ts_us]
+        if not stats:
+            return None
+        newest = max(stats, key=lambda s: s.last_ts_us or 0)
+        return _num(newest.giveaway_pct)
+
+    def _probes(self, line: str, now_us: int) -> list[dict[str, Any]]:
+        out = []
+        for rules, monitor in self.engine.probes.values():
+            if (monitor.line or self._device_line.get(rules.device)) != line:
+                continue
+            last = monitor.last_valid
+            breach = sorted(monitor.in_breach)
+            faults = sorted(str(f) for f in monitor.faults)
+            state = "fault" if faults else ("high" if "upper" in breach else "ok")
+            if "lower" in breach:
+                state = "low"
+            if last is None and not faults:
+                state = "waiting"
+            out.append(
+                {
+                    "device": rules.device,
+                    "probe": rules.probe,
+                    "celsius": _num(last[1]) if last else None,
+                    "age_s": (now_us - last[0]) / 1e6 if last else None,
+                    "upper_c": rules.upper_c,
+                    "lower_c": rules.lower_c,
+                    "state": state,
+                    "faults": faults,
+                }
+            )
+        return out
+
+    def _labels(self, line: str, run: ProductionRun | None) -> dict[str, Any]:
+        monitors = [
+            m
+            for (device, run_number), m in self.engine.labels.items()
+            if self._device_line.get(device) == line
+            and (run is None or run_number == run.run_number)
+        ]
+        if not monitors:
+            return {"state": "no scans", "last": None, "missing": [], "duplicates": 0, "read": 0}
+        missing = sorted({n for m in monitors for n in m.missing})
+        duplicates = sum(m.duplicates for m in monitors)
+        last = max((m.last_number for m in monitors if m.last_number is not None), default=None)
+        state = "gap" if missing else ("duplicate" if duplicates else "ok")
+        return {
+            "state": state,
+            "last": last,
+            "missing": missing[-20:],
+            "missing_count": len(missing),
+            "duplicates": duplicates,
+            "read": sum(m.read for m in monitors),
+        }
+
+    async def _system(self, now_us: int) -> dict[str, Any]:
+        devices = []
+        configured = {d.id: d for d in self.config.devices}
+        for adapter in self.devices:
+            device_id = adapter.device_id
+            config = configured.get(device_id)
+            devices.append(
+                {
+                    "id": device_id,
+                    "kind": config.kind if config else "",
+                    "role": config.role if config else "",
+                    "line": config.line if config else "",
+                    "state": str(adapter.state),
+                    "last_error": str(getattr(adapter, "last_error", "")),
+                }
+            )
+        for device in self.config.devices:
+            if not device.enabled:
+                devices.append(
+                    {
+                        "id": device.id,
+                        "kind": device.kind,
+                        "role": device.role,
+                        "line": device.line,
+                        "state": "disabled",
+                        "last_error": "",
+                    }
+                )
+        rows = await self._query(OUTBOX_SQL)
+        if rows is not None:
+            self._outbox = (int(rows[0][0]), rows[0][1], False)
+        else:
+            self._outbox = (self._outbox[0], self._outbox[1], True)
+        depth, oldest, outbox_stale = self._outbox
+        stats = self.store.stats
+        page = self.store.page_size
+        erp = None
+        if self.erp is not None:
+            erp = {
+                "kind": self.config.erp.kind if self.config.erp else "",
+                "state": str(self.erp.state),
+                "staleness_s": self.erp.staleness_s,
+                "stale_after_s": self.config.erp.stale_after_s if self.config.erp else None,
+                "provisional": self.erp.provisional,
+                "last_error": self.erp.last_error,
+            }
+        uplink = None
+        if self.uplink is not None:
+            uplink = {
+                "kind": "mqtt" if self.config.sync.mqtt is not None else "https",
+                "endpoint": self._endpoint(),
+                "state": str(self.uplink.state),
+                "last_error": self.uplink.stats.last_error,
+            }
+        return {
+            "devices": devices,
+            "erp": erp,
+            "uplink": uplink,
+            "outbox": {
+                "depth": depth,
+                # Clamped: a record enqueued after ``now_us`` was read is not from the future.
+                "oldest_age_s": max(now_us - int(oldest), 0) / 1e6 if oldest is not None else None,
+                "stale": outbox_stale,
+            },
+            "store": {
+                "state": str(self.store.state),
+                "path": str(self.config.store.path),
+                "used_mb": stats.used_pages * page / 2**20,
+                "budget_mb": stats.max_pages * page / 2**20,
+                "pending": self.store.pending_count,
+                "last_commit_ms": stats.last_commit_ms,
+                "evicted": dict(stats.evicted),
+            },
+            "readings": dict(self.readings),
+        }
+
+    def _endpoint(self) -> str:
+        if self.config.sync.mqtt is not None:
+            return f"mqtt://{self.config.sync.mqtt.host}:{self.config.sync.mqtt.port}"
+        if self.config.sync.https is not None:
+            return str(self.config.sync.https.url)
+        return ""
+
+
+_KINDS: dict[type, str] = {
+    PackEvent: "pack",
+    TemperatureReading: "temperature",
+    LabelScan: "label_scan",
+}
+
+_PROBE_ORDER = {"fault": 3, "high": 2, "low": 2, "ok": 1, "waiting": 0}
+
+
+def _probe_severity(probe: dict[str, Any]) -> tuple[int, float]:
+    """Worst probe first: faults, then breaches, then the warmest."""
+    celsius = probe["celsius"]
+    return (_PROBE_ORDER.get(probe["state"], 0), celsius if celsius is not None else -1e9)
+
+
+__all__ = ["SNAPSHOT_VERSION", "Counters", "GatewayStatus", "LatencyHistogram"]

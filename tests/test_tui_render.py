@@ -1,0 +1,101 @@
+"""The TUI's pure formatting: histogram, sparkline, ages and state badges."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui import render
+
+
+def test_histogram_marks_t2_t1_and_qn_under_their_bins() -> None:
+    weights = [240.0 + i % 5 for i in range(50)] + [221.0]  # one pack below T2 (222 g)
+    bars, axis, scale = render.histogram(weights, qn=240.0, t1=231.0, t2=222.0, width=40)
+    assert len(bars) == len(axis) == 40
+    low, high = 221.0, 244.0
+    step = (high - low) / 40
+
+    def column(grams: float) -> int:
+        return min(int((grams - low) / step), 39)
+
+    assert axis[column(222.0)] == "2"
+    assert axis[column(231.0)] == "1"
+    assert axis[column(240.0)] == "Q"
+    assert bars[0] != " ", "the underweight pack is drawn at the left edge"
+    assert bars[column(231.0)] == " ", "no pack between T2 and T1"
+    assert scale.startswith("221.0 g")
+    assert scale.endswith("244.0 g")
+
+
+def test_histogram_of_nothing_is_empty() -> None:
+    assert render.histogram([], qn=240.0, t1=231.0, t2=222.0, width=40) == ("", "", "")
+
+
+def test_histogram_of_identical_weights_without_limits_does_not_divide_by_zero() -> None:
+    bars, axis, _ = render.histogram([500.0] * 3, qn=None, t1=None, t2=None, width=10)
+    assert bars[0] == "█"
+    assert axis.strip() == ""
+
+
+def test_sparkline_scales_from_lowest_to_highest_and_keeps_the_newest() -> None:
+    assert render.sparkline([1, 2, 3, 4, 5, 6, 7, 8], width=8) == "▁▂▃▄▅▆▇█"
+    assert render.sparkline([0, 0, 9, 9], width=2) == "▅▅", "only the last two, both equal"
+    assert render.sparkline([], width=5) == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (-3, "0s"), (42, "42s"), (600, "10m"), (7200, "2h"), (3 * 86400, "3d")],
+)
+def test_age(seconds: float | None, text: str) -> None:
+    assert render.age(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("colour", "word", "symbol"),
+    [("red", "RED", "■"), ("amber", "AMBER", "▲"), ("green", "GREEN", "●")],
+)
+def test_andon_is_a_word_and_a_symbol_as_well_as_a_colour(
+    colour: str, word: str, symbol: str
+) -> None:
+    badge = render.andon(colour)
+    assert word in badge.plain
+    assert symbol in badge.plain
+
+
+def test_unknown_states_are_shown_as_they_are() -> None:
+    assert render.styled(render.LINK, "rebooting").plain == "rebooting"
+    assert render.styled(render.LINK, None).plain == "-"
+
+
+def test_worst_probe_and_labels_say_what_is_wrong_in_words() -> None:
+    line = {
+        "worst_probe": {"state": "high", "celsius": 6.5},
+        "labels": {"state": "gap", "missing_count": 3},
+    }
+    assert render.worst_probe(line).plain == "▲6.5°C"
+    assert render.label_status(line["labels"]).plain == "✗ GAP 3"
+    assert render.label_status({"state": "ok", "last": 17}).plain == "✓ ok #17"
+    assert render.worst_probe({"worst_probe": None}).plain == "-"
+
+
+def test_the_product_on_the_line_is_the_one_whose_qn_is_set() -> None:
+    line = {
+        "run": {
+            "products": [
+                {"plu": "1", "description": "FILLETS 240G", "nominal_g": 240.0},
+                {"plu": "2", "description": "FILLETS 400G", "nominal_g": 400.0},
+            ]
+        },
+        "emark": {"qn_g": 400.0},
+    }
+    assert render.run_product(line) == "FILLETS 400G"
+    line["emark"] = {"qn_g": None}
+    assert render.run_product(line) == "2 products"
+    assert render.run_product({"run": None}) == "-"
+
+
+def test_limits_text() -> None:
+    assert render.limits(None, 5.0) == "≤ 5.0°C"
+    assert render.limits(-2.0, 5.0) == "-2.0..5.0°C"
+    assert render.limits(-25.0, None) == "≥ -25.0°C"
+    assert render.limits(None, None) == "no limits"
