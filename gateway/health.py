@@ -37,7 +37,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import uvicorn
@@ -49,6 +49,7 @@ from gateway.logs import REDACTED
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.status import GatewayStatus
 from gateway.store import StoreState
+from sync.http_server import QuietServer, bind_tcp
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +64,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its SIGINT/SIGTERM handlers: the gateway handles signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave the process's signal handlers alone."""
-        yield
 
 
 class HealthServer:
@@ -102,7 +94,7 @@ class HealthServer:
         host, port = self.settings.host, self.settings.port
         while True:
             try:
-                sock = _bind(host, port)
+                sock = bind_tcp(host, port)
             except OSError as exc:
                 delay = self.backoff.next_delay()
                 log.error(
@@ -139,7 +131,7 @@ class HealthServer:
             # A scraper and a probe or two: anything beyond is refused, not queued.
             limit_concurrency=16,
         )
-        server = _Server(config)
+        server = QuietServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="health.uvicorn")
         try:
             await asyncio.shield(serving)
@@ -246,21 +238,6 @@ async def _send(
         headers.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        # A restarted gateway must get its port back while old connections linger.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 __all__ = ["HealthServer"]

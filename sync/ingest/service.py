@@ -9,15 +9,14 @@ kept from installing its own handlers).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
 from gateway.backoff import Backoff
+from sync.http_server import QuietServer, bind_tcp
 from sync.ingest.http_app import IngestApp
 from sync.ingest.mqtt_consumer import MqttConsumer
 from sync.ingest.settings import IngestSettings
@@ -26,29 +25,6 @@ from sync.ingest.warehouse import Warehouse, WarehouseUnavailable, create_wareho
 __all__ = ["IngestService", "IngestSettings", "run_ingest"]
 
 logger = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its SIGINT/SIGTERM handlers: the process owner handles signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave the process's signal handlers alone."""
-        yield
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class IngestService:
@@ -83,7 +59,7 @@ class IngestService:
         sock: socket.socket | None = None
         try:
             if self.settings.http_enabled:
-                sock = _bind(self.settings.http_host, self.settings.http_port)
+                sock = bind_tcp(self.settings.http_host, self.settings.http_port)
                 self.http_port = int(sock.getsockname()[1])
             async with asyncio.TaskGroup() as group:
                 if self.consumer is not None:
@@ -130,7 +106,7 @@ class IngestService:
             # Each request may hold a 4 MiB body: bound the memory.
             limit_concurrency=32,
         )
-        server = _Server(config)
+        server = QuietServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             await asyncio.shield(serving)
