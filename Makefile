@@ -32,8 +32,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## The fast loop: the pure tests only (tests/unit: no sockets, no processes), well under a minute.
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

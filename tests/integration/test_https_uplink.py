@@ -1,0 +1,379 @@
+"""Store-and-forward over HTTPS against the REAL central ingest (uvicorn, SQLite warehouse).
+
+The seam we own is a small fault-injecting ASGI middleware in front of the ingest app: for
+scripted requests it lets the ingest COMMIT the batch and then answers 500, or 429 with
+``Retry-After: 1``, or never answers (the client times out: an ambiguous outcome); or it
+refuses a request with 403 without passing it on. It also counts every Idempotency-Key it
+sees, so duplicates on the wire are counted by the test, not by the code under test.
+
+Conservation (reliability.md §7 rows 16-17): every committed gateway record is in the
+warehouse exactly once (rows counted per seq), and the outbox empties.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.base import LinkState
+from gateway.backoff import Backoff
+from gateway.records import Severity
+from gateway.store import Store
+from sync.https_uplink import HttpsUplink
+from sync.ingest import IngestService, IngestSettings
+from sync.ingest.http_app import INGEST_PATH
+from sync.outbox import Outbox
+from tests.support.uplink_harness import GW, SITE, alert, commit, pack, running_store, telemetry
+from tests.support.waiting import wait_for
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+CLIENT_TIMEOUT_S = 0.5
+
+
+@dataclass
+class Seen:
+    key: str
+    at: float
+    fault: str | None
+    inner_status: int | None = None
+
+
+@dataclass
+class FaultInjector:
+    """ASGI middleware: scripted faults per ingest request, in arrival order."""
+
+    app: Any
+    script: list[str | None] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+
+    @property
+    def keys(self) -> Counter[str]:
+        return Counter(s.key for s in self.seen)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.keys.values())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != INGEST_PATH:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        fault = self.script.pop(0) if self.script else None
+        seen = Seen(headers.get("idempotency-key", ""), time.monotonic(), fault)
+        self.seen.append(seen)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        if fault == "403":
+            await _answer(send, 403, {"error": "forbidden", "reason": "gateway not enrolled"})
+            return
+        if fault == "422":
+            await _answer(send, 422, {"error": "unprocessable", "reason": "unknown stream"})
+            return
+        # Let the ingest commit, keep its answer to ourselves.
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        seen.inner_status = int(captured[0]["status"])
+        if fault == "500":
+            await _answer(send, 500, {"error": "injected", "reason": "after commit"})
+        elif fault == "429":
+            await _answer(send, 429, {"error": "slow down"}, {"retry-after": "1"})
+        elif fault == "hang":
+            # Never answer: wait until the client gives up and closes the connection.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+        else:
+            raise AssertionError(f"unknown fault {fault!r}")
+
+
+async def _answer(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    raw = json.dumps(body).encode()
+    head = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    head += [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": raw})
+
+
+@dataclass
+class Ingest:
+    service: IngestService
+    faults: FaultInjector
+    db_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.service.http_port}{INGEST_PATH}"
+
+    def rows_per_seq(self) -> dict[int, int]:
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db:
+            rows = db.execute(
+                "SELECT seq, count(*) FROM records WHERE gateway = ? GROUP BY seq", (GW,)
+            ).fetchall()
+        return {int(seq): int(n) for seq, n in rows}
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db:
+            rows = db.execute("SELECT payload FROM records WHERE gateway = ?", (GW,)).fetchall()
+        return [json.loads(payload) for (payload,) in rows]
+
+
+@pytest.fixture
+async def ingest(tmp_path: Path) -> AsyncIterator[Ingest]:
+    db_path = tmp_path / "warehouse.db"
+    service = IngestService(IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=db_path))
+    faults = FaultInjector(service.app)
+    service.app = faults  # type: ignore[assignment]  # the seam: uvicorn serves service.app
+    task = asyncio.create_task(service.run())
+    await wait_for(lambda: task.done() or service.ready.is_set(), 10)
+    if task.done():
+        task.result()
+    try:
+        yield Ingest(service, faults, db_path)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def running_uplink(
+    store: Store, ingest: Ingest, **options: Any
+) -> AsyncIterator[HttpsUplink]:
+    settings: dict[str, Any] = {
+        "url": ingest.url,
+        "site": SITE,
+        "gateway": GW,
+        "max_records": 10,
+        "timeout_s": CLIENT_TIMEOUT_S,
+        "poll_interval_s": 0.02,
+        "backoff": Backoff(initial=0.05, maximum=0.2),
+    }
+    settings.update(options)
+    uplink = HttpsUplink(store, **settings)
+    task = asyncio.create_task(uplink.run())
+    try:
+        yield uplink
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        assert task.cancelled(), "run() ended other than by cancellation"
+        assert uplink.state is LinkState.DISABLED
+
+
+async def assert_conserved(store: Store, ingest: Ingest, seqs: list[int]) -> None:
+    """Every committed record is in the warehouse exactly once, and the outbox is empty."""
+    outbox = Outbox(store, gateway=GW, site=SITE)
+    await wait_for(lambda: outbox_empty(outbox), 10)
+    per_seq = ingest.rows_per_seq()
+    assert set(seqs) <= set(per_seq)
+    assert all(per_seq[seq] == 1 for seq in seqs)
+
+
+async def outbox_empty(outbox: Outbox) -> bool:
+    return await outbox.depth() == 0
+
+
+def workload() -> list[Any]:
+    return [*(pack(i) for i in range(25)), *(telemetry(i) for i in range(5)), alert("a1")]
+
+
+# ---------------------------------------------------------------- happy path, priority
+
+
+async def test_delivers_the_outbox_in_priority_order_and_acks_delete(
+    tmp_path: Path, ingest: Ingest
+) -> None:
+    async with running_store(tmp_path) as store:
+        seqs = await commit(store, workload())
+        async with running_uplink(store, ingest) as uplink:
+            await assert_conserved(store, ingest, seqs)
+            assert uplink.state is LinkState.UP
+        assert ingest.faults.duplicates == 0
+        first_key = ingest.faults.seen[0].key
+        assert first_key.startswith(f"{GW}:alerts:")  # alerts first
+        # 1 alert batch, 3 pack batches (10/10/5), 1 telemetry batch.
+        assert len(ingest.faults.seen) == 5
+        assert uplink.stats.sent == 5
+        assert uplink.stats.acked == len(seqs)
+        assert (uplink.stats.retries, uplink.stats.duplicates_seen) == (0, 0)
+        assert uplink.stats.quarantined == 0
+
+
+# ---------------------------------------------------------------- ambiguous outcomes
+
+
+@pytest.mark.parametrize("fault", ["500", "hang"])
+async def test_commit_then_failure_is_resent_with_the_same_key_and_stored_once(
+    tmp_path: Path, ingest: Ingest, fault: str
+) -> None:
+    ingest.faults.script = [None, fault]  # the second request commits, then fails
+    async with running_store(tmp_path) as store:
+        seqs = await commit(store, workload())
+        async with running_uplink(store, ingest) as uplink:
+            await assert_conserved(store, ingest, seqs)
+        faulted = ingest.faults.seen[1]
+        assert faulted.fault == fault
+        assert faulted.inner_status == 200  # the warehouse really committed it
+        # The same batch went again under the same key: a duplicate on the wire, stored once.
+        assert ingest.faults.keys[faulted.key] == 2
+        assert ingest.faults.seen[2].key == faulted.key
+        assert ingest.faults.duplicates == 1
+        assert uplink.stats.retries == 1
+        assert uplink.stats.duplicates_seen == 1
+        assert uplink.stats.acked == len(seqs)
+        if fault == "hang":
+            assert "Timeout" in uplink.stats.last_error
+        else:
+            assert uplink.stats.last_error.startswith("HTTP 500")
+
+
+async def test_429_honours_retry_after(tmp_path: Path, ingest: Ingest) -> None:
+    ingest.faults.script = ["429"]
+    async with running_store(tmp_path) as store:
+        seqs = await commit(store, workload())
+        async with running_uplink(store, ingest) as uplink:
+            await wait_for(lambda: uplink.state is LinkState.DEGRADED, 5)
+            await assert_conserved(store, ingest, seqs)
+        first, second = ingest.faults.seen[:2]
+        assert first.key == second.key
+        assert second.at - first.at >= 0.95  # Retry-After: 1, not the 0.05 s backoff
+        assert ingest.faults.duplicates == 1
+        assert uplink.stats.retries == 1
+        assert uplink.stats.duplicates_seen == 0  # a 429 says "not processed"
+        assert uplink.stats.last_error.startswith("HTTP 429")
+
+
+# ---------------------------------------------------------------- refusal
+
+
+async def test_a_refused_batch_is_quarantined_with_reason_alert_and_never_retried(
+    tmp_path: Path, ingest: Ingest
+) -> None:
+    ingest.faults.script = ["422"]
+    async with running_store(tmp_path) as store:
+        packs = await commit(store, [pack(i) for i in range(15)])
+        outbox = Outbox(store, gateway=GW, site=SITE)
+        async with running_uplink(store, ingest) as uplink:
+            # The uplink's own alert about the refusal reaches the warehouse.
+            await wait_for(
+                lambda: any(p.get("rule") == "sync_quarantined" for p in ingest.payloads()), 10
+            )
+            await wait_for(lambda: outbox_empty(outbox), 10)
+            await asyncio.sleep(0.3)  # time for a (wrong) retry to show up
+        refused = ingest.faults.seen[0]
+        assert refused.key == f"{GW}:packs:{packs[0]}-{packs[9]}:10"
+        assert ingest.faults.keys[refused.key] == 1  # never retried
+        assert ingest.faults.duplicates == 0
+        quarantined = await outbox.quarantined()
+        assert [seq for seq, _, _ in quarantined] == packs[:10]
+        reason = quarantined[0][2]
+        assert reason.startswith("HTTP 422")
+        assert "unknown stream" in reason
+        assert uplink.stats.quarantined == 10
+        assert uplink.stats.refusals == 1
+        assert uplink.stats.retries == 0
+        # The rest still went, exactly once.
+        per_seq = ingest.rows_per_seq()
+        assert all(per_seq[seq] == 1 for seq in packs[10:])
+        assert not set(packs[:10]) & set(per_seq)
+        (raised,) = [p for p in ingest.payloads() if p.get("rule") == "sync_quarantined"]
+        assert raised["severity"] == Severity.MAJOR.value
+        assert raised["subject"] == refused.key
+
+
+# ---------------------------------------------------------------- link down
+
+
+async def test_connect_errors_and_tls_failures_never_escape_run(
+    tmp_path: Path, ingest: Ingest
+) -> None:
+    async with running_store(tmp_path) as store:
+        (seq,) = await commit(store, [alert("down")])
+        refused = "http://127.0.0.1:9/v1/ingest"  # nothing listens: connection refused
+        # A TLS handshake against the plain-HTTP ingest fails: never sent, retried with backoff.
+        plain = ingest.url.replace("http://", "https://")
+        for url in (refused, plain):
+            uplink = HttpsUplink(
+                store,
+                url=url,
+                site=SITE,
+                gateway=GW,
+                timeout_s=CLIENT_TIMEOUT_S,
+                backoff=Backoff(initial=0.05, maximum=0.1),
+            )
+            task = asyncio.create_task(uplink.run())
+            await wait_for(lambda u=uplink: u.stats.retries >= 2, 5)  # type: ignore[misc]
+            assert uplink.state is LinkState.DOWN
+            assert "ConnectError" in uplink.stats.last_error
+            assert uplink.stats.duplicates_seen == 0  # nothing was sent
+            assert not task.done()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert await Outbox(store, gateway=GW, site=SITE).depth() == 1
+        assert seq not in ingest.rows_per_seq()
+        assert ingest.faults.seen == []
+
+
+def test_tls_is_always_verified(tmp_path: Path) -> None:
+    uplink = HttpsUplink(
+        None,  # type: ignore[arg-type]  # the store is not touched here
+        url="https://ingest.example/v1/ingest",
+        site=SITE,
+        gateway=GW,
+    )
+    context = uplink.tls_context()
+    assert context.check_hostname
+    assert context.verify_mode.name == "CERT_REQUIRED"
+    with pytest.raises(ValueError, match="https"):
+        HttpsUplink(None, url="ftp://x/", site=SITE, gateway=GW)  # type: ignore[arg-type]
+
+
+async def test_credentials_refused_keep_every_record_and_resume(
+    tmp_path: Path, ingest: Ingest
+) -> None:
+    # A wrong token or an unenrolled gateway is refused whatever the batch: nothing may be
+    # quarantined for it; the records wait, an alert says why, and sending resumes.
+    ingest.faults.script = ["403", "403"]
+    async with running_store(tmp_path) as store:
+        packs = await commit(store, [pack(i) for i in range(15)])
+        outbox = Outbox(store, gateway=GW, site=SITE)
+
+        def unauthorized_states() -> list[object]:
+            return [
+                p.get("state") for p in ingest.payloads() if p.get("rule") == "sync_unauthorized"
+            ]
+
+        async with running_uplink(store, ingest) as uplink:
+            # The clearing alert is queued at the first accepted batch, then sent in turn.
+            await wait_for(lambda: unauthorized_states() == ["raised", "cleared"], 15)
+            await wait_for(lambda: outbox_empty(outbox), 15)
+        assert await outbox.quarantined() == []
+        assert uplink.stats.quarantined == 0
+        per_seq = ingest.rows_per_seq()
+        assert all(per_seq[seq] == 1 for seq in packs)
+        assert unauthorized_states() == ["raised", "cleared"]

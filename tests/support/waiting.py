@@ -1,0 +1,39 @@
+"""The one way tests wait: on a condition, with a deadline, never a bare sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+
+async def wait_for(
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,
+    what: str = "",
+    *,
+    interval: float = 0.02,
+) -> None:
+    """Wait until ``condition()`` (plain or awaitable) is true; fail naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        await asyncio.sleep(interval)
+
+
+def wait_for_sync(
+    condition: Callable[[], bool], timeout: float = 10.0, what: str = "", *, interval: float = 0.02
+) -> None:
+    """Blocking variant of :func:`wait_for`, for code outside an event loop."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)

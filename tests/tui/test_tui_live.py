@@ -1,0 +1,191 @@
+"""The TUI against a running gateway: the real simulators, the gateway on a temporary store,
+a real mosquitto for the andon topic, and the TUI driven by Textual's pilot with the keys an
+operator would press."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from textual.widgets import DataTable, Input, Static
+
+from gateway.config import load_config
+from sync.protocol import andon_topic
+from tests.support.mosquitto import Mosquitto
+from tests.support.sim_site import simulated_site
+from tests.support.waiting import wait_for
+from tui.app import LinesideApp
+from tui.client import ConnectionState, GatewayLink
+from tui.screens import AlertsScreen, LineScreen, LinesScreen, OperatorDialog, SystemScreen
+
+SPEED = 20.0
+"""The demo scenario plays 20 times faster than life: its label gap comes 12 s in."""
+
+
+class AndonWatcher:
+    """Subscribes to a line's andon topic and keeps every message with its arrival time."""
+
+    def __init__(self, broker: Mosquitto, topic: str) -> None:
+        self.messages: list[tuple[float, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="andon-watcher")
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((time.monotonic(), json.loads(message.payload)))
+
+    def after(self, moment: float) -> list[dict[str, Any]]:
+        with self.lock:
+            return [payload for at, payload in self.messages if at >= moment]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def stored_transitions(db_path: Path, alert_id: str) -> list[tuple[str, dict[str, Any]]]:
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT state, detail FROM alerts WHERE alert_id = ? ORDER BY seq", (alert_id,)
+        ).fetchall()
+    finally:
+        db.close()
+    return [(state, json.loads(detail)) for state, detail in rows]
+
+
+def active(app: LinesideApp, rule: str) -> dict[str, Any] | None:
+    if app.snapshot is None:
+        return None
+    return next((a for a in app.snapshot["alerts"]["active"] if a["rule"] == rule), None)
+
+
+async def test_an_operator_acknowledges_an_alert_with_the_keyboard(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    uplink = f'\n[sync.mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+    watcher = AndonWatcher(broker, andon_topic("demo-site", "L1"))
+    try:
+        async with simulated_site(tmp_path, speed=SPEED, extra_config=uplink) as handle:
+            site = await handle.site()
+            app = LinesideApp(GatewayLink(site.config.control_socket_path), gateway_name="gw")
+            async with app.run_test(size=(100, 30)) as pilot:
+                await wait_for(lambda: active(app, "label_gap") is not None, timeout=60)
+                gap = active(app, "label_gap")
+                assert gap is not None
+                assert not gap["acknowledged"]
+
+                await pilot.press("2")
+                assert isinstance(app.screen, AlertsScreen)
+                await wait_for(lambda: app.screen.query_one(DataTable).row_count > 0)
+                table = app.screen.query_one(DataTable)
+                while app.screen.selected()["id"] != gap["id"]:  # type: ignore[attr-defined]
+                    before = table.cursor_row
+                    await pilot.press("down")
+                    assert table.cursor_row != before, "the alert is in the table"
+
+                await pilot.press("a")
+                assert isinstance(app.screen, OperatorDialog)
+                assert app.screen.focused is app.screen.query_one("#operator", Input)
+                await pilot.press("enter")  # no name yet: refused, nothing sent
+                assert isinstance(app.screen, OperatorDialog)
+                assert "required" in str(app.screen.query_one("#dialog-error", Static).content)
+                await pilot.press(*"Ann", "tab", *"relabelled")
+                pressed = time.monotonic()
+                await pilot.press("enter")
+                assert isinstance(app.screen, AlertsScreen)
+
+                def acknowledged_on_the_andon() -> bool:
+                    return any(
+                        all(a["id"] != gap["id"] for a in msg.get("alerts", []))
+                        for msg in watcher.after(pressed)
+                    )
+
+                await wait_for(acknowledged_on_the_andon, timeout=5)
+                first = min(at for at, _ in watcher.messages if at >= pressed)
+                assert first - pressed < 1.0, "the andon hears of it within a second"
+
+                async def in_store() -> bool:
+                    return any(
+                        state == "acknowledged"
+                        for state, _ in stored_transitions(site.db_path, gap["id"])
+                    )
+
+                await wait_for(in_store, timeout=5)
+                await wait_for(
+                    lambda: any(
+                        a["id"] == gap["id"] and a["acknowledged_by"] == "Ann"
+                        for a in app.snapshot["alerts"]["recent"]  # type: ignore[index]
+                    ),
+                    timeout=5,
+                )
+    finally:
+        watcher.close()
+    transitions = stored_transitions(site.db_path, gap["id"])
+    states = [state for state, _ in transitions]
+    assert states[0] == "raised"
+    assert "acknowledged" in states
+    assert states[-1] == "cleared", "a latched gap clears when acknowledged"
+    detail = next(d for s, d in transitions if s == "acknowledged")
+    assert detail["operator"] == "Ann"
+    assert detail["comment"] == "relabelled"
+
+
+async def test_the_tui_waits_for_the_gateway_then_picks_it_up(tmp_path: Path) -> None:
+    async with simulated_site(tmp_path, speed=SPEED, start_gateway=False) as handle:
+        socket_path = load_config(handle.config_path).control_socket_path
+        app = LinesideApp(GatewayLink(socket_path), poll_interval_s=0.2)
+        async with app.run_test(size=(80, 24)) as pilot:
+            banner = app.screen.query_one("#banner", Static)
+            await wait_for(lambda: app.state is ConnectionState.DOWN and app.polls >= 3)
+            assert banner.display
+            assert "not answering" in str(banner.content)
+            assert "Retrying" in str(banner.content)
+            assert app.snapshot is None
+            assert isinstance(app.screen, LinesScreen), "no crash: still on the lines screen"
+
+            handle.start()
+            await handle.site()
+            await wait_for(lambda: app.state is ConnectionState.UP, timeout=15)
+            lines = app.screen.query_one("#lines", DataTable)
+            await wait_for(lambda: lines.row_count == 2, timeout=5)
+            assert not app.screen.query_one("#banner", Static).display
+            assert "connected" in app.sub_title
+
+            # Keyboard navigation through every screen.
+            await pilot.press("enter")
+            assert isinstance(app.screen, LineScreen)
+            assert app.screen.line == "L1"
+            await wait_for(
+                lambda: "Run " in str(app.screen.query_one("#run", Static).content), timeout=5
+            )
+            await pilot.press("n")
+            assert app.screen.line == "L2"  # type: ignore[attr-defined]
+            await pilot.press("escape")
+            assert isinstance(app.screen, LinesScreen)
+            await pilot.press("3")
+            assert isinstance(app.screen, SystemScreen)
+            devices = app.screen.query_one("#devices", DataTable)
+            await wait_for(lambda: devices.row_count == 4, timeout=5)
+            await pilot.press("2")
+            assert isinstance(app.screen, AlertsScreen)
+            await pilot.press("1")
+            assert isinstance(app.screen, LinesScreen)
+
+            # The gateway stops: the TUI says so, keeps the last data, and keeps trying.
+            handle.stop.set()
+            assert handle.task is not None
+            await handle.task
+            await wait_for(lambda: app.state is ConnectionState.DOWN, timeout=10)
+            assert "stale" in str(app.screen.query_one("#banner", Static).content)
+            assert app.snapshot is not None

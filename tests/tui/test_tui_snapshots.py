@@ -1,0 +1,79 @@
+"""Snapshot tests of every TUI screen at 80×24 and 120×40.
+
+The screens draw a status snapshot recorded from the demo gateway (``data/tui_status.json``:
+line L1 with an active label gap and a probe above its limit, a cleared ℮ alert), served by a
+fixed source in place of the control socket. Update the pictures after a deliberate change
+with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at them in
+``tests/__snapshots__/`` before committing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.support.tui_source import SIZES, STATUS, FixedSource
+from tui.app import LinesideApp
+
+
+def troubled(status: dict[str, Any]) -> dict[str, Any]:
+    """The recorded status with a device down, the uplink down and a backlog."""
+    status = copy.deepcopy(status)
+    system = status["system"]
+    system["devices"][2]["state"] = "down"
+    system["devices"][2]["last_error"] = "[Errno 111] Connect call failed ('10.1.4.20', 502)"
+    system["uplink"]["state"] = "down"
+    system["uplink"]["last_error"] = "[Errno 113] No route to host"
+    system["outbox"] = {"depth": 18342, "oldest_age_s": 1260.0}
+    system["erp"]["staleness_s"] = 95.0
+    return status
+
+
+def app_with(snapshot: dict[str, Any] | None) -> LinesideApp:
+    return LinesideApp(FixedSource(snapshot), operator="", gateway_name="demo-gw1")
+
+
+def after(*keys: str) -> Callable[[Pilot[None]], Any]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, LinesideApp)
+        while app.polls < 1:
+            await pilot.pause(0.01)
+        await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_lines_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(STATUS), terminal_size=size, run_before=after())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_line_detail_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(STATUS), terminal_size=size, run_before=after("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_alerts_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(STATUS), terminal_size=size, run_before=after("2"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_acknowledge_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(STATUS), terminal_size=size, run_before=after("2", "a"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_system_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(troubled(STATUS)), terminal_size=size, run_before=after("3"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_no_gateway(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(None), terminal_size=size, run_before=after())
