@@ -34,7 +34,7 @@ from bench.common import (
     wait_until,
 )
 from sync.protocol import andon_topic
-from tests.mosquitto import Mosquitto
+from tests.support.mosquitto import Mosquitto
 
 Figures = dict[str, Any]
 EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM outbox)"

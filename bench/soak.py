@@ -60,8 +60,8 @@ from gateway.config import StoreSection
 from gateway.schema import RECORD_STREAMS
 from gateway.store import Store
 from sync.mqtt_uplink import MqttUplink
-from tests.faultproxy import FaultProxy
-from tests.mosquitto import Mosquitto
+from tests.support.faultproxy import FaultProxy
+from tests.support.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

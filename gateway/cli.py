@@ -379,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no TUI: print a status line a second instead (also when not on a terminal)",
     )
+    demo.add_argument(
+        "--keep-store",
+        action="store_true",
+        help="keep the last demo's store and warehouse (by default each demo starts afresh)",
+    )
+    # The back end that `lineside demo` starts for its TUI: it stops when its stdin closes.
+    demo.add_argument("--backend", action="store_true", help=argparse.SUPPRESS)
     demo.set_defaults(handler=_cmd_demo)
 
     for action, verb in (("start_run", "start"), ("end_run", "end")):

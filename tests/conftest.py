@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.config import StoreSection
+from tests.support import faketime_compat
 from tests.support.mosquitto import Mosquitto
+from tests.support.processes import end_processes, mark_this_suite, suite_processes
+
+# Every process this suite starts inherits the mark, so none can outlive its test unseen.
+mark_this_suite()
+# Under libfaketime, this process and every Python child sleep without clock_nanosleep.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (faketime_compat.FOLDER, os.environ.get("PYTHONPATH", "")) if p
+)
+faketime_compat.apply()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a process of the suite running (and end that process)."""
+    if request.node.path.parent.name == "unit":
+        yield  # unit tests start no process (tests/unit/conftest.py refuses it)
+        return
+    before = suite_processes()
+    yield
+    started = {pid: cmd for pid, cmd in suite_processes().items() if pid not in before}
+    killed = end_processes(started)
+    if killed:
+        pytest.fail(f"the test left processes running (now killed): {killed}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The last check: nothing of this suite runs on after it."""
+    killed = end_processes(suite_processes())
+    if killed:
+        print(f"\nprocesses of the suite left running (now killed): {killed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

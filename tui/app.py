@@ -72,6 +72,8 @@ class LinesideApp(App[None]):
         Binding("2", "switch_mode('alerts')", "Alerts", show=True),
         Binding("3", "switch_mode('system')", "System", show=True),
         Binding("q", "quit", "Quit", show=True),
+        # On a terminal in raw mode Ctrl-C is a key, not a signal: it quits as people expect.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
     ENABLE_COMMAND_PALETTE = False
 

@@ -55,7 +55,7 @@ from sync.ingest.http_app import INGEST_PATH
 from sync.mqtt_uplink import MqttUplink
 from sync.outbox import Outbox
 from tests.support.mosquitto import Mosquitto
-from tests.support.paths import REPO
+from tests.support.paths import REPO, repo_pythonpath
 from tests.support.ports import free_port
 from tests.support.running_gateway import health_toml, http_get
 from tests.support.sync_harness import demo_config, ingest_settings, start_ingest, stop_task
@@ -87,7 +87,7 @@ class NamespacedGateway:
                     *(sys.executable, "-m", "gateway.cli", "run", "--config", str(config)),
                 ],
                 cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": "@" + name},
+                env={**os.environ, "PYTHONPATH": repo_pythonpath(), "NOTIFY_SOCKET": "@" + name},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

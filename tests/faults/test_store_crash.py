@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tests.support.crash_writer import BATCH
-from tests.support.paths import REPO
+from tests.support.paths import REPO, repo_pythonpath
 
 KILLS = 20
 
@@ -27,7 +27,7 @@ def test_sigkill_while_writing_batches_loses_and_tears_nothing(tmp_path: Path) -
     db_path = tmp_path / "crash.db"
     rng = random.Random(20_261_122)
     seen: dict[int, tuple[int, int, int]] = {}  # seq -> (run, batch, i), across all runs
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath()}
     for run in range(KILLS):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.crash_writer", str(db_path), str(run)],
@@ -41,10 +41,7 @@ def test_sigkill_while_writing_batches_loses_and_tears_nothing(tmp_path: Path) -
         assert proc.stdout.readline().strip() == "open"
         time.sleep(rng.uniform(0.01, 0.4))  # the random moment of the kill
         proc.send_signal(signal.SIGKILL)
-        output = proc.stdout.read()
-        proc.wait(timeout=10)
-        assert proc.stderr is not None
-        errors = proc.stderr.read()
+        output, errors = proc.communicate(timeout=10)  # reads both pipes and closes them
         assert "Traceback" not in errors, f"the writer failed before the kill:\n{errors}"
         # Only whole lines count: the kill may land while a line is being written.
         complete = output.split("\n")[:-1]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.support.paths import REPO
 from tests.support.ports import free_port
+from tests.support.processes import reap
 from tests.support.waiting import wait_for_sync
 
 DEMO = REPO / "config" / "demo.toml"
@@ -89,12 +90,8 @@ def test_simulators_and_gateway_processes_record_live_data(tmp_path: Path) -> No
         assert gateway.wait(timeout=10) == 0
     finally:
         for proc in (gateway, simulate):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            if proc is not None:
+                reap(proc, signal.SIGINT, timeout=10)
     db = sqlite3.connect(db_path)
     devices = {d for (d,) in db.execute("SELECT DISTINCT device FROM temperatures")}
     assert {"probes-opcua", "tt-modbus"} <= devices, "probes over OPC UA and Modbus both record"

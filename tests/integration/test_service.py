@@ -21,6 +21,7 @@ from gateway.sdnotify import Notifier
 from gateway.service import run_gateway
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO
+from tests.support.processes import reap
 from tests.support.waiting import wait_for_sync
 
 
@@ -43,11 +44,11 @@ def test_sigterm_exits_zero_within_five_seconds_with_the_pending_batch_committed
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=10)
         elapsed = time.monotonic() - started
+        err = proc.stderr.read() if proc.stderr else ""
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc, signal.SIGKILL)
         listener.close()
-    assert code == 0, proc.stderr.read() if proc.stderr else ""
+    assert code == 0, err
     assert elapsed < 5.0
     db = sqlite3.connect(db_path)
     kinds = [k for (k,) in db.execute("SELECT kind FROM device_events ORDER BY seq")]
@@ -165,8 +166,7 @@ def test_json_logs_never_contain_a_secret(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc)
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert lines, "logs are JSON lines"
@@ -232,10 +232,10 @@ def test_service_with_a_corrupt_database_quarantines_it_and_keeps_running(tmp_pa
         wait_for_sync(alert_stored)
         assert proc.poll() is None, "the service keeps running on the fresh database"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc, signal.SIGKILL)
         listener.close()
     [folder] = (tmp_path / "quarantine").iterdir()
     assert sorted(p.name for p in folder.iterdir()) == ["REASON.txt", "svc.db", "svc.db-wal"]
@@ -244,8 +244,7 @@ def test_service_with_a_corrupt_database_quarantines_it_and_keeps_running(tmp_pa
     assert rule == "store_quarantined"
     assert str(folder / "svc.db") in message
     assert json.loads(detail)["file"] == str(folder / "svc.db")
-    assert proc.stderr is not None
-    assert "damaged" in proc.stderr.read()
+    assert "damaged" in err
 
 
 def _start_gateway(config: Path, notify: Path) -> tuple[subprocess.Popen[str], socket.socket]:
@@ -312,8 +311,7 @@ def test_gateway_starts_promptly_with_the_erp_down_and_operators_can_start_runs(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc, signal.SIGKILL)
         listener.close()
     db = sqlite3.connect(db_path)
     assert db.execute("SELECT run_number, source, actor FROM run_versions").fetchall() == [
@@ -442,6 +440,5 @@ def test_line_mode_and_shelf_life_commands(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        reap(proc, signal.SIGKILL)
         listener.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +23,7 @@ from gateway.sdnotify import Notifier
 from gateway.service import run_gateway
 from gateway.status import GatewayStatus
 from tests.support.paths import REPO
+from tests.support.processes import reap
 
 
 def health_toml(port: int, **options: bool) -> str:
@@ -86,10 +86,4 @@ def gateway_process(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        reap(proc)

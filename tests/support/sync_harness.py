@@ -19,7 +19,7 @@ from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
 from sync.mqtt_uplink import MqttUplink
 from tests.support.mosquitto import Mosquitto
-from tests.support.paths import REPO
+from tests.support.paths import REPO, repo_pythonpath
 from tests.support.waiting import wait_for
 
 DEMO = REPO / "config" / "demo.toml"
@@ -181,7 +181,7 @@ class GatewayProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
                 cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": "@" + name},
+                env={**os.environ, "PYTHONPATH": repo_pythonpath(), "NOTIFY_SOCKET": "@" + name},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

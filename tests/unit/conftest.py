@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,10 +18,9 @@ def _refuse(what: str) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _no_sockets_or_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_sockets_or_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     # connect/bind are refused; the event loop's own socketpair (a self-pipe) is allowed.
     monkeypatch.setattr(socket.socket, "connect", _refuse("open a network connection"))
     monkeypatch.setattr(socket.socket, "connect_ex", _refuse("open a network connection"))
     monkeypatch.setattr(socket.socket, "bind", _refuse("listen on a socket"))
     monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("start a process"))
-    yield
