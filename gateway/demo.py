@@ -302,8 +302,9 @@ def _run_with_tui(path: Path, config: LinesideConfig, lock: DemoLock) -> int:
             start_new_session=True,  # the terminal's Ctrl-C goes to the TUI, not to it
             pass_fds=(lock.fd,),  # the demo folder stays locked until the back end is gone
         )
-    # A closed terminal (SIGHUP) or a SIGTERM ends the TUI as `q` does, so the back end is
-    # stopped below; were this process killed outright, the lifeline would still stop it.
+    # A closed terminal (SIGHUP) or a SIGTERM while the back end starts ends this process
+    # through the `finally` below; once the TUI runs, it handles them as `q`. Were this
+    # process killed outright, the lifeline would still stop the back end.
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _exit_on_signal)
     try:

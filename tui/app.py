@@ -13,6 +13,9 @@ line, ``Esc`` goes back, ``a`` acknowledges and ``s`` shelves the highlighted al
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -95,9 +98,16 @@ class LinesideApp(App[None]):
         self.problem: str | None = f"Connecting to the gateway at {source.address} ..."
         self.last_update: datetime | None = None
         self.polls = 0
+        self.stop_on_signals = False
+        """Whether SIGTERM and SIGHUP end the app (set when it owns the process)."""
 
     def on_mount(self) -> None:
         """Poll now, then once a second."""
+        if self.stop_on_signals:
+            # systemd stopping the console unit (SIGTERM) ends the TUI as `q` does.
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, self.exit)
+            loop.add_signal_handler(signal.SIGHUP, _hung_up)
         self.title = f"Lineside {self.gateway_name}".strip()
         self._update_subtitle()
         self.poll()
@@ -187,10 +197,20 @@ class LinesideApp(App[None]):
                 screen.show(None, self.problem)
 
 
+def _hung_up() -> None:
+    """The terminal has gone (SIGHUP): there is no screen to restore, and restoring it
+    through Textual's writer thread can block on the dead terminal, so leave at once. The
+    gateway is another process; the demo's back end stops when this process's end of its
+    lifeline closes."""
+    os._exit(128 + signal.SIGHUP)
+
+
 def run_tui(socket_path: Path, *, operator: str = "", title: str = "") -> int:
     """Run the TUI against the gateway listening on ``socket_path``; the exit code.
 
     ``title`` names the gateway in the title bar; by default the gateway's own id.
     """
-    LinesideApp(GatewayLink(socket_path), operator=operator, gateway_name=title).run()
+    app = LinesideApp(GatewayLink(socket_path), operator=operator, gateway_name=title)
+    app.stop_on_signals = True
+    app.run()
     return 0
