@@ -22,7 +22,7 @@ import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -34,6 +34,7 @@ from gateway.records import (
     LabelScan,
     PackEvent,
     Record,
+    RecordFlag,
     RejectedInput,
     TemperatureReading,
 )
@@ -187,6 +188,22 @@ class CheckweigherInterpreter(Interpreter):
     last_counter: int | None = None
     """The last pack counter seen (from the store at start-up, so restarts lose nothing)."""
     latest: dict[str, object] = field(default_factory=dict)
+    uncertain_packs: int = 0
+    """Packs stored with :attr:`RecordFlag.VALUES_UNCERTAIN` so far."""
+    _doubts: tuple[str, ...] = ()
+    _doubting: bool = False
+
+    def interpret_pack(
+        self, samples: Sequence[TagSample], ts_us: int, doubts: Sequence[str] = ()
+    ) -> list[Record]:
+        """As :meth:`interpret`, for samples the adapter could not prove all belong to the
+        counter among them: ``doubts`` says why, and a pack they make is flagged
+        VALUES_UNCERTAIN (never stored as if its values were surely its own)."""
+        self._doubts = tuple(doubts)
+        try:
+            return self.interpret(samples, ts_us)
+        finally:
+            self._doubts = ()
 
     @property
     def counter_tag(self) -> str:
@@ -236,7 +253,21 @@ class CheckweigherInterpreter(Interpreter):
             )
         if counter == 0:
             return records
-        records.append(self._pack(counter, ts_us))
+        pack = self._pack(counter, ts_us)
+        if isinstance(pack, PackEvent) and self._doubts:
+            pack = replace(pack, flags=pack.flags | RecordFlag.VALUES_UNCERTAIN)
+            self.uncertain_packs += 1
+            if not self._doubting:
+                # One event per run of doubtful packs, with the reasons: the flag on each
+                # pack says which; the event says why, without a row per pack.
+                records.append(
+                    self._event(
+                        ts_us, "pack_values_uncertain", counter=counter, reasons=list(self._doubts)
+                    )
+                )
+        if isinstance(pack, PackEvent):
+            self._doubting = bool(self._doubts)
+        records.append(pack)
         return records
 
     def _pack(self, counter: int, ts_us: int) -> Record:

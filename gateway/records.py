@@ -40,6 +40,10 @@ class RecordFlag(IntEnum):
     """The wall clock was stepped near this record's time."""
     PROVISIONAL_RUN = 2
     """The run was joined from the offline cache while the ERP was unreachable."""
+    VALUES_UNCERTAIN = 4
+    """A pack whose values (weights, label number, accepted) could not be proven to belong
+    to its pack counter: they may be a neighbouring pack's. Kept out of the ℮ batch and the
+    giveaway; see docs/devices.md for when the adapters set it."""
 
 
 def _require_finite(name: str, value: float | None) -> None:

@@ -3,6 +3,10 @@
 Read through a read-only connection (SQLite WAL lets it run beside the gateway's writer):
 packs and kg, giveaway per product, ℮ inspection batches and their verdicts, T1/T2 counts,
 yield, temperature breaches, label gaps, and every alert of the run.
+
+Packs flagged VALUES_UNCERTAIN (values that could not be tied to their pack counter) count in
+the run's packs, kg and yield, and are shown as a number of their own; they are left out of
+each product's mean, sd, giveaway and T1/T2 counts, as the rules leave them out of ℮.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.erp.model import ProductionRun, run_from_json
+from gateway.records import RecordFlag
 from gateway.runs import from_us, to_us
 from rules.emark import limits
 from rules.giveaway import suggest_target
@@ -58,6 +63,11 @@ class RunReport:
     alerts: tuple[dict[str, Any], ...]
     temperature_breaches: tuple[dict[str, Any], ...] = field(default=())
     label_gaps: tuple[dict[str, Any], ...] = field(default=())
+    uncertain_packs: int = 0
+    """Packs flagged VALUES_UNCERTAIN: in ``packs`` and ``kg``, not in the products' figures."""
+
+
+_UNCERTAIN = int(RecordFlag.VALUES_UNCERTAIN)
 
 
 class ReportError(LookupError):
@@ -79,8 +89,8 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
                 continue
             stats = db.execute(
                 "SELECT count(*), sum(net_g), sum(net_g * net_g) FROM packs "
-                "WHERE run_number = ? AND nominal_g = ? AND accepted IS NOT 0",
-                (run_number, float(product.nominal_g)),
+                "WHERE run_number = ? AND nominal_g = ? AND accepted IS NOT 0 AND flags & ? = 0",
+                (run_number, float(product.nominal_g), _UNCERTAIN),
             ).fetchone()
             count, total, squares = int(stats[0]), stats[1] or 0.0, stats[2] or 0.0
             assigned += count
@@ -94,8 +104,8 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
             emark = limits(product.nominal_g)
             t1, t2 = db.execute(
                 "SELECT sum(net_g < ?), sum(net_g < ?) FROM packs "
-                "WHERE run_number = ? AND nominal_g = ? AND accepted IS NOT 0",
-                (float(emark.t1), float(emark.t2), run_number, qn),
+                "WHERE run_number = ? AND nominal_g = ? AND accepted IS NOT 0 AND flags & ? = 0",
+                (float(emark.t1), float(emark.t2), run_number, qn, _UNCERTAIN),
             ).fetchone()
             products.append(
                 ProductLine(
@@ -118,10 +128,10 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
                     ),
                 )
             )
-        packs, grams = db.execute(
-            "SELECT count(*), coalesce(sum(net_g), 0) FROM packs "
-            "WHERE run_number = ? AND accepted IS NOT 0",
-            (run_number,),
+        packs, grams, uncertain = db.execute(
+            "SELECT count(*), coalesce(sum(net_g), 0), coalesce(sum(flags & ? != 0), 0) "
+            "FROM packs WHERE run_number = ? AND accepted IS NOT 0",
+            (_UNCERTAIN, run_number),
         ).fetchone()
         batches = tuple(
             dict(
@@ -170,7 +180,7 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
         run=run,
         packs=int(packs),
         kg=float(grams) / 1000,
-        packs_without_product=int(packs) - assigned,
+        packs_without_product=int(packs) - int(uncertain) - assigned,
         products=tuple(products),
         emark_batches=batches,
         yield_pct=float(grams) / 1000 / raw * 100 if raw else None,
@@ -178,6 +188,7 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
         alerts=alerts,
         temperature_breaches=tuple(a for a in alerts if a["rule"].startswith("haccp_")),
         label_gaps=tuple(a for a in alerts if a["rule"] == "label_gap"),
+        uncertain_packs=int(uncertain),
     )
 
 
@@ -211,6 +222,11 @@ def format_report(report: RunReport) -> str:
         )
     if report.packs_without_product:
         out.append(f"  ({report.packs_without_product} packs not matched to a product)")
+    if report.uncertain_packs:
+        out.append(
+            f"  ({report.uncertain_packs} packs with values not tied to their pack, flagged "
+            "VALUES_UNCERTAIN: not in the figures above nor in the ℮ batches)"
+        )
     out += ["", "℮ inspection batches (SI 2006/659 packer's record)"]
     for b in report.emark_batches:
         start = from_us(b["start_us"]).strftime("%H:%M")

@@ -36,6 +36,7 @@ from gateway.records import (
     LabelScan,
     PackEvent,
     Record,
+    RecordFlag,
     TemperatureReading,
 )
 from gateway.runs import RunIndex, from_us
@@ -169,6 +170,8 @@ class RulesEngine:
         self.labels: dict[tuple[str, str], LabelSequenceMonitor] = {}
         self.pack_weights: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.packs_without_product: Counter[str] = Counter()
+        self.uncertain_packs: Counter[str] = Counter()
+        """Per line: packs flagged VALUES_UNCERTAIN, kept out of ℮, giveaway and label checks."""
         self.packed_g: Counter[str] = Counter()
         """Net grams packed per run (accepted packs), for the yield check."""
         self.orphan_scans: dict[str, list[str]] = {}
@@ -251,7 +254,12 @@ class RulesEngine:
         return cached[1]
 
     def _pack(self, pack: PackEvent) -> list[Record]:
-        if pack.label_seq is not None:
+        uncertain = bool(pack.flags & RecordFlag.VALUES_UNCERTAIN)
+        if uncertain:
+            self.uncertain_packs[pack.line] += 1
+        elif pack.label_seq is not None:
+            # An uncertain pack's label number may be its neighbour's: it must not give a
+            # label the wrong weight to check against.
             self.pack_weights[(pack.line, pack.label_seq)] = pack.net_g
             if len(self.pack_weights) > _PACKS_REMEMBERED:
                 self.pack_weights.popitem(last=False)
@@ -259,6 +267,8 @@ class RulesEngine:
         if run is None:
             return []
         if pack.accepted is not False:
+            # Yield counts an uncertain pack too: it was packed, and its weight is a
+            # neighbour's at worst, a few grams out in a run's tonnes.
             self.packed_g[run.run_number] += round(pack.net_g)
         product = product_for(pack, run)
         if product is None:

@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 
-from gateway.records import PackEvent
+from gateway.records import PackEvent, RecordFlag
 from rules.model import Finding, ProductSpec, RunContext, Severity
 
 __all__ = [
@@ -308,6 +308,10 @@ class BatchRecord:
     reasons: tuple[str, ...] = ()
     """Why the batch failed (empty when it passed)."""
     rejected: int = 0
+    uncertain: int = 0
+    """Packs of the batch's time whose values could not be tied to their pack
+    (VALUES_UNCERTAIN): not in the statistics, which would otherwise count one pack's weight
+    twice and another's not at all."""
 
     @property
     def subject(self) -> str:
@@ -373,6 +377,7 @@ class InspectionBatch:
         self.below_t1 = 0
         self.below_t2 = 0
         self.rejected = 0
+        self.uncertain = 0
         self._mean_active = False
         self._t1_active = False
         self._closed = False
@@ -512,6 +517,10 @@ class InspectionBatch:
         """Count a pack the checkweigher rejected (not released; not in the statistics)."""
         self.rejected += 1
 
+    def add_uncertain(self) -> None:
+        """Count a pack whose values may be another pack's (not in the statistics)."""
+        self.uncertain += 1
+
     def close(self, ts_us: int) -> tuple[BatchRecord, list[Finding]]:
         """Close the batch at ``ts_us``: the packer's record and the closing findings.
 
@@ -609,6 +618,7 @@ class InspectionBatch:
             verdict=verdict,
             reasons=tuple(reasons),
             rejected=self.rejected,
+            uncertain=self.uncertain,
         )
         return record, findings
 
@@ -638,7 +648,10 @@ class EmarkTracker:
     quantity) and nominal quantities outside 5 g – 25 kg are outside the average system
     (SI 2006/659): they are not counted, though a catch-weight pack still ends the open
     fixed-weight batch of its line, as any changeover does. Packs the checkweigher rejected
-    (``accepted is False``) are counted as rejects only.
+    (``accepted is False``) are counted as rejects only. Packs flagged
+    :attr:`~gateway.records.RecordFlag.VALUES_UNCERTAIN` (their weight and accepted flag may
+    be a neighbouring pack's) are counted in the open batch's ``uncertain`` only: they raise
+    no finding, start no batch and close none.
     """
 
     def __init__(
@@ -685,6 +698,11 @@ class EmarkTracker:
         records: list[BatchRecord] = []
         line = pack.line
         key = (line, run.run_number, product.plu)
+        if pack.flags & RecordFlag.VALUES_UNCERTAIN:
+            # Its nominal setting may be a neighbour's too, so it is no sign of a changeover.
+            if (open_batch := self._open.get(key)) is not None:
+                open_batch.add_uncertain()
+            return EmarkResult()
         for other in [k for k in self._open if k[0] == line]:
             if other != key or self._open[other].window_over(ts_us):
                 self._close(other, ts_us, findings, records)

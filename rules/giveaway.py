@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 
-from gateway.records import PackEvent
+from gateway.records import PackEvent, RecordFlag
 from rules.emark import WeightStats, limits, net_for_emark
 from rules.model import Finding, ProductSpec, Severity
 
@@ -141,9 +141,10 @@ class GiveawayStats:
     def observe(self, pack: PackEvent) -> None:
         """Count a checkweigher pack (net as in :func:`rules.emark.net_for_emark`).
 
-        Packs the checkweigher rejected (``accepted is False``) are not shipped: skipped.
+        Packs the checkweigher rejected (``accepted is False``) are not shipped: skipped. So
+        are packs flagged VALUES_UNCERTAIN: their weight may be a neighbouring pack's.
         """
-        if pack.accepted is False:
+        if pack.accepted is False or pack.flags & RecordFlag.VALUES_UNCERTAIN:
             return
         self.add(net_for_emark(pack.net_g, self.product), pack.ts_us)
 

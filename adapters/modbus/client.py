@@ -5,6 +5,16 @@ Each poll cycle reads every :class:`~adapters.codecs.registers.ReadBlock` of the
 time, decodes the tags, and hands all samples of the cycle to the device's role interpreter
 together, so a checkweigher's pack counter and weights come from the same cycle.
 
+Same cycle is not same moment. A checkweigher whose counter and values fit in one block is
+read in one request, which the device answers from one image of its registers: the values
+are the counter's pack's (as long as the device updates a pack's registers together, which
+no client can check). When they need several requests, the scale may move on to the next
+pack between them, and a pack would silently get its neighbour's weight. Then the block
+holding the counter is read first, the other blocks after it, and the counter block once
+more at the end (one extra request per cycle); if the counter moved in between, or could not
+be read again, the pack is stored flagged ``VALUES_UNCERTAIN`` and counted
+(:attr:`ModbusAdapter.uncertain_packs`). docs/devices.md has the cases.
+
 pymodbus is only a transport here. Its own retries and its automatic reconnect are switched
 off (``retries=0``, ``reconnect_delay=0``) so that this module's :class:`Backoff`, state and
 events are the truth; every pymodbus error is translated into :mod:`gateway.errors` at this
@@ -100,7 +110,7 @@ from adapters.codecs.registers import (
     scale,
     slice_block,
 )
-from adapters.roles import Interpreter, interpreter_for
+from adapters.roles import CheckweigherInterpreter, Interpreter, interpreter_for
 from gateway.backoff import Backoff
 from gateway.clock import Clock
 from gateway.config import ModbusRtuDevice, ModbusTag, ModbusTcpDevice
@@ -294,6 +304,15 @@ class ModbusAdapter(DeviceRecorder):
         self._clock = clock
         self._line = device.line
         self._blocks = _plan(device)
+        self._counter_tag: str | None = None
+        self._counter_block: _Block | None = None
+        if isinstance(self.interpreter, CheckweigherInterpreter):
+            self._counter_tag = counter = self.interpreter.counter_tag
+            holder = next((b for b in self._blocks if any(t.name == counter for t in b.tags)), None)
+            if holder is not None and len(self._blocks) > 1:
+                # Counter first, values after, counter again (see the module docstring).
+                self._counter_block = holder
+                self._blocks = [holder, *(b for b in self._blocks if b is not holder)]
         self._interval = device.poll_interval_ms / 1000
         self._link_backoff = Backoff(
             initial=device.reconnect_min_s, maximum=device.reconnect_max_s, rng=rng
@@ -315,6 +334,14 @@ class ModbusAdapter(DeviceRecorder):
     def rejected(self) -> Counter[str]:
         """Values refused so far, by reason (``non_finite``, ``out_of_range``, ``quality_bad``)."""
         return self.interpreter.rejected
+
+    @property
+    def uncertain_packs(self) -> int:
+        """Packs stored flagged VALUES_UNCERTAIN so far (0 for other roles)."""
+        interpreter = self.interpreter
+        if isinstance(interpreter, CheckweigherInterpreter):
+            return interpreter.uncertain_packs
+        return 0
 
     @property
     def blocks(self) -> list[tuple[str, int, int]]:
@@ -480,6 +507,7 @@ class ModbusAdapter(DeviceRecorder):
         samples: list[TagSample] = []
         answered = degraded = False
         stop: _Fault | None = None
+        counter_before: object = None
         for block in self._blocks:
             if stop is not None:
                 # A timeout or a failing device must not stall the cycle by more than one
@@ -504,11 +532,28 @@ class ModbusAdapter(DeviceRecorder):
             decoded, all_good = self._decode(block, result)
             degraded = degraded or not all_good
             samples.extend(decoded)
+            if block is self._counter_block:
+                counter_before = self._counter_of(decoded)
+
+        doubts: tuple[str, ...] = ()
+        if self._counter_block is not None and counter_before is not None and stop is None:
+            doubts, fault = await self._recheck_counter(self._counter_block, counter_before)
+            if fault is not None:
+                answered = answered or fault.answered
+                degraded = True
+                if isinstance(fault.error, DeviceFailure | DeviceUnreachable):
+                    stop = fault
 
         outage = stop is not None and isinstance(stop.error, DeviceUnreachable)
         if answered and not outage:
             self._answered()
-        records = self.interpreter.interpret(samples, ts_us) if samples else []
+        interpreter = self.interpreter
+        if not samples:
+            records = []
+        elif isinstance(interpreter, CheckweigherInterpreter):
+            records = interpreter.interpret_pack(samples, ts_us, doubts)
+        else:
+            records = interpreter.interpret(samples, ts_us)
         if answered and not outage:
             # Stuck-value detection means "the device answers, the value doesn't move"; while
             # the device is unreachable that is link_down's news, not a stuck sensor.
@@ -535,6 +580,33 @@ class ModbusAdapter(DeviceRecorder):
             self._resume_at = now + delay
             self._set_state(LinkState.DEGRADED)
             log.debug("device %s: next poll in %.2f s", self.device_id, delay)
+
+    def _counter_of(self, samples: Sequence[TagSample]) -> object:
+        """The good counter value among a block's samples, else None."""
+        for sample in samples:
+            if sample.tag == self._counter_tag and sample.quality is Quality.GOOD:
+                return sample.value
+        return None
+
+    async def _recheck_counter(
+        self, block: _Block, before: object
+    ) -> tuple[tuple[str, ...], _Fault | None]:
+        """Read the counter block again after the values: why the pack is in doubt, if it is.
+
+        A failed read is only noted here (the cycle's samples are already good ones); the
+        next cycle reads the block first and reports it the usual way.
+        """
+        result = await self._read(block)
+        if isinstance(result, _Fault):
+            why = f"the counter could not be read again after the values: {result.error}"
+            return (why,), result
+        after = self._counter_of(self._decode(block, result)[0])
+        if after != before:
+            return (
+                f"the counter moved from {before} to {after} while the values were read "
+                f"({len(self._blocks)} requests)",
+            ), None
+        return (), None
 
     async def _read(self, block: _Block) -> list[int] | list[bool] | _Fault:
         """One request; pymodbus errors become a :class:`_Fault`, never an exception."""

@@ -47,15 +47,18 @@ session slots (BadTooManySessions, peers.md "reconnection storms") gets them bac
 
 Checkweigher consistency: a pack's values are fed to the interpreter together with its
 counter, never on their own. When the counter (``pack_counter``, else ``label_sequence``)
-changes, the adapter reads all the device's other checkweigher variables *and the counter*
-in one Read and feeds those values first and the counter last, in one ``interpret()`` call.
-The machine writes the weights before the counter, so after the counter's notification the
-read sees that pack's weights, whatever order the notifications of one publish arrived in.
-If the read shows the counter has moved on already (packs queued faster than the publishing
-interval), the values for this pack are picked by source timestamp from the notifications
-and reads seen so far (:class:`~adapters.opcua.packs.PackAssembler`). A poll group holding
-the counter reads every checkweigher variable in its one Read; a checkweigher poll group
-without the counter is not polled (its values are read with the counter).
+changes, the adapter reads all the device's other checkweigher variables in one Read and
+feeds those values first and the counter last, in one ``interpret()`` call. The machine
+writes the weights before the counter, but by the time the read arrives it may already have
+written the *next* pack's weights (its counter not yet), so "the counter has not moved" does
+not prove the values are this pack's. Each value is therefore placed by its SourceTimestamp
+against the counter's (:mod:`adapters.opcua.packs`): written at or before the counter it is
+this pack's; written after it, this pack's value is looked up among the notifications and
+reads seen so far; when that cannot be proven (no source timestamps, a value never seen) the
+pack is stored flagged ``VALUES_UNCERTAIN`` and counted (:attr:`OpcUaAdapter.uncertain_packs`).
+A poll group holding the counter reads the counter first and then every checkweigher
+variable in its one Read, and is judged the same way; a checkweigher poll group without the
+counter is not polled (its values are read with the counter). docs/devices.md has the cases.
 
 Time: record times are the gateway clock (``clock.wall_us()``) when a value is handled, the
 one time base of every device and of the store's clock-step flags; source timestamps come
@@ -110,6 +113,7 @@ from adapters.opcua.status import (
     describe_status,
     is_security_code,
     sample_from,
+    source_stamp_us,
     source_time_us,
     status_name,
     translate_error,
@@ -268,6 +272,8 @@ class OpcUaAdapter(DeviceRecorder):
         connect_attempts: Sessions started, including the first.
         interpreter: The device role's interpreter (set ``last_counter`` on a checkweigher
             before :meth:`run` to carry the pack counter over a restart).
+        uncertain_packs: Packs stored flagged VALUES_UNCERTAIN (a checkweigher's values
+            that could not be tied to their pack counter).
     """
 
     def __init__(
@@ -308,6 +314,7 @@ class OpcUaAdapter(DeviceRecorder):
         self._config_reported: set[tuple[str, str]] = set()
         self._counter: str | None = None
         self._packs: PackAssembler | None = None
+        self._doubts_logged = False
         if isinstance(self.interpreter, CheckweigherInterpreter):
             self._counter = self.interpreter.counter_tag
             self._packs = PackAssembler(n for n in self.tags if n != self._counter)
@@ -619,14 +626,18 @@ class OpcUaAdapter(DeviceRecorder):
         if tag.name == self._counter:
             deadband = None  # a deadband of 1 or more would swallow packs
         # A scanner may read the same label twice; StatusValueTimestamp reports a write of
-        # an unchanged value too (its source timestamp changes).
-        scanner = self.device.role == "label_scanner"
-        if deadband is None and not scanner:
+        # an unchanged value too (its source timestamp changes). A checkweigher's pack
+        # values likewise: two packs in a row are often both accepted, and only the
+        # second write's notification shows a value was written for that pack (packs.py).
+        every_write = self.device.role == "label_scanner" or (
+            self._packs is not None and tag.name != self._counter and deadband is None
+        )
+        if deadband is None and not every_write:
             return None  # the server's default trigger, StatusValue
         data_filter = ua.DataChangeFilter()
         data_filter.Trigger = (
             ua.DataChangeTrigger.StatusValueTimestamp
-            if scanner
+            if every_write
             else ua.DataChangeTrigger.StatusValue
         )
         data_filter.DeadbandType = deadband if deadband is not None else ua.DeadbandType.None_
@@ -684,11 +695,10 @@ class OpcUaAdapter(DeviceRecorder):
     ) -> None:
         sample = sample_from(tag, data_value)
         if self._packs is not None:
-            source_us = source_time_us(data_value)
             if tag == self._counter:
-                await self._counter_changed(client, session, sample, source_us)
+                await self._counter_changed(client, session, sample, source_stamp_us(data_value))
             else:
-                self._packs.note(sample, source_us)  # fed with its pack's counter
+                self._packs.note(sample, source_stamp_us(data_value))  # fed with its counter
                 self._track(sample)
             return
         if self.device.role == "label_scanner" and self._repeated_scan(
@@ -698,7 +708,7 @@ class OpcUaAdapter(DeviceRecorder):
         self._feed([sample])
 
     async def _counter_changed(
-        self, client: Client, session: _Session, counter: TagSample, source_us: int | None
+        self, client: Client, session: _Session, counter: TagSample, counter_us: int | None
     ) -> None:
         """The pack counter moved: feed the pack's values first, then the counter, together."""
         packs = self._packs
@@ -708,20 +718,49 @@ class OpcUaAdapter(DeviceRecorder):
             self._feed([counter])
             return
         names = packs.tags
-        values = await self._read(
-            client, [*(session.nodes[n] for n in names), session.nodes[counter.tag]]
-        )
-        read = [sample_from(name, value) for name, value in zip(names, values, strict=False)]
-        for sample, value in zip(read, values, strict=False):
-            packs.note(sample, source_time_us(value))
-        now = sample_from(counter.tag, values[-1])
-        if now.quality is Quality.GOOD and now.value == counter.value:
-            others = read
-        else:
-            # Another pack came in before the read: its values are current now, so this
-            # pack's are picked by source time from what was seen (packs.py).
-            others = packs.at(source_us)
-        self._feed([*others, counter])
+        values = await self._read(client, [session.nodes[n] for n in names])
+        samples, doubts = self._assemble(packs, counter, counter_us, names, values)
+        self._feed(samples, doubts)
+
+    def _assemble(
+        self,
+        packs: PackAssembler,
+        counter: TagSample,
+        counter_us: int | None,
+        names: Sequence[str],
+        values: Sequence[ua.DataValue],
+    ) -> tuple[list[TagSample], tuple[str, ...]]:
+        """The pack's values (picked by source time, packs.py) and the counter, last."""
+        read = [
+            (sample_from(name, value), source_stamp_us(value))
+            for name, value in zip(names, values, strict=True)
+        ]
+        for sample, stamp in read:
+            packs.note(sample, stamp)
+        number = counter.value
+        if counter.quality is not Quality.GOOD or not isinstance(number, int | float):
+            # No pack comes of it (the interpreter rejects the counter); nothing to pair.
+            return [*(sample for sample, _ in read), counter], ()
+        pack = packs.pack(int(number), counter_us, read)
+        if pack.doubts and not self._doubts_logged:
+            self._doubts_logged = True
+            log.warning(
+                "device %s: pack %s stored flagged VALUES_UNCERTAIN: %s",
+                self.device_id,
+                number,
+                "; ".join(pack.doubts),
+            )
+        elif not pack.doubts:
+            self._doubts_logged = False
+        return [*pack.samples, counter], pack.doubts
+
+    @property
+    def uncertain_packs(self) -> int:
+        """Packs stored flagged VALUES_UNCERTAIN so far (0 for other roles)."""
+        interpreter = self.interpreter
+        if isinstance(interpreter, CheckweigherInterpreter):
+            return interpreter.uncertain_packs
+        return 0
 
     # ---------------------------------------------------------------- polling and watchdog
 
@@ -745,8 +784,12 @@ class OpcUaAdapter(DeviceRecorder):
     async def _poll(self, client: Client, session: _Session, group: OpcUaTagGroup) -> None:
         """Read all of the group's nodes in one Read every ``poll_interval_ms``."""
         names = [t.name for t in group.tags]
-        if self._packs is not None and self._counter is not None:
-            names = [*self._packs.tags, self._counter]  # the whole pack, counter last
+        packs, counter = self._packs, self._counter
+        if packs is not None and counter is not None:
+            # The whole pack, the counter first: a server that does not take a Read's
+            # values at one moment then reads the weights no earlier than the counter, and a
+            # weight stamped at or before the counter is still the one current at it.
+            names = [counter, *packs.tags]
         nodes = [session.nodes[n] for n in names]
         interval = group.poll_interval_ms / 1000
         due = self._clock.monotonic()
@@ -757,16 +800,28 @@ class OpcUaAdapter(DeviceRecorder):
             except UA_ERRORS as exc:
                 session.fail(translate_error(self.device_id, exc, f"polling group {group.name}"))
                 return
+            doubts: tuple[str, ...] = ()
+            if packs is not None and counter is not None:
+                pairs = list(zip(names[1:], values[1:], strict=True))
+                read, doubts = self._assemble(
+                    packs,
+                    sample_from(counter, values[0]),
+                    source_stamp_us(values[0]),
+                    [name for name, _ in pairs],
+                    [value for _, value in pairs],
+                )
+            else:
+                read = [sample_from(name, value) for name, value in zip(names, values, strict=True)]
             samples = []
-            for name, value in zip(names, values, strict=False):
-                sample = sample_from(name, value)
-                if scanner and self._repeated_scan(session, sample, source_time_us(value)):
+            for index, sample in enumerate(read):
+                # A scanner is never a checkweigher, so its samples are in ``values`` order.
+                if scanner and self._repeated_scan(session, sample, source_time_us(values[index])):
                     continue
                 if self._repeated_fault(sample):
                     continue
                 samples.append(sample)
             if samples:
-                self._feed(samples)
+                self._feed(samples, doubts)
             now = self._clock.monotonic()
             due = _next_due(due, now, interval)
             await asyncio.sleep(min(max(due - now, 0.0), interval))
@@ -836,9 +891,15 @@ class OpcUaAdapter(DeviceRecorder):
 
     # ---------------------------------------------------------------- records and state
 
-    def _feed(self, samples: Sequence[TagSample]) -> None:
-        """Samples handled together go to the interpreter in one call."""
-        records = self.interpreter.interpret(samples, self._clock.wall_us())
+    def _feed(self, samples: Sequence[TagSample], doubts: Sequence[str] = ()) -> None:
+        """Samples handled together go to the interpreter in one call; ``doubts`` say why a
+        checkweigher's values may not be the counter's pack's (the pack is then flagged)."""
+        interpreter = self.interpreter
+        now = self._clock.wall_us()
+        if isinstance(interpreter, CheckweigherInterpreter):
+            records = interpreter.interpret_pack(samples, now, doubts)
+        else:
+            records = interpreter.interpret(samples, now)
         for sample in samples:
             self._track(sample)
         self._emit(records)

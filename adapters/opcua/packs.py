@@ -1,30 +1,41 @@
-"""Which weights belong to which pack, when notifications queue up. Pure: no I/O, no clock.
+"""Which values belong to which pack, by the device's source timestamps. Pure: no I/O, no clock.
 
-A checkweigher writes a pack's weights first and its pack counter last. Notifications of
-different monitored items carry no order between them (OPC 10000-4 §5.13.1.1: a
-NotificationMessage groups notifications per monitored item), so the adapter reads the
-other checkweigher variables explicitly when the counter moves and uses those values
-(see :mod:`adapters.opcua.client`).
+A checkweigher writes a pack's values (weights, label number, accepted) first and its pack
+counter last. The adapter reads those values when it sees the counter change, but the read
+may land after the device has already written the *next* pack's values (its counter not yet):
+the counter still says N while the weights are N+1's. The counter read with them cannot tell
+(it has not moved); only the time each value was written can. So for pack N, with counter
+source time ``t(N)`` and the previous pack's ``t(N-1)``, each value is judged by its own
+source time ``s``:
 
-That read is only right for the *newest* pack. When the server queued several counter
-changes (packs faster than the publishing interval), the earlier ones are paired with the
-values that were current at their own time: for each tag, the latest value noted (from a
-notification or a read) whose source timestamp is not after the counter's. A tag with no
-such value is reported BAD rather than borrowing another pack's value.
+* ``s <= t(N)`` on a value read *after* counter N was seen: it was not written again
+  between the counter and the read, so it is the value current at the counter: this pack's.
+  (A value older than ``t(N-1)``, e.g. a nominal weight set once, is still current.)
+* ``s > t(N)``: written after the counter, so a later pack's. This pack's value is then
+  taken from the values seen earlier (notifications, earlier reads): the newest one stamped
+  at or before ``t(N)``, *provided* it is stamped after ``t(N-1)``, i.e. it was written for
+  this pack. If the newest seen is older than that, the device's write for this pack may
+  have been missed (a sampling queue that dropped it, a poll that never saw it): uncertain.
+* no source time on the value or on the counter: nothing places the value before or after
+  the counter, so the pack is uncertain. (ServerTimestamp is not used: it says when the
+  server took or sent the value, not when the device wrote it.)
+* the counter's source time not after the previous one's (a PLC clock set back): the
+  comparisons mean nothing, so values picked from history are uncertain.
+
+An uncertain pack is not dropped: the best value known (the one current at ``t(N)`` as far as
+was seen, else the value read) is given with the reasons, and the pack is stored with
+:attr:`~gateway.records.RecordFlag.VALUES_UNCERTAIN`, outside the ℮ statistics.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from adapters.base import Quality, TagSample
+from adapters.base import TagSample
 
-__all__ = ["NO_VALUE_FOR_PACK", "PackAssembler"]
-
-NO_VALUE_FOR_PACK = "BadNoData: no value of this tag was seen for this pack"
-"""Status of the BAD sample given for a tag with no value at the counter's time."""
+__all__ = ["PackAssembler", "PackValues"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +44,31 @@ class _Noted:
     source_us: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class PackValues:
+    """The values given for one pack, and why they may not be its own (empty when proven)."""
+
+    samples: tuple[TagSample, ...]
+    doubts: tuple[str, ...] = ()
+
+    @property
+    def certain(self) -> bool:
+        """Every value was shown to be the one current when the pack's counter was written."""
+        return not self.doubts
+
+
 class PackAssembler:
-    """Recent values of a checkweigher's non-counter tags, with their source times.
+    """Recent values of a checkweigher's non-counter tags with their source times, and the
+    previous pack counter's source time.
 
     Args:
         tags: the tags to assemble (every checkweigher tag but the counter).
-        history: values kept per tag; more than the queue of packs one publish can hold.
+        history: values kept per tag; more than the packs one publish can hold.
     """
 
     def __init__(self, tags: Iterable[str], history: int = 64) -> None:
         self._noted: dict[str, deque[_Noted]] = {tag: deque(maxlen=history) for tag in tags}
+        self._previous: tuple[int, int | None] | None = None
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -60,21 +86,61 @@ class PackAssembler:
                 return  # the same value seen twice (notification, then read)
         history.append(_Noted(sample, source_us))
 
-    def at(self, source_us: int | None) -> list[TagSample]:
-        """Each tag's latest value with a source time not after ``source_us``.
+    def pack(
+        self,
+        counter: int,
+        counter_us: int | None,
+        read: Sequence[tuple[TagSample, int | None]],
+    ) -> PackValues:
+        """The values of pack ``counter`` (source time ``counter_us``).
 
-        A value without a source time is taken when met (going back from the newest): a
-        server that sends no timestamps gives nothing better to go by. With ``source_us``
-        None, each tag's latest value is given.
+        ``read`` is each assembled tag's value from a Read made after the counter was seen
+        at ``counter`` (or, for a poll, in the same Read with the counter asked first), with
+        its source time, in :attr:`tags` order. Call :meth:`note` with them first.
         """
-        samples = []
-        for tag, history in self._noted.items():
-            chosen: TagSample | None = None
-            for noted in reversed(history):
-                if source_us is None or noted.source_us is None or noted.source_us <= source_us:
-                    chosen = noted.sample
-                    break
-            if chosen is None:
-                chosen = TagSample(tag, None, Quality.BAD, NO_VALUE_FOR_PACK)
-            samples.append(chosen)
-        return samples
+        previous, self._previous = self._previous, (counter, counter_us)
+        if counter_us is None:
+            return PackValues(
+                tuple(sample for sample, _ in read),
+                (
+                    "the counter has no source timestamp: the values cannot be placed before "
+                    "or after it",
+                ),
+            )
+        lower: int | None = None
+        doubts: list[str] = []
+        if previous is not None and previous[0] == counter - 1 and previous[1] is not None:
+            if previous[1] < counter_us:
+                lower = previous[1]
+            else:
+                doubts.append("the counter's source time did not advance (device clock set back?)")
+        samples: list[TagSample] = []
+        for sample, read_us in read:
+            if read_us is None:
+                doubts.append(f"{sample.tag}: no source timestamp")
+                samples.append(sample)
+            elif read_us <= counter_us:
+                samples.append(sample)  # not rewritten since the counter: current at it
+            else:
+                samples.append(self._before(sample, counter_us, lower, doubts))
+        return PackValues(tuple(samples), tuple(doubts))
+
+    def _before(
+        self, read: TagSample, counter_us: int, lower: int | None, doubts: list[str]
+    ) -> TagSample:
+        """The tag's value for a pack whose read came after a later pack rewrote it."""
+        best: _Noted | None = None
+        for noted in self._noted.get(read.tag, ()):
+            if noted.source_us is None or noted.source_us > counter_us:
+                continue
+            if best is None or best.source_us is None or noted.source_us >= best.source_us:
+                best = noted
+        if best is None:
+            doubts.append(f"{read.tag}: rewritten after the counter; no earlier value seen")
+            return read
+        if lower is None or best.source_us is None or best.source_us <= lower:
+            doubts.append(
+                f"{read.tag}: rewritten after the counter; the value seen before it may be "
+                "an earlier pack's"
+            )
+        return best.sample

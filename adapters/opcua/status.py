@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from asyncua import ua
@@ -43,6 +43,7 @@ __all__ = [
     "plain_value",
     "quality_of",
     "sample_from",
+    "source_stamp_us",
     "source_time_us",
     "status_name",
     "translate_error",
@@ -225,6 +226,24 @@ def source_time_us(data_value: ua.DataValue) -> int | None:
             aware = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
             return int(aware.timestamp() * 1_000_000)
     return None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def source_stamp_us(data_value: ua.DataValue) -> int | None:
+    """The value's SourceTimestamp in µs since the epoch, or None when the server gave none.
+
+    Only the device's own stamp places a value before or after a pack counter: a
+    ServerTimestamp says when the server took or sent the value, which may be long after
+    the device wrote it (see :mod:`adapters.opcua.packs`).
+    """
+    stamp = data_value.SourceTimestamp
+    if not isinstance(stamp, datetime):
+        return None
+    aware: datetime = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+    # Exact integer arithmetic: two stamps a microsecond apart must never compare equal.
+    return (aware - _EPOCH) // timedelta(microseconds=1)
 
 
 def describe_status(code: int) -> str:

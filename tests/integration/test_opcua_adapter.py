@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pytest
 from asyncua import ua
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from adapters.base import LinkState, Quality
 from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
 from adapters.opcua import OpcUaAdapter
-from adapters.opcua.packs import NO_VALUE_FOR_PACK, PackAssembler
+from adapters.opcua.packs import PackAssembler
 from adapters.opcua.status import plain_value, quality_of, sample_from, translate_error
 from adapters.simulators.opcua_server import APPLICATION_URI
 from gateway.clock import SystemClock
@@ -103,33 +105,41 @@ def test_values_convert_to_plain_python() -> None:
     sample = sample_from("x", array)
     assert sample.quality is Quality.BAD
     assert sample.status.startswith("BadTypeMismatch")
-    bad = ua.DataValue(ua.Variant(3.0), StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure))
+    bad = ua.DataValue(
+        ua.Variant(3.0), StatusCode=ua.StatusCode(ua.UInt32(StatusCodes.BadSensorFailure))
+    )
     assert sample_from("P1", bad).status == "BadSensorFailure"
 
 
 def test_library_errors_map_to_the_error_tree() -> None:
-    status = ua.UaStatusCodeError
+    status = UaStatusCodeError
     assert isinstance(translate_error("d", TimeoutError(), "x"), DeviceUnreachable)
     assert isinstance(translate_error("d", ConnectionRefusedError(), "x"), DeviceUnreachable)
-    untrusted = status(ua.StatusCodes.BadCertificateUntrusted)
+    untrusted = status(StatusCodes.BadCertificateUntrusted)
     assert isinstance(translate_error("d", untrusted, "x"), DeviceSecurityError)
-    sessions = status(ua.StatusCodes.BadTooManySessions)
+    sessions = status(StatusCodes.BadTooManySessions)
     assert isinstance(translate_error("d", sessions, "x"), DeviceBusy)
-    unknown = status(ua.StatusCodes.BadNodeIdUnknown)
+    unknown = status(StatusCodes.BadNodeIdUnknown)
     assert isinstance(translate_error("d", unknown, "x"), DeviceConfigError)
-    mismatch = translate_error("d", ua.UaError("Server certificate mismatch"), "x")
+    mismatch = translate_error("d", UaError("Server certificate mismatch"), "x")
     assert isinstance(mismatch, DeviceSecurityError)
     assert "does not match the pinned certificate" in str(mismatch)
 
 
 def test_queued_packs_are_paired_with_their_own_values_by_source_time() -> None:
     assembler = PackAssembler(["net_weight", "tare"])
-    for t, net in ((100, 240.0), (200, 241.0), (300, 242.0)):
-        assembler.note(sample_from("net_weight", ua.DataValue(net)), t)
-    net, tare = assembler.at(250)
-    assert net.value == 241.0
-    assert assembler.at(None)[0].value == 242.0
-    assert (tare.quality, tare.status) == (Quality.BAD, NO_VALUE_FOR_PACK)
+    for t, weight in ((100, 240.0), (200, 241.0), (300, 242.0)):
+        assembler.note(sample_from("net_weight", ua.DataValue(ua.Variant(weight))), t)
+    read = [
+        (sample_from("net_weight", ua.DataValue(ua.Variant(242.0))), 300),
+        (sample_from("tare", ua.DataValue(ua.Variant(12.5))), 50),
+    ]
+    first = assembler.pack(1, 150, read)  # no earlier counter seen: 240.0 may be older
+    assert [s.value for s in first.samples] == [240.0, 12.5]
+    assert not first.certain
+    second = assembler.pack(2, 250, read)  # 241.0 was written between counters 1 and 2
+    assert [s.value for s in second.samples] == [241.0, 12.5]
+    assert second.certain
 
 
 # ----------------------------------------------------------------------------- subscriptions
@@ -148,7 +158,11 @@ async def test_subscription_packs_carry_their_own_weights_and_probes_read() -> N
             weights = {1: 240.5, 2: 243.25, 3: 229.0}
             for counter, net in weights.items():
                 await write_pack(sim, counter, net)
-                await wait_for(lambda n=counter: len(cw_sink.packs()) == n, what=f"pack {counter}")
+
+                def packs_stored(n: int = counter) -> bool:
+                    return len(cw_sink.packs()) == n
+
+                await wait_for(packs_stored, what=f"pack {counter}")
             burst = {4: 250.0, 5: 251.5, 6: 252.75, 7: 253.0}
             for counter, net in burst.items():
                 await write_pack(sim, counter, net)
@@ -186,7 +200,11 @@ async def test_poll_mode_reads_each_group_in_one_request() -> None:
             await wait_for(lambda: bool(cw_sink.events("pack_counter_baseline")), what="baseline")
             for counter, net in ((1, 238.0), (2, 244.5)):
                 await write_pack(sim, counter, net)
-                await wait_for(lambda n=counter: len(cw_sink.packs()) == n, what=f"pack {counter}")
+
+                def packs_stored(n: int = counter) -> bool:
+                    return len(cw_sink.packs()) == n
+
+                await wait_for(packs_stored, what=f"pack {counter}")
             await sim.set_value("P2.Temperature", 1.25)
             await wait_for(lambda: any(r.celsius == 1.25 for r in probe_sink.readings("P2")))
             # Polling: a reading per poll, about every 50 ms.
@@ -298,7 +316,11 @@ async def test_server_restarts_recover_with_exactly_one_subscription() -> None:
             tasks_up = len(client_tasks())
             for restart in range(1, 4):
                 await sim.restart()
-                await wait_for(lambda n=restart: len(sink.events("link_up")) == n, what="recovery")
+
+                def recovered(n: int = restart) -> bool:
+                    return len(sink.events("link_up")) == n
+
+                await wait_for(recovered, what="recovery")
                 await wait_for(lambda: adapter.state is LinkState.UP, what="UP")
                 # Exactly one subscription with exactly the two configured items.
                 assert sim.subscriptions() == [2]
@@ -306,7 +328,11 @@ async def test_server_restarts_recover_with_exactly_one_subscription() -> None:
                 value = 10.0 + restart
                 before = len(sink.readings("P1"))
                 await sim.set_value("P1.Temperature", value)
-                await wait_for(lambda v=value: any(r.celsius == v for r in sink.readings("P1")))
+
+                def value_read(v: float = value) -> bool:
+                    return any(r.celsius == v for r in sink.readings("P1"))
+
+                await wait_for(value_read)
                 await asyncio.sleep(0.2)  # several publishing intervals: no second copy
                 fresh = [r.celsius for r in sink.readings("P1")[before:]]
                 assert fresh.count(value) == 1, fresh
@@ -330,7 +356,11 @@ async def test_network_cut_leaves_no_orphan_subscription() -> None:
             assert sim.subscriptions() == [2]
             for cut in range(1, 3):
                 proxy.cut()  # the server keeps the session for a reconnect (Part 4 §6.7)
-                await wait_for(lambda n=cut: len(sink.events("link_up")) == n, what="recovery")
+
+                def recovered(n: int = cut) -> bool:
+                    return len(sink.events("link_up")) == n
+
+                await wait_for(recovered, what="recovery")
                 # The new session took over the old subscription and deleted it.
                 assert sim.subscriptions() == [2]
             await sim.set_value("P2.Temperature", 7.5)
@@ -509,7 +539,11 @@ async def test_expired_pinned_certificate_and_wrong_application_uri_are_named(
         sink = Collector()
         adapter = OpcUaAdapter(config, sink, SystemClock())
         async with running(adapter):
-            await wait_for(lambda s=sink: bool(s.events("link_down")), what=message)
+
+            def link_down(s: Collector = sink) -> bool:
+                return bool(s.events("link_down"))
+
+            await wait_for(link_down, what=message)
         assert message in adapter.last_error
         assert sink.events("link_down")[0].detail["cause"] == "security"
 
