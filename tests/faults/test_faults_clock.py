@@ -18,6 +18,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,7 +120,7 @@ class SteppingClock:
         self.offset_us += round(seconds * 1_000_000)
 
 
-def committed(db_path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+def committed(db_path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
         return db.execute(sql, args).fetchall()

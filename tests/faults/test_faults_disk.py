@@ -228,12 +228,14 @@ async def test_full_state_directory_degrades_alerts_and_recovers_without_a_resta
         # Space returns.
         (seen / "filler").unlink()
         await wait_for(lambda: _state_is(port, "ok"), 30)
-        await wait_for(lambda: _alert_states(pid, db_path) >= ["raised", "cleared"], 30, 0.2)
+        await wait_for(
+            lambda: _alert_states(pid, db_path) >= ["raised", "cleared"], 30, interval=0.2
+        )
         assert (await readyz(port))["status"] == 200
 
         # Stop the line; everything committed reaches the warehouse exactly once.
         await stop_task(simulators)
-        await wait_for(lambda: _outbox(pid, db_path) == 0, 60, 0.2)
+        await wait_for(lambda: _outbox(pid, db_path) == 0, 60, interval=0.2)
         committed = _committed(pid, db_path)
         await wait_for(lambda: committed <= _warehouse(warehouse_path), 30)
         assert query(pid, db_path, "PRAGMA integrity_check") == [["ok"]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from adapters.modbus import ModbusAdapter
 from adapters.opcua import OpcUaAdapter
 from adapters.simulators import ModbusSimulator
 from gateway.clock import SystemClock
+from gateway.records import DeviceEvent
 from tests.support.collector import Collector
 from tests.support.faultproxy import FaultProxy
 from tests.support.modbus_harness import TT
@@ -70,18 +72,26 @@ async def black_hole_cycles(
         for cycle in range(1, CYCLES + 1):
             connections = proxy.stats.connections
             proxy.blackhole()
-            await wait_for(
-                lambda n=cycle: len(sink.events("link_down")) == n, timeout=10, what="noticed"
-            )
+
+            def noticed(n: int = cycle) -> bool:
+                return len(sink.events("link_down")) == n
+
+            await wait_for(noticed, timeout=10, what="noticed")
             assert adapter.state is not LinkState.UP
+
             # Reconnects go on against the hung route (accepted, then silent), with backoff.
-            await wait_for(lambda c=connections: proxy.stats.connections > c, what="a retry")
+            def retried(c: int = connections) -> bool:
+                return proxy.stats.connections > c
+
+            await wait_for(retried, what="a retry")
             proxy.pass_through()
-            await wait_for(
-                lambda n=cycle: len(sink.events("link_up")) == n, timeout=15, what="back"
-            )
+
+            def back(n: int = cycle) -> bool:
+                return len(sink.events("link_up")) == n
+
+            await wait_for(back, timeout=15, what="back")
             await fresh_value(cycle)
-            await wait_for(lambda c=cycle: read_back(c), timeout=10, what="a fresh value")
+            await wait_for(functools.partial(read_back, cycle), timeout=10, what="a fresh value")
             await wait_for(lambda: len(tasks()) <= tasks_up, timeout=5, what="no task left over")
             assert len(tasks()) == tasks_up
     finally:
@@ -90,7 +100,7 @@ async def black_hole_cycles(
             await task
     await wait_for(lambda: not tasks(), timeout=5, what="every client task gone")
     assert adapter.reconnects == CYCLES
-    kinds = [e.kind for e in sink.records if getattr(e, "kind", "").startswith("link_")]
+    kinds = [e.kind for e in sink.of(DeviceEvent) if e.kind.startswith("link_")]
     assert kinds == ["link_up"] + ["link_down", "link_up"] * CYCLES
 
 

@@ -111,8 +111,9 @@ async def test_sigkill_mid_publish_loses_and_doubles_nothing(
         before = consumer.stats.received
         await wait_for(lambda: consumer.stats.received > before, 30, "the last run publishes")
         await stop_task(simulators)
+        proc = gateway.proc
         await wait_for(
-            lambda proc=gateway.proc: outbox_depth(db_path) == 0 or proc.poll() is not None,
+            lambda: outbox_depth(db_path) == 0 or proc.poll() is not None,
             30,
             "the last run drains its outbox",
         )

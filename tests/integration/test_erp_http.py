@@ -30,6 +30,7 @@ from adapters.erp.errors import ErpDataError, ErpError, ErpRefused, ErpUnavailab
 from adapters.erp.http_source import HttpErpSource, parse_retry_after
 from adapters.erp.model import ProductionRun, RunStatus, Tier
 from adapters.erp.simulator import RUNS_PATH, ErpFault, ErpSimulator, RequestRecord
+from adapters.erp.source import FetchResult
 from gateway.config import HttpErp
 
 NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
@@ -785,7 +786,7 @@ def run_row(number: str, updated: str) -> dict[str, object]:
 
 async def fetch_pages(
     pages: list[object], *, watermark: dt.datetime | None = None, page_size: int = 2
-) -> tuple[list[dict[str, str]], object]:
+) -> tuple[list[dict[str, str]], FetchResult | ErpError]:
     """Serve ``pages`` in turn over a mock transport; returns the queries sent and the
     result, or the ErpError raised."""
     queries: list[dict[str, str]] = []

@@ -174,7 +174,7 @@ class GatewayClient:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         self.client.connect_async(
             broker.host, broker.port, keepalive=10, clean_start=False, properties=props

@@ -498,7 +498,7 @@ async def test_packs_and_temperatures_land_in_sqlite(tmp_path: Path) -> None:
         sim.set_registers(Table.HOLDING, 200, [0x43C8, 0x4000, 0x43D2, 0x0000, 0x0000, 0x0001])
         sim.set_registers(Table.INPUT, 0, [0xFF85])  # -12.3 °C
         sim.set_registers(Table.HOLDING, 100, [0x0000, 0x7FC0])  # NaN, CDAB
-        slow = {"poll_interval_ms": 100}
+        slow: dict[str, Any] = {"poll_interval_ms": 100}
         cw = ModbusAdapter(
             device(sim.port, cw_tags, role="checkweigher", id="cw2", **slow), store, clock
         )

@@ -24,10 +24,10 @@ import time
 import tty
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-import serial
+import serial  # type: ignore[import-untyped]  # pyserial ships no type hints
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimDataType
@@ -162,10 +162,12 @@ class RtuSimulator(ModbusSimulator):
             )
         await server.serve_forever(background=True)
         if self.serial_port is None:
-            self.tcp_port = int(server.transport.sockets[0].getsockname()[1])
+            # pymodbus types its transport as a connection's, but a server's is a listener
+            listener = cast(asyncio.Server, server.transport)
+            self.tcp_port = int(listener.sockets[0].getsockname()[1])
         self._server = server  # type: ignore[assignment]
 
-    async def _action(  # type: ignore[override]
+    async def _action(
         self,
         function_code: int,
         start_address: int,

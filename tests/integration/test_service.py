@@ -22,7 +22,7 @@ from gateway.service import run_gateway
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO
 from tests.support.processes import reap
-from tests.support.waiting import wait_for_sync
+from tests.support.waiting import wait_for, wait_for_sync
 
 
 def test_sigterm_exits_zero_within_five_seconds_with_the_pending_batch_committed(
@@ -74,8 +74,13 @@ def test_watchdog_pings_arrive_and_stop_when_the_loop_is_blocked(tmp_path: Path)
 
     async def scenario() -> tuple[int, int]:
         task = asyncio.create_task(notifier.watchdog())
-        await asyncio.sleep(0.3)
-        before = drain()
+        before: list[str] = []
+
+        def pinged_three_times() -> bool:
+            before.extend(drain())
+            return len(before) >= 3
+
+        await wait_for(pinged_three_times, what="three watchdog pings")
         _block_the_event_loop(0.5)  # as a stuck computation would: no pings may be sent
         during = drain()
         task.cancel()

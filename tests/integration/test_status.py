@@ -8,6 +8,7 @@ import contextlib
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from adapters.simulators.scenario import ScenarioName
 from gateway.control import send_command
@@ -16,7 +17,7 @@ from tests.support.waiting import wait_for
 from tui.client import GatewayLink
 
 
-def query(db_path: Path, sql: str) -> list[tuple[object, ...]]:
+def query(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         return db.execute(sql).fetchall()
@@ -46,7 +47,7 @@ async def test_the_status_agrees_with_the_store(tmp_path: Path) -> None:
             db, f"SELECT count(*), avg(net_g) FROM packs WHERE run_number = '{run}'"
         )
         assert line["packs"] == count
-        assert abs(line["mean_g"] - float(mean)) < 1e-6  # type: ignore[arg-type]
+        assert abs(line["mean_g"] - float(mean)) < 1e-6
         newest = [
             w
             for (w,) in query(

@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -313,6 +314,13 @@ async def test_new_alert_overtakes_a_telemetry_backlog(tmp_path: Path, broker: M
         ingest.stop()
 
 
+def outbox_drained(uplink: MqttUplink) -> Callable[[], Awaitable[bool]]:
+    async def drained() -> bool:
+        return uplink.in_flight == 0 and await uplink.outbox.depth() == 0
+
+    return drained
+
+
 async def test_acl_refusal_and_ingest_conflicts_are_quarantined_not_retried(
     tmp_path: Path,
 ) -> None:
@@ -332,15 +340,20 @@ async def test_acl_refusal_and_ingest_conflicts_are_quarantined_not_retried(
                 async with running_uplink(store, broker) as uplink:
                     outbox = uplink.outbox
                     await wait_for(lambda: uplink.stats.records_quarantined == 4)
-                    # The uplink's own alert about it reaches the warehouse.
+                    # The uplink's own alerts about them (one per quarantine: the refused
+                    # publish and the conflict) reach the warehouse ...
                     await wait_for(
-                        lambda: any(
-                            d.get("rule") == "sync_quarantined" for d in ingest.data.values()
-                        )
+                        lambda: (
+                            sum(d.get("rule") == "sync_quarantined" for d in ingest.data.values())
+                            == 2
+                        ),
+                        what="both sync_quarantined alerts in the warehouse",
                     )
-                    await wait_for(lambda: uplink.in_flight == 0)
-                    assert await outbox.depth() == 0
-                    await asyncio.sleep(0.3)
+                    # ... and then nothing is left to send.
+                    await wait_for(
+                        outbox_drained(uplink), what="an empty outbox, nothing in flight"
+                    )
+                    # Quarantined rows have left the outbox, so nothing can be retried now.
                     assert uplink.stats.puback_failures == 1  # refused once, never retried
                     quarantined = {seq: reason for seq, _, reason in await outbox.quarantined()}
                     assert set(quarantined) == {*scans, packs[3]}

@@ -8,6 +8,7 @@ is printed and flushed, so the parent knows which batches were acknowledged as d
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 from pathlib import Path
 
@@ -24,8 +25,7 @@ async def main(path: Path, run: int) -> None:
     async with Store(config, SystemClock()) as store:
         committer = asyncio.create_task(store.run_committer())
         print("open", flush=True)
-        batch = 0
-        while True:
+        for batch in itertools.count():
             futures = [
                 store.submit(
                     DeviceEvent(
@@ -39,7 +39,6 @@ async def main(path: Path, run: int) -> None:
             ]
             seqs = await asyncio.gather(*futures)
             print(run, batch, seqs[0], seqs[-1], flush=True)
-            batch += 1
         await committer
 
 

@@ -26,7 +26,7 @@ class CountingSimulator(ModbusSimulator):
         super().__init__(drive=False, **kwargs)
         self.log: list[tuple[float, int, int, int]] = []
 
-    async def _action(  # type: ignore[override]
+    async def _action(
         self,
         function_code: int,
         start_address: int,

@@ -142,7 +142,9 @@ def device(endpoint: str, role: str, groups: list[dict[str, Any]], **extra: Any)
 
 
 def checkweigher(endpoint: str, mode: str = "subscribe", **extra: Any) -> OpcUaDevice:
-    tags = [{"name": name, "node": f"ns=2;s=CW1.{node}"} for name, node in CW.items()]
+    tags: list[dict[str, object]] = [
+        {"name": name, "node": f"ns=2;s=CW1.{node}"} for name, node in CW.items()
+    ]
     tags[0]["min"], tags[0]["max"] = 0, 2000  # net weight, grams
     group = {"name": "cw", "mode": mode, "publishing_interval_ms": 50, "tags": tags}
     group |= {"sampling_interval_ms": 0, "poll_interval_ms": 50}

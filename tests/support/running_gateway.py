@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,7 +61,8 @@ async def gateway_in_process(
         )
     )
     try:
-        done, _ = await asyncio.wait({started, runner}, timeout=30, return_when="FIRST_COMPLETED")
+        first: set[asyncio.Future[Any]] = {started, runner}
+        done, _ = await asyncio.wait(first, timeout=30, return_when="FIRST_COMPLETED")
         if runner in done:
             runner.result()  # the gateway failed at start: show why
         if started not in done:

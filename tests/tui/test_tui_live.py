@@ -13,6 +13,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from gateway.config import load_config
@@ -70,6 +71,18 @@ def active(app: LinesideApp, rule: str) -> dict[str, Any] | None:
     return next((a for a in app.snapshot["alerts"]["active"] if a["rule"] == rule), None)
 
 
+def selected_alert(screen: AlertsScreen) -> dict[str, Any]:
+    alert = screen.selected()
+    assert alert is not None, "an alert is highlighted"
+    return alert
+
+
+def current_screen(app: LinesideApp) -> Screen[object]:
+    """``app.screen`` read afresh: mypy keeps an ``isinstance`` narrowing of ``app.screen``
+    across the key presses that change it."""
+    return app.screen
+
+
 async def test_an_operator_acknowledges_an_alert_with_the_keyboard(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
@@ -89,7 +102,7 @@ async def test_an_operator_acknowledges_an_alert_with_the_keyboard(
                 assert isinstance(app.screen, AlertsScreen)
                 await wait_for(lambda: app.screen.query_one(DataTable).row_count > 0)
                 table = app.screen.query_one(DataTable)
-                while app.screen.selected()["id"] != gap["id"]:  # type: ignore[attr-defined]
+                while selected_alert(app.screen)["id"] != gap["id"]:
                     before = table.cursor_row
                     await pilot.press("down")
                     assert table.cursor_row != before, "the alert is in the table"
@@ -170,17 +183,17 @@ async def test_the_tui_waits_for_the_gateway_then_picks_it_up(tmp_path: Path) ->
                 lambda: "Run " in str(app.screen.query_one("#run", Static).content), timeout=5
             )
             await pilot.press("n")
-            assert app.screen.line == "L2"  # type: ignore[attr-defined]
+            assert app.screen.line == "L2"
             await pilot.press("escape")
-            assert isinstance(app.screen, LinesScreen)
+            assert isinstance(current_screen(app), LinesScreen)
             await pilot.press("3")
-            assert isinstance(app.screen, SystemScreen)
+            assert isinstance(current_screen(app), SystemScreen)
             devices = app.screen.query_one("#devices", DataTable)
             await wait_for(lambda: devices.row_count == 4, timeout=5)
             await pilot.press("2")
-            assert isinstance(app.screen, AlertsScreen)
+            assert isinstance(current_screen(app), AlertsScreen)
             await pilot.press("1")
-            assert isinstance(app.screen, LinesScreen)
+            assert isinstance(current_screen(app), LinesScreen)
 
             # The gateway stops: the TUI says so, keeps the last data, and keeps trying.
             handle.stop.set()

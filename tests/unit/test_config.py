@@ -234,7 +234,7 @@ def test_models_are_frozen(tmp_path: Path) -> None:
         {"gateway": {"id": "g", "site": "s"}, "store": {"path": "x.db"}, "lines": [{"id": "L1"}]}
     )
     with pytest.raises(ValueError, match="frozen"):
-        config.gateway.id = "other"  # type: ignore[misc]
+        config.gateway.id = "other"
 
 
 def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:

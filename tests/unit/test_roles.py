@@ -18,7 +18,7 @@ from gateway.records import DeviceEvent, LabelScan, PackEvent, RejectedInput, Te
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 
 
-def _config(role: str, tags: str) -> LinesideConfig:
+def _config(role: str, tags: list[tuple[str, dict[str, object]]]) -> LinesideConfig:
     return parse_config(
         {
             "gateway": {"id": "g", "site": "s"},
@@ -43,7 +43,7 @@ def _config(role: str, tags: str) -> LinesideConfig:
 def checkweigher() -> CheckweigherInterpreter:
     config = _config(
         "checkweigher",
-        [  # type: ignore[arg-type]
+        [
             ("pack_counter", {}),
             ("net_weight", {"type": "float32", "min": 0, "max": 5000}),
             ("accepted", {}),
@@ -124,7 +124,7 @@ def test_bad_weight_is_rejected_and_the_pack_is_not_stored_as_good(
 def test_gross_minus_tare_when_no_net() -> None:
     config = _config(
         "checkweigher",
-        [("pack_counter", {}), ("gross_weight", {}), ("tare", {})],  # type: ignore[list-item]
+        [("pack_counter", {}), ("gross_weight", {}), ("tare", {})],
     )
     device = config.devices[0]
     cw = interpreter_for(device, {t.name: t for t in device.tags})  # type: ignore[union-attr]
@@ -141,7 +141,7 @@ def test_gross_minus_tare_when_no_net() -> None:
 def probes() -> TemperatureInterpreter:
     config = _config(
         "temperature_probe",
-        [("P1", {"min": -40, "max": 60, "location": "core", "stuck_after_s": 60})],  # type: ignore[list-item]
+        [("P1", {"min": -40, "max": 60, "location": "core", "stuck_after_s": 60})],
     )
     device = config.devices[0]
     interpreter = interpreter_for(device, {t.name: t for t in device.tags})  # type: ignore[union-attr]
@@ -156,9 +156,12 @@ def test_temperature_readings_and_quality_changes() -> None:
     assert (reading.probe, reading.celsius, reading.location) == ("P1", 2.5, "core")
     records = tt.interpret([TagSample("P1", 3.0, Quality.BAD, "BadSensorFailure")], T0 + 1)
     assert [type(r) for r in records] == [DeviceEvent, RejectedInput]
-    assert records[0].kind == "quality_change"
-    assert records[1].reason == "quality_bad"
-    assert records[1].detail == "BadSensorFailure"
+    event, rejected = records
+    assert isinstance(event, DeviceEvent)
+    assert isinstance(rejected, RejectedInput)
+    assert event.kind == "quality_change"
+    assert rejected.reason == "quality_bad"
+    assert rejected.detail == "BadSensorFailure"
     records = tt.interpret([TagSample("P1", 3.0)], T0 + 2)
     assert [type(r) for r in records] == [DeviceEvent, TemperatureReading]
 
@@ -172,6 +175,7 @@ def test_stuck_probe_is_rejected_and_reported_once() -> None:
     assert isinstance(stuck, RejectedInput)
     assert stuck.reason == "stuck"
     [event] = tt.tick(T0 + 62_000_000)
+    assert isinstance(event, DeviceEvent)
     assert event.kind == "stuck_value"
     assert tt.tick(T0 + 63_000_000) == [], "reported once"
     [moving] = tt.interpret([TagSample("P1", 4.1)], T0 + 64_000_000)

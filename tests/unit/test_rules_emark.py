@@ -439,7 +439,7 @@ def test_closed_and_empty_batches() -> None:
 )
 def test_bad_batch_settings(kw: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be"):
-        new_batch(**kw)
+        new_batch("250", **kw)
 
 
 # -- tracker -------------------------------------------------------------------------------
@@ -561,5 +561,5 @@ def test_batch_counts_match_fraction_arithmetic() -> None:
     batch = new_batch(min_packs=100)
     feed(batch, weights)
     record, _ = batch.close(T0 + 9 * S)
-    exact = sum(Fraction(w) for w in weights) / len(weights)
+    exact = sum((Fraction(w) for w in weights), Fraction(0)) / len(weights)
     assert record.mean == Decimal(exact.numerator) / exact.denominator

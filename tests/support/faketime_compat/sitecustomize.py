@@ -26,4 +26,4 @@ if "libfaketime" in os.environ.get("LD_PRELOAD", "") and time.sleep.__module__ =
         while (remaining := deadline - time.monotonic()) > 0:
             select.select([], [], [], remaining)
 
-    time.sleep = _sleep
+    time.sleep = _sleep  # type: ignore[assignment]
