@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean soak bench
+.PHONY: demo test lint typecheck unit venv clean soak bench system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,12 +14,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+## Debian packages the tests run as real peers or tools: mosquitto (the broker),
+## systemd-analyze (unit checks), unshare/nsenter (the full-disk test's mount namespace).
+## Installed only when missing (as root, with apt-get).
+SYSTEM_TOOLS := mosquitto:mosquitto systemd-analyze:systemd unshare:util-linux nsenter:util-linux
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; fi
+
 ## Run the demo: simulated devices and ERP, the gateway and the operator TUI on this machine.
 demo: $(STAMP)
 	$(BIN)/lineside demo
 
 ## Lint, type check and the whole test suite.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
