@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
-from gateway.errors import ConfigError, LinesideError
+from gateway.errors import ConfigError, LinesideError, StoreInUseError
 
 if TYPE_CHECKING:
     from gateway.config import LinesideConfig
@@ -115,7 +115,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # Known failures get a readable log line; anything else keeps its traceback.
         failures.extend(group.exceptions)
     for failure in failures:
-        log.critical("gateway failed: %s", failure, exc_info=failure)
+        # Another gateway on this store is a plain fact to report, not a fault to trace.
+        trace = None if isinstance(failure, StoreInUseError) else failure
+        log.critical("gateway failed: %s", failure, exc_info=trace)
     return EXIT_FAILURE if failures else EXIT_OK
 
 

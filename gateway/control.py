@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 from adapters.erp.model import ProductionRun, RunStatus, run_to_json
 from gateway.clock import Clock
+from gateway.errors import StoreInUseError
 from gateway.records import Record, RunVersion
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
@@ -171,6 +173,17 @@ class AlertControl:
         return {"ok": True, "seqs": seqs}
 
 
+def _answers(path: Path) -> bool:
+    """Whether a process accepts connections on the UNIX socket at ``path`` (a local
+    connect: it succeeds or fails at once)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 class ControlServer:
     """The UNIX socket the gateway listens on for operator commands."""
 
@@ -179,19 +192,31 @@ class ControlServer:
         self.handlers = handlers
 
     async def serve(self) -> None:
-        """Serve until cancelled; removes the socket file on exit."""
+        """Serve until cancelled; removes its own socket file on exit.
+
+        A socket file left by a killed gateway is replaced; one that a live process answers
+        on is never removed (StoreInUseError): that is another gateway's.
+        """
+        if _answers(self.path):
+            raise StoreInUseError(
+                f"the control socket {self.path} is in use by a running gateway; "
+                "one gateway per store and socket"
+            )
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a socket left by a killed gateway
         server = await asyncio.start_unix_server(
             self._client, path=str(self.path), limit=MAX_REQUEST_BYTES
         )
         os.chmod(self.path, 0o660)
+        ours = self.path.stat().st_ino
         try:
             async with server:
                 await server.serve_forever()
         finally:
+            # Only our own socket: never one that replaced it.
             with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+                if self.path.stat().st_ino == ours:
+                    self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

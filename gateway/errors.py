@@ -79,6 +79,10 @@ class StoreIOError(StoreError):
     """An I/O error on the store's disk. Not retried: the process exits and systemd restarts."""
 
 
+class StoreInUseError(StoreError):
+    """Another process has the store open (one writer per store: ``gateway/store_lock.py``)."""
+
+
 class SequenceError(StoreError):
     """The sequence reservation file is unreadable; refusing to risk reusing numbers."""
 

@@ -61,6 +61,7 @@ from gateway.errors import (
 from gateway.records import AlertRecord, Record, Severity
 from gateway.schema import MIGRATIONS, RECORD_STREAMS, RECORD_TABLES, SCHEMA_VERSION
 from gateway.sequence import SequenceAllocator
+from gateway.store_lock import StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class Store:
         self.stats = StoreStats()
         self._db: aiosqlite.Connection | None = None
         self._sequence = SequenceAllocator(self.path.with_name(self.path.name + ".seq"))
+        self._lock = StoreLock(self.path)
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
@@ -165,8 +167,20 @@ class Store:
         await self.close()
 
     async def open(self) -> None:
-        """Open (or create) the database, check it, migrate it, quarantine it if damaged."""
+        """Open (or create) the database, check it, migrate it, quarantine it if damaged.
+
+        Raises StoreInUseError, before touching the database or its sequence file, when
+        another process has this store open.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            await self._open_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _open_locked(self) -> None:
         try:
             self._db = await self._connect()
         except StoreCorruptError as exc:
@@ -218,6 +232,7 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             await db.close()
+            self._lock.release()
             self.state = StoreState.CLOSED
             self._wakeup.set()
 
