@@ -72,6 +72,7 @@ from gateway.errors import StoreFullError
 from gateway.store import Store
 from sync.andon import AndonMessage, AndonPublisher
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
+from sync.paho_loop import stop_network_loop
 from sync.protocol import (
     Batch,
     ProtocolError,
@@ -406,7 +407,7 @@ class MqttUplink:
             client.disconnect()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
-                await asyncio.to_thread(client.loop_stop)
+                await asyncio.to_thread(stop_network_loop, client)
         if conn.ready:
             self.stats.disconnects += 1
 

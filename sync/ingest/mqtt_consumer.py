@@ -59,6 +59,7 @@ from sync.ingest.warehouse import (
     WarehouseUnavailable,
     decode_message,
 )
+from sync.paho_loop import stop_network_loop
 from sync.protocol import (
     DATA_SUBSCRIPTION,
     PREFIX,
@@ -315,7 +316,7 @@ class MqttConsumer:
     def _stop_client(self) -> None:
         self._stopping = True
         self._client.disconnect()
-        self._client.loop_stop()
+        stop_network_loop(self._client)
 
     async def _handle(self, item: _Inbound) -> None:
         self.stats.received += 1
