@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +202,11 @@ class OpcUaPeer:
     async def _write(self, nodeid: Any, value: Any, variant_type: Any) -> None:
         from asyncua import ua  # noqa: PLC0415
 
+        # Stamped at the source, as a checkweigher stamps each write: the gateway pairs a
+        # pack's values with its counter by source time (docs/devices.md).
         await self._server.write_attribute_value(
-            nodeid, ua.DataValue(ua.Variant(value, variant_type))
+            nodeid,
+            ua.DataValue(ua.Variant(value, variant_type), SourceTimestamp=datetime.now(UTC)),
         )
 
     async def _probe_loop(self, hz: float) -> None:
