@@ -8,7 +8,6 @@ The guard tables are pure and need no database.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from adapters.erp.model import ProductionRun, RunRejection
 from adapters.erp.sql_guard import check_login, check_query, render_query, watermark_column
 from adapters.erp.sql_source import PsycopgDriver, SqlErpSource
 from gateway.config import SqlErp
+from tests.support.ports import free_port
 
 HOST, PORT = "127.0.0.1", 5432
 LONDON = ZoneInfo("Europe/London")
@@ -467,14 +467,8 @@ async def test_statement_timeout_is_unavailable(erp_db: ErpDb) -> None:
         await source.fetch_changed(None)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_unreachable_database_is_unavailable() -> None:
-    url = f"postgresql://lineside_ro@{HOST}:{_closed_port()}/erp"
+    url = f"postgresql://lineside_ro@{HOST}:{free_port(HOST)}/erp"
     source = SqlErpSource(_config(url))
     with pytest.raises(ErpUnavailable, match="unavailable") as caught:
         await source.fetch_changed(None)

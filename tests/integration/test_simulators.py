@@ -8,11 +8,10 @@ import itertools
 import math
 import socket
 import statistics
-from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from asyncua import ua
@@ -47,10 +46,10 @@ from adapters.simulators.scenario import (
     ScenarioName,
     SimEvent,
 )
+from tests.support.waiting import wait_for, wait_for_value
 
 PACK_DATE = date(2025, 3, 14)
 LINE = LineSpec(pack_date=PACK_DATE)
-T = TypeVar("T")
 CW_VARIABLES = (
     "NominalWeight",
     "LowerToleranceLimit1",
@@ -65,34 +64,6 @@ CW_VARIABLES = (
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    timeout: float = 5.0,
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` every 20 ms until ``accept`` holds for its result, or fail."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        await asyncio.sleep(0.02)
-
-
-async def wait_true(check: Callable[[], bool], *, timeout: float = 5.0, what: str = "") -> None:
-    """Poll a synchronous condition every 20 ms up to ``timeout``."""
-
-    async def probe() -> bool:
-        return check()
-
-    await wait_for(probe, bool, timeout=timeout, what=what)
 
 
 def packs(events: list[SimEvent], cw: str = "CW1") -> list[PackEvent]:
@@ -123,7 +94,7 @@ async def no_stray_tasks() -> Any:
         return {t for t in asyncio.all_tasks() - before if t is not current and not t.done()}
 
     # Client libraries finish their own bookkeeping tasks a moment after closing.
-    await wait_true(lambda: not strays(), timeout=2.0, what="background tasks to finish")
+    await wait_for(lambda: not strays(), timeout=2.0, what="background tasks to finish")
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -357,7 +328,7 @@ async def test_opcua_restart_keeps_port_and_node_ids(no_stray_tasks: None) -> No
         port = sim.port
         counter = "ns=2;s=CW1.PackCounter"
         async with Client(sim.endpoint) as client:
-            before = await wait_for(
+            before = await wait_for_value(
                 client.get_node(counter).read_value, lambda v: v >= 2, what="two packs"
             )
         await sim.restart()
@@ -365,7 +336,7 @@ async def test_opcua_restart_keeps_port_and_node_ids(no_stray_tasks: None) -> No
         assert sim.running
         async with Client(sim.endpoint) as client:
             assert await client.get_namespace_index("urn:lineside:simulator") == 2
-            after = await wait_for(
+            after = await wait_for_value(
                 client.get_node(counter).read_value, lambda v: v > before, what="counter to move"
             )
             assert after > before
@@ -478,8 +449,8 @@ async def test_modbus_scale_counter_and_weights_follow_the_scenario(no_stray_tas
                 assert not rr.isError(), rr
                 return list(rr.registers)
 
-            first = await wait_for(read_scale, lambda r: r[4:6] != [0, 0], what="first pack")
-            later = await wait_for(
+            first = await wait_for_value(read_scale, lambda r: r[4:6] != [0, 0], what="first pack")
+            later = await wait_for_value(
                 read_scale, lambda r: r[4:6] != first[4:6], what="counter to increase"
             )
             for regs in (first, later):
@@ -538,13 +509,13 @@ async def test_modbus_restart_keeps_port_and_dropout_goes_silent(no_stray_tasks:
         port = sim.port
         await sim.restart()
         assert sim.port == port
-        await wait_true(lambda: sim.silent, what="dropout to start")
+        await wait_for(lambda: sim.silent, what="dropout to start")
         client = modbus_client(sim, timeout=0.1)
         await client.connect()
         try:
             with pytest.raises(ModbusIOException):
                 await client.read_input_registers(0, count=1)
-            await wait_true(lambda: not sim.silent, what="dropout to end")
+            await wait_for(lambda: not sim.silent, what="dropout to end")
             # The client may have given up on the connection; a fresh one must work.
             client.close()
             client = modbus_client(sim)
@@ -609,10 +580,10 @@ async def test_scanner_restart_and_dropout_keep_the_port(no_stray_tasks: None) -
             assert sim.port == port
             assert await reader.read() == b""  # the restart closed the old connection
             writer.close()
-            await wait_true(lambda: not sim.running, what="dropout to close the listener")
+            await wait_for(lambda: not sim.running, what="dropout to close the listener")
             with pytest.raises(OSError):
                 await asyncio.open_connection("127.0.0.1", port)
-            await wait_true(lambda: sim.running, what="dropout to end")
+            await wait_for(lambda: sim.running, what="dropout to end")
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             assert (await reader.readuntil(b"\r\n")).startswith(b"]C1")
             writer.close()
