@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from adapters.rejections import RepeatedRejections
 from gateway.clock import Clock
 from gateway.records import DeviceEvent, Record
 
@@ -101,8 +103,13 @@ class DeviceRecorder:
             detail=dict(detail),
         )
 
+    @functools.cached_property
+    def repeated_rejections(self) -> RepeatedRejections:
+        """Streaks of identical rejections, stored as the first row and a count."""
+        return RepeatedRejections()
+
     def _emit(self, records: Sequence[Record]) -> None:
-        for record in records:
+        for record in self.repeated_rejections.admit(records):
             self._sink.submit(record).add_done_callback(report_commit_failure)
 
     def _set_state(self, state: LinkState) -> None:

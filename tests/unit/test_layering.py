@@ -13,6 +13,7 @@ PURE = [
     REPO / "rules",
     REPO / "adapters" / "codecs",
     REPO / "adapters" / "roles.py",
+    REPO / "adapters" / "rejections.py",
     REPO / "adapters" / "erp" / "sql_guard.py",
     REPO / "adapters" / "erp" / "model.py",
 ]
