@@ -18,6 +18,7 @@ import asyncio
 import random
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,12 +42,18 @@ from tests.support.sync_harness import (
     drain_in_process,
     ingest_settings,
     outbox_depth,
+    pack_count,
     start_ingest,
     stop_task,
 )
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
+
+
+def packs_flow(db_path: Path, before: int, gateway: GatewayProcess) -> Callable[[], bool]:
+    """Whether this run has recorded a pack yet (or died, which the test then reports)."""
+    return lambda: (pack_count(db_path) or 0) > before or gateway.crashed_known()
 
 
 async def test_sigkill_mid_publish_loses_and_doubles_nothing(
@@ -81,11 +88,14 @@ async def test_sigkill_mid_publish_loses_and_doubles_nothing(
         kills = 0
         while kills < KILLS:
             assert run < KILLS + 5, f"too many crashes of the gateway: {crashes}"
+            packs_before = pack_count(db_path) or 0
             gateway = GatewayProcess(config, log, run)
             run += 1
             await gateway.ready()
             before = consumer.stats.received
-            # The random moment: records flow, batches are published and acknowledged.
+            # Packs flow in this run (however slow the machine), then the random moment:
+            # records flow, batches are published and acknowledged.
+            await wait_for(packs_flow(db_path, packs_before, gateway), 30, "a pack in this run")
             await asyncio.sleep(rng.uniform(0.3, 1.5))
             if gateway.crashed_known():
                 crashes.append(run - 1)
@@ -157,7 +167,7 @@ async def test_sigkill_mid_publish_loses_and_doubles_nothing(
     finally:
         edge.close()
     assert starts == run, report
-    assert packs >= 50, f"packs should flow in every run: {report}"
+    assert packs >= run, f"packs should flow in every run: {report}"
     assert not crashes, report
 
 

@@ -130,12 +130,21 @@ async def _outbox_empty(store: Store) -> bool:
 
 
 def outbox_depth(db_path: Path) -> int | None:
+    return _count(db_path, "outbox")
+
+
+def pack_count(db_path: Path) -> int | None:
+    return _count(db_path, "packs")
+
+
+def _count(db_path: Path, table: str) -> int | None:
+    """Rows in ``table`` of a gateway's store (read-only), or None if it cannot be read now."""
     try:
         db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
         return None
     try:
-        return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     except sqlite3.Error:
         return None
     finally:
