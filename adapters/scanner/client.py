@@ -71,14 +71,20 @@ class ScannerAdapter:
     async def run(self) -> None:
         """Connect, read, reconnect; return only when cancelled."""
         backoff = Backoff(initial=self.device.reconnect_min_s, maximum=self.device.reconnect_max_s)
-        while True:
-            try:
-                await self._session(backoff)
-            except DeviceUnreachable as exc:
-                self._link_down(str(exc))
-            delay = backoff.next_delay()
-            log.debug("scanner %s: reconnect in %.2fs", self.device_id, delay)
-            await asyncio.sleep(delay)
+        try:
+            while True:
+                try:
+                    await self._session(backoff)
+                except DeviceUnreachable as exc:
+                    self._link_down(str(exc))
+                delay = backoff.next_delay()
+                log.debug("scanner %s: reconnect in %.2fs", self.device_id, delay)
+                await asyncio.sleep(delay)
+        finally:
+            # Cancelled while a connection was being opened: the attempt is over, and a
+            # stopped adapter must not show as connecting.
+            if self.state is LinkState.CONNECTING:
+                self.state = LinkState.DOWN
 
     async def _session(self, backoff: Backoff) -> None:
         self.state = LinkState.CONNECTING
