@@ -2,7 +2,8 @@
 
 Full jitter (a uniformly random delay between 0 and the capped exponential) spreads the
 reconnects of many gateways after a broker or PLC restart, so they don't arrive as a storm
-(peers.md: "reconnect storms"; AWS Architecture Blog, "Exponential Backoff and Jitter").
+(docs/reference/peers.md: "reconnect storms"; AWS Architecture Blog, "Exponential Backoff and
+Jitter").
 """
 
 from __future__ import annotations

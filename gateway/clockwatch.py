@@ -1,4 +1,4 @@
-"""Noticing a stepped wall clock (reliability.md §7 row 14).
+"""Noticing a stepped wall clock (docs/reference/reliability.md §7 row 14).
 
 NTP (or an operator, or a box that booted without a real-time clock) can step the wall clock
 backwards or forwards at any moment. Timers, retries and timeouts use the monotonic clock and

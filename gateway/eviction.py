@@ -1,7 +1,7 @@
 """What the store may throw away when it nears its size budget, and when.
 
-The policy (reliability.md §7 row 6: "telemetry follows its policy: drop-oldest with a
-counter"):
+The policy (docs/reference/reliability.md §7 row 6: "telemetry follows its policy: drop-oldest with
+a counter"):
 
 * Only **telemetry** is evicted: the tables whose records have outbox priority
   :attr:`Priority.TELEMETRY` (``device_events`` and ``rejected_inputs``), together with their
@@ -15,8 +15,8 @@ counter"):
 * Eviction starts when a commit hits the budget (SQLITE_FULL) or when a periodic check finds
   the database's used pages above :data:`EVICT_ABOVE` of ``max_page_count``; it deletes in
   chunks of at most :data:`CHUNK_ROWS` rows, one transaction per chunk (a DELETE works under the
-  page cap: reliability.md §2.4), until used pages are at most :data:`EVICT_DOWN_TO`, and
-  at most :data:`MAX_CHUNKS_PER_ROUND` chunks at a time so commits are not held up for long.
+  page cap: docs/reference/reliability.md §2.4), until used pages are at most :data:`EVICT_DOWN_TO`,
+  and at most :data:`MAX_CHUNKS_PER_ROUND` chunks at a time so commits are not held up for long.
 * The "edge storage full" alert stays raised until used pages fall below
   :data:`CLEAR_BELOW` (hysteresis: below the level eviction stops at, so it does not flap
   while telemetry keeps being evicted).

@@ -15,9 +15,9 @@
 * A size budget: ``max_page_count`` keeps the database under ``max_size_mb`` and leaves
   ``headroom_mb`` free on the disk. When the budget or the disk is full, the batch is rolled
   back explicitly, kept in memory, and retried with backoff (SQLite can't even DELETE on a
-  full disk: reliability.md §2.4). An I/O error is fatal: the process exits, systemd restarts;
-  but an I/O error while the disk has (almost) no free space, or ENOSPC writing the sequence
-  reservation, is a full disk and handled like SQLITE_FULL.
+  full disk: docs/reference/reliability.md §2.4). An I/O error is fatal: the process exits, systemd
+  restarts; but an I/O error while the disk has (almost) no free space, or ENOSPC writing the
+  sequence reservation, is a full disk and handled like SQLITE_FULL.
 * Eviction (:mod:`gateway.eviction` has the policy): near the budget, or when a commit hits
   it, the oldest telemetry rows and their outbox rows are deleted in bounded chunks, one
   transaction each, on the writer connection; compliance records and alerts never are.

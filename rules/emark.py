@@ -1,6 +1,6 @@
 """The ℮ average system: TNE, T1/T2, and the three packers' rules on line output.
 
-Law and where the numbers come from (see ``/work/shared/reference/domain-rules.md`` §1):
+Law and where the numbers come from (``docs/reference/domain-rules.md`` §1):
 
 * The Weights and Measures (Packaged Goods) Regulations 2006 (**SI 2006/659**) implement
   Directive **76/211/EEC** (the average system) in Great Britain, for nominal quantities of

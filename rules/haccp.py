@@ -4,7 +4,7 @@ One :class:`ProbeMonitor` watches one probe (``device``/``probe``). It is fed th
 readings (:meth:`ProbeMonitor.observe`) and the passing of time (:meth:`ProbeMonitor.tick`);
 it returns :class:`~rules.model.Finding` transitions and never reads a clock.
 
-Where the numbers come from (domain-rules.md §3):
+Where the numbers come from (docs/reference/domain-rules.md §3):
 
 * HACCP law asks for critical limits, monitoring, corrective action and records, not for a
   particular number (Reg (EC) 852/2004 Art 5(2)(c)-(g)). The legal temperatures for fish are

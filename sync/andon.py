@@ -7,8 +7,8 @@
   every (re)connect, so a board never keeps a stale red nor misses a red raised during an
   outage (latest state wins; intermediate states of an outage are not replayed).
 * Alert transitions go to :func:`sync.protocol.alerts_topic`, QoS 1, not retained, with an
-  MQTT 5 Message Expiry Interval (reliability.md §3.4): the interval left is counted from
-  when the transition happened, so one raised before a long outage is dropped (and counted)
+  MQTT 5 Message Expiry Interval (docs/reference/reliability.md §3.4): the interval left is counted
+  from when the transition happened, so one raised before a long outage is dropped (and counted)
   instead of being shown as new. The queue is bounded; the oldest is dropped when full.
   The durable record of an alert is its :class:`gateway.records.AlertRecord` in the store,
   which the outbox syncs to the warehouse; this is only the board's live feed.

@@ -6,8 +6,8 @@ A record leaves the outbox only when the ingest's ``200`` answer (an
 :func:`sync.protocol.encode_ack` JSON body) lists it as committed. Batches are taken from the
 outbox in priority order (alerts → compliance → telemetry) and POSTed as
 :func:`~sync.protocol.encode_batch` bytes with ``Content-Encoding: deflate`` and
-``Idempotency-Key: <batch_id>`` (reliability.md §3.4). Until a batch is answered, it is the
-only thing sent: a failed attempt is retried as the **same bytes with the same key**, so an
+``Idempotency-Key: <batch_id>`` (docs/reference/reliability.md §3.4). Until a batch is answered, it
+is the only thing sent: a failed attempt is retried as the **same bytes with the same key**, so an
 ambiguous outcome (timeout after sending, connection lost, ``5xx`` after a commit) costs at
 most a duplicate on the wire, which the warehouse dedupes on ``(gateway, seq)``.
 
@@ -19,7 +19,7 @@ Answers:
 * Connect errors, timeouts, a lost connection, ``408``, ``429``, ``5xx`` (and anything else
   that is not a final answer): retried after :class:`gateway.backoff.Backoff` (capped
   exponential, jittered), or after ``Retry-After`` when the server says how long (capped at
-  :data:`MAX_RETRY_AFTER_S`) (reliability.md §7 rows 16-17).
+  :data:`MAX_RETRY_AFTER_S`) (docs/reference/reliability.md §7 rows 16-17).
 * Any other ``4xx``: the ingest refuses this batch; retrying cannot help. Its records move to
   the outbox quarantine with the status and an excerpt of the body, a ``sync_quarantined``
   alert is stored (not for a batch made only of such alerts: no chain reaction), and the next

@@ -4,8 +4,8 @@ Delivery rule
 -------------
 A record leaves the outbox only when the warehouse's **ack** (on
 :func:`sync.protocol.ack_topic`) lists it as committed. A PUBACK only means "the broker has
-it in RAM" (reliability.md §0.1, §3.1) and changes nothing in SQLite. Until the ack comes,
-the batch stays in a small in-memory *window* and is published again, as the same bytes
+it in RAM" (docs/reference/reliability.md §0.1, §3.1) and changes nothing in SQLite. Until the ack
+comes, the batch stays in a small in-memory *window* and is published again, as the same bytes
 with the same ``batch_id``, after ``ack_timeout_s`` (doubling per attempt, capped) and after
 every reconnect; the warehouse dedupes on ``(gateway, seq)``. The window is the only
 in-memory state: the backlog lives in SQLite, and after a restart everything unacked is
@@ -13,14 +13,14 @@ read from the outbox again.
 
 * Priority: batches are taken alerts → compliance → telemetry, and ``alert_slots`` window
   slots are reserved for alerts, so a new alert is not starved by a backlog replay
-  (reliability.md §7 rows 19, 22).
+  (docs/reference/reliability.md §7 rows 19, 22).
 * Refusals: a PUBACK reason code ≥ 0x80 (0x87 not authorized by the broker's ACL, ...) moves
   that batch's records to the outbox quarantine with the reason, and stores a
   ``sync_quarantined`` alert: the queue is never blocked and the batch never retried in a
   loop (§7 row 18). Only 0x97 "quota exceeded" is temporary, retried with backoff. The
   ingest's per-record conflicts are quarantined the same way.
-* paho (reliability.md §3.2): CallbackAPIVersion.VERSION2, MQTT 5, QoS 1, no topic aliases,
-  ``max_inflight_messages`` 20, ``max_queued_messages`` 100 (paho's default is unlimited).
+* paho (docs/reference/reliability.md §3.2): CallbackAPIVersion.VERSION2, MQTT 5, QoS 1, no topic
+  aliases, ``max_inflight_messages`` 20, ``max_queued_messages`` 100 (paho's default is unlimited).
   Its session is in memory only and its mids restart per connection, so mids are only used
   to match PUBACKs within one connection. A **fresh client per connection** with clean start:
   paho never replays an old connection's messages behind our back, the uplink decides what
@@ -31,8 +31,8 @@ read from the outbox again.
   ``offline`` before a clean stop (a normal DISCONNECT suppresses the will).
 * TCP_NODELAY is set on the socket in ``on_socket_open``: batches and acks are small
   request/response messages that Nagle's algorithm would delay.
-* A hung broker (TCP open, nothing back: reliability.md §7 row 2) is noticed within one
-  keep-alive: paho pings only after a whole keep-alive of silence and then waits another one
+* A hung broker (TCP open, nothing back: docs/reference/reliability.md §7 row 2) is noticed within
+  one keep-alive: paho pings only after a whole keep-alive of silence and then waits another one
   (about 2 × keep-alive). So after half a keep-alive without any packet from the broker the
   uplink sends a probe that has no side effect (UNSUBSCRIBE of a filter it never subscribed,
   answered by an UNSUBACK), and after a whole keep-alive of silence it drops the connection

@@ -54,7 +54,8 @@ How the client follows pages:
 Each run object is parsed by :func:`adapters.erp.model.parse_run`, which documents the
 field names.
 
-What the gateway does with everything else (reliability.md §7 row 15, "ERP returns garbage"):
+What the gateway does with everything else (docs/reference/reliability.md §7 row 15, "ERP returns
+garbage"):
 
 * Only GET is ever sent. :meth:`HttpErpSource._get` is the one place a request is made, and
   a request hook on the client refuses any other method before it reaches the wire.

@@ -169,9 +169,9 @@ _WORD_END: Final = r"(?![^\W\d_])"
 _JOIN: Final = r"[\s-]*"
 
 # (pattern, normalised name). At any position the first alternative that matches wins, so
-# multi-word names come first and beat the single word they contain (brief: "multi-word names
-# must win over single words where they overlap"). The seed pipeline parses 12 species from
-# Description (seed-production-pipeline.md, "Validate"); halibut, monkfish, sole, herring and
+# multi-word names come first and beat the single word they contain ("smoked salmon" is not
+# "salmon"). The central pipeline parses 12 species from Description
+# (docs/reference/production-pipeline.md, "Validate"); halibut, monkfish, sole, herring and
 # dogfish are common UK whitefish/flatfish names added here.
 _SPECIES: Final[tuple[tuple[str, str], ...]] = (
     (rf"alaska(?:n)?{_JOIN}poll[oa]ck", "pollock"),
@@ -207,8 +207,8 @@ _SPECIES_RE: Final = re.compile(
 )
 
 # Product types in priority ranks. The seed pipeline gives smoked/breaded priority over the cut
-# ("smoked/breaded product type priority", seed-production-pipeline.md "Tests"): process beats
-# coating beats formed product beats cut beats whole. Within a rank the last word mentioned
+# ("smoked/breaded product type priority", docs/reference/production-pipeline.md "Tests"): process
+# beats coating beats formed product beats cut beats whole. Within a rank the last word mentioned
 # wins, as English puts the head noun last ("Cod Loin Portions" -> portion).
 _PRODUCT_TYPE_RANKS: Final[tuple[tuple[tuple[str, str], ...], ...]] = (
     (("smoked", "smoked"),),
@@ -290,7 +290,7 @@ _DECIMAL_RE: Final = re.compile(r"[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[
 _ISO_DATE_RE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 # An ISO date-time at midnight without offset: how a date in a SQL datetime column renders.
 _ISO_MIDNIGHT_RE: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]00:00(?::00(?:\.0+)?)?")
-# The UK ERP writes day first (seed-production-pipeline.md: UK fish factory; brief: DD/MM/YYYY).
+# The UK ERP writes day first, DD/MM/YYYY (docs/reference/production-pipeline.md, "Shelf life").
 _UK_DATE_RE: Final = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
 _UK_DATETIME_RE: Final = re.compile(
     r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?"
@@ -315,7 +315,7 @@ def coerce_bool(value: object) -> bool:
 
     Accepts ``True``/``False``, the integers 1/0 and the strings "1"/"0", "Y"/"N", "yes"/"no",
     "true"/"false", "T"/"F" (any case, surrounding whitespace ignored). The seed pipeline saw
-    both int and str flags in the same table (seed-production-pipeline.md, "Validate").
+    both int and str flags in the same table (docs/reference/production-pipeline.md, "Validate").
     Raises ``ValueError`` for anything else, including None, floats and "2".
     """
     if isinstance(value, bool):
@@ -439,7 +439,7 @@ def _read_datetime(value: object, tz: tzinfo) -> datetime:
 
 _TIERS: Final[dict[str, Tier]] = {
     # Tier 1 (Premium), Tier 2 (GG, "standard tier"), Tier 3 (Export / Simply Salmon):
-    # seed-production-pipeline.md "Waterfall Yield"; glossary.md "Tiers".
+    # docs/reference/production-pipeline.md "Waterfall Yield"; docs/reference/glossary.md "Tiers".
     "premium": Tier.PREMIUM,
     "tier1": Tier.PREMIUM,
     "t1": Tier.PREMIUM,
@@ -513,9 +513,10 @@ def parse_status(value: object, *, started: bool = False) -> RunStatus:
 
 
 # Shelf-life adjustment in days over the standard pack date + 9: +1 "rubber clock", +2/+3
-# superchill (seed-production-pipeline.md "Shelf Life"; glossary.md "Use-by"). Day 13+ is
-# freeze-down, so nothing above +3 is a valid adjustment. (domain-rules.md §6: no public
-# standard prescribes these counts; they are the factory's convention.)
+# superchill (docs/reference/production-pipeline.md "Shelf Life"; docs/reference/glossary.md
+# "Use-by"). Day 13+ is freeze-down, so nothing above +3 is a valid adjustment.
+# (docs/reference/domain-rules.md §6: no public standard prescribes these counts; they are the
+# factory's convention.)
 _SHELF_LIFE_WORDS: Final[dict[str, int]] = {
     "standard": 0,
     "rubberclock": 1,
@@ -547,7 +548,7 @@ def parse_shelf_life_adjust(value: object) -> int:
 
 
 # Several batch codes in one field: exception runs (Family Pack, marinades, Simply Salmon)
-# document several batch codes (seed-production-pipeline.md "Batch-Centric Runs").
+# document several batch codes (docs/reference/production-pipeline.md "Batch-Centric Runs").
 # Not "/": real batch codes carry slashes (e.g. "SAL/2025/01").
 _BATCH_SPLIT_RE: Final = re.compile(r"[,;\r\n]+")
 
@@ -618,8 +619,8 @@ _PRODUCT_KEYS: Final[dict[str, str]] = {
     "gtin": "GTIN",
 }
 
-# Glaze is a percentage of the gross frozen weight (domain-rules.md §1.1: net excludes glaze);
-# bounded to 0-50 %: more ice than fish is a data error.
+# Glaze is a percentage of the gross frozen weight (docs/reference/domain-rules.md §1.1: net
+# excludes glaze); bounded to 0-50 %: more ice than fish is a data error.
 _MAX_GLAZE_PCT: Final = Decimal(50)
 
 
@@ -919,7 +920,8 @@ def _parse_product(
     nominal_g: Decimal | None = None
     if not catch_weight:
         # Qn is what the ℮ rules are applied against; catch-weight packs have none
-        # (domain-rules.md §1.1; glossary.md "Fixed weight vs catch weight").
+        # (docs/reference/domain-rules.md §1.1; docs/reference/glossary.md "Fixed weight vs catch
+        # weight").
         nominal_g = fields.require(
             "NominalWeight", _above_zero, " (required unless CatchWeight is yes)"
         )

@@ -19,8 +19,8 @@ leaves ``next`` out, as a server that expects the client to continue from the la
 ``Updated`` is kept to the millisecond, as it is written, so a key read back from the wire
 is exactly the key of its run. Every request is logged (method, path, query) for tests.
 
-The runs look like a fish factory's day (seed-production-pipeline.md): on line L1 a finished
-salmon run (one batch, Premium 120 g and 240 g portions, GG 280 g, a catch-weight Family
+The runs look like a fish factory's day (docs/reference/production-pipeline.md): on line L1 a
+finished salmon run (one batch, Premium 120 g and 240 g portions, GG 280 g, a catch-weight Family
 Pack), a cod loin run in progress on the rubber clock (+1 day shelf life), and a planned
 Simply Salmon exception run with three batch codes; on line L2 glazed frozen cod fillets in
 progress and a planned smoked salmon run on superchill (+2). Times are placed around the
@@ -29,7 +29,8 @@ injected ``now`` and written as the ERP writes them: naive local date-times in i
 Tests and the demo change the ERP while it runs: :meth:`ErpSimulator.update_run` edits a
 run and bumps its ``Updated`` (reconciliation), :meth:`ErpSimulator.add_run` adds one,
 :meth:`ErpSimulator.set_down` answers 503 (offline), and :meth:`ErpSimulator.set_fault`
-serves one of the kinds of garbage listed in :class:`ErpFault` (reliability.md §7 row 15).
+serves one of the kinds of garbage listed in :class:`ErpFault` (docs/reference/reliability.md §7 row
+15).
 :attr:`ErpSimulator.on_request` is called for every request once its answer is settled and
 before it is sent, so a test can change the ERP between two page requests of one poll.
 """

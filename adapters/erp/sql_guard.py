@@ -2,7 +2,7 @@
 
 Pure: no I/O. The ERP database is the factory's system of record and Lineside only ever
 reads from it; these guards are the first of several read-only layers (after them come a
-read-only session and a read-only database role; seed-production-pipeline.md, "Safety").
+read-only session and a read-only database role; docs/reference/production-pipeline.md, "Safety").
 A refused query or login raises :class:`ErpRefused` with the precise reason, and is never
 retried: it is a configuration problem, not a transient one.
 

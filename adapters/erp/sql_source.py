@@ -1,7 +1,7 @@
 """The ERP's SQL source: an incremental, read-only query against the legacy ``RunNumber`` table.
 
 Each poll reads only the rows with ``Updated > watermark`` in ``Updated`` order, in batches
-of ``batch_size`` (seed-production-pipeline.md, "Extract": never a full-table scan on the
+of ``batch_size`` (docs/reference/production-pipeline.md, "Extract": never a full-table scan on the
 production ERP, bounded memory for ``varchar(max)`` columns), and parses every row with
 :func:`adapters.erp.model.parse_run`; rows that cannot be understood become
 :class:`RunRejection` and the poll goes on.

@@ -43,7 +43,8 @@ with TransferSubscriptions (§5.13.7) and deletes them (§5.13.8). On a differen
 the old ids mean nothing and are dropped. Whatever slips through still expires: the
 lifetime count is the minimum three keep-alive periods (§5.13.2) and the requested session
 timeout is :data:`SESSION_TIMEOUT_MIN_S` (or six watchdog intervals), so a server with few
-session slots (BadTooManySessions, peers.md "reconnection storms") gets them back quickly.
+session slots (BadTooManySessions, docs/reference/peers.md "reconnection storms") gets them back
+quickly.
 
 Checkweigher consistency: a pack's values are fed to the interpreter together with its
 counter, never on their own. When the counter (``pack_counter``, else ``label_sequence``)

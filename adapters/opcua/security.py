@@ -1,6 +1,6 @@
 """SignAndEncrypt for one asyncua ``Client``: a provisioned server certificate, no TOFU.
 
-Rules (reliability.md §4.2; OPC 10000-2 §6 trust model, OPC 10000-4 §6.1 certificate
+Rules (docs/reference/reliability.md §4.2; OPC 10000-2 §6 trust model, OPC 10000-4 §6.1 certificate
 validation):
 
 * Only SignAndEncrypt, only the policies :class:`~gateway.config.OpcUaSecurity` offers

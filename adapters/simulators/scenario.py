@@ -21,8 +21,8 @@ What the line does
   ~1 °C, a blast freezer around -21 °C, and so on; all chilled
   probes rest well below 5 °C (see :data:`DEFAULT_PROBES`).
 
-Scripts (``t`` in simulated seconds; TNE from domain-rules.md §1.3: Qn 240 g lies in the
-200-300 g band, TNE 9 g, so T1 = 231 g and T2 = 222 g)
+Scripts (``t`` in simulated seconds; TNE from docs/reference/domain-rules.md §1.3: Qn 240 g lies in
+the 200-300 g band, TNE 9 g, so T1 = 231 g and T2 = 222 g)
 -----------------------------------------------------------------------------------------
 ``normal``                 nothing scripted.
 ``underweight_drift``      from 30 s the CW1 mean ramps (over 60 s) from 243 g to
@@ -202,8 +202,8 @@ class Schedule:
 class CheckweigherSpec:
     """A checkweigher and the product it weighs (weights in grams).
 
-    ``tne_g`` comes from the TNE table (domain-rules.md §1.3), not computed here: the rules
-    package owns that calculation; the simulator only needs consistent example values.
+    ``tne_g`` comes from the TNE table (docs/reference/domain-rules.md §1.3), not computed here: the
+    rules package owns that calculation; the simulator only needs consistent example values.
     """
 
     id: str
@@ -243,7 +243,8 @@ class ProbeSpec:
 
 
 DEFAULT_CHECKWEIGHERS: Final = (
-    # Qn 240 g: 200-300 g band, TNE 9 g (domain-rules.md §1.3 worked values: T1 231, T2 222).
+    # Qn 240 g: 200-300 g band, TNE 9 g (docs/reference/domain-rules.md §1.3 worked values: T1 231,
+    # T2 222).
     CheckweigherSpec("CW1", 240.0, 9.0, 243.0, 1.5, 12.0, 0.2, "0501234500001"),
     # Qn 400 g: 300-500 g band, TNE 3 % = 12 g (T1 388, T2 376).
     CheckweigherSpec("CW2", 400.0, 12.0, 404.0, 2.0, 15.0, 0.2, "0501234500002"),
@@ -609,8 +610,8 @@ class ScenarioEngine:
 
     def _label(self, cw: CheckweigherSpec, net_g: float, label_seq: int) -> str:
         # A fixed-weight ℮ pack declares its nominal quantity, not what it weighed: the
-        # average system judges the difference (domain-rules.md §1). Rounded down, since
-        # declaring more than is in the pack is the offence, not declaring less.
+        # average system judges the difference (docs/reference/domain-rules.md §1). Rounded down,
+        # since declaring more than is in the pack is the offence, not declaring less.
         del net_g
         grams = int(Decimal(str(cw.nominal_g)).to_integral_value(rounding=ROUND_DOWN))
         pack_date = self._line.pack_date

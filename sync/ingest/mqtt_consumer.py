@@ -1,8 +1,8 @@
 """Consumes gateway batches from MQTT, commits them to the warehouse, then publishes the acks.
 
 MQTT 5, QoS 1, a persistent session: a fixed client id, ``clean_start=False`` and a
-``SessionExpiryInterval`` of at least an hour (reliability.md §3.1: with expiry 0 the session
-ends at disconnect whatever clean_start says), so while the ingest is down or restarting the
+``SessionExpiryInterval`` of at least an hour (docs/reference/reliability.md §3.1: with expiry 0 the
+session ends at disconnect whatever clean_start says), so while the ingest is down or restarting the
 broker keeps queuing for it.
 
 **When the broker gets its PUBACK.** paho acknowledges a QoS 1 message when ``on_message``

@@ -44,7 +44,9 @@ class IngestSettings:
         if not self.client_id:
             raise ValueError("client_id must not be empty")
         if self.session_expiry_s < 3600:
-            raise ValueError("session_expiry_s must be at least 3600 (reliability.md §3.1)")
+            raise ValueError(
+                "session_expiry_s must be at least 3600 (docs/reference/reliability.md §3.1)"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
         if not 0 < self.mqtt_port < 65536 or not 0 <= self.http_port < 65536:

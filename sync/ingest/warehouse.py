@@ -8,13 +8,14 @@ whitespace). :meth:`Warehouse.commit_batch` runs ONE transaction per batch:
 2. read back the stored ``(site, stream, payload_sha256)`` of every sequence in the batch:
    the same values → the record is committed (newly inserted, or a *duplicate*: a redelivery
    or a resend, counted and still acknowledged); different values → an id-reuse bug at the
-   gateway (reliability.md §3.4): a row in ``conflicts``, an ERROR log line, and the sequence
-   is refused in the ack (``conflicts``), never acknowledged as committed;
+   gateway (docs/reference/reliability.md §3.4): a row in ``conflicts``, an ERROR log line, and the
+   sequence is refused in the ack (``conflicts``), never acknowledged as committed;
 3. ``COMMIT``; only then is the :class:`~sync.protocol.Ack` built and returned.
 
 A record the database could not store faithfully (a non-finite number, a NUL character, a
 lone surrogate, a sequence outside BIGINT) is refused the same way, with an ``invalid record``
-reason, instead of failing the whole batch and blocking the gateway's outbox (§0.5).
+reason, instead of failing the whole batch and blocking the gateway's outbox (a poison record is
+refused, never left to block the queue).
 
 Two implementations share that logic: :class:`PostgresWarehouse` (psycopg 3, JSONB) and
 :class:`SqliteWarehouse` (stdlib ``sqlite3``, the embedded default). Each runs all of its

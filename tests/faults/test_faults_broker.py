@@ -1,4 +1,4 @@
-"""A hung broker (reliability.md §7 row 2): TCP stays open, nothing comes back.
+"""A hung broker (docs/reference/reliability.md §7 row 2): TCP stays open, nothing comes back.
 
 The uplink must notice within 1.5 × its MQTT keep-alive, reconnect once the broker answers
 again, and lose nothing: the conservation invariant (every committed record in the warehouse

@@ -1,4 +1,4 @@
-"""The wall clock stepped backwards and forwards (reliability.md §7 row 14).
+"""The wall clock stepped backwards and forwards (docs/reference/reliability.md §7 row 14).
 
 ``faketime`` is not a dependency: the clock is the gateway's own seam (:mod:`gateway.clock`).
 The stepping clock below keeps the real monotonic clock and adds an offset to the real wall

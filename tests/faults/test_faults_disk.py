@@ -1,5 +1,5 @@
-"""Disk full on the state directory (reliability.md §7 row 6, case ii: another process fills
-the file system).
+"""Disk full on the state directory (docs/reference/reliability.md §7 row 6, case ii: another
+process fills the file system).
 
 The gateway (``lineside run``, fed by the simulators, syncing to a real mosquitto and the
 ingest) runs in its own mount namespace (``unshare -m``) with its state directory on a small

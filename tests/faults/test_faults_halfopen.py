@@ -1,4 +1,5 @@
-"""Half-open device connections (reliability.md §7 row 9): the route to a PLC black-holed.
+"""Half-open device connections (docs/reference/reliability.md §7 row 9): the route to a PLC
+black-holed.
 
 The fault proxy sits between the adapter and a real server (an asyncua server, a pymodbus
 server) and, in black-hole mode, keeps every TCP connection open while nothing gets through,

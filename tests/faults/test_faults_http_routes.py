@@ -1,8 +1,8 @@
 """The fault proxy on the two HTTP routes: to the ERP and to the central ingest.
 
-* ERP (reliability.md §7 row 15): the route black-holed (the ERP hangs: each poll runs into
-  its timeout), then answers cut short mid-body. Every such poll fails with a clear error, the
-  last known runs stay in force, one ``erp_unavailable`` alert is raised after
+* ERP (docs/reference/reliability.md §7 row 15): the route black-holed (the ERP hangs: each poll
+  runs into its timeout), then answers cut short mid-body. Every such poll fails with a clear error,
+  the last known runs stay in force, one ``erp_unavailable`` alert is raised after
   ``FAILURES_BEFORE_ALERT`` failed polls (not one per poll), and it clears when the ERP
   answers again. Builds on ``test_erp_sync.py`` (ERP down with 503) and ``test_erp_http.py``
   (garbage bodies).

@@ -1,4 +1,4 @@
-"""OPC UA server certificate swapped or expired (reliability.md §7 row 10).
+"""OPC UA server certificate swapped or expired (docs/reference/reliability.md §7 row 10).
 
 Builds on ``tests/test_opcua_adapter.py`` (a wrong pin at the first connection, an untrusted
 server, an expired *pinned* file, a wrong application URI). Here the certificate changes

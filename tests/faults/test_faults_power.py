@@ -1,4 +1,4 @@
-"""Power loss, approximated on one machine (reliability.md §7 row 5).
+"""Power loss, approximated on one machine (docs/reference/reliability.md §7 row 5).
 
 A process crash keeps the page cache, so SIGKILL alone proves nothing about a power cut. Two
 approximations instead:

@@ -1,4 +1,5 @@
-"""A slow uplink (reliability.md §7 rows 19, 22): alerts are not starved by backlog replay.
+"""A slow uplink (docs/reference/reliability.md §7 rows 19, 22): alerts are not starved by backlog
+replay.
 
 The gateway comes back to a backlog of thousands of pack records over a link to the broker
 that the fault proxy makes slow (added latency each way, throughput throttled). An alert

@@ -1,7 +1,7 @@
 """Faults on the MQTT sync path, through a real mosquitto to the central ingest (in-process).
 
-The **conservation invariant** (reliability.md §7) is checked after each fault: every record
-committed on the gateway is in the warehouse's ``records`` table exactly once (one row per
+The **conservation invariant** (docs/reference/reliability.md §7) is checked after each fault: every
+record committed on the gateway is in the warehouse's ``records`` table exactly once (one row per
 ``(gateway, seq)``, in the right stream), and the warehouse holds nothing the gateway did not
 commit. Duplicates on the wire are allowed and counted; losses are not.
 

@@ -1,7 +1,7 @@
 """The HTTP ERP source against a loopback simulated ERP that serves runs, and garbage.
 
-reliability.md §7 row 15: every kind of garbage gives a clear error of the right class from
-the adapters/erp/errors tree, nothing else escapes, and the fake's request log shows that
+docs/reference/reliability.md §7 row 15: every kind of garbage gives a clear error of the right
+class from the adapters/erp/errors tree, nothing else escapes, and the fake's request log shows that
 nothing but GET was ever sent (checked after every test by the ``erp`` fixture).
 """
 

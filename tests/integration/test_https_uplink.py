@@ -6,7 +6,7 @@ scripted requests it lets the ingest COMMIT the batch and then answers 500, or 4
 refuses a request with 403 without passing it on. It also counts every Idempotency-Key it
 sees, so duplicates on the wire are counted by the test, not by the code under test.
 
-Conservation (reliability.md §7 rows 16-17): every committed gateway record is in the
+Conservation (docs/reference/reliability.md §7 rows 16-17): every committed gateway record is in the
 warehouse exactly once (rows counted per seq), and the outbox empties.
 """
 

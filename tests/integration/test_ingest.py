@@ -4,8 +4,8 @@ PostgreSQL (127.0.0.1:5432, superuser ``postgres``, trust auth) gets a fresh dat
 this module, dropped afterwards; there is no skip: a missing PostgreSQL fails the suite. The
 core tests run against both warehouses (PostgreSQL and the embedded SQLite).
 
-What is proven (reliability.md §7 rows 3, 4, 16): a batch is committed exactly once and acked
-on the ack topic; a redelivered or resent batch is acked again and stored once (duplicates
+What is proven (docs/reference/reliability.md §7 rows 3, 4, 16): a batch is committed exactly once
+and acked on the ack topic; a redelivered or resent batch is acked again and stored once (duplicates
 counted); the same sequence with a different payload is flagged and not acked as committed;
 HTTP ingest is idempotent under its Idempotency-Key; an ingest cancelled between receiving
 and committing leaves the message to the broker's persistent session, which redelivers it

@@ -172,7 +172,8 @@ def _garbage_header(path: Path) -> None:
 
 
 def _flip_page(path: Path) -> None:
-    # Damage the header of a b-tree page in the middle of the file (reliability.md §7 row 8).
+    # Damage the header of a b-tree page in the middle of the file (docs/reference/reliability.md §7
+    # row 8).
     pages = path.stat().st_size // 4096
     with open(path, "r+b") as f:
         f.seek(4096 * (pages // 2))

@@ -13,7 +13,8 @@
     with ThreadedFaultProxy(upstream_port) as proxy:     # from plain code (a child gateway)
         proxy.blackhole()                                # the same methods, blocking
 
-Modes (reliability.md §5: netem is missing on this kernel, toxiproxy is not packaged):
+Modes (docs/reference/reliability.md §5: netem is missing on this kernel, toxiproxy is not
+packaged):
 
 * **pass**: bytes are copied both ways as they come.
 * **blackhole**: a hung peer or a black-holed route. Every connection stays open and nothing

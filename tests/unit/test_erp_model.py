@@ -36,7 +36,7 @@ from adapters.erp.model import (
 
 LONDON = ZoneInfo("Europe/London")
 GTIN_A = "09501101530003"  # GS1's example GTIN-13 9501101530003 as GTIN-14 (test_gs1.py)
-GTIN_B = "09506000134352"  # domain-rules.md 4.3 example
+GTIN_B = "09506000134352"  # docs/reference/domain-rules.md 4.3 example
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, *rest: int) -> datetime:
@@ -148,7 +148,7 @@ def test_parse_product_type(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # seed-production-pipeline.md: smoked/breaded product type priority over the cut.
+        # docs/reference/production-pipeline.md: smoked/breaded product type priority over the cut.
         pytest.param("Smoked Salmon Fillet", "smoked", id="smoked-over-fillet"),
         pytest.param("Breaded Cod Portion", "breaded", id="breaded-over-portion"),
         pytest.param("Battered Haddock Fillets", "battered", id="battered-over-fillet"),

@@ -2,7 +2,7 @@
 
 Golden values are written out as literal register words (computed by hand from the IEEE 754 /
 two's-complement bit patterns), never derived from the code under test. Reference:
-domain-rules.md §5.3 (123456.0f = 0x47F12000 in the four orders).
+docs/reference/domain-rules.md §5.3 (123456.0f = 0x47F12000 in the four orders).
 """
 
 from __future__ import annotations
