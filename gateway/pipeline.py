@@ -91,8 +91,9 @@ class Pipeline:
     def submit(self, record: Record) -> asyncio.Future[int]:
         """Join, queue for the next group commit, and queue what the rules make of it.
 
-        The alerts a record causes are queued right behind it, so they normally share its
-        transaction; each alert is stored with its outbox row in one transaction regardless.
+        The alerts a record causes are queued right behind it and committed in its
+        transaction: after a crash the store never holds a pack without the alert it raised,
+        which the restart's replay (gateway/rules_replay.py) relies on.
         """
         joined = self.join(record)
         if self.time_uncertain():
@@ -102,7 +103,7 @@ class Pipeline:
             observer(joined)
         if self.rules is not None:
             for consequence in self.rules.evaluate(joined):
-                self.store.submit(consequence)
+                self.store.submit(consequence, with_previous=True)
         return future
 
     def submit_all(self, records: list[Record]) -> None:

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ from gateway.clock import Clock
 from gateway.config import ProbeRules, RulesSection
 from gateway.records import (
     AlertRecord,
+    DeviceEvent,
     EmarkBatchRecord,
     LabelScan,
     PackEvent,
@@ -40,7 +41,7 @@ from gateway.records import (
     TemperatureReading,
 )
 from gateway.runs import RunIndex, from_us
-from rules.alerts import Alert, AlertBook, AlertState
+from rules.alerts import LINE_MODES, Alert, AlertBook, AlertState
 from rules.compliance import check_run
 from rules.emark import BatchRecord, EmarkTracker
 from rules.giveaway import GiveawayStats
@@ -67,6 +68,14 @@ LATCHING_RULES = frozenset(
 NEVER_SUPPRESSED = ("haccp_", "store_", "emark_t2", "emark_t1", "emark_mean_batch")
 """Alerts that matter even during changeover or washdown: the cold chain, the store, and ℮
 verdicts (a batch closes at changeover, and an underweight batch is illegal regardless)."""
+
+ENGINE_RULE_PREFIXES = ("emark_", "giveaway", "haccp_", "label_", "shelf_life_", "compliance_")
+"""Rules this engine evaluates, whose state :meth:`RulesEngine.replay` rebuilds after a
+restart (compliance and freeze-down findings are judged again at the first tick)."""
+
+OPERATOR_SOURCE = "operator"
+"""The ``device`` of events an operator caused (line modes)."""
+LINE_MODE_EVENT = "line_mode"
 
 _PACKS_REMEMBERED = 10_000
 RUN_CHECK_INTERVAL_US = 60_000_000
@@ -180,6 +189,7 @@ class RulesEngine:
         self._last_run_checks_us = 0
         self.listeners: list[Callable[[AlertRecord], None]] = []
         """Called with every alert transition, after the book has taken it (the andon)."""
+        self._replaying = False
 
     # ---------------------------------------------------------------- evaluation
 
@@ -366,28 +376,94 @@ class RulesEngine:
         until = now + round(minutes * 60_000_000)
         return self._records([self.book.shelve(alert_id, operator, until, now, comment)])
 
-    def set_line_mode(self, line: str, mode: str) -> list[Record]:
-        """Set a line to production, changeover or washdown (suppresses production alerts)."""
-        now = self.clock.wall_us()
-        out = self._records(self.book.set_line_mode(line, mode, now))
+    def set_line_mode(self, line: str, mode: str, *, ts_us: int | None = None) -> list[Record]:
+        """Set a line to production, changeover or washdown (suppresses production alerts).
+
+        The change is itself a record (a ``line_mode`` event of the ``operator`` source):
+        it closes the line's ℮ batch, so a restart must see it to rebuild the same batches,
+        and the line's mode must outlive the process. ``ts_us`` is given when replaying.
+        """
+        now = self.clock.wall_us() if ts_us is None else ts_us
+        previous = str(self.book.line_mode(line))
+        out: list[Record] = []
+        if not self._replaying:
+            out.append(
+                DeviceEvent(
+                    ts_us=now,
+                    device=OPERATOR_SOURCE,
+                    kind=LINE_MODE_EVENT,
+                    line=line,
+                    detail={"mode": mode, "previous_mode": previous},
+                )
+            )
+        out += self._records(self.book.set_line_mode(line, mode, now))
         if mode != "production":
             result = self.emark.close_line(line, now)
             out += self._apply(result.findings, self._emark_config())
             out += [self._batch_record(r) for r in result.closed_records]
         return out
 
+    # ---------------------------------------------------------------- restart
+
+    def replay(self, records: Iterable[Record]) -> int:
+        """Rebuild the rules' state from stored records, oldest first; how many were taken.
+
+        Every stored pack, temperature reading, label scan and line-mode change of the
+        recent past goes through the same rules again, so the open ℮ batches, giveaway
+        statistics, HACCP monitors and label windows are what they were before the stop
+        (a crash or a planned one). The alerts those records caused are already stored:
+        the findings go to a scratch book and are dropped, and :meth:`restore` rebuilds the
+        real book from the stored transitions.
+        """
+        live_book, live_listeners = self.book, self.listeners
+        self.book = AlertBook(never_suppress=NEVER_SUPPRESSED)
+        self.listeners = []
+        self._replaying = True
+        taken = 0
+        try:
+            for record in records:
+                taken += 1
+                if isinstance(record, DeviceEvent) and record.kind == LINE_MODE_EVENT:
+                    mode = str(record.detail.get("mode", "production"))
+                    if record.line is not None and mode in LINE_MODES:
+                        self.set_line_mode(record.line, mode, ts_us=record.ts_us)
+                else:
+                    self.evaluate(record)
+        finally:
+            self.book, self.listeners = live_book, live_listeners
+            self._replaying = False
+        return taken
+
+    def resume(self, recorded_batches: Collection[tuple[str, str, str, int]]) -> None:
+        """After :meth:`replay`: forget ℮ batches already recorded before the stop, and let
+        the probes' silence count from now (the gateway was away, not the probes)."""
+        self.emark.forget_recorded(recorded_batches)
+        now = self.clock.wall_us()
+        for _probe, monitor in self.probes.values():
+            monitor.resume(now)
+
+    def restore_line_modes(self, modes: Mapping[str, str]) -> list[Record]:
+        """Put each line back in its last stored mode (a restart in washdown stays there)."""
+        now = self.clock.wall_us()
+        transitions: list[AlertTransition] = []
+        for line, mode in modes.items():
+            if mode in LINE_MODES:
+                transitions += self.book.set_line_mode(line, mode, now)
+        return self._records(transitions)
+
     def restore(self, records: Iterable[tuple[Any, ...]]) -> list[Record]:
         """Rebuild the alert book from stored alert transitions (oldest first).
 
-        Latching alerts stay as they were: they wait for an operator. Every other active
-        alert describes a condition this process has not seen yet (its ℮ batch, HACCP
-        debounce or label window died with the old process), so it is cleared now and raised
-        again if the new data shows the condition still holds.
+        The engine's own rules keep their alerts as they were: :meth:`replay` rebuilds the
+        state that raised them, so they clear when the condition does, and latching ones
+        wait for an operator. An active alert of another source (the ERP poller, the store,
+        sync) describes a condition this process has not looked at yet: it is cleared now
+        and raised again if that source finds the condition still holds.
         """
         now = self.clock.wall_us()
         transitions = list(self.book.restore(fold_alerts(records)))
         for alert in self.book.active():
-            if alert.rule in LATCHING_RULES:
+            if alert.rule in LATCHING_RULES or alert.rule.startswith(ENGINE_RULE_PREFIXES):
                 continue
             transitions += self.book.apply(
                 Finding(
@@ -401,12 +477,6 @@ class RulesEngine:
                 )
             )
         return self._records(transitions)
-
-    def shutdown(self) -> list[Record]:
-        """Close the open ℮ batches, so their packer's records are written before stopping."""
-        result = self.emark.close_all(self.clock.wall_us())
-        out = self._apply(result.findings, self._emark_config())
-        return out + [self._batch_record(r) for r in result.closed_records]
 
     def clock_stepped(self, step_s: float) -> None:
         """The wall clock was stepped: the probes' silence and debounce timers follow it, so a
@@ -444,7 +514,8 @@ class RulesEngine:
                     detail=_jsonable(t.detail),
                 )
             )
-            log.info("alert %s %s: %s", t.event, t.alert_id, t.message)
+            if not self._replaying:
+                log.info("alert %s %s: %s", t.event, t.alert_id, t.message)
         for record in out:
             for listener in self.listeners:
                 listener(record)  # type: ignore[arg-type]

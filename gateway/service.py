@@ -32,6 +32,7 @@ from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
 from gateway.pipeline import Pipeline
 from gateway.records import AlertRecord, DeviceEvent, RecordFlag
 from gateway.rules_engine import RulesEngine
+from gateway.rules_replay import last_line_modes, rebuild_rules
 from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.status import GatewayStatus
@@ -120,7 +121,12 @@ async def run_gateway(
                 poller = ErpPoller(config.erp, build_erp_source(config.erp), store, index, clock)
                 await poller.load()
             engine = RulesEngine(config.rules, index, clock)
+            # The rules' state (open ℮ batches, giveaway, HACCP, label windows) from the
+            # stored records, then the alert book and line modes from the stored transitions.
+            await rebuild_rules(store, engine, index, config.rules, clock)
             for record in engine.restore(await store.fetchall(ALERT_HISTORY)):
+                store.submit(record)
+            for record in engine.restore_line_modes(await last_line_modes(store)):
                 store.submit(record)
             pipeline = Pipeline(
                 store,
@@ -221,8 +227,8 @@ async def run_gateway(
                     for task in intake_tasks:
                         task.cancel()
                     await asyncio.gather(*intake_tasks, return_exceptions=True)
-                    for record in engine.shutdown():
-                        store.submit(record)
+                    # Open ℮ batches stay open: the next start rebuilds them from the store,
+                    # so a planned restart does not split an hourly batch (docs/restarts.md).
                     store.submit(
                         DeviceEvent(
                             ts_us=clock.wall_us(),

@@ -109,6 +109,8 @@ class StoreStats:
 class _Pending:
     record: Record
     done: asyncio.Future[int]
+    with_previous: bool = False
+    """Committed in the same transaction as the record queued before it."""
 
 
 def classify_sqlite_error(exc: sqlite3.Error) -> type[StoreError]:
@@ -365,12 +367,17 @@ class Store:
 
     # ---------------------------------------------------------------- writing
 
-    def submit(self, record: Record) -> asyncio.Future[int]:
-        """Queue a record for the next group commit; the future gives its sequence number."""
+    def submit(self, record: Record, *, with_previous: bool = False) -> asyncio.Future[int]:
+        """Queue a record for the next group commit; the future gives its sequence number.
+
+        ``with_previous``: the record is a consequence of the one queued just before it (an
+        alert a pack caused) and is committed in the same transaction, so a crash never
+        leaves a pack stored without the alert it raised.
+        """
         if self._db is None:
             raise StoreError("store is closed")
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(record, done))
+        self._pending.append(_Pending(record, done, with_previous))
         # The first record starts the group-commit interval; a full batch ends it early.
         if len(self._pending) == 1 or len(self._pending) >= self.config.commit_max_rows:
             self._wakeup.set()
@@ -461,7 +468,10 @@ class Store:
 
     async def _commit_front(self) -> int:
         async with self._commit_lock:
-            batch = self._pending[: self.config.commit_max_rows]
+            size = self.config.commit_max_rows
+            while size < len(self._pending) and self._pending[size].with_previous:
+                size += 1  # a record and its consequences are never split
+            batch = self._pending[:size]
             if not batch:
                 return 0
             started = time.perf_counter()

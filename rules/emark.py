@@ -39,6 +39,7 @@ microseconds since the Unix epoch, UTC).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
@@ -675,6 +676,19 @@ class EmarkTracker:
     def open_batches(self) -> tuple[InspectionBatch, ...]:
         """The batches currently open."""
         return tuple(self._open.values())
+
+    def forget_recorded(self, recorded: Collection[tuple[str, str, str, int]]) -> int:
+        """Drop open batches whose packer's record already exists; how many were dropped.
+
+        ``recorded`` holds ``(line, run_number, plu, start_us)`` of stored records. After a
+        restart the open batches are rebuilt by replaying the stored packs; a batch whose
+        window ran out while the line stood still was closed (and recorded) by ``tick``
+        before the stop, and must not be recorded a second time.
+        """
+        stale = [k for k, b in self._open.items() if (*k, b.start_us) in recorded]
+        for key in stale:
+            del self._open[key]
+        return len(stale)
 
     def _close(
         self,

@@ -158,6 +158,7 @@ class _Limit:
         "side",
         "start_us",
         "total_us",
+        "unobserved_us",
     )
 
     def __init__(self, side: Side, limit: Decimal) -> None:
@@ -169,6 +170,8 @@ class _Limit:
         self.total_us = 0
         self.active = False
         self.raised_us: int | None = None
+        self.unobserved_us = 0
+        """Time of this excursion during which the gateway was down (see ``resume``)."""
 
     def beyond(self, value: Decimal) -> bool:
         return value > self.limit if self.side == "upper" else value < self.limit
@@ -185,6 +188,7 @@ class _Limit:
         self.start_us = ts_us
         self.peak = value
         self.beyond_us = 0
+        self.unobserved_us = 0
 
     def note(self, value: Decimal) -> None:
         self.peak = max(self.peak, value) if self.side == "upper" else min(self.peak, value)
@@ -204,7 +208,15 @@ class _Limit:
         self.beyond_us = 0
         self.active = False
         self.raised_us = None
+        self.unobserved_us = 0
         return excursion
+
+
+def _unobserved_note(unobserved_us: int) -> str:
+    """A message tail for an excursion that spans a gateway restart."""
+    if not unobserved_us:
+        return ""
+    return f"; began before a gateway restart, {unobserved_us / _US_PER_S:g} s of it unobserved"
 
 
 def _celsius(value: float) -> Decimal:
@@ -339,6 +351,22 @@ class ProbeMonitor:
             if side.raised_us is not None:
                 side.raised_us += delta_us
 
+    def resume(self, ts_us: int) -> None:
+        """The gateway starts again at ``ts_us``, its state rebuilt from the stored readings.
+
+        The probe's silence counts from now: the gateway, not the probe, was away, so the
+        downtime raises no "no data" fault (a probe that stays silent for ``no_data_s`` from
+        now still does). An excursion open at the stop continues with its first reading's
+        start, and its findings say how long of it nobody saw (``unobserved_s``): its
+        duration spans the restart, and nothing is claimed about the gap.
+        """
+        if self._last_seen_us is None or self._last_seen_us < ts_us:
+            self._last_seen_us = ts_us
+        last = self._last_reading.ts_us if self._last_reading is not None else None
+        for side in self._sides:
+            if side.start_us is not None and last is not None and ts_us > last:
+                side.unobserved_us += ts_us - last
+
     # ---------------------------------------------------------------------------- inputs
 
     def observe(self, reading: TemperatureReading, ts_us: int) -> list[Finding]:
@@ -441,6 +469,7 @@ class ProbeMonitor:
             message=(
                 f"{self.subject} {word} its critical limit {side.limit} °C for "
                 f"{self.limits.debounce_s:g} s or more (now {value} °C, peak {side.peak} °C)"
+                f"{_unobserved_note(side.unobserved_us)}"
             ),
             ts_us=now,
             line=self._line,
@@ -453,12 +482,14 @@ class ProbeMonitor:
                 "excursion_start_us": start_us,
                 "debounce_s": self.limits.debounce_s,
                 "beyond_s": side.beyond_us / _US_PER_S,
+                "unobserved_s": side.unobserved_us / _US_PER_S,
             },
         )
 
     def _clear(self, side: _Limit, t: int, value: Decimal, now: int) -> Finding:
         hysteresis = self.limits.hysteresis_c
         raised_us = side.raised_us
+        unobserved_us = side.unobserved_us
         excursion = side.end(t)
         self._excursions.append(excursion)
         word = "above" if side.side == "upper" else "below"
@@ -470,6 +501,7 @@ class ProbeMonitor:
             message=(
                 f"{self.subject} back to {value} °C (limit {side.limit} °C, cleared at "
                 f"{side.clear_at(hysteresis)} °C); {excursion.beyond_s:g} s {word} the limit"
+                f"{_unobserved_note(unobserved_us)}"
             ),
             ts_us=now,
             line=self._line,
@@ -486,6 +518,7 @@ class ProbeMonitor:
                 "breach_s": excursion.beyond_s,
                 "duration_s": (t - excursion.start_us) / _US_PER_S,
                 "total_beyond_s": side.total_us / _US_PER_S,
+                "unobserved_s": unobserved_us / _US_PER_S,
             },
         )
 

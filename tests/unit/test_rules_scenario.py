@@ -17,7 +17,14 @@ from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
 from adapters.roles import LabelInterpreter
 from gateway.clock import ManualClock
 from gateway.config import ProbeRules, RulesSection, ScannerTcpDevice
-from gateway.records import AlertRecord, LabelScan, PackEvent, Record, TemperatureReading
+from gateway.records import (
+    AlertRecord,
+    EmarkBatchRecord,
+    LabelScan,
+    PackEvent,
+    Record,
+    TemperatureReading,
+)
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, to_us
 
@@ -74,7 +81,7 @@ class Shift:
 
     def pack(self, net_g: float) -> None:
         self.counter += 1
-        self.out += self.engine.evaluate(
+        self.feed(
             PackEvent(
                 ts_us=self.clock.wall_us(),
                 line="L1",
@@ -103,10 +110,10 @@ class Shift:
         scan = self.labels.read(raw.encode(), self.clock.wall_us())
         assert isinstance(scan, LabelScan), scan
         # The pipeline joins the scan to its run before the rules see it.
-        self.out += self.engine.evaluate(dataclasses.replace(scan, run_number="R100"))
+        self.feed(dataclasses.replace(scan, run_number="R100"))
 
     def temperature(self, celsius: float) -> None:
-        self.out += self.engine.evaluate(
+        self.feed(
             TemperatureReading(
                 ts_us=self.clock.wall_us(),
                 line="L1",
@@ -116,6 +123,10 @@ class Shift:
                 run_number="R100",
             )
         )
+
+    def feed(self, record: Record) -> None:
+        """The engine takes a record, as the pipeline hands it over."""
+        self.out += self.engine.evaluate(record)
 
     def alerts(self) -> list[tuple[str, str, str]]:
         return [(r.rule, r.state, str(r.severity)) for r in self.out if isinstance(r, AlertRecord)]
@@ -215,16 +226,9 @@ def test_run_compliance_through_the_engine() -> None:
     } <= rules
 
 
-def test_a_restart_closes_batches_and_does_not_keep_stale_alerts() -> None:
-    shift = Shift()
-    for _ in range(12):
-        shift.pack(236.0)  # below Qn: emark_mean raised
-        shift.advance(1)
-    shift.label(1, use_by=PACK_DATE + timedelta(days=30))  # latching: wrong use-by
-    closing = shift.engine.shutdown()
-    batches = [r for r in closing if not isinstance(r, AlertRecord)]
-    assert len(batches) == 1, "the open ℮ batch is written as the packer's record"
-    history = [
+def alert_rows(records: list[Record]) -> list[tuple[object, ...]]:
+    """Alert transitions as the store keeps them (the rows ``RulesEngine.restore`` reads)."""
+    return [
         (
             r.ts_us,
             r.alert_id,
@@ -236,11 +240,105 @@ def test_a_restart_closes_batches_and_does_not_keep_stale_alerts() -> None:
             r.message,
             json.dumps(r.detail),
         )
-        for r in [*shift.out, *closing]
+        for r in records
         if isinstance(r, AlertRecord)
     ]
-    restarted = RulesEngine(RulesSection(), RunIndex([RUN]), shift.clock)
-    restarted.restore(history)
-    assert [a.rule for a in restarted.book.active()] == ["shelf_life_use_by"], (
-        "only the latched alert survives; conditions are judged again on new data"
+
+
+class Restartable(Shift):
+    """A shift whose engine can be replaced by a restarted one, as the service does it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[Record] = []
+        self.config = self.engine.config
+
+    def feed(self, record: Record) -> None:
+        self.inputs.append(record)
+        super().feed(record)
+
+    def restart(self) -> list[Record]:
+        engine = RulesEngine(self.config, RunIndex([RUN]), self.clock)
+        engine.replay(self.inputs)
+        recorded = {
+            (r.line, r.run_number, r.plu, r.start_us)
+            for r in self.out
+            if isinstance(r, EmarkBatchRecord)
+        }
+        engine.resume(recorded)
+        restored = engine.restore(alert_rows(self.out))
+        self.engine = engine
+        return restored
+
+
+def drive(shift: Shift, steps: range) -> None:
+    """Packs drifting low with labels and a probe excursion, one step a second."""
+    for i in steps:
+        shift.pack(236.0 if i % 7 else 229.0)  # mean below Qn; every 7th below T1
+        shift.label(shift.counter)
+        shift.temperature(7.0 if 10 <= i < 25 else 3.0)  # an excursion before the restart
+        shift.advance(5)
+
+
+def test_a_restart_mid_batch_rebuilds_the_batch_and_raises_nothing_new() -> None:
+    straight = Shift()
+    drive(straight, range(60))
+    straight.out += straight.engine.set_line_mode("L1", "changeover")
+
+    restarted = Restartable()
+    drive(restarted, range(30))
+    assert restarted.restart() == [], "nothing is cleared or raised at the restart itself"
+    drive(restarted, range(30, 60))
+    restarted.out += restarted.engine.set_line_mode("L1", "changeover")
+
+    def batches(shift: Shift) -> list[EmarkBatchRecord]:
+        return [
+            dataclasses.replace(r, ts_us=0) for r in shift.out if isinstance(r, EmarkBatchRecord)
+        ]
+
+    def transitions(shift: Shift) -> list[tuple[str, str, str, str]]:
+        return [
+            (r.rule, r.subject, r.state, r.message) for r in shift.out if isinstance(r, AlertRecord)
+        ]
+
+    (record,) = batches(straight)
+    assert record.n == 60
+    assert record.verdict == "fail"
+    assert batches(restarted) == [record], "the packer's record covers the whole batch"
+    assert transitions(restarted) == transitions(straight)
+
+
+def test_a_restart_keeps_latched_alerts_and_the_conditions_still_holding() -> None:
+    shift = Restartable()
+    for _ in range(12):
+        shift.pack(236.0)  # below Qn: emark_mean raised
+        shift.advance(1)
+    shift.label(1, use_by=PACK_DATE + timedelta(days=30))  # latching: wrong use-by
+    assert shift.restart() == []
+    assert sorted(a.rule for a in shift.engine.book.active()) == [
+        "emark_mean",
+        "shelf_life_use_by",
+    ]
+    (batch,) = shift.engine.emark.open_batches()
+    assert batch.n == 12
+
+
+def test_a_probe_excursion_spanning_a_restart_says_how_long_was_unobserved() -> None:
+    shift = Restartable()
+    for _ in range(3):
+        shift.temperature(7.0)  # beyond 5 °C, debounce 60 s not reached yet
+        shift.advance(10)
+    shift.clock.advance(40)  # the gateway is down for 40 s
+    shift.restart()
+    # The held value still counts (no_data_s has not passed): the debounce ends, and the
+    # breach says that the 50 s since the last reading before the restart went unseen.
+    (raised,) = [r for r in shift.engine.tick() if isinstance(r, AlertRecord)]
+    assert raised.rule == "haccp_upper"
+    assert raised.state == "raised"
+    assert "began before a gateway restart, 50 s of it unobserved" in raised.message
+    assert raised.detail["unobserved_s"] == 50
+    assert raised.detail["excursion_start_us"] == to_us(START)
+    shift.advance(250)
+    assert [r for r in shift.out if isinstance(r, AlertRecord) and "sensor" in r.rule] == [], (
+        "the downtime is no probe silence"
     )
