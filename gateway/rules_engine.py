@@ -294,6 +294,8 @@ class RulesEngine:
                 stats = GiveawayStats(line=run.line, run_number=run.run_number, product=product)
                 self.giveaway[key] = stats
             stats.observe(pack)
+            if self._replaying:
+                return out  # the statistics are the state; the finding is stored already
             threshold = self.config.threshold("giveaway_warn_pct", line=run.line, plu=product.plu)
             finding = check_giveaway(
                 stats,
