@@ -209,9 +209,16 @@ CHECKWEIGHER_SIGNALS = frozenset(
         "accepted",
         "label_sequence",
         "nominal_weight",
+        "program",
+        "catch_weight_mode",
+        "rejected",
+        "changeover",
+        "reject_counter",
     }
 )
-"""Tag names a checkweigher understands; weights in grams."""
+"""Tag names a checkweigher understands; weights in grams. ``program`` is the device's
+program or product code (see ``programs``), ``catch_weight_mode``, ``rejected`` and
+``changeover`` are flags (often bits of a status word), ``reject_counter`` counts rejects."""
 
 
 class TagLimits(StrictModel):
@@ -315,6 +322,9 @@ class DeviceBase(StrictModel):
     """First reconnect delay; doubles up to ``reconnect_max_s``, with jitter."""
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
     """Longest reconnect delay."""
+    programs: dict[str, Identifier] = Field(default_factory=dict, max_length=10_000)
+    """A checkweigher's program numbers (or product codes) and the PLU each one packs, e.g.
+    ``{ "12" = "41240", "13" = "49001" }``: the surest way to know a pack's product."""
 
     def tag_names(self) -> list[str]:
         """Names of the device's tags, for the role checks."""
@@ -343,6 +353,10 @@ class DeviceBase(StrictModel):
                 )
             if "net_weight" not in names and not {"gross_weight", "tare"} <= set(names):
                 raise ValueError("a checkweigher needs net_weight, or gross_weight and tare")
+        if self.programs and self.role != "checkweigher":
+            raise ValueError("programs map a checkweigher's program numbers to PLUs")
+        if self.programs and "program" not in names:
+            raise ValueError("programs needs a 'program' tag to read the program number from")
         if self.role == "label_scanner" and kind != "scanner_tcp" and names != ["barcode"]:
             raise ValueError("a label scanner read over OPC UA has exactly one tag, 'barcode'")
         return self

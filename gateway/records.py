@@ -44,6 +44,9 @@ class RecordFlag(IntEnum):
     """A pack whose values (weights, label number, accepted) could not be proven to belong
     to its pack counter: they may be a neighbouring pack's. Kept out of the ℮ batch and the
     giveaway; see docs/devices.md for when the adapters set it."""
+    PRODUCT_UNKNOWN = 8
+    """A pack whose product could not be decided (no program, label, nominal or single
+    product told it): kept out of every per-product statistic, never given a guess."""
 
 
 def _require_finite(name: str, value: float | None) -> None:
@@ -68,6 +71,17 @@ class PackEvent:
     flags: int = 0
     nominal_g: float | None = None
     """The checkweigher's nominal (Qn) setting: which product of the run is on the line."""
+    program: str | None = None
+    """The checkweigher's program or product code for this pack (mapped to a PLU in the
+    device's ``programs``)."""
+    catch_weight: bool | None = None
+    """The checkweigher says it weighs in catch-weight (variable measure) mode."""
+    plu: str | None = None
+    """The product of the pack, as decided by the gateway (``product_source`` says how)."""
+    product_source: str | None = None
+    """How ``plu`` was decided: ``device`` (program), ``label`` (the pack's label GTIN),
+    ``nominal`` (Qn match), ``only_product`` (the run's one product of the kind); None when
+    it is not decided yet (see docs/products.md)."""
 
     def __post_init__(self) -> None:
         _require_finite("net_g", self.net_g)
@@ -201,6 +215,10 @@ class EmarkBatchRecord:
     verdict: str
     reasons: tuple[str, ...] = ()
     flags: int = 0
+    rejected: int = 0
+    """Packs the checkweigher rejected in the batch's time (not in the statistics)."""
+    uncertain: int = 0
+    """Packs flagged VALUES_UNCERTAIN in the batch's time (not in the statistics)."""
 
 
 Record = (

@@ -558,6 +558,8 @@ class RulesEngine:
             below_t2=record.below_t2,
             verdict=record.verdict,
             reasons=tuple(record.reasons),
+            rejected=record.rejected,
+            uncertain=record.uncertain,
         )
 
     def _emark_config(self) -> dict[str, object]:

@@ -40,7 +40,8 @@ PAGE_ROWS = 5000
 
 _PACKS = (
     "SELECT seq, ts_us, line, device, net_g, pack_counter, gross_g, tare_g, accepted, "
-    "label_seq, run_number, flags, nominal_g FROM packs "
+    "label_seq, run_number, flags, nominal_g, program, catch_weight, plu, product_source "
+    "FROM packs "
     "WHERE seq > ? AND ts_us >= ? ORDER BY seq LIMIT ?"
 )
 _TEMPERATURES = (
@@ -73,7 +74,10 @@ class ReplaySummary:
 
 
 def _pack(row: tuple[Any, ...]) -> PackEvent:
-    (_, ts, line, device, net, counter, gross, tare, accepted, label, run, flags, nominal) = row
+    (_, ts, line, device, net, counter, gross, tare, accepted, label, run, flags, nominal) = row[
+        :13
+    ]
+    program, catch_weight, plu, source = row[13:17]
     return PackEvent(
         ts_us=ts,
         line=line,
@@ -87,6 +91,10 @@ def _pack(row: tuple[Any, ...]) -> PackEvent:
         run_number=run,
         flags=flags,
         nominal_g=nominal,
+        program=program,
+        catch_weight=None if catch_weight is None else bool(catch_weight),
+        plu=plu,
+        product_source=source,
     )
 
 

@@ -186,6 +186,18 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX emark_batches_run ON emark_batches (run_number, plu, start_us);
     """,
+    # 2 -> 3: how each pack's product was decided; packs counted as rejected in a batch.
+    """
+    ALTER TABLE packs ADD COLUMN program TEXT;
+    ALTER TABLE packs ADD COLUMN catch_weight INTEGER
+        CHECK (catch_weight IS NULL OR catch_weight IN (0, 1));
+    ALTER TABLE packs ADD COLUMN plu TEXT;
+    ALTER TABLE packs ADD COLUMN product_source TEXT CHECK (product_source IS NULL OR
+        product_source IN ('device', 'label', 'nominal', 'only_product'));
+    CREATE INDEX packs_run_plu ON packs (run_number, plu);
+    ALTER TABLE emark_batches ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE emark_batches ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 """Schema migrations in order; the database's ``user_version`` counts those applied."""
 
@@ -235,6 +247,10 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             "label_seq",
             "flags",
             "nominal_g",
+            "program",
+            "catch_weight",
+            "plu",
+            "product_source",
         ),
         lambda r: (
             r.ts_us,
@@ -249,6 +265,10 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             r.label_seq,
             r.flags,
             r.nominal_g,
+            r.program,
+            _bool(r.catch_weight),
+            r.plu,
+            r.product_source,
         ),
     ),
     TemperatureReading: RecordTable(
@@ -388,6 +408,8 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             "verdict",
             "reasons",
             "flags",
+            "rejected",
+            "uncertain",
         ),
         lambda r: (
             r.ts_us,
@@ -408,6 +430,8 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
             r.verdict,
             json.dumps(list(r.reasons)),
             r.flags,
+            r.rejected,
+            r.uncertain,
         ),
     ),
 }

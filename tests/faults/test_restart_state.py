@@ -130,7 +130,8 @@ def uninterrupted(db: Path, config_path: Path) -> list[Record]:
         runs = [run_from_json(json.loads(p)) for (p,) in conn.execute("SELECT payload FROM runs")]
         packs = conn.execute(
             "SELECT seq, ts_us, line, device, net_g, pack_counter, gross_g, tare_g, accepted, "
-            "label_seq, run_number, flags, nominal_g FROM packs ORDER BY seq"
+            "label_seq, run_number, flags, nominal_g, program, catch_weight, plu, "
+            "product_source FROM packs ORDER BY seq"
         ).fetchall()
         (mode,) = conn.execute(
             "SELECT seq, ts_us, device, kind, line, detail, flags FROM device_events "
