@@ -431,12 +431,19 @@ class AlertBook:
 
         Red: any active CRITICAL alert that is neither shelved nor suppressed; amber: any
         such MAJOR or WARNING; else green. Cleared alerts do not light it, acknowledged
-        active ones do (the andon shows the condition, not the paperwork).
+        active ones do (the andon shows the condition, not the paperwork). A line mode
+        never hides an active CRITICAL alert nobody has acknowledged: a wrong use-by latched
+        before a changeover still holds the andon red through it (a mode suppresses
+        *new* production noise, not a demand already made on the operator).
         """
         colour: AndonColour = "green"
         for alert_id in self._open.values():
             entry = self._alerts[alert_id]
-            if entry.line != line or entry.suppressed or self._shelf_of(entry) is not None:
+            if entry.line != line or self._shelf_of(entry) is not None:
+                continue
+            if entry.suppressed and not (
+                entry.severity is Severity.CRITICAL and entry.acknowledged_by is None
+            ):
                 continue
             if entry.severity is Severity.CRITICAL:
                 return "red"

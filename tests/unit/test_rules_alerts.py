@@ -440,6 +440,23 @@ def test_shelved_critical_leaves_amber_from_others() -> None:
     assert book.andon_state("L1") == "amber"
 
 
+@pytest.mark.parametrize("mode", ["changeover", "washdown"])
+def test_an_unacknowledged_critical_keeps_the_andon_red_through_any_line_mode(mode: str) -> None:
+    book = AlertBook(never_suppress=())
+    (use_by,) = book.apply(f(1, rule="shelf_life_use_by", severity=Severity.CRITICAL))
+    book.apply(f(2, rule="label_weight", subject="w", severity=Severity.WARNING))
+    book.set_line_mode("L1", mode, 3)
+    assert {a.rule for a in book.active() if a.state == AlertState.SUPPRESSED} == {
+        "shelf_life_use_by",
+        "label_weight",
+    }
+    assert book.andon_state("L1") == "red"
+    book.acknowledge(use_by.alert_id, "ann", "label line checked", 4)
+    assert book.andon_state("L1") == "green", "acknowledged and suppressed: the mode rules"
+    book.set_line_mode("L1", "production", 5)
+    assert book.andon_state("L1") == "red", "still active after the changeover"
+
+
 # -- restore -----------------------------------------------------------------------------
 
 
