@@ -42,8 +42,13 @@ PROTECTED_EVENT_KINDS: tuple[str, ...] = (
     "pack_counter_baseline",
     "pack_counter_reset",
     "missed_packs",
+    "pack_product",
+    "line_mode",
+    "changeover",
 )
-"""``device_events`` kinds never evicted (pack counter continuity and missed-pack evidence)."""
+"""``device_events`` kinds never evicted: pack counter continuity and missed-pack evidence, the
+product decided for a pack after it was stored, and the line-mode and changeover events
+that close ℮ batches (a restart replays them)."""
 
 EVICT_ABOVE = 0.90
 """Evict when used pages exceed this fraction of ``max_page_count``."""

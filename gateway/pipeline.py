@@ -96,6 +96,8 @@ class Pipeline:
         which the restart's replay (gateway/rules_replay.py) relies on.
         """
         joined = self.join(record)
+        if self.rules is not None and isinstance(joined, PackEvent):
+            joined = self.rules.decide_product(joined)
         if self.time_uncertain():
             joined = dataclasses.replace(joined, flags=joined.flags | RecordFlag.TIME_UNCERTAIN)
         future = self.store.submit(joined)

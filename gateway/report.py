@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from adapters.erp.model import ProductionRun, run_from_json
+from adapters.erp.model import Product, ProductionRun, run_from_json
 from gateway.records import RecordFlag
 from gateway.runs import from_us, to_us
 from rules.emark import limits
@@ -46,6 +46,18 @@ class ProductLine:
     below_t2: int
     target_g: Decimal | None = None
     """Suggested checkweigher target (rules.giveaway.suggest_target) from the observed sd."""
+    min_g: float | None = None
+    max_g: float | None = None
+    rejected: int = 0
+    """Packs the checkweigher rejected (not in the figures above: they never left the line)."""
+    catch_weight: bool = False
+    """A catch-weight product: no Qn, no ℮ limits, no giveaway; its own weight statistics."""
+
+    @property
+    def reject_pct(self) -> float | None:
+        """Rejected packs as a share of all packs weighed for this product."""
+        weighed = self.packs + self.rejected
+        return self.rejected / weighed * 100 if weighed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +81,84 @@ class RunReport:
 
 _UNCERTAIN = int(RecordFlag.VALUES_UNCERTAIN)
 
+_EXCLUDED = int(RecordFlag.VALUES_UNCERTAIN | RecordFlag.PRODUCT_UNKNOWN)
+
+_RUN_PACKS = (
+    # The product of each pack: decided when it was stored (packs.plu), or later by its
+    # label (a pack_product event naming the pack by device and time).
+    "CREATE TEMP TABLE late AS SELECT device, json_extract(detail, '$.pack_ts_us') AS ts, "
+    "json_extract(detail, '$.plu') AS plu FROM device_events WHERE kind = 'pack_product' "
+    "AND json_extract(detail, '$.run_number') = ?",
+    "CREATE INDEX temp.late_key ON late (device, ts)",
+    # A pack stored before products were decided per pack (schema 2) or without the rules
+    # (a store written by a tool) falls back to the one fixed-weight product with its Qn.
+    "CREATE TEMP TABLE by_qn (qn REAL PRIMARY KEY, plu TEXT NOT NULL)",
+    "CREATE TEMP TABLE run_packs AS SELECT p.net_g, p.accepted, p.flags, "
+    "coalesce(p.plu, l.plu, CASE WHEN p.product_source IS NULL AND p.flags & ? = 0 "
+    "THEN q.plu END) AS plu FROM packs p LEFT JOIN late l "
+    "ON l.device = p.device AND l.ts = p.ts_us LEFT JOIN by_qn q ON q.qn = p.nominal_g "
+    "WHERE p.run_number = ?",
+)
+
+
+def _product_line(db: sqlite3.Connection, product: Product) -> ProductLine:
+    """One product's figures from the run's packs (accepted, tied to their values)."""
+    count, total, squares, low, high = db.execute(
+        "SELECT count(*), coalesce(sum(net_g), 0), coalesce(sum(net_g * net_g), 0), "
+        "min(net_g), max(net_g) FROM run_packs "
+        "WHERE plu = ? AND accepted IS NOT 0 AND flags & ? = 0",
+        (product.plu, _EXCLUDED),
+    ).fetchone()
+    (rejected,) = db.execute(
+        "SELECT count(*) FROM run_packs WHERE plu = ? AND accepted = 0 AND flags & ? = 0",
+        (product.plu, _EXCLUDED),
+    ).fetchone()
+    count = int(count)
+    mean = total / count if count else None
+    sd = math.sqrt(max(squares - total * total / count, 0.0) / (count - 1)) if count > 1 else None
+    common: dict[str, Any] = {
+        "plu": product.plu,
+        "description": product.description,
+        "nominal_g": product.nominal_g,
+        "packs": count,
+        "kg": total / 1000,
+        "mean_g": mean,
+        "sd_g": sd,
+        "min_g": low,
+        "max_g": high,
+        "rejected": int(rejected),
+        "catch_weight": product.catch_weight or product.nominal_g is None,
+    }
+    if product.nominal_g is None or product.catch_weight:
+        return ProductLine(
+            **common,
+            giveaway_g=None,
+            giveaway_pct=None,
+            giveaway_kg=None,
+            below_t1=0,
+            below_t2=0,
+        )
+    qn = float(product.nominal_g)
+    emark = limits(product.nominal_g)
+    t1, t2 = db.execute(
+        "SELECT coalesce(sum(net_g < ?), 0), coalesce(sum(net_g < ?), 0) FROM run_packs "
+        "WHERE plu = ? AND accepted IS NOT 0 AND flags & ? = 0",
+        (float(emark.t1), float(emark.t2), product.plu, _EXCLUDED),
+    ).fetchone()
+    return ProductLine(
+        **common,
+        giveaway_g=mean - qn if mean is not None else None,
+        giveaway_pct=(mean - qn) / qn * 100 if mean is not None else None,
+        giveaway_kg=(total - qn * count) / 1000 if count else None,
+        below_t1=int(t1),
+        below_t2=int(t2),
+        target_g=(
+            suggest_target(product.nominal_g, Decimal(str(round(sd, 3)))).target_g
+            if sd is not None
+            else None
+        ),
+    )
+
 
 class ReportError(LookupError):
     """The run is not in the store."""
@@ -82,52 +172,26 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
         if row is None:
             raise ReportError(f"run {run_number!r} is not in {db_path}")
         run = run_from_json(json.loads(row[0]))
+        db.execute(_RUN_PACKS[0], (run_number,))
+        db.execute(_RUN_PACKS[1])
+        db.execute(_RUN_PACKS[2])
+        fixed = [
+            (float(p.nominal_g), p.plu)
+            for p in run.products
+            if p.nominal_g is not None and not p.catch_weight
+        ]
+        qns = [qn for qn, _plu in fixed]
+        db.executemany(
+            "INSERT INTO by_qn (qn, plu) VALUES (?, ?)",
+            [(qn, plu) for qn, plu in fixed if qns.count(qn) == 1],
+        )
+        db.execute(_RUN_PACKS[3], (int(RecordFlag.PRODUCT_UNKNOWN), run_number))
         products = []
         assigned = 0
         for product in run.products:
-            if product.nominal_g is None:
-                continue
-            stats = db.execute(
-                "SELECT count(*), sum(net_g), sum(net_g * net_g) FROM packs "
-                "WHERE run_number = ? AND nominal_g = ? AND accepted IS NOT 0 AND flags & ? = 0",
-                (run_number, float(product.nominal_g), _UNCERTAIN),
-            ).fetchone()
-            count, total, squares = int(stats[0]), stats[1] or 0.0, stats[2] or 0.0
-            assigned += count
-            qn = float(product.nominal_g)
-            mean = total / count if count else None
-            sd = (
-                math.sqrt(max(squares - total * total / count, 0.0) / (count - 1))
-                if count > 1
-                else None
-            )
-            emark = limits(product.nominal_g)
-            t1, t2 = db.execute(
-                "SELECT sum(net_g < ?), sum(net_g < ?) FROM packs "
-                "WHERE run_number = ? AND nominal_g = ? AND accepted IS NOT 0 AND flags & ? = 0",
-                (float(emark.t1), float(emark.t2), run_number, qn, _UNCERTAIN),
-            ).fetchone()
-            products.append(
-                ProductLine(
-                    plu=product.plu,
-                    description=product.description,
-                    nominal_g=product.nominal_g,
-                    packs=count,
-                    kg=total / 1000,
-                    mean_g=mean,
-                    sd_g=sd,
-                    giveaway_g=mean - qn if mean is not None else None,
-                    giveaway_pct=(mean - qn) / qn * 100 if mean is not None else None,
-                    giveaway_kg=(total - qn * count) / 1000 if count else None,
-                    below_t1=int(t1 or 0),
-                    below_t2=int(t2 or 0),
-                    target_g=(
-                        suggest_target(product.nominal_g, Decimal(str(round(sd, 3)))).target_g
-                        if sd is not None
-                        else None
-                    ),
-                )
-            )
+            line = _product_line(db, product)
+            assigned += line.packs
+            products.append(line)
         packs, grams, uncertain = db.execute(
             "SELECT count(*), coalesce(sum(net_g), 0), coalesce(sum(flags & ? != 0), 0) "
             "FROM packs WHERE run_number = ? AND accepted IS NOT 0",
@@ -192,6 +256,11 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
     )
 
 
+def _rejects(line: ProductLine) -> str:
+    share = line.reject_pct
+    return "-" if share is None else f"{line.rejected} {share:.1f}%"
+
+
 def _g(value: float | Decimal | None, unit: str = " g", places: int = 1) -> str:
     return "-" if value is None else f"{float(value):.{places}f}{unit}"
 
@@ -211,15 +280,31 @@ def format_report(report: RunReport) -> str:
         "",
         "Products (fixed weight)",
         f"  {'PLU':<8}{'Qn':>8}{'packs':>7}{'mean':>9}{'sd':>7}{'giveaway':>10}{'%':>7}"
-        f"{'kg given':>10}{'<T1':>5}{'<T2':>5}{'target':>9}",
+        f"{'kg given':>10}{'<T1':>5}{'<T2':>5}{'target':>9}{'rejects':>9}",
     ]
     for p in report.products:
+        if p.catch_weight:
+            continue
         out.append(
             f"  {p.plu:<8}{_g(p.nominal_g, '', 0):>8}{p.packs:>7}{_g(p.mean_g, ''):>9}"
             f"{_g(p.sd_g, '', 2):>7}{_g(p.giveaway_g, ''):>10}{_g(p.giveaway_pct, '', 2):>7}"
             f"{_g(p.giveaway_kg, '', 3):>10}{p.below_t1:>5}{p.below_t2:>5}"
-            f"{_g(p.target_g, ''):>9}"
+            f"{_g(p.target_g, ''):>9}{_rejects(p):>9}"
         )
+    catch = [p for p in report.products if p.catch_weight]
+    if catch:
+        out += [
+            "",
+            "Products (catch weight: each pack sold at its own weight, no ℮ rules)",
+            f"  {'PLU':<8}{'packs':>7}{'kg':>10}{'mean':>9}{'sd':>7}{'min':>9}{'max':>9}"
+            f"{'rejects':>9}",
+        ]
+        for p in catch:
+            out.append(
+                f"  {p.plu:<8}{p.packs:>7}{p.kg:>10.3f}{_g(p.mean_g, ''):>9}"
+                f"{_g(p.sd_g, '', 2):>7}{_g(p.min_g, ''):>9}{_g(p.max_g, ''):>9}"
+                f"{_rejects(p):>9}"
+            )
     if report.packs_without_product:
         out.append(f"  ({report.packs_without_product} packs not matched to a product)")
     if report.uncertain_packs:

@@ -47,8 +47,14 @@ from rules.emark import BatchRecord, EmarkTracker
 from rules.giveaway import GiveawayStats
 from rules.giveaway import check as check_giveaway
 from rules.haccp import ProbeLimits, ProbeMonitor
-from rules.labels import LabelSequenceMonitor, check_label_content, sequence_number
+from rules.labels import (
+    LabelSequenceMonitor,
+    check_label_content,
+    label_subject,
+    sequence_number,
+)
 from rules.model import AlertTransition, Finding, ProductSpec, RunContext, Tier
+from rules.products import ProductDecision, check_label_product, decide, product_by_plu
 from rules.shelf_life import check_use_by, freeze_down_finding
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,7 @@ LATCHING_RULES = frozenset(
         "label_duplicate",
         "label_gap",
         "label_out_of_sequence",
+        "label_product",
         "shelf_life_use_by",
     }
 )
@@ -76,6 +83,13 @@ restart (compliance and freeze-down findings are judged again at the first tick)
 OPERATOR_SOURCE = "operator"
 """The ``device`` of events an operator caused (line modes)."""
 LINE_MODE_EVENT = "line_mode"
+PACK_PRODUCT_EVENT = "pack_product"
+"""The product of a pack decided after it was stored (by its label), or found undecidable."""
+CHANGEOVER_EVENT = "changeover"
+"""A checkweigher announces a changeover (its status bit): the line's ℮ batches close."""
+LABEL_WAIT_S = 30
+"""How long a pack waits for its label to decide its product (a scanner reads a label
+seconds after the pack is weighed; 30 s covers a slow line without holding many packs)."""
 
 _PACKS_REMEMBERED = 10_000
 RUN_CHECK_INTERVAL_US = 60_000_000
@@ -133,15 +147,6 @@ def _extra_mapping(run: ProductionRun, key: str) -> dict[str, str]:
     return {}
 
 
-def product_for(pack: PackEvent, run: RunContext) -> ProductSpec | None:
-    """The run's product on the checkweigher: matched by Qn, or the only fixed-weight one."""
-    fixed = [p for p in run.products if not p.catch_weight and p.nominal_g is not None]
-    if pack.nominal_g is not None:
-        nominal = Decimal(str(pack.nominal_g))
-        return next((p for p in fixed if p.nominal_g == nominal), None)
-    return fixed[0] if len(fixed) == 1 else None
-
-
 def probe_limits(probe: ProbeRules) -> ProbeLimits:
     """The HACCP rule's limits from the config."""
     return ProbeLimits(
@@ -157,8 +162,26 @@ def probe_limits(probe: ProbeRules) -> ProbeLimits:
 class RulesEngine:
     """The rules and the alert book of one gateway."""
 
-    def __init__(self, config: RulesSection, runs: RunIndex, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: RulesSection,
+        runs: RunIndex,
+        clock: Clock,
+        *,
+        programs: Mapping[str, Mapping[str, str]] | None = None,
+        label_lines: Collection[str] = (),
+    ) -> None:
         self.config = config
+        self.programs = dict(programs or {})
+        """Per checkweigher: its program numbers and the PLU each one packs."""
+        self.label_lines = frozenset(label_lines)
+        """Lines with a label scanner: a pack there may wait for its label to be decided."""
+        self.awaiting_label: OrderedDict[tuple[str, int], PackEvent] = OrderedDict()
+        """Packs whose product their label will decide, by (line, label number)."""
+        self.pack_products: OrderedDict[tuple[str, int], str] = OrderedDict()
+        """The PLU of recent packs by (line, label number): what their labels must name."""
+        self.line_product: dict[str, tuple[str, str]] = {}
+        """Per line: (run, PLU) of the newest pack whose product is known."""
         self.runs = runs
         self.clock = clock
         self.book = AlertBook(never_suppress=NEVER_SUPPRESSED)
@@ -201,13 +224,26 @@ class RulesEngine:
             return self._temperature(record)
         if isinstance(record, LabelScan):
             return self._label(record)
+        if isinstance(record, DeviceEvent) and record.kind == CHANGEOVER_EVENT:
+            return self._device_changeover(record)
         return []
+
+    def _device_changeover(self, event: DeviceEvent) -> list[Record]:
+        """A checkweigher announces a changeover: the line's ℮ batches close with their
+        packer's records, and the next packs start the next product's statistics."""
+        if event.line is None or not event.detail.get("active"):
+            return []
+        result = self.emark.close_line(event.line, event.ts_us)
+        self.line_product.pop(event.line, None)
+        out = self._apply(result.findings, self._emark_config())
+        return out + [self._batch_record(r) for r in result.closed_records]
 
     def tick(self) -> list[Record]:
         """Time passing: shelving ends, batch windows close, silent probes are faults; once a
         minute, every run's compliance and shelf life are checked."""
         now = self.clock.wall_us()
         out: list[Record] = self._records(self.book.tick(now))
+        out += self._expire_waiting(now)
         if now - self._last_run_checks_us >= RUN_CHECK_INTERVAL_US:
             self._last_run_checks_us = now
             out += self.check_runs(now)
@@ -263,6 +299,35 @@ class RulesEngine:
             self._contexts[run_number] = cached
         return cached[1]
 
+    # ---------------------------------------------------------------- packs
+
+    def decide_product(self, pack: PackEvent) -> PackEvent:
+        """The pack with its product decided (``plu``, ``product_source``), before it is
+        stored; flagged PRODUCT_UNKNOWN when nothing decides it. A pack whose own label will
+        decide it (rules/products.py) is returned as it is and decided when the label is
+        read, or found undecidable after :data:`LABEL_WAIT_S`."""
+        if pack.product_source is not None or pack.flags & RecordFlag.PRODUCT_UNKNOWN:
+            return pack
+        run = self._context(pack.run_number)
+        if run is None:
+            return pack
+        decision = decide(pack, run, self.programs.get(pack.device, {}))
+        if decision.plu is not None:
+            return dataclasses.replace(pack, plu=decision.plu, product_source=decision.source)
+        if self._waits_for_label(pack, decision):
+            return pack
+        return dataclasses.replace(pack, flags=pack.flags | RecordFlag.PRODUCT_UNKNOWN)
+
+    def _waits_for_label(self, pack: PackEvent, decision: ProductDecision) -> bool:
+        # Only where several products are left (not a device's unknown program) and a
+        # scanner on the line can read the pack's label.
+        return (
+            decision.left > 1
+            and pack.program is None
+            and pack.label_seq is not None
+            and pack.line in self.label_lines
+        )
+
     def _pack(self, pack: PackEvent) -> list[Record]:
         uncertain = bool(pack.flags & RecordFlag.VALUES_UNCERTAIN)
         if uncertain:
@@ -280,10 +345,30 @@ class RulesEngine:
             # Yield counts an uncertain pack too: it was packed, and its weight is a
             # neighbour's at worst, a few grams out in a run's tonnes.
             self.packed_g[run.run_number] += round(pack.net_g)
-        product = product_for(pack, run)
+        pack = self.decide_product(pack)  # done by the pipeline before storing, normally
+        product = product_by_plu(pack.plu, run)
         if product is None:
+            if (
+                pack.label_seq is not None
+                and pack.product_source is None
+                and not pack.flags & RecordFlag.PRODUCT_UNKNOWN
+            ):
+                self.awaiting_label[(pack.line, pack.label_seq)] = pack
+                while len(self.awaiting_label) > _PACKS_REMEMBERED:
+                    self.awaiting_label.popitem(last=False)
+                return []
             self.packs_without_product[pack.line] += 1
             return []
+        return self._judge(pack, run, product)
+
+    def _judge(self, pack: PackEvent, run: RunContext, product: ProductSpec) -> list[Record]:
+        """℮ and giveaway for a pack whose product is known."""
+        if not pack.flags & RecordFlag.VALUES_UNCERTAIN:
+            self.line_product[pack.line] = (run.run_number, product.plu)
+            if pack.label_seq is not None:
+                self.pack_products[(pack.line, pack.label_seq)] = product.plu
+                if len(self.pack_products) > _PACKS_REMEMBERED:
+                    self.pack_products.popitem(last=False)
         result = self.emark.observe(pack, run, product, pack.ts_us)
         out = self._apply(result.findings, self._emark_config())
         out += [self._batch_record(r) for r in result.closed_records]
@@ -304,6 +389,48 @@ class RulesEngine:
                 ts_us=pack.ts_us,
             )
             out += self._apply([finding], {"giveaway_warn_pct": threshold})
+        return out
+
+    def _decided_late(self, pack: PackEvent, decision: ProductDecision, ts_us: int) -> list[Record]:
+        """A waiting pack decided by its label (or found undecidable): the decision as a
+        ``pack_product`` event beside the pack, then its ℮ and giveaway."""
+        event = DeviceEvent(
+            ts_us=ts_us,
+            device=pack.device,
+            line=pack.line,
+            kind=PACK_PRODUCT_EVENT,
+            detail={
+                "run_number": pack.run_number,
+                "pack_counter": pack.pack_counter,
+                "label_seq": pack.label_seq,
+                "pack_ts_us": pack.ts_us,
+                "plu": decision.plu,
+                "source": decision.source,
+                "reason": decision.reason,
+            },
+        )
+        out: list[Record] = [] if self._replaying else [event]
+        run = self._context(pack.run_number)
+        product = product_by_plu(decision.plu, run) if run is not None else None
+        if run is None or product is None:
+            self.packs_without_product[pack.line] += 1
+            return out
+        decided = dataclasses.replace(pack, plu=product.plu, product_source=decision.source)
+        return out + self._judge(decided, run, product)
+
+    def _expire_waiting(self, now: int) -> list[Record]:
+        out: list[Record] = []
+        while self.awaiting_label:
+            key, pack = next(iter(self.awaiting_label.items()))
+            if now - pack.ts_us < LABEL_WAIT_S * 1_000_000:
+                break
+            del self.awaiting_label[key]
+            run = self._context(pack.run_number)
+            reason = f"its label was not read within {LABEL_WAIT_S} s"
+            if run is not None:
+                fallback = decide(pack, run, self.programs.get(pack.device, {}))
+                reason = f"{fallback.reason}; {reason}" if fallback.reason else reason
+            out += self._decided_late(pack, ProductDecision(None, None, reason), now)
         return out
 
     def _temperature(self, reading: TemperatureReading) -> list[Record]:
@@ -349,7 +476,34 @@ class RulesEngine:
             check_use_by(scan, run, base_days=self.config.shelf_life_base_days),
             {"shelf_life_base_days": self.config.shelf_life_base_days},
         )
-        return out
+        return out + self._label_product(scan, run)
+
+    def _label_product(self, scan: LabelScan, run: RunContext) -> list[Record]:
+        """The label decides its waiting pack's product, then must name the product packed."""
+        out: list[Record] = []
+        seq = sequence_number(scan.serial)
+        key = (scan.line, seq) if seq is not None else None
+        waiting = self.awaiting_label.pop(key, None) if key is not None else None
+        if waiting is not None:
+            pack_run = self._context(waiting.run_number)
+            decision = (
+                decide(waiting, pack_run, self.programs.get(waiting.device, {}), label=scan)
+                if pack_run is not None
+                else ProductDecision(None, None, "its run is unknown")
+            )
+            if decision.plu is None:
+                decision = dataclasses.replace(
+                    decision, reason=f"{decision.reason}; its label names none of them"
+                )
+            out += self._decided_late(waiting, decision, scan.ts_us)
+        plu = self.pack_products.get(key) if key is not None else None
+        if plu is None:
+            current = self.line_product.get(scan.line)
+            plu = current[1] if current is not None and current[0] == run.run_number else None
+        findings = check_label_product(
+            scan, run, product_by_plu(plu, run), label_subject(scan, run)
+        )
+        return out + self._apply(findings, {})
 
     # ---------------------------------------------------------------- operators
 
@@ -627,4 +781,4 @@ def _state_of(alert: Alert) -> AlertState:
     return AlertState.ACKNOWLEDGED if alert.acknowledged else AlertState.UNACKNOWLEDGED
 
 
-__all__ = ["RulesEngine", "fold_alerts", "product_for", "run_context"]
+__all__ = ["RulesEngine", "fold_alerts", "run_context"]

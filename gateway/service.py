@@ -120,7 +120,15 @@ async def run_gateway(
             if config.erp is not None:
                 poller = ErpPoller(config.erp, build_erp_source(config.erp), store, index, clock)
                 await poller.load()
-            engine = RulesEngine(config.rules, index, clock)
+            engine = RulesEngine(
+                config.rules,
+                index,
+                clock,
+                programs={d.id: d.programs for d in config.devices if d.programs},
+                label_lines={
+                    d.line for d in config.devices if d.role == "label_scanner" and d.enabled
+                },
+            )
             # The rules' state (open ℮ batches, giveaway, HACCP, label windows) from the
             # stored records, then the alert book and line modes from the stored transitions.
             await rebuild_rules(store, engine, index, config.rules, clock)
