@@ -54,6 +54,7 @@ from rules.labels import (
     sequence_number,
 )
 from rules.model import AlertTransition, Finding, ProductSpec, RunContext, Tier
+from rules.outages import OutageLog
 from rules.products import ProductDecision, check_label_product, decide, product_by_plu
 from rules.shelf_life import check_use_by, freeze_down_finding
 
@@ -200,6 +201,8 @@ class RulesEngine:
             for p in config.probes
         }
         self.labels: dict[tuple[str, str], LabelSequenceMonitor] = {}
+        self.outages = OutageLog()
+        """Device and gateway outages, from the records alone (a label gap names its cause)."""
         self.pack_weights: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.packs_without_product: Counter[str] = Counter()
         self.uncertain_packs: Counter[str] = Counter()
@@ -218,6 +221,8 @@ class RulesEngine:
 
     def evaluate(self, record: Record) -> list[Record]:
         """Records (alerts, ℮ batch records) that follow from one stored record."""
+        # Device events (link down/up, gateway started/stopped) only feed the outage log.
+        self.outages.observe(record)
         if isinstance(record, PackEvent):
             return self._pack(record)
         if isinstance(record, TemperatureReading):
@@ -456,6 +461,7 @@ class RulesEngine:
                 run.run_number,
                 line=scan.line,
                 reorder_window=self.config.label_reorder_window,
+                outages=self.outages,
             )
             self.labels[key] = monitor
         if scan.batch and not any(scan.batch in r.batch_codes for r in self.runs.runs()):

@@ -102,18 +102,17 @@ async def run_gateway(
                     engine.clock_stepped(step.step_s)
 
             watch.on_step = on_step
-            store.submit(
-                DeviceEvent(
-                    ts_us=clock.wall_us(),
-                    device=GATEWAY_SOURCE,
-                    kind="gateway_started",
-                    detail={
-                        "version": __version__,
-                        "pid": os.getpid(),
-                        "gateway": config.gateway.id,
-                    },
-                )
+            started = DeviceEvent(
+                ts_us=clock.wall_us(),
+                device=GATEWAY_SOURCE,
+                kind="gateway_started",
+                detail={
+                    "version": __version__,
+                    "pid": os.getpid(),
+                    "gateway": config.gateway.id,
+                },
             )
+            store.submit(started)
             # The runs known before this start are in force until the ERP answers.
             index = RunIndex(await load_known_runs(store))
             poller = None
@@ -132,6 +131,8 @@ async def run_gateway(
             # The rules' state (open ℮ batches, giveaway, HACCP, label windows) from the
             # stored records, then the alert book and line modes from the stored transitions.
             await rebuild_rules(store, engine, index, config.rules, clock)
+            # This start is an outage's end: a label gap across it names the restart.
+            engine.evaluate(started)
             for record in engine.restore(await store.fetchall(ALERT_HISTORY)):
                 store.submit(record)
             for record in engine.restore_line_modes(await last_line_modes(store)):

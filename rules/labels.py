@@ -8,7 +8,9 @@ products by Reg (EC) 853/2004), so
   which label can no longer be reconciled. GS1 does not require AI 21 serials to be
   sequential and no public standard defines "label gap" detection (domain-rules §4.4); the
   gap/duplicate/out-of-order classification with a grace window for late reads is the
-  design of domain-rules §4.4;
+  design of domain-rules §4.4. Labels printed while the scanner or the gateway was down
+  are never scanned: such a gap names the outage (:mod:`rules.outages`) as its likely
+  cause, and each gap is an alert of its own;
 * a label whose batch (AI 10) is not one of its run's batch codes, or has none, cannot be
   traced at all (glossary "Batch code", "OCM labels, scan-back");
 * a label's net weight (AI 310n) must be the weight of the pack it is on: for catch-weight
@@ -17,12 +19,15 @@ products by Reg (EC) 853/2004), so
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
 from gateway.records import LabelScan, PackEvent
 from rules.model import Finding, ProductSpec, RunContext, Severity
+from rules.outages import Outage, OutageLog
 
 __all__ = [
     "GS1_CSET82",
@@ -69,11 +74,110 @@ def label_subject(scan: LabelScan, run: RunContext) -> str:
     return f"{scan.line}/{run.run_number}/{scan.serial or _printable(scan.raw)}"
 
 
+_LISTED: Final = 1000
+"""At most this many numbers are listed in a gap's ``detail["missing"]``; its
+``missing_ranges`` always hold all of them."""
+
+
+class _Numbers:
+    """Label numbers as sorted, disjoint, inclusive ranges: a gap of a million numbers (a long
+    outage) is one pair, and each late read splits at most one range in two."""
+
+    __slots__ = ("_count", "_ranges")
+
+    def __init__(self, first: int, last: int) -> None:
+        self._ranges: list[tuple[int, int]] = [(first, last)] if first <= last else []
+        self._count = max(0, last - first + 1)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __contains__(self, n: object) -> bool:
+        return isinstance(n, int) and self._index(n) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        for lo, hi in self._ranges:
+            yield from range(lo, hi + 1)
+
+    def _index(self, n: int) -> int | None:
+        i = bisect_right(self._ranges, n, key=lambda r: r[0]) - 1
+        return i if i >= 0 and self._ranges[i][1] >= n else None
+
+    def discard(self, n: int) -> bool:
+        """Remove ``n``; whether it was there."""
+        i = self._index(n)
+        if i is None:
+            return False
+        lo, hi = self._ranges[i]
+        self._ranges[i : i + 1] = [(a, b) for a, b in ((lo, n - 1), (n + 1, hi)) if a <= b]
+        self._count -= 1
+        return True
+
+    def ranges(self) -> list[list[int]]:
+        """``[[first, last], ...]``, lowest first."""
+        return [[lo, hi] for lo, hi in self._ranges]
+
+    def lowest(self, limit: int) -> list[int]:
+        """The lowest ``limit`` numbers."""
+        out: list[int] = []
+        for lo, hi in self._ranges:
+            out.extend(range(lo, min(hi, lo + limit - len(out) - 1) + 1))
+            if len(out) >= limit:
+                break
+        return out
+
+    def highest(self, limit: int) -> list[int]:
+        """The highest ``limit`` numbers, lowest first."""
+        out: list[int] = []
+        for lo, hi in reversed(self._ranges):
+            out[:0] = range(max(lo, hi - (limit - len(out)) + 1), hi + 1)
+            if len(out) >= limit:
+                break
+        return out
+
+    def show(self, limit: int = 20) -> str:
+        """E.g. ``4, 5, 6`` or ``265–301, 305``: runs of more than three numbers as ranges,
+        at most ``limit`` items, then how many numbers are not shown."""
+        items: list[str] = []
+        shown = 0
+        for lo, hi in self._ranges:
+            if len(items) >= limit:
+                break
+            if hi - lo < 3:
+                part = [str(n) for n in range(lo, hi + 1)][: limit - len(items)]
+                items += part
+                shown += len(part)
+            else:
+                items.append(f"{lo}–{hi}")
+                shown += hi - lo + 1
+        rest = self._count - shown
+        return ", ".join(items) + (f" … (+{rest})" if rest else "")
+
+
 @dataclass(slots=True)
 class _Gap:
+    """Numbers skipped by a jump, not yet reported (within the reorder window)."""
+
     top: int
     """The highest number of the gap when it opened: the reorder window counts from it."""
-    missing: set[int] = field(default_factory=set)
+    numbers: _Numbers
+    cause: Outage | None = None
+    """The outage the skipped numbers were printed in, if they were printed in one."""
+
+
+@dataclass(slots=True)
+class _ReportedGap:
+    """A gap reported missing: one finding (and so one alert) of its own."""
+
+    subject: str
+    first: int
+    last: int
+    numbers: _Numbers
+    """The numbers of the gap still missing."""
+    cause: Outage | None
 
 
 class LabelSequenceMonitor:
@@ -85,15 +189,23 @@ class LabelSequenceMonitor:
     one stream) fills its place silently. Once the highest number seen is more than
     ``reorder_window`` past a gap, the numbers still missing are reported:
 
-    * ``label_gap`` (WARNING, subject ``f"{device}/{run}"``): ``detail["missing"]`` is every
-      number reported missing in this run and not read since (sorted), ``new_missing`` the
-      ones this finding adds. A missing number read later still is removed again (an update;
-      ``active=False`` when none is left missing).
-    * ``label_duplicate`` (WARNING): a number already read.
-    * ``label_out_of_sequence`` (WARNING): a forward jump of more than ``max_gap`` numbers
-      (too many to be a gap: a reset, a misread, another run's label), or a number below the
-      baseline by more than the window. The number is not taken into the sequence; after a
-      real counter reset call :meth:`rebaseline`.
+    * ``label_gap`` (WARNING): one finding per gap, with a subject of its own,
+      ``f"{device}/{run}/{first missing number}"``, so a later gap never overwrites an
+      earlier one's alert. ``detail["missing"]`` is the gap's numbers not read since (the
+      first 1000; ``missing_ranges`` has them all as ``[first, last]`` pairs), ``first`` and
+      ``last`` the gap as it was reported. A number of the gap read later still is removed
+      again (an update of that gap only; ``active=False`` once none of it is missing).
+      When the numbers were skipped while the device's link or the gateway was down (an
+      outage of the :class:`~rules.outages.OutageLog` given overlaps the time between the
+      read before the jump and the jump), the gap was most likely printed then and never
+      scanned: the message says so and ``detail["likely_cause"]`` names the outage.
+    * ``label_duplicate`` (WARNING, subject ``f"{device}/{run}"``): a number already read.
+    * ``label_out_of_sequence`` (WARNING, subject ``f"{device}/{run}"``): a forward jump of
+      more than ``max_gap`` numbers (too many to be a gap: a reset, a misread, another run's
+      label), or a number below the baseline by more than the window. A jump across an
+      outage is a gap up to ``max_outage_gap`` numbers: a long outage leaves many labels
+      unscanned. The number is not taken into the sequence; after a real counter reset call
+      :meth:`rebaseline`.
 
     Only the count of numbers decides when a gap is due, not time: at the end of the run
     call :meth:`close` to report what is still pending.
@@ -107,6 +219,8 @@ class LabelSequenceMonitor:
         line: str | None = None,
         reorder_window: int = 3,
         max_gap: int = 1000,
+        max_outage_gap: int = 100_000,
+        outages: OutageLog | None = None,
     ) -> None:
         """Watch ``device``'s numbers in ``run``.
 
@@ -116,21 +230,32 @@ class LabelSequenceMonitor:
             line: the line for findings until a record names one.
             reorder_window: how far (in numbers) a late read may trail the highest number.
             max_gap: the largest forward jump still taken as a gap.
+            max_outage_gap: the largest forward jump still taken as a gap when the device
+                or the gateway was down in between (at least ``max_gap``).
+            outages: the outages of the records seen so far (none if not given).
         """
         if reorder_window < 0:
             raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
         if max_gap < 1:
             raise ValueError(f"max_gap must be >= 1, got {max_gap}")
+        if max_outage_gap < max_gap:
+            raise ValueError(f"max_outage_gap must be >= max_gap, got {max_outage_gap}")
         self.device = device
         self.run = run
         self.subject = f"{device}/{run}"
         self.reorder_window = reorder_window
         self.max_gap = max_gap
+        self.max_outage_gap = max_outage_gap
+        self.outages = outages if outages is not None else OutageLog()
         self._line = line
+        self._noun = "device"
         self._baseline: int | None = None
         self._high: int | None = None
+        self._high_us: int | None = None
+        """When the highest number was read: a jump's numbers were printed after it."""
         self._gaps: list[_Gap] = []
-        self._reported: set[int] = set()
+        self._reported: list[_ReportedGap] = []
+        self._subjects: dict[str, int] = {}
         self.read = 0
         """Numbers taken into the sequence (first reads, late fills included)."""
         self.duplicates = 0
@@ -157,17 +282,34 @@ class LabelSequenceMonitor:
     @property
     def pending(self) -> tuple[int, ...]:
         """Skipped numbers still inside the reorder window (not reported yet)."""
-        return tuple(sorted(n for gap in self._gaps for n in gap.missing))
+        return tuple(sorted(n for gap in self._gaps for n in gap.numbers))
 
     @property
     def missing(self) -> tuple[int, ...]:
-        """Numbers reported missing and not read since."""
-        return tuple(sorted(self._reported))
+        """Numbers reported missing and not read since (every one of them: see
+        :attr:`missing_count` and :meth:`newest_missing` for a bounded view)."""
+        return tuple(sorted(n for gap in self._reported for n in gap.numbers))
+
+    @property
+    def missing_count(self) -> int:
+        """How many numbers are reported missing and not read since."""
+        return sum(len(g.numbers) for g in self._reported)
+
+    def newest_missing(self, limit: int) -> list[int]:
+        """The highest ``limit`` numbers reported missing and not read since, lowest first."""
+        newest = sorted(n for g in self._reported for n in g.numbers.highest(limit))
+        return newest[-limit:] if limit > 0 else []
+
+    @property
+    def gap_subjects(self) -> tuple[str, ...]:
+        """The subjects of the gaps with numbers still missing, oldest first."""
+        return tuple(g.subject for g in self._reported)
 
     # ---------------------------------------------------------------------------- inputs
 
     def observe_scan(self, scan: LabelScan, ts_us: int) -> list[Finding]:
         """Take a label read; its number is the AI 21 serial (digits only)."""
+        self._noun = "scanner"
         seq = sequence_number(scan.serial)
         if seq is None:
             self.unsequenced += 1
@@ -176,6 +318,7 @@ class LabelSequenceMonitor:
 
     def observe_pack(self, pack: PackEvent, ts_us: int) -> list[Finding]:
         """Take a pack from the checkweigher; its number is the labeller's ``label_seq``."""
+        self._noun = "checkweigher"
         if pack.label_seq is None or pack.label_seq < 0:
             self.unsequenced += 1
             return []
@@ -187,28 +330,34 @@ class LabelSequenceMonitor:
             self._line = line
         if self._high is None or self._baseline is None:
             self._baseline = self._high = seq
+            self._high_us = ts_us
             self.read += 1
             return []
         if seq > self._high:
             skipped = seq - self._high - 1
-            if skipped > self.max_gap:
-                return [self._out_of_sequence(seq, ts_us)]
+            cause = self._cause(ts_us) if skipped else None
+            if skipped > (self.max_gap if cause is None else self.max_outage_gap):
+                return [self._out_of_sequence(seq, ts_us, cause)]
             if skipped:
-                self._gaps.append(_Gap(top=seq - 1, missing=set(range(self._high + 1, seq))))
+                self._gaps.append(
+                    _Gap(top=seq - 1, numbers=_Numbers(self._high + 1, seq - 1), cause=cause)
+                )
             self._high = seq
+            self._high_us = ts_us
             self.read += 1
             return self._due(ts_us, flush=False)
         for gap in self._gaps:
-            if seq in gap.missing:
-                gap.missing.discard(seq)
-                if not gap.missing:
+            if gap.numbers.discard(seq):
+                if not gap.numbers:
                     self._gaps.remove(gap)
                 self.read += 1
                 return []
-        if seq in self._reported:
-            self._reported.discard(seq)
-            self.read += 1
-            return [self._found_late(seq, ts_us)]
+        for reported in self._reported:
+            if reported.numbers.discard(seq):
+                if not reported.numbers:
+                    self._reported.remove(reported)
+                self.read += 1
+                return [self._found_late(reported, seq, ts_us)]
         if seq >= self._baseline:
             self.duplicates += 1
             return [self._duplicate(seq, ts_us)]
@@ -216,12 +365,12 @@ class LabelSequenceMonitor:
             # A late read from just before the first number seen: the run started earlier.
             if self._baseline - seq > 1:
                 self._gaps.append(
-                    _Gap(top=self._baseline - 1, missing=set(range(seq + 1, self._baseline)))
+                    _Gap(top=self._baseline - 1, numbers=_Numbers(seq + 1, self._baseline - 1))
                 )
             self._baseline = seq
             self.read += 1
             return self._due(ts_us, flush=False)
-        return [self._out_of_sequence(seq, ts_us)]
+        return [self._out_of_sequence(seq, ts_us, None)]
 
     def close(self, ts_us: int) -> list[Finding]:
         """The run ended on this device: report every number still pending as missing."""
@@ -232,47 +381,76 @@ class LabelSequenceMonitor:
         new baseline. Pending numbers are dropped; reported ones stay reported."""
         self._gaps.clear()
         self._baseline = self._high = seq
+        self._high_us = None
 
     # ---------------------------------------------------------------------------- findings
+
+    def _cause(self, ts_us: int) -> Outage | None:
+        """The outage the numbers skipped by a jump read at ``ts_us`` were printed in."""
+        if self._high_us is None:
+            return None
+        found = self.outages.between(self.device, self._high_us, ts_us)
+        return found[0] if found else None
+
+    def _gap_subject(self, first: int) -> str:
+        subject = f"{self.subject}/{first}"
+        used = self._subjects.get(subject, 0)
+        self._subjects[subject] = used + 1
+        # The same first number again (after a counter reset): a subject of its own still.
+        return subject if used == 0 else f"{subject}#{used + 1}"
 
     def _due(self, ts_us: int, *, flush: bool) -> list[Finding]:
         high = self._high if self._high is not None else 0
         due = [g for g in self._gaps if flush or high - g.top > self.reorder_window]
         if not due:
             return []
-        new = sorted(n for gap in due for n in gap.missing)
         self._gaps = [g for g in self._gaps if g not in due]
-        self._reported.update(new)
-        return [
-            Finding(
-                rule=RULE_GAP,
-                subject=self.subject,
-                active=True,
-                severity=Severity.WARNING,
-                message=(
-                    f"{self.subject}: label number{'s' if len(new) > 1 else ''} "
-                    f"{_show_numbers(new)} missing"
-                ),
-                ts_us=ts_us,
-                line=self._line,
-                detail=self._detail(new_missing=new),
+        findings: list[Finding] = []
+        for gap in sorted(due, key=lambda g: g.top):
+            ranges = gap.numbers.ranges()
+            first, last = ranges[0][0], ranges[-1][1]
+            reported = _ReportedGap(
+                subject=self._gap_subject(first),
+                first=first,
+                last=last,
+                numbers=gap.numbers,
+                cause=gap.cause,
             )
-        ]
+            self._reported.append(reported)
+            many = len(gap.numbers) > 1
+            message = (
+                f"{self.subject}: label number{'s' if many else ''} {gap.numbers.show()} missing"
+            )
+            if gap.cause is not None:
+                message += f": printed while {gap.cause.describe(self._noun)}, not scanned"
+            findings.append(
+                Finding(
+                    rule=RULE_GAP,
+                    subject=reported.subject,
+                    active=True,
+                    severity=Severity.WARNING,
+                    message=message,
+                    ts_us=ts_us,
+                    line=self._line,
+                    detail=self._detail(reported, new_missing=gap.numbers.lowest(_LISTED)),
+                )
+            )
+        return findings
 
-    def _found_late(self, seq: int, ts_us: int) -> Finding:
-        still = bool(self._reported)
+    def _found_late(self, gap: _ReportedGap, seq: int, ts_us: int) -> Finding:
+        still = bool(gap.numbers)
         return Finding(
             rule=RULE_GAP,
-            subject=self.subject,
+            subject=gap.subject,
             active=still,
             severity=Severity.WARNING,
             message=(
                 f"{self.subject}: label {seq} read late"
-                + (f"; still missing {_show_numbers(sorted(self._reported))}" if still else "")
+                + (f"; still missing {gap.numbers.show()}" if still else "")
             ),
             ts_us=ts_us,
             line=self._line,
-            detail=self._detail(new_missing=[], found_late=[seq]),
+            detail=self._detail(gap, new_missing=[], found_late=[seq]),
         )
 
     def _duplicate(self, seq: int, ts_us: int) -> Finding:
@@ -292,7 +470,7 @@ class LabelSequenceMonitor:
             },
         )
 
-    def _out_of_sequence(self, seq: int, ts_us: int) -> Finding:
+    def _out_of_sequence(self, seq: int, ts_us: int, cause: Outage | None) -> Finding:
         return Finding(
             rule=RULE_OUT_OF_SEQUENCE,
             subject=self.subject,
@@ -310,30 +488,30 @@ class LabelSequenceMonitor:
                 "seq": seq,
                 "expected": self.expected_next,
                 "baseline": self._baseline,
-                "max_gap": self.max_gap,
+                "max_gap": self.max_outage_gap if cause is not None else self.max_gap,
+                "likely_cause": cause.as_detail() if cause is not None else None,
             },
         )
 
     def _detail(
-        self, *, new_missing: list[int], found_late: list[int] | None = None
+        self, gap: _ReportedGap, *, new_missing: list[int], found_late: list[int] | None = None
     ) -> dict[str, object]:
         detail: dict[str, object] = {
             "device": self.device,
             "run_number": self.run,
-            "missing": sorted(self._reported),
-            "missing_count": len(self._reported),
+            "first": gap.first,
+            "last": gap.last,
+            "missing": gap.numbers.lowest(_LISTED),
+            "missing_ranges": gap.numbers.ranges(),
+            "missing_count": len(gap.numbers),
             "new_missing": new_missing,
             "expected": self.expected_next,
             "reorder_window": self.reorder_window,
+            "likely_cause": gap.cause.as_detail() if gap.cause is not None else None,
         }
         if found_late is not None:
             detail["found_late"] = found_late
         return detail
-
-
-def _show_numbers(numbers: list[int], limit: int = 20) -> str:
-    shown = ", ".join(str(n) for n in numbers[:limit])
-    return shown + (f" … (+{len(numbers) - limit})" if len(numbers) > limit else "")
 
 
 def _batch_problem(batch: str | None, run: RunContext) -> str | None:

@@ -1,5 +1,7 @@
 """The demo's scripted scenarios, through the real simulators and gateway, raise the matching
 alerts: the underweight drift (running mean below Qn), the long probe excursion, the label gap.
+The labels printed while the scanner is away in the dropout are a gap of their own that
+names the outage, beside the scripted gap's alert, which it leaves as it was.
 Packs below T2 are rejected by the checkweigher, so they never leave the line with the ℮ mark
 and raise no ℮ alert; what the simulated labeller and the ERP's run say agrees, so no label,
 batch or use-by alert may appear.
@@ -11,8 +13,10 @@ long one (6.5 min) does not.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from gateway.report import build_report, format_report
 from tests.support.sim_site import simulated_site
@@ -33,12 +37,37 @@ def alert_rules(db_path: Path) -> set[str]:
         db.close()
 
 
+def gap_alerts(db_path: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """``(alert_id, state, message, detail)`` of every label-gap transition, in order."""
+    if not db_path.exists():
+        return []
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT alert_id, state, message, detail FROM alerts"
+            " WHERE rule = 'label_gap' ORDER BY seq"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+    return [(a, s, m, json.loads(d)) for a, s, m, d in rows]
+
+
+def outage_gap_raised(db_path: Path) -> bool:
+    return any(
+        state == "raised" and (detail.get("likely_cause") or {}).get("kind") == "device_offline"
+        for _, state, _, detail in gap_alerts(db_path)
+    )
+
+
 async def test_demo_scenarios_raise_the_matching_alerts(tmp_path: Path) -> None:
     async with simulated_site(tmp_path, speed=SPEED, debounce_s=3) as handle:
         db_path = handle.db_path
         await handle.site()
         expected = {"emark_mean", "haccp_upper", "label_gap"}
         await wait_for(lambda: expected <= alert_rules(db_path), timeout=90)
+        await wait_for(lambda: outage_gap_raised(db_path), timeout=60, what="the dropout's gap")
     raised = alert_rules(db_path)
     assert not raised & {"label_weight", "label_batch", "shelf_life_use_by", "emark_t2"}, raised
     db = sqlite3.connect(db_path)
@@ -47,6 +76,15 @@ async def test_demo_scenarios_raise_the_matching_alerts(tmp_path: Path) -> None:
         "SELECT count(*) FROM packs WHERE net_g < 222 AND accepted = 0"
     ).fetchone()[0]
     assert rejected_t2 >= 1, "the scenario's below-T2 packs reached the checkweigher"
+    # The scripted gap (three numbers) and the dropout's gap: two alerts, the first unchanged.
+    gaps = gap_alerts(db_path)
+    scripted = [g for g in gaps if g[3]["likely_cause"] is None]
+    assert [(g[1], g[3]["missing_count"]) for g in scripted] == [("raised", 3)], gaps
+    assert [g for g in gaps if g[0] == scripted[0][0]] == scripted, "never updated"
+    [dropout] = [g for g in gaps if g[3]["likely_cause"] is not None]
+    assert dropout[0] != scripted[0][0]
+    assert "printed while scanner" in dropout[2]
+    assert "offline" in dropout[2]
     report = format_report(build_report(db_path, run))
     assert "emark_mean" in report
     assert "41240" in report  # the 240 g product's giveaway line

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+import functools
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records import LabelScan, PackEvent
+from gateway.records import DeviceEvent, LabelScan, PackEvent, Record, RejectedInput
+from gateway.runs import to_us
 from rules.labels import (
     RULE_BATCH,
     RULE_DUPLICATE,
@@ -22,6 +25,7 @@ from rules.labels import (
     sequence_number,
 )
 from rules.model import Finding, ProductSpec, RunContext, Severity, Tier
+from rules.outages import DEVICE_OFFLINE, GATEWAY_DOWN, OutageLog
 
 
 def run_numbers(
@@ -75,8 +79,8 @@ SEQUENCES = [
     pytest.param(
         [1, 3, 5, 9, 10, 11, 12],
         3,
-        [(RULE_GAP, True, [2, 4]), (RULE_GAP, True, [6, 7, 8])],
-        id="gaps-due-together-are-one-finding",
+        [(RULE_GAP, True, [2]), (RULE_GAP, True, [4]), (RULE_GAP, True, [6, 7, 8])],
+        id="each-gap-is-its-own-finding",
     ),
 ]
 
@@ -88,7 +92,12 @@ def test_sequence_table(
     _, findings = run_numbers(numbers, window=window)
     assert brief(findings) == expected
     assert all(f.severity is Severity.WARNING for f in findings)
-    assert all(f.subject == "lab1/R42" for f in findings)
+    for f in findings:
+        if f.rule == RULE_GAP:
+            # Each gap its own subject: the device, the run and the gap's first number.
+            assert f.subject == f"lab1/R42/{f.detail['first']}"
+        else:
+            assert f.subject == "lab1/R42"
 
 
 def test_a_gap_lists_the_exact_missing_numbers() -> None:
@@ -108,18 +117,48 @@ def test_a_gap_lists_the_exact_missing_numbers() -> None:
     assert mon.expected_next == 11
 
 
-def test_missing_accumulates_and_shrinks_as_late_reads_turn_up() -> None:
+def test_each_gap_shrinks_on_its_own_as_late_reads_turn_up() -> None:
     mon, findings = run_numbers([1, 3, 4, 5, 6, 8, 9, 10, 11])
-    assert [f.detail["missing"] for f in findings] == [[2], [2, 7]]
-    [update] = mon.observe_number(2, 0)
-    assert update.active
-    assert update.detail["missing"] == [7]
-    assert update.detail["found_late"] == [2]
+    assert [(f.subject, f.detail["missing"]) for f in findings] == [
+        ("lab1/R42/2", [2]),
+        ("lab1/R42/7", [7]),
+    ]
+    assert mon.missing == (2, 7)
+    assert mon.gap_subjects == ("lab1/R42/2", "lab1/R42/7")
+    [clear] = mon.observe_number(2, 0)
+    assert (clear.subject, clear.active) == ("lab1/R42/2", False)
+    assert clear.detail["missing"] == []
+    assert clear.detail["found_late"] == [2]
+    assert list(mon.missing) == [7]
     [clear] = mon.observe_number(7, 0)
-    assert not clear.active
+    assert (clear.subject, clear.active) == ("lab1/R42/7", False)
     # Read once more, 7 is now a duplicate.
     [dup] = mon.observe_number(7, 0)
     assert dup.rule == RULE_DUPLICATE
+
+
+def test_a_late_read_updates_only_its_own_gap() -> None:
+    mon, findings = run_numbers([1, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18])
+    assert [f.detail["missing"] for f in findings] == [[2, 3, 4], [11, 12, 13]]
+    [update] = mon.observe_number(3, 0)
+    assert (update.subject, update.active) == ("lab1/R42/2", True)
+    assert update.detail["missing"] == [2, 4]
+    assert update.detail["first"] == 2
+    assert update.detail["last"] == 4
+    assert "still missing 2, 4" in update.message
+    assert mon.observe_number(2, 0)[0].active
+    [clear] = mon.observe_number(4, 0)
+    assert (clear.subject, clear.active) == ("lab1/R42/2", False)
+    assert mon.missing == (11, 12, 13)
+    assert mon.gap_subjects == ("lab1/R42/11",)
+
+
+def test_a_counter_reset_does_not_reuse_an_open_gap_subject() -> None:
+    mon, findings = run_numbers([1, 3, 4, 5, 6])
+    mon.rebaseline()
+    for seq in (1, 3, 4, 5, 6):
+        findings += mon.observe_number(seq, 0)
+    assert [f.subject for f in findings] == ["lab1/R42/2", "lab1/R42/2#2"]
 
 
 def test_close_reports_what_is_still_pending() -> None:
@@ -326,3 +365,236 @@ def test_invalid_monitor_settings() -> None:
         LabelSequenceMonitor("d", "r", reorder_window=-1)
     with pytest.raises(ValueError):
         LabelSequenceMonitor("d", "r", max_gap=0)
+
+
+# ------------------------------------------------------------------------------ outages
+
+T0 = to_us(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))
+S = 1_000_000
+
+
+class Line:
+    """Records in store order through an outage log and one scanner's monitor, as the rules
+    engine feeds them."""
+
+    def __init__(self, **monitor: int) -> None:
+        self.outages = OutageLog()
+        self.monitor = LabelSequenceMonitor(
+            "sc1", "R42", line="L1", outages=self.outages, **monitor
+        )
+        self.findings: list[Finding] = []
+
+    def record(self, record: Record) -> None:
+        self.outages.observe(record)
+        if isinstance(record, LabelScan) and record.device == "sc1":
+            self.findings += self.monitor.observe_scan(record, record.ts_us)
+
+    def reads(self, numbers: Iterable[int], start_s: float, device: str = "sc1") -> None:
+        for i, n in enumerate(numbers):
+            self.record(scan(ts_us=T0 + round((start_s + i) * S), device=device, serial=str(n)))
+
+    def event(self, at_s: float, kind: str, device: str = "sc1", **detail: object) -> None:
+        self.record(
+            DeviceEvent(ts_us=T0 + round(at_s * S), device=device, kind=kind, detail=detail)
+        )
+
+    def gaps(self) -> list[Finding]:
+        return [f for f in self.findings if f.rule == RULE_GAP]
+
+
+def test_a_gap_printed_while_the_scanner_was_offline_names_the_outage() -> None:
+    line = Line()
+    line.reads(range(260, 265), 0)  # 10:00:00-10:00:04
+    line.event(5, "link_down", error="scanner closed the connection")
+    # The labeller goes on printing 265..301; nobody reads them.
+    line.event(12, "link_up", down_for_s=7.0)
+    line.reads(range(302, 307), 13)
+    [gap] = line.gaps()
+    assert gap.subject == "sc1/R42/265"
+    assert gap.message == (
+        "sc1/R42: label numbers 265–301 missing: printed while scanner sc1 was offline "
+        "10:00:05–10:00:12 UTC, not scanned"
+    )
+    assert gap.detail["likely_cause"] == {
+        "kind": DEVICE_OFFLINE,
+        "device": "sc1",
+        "start_us": T0 + 5 * S,
+        "end_us": T0 + 12 * S,
+        "planned": False,
+        "reason": "scanner closed the connection",
+    }
+    assert gap.detail["missing_ranges"] == [[265, 301]]
+    assert gap.detail["missing_count"] == 37
+    assert gap.detail["missing"] == list(range(265, 302))
+
+
+def test_another_devices_outage_is_not_the_cause() -> None:
+    line = Line()
+    line.reads(range(1, 4), 0)
+    line.event(3.5, "link_down", device="sc2")
+    line.event(4.5, "link_up", device="sc2")
+    line.reads(range(8, 13), 5)
+    [gap] = line.gaps()
+    assert gap.detail["likely_cause"] is None
+    assert gap.message == "sc1/R42: label numbers 4–7 missing"
+
+
+def test_an_outage_before_the_last_read_is_not_the_cause() -> None:
+    line = Line()
+    line.reads([1], 0)
+    line.event(1, "link_down")
+    line.event(2, "link_up")
+    line.reads([2, 6, 7, 8, 9, 10], 3)
+    [gap] = line.gaps()
+    assert gap.detail["likely_cause"] is None
+
+
+@pytest.mark.parametrize(("stopped", "how"), [(False, "restart"), (True, "planned stop")])
+def test_a_gap_printed_while_the_gateway_was_down_names_the_restart(
+    stopped: bool, how: str
+) -> None:
+    line = Line()
+    line.reads(range(100, 104), 0)
+    line.record(PackEvent(ts_us=T0 + 4 * S, line="L1", device="cw1", net_g=241.0))
+    if stopped:
+        line.event(5, "gateway_stopped", device="gateway", reason="signal")
+    line.event(9, "gateway_started", device="gateway")
+    line.event(10, "link_up", endpoint="127.0.0.1:1")  # the first connection: no outage
+    line.reads(range(140, 146), 11)
+    [gap] = line.gaps()
+    start = 5 if stopped else 4  # the stop, else the last record seen
+    assert gap.message == (
+        f"sc1/R42: label numbers 104–139 missing: printed while the gateway was down "
+        f"10:00:0{start}–10:00:09 UTC ({how}), not scanned"
+    )
+    cause = gap.detail["likely_cause"]
+    assert isinstance(cause, dict)
+    assert (cause["kind"], cause["device"], cause["planned"]) == (GATEWAY_DOWN, "gateway", stopped)
+    assert (cause["start_us"], cause["end_us"]) == (T0 + start * S, T0 + 9 * S)
+
+
+def test_a_jump_across_an_outage_beyond_max_gap_is_a_gap_shown_as_ranges() -> None:
+    line = Line(max_gap=1000)
+    line.reads([1, 2, 3], 0)
+    line.event(3, "gateway_started", device="gateway")
+    line.reads(range(50_003, 50_008), 3600)
+    [gap] = line.gaps()
+    assert gap.subject == "sc1/R42/4"
+    assert "label numbers 4–50002 missing" in gap.message
+    assert gap.detail["missing_ranges"] == [[4, 50_002]]
+    assert gap.detail["missing_count"] == 49_999
+    assert gap.detail["missing"] == list(range(4, 1004))  # listed up to 1000
+    assert line.monitor.missing_count == 49_999
+    assert line.monitor.newest_missing(3) == [50_000, 50_001, 50_002]
+    # A label of the gap read late after all: the gap has a hole, the rest stays missing.
+    line.reads([17], 3700)
+    update = line.findings[-1]
+    assert (update.subject, update.active) == ("sc1/R42/4", True)
+    assert update.detail["missing_ranges"] == [[4, 16], [18, 50_002]]
+    assert update.detail["missing_count"] == 49_998
+    assert "still missing 4–16, 18–50002" in update.message
+
+
+def test_a_jump_without_an_outage_beyond_max_gap_is_out_of_sequence() -> None:
+    line = Line(max_gap=1000)
+    line.reads([1, 2, 3, 50_003], 0)
+    [odd] = line.findings
+    assert odd.rule == RULE_OUT_OF_SEQUENCE
+    assert odd.detail["likely_cause"] is None
+
+
+def test_a_jump_across_an_outage_beyond_max_outage_gap_is_out_of_sequence() -> None:
+    line = Line(max_gap=10, max_outage_gap=100)
+    line.reads([1, 2, 3], 0)
+    line.event(4, "link_down")
+    line.event(5, "link_up")
+    line.reads([205, 4, 5, 6, 7, 8], 6)
+    [odd] = line.findings
+    assert odd.rule == RULE_OUT_OF_SEQUENCE
+    assert odd.detail["max_gap"] == 100
+    assert isinstance(odd.detail["likely_cause"], dict)
+
+
+def test_a_later_outage_gap_does_not_touch_an_earlier_gap() -> None:
+    line = Line()
+    line.reads([229, 230, 231, 235, 236, 237, 238, 239], 0)  # 232-234 skipped by the labeller
+    [real] = line.gaps()
+    line.event(10, "link_down")
+    line.event(20, "link_up")
+    line.reads(range(265, 270), 21)
+    real_again, outage = line.gaps()
+    assert real_again is real
+    assert (real.subject, real.detail["missing"]) == ("sc1/R42/232", [232, 233, 234])
+    assert real.message == "sc1/R42: label numbers 232, 233, 234 missing"
+    assert outage.subject == "sc1/R42/240"
+    assert "240–264" in outage.message
+    assert "offline" in outage.message
+
+
+def test_the_outage_log_from_the_records_alone() -> None:
+    log = OutageLog()
+    ev = functools.partial(DeviceEvent, device="sc1")
+    log.observe(ev(ts_us=10, device="gateway", kind="gateway_started"))  # nothing seen before
+    assert log.between("sc1", 0, 100) == []
+    log.observe(ev(ts_us=20, kind="link_up"))  # no outage to end
+    log.observe(ev(ts_us=30, kind="link_down"))
+    log.observe(ev(ts_us=35, kind="link_down"))  # the same outage
+    [current] = log.between("sc1", 25, 40)
+    assert (current.start_us, current.end_us) == (30, None)
+    log.observe(scan(ts_us=50, device="sc1"))  # a read: the link was up again
+    [ended] = log.between("sc1", 0, 100)
+    assert (ended.start_us, ended.end_us) == (30, 50)
+    assert log.between("sc1", 0, 30) == []  # touching at one instant is no overlap
+    assert log.between("sc1", 51, 100) == []
+    assert log.between("sc2", 0, 100) == []
+    # Records the gateway does not replay do not count as seen.
+    log.observe(RejectedInput(ts_us=90, source="sc1", tag="barcode", raw="x", reason="bad"))
+    assert log.last_seen_us == 50
+    # The clock set back over a restart: the outage is empty, not negative.
+    log.observe(ev(ts_us=40, device="gateway", kind="gateway_started"))
+    [restart] = log.between("sc2", 0, 100)
+    assert (restart.kind, restart.start_us, restart.end_us) == (GATEWAY_DOWN, 40, 40)
+
+
+def test_the_outage_log_keeps_the_last_outages_of_each_device() -> None:
+    log = OutageLog(keep=2)
+    for i in range(5):
+        log.observe(DeviceEvent(ts_us=10 * i, device="sc1", kind="link_down"))
+        log.observe(DeviceEvent(ts_us=10 * i + 5, device="sc1", kind="link_up"))
+    assert [o.start_us for o in log.between("sc1", 0, 100)] == [30, 40]
+    with pytest.raises(ValueError):
+        OutageLog(keep=0)
+
+
+@given(
+    size=st.integers(min_value=1, max_value=60),
+    late=st.lists(st.integers(min_value=0, max_value=70), max_size=80),
+)
+def test_late_reads_punch_exactly_their_numbers_out_of_a_gap(size: int, late: list[int]) -> None:
+    mon, findings = run_numbers([1, size + 2], window=0)
+    [gap] = findings
+    left = set(range(2, size + 2))
+    for n in (n for n in late if n <= size + 1):  # higher ones would open gaps of their own
+        for f in mon.observe_number(n, 0):
+            if f.rule != RULE_GAP:
+                continue
+            left.discard(n)
+            ranges = f.detail["missing_ranges"]
+            assert isinstance(ranges, list)
+            assert [m for lo, hi in ranges for m in range(lo, hi + 1)] == sorted(left)
+            assert f.detail["missing_count"] == len(left)
+            assert f.active == bool(left)
+            assert f.subject == gap.subject
+    assert set(mon.missing) == left
+    assert mon.missing_count == len(left)
+    assert mon.newest_missing(5) == sorted(left)[-5:]
+
+
+def test_a_gap_with_many_holes_shows_twenty_items_and_counts_the_rest() -> None:
+    mon, [gap] = run_numbers([1, 101], window=0)
+    assert gap.message == "lab1/R42: label numbers 2–100 missing"
+    for n in range(3, 100, 2):  # every odd number turns up: 2, 4, ..., 100 still missing
+        [update] = mon.observe_number(n, 0)
+    assert update.detail["missing_count"] == 50
+    shown = ", ".join(str(n) for n in range(2, 42, 2))
+    assert update.message == f"lab1/R42: label 99 read late; still missing {shown} … (+30)"
