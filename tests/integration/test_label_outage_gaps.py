@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,14 +25,17 @@ import pytest
 from adapters.base import LinkState
 from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
 from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
+from adapters.erp.simulator import ErpSimulator
 from adapters.scanner import ScannerAdapter
 from adapters.simulators import ScannerSimulator
+from adapters.simulators.scenario import LineSpec
 from gateway.clock import SystemClock
 from gateway.config import RulesSection, ScannerTcpDevice, StoreSection
 from gateway.pipeline import Pipeline
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex
 from gateway.store import Store
+from tests.support.running_gateway import gateway_in_process
 from tests.support.waiting import wait_for, wait_for_value
 
 NOW = datetime.now(UTC)
@@ -174,3 +178,101 @@ async def test_a_scanner_outage_gap_is_its_own_alert_naming_the_outage(store: St
     assert [a for a in await gap_alerts(store) if a[0] == first_id] == [found[0]]
     active = {a.subject: a.message for a in engine.book.active("L1")}
     assert active == {first_subject: first_message, second_subject: second_message}
+
+
+def gateway_config(db: Path, erp: str, scanner_port: int) -> str:
+    return f"""
+[gateway]
+id = "gw-gaps"
+site = "test"
+log_format = "plain"
+log_level = "warning"
+
+[store]
+path = "{db}"
+commit_interval_ms = 20
+
+[[lines]]
+id = "L1"
+
+[erp]
+kind = "http"
+url = "{erp}"
+poll_interval_s = 1
+
+[[devices]]
+id = "scan1"
+kind = "scanner_tcp"
+line = "L1"
+role = "label_scanner"
+host = "127.0.0.1"
+port = {scanner_port}
+reconnect_min_s = 0.05
+reconnect_max_s = 0.2
+
+[rules]
+label_reorder_window = 3
+"""
+
+
+def erp_label(n: int) -> bytes:
+    """Label ``n`` of the simulated ERP's run on L1 (its CW1 product and batch code)."""
+    line = LineSpec()
+    return encode_element_string(
+        [
+            ("01", line.checkweigher("CW1").gtin),
+            ("10", line.batch_code),
+            ("21", str(n)),
+        ]
+    ).encode()
+
+
+async def stored(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    def query() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql).fetchall()
+
+    return await asyncio.to_thread(query)
+
+
+@pytest.mark.parametrize("how", ["planned stop", "restart"])
+async def test_labels_printed_while_the_gateway_was_down_are_a_gap_naming_it(
+    tmp_path: Path, how: str
+) -> None:
+    """The gateway stops (SIGTERM's path, or a crash: no ``gateway_stopped`` event) while
+    the line labels 11..30; after the start the replayed label window sees the jump."""
+    db = tmp_path / "lineside.db"
+    config = tmp_path / "lineside.toml"
+    async with ErpSimulator() as erp, ScannerSimulator(drive=False) as scanner:
+        config.write_text(gateway_config(db, erp.url, scanner.port))
+        async with gateway_in_process(config):
+            await scanner.wait_for_clients(1)
+            for n in range(1, 11):
+                await scanner.send_read(erp_label(n))
+            await wait_for_value(
+                lambda: stored(db, "SELECT count(*) FROM label_scans"),
+                lambda rows: rows[0][0] == 10,
+                what="10 label scans stored",
+            )
+        if how == "restart":
+            # A crash leaves no gateway_stopped event: remove the one the stop wrote.
+            with sqlite3.connect(db) as conn:
+                conn.execute("DELETE FROM device_events WHERE kind = 'gateway_stopped'")
+        async with gateway_in_process(config):
+            await scanner.wait_for_clients(1)
+            for n in range(31, 37):
+                await scanner.send_read(erp_label(n))
+            gaps = await wait_for_value(
+                lambda: stored(
+                    db, "SELECT message, detail FROM alerts WHERE rule = 'label_gap' ORDER BY seq"
+                ),
+                lambda rows: len(rows) >= 1,
+                what="the gap alert",
+            )
+    ((message, detail),) = gaps
+    assert "the gateway was down" in message, message
+    assert f"({how})" in message, message
+    cause = json.loads(detail)["likely_cause"]
+    assert cause["kind"] == "gateway_down"
+    assert cause["planned"] is (how == "planned stop")
+    assert json.loads(detail)["missing_ranges"] == [[11, 30]]
