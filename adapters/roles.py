@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from adapters.base import Quality, TagSample
-from adapters.codecs.gs1 import Gs1Label, parse_gs1
+from adapters.codecs.gs1 import Gs1Label, parse_gs1, salvage_serial
 from gateway.config import DeviceBase, TagLimits
 from gateway.records import (
     DeviceEvent,
@@ -363,9 +363,11 @@ class LabelInterpreter(Interpreter):
         raw_bytes = raw if isinstance(raw, bytes) else raw.encode("utf-8", "backslashreplace")
         result = parse_gs1(raw_bytes, today=utc_date(ts_us), separators=self.separators)
         if not isinstance(result, Gs1Label):
-            return self._reject(
+            rejection = self._reject(
                 ts_us, "barcode", raw_bytes.hex(" "), f"gs1_{result.reason}", result.detail
             )
+            serial = salvage_serial(raw_bytes, separators=self.separators)
+            return replace(rejection, serial=serial) if serial else rejection
         return label_scan(result, self.device, ts_us)
 
 

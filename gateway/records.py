@@ -154,6 +154,9 @@ class RejectedInput:
     detail: str = ""
     line: str | None = None
     flags: int = 0
+    serial: str | None = None
+    """A rejected label read's serial (AI 21), where it could still be read: the label was
+    read, invalid, so the label sequence does not count its number as missing."""
 
 
 @dataclass(frozen=True, slots=True)

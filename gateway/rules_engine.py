@@ -38,6 +38,7 @@ from gateway.records import (
     PackEvent,
     Record,
     RecordFlag,
+    RejectedInput,
     TemperatureReading,
 )
 from gateway.runs import RunIndex, from_us
@@ -68,6 +69,7 @@ LATCHING_RULES = frozenset(
         "label_gap",
         "label_out_of_sequence",
         "label_product",
+        "label_invalid",
         "shelf_life_use_by",
     }
 )
@@ -231,7 +233,37 @@ class RulesEngine:
             return self._label(record)
         if isinstance(record, DeviceEvent) and record.kind == CHANGEOVER_EVENT:
             return self._device_changeover(record)
+        if isinstance(record, RejectedInput) and record.serial is not None:
+            return self._invalid_label(record)
         return []
+
+    def _invalid_label(self, rejection: RejectedInput) -> list[Record]:
+        """A label read but rejected as invalid: read for the sequence, a finding of its own."""
+        if rejection.line is None or rejection.serial is None:
+            return []
+        run = self.runs.active(rejection.line, from_us(rejection.ts_us))
+        context = self._context(run.run_number) if run is not None else None
+        if context is None:
+            return []
+        monitor = self._label_monitor(rejection.source, context, rejection.line)
+        findings = monitor.observe_invalid(
+            rejection.serial, rejection.reason, rejection.ts_us, line=rejection.line
+        )
+        return self._apply(findings, {"label_reorder_window": self.config.label_reorder_window})
+
+    def _label_monitor(self, device: str, run: RunContext, line: str) -> LabelSequenceMonitor:
+        key = (device, run.run_number)
+        monitor = self.labels.get(key)
+        if monitor is None:
+            monitor = LabelSequenceMonitor(
+                device,
+                run.run_number,
+                line=line,
+                reorder_window=self.config.label_reorder_window,
+                outages=self.outages,
+            )
+            self.labels[key] = monitor
+        return monitor
 
     def _device_changeover(self, event: DeviceEvent) -> list[Record]:
         """A checkweigher announces a changeover: the line's ℮ batches close with their
@@ -453,17 +485,7 @@ class RulesEngine:
         if run is None:
             return []
         out: list[Record] = []
-        key = (scan.device, run.run_number)
-        monitor = self.labels.get(key)
-        if monitor is None:
-            monitor = LabelSequenceMonitor(
-                scan.device,
-                run.run_number,
-                line=scan.line,
-                reorder_window=self.config.label_reorder_window,
-                outages=self.outages,
-            )
-            self.labels[key] = monitor
+        monitor = self._label_monitor(scan.device, run, scan.line)
         if scan.batch and not any(scan.batch in r.batch_codes for r in self.runs.runs()):
             orphans = self.orphan_scans.setdefault(run.run_number, [])
             if scan.batch not in orphans:

@@ -25,7 +25,14 @@ from typing import Any
 
 from gateway.clock import Clock
 from gateway.config import RulesSection
-from gateway.records import DeviceEvent, LabelScan, PackEvent, Record, TemperatureReading
+from gateway.records import (
+    DeviceEvent,
+    LabelScan,
+    PackEvent,
+    Record,
+    RejectedInput,
+    TemperatureReading,
+)
 from gateway.rules_engine import LINE_MODE_EVENT, OPERATOR_SOURCE, RulesEngine
 from gateway.runs import RunIndex, to_us
 from gateway.store import Store
@@ -56,6 +63,11 @@ _LABELS = (
 _EVENTS = (
     "SELECT seq, ts_us, device, kind, line, detail, flags FROM device_events "
     "WHERE seq > ? AND ts_us >= ? ORDER BY seq LIMIT ?"
+)
+_LABEL_REJECTIONS = (
+    "SELECT seq, ts_us, source, tag, raw, reason, detail, line, flags, serial "
+    "FROM rejected_inputs WHERE seq > ? AND ts_us >= ? AND serial IS NOT NULL "
+    "ORDER BY seq LIMIT ?"
 )
 _RECORDED_BATCHES = "SELECT line, run_number, plu, start_us FROM emark_batches WHERE end_us >= ?"
 _LINE_MODES = (
@@ -131,6 +143,21 @@ def _label(row: tuple[Any, ...]) -> LabelScan:
     )
 
 
+def _rejection(row: tuple[Any, ...]) -> RejectedInput:
+    _, ts, source, tag, raw, reason, detail, line, flags, serial = row
+    return RejectedInput(
+        ts_us=ts,
+        source=source,
+        tag=tag,
+        raw=raw,
+        reason=reason,
+        detail=detail,
+        line=line,
+        flags=flags,
+        serial=serial,
+    )
+
+
 def _event(row: tuple[Any, ...]) -> DeviceEvent:
     _, ts, device, kind, line, detail, flags = row
     return DeviceEvent(
@@ -161,6 +188,7 @@ async def stored_records(
         _rows(store, _TEMPERATURES, temperatures_since_us, _temperature),
         _rows(store, _LABELS, since_us, _label),
         _rows(store, _EVENTS, since_us, _event),
+        _rows(store, _LABEL_REJECTIONS, since_us, _rejection),
     ]
     heads: list[tuple[int, int, Record]] = []
     for index, source in enumerate(sources):

@@ -197,6 +197,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX packs_run_plu ON packs (run_number, plu);
     ALTER TABLE emark_batches ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE emark_batches ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rejected_inputs ADD COLUMN serial TEXT;
     """,
 )
 """Schema migrations in order; the database's ``user_version`` counts those applied."""
@@ -329,8 +330,18 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
     RejectedInput: RecordTable(
         "rejected_inputs",
         Priority.TELEMETRY,
-        ("ts_us", "source", "line", "tag", "raw", "reason", "detail", "flags"),
-        lambda r: (r.ts_us, r.source, r.line, r.tag, r.raw, r.reason, r.detail, r.flags),
+        ("ts_us", "source", "line", "tag", "raw", "reason", "detail", "flags", "serial"),
+        lambda r: (
+            r.ts_us,
+            r.source,
+            r.line,
+            r.tag,
+            r.raw,
+            r.reason,
+            r.detail,
+            r.flags,
+            r.serial,
+        ),
     ),
     AlertRecord: RecordTable(
         "alerts",

@@ -47,6 +47,7 @@ RULE_DUPLICATE: Final = "label_duplicate"
 RULE_OUT_OF_SEQUENCE: Final = "label_out_of_sequence"
 RULE_BATCH: Final = "label_batch"
 RULE_WEIGHT: Final = "label_weight"
+RULE_INVALID: Final = "label_invalid"
 
 GS1_CSET82: Final = frozenset(
     "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
@@ -315,6 +316,39 @@ class LabelSequenceMonitor:
             self.unsequenced += 1
             return []
         return self.observe_number(seq, ts_us, line=scan.line)
+
+    def observe_invalid(
+        self, serial: str, reason: str, ts_us: int, *, line: str | None = None
+    ) -> list[Finding]:
+        """Take a read that was rejected as invalid but whose serial could still be read.
+
+        The label was there and was read: its number counts as read (it is never listed as
+        missing), and the read is a finding of its own, ``label_invalid`` (WARNING), naming
+        the number and why the label is not valid.
+        """
+        self._noun = "scanner"
+        seq = sequence_number(serial)
+        findings = self.observe_number(seq, ts_us, line=line) if seq is not None else []
+        if seq is None:
+            self.unsequenced += 1
+        findings.append(
+            Finding(
+                rule=RULE_INVALID,
+                subject=f"{self._line or ''}/{self.run}/{serial}",
+                active=True,
+                severity=Severity.WARNING,
+                message=f"{self.subject}: label {serial} read but not valid ({reason})",
+                ts_us=ts_us,
+                line=self._line,
+                detail={
+                    "device": self.device,
+                    "run_number": self.run,
+                    "serial": serial,
+                    "reason": reason,
+                },
+            )
+        )
+        return findings
 
     def observe_pack(self, pack: PackEvent, ts_us: int) -> list[Finding]:
         """Take a pack from the checkweigher; its number is the labeller's ``label_seq``."""

@@ -264,6 +264,28 @@ def parse_gs1(
         )
 
 
+def salvage_serial(raw: bytes, *, separators: Sequence[str] = ()) -> str | None:
+    """The serial (AI 21) of a read that :func:`parse_gs1` rejected, where the read's
+    structure still shows it (a wrong GTIN check digit, an impossible date): that label was
+    read, only not valid, so its number must not be reported missing. None when the
+    elements cannot be told apart up to AI 21. Never raises."""
+    try:
+        text = _decode(raw).rstrip(_TRAILING_WHITESPACE)
+        pos = 3 if text.startswith("]") else 0
+        cur = _Cursor(text, tuple(sorted({GS, *(s for s in separators if s)}, key=len)))
+        cur.has_separator = True  # only the elements' boundaries matter here
+        pos = cur.skip_seps(pos)
+        while pos < len(text):
+            ai, spec, vstart = _read_ai(cur, pos)
+            value, pos = _read_value(cur, ai, spec, vstart)
+            if ai == "21":
+                return value
+            pos = cur.skip_seps(pos)
+    except Exception:  # noqa: BLE001 - a read this broken has no serial to salvage
+        return None
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # implementation
 

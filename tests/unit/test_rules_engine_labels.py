@@ -12,7 +12,14 @@ from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
 from adapters.roles import LabelInterpreter
 from gateway.clock import ManualClock
 from gateway.config import RulesSection, ScannerTcpDevice
-from gateway.records import AlertRecord, DeviceEvent, LabelScan, PackEvent, Record
+from gateway.records import (
+    AlertRecord,
+    DeviceEvent,
+    LabelScan,
+    PackEvent,
+    Record,
+    RejectedInput,
+)
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, to_us
 
@@ -234,3 +241,30 @@ def test_acknowledging_one_gap_leaves_the_other() -> None:
     line.engine.acknowledge(first.alert_id, "Ann", "label 4 found in the bin")
     active = [a.id for a in line.engine.book.active("L1") if a.rule == "label_gap"]
     assert active == [second.alert_id]
+
+
+def test_a_label_read_but_invalid_is_its_own_finding_and_never_missing() -> None:
+    """Issue 16: a label rejected for a bad check digit, inside a sequence with a real gap
+    of two: the gap lists exactly those two, and the invalid read is a finding of its own."""
+    line = Line()
+    line.pack_and_label(range(70058, 70061))
+    bad_gtin = GTIN[:-1] + str((int(GTIN[-1]) + 1) % 10)  # a wrong check digit
+    raw = encode_element_string(
+        [("01", bad_gtin), ("10", BATCH), ("21", "70061"), ("3103", "000240")]
+    )
+    rejection = line.interpreter.read(raw.encode(), line.clock.wall_us())
+    assert isinstance(rejection, RejectedInput)
+    assert (rejection.reason, rejection.serial) == ("gs1_bad_check_digit", "70061")
+    line.feed(rejection)
+    line.clock.advance(1)
+    line.pack_and_label(range(70062, 70151))
+    line.pack_and_label(range(70151, 70153), scanned=False)
+    line.pack_and_label(range(70153, 70160))
+
+    [gap] = line.gap_alerts()
+    assert gap.detail["missing"] == [70151, 70152]
+    [invalid] = [r for r in line.out if r.rule == "label_invalid"]
+    assert invalid.state == "raised"
+    assert "70061" in invalid.message
+    assert "bad_check_digit" in invalid.message
+    assert {r.rule for r in line.out} == {"label_gap", "label_invalid"}
