@@ -44,6 +44,9 @@ class TagSample:
     quality: Quality = Quality.GOOD
     status: str = ""
     """The device's own status text (e.g. an OPC UA status code name) when not good."""
+    raw: object = None
+    """The number as the device sent it, when ``value`` was derived from it (scaled, or a
+    bit field); a tag's ``fault_codes`` are compared with this. None: ``value`` is raw."""
 
 
 class RecordSink(Protocol):

@@ -7,13 +7,18 @@ interpreter of its device with the current time. The interpreter validates every
 * checkweigher -> one :class:`PackEvent` per pack, detected from the pack counter (or the
   label sequence when there is no counter). A counter that jumps by more than one records the
   missed packs as a device event; a counter that goes backwards records a reset. The first
-  value seen after start-up is a baseline, unless the store knew the last counter.
+  value seen after start-up is a baseline, unless the store knew the last counter. The pack
+  carries the device's program, catch-weight mode and accepted/rejected verdict when the
+  device has tags for them (:mod:`adapters.pack_signals`); a ``changeover`` flag becomes a
+  ``changeover`` device event each time it changes.
 * temperature probe -> a :class:`TemperatureReading` per good value.
 * label scanner -> a :class:`LabelScan` per valid GS1 read; anything else a
   :class:`RejectedInput` with the raw bytes (hex) and the parser's reason.
 
 A bad value is never stored as a good reading: it becomes a :class:`RejectedInput` (raw
-value and reason) and is counted in :attr:`Interpreter.rejected`.
+value and reason) and is counted in :attr:`Interpreter.rejected`. A value that is one of its
+tag's ``fault_codes`` is the device saying it has no measurement: it is rejected with reason
+``sensor_fault_code`` (before any range check), and the rules raise a sensor fault on it.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from decimal import Decimal
 
 from adapters.base import Quality, TagSample
 from adapters.codecs.gs1 import Gs1Label, parse_gs1, salvage_serial
+from adapters.pack_signals import Edge, RejectPairing, RejectVerdict, count_of, flag, program_text
 from gateway.config import DeviceBase, TagLimits
 from gateway.records import (
+    SENSOR_FAULT_CODE,
     DeviceEvent,
     LabelScan,
     PackEvent,
@@ -38,6 +45,10 @@ from gateway.records import (
     RejectedInput,
     TemperatureReading,
 )
+
+_IN_FAULT = object()
+"""A tag's remembered value while the device sends a fault code: the next real value is a
+change, and silence in a fault is no stuck sensor."""
 
 
 def utc_date(ts_us: int) -> date:
@@ -110,6 +121,14 @@ class Interpreter(ABC):
             )
         value = sample.value
         limits = self.limits.get(sample.tag)
+        if limits is not None and limits.fault_codes:
+            raw = sample.raw if sample.raw is not None else value
+            number = isinstance(raw, int | float) and not isinstance(raw, bool)
+            if number and raw in limits.fault_codes:
+                state.value = _IN_FAULT
+                return None, self._reject(
+                    ts_us, sample.tag, raw, SENSOR_FAULT_CODE, "a fault code of the device"
+                )
         if isinstance(value, bool) or value is None:
             return value, None
         if isinstance(value, int | float):
@@ -145,7 +164,7 @@ class Interpreter(ABC):
             limits = self.limits.get(tag)
             if limits is None or limits.stuck_after_s is None or state.stuck_reported:
                 continue
-            if state.quality is not Quality.GOOD:
+            if state.quality is not Quality.GOOD or state.value is _IN_FAULT:
                 continue  # a bad tag is already reported; silence is not a stuck sensor
             if (ts_us - state.changed_us) / 1_000_000 > limits.stuck_after_s:
                 state.stuck_reported = True
@@ -192,6 +211,8 @@ class CheckweigherInterpreter(Interpreter):
     """Packs stored with :attr:`RecordFlag.VALUES_UNCERTAIN` so far."""
     _doubts: tuple[str, ...] = ()
     _doubting: bool = False
+    _rejects: RejectPairing = field(default_factory=RejectPairing)
+    _changeover: Edge = field(default_factory=Edge)
 
     def interpret_pack(
         self, samples: Sequence[TagSample], ts_us: int, doubts: Sequence[str] = ()
@@ -226,14 +247,28 @@ class CheckweigherInterpreter(Interpreter):
                 else:
                     records.append(self._reject(ts_us, sample.tag, value, "not_a_counter"))
                 continue
+            if sample.tag == "changeover":
+                # A level read on every poll or notification, pack or not: its changes are
+                # events of their own, not values of a pack.
+                state = flag(value)
+                edge = None if state is None else self._changeover.update(state)
+                if edge is not None:
+                    records.append(self._event(ts_us, "changeover", source="device", active=edge))
+                continue
             self.latest[sample.tag] = value
         if counter is not None:
             records.extend(self._counter_moved(counter, ts_us))
         return records
 
+    @property
+    def _counts_rejects(self) -> bool:
+        return "reject_counter" in self.limits
+
     def _counter_moved(self, counter: int, ts_us: int) -> list[Record]:
         previous, self.last_counter = self.last_counter, counter
         if previous is None:
+            if self._counts_rejects:
+                self._rejects.baseline(counter, count_of(self.latest.get("reject_counter")))
             return [self._event(ts_us, "pack_counter_baseline", counter=counter)]
         if counter == previous:
             return []
@@ -251,10 +286,17 @@ class CheckweigherInterpreter(Interpreter):
                     ts_us, "missed_packs", missed=missed, previous=previous, counter=counter
                 )
             )
+        verdict = None
+        if self._counts_rejects:
+            # Every move of the counter, stored pack or not, so the next pairing spans it.
+            rejects = count_of(self.latest.get("reject_counter"))
+            verdict = self._rejects.pack(counter, rejects, counter_reset=counter < previous)
         if counter == 0:
             return records
-        pack = self._pack(counter, ts_us)
-        if isinstance(pack, PackEvent) and self._doubts:
+        accepted, doubt = self._acceptance(verdict)
+        pack = self._pack(counter, ts_us, accepted)
+        doubts = (*self._doubts, doubt) if doubt else self._doubts
+        if isinstance(pack, PackEvent) and doubts:
             pack = replace(pack, flags=pack.flags | RecordFlag.VALUES_UNCERTAIN)
             self.uncertain_packs += 1
             if not self._doubting:
@@ -262,15 +304,43 @@ class CheckweigherInterpreter(Interpreter):
                 # pack says which; the event says why, without a row per pack.
                 records.append(
                     self._event(
-                        ts_us, "pack_values_uncertain", counter=counter, reasons=list(self._doubts)
+                        ts_us, "pack_values_uncertain", counter=counter, reasons=list(doubts)
                     )
                 )
         if isinstance(pack, PackEvent):
-            self._doubting = bool(self._doubts)
+            self._doubting = bool(doubts)
         records.append(pack)
         return records
 
-    def _pack(self, counter: int, ts_us: int) -> Record:
+    def _acceptance(self, verdict: RejectVerdict | None) -> tuple[bool | None, str]:
+        """Accepted or rejected, and why that is not known when it is a guess.
+
+        A flag read with the pack (``accepted``, ``rejected``; a rejection by either wins)
+        speaks for this very pack, so it beats the reject counter, which only counts. When
+        only the counter tells and cannot pair its rejects with this pack, the pack's
+        accepted is None and the reason makes it VALUES_UNCERTAIN: a rejected pack must not
+        slip into the ℮ batch as an accepted one.
+        """
+        rejected = self._flag_of("rejected")
+        said = [
+            state
+            for state in (self._flag_of("accepted"), None if rejected is None else not rejected)
+            if state is not None
+        ]
+        if said:
+            return all(said), ""
+        if verdict is None:
+            return None, ""
+        return verdict.accepted, verdict.doubt
+
+    def _flag_of(self, tag: str) -> bool | None:
+        value = self.latest.get(tag)
+        if tag == "accepted":
+            # As before there were other signals: a bool or an integer counts, nothing else.
+            return bool(value) if isinstance(value, bool | int) else None
+        return flag(value)
+
+    def _pack(self, counter: int, ts_us: int, accepted: bool | None) -> Record:
         net = self.latest.get("net_weight")
         gross = self.latest.get("gross_weight")
         tare = self.latest.get("tare")
@@ -284,7 +354,6 @@ class CheckweigherInterpreter(Interpreter):
                 "no_weight",
                 f"pack {counter} counted but no good weight was read for it",
             )
-        accepted = self.latest.get("accepted")
         nominal = self.latest.get("nominal_weight")
         label_seq = (
             self.latest.get("label_sequence") if self.counter_tag == "pack_counter" else counter
@@ -297,11 +366,13 @@ class CheckweigherInterpreter(Interpreter):
             pack_counter=counter if self.counter_tag == "pack_counter" else None,
             gross_g=float(gross) if isinstance(gross, int | float) else None,
             tare_g=float(tare) if isinstance(tare, int | float) else None,
-            accepted=bool(accepted) if isinstance(accepted, bool | int) else None,
+            accepted=accepted,
             label_seq=int(label_seq) if isinstance(label_seq, int | float) else None,
             nominal_g=float(nominal)
             if isinstance(nominal, int | float) and not isinstance(nominal, bool) and nominal > 0
             else None,
+            program=program_text(self.latest.get("program")),
+            catch_weight=flag(self.latest.get("catch_weight_mode")),
         )
 
     def _event(self, ts_us: int, kind: str, **detail: object) -> DeviceEvent:

@@ -16,6 +16,7 @@ value lives, exactly one of::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -37,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from adapters.codecs.bitfields import is_contiguous
 from adapters.codecs.registers import (
     DataType,
     Table,
@@ -220,6 +222,15 @@ CHECKWEIGHER_SIGNALS = frozenset(
 program or product code (see ``programs``), ``catch_weight_mode``, ``rejected`` and
 ``changeover`` are flags (often bits of a status word), ``reject_counter`` counts rejects."""
 
+CHECKWEIGHER_FLAGS = frozenset({"accepted", "rejected", "catch_weight_mode", "changeover"})
+"""The checkweigher signals that are true or false: the ones a ``bit`` tag may be."""
+
+CHECKWEIGHER_WEIGHTS = frozenset({"net_weight", "gross_weight", "tare", "nominal_weight"})
+"""The checkweigher signals that are weights: never a bit field."""
+
+INTEGER_TYPES = {DataType.INT16: 16, DataType.UINT16: 16, DataType.INT32: 32, DataType.UINT32: 32}
+"""Modbus data types a ``bit`` or ``mask`` may be taken from, and their width in bits."""
+
 
 class TagLimits(StrictModel):
     """Plausibility checks shared by every tag kind."""
@@ -232,12 +243,46 @@ class TagLimits(StrictModel):
     """A value unchanged for longer than this is reported as stuck (sensor fault)."""
     location: str = ""
     """Where a probe sits (e.g. ``product core``, ``chill room 2``)."""
+    fault_codes: tuple[int | float, ...] = Field(default=(), max_length=32)
+    """Values the device sends instead of a measurement, as read before scale and offset
+    (e.g. ``[32767, -32768]``, a transmitter's sensor break and short circuit). Such a value
+    is rejected as ``sensor_fault_code``, not as out of range, and a probe with HACCP limits
+    raises a sensor fault while it lasts (docs/devices.md)."""
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> Self:
         if self.min is not None and self.max is not None and self.min >= self.max:
             raise ValueError(f"min ({self.min}) must be below max ({self.max})")
         return self
+
+    @field_validator("fault_codes", mode="before")
+    @classmethod
+    def _codes_are_numbers(cls, value: object) -> object:
+        # Checked before pydantic's own coercion, which would take true for 1 and "5" for 5.
+        if isinstance(value, list | tuple):
+            for code in value:
+                if isinstance(code, bool) or not isinstance(code, int | float):
+                    raise ValueError(f"fault code {code!r} is not a number")
+                if not math.isfinite(code):
+                    raise ValueError(f"fault code {code!r} is not a finite number")
+        return value
+
+
+def _check_bit_field(key: str, data: Mapping[str, Any]) -> None:
+    """What ``bit``/``mask`` cannot go with, on any tag (``data``: the keys read before)."""
+    if data.get("fault_codes"):
+        raise ValueError(f"fault_codes are raw values of a measurement; they do not go with {key}")
+    if key == "bit" and (data.get("min") is not None or data.get("max") is not None):
+        raise ValueError("a bit reads true or false: min and max do not apply")
+    if key == "mask" and data.get("bit") is not None:
+        raise ValueError("give bit or mask, not both")
+
+
+def _check_mask(mask: int, width: int, type_name: str) -> None:
+    if mask >> width:
+        raise ValueError(f"mask 0x{mask:X} is wider than the {width} bits of {type_name}")
+    if not is_contiguous(mask):
+        raise ValueError(f"mask 0x{mask:X} is not one run of adjacent bits (e.g. 0x0F00)")
 
 
 class OpcUaTag(TagLimits):
@@ -247,12 +292,27 @@ class OpcUaTag(TagLimits):
     """What the value means for the device role (checkweigher signal, probe id, ``barcode``)."""
     node: str
     """Node id, e.g. ``ns=2;s=CW1.LastNetWeight`` or ``nsu=urn:x;i=1001``."""
+    bit: int | None = Field(default=None, ge=0, le=63)
+    """A flag in an integer variable (a status word): bit 0 is the least significant bit; the
+    tag reads true or false. Not with mask, min, max or fault_codes."""
+    mask: int | None = Field(default=None, ge=1, le=2**64 - 1)
+    """A group of adjacent bits of an integer variable (e.g. ``0x0F00``), shifted down: the
+    tag reads that number. Not with bit or fault_codes."""
 
     @field_validator("node")
     @classmethod
     def _node_id_syntax(cls, value: str) -> str:
         if not re.fullmatch(r"(ns=\d+;|nsu=[^;]+;)?[isgb]=.+", value):
             raise ValueError("not an OPC UA node id (e.g. ns=2;s=CW1.LastNetWeight)")
+        return value
+
+    @field_validator("bit", "mask")
+    @classmethod
+    def _bit_field(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.field_name is not None:
+            _check_bit_field(info.field_name, info.data)
+            if info.field_name == "mask":
+                _check_mask(value, 64, "an OPC UA integer")
         return value
 
 
@@ -330,8 +390,31 @@ class DeviceBase(StrictModel):
         """Names of the device's tags, for the role checks."""
         return []
 
+    def bit_fields(self) -> dict[str, str]:
+        """Tags that read part of a value: name -> ``bit`` or ``mask``."""
+        return {}
+
+    def _bit_fields_fit_the_role(self) -> None:
+        fields = self.bit_fields()
+        bits = sorted(name for name, key in fields.items() if key == "bit")
+        if self.role == "temperature_probe" and fields:
+            raise ValueError(
+                f"a temperature probe's tags are temperatures, not bit fields: {sorted(fields)}"
+            )
+        if self.role == "checkweigher":
+            not_flags = [name for name in bits if name not in CHECKWEIGHER_FLAGS]
+            if not_flags:
+                raise ValueError(
+                    f"a bit is true or false; only {sorted(CHECKWEIGHER_FLAGS)} are flags, "
+                    f"not {not_flags}"
+                )
+            weights = sorted(set(fields) & CHECKWEIGHER_WEIGHTS)
+            if weights:
+                raise ValueError(f"weights are not bit fields: {weights}")
+
     @model_validator(mode="after")
     def _role_has_its_tags(self) -> Self:
+        self._bit_fields_fit_the_role()
         names = self.tag_names()
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -397,6 +480,15 @@ class OpcUaDevice(DeviceBase):
         """All tag names across the groups."""
         return [t.name for g in self.groups for t in g.tags]
 
+    def bit_fields(self) -> dict[str, str]:
+        """Tags that read part of a value: name -> ``bit`` or ``mask``."""
+        return {
+            t.name: "bit" if t.bit is not None else "mask"
+            for g in self.groups
+            for t in g.tags
+            if t.bit is not None or t.mask is not None
+        }
+
 
 class ModbusTag(TagLimits):
     """One Modbus value: where it is, how it is encoded, how it scales."""
@@ -417,6 +509,15 @@ class ModbusTag(TagLimits):
     """Engineering value = raw × scale + offset."""
     offset: float = 0.0
     """Added after scaling."""
+    bit: int | None = Field(default=None, ge=0, le=31)
+    """A flag in an integer register (a status word): bit 0 is the least significant bit of
+    the value as decoded; the tag reads true or false. Several tags may name bits of the same
+    register, which is still read once. Not with mask, scale, offset, min, max or
+    fault_codes."""
+    mask: int | None = Field(default=None, ge=1, le=0xFFFF_FFFF)
+    """A group of adjacent bits of an integer register (e.g. ``0x0F00``), shifted down: the
+    tag reads that number (a one-bit mask reads 0 or 1; use ``bit`` for a flag). Not with
+    bit, scale, offset or fault_codes."""
 
     @model_validator(mode="before")
     @classmethod
@@ -430,11 +531,37 @@ class ModbusTag(TagLimits):
             data["table"], data["address"] = table, address
         return data
 
+    @field_validator("bit", "mask")
+    @classmethod
+    def _bit_field(cls, value: int | None, info: ValidationInfo) -> int | None:
+        key, data = info.field_name, info.data
+        if value is None or key is None:
+            return value
+        table, data_type = data.get("table"), data.get("type")
+        if isinstance(table, Table) and table.is_bit_table:
+            raise ValueError(f"{key} picks bits of a register; a {table} is one bit already")
+        if data_type not in INTEGER_TYPES:
+            raise ValueError(
+                f"{key} needs an integer type ({', '.join(map(str, INTEGER_TYPES))}), "
+                f"not {data_type}"
+            )
+        if data.get("scale", 1.0) != 1.0 or data.get("offset", 0.0) != 0.0:
+            raise ValueError(f"a bit field is not scaled: remove scale and offset, or {key}")
+        _check_bit_field(key, data)
+        width = INTEGER_TYPES[data_type]
+        if key == "bit" and value >= width:
+            raise ValueError(f"bit {value} is beyond the {width} bits of a {data_type}")
+        if key == "mask":
+            _check_mask(value, width, f"a {data_type}")
+        return value
+
     @model_validator(mode="after")
     def _type_fits_table(self) -> Self:
         bit_table = self.table in (Table.COIL, Table.DISCRETE_INPUT)
         if bit_table and self.type != DataType.BOOL:
             raise ValueError(f"{self.table} holds bits: type must be bool")
+        if self.fault_codes and self.type in (DataType.BOOL, DataType.STRING):
+            raise ValueError(f"fault_codes are numbers; a {self.type} tag has none")
         if self.type == DataType.STRING and self.length == 0:
             raise ValueError("string tags need length (characters)")
         if not bit_table and self.address + self.registers > 65536:
@@ -466,6 +593,14 @@ class ModbusDeviceBase(DeviceBase):
     def tag_names(self) -> list[str]:
         """All tag names."""
         return [t.name for t in self.tags]
+
+    def bit_fields(self) -> dict[str, str]:
+        """Tags that read part of a value: name -> ``bit`` or ``mask``."""
+        return {
+            t.name: "bit" if t.bit is not None else "mask"
+            for t in self.tags
+            if t.bit is not None or t.mask is not None
+        }
 
 
 class ModbusTcpDevice(ModbusDeviceBase):

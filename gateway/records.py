@@ -138,6 +138,12 @@ class DeviceEvent:
     flags: int = 0
 
 
+SENSOR_FAULT_CODE = "sensor_fault_code"
+"""The reason of a :class:`RejectedInput` whose raw value is one of its tag's configured
+``fault_codes``: the device says it has no measurement. For a probe with HACCP limits the
+rules raise a sensor fault on it (``source`` is the device id, ``tag`` the probe)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RejectedInput:
     """An input that was refused, stored with its raw value and the reason, not dropped.

@@ -31,6 +31,7 @@ from adapters.erp.model import ProductionRun
 from gateway.clock import Clock
 from gateway.config import ProbeRules, RulesSection
 from gateway.records import (
+    SENSOR_FAULT_CODE,
     AlertRecord,
     DeviceEvent,
     EmarkBatchRecord,
@@ -235,6 +236,8 @@ class RulesEngine:
             return self._device_changeover(record)
         if isinstance(record, RejectedInput) and record.serial is not None:
             return self._invalid_label(record)
+        if isinstance(record, RejectedInput) and record.reason == SENSOR_FAULT_CODE:
+            return self._probe_fault(record)
         return []
 
     def _invalid_label(self, rejection: RejectedInput) -> list[Record]:
@@ -479,6 +482,19 @@ class RulesEngine:
         if not findings:
             return []  # the usual case: the settings are serialised only for an alert
         return self._apply(findings, self._probe_config(probe))
+
+    def _probe_fault(self, rejected: RejectedInput) -> list[Record]:
+        """A probe's device sent a fault code instead of a temperature: a sensor fault.
+
+        ``source`` is the device and ``tag`` the probe (adapters/roles.py builds it so).
+        Repeats and the "repeated N times" summary rows of the same code change nothing.
+        """
+        entry = self.probes.get((rejected.source, rejected.tag))
+        if entry is None:
+            return []
+        probe, monitor = entry
+        findings = monitor.observe_fault(rejected.ts_us, rejected.raw, line=rejected.line)
+        return self._apply(findings, self._probe_config(probe)) if findings else []
 
     def _label(self, scan: LabelScan) -> list[Record]:
         run = self._context(scan.run_number)

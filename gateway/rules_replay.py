@@ -1,12 +1,14 @@
 """Rebuilding the rules' state from the store when the gateway starts.
 
-The store holds every pack, temperature reading, label scan and line-mode change, so the
-state the rules build from them (open ℮ inspection batches, giveaway statistics, HACCP
-monitors, label sequence windows) is not lost with the process: at start the records of
-the recent past are read back in store order and replayed through the rules
+The store holds every pack, temperature reading, label scan, line-mode change and probe
+fault code (a rejected input with reason ``sensor_fault_code``), so the state the rules build
+from them (open ℮ inspection batches, giveaway statistics, HACCP monitors, label sequence
+windows) is not lost with the process: at start the records of the recent past are read
+back in store order and replayed through the rules
 (:meth:`gateway.rules_engine.RulesEngine.replay`). A crash and a planned stop are the same
-to it, so a routine restart does not split an hourly ℮ batch and no rule judges a small
-post-restart sample as if it were the batch (docs/restarts.md).
+to it, so a routine restart does not split an hourly ℮ batch, no rule judges a small
+post-restart sample as if it were the batch, and a probe sending its fault code before the
+stop is still in fault after it (docs/restarts.md).
 
 How far back: from the start of the oldest run still open (or ended within one ℮ batch
 window), and at least one ℮ batch window, but never more than :data:`REPLAY_LIMIT_S`.
@@ -68,6 +70,11 @@ _LABEL_REJECTIONS = (
     "SELECT seq, ts_us, source, tag, raw, reason, detail, line, flags, serial "
     "FROM rejected_inputs WHERE seq > ? AND ts_us >= ? AND serial IS NOT NULL "
     "ORDER BY seq LIMIT ?"
+)
+_PROBE_FAULTS = (  # the reason is gateway.records.SENSOR_FAULT_CODE
+    "SELECT seq, ts_us, source, tag, raw, reason, detail, line, flags, serial "
+    "FROM rejected_inputs "
+    "WHERE reason = 'sensor_fault_code' AND seq > ? AND ts_us >= ? ORDER BY seq LIMIT ?"
 )
 _RECORDED_BATCHES = "SELECT line, run_number, plu, start_us FROM emark_batches WHERE end_us >= ?"
 _LINE_MODES = (
@@ -189,6 +196,8 @@ async def stored_records(
         _rows(store, _LABELS, since_us, _label),
         _rows(store, _EVENTS, since_us, _event),
         _rows(store, _LABEL_REJECTIONS, since_us, _rejection),
+        # A probe's fault code held across the stop is still a fault after it.
+        _rows(store, _PROBE_FAULTS, temperatures_since_us, _rejection),
     ]
     heads: list[tuple[int, int, Record]] = []
     for index, source in enumerate(sources):

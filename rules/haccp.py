@@ -24,6 +24,11 @@ Where the numbers come from (docs/reference/domain-rules.md §3):
 * A sensor fault (no data, value outside the sensor's physical range, value stuck) is its own
   alarm (domain-rules §3.2 (e)); a faulty reading never counts as in-limit, so it can never
   clear a breach.
+* A device fault code (the transmitter's documented "no measurement" value, e.g. raw 32767,
+  :meth:`ProbeMonitor.observe_fault`) is a sensor fault too, raised once and held until the
+  next valid reading. While it lasts the probe has no value: the last one is not held through
+  it (no breach is raised on it, and its time does not count as beyond the limit), and the
+  silence of a probe that keeps sending its code is not "no data".
 
 Time model: each reading's own ``ts_us`` places it on the probe's timeline; the ``ts_us``
 argument of ``observe``/``tick`` is "now" and stamps the findings. Between two readings the
@@ -59,7 +64,7 @@ RULE_LOWER: Final = "haccp_lower"
 RULE_SENSOR_FAULT: Final = "haccp_sensor_fault"
 
 Side = Literal["upper", "lower"]
-Fault = Literal["no_data", "out_of_range", "stuck"]
+Fault = Literal["no_data", "out_of_range", "stuck", "device_fault"]
 
 _US_PER_S: Final = 1_000_000
 
@@ -234,8 +239,8 @@ class ProbeMonitor:
       inside by the hysteresis. The clear finding's detail carries the time beyond the limit
       during the breach (``breach_s``) and in total (``total_beyond_s``).
     * ``haccp_sensor_fault`` (MAJOR): raised when the set of faults (``no_data``,
-      ``out_of_range``, ``stuck``) becomes non-empty, re-sent (an update) when it changes,
-      cleared when it is empty again.
+      ``out_of_range``, ``stuck``, ``device_fault``) becomes non-empty, re-sent (an update)
+      when it changes, cleared when it is empty again.
     """
 
     def __init__(
@@ -281,6 +286,11 @@ class ProbeMonitor:
         self._out_of_range = False
         self._stuck = False
         self._faults: frozenset[Fault] = frozenset()
+        self._fault_code: str | None = None
+        """The device's fault code while it sends one, until the next valid reading."""
+        self._last_fault_us: int | None = None
+        self._hold_ends_us: int | None = None
+        """When a fault code cut the hold of the last trusted value short."""
         self._excursions: deque[Excursion] = deque(maxlen=excursion_log_size)
         self.ignored_out_of_order = 0
         """Readings older than the newest one seen, ignored."""
@@ -338,6 +348,10 @@ class ProbeMonitor:
         """
         if self._last_seen_us is not None:
             self._last_seen_us += delta_us
+        if self._last_fault_us is not None:
+            self._last_fault_us += delta_us
+        if self._hold_ends_us is not None:
+            self._hold_ends_us += delta_us
         self._same_since_us += delta_us
         if self._last_reading is not None:
             self._last_reading = replace(
@@ -375,7 +389,7 @@ class ProbeMonitor:
         Readings older than the newest seen are ignored (counted in
         ``ignored_out_of_order``): the timeline of a probe only moves forward.
         """
-        if self._last_reading is not None and reading.ts_us < self._last_reading.ts_us:
+        if self._older_than_seen(reading.ts_us):
             self.ignored_out_of_order += 1
             return self._evaluate(ts_us)
         t = reading.ts_us
@@ -384,6 +398,7 @@ class ProbeMonitor:
         self._line = reading.line
         self._last_seen_us = t
         self._no_data = False
+        self._fault_code = None  # the device measures again
         limits = self.limits
         self._out_of_range = not limits.physical_min_c <= value <= limits.physical_max_c
         if value != self._last_raw:
@@ -396,9 +411,39 @@ class ProbeMonitor:
         findings.extend(self._evaluate(ts_us))
         return findings
 
+    def observe_fault(self, ts_us: int, code: str, *, line: str | None = None) -> list[Finding]:
+        """The device sent fault code ``code`` instead of a reading at ``ts_us`` (also now).
+
+        One ``device_fault`` sensor fault is raised for a run of codes, however long, and
+        cleared by the next valid reading. Until then no breach is raised on the last value
+        and no "no data" fault: the device is answering, with "no measurement".
+        """
+        if self._older_than_seen(ts_us):
+            self.ignored_out_of_order += 1
+            return self._evaluate(ts_us)
+        if line is not None:
+            self._line = line
+        if self._fault_code is None and self._hold_ends_us is None:
+            self._hold_ends_us = ts_us
+        self._fault_code = code
+        self._last_fault_us = ts_us
+        self._last_seen_us = ts_us
+        self._no_data = False
+        # The faults of the last reading are history now: the device says what it has.
+        self._out_of_range = self._stuck = False
+        self._last_raw = None
+        return self._evaluate(ts_us)
+
     def tick(self, ts_us: int) -> list[Finding]:
         """Let time pass to ``ts_us`` with no reading: no-data faults, debounces elapsing."""
         return self._evaluate(ts_us)
+
+    def _older_than_seen(self, ts_us: int) -> bool:
+        newest = max(
+            self._last_reading.ts_us if self._last_reading is not None else ts_us,
+            self._last_fault_us if self._last_fault_us is not None else ts_us,
+        )
+        return ts_us < newest
 
     # ---------------------------------------------------------------------------- logic
 
@@ -406,10 +451,13 @@ class ProbeMonitor:
         findings: list[Finding] = []
         previous = self._last_valid
         hysteresis = self.limits.hysteresis_c
+        # The previous trusted value is held until this reading, for at most no_data_s, and
+        # never past a fault code: the device said then that it had no value.
+        held_until = t if self._hold_ends_us is None else min(t, self._hold_ends_us)
+        self._hold_ends_us = None
         for side in self._sides:
             if previous is not None and side.beyond(previous[1]):
-                # The previous trusted value is held until this reading, for at most no_data_s.
-                held = max(0, min(t - previous[0], self._no_data_us))
+                held = max(0, min(held_until - previous[0], self._no_data_us))
                 side.total_us += held
                 if side.start_us is not None:
                     side.beyond_us += held
@@ -429,12 +477,20 @@ class ProbeMonitor:
 
     def _evaluate(self, now: int) -> list[Finding]:
         findings: list[Finding] = []
+        in_fault = self._fault_code is not None
         if self._last_seen_us is None:
             self._last_seen_us = now
-        elif now - self._last_seen_us >= self._no_data_us:
+        elif not in_fault and now - self._last_seen_us >= self._no_data_us:
+            # A probe held in a fault code is already a sensor fault; a code sent once and
+            # then silence (a repeat collapsed upstream, a link lost) is that same fault.
             self._no_data = True
-        # The held value is trusted for no_data_s after the last trusted reading.
-        fresh = self._last_valid is not None and now - self._last_valid[0] < self._no_data_us
+        # The held value is trusted for no_data_s after the last trusted reading, and not
+        # at all while the device reports a fault code.
+        fresh = (
+            not in_fault
+            and self._last_valid is not None
+            and now - self._last_valid[0] < self._no_data_us
+        )
         if fresh:
             for side in self._sides:
                 if (
@@ -443,12 +499,13 @@ class ProbeMonitor:
                     and now - side.start_us >= self._debounce_us
                 ):
                     findings.append(self._raise(side, side.start_us, now))
-        if self._no_data or self._out_of_range or self._stuck or self._faults:
+        if self._no_data or self._out_of_range or self._stuck or in_fault or self._faults:
             # (Otherwise no fault now and none before: nothing to compare, every reading.)
             flags: tuple[tuple[Fault, bool], ...] = (
                 ("no_data", self._no_data),
                 ("out_of_range", self._out_of_range),
                 ("stuck", self._stuck),
+                ("device_fault", in_fault),
             )
             faults = frozenset(fault for fault, on in flags if on)
             if faults != self._faults:
@@ -536,6 +593,7 @@ class ProbeMonitor:
             "physical_min_c": float(self.limits.physical_min_c),
             "physical_max_c": float(self.limits.physical_max_c),
             "stuck_s": self.limits.stuck_s,
+            "fault_code": self._fault_code,
         }
         if faults:
             low, high = self.limits.physical_min_c, self.limits.physical_max_c
@@ -543,6 +601,7 @@ class ProbeMonitor:
                 "no_data": f"no reading for {self.limits.no_data_s:g} s",
                 "out_of_range": f"reading outside {low}..{high} °C",
                 "stuck": f"value unchanged for {self.limits.stuck_s or 0:g} s",
+                "device_fault": f"the device reports its fault code {self._fault_code}",
             }
             message = f"{self.subject} sensor fault: " + "; ".join(
                 reasons[f] for f in sorted(faults)

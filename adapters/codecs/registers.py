@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from adapters.codecs.precision import scaled
+
 __all__ = [
     "MAX_READ_COUNT",
     "DataType",
@@ -345,8 +347,11 @@ def scale(raw: int | float, *, factor: float = 1.0, offset: float = 0.0) -> floa
     """Engineering value ``raw * factor + offset`` (multiply first, then add the offset).
 
     E.g. an int16 temperature with LSB = 0.1 degC: ``scale(-185, factor=0.1)`` -> -18.5.
+    Computed in decimal (:func:`adapters.codecs.precision.scaled`), so the value has the
+    scale's decimal places and no binary noise: ``scale(68, factor=0.1)`` is 6.8, not
+    6.800000000000001.
     """
-    return float(raw) * factor + offset
+    return scaled(raw, factor, offset)
 
 
 # Leading Modicon digit -> table (see module docstring).

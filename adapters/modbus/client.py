@@ -5,6 +5,11 @@ Each poll cycle reads every :class:`~adapters.codecs.registers.ReadBlock` of the
 time, decodes the tags, and hands all samples of the cycle to the device's role interpreter
 together, so a checkweigher's pack counter and weights come from the same cycle.
 
+Several tags may read the same register (the bits of a status word, ``bit``/``mask`` tags;
+:mod:`adapters.codecs.bitfields`): their spans are identical, so the planner merges them and
+the register is read once per cycle, every tag decoded from that one reply. Values are
+decoded at their physical precision (:func:`tag_sample`).
+
 Same cycle is not same moment. A checkweigher whose counter and values fit in one block is
 read in one request, which the device answers from one image of its registers: the values
 are the counter's pack's (as long as the device updates a pack's registers together, which
@@ -101,7 +106,10 @@ from adapters.base import (
     TagSample,
     raise_if_cancelled,
 )
+from adapters.codecs.bitfields import extract_field
+from adapters.codecs.precision import shortest_float32
 from adapters.codecs.registers import (
+    DataType,
     ReadBlock,
     RegisterSpan,
     Table,
@@ -123,7 +131,13 @@ from gateway.errors import (
     DeviceUnreachable,
 )
 
-__all__ = ["CONFIG_RETRY_S", "EXCEPTION_NAMES", "ModbusAdapter", "classify_exception"]
+__all__ = [
+    "CONFIG_RETRY_S",
+    "EXCEPTION_NAMES",
+    "ModbusAdapter",
+    "classify_exception",
+    "tag_sample",
+]
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +257,28 @@ def _plan(device: ModbusTcpDevice | ModbusRtuDevice) -> list[_Block]:
     return [_Block(r, tuple(device.tags[i] for i in r.members)) for r in reads]
 
 
-def _engineering(raw: int | float | bool | str, tag: ModbusTag) -> object:
-    """Apply the tag's scale and offset; integers stay integers when nothing is scaled."""
+def tag_sample(tag: ModbusTag, raw: int | float | bool | str) -> TagSample:
+    """The sample of one decoded tag: its bit field, or its value at physical precision.
+
+    * ``bit``/``mask``: the flag (bool) or the field (int) of the integer read;
+    * a float32 is its shortest decimal (a register pair holding 6.8 reads 6.8, not
+      6.800000190734863);
+    * scale and offset are applied in decimal, so 68 x 0.1 is 6.8 (docs/devices.md);
+      integers stay integers when nothing is scaled (counters must stay exact).
+
+    ``raw`` is kept on the sample whenever the value was derived from it: the tag's
+    ``fault_codes`` are raw values.
+    """
     if isinstance(raw, bool | str):
-        return raw
-    if isinstance(raw, int) and tag.scale == 1.0 and tag.offset == 0.0:
-        return raw  # counters and sequence numbers must stay exact
-    return scale(raw, factor=tag.scale, offset=tag.offset)
+        return TagSample(tag.name, raw)
+    if tag.bit is not None or tag.mask is not None:
+        # Config allows bit/mask only on integer types, so raw is an int here.
+        return TagSample(tag.name, extract_field(int(raw), bit=tag.bit, mask=tag.mask), raw=raw)
+    if tag.type is DataType.FLOAT32:
+        raw = shortest_float32(raw)
+    if tag.scale == 1.0 and tag.offset == 0.0:
+        return TagSample(tag.name, raw)
+    return TagSample(tag.name, scale(raw, factor=tag.scale, offset=tag.offset), raw=raw)
 
 
 def _next_due(previous: float, now: float, interval: float) -> float:
@@ -752,7 +781,7 @@ class ModbusAdapter(DeviceRecorder):
                     samples.append(TagSample(tag.name, None, Quality.BAD, str(error)))
                 continue
             self._bad_reported.pop(tag.name, None)
-            samples.append(TagSample(tag.name, _engineering(raw, tag)))
+            samples.append(tag_sample(tag, raw))
         return samples, all_good
 
     # ---------------------------------------------------------------- records and state

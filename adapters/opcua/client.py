@@ -60,6 +60,10 @@ pack is stored flagged ``VALUES_UNCERTAIN`` and counted (:attr:`OpcUaAdapter.unc
 A poll group holding the counter reads the counter first and then every checkweigher
 variable in its one Read, and is judged the same way; a checkweigher poll group without the
 counter is not polled (its values are read with the counter). docs/devices.md has the cases.
+A ``changeover`` flag is the machine's state, not a value of a pack: it is handed on as it
+arrives (its notifications, or every poll of its group) and never picked by source time; the
+interpreter turns its changes into ``changeover`` events. ``bit``/``mask`` tags read their
+part of an integer variable (:func:`adapters.opcua.status.bit_field`).
 
 Time: record times are the gateway clock (``clock.wall_us()``) when a value is handled, the
 one time base of every device and of the store's clock-step flags; source timestamps come
@@ -111,6 +115,7 @@ from adapters.opcua.packs import PackAssembler
 from adapters.opcua.security import SecureChannelSetup, configure_security
 from adapters.opcua.status import (
     UA_ERRORS,
+    bit_field,
     describe_status,
     is_security_code,
     sample_from,
@@ -158,6 +163,11 @@ _ASYNCUA_PROBE_S: Final = 3600.0
 _GUARD_GRACE_S: Final = 0.25
 # Floor of the jitter for security/config retries: about reconnect_max_s, never a storm.
 _SLOW_FLOOR: Final = 0.75
+
+LEVEL_SIGNALS: Final = frozenset({"changeover"})
+"""Checkweigher signals that are a state of the machine, not a value of a pack: they are fed
+to the interpreter when they change (and with every poll), never paired with a pack counter
+by source time, which could hand an older state on after a newer one."""
 
 _SERVER_STATE: Final = ua.NodeId(ua.Int32(ObjectIds.Server_ServerStatus_State))
 _SERVER_START_TIME: Final = ua.NodeId(ua.Int32(ObjectIds.Server_ServerStatus_StartTime))
@@ -315,10 +325,14 @@ class OpcUaAdapter(DeviceRecorder):
         self._config_reported: set[tuple[str, str]] = set()
         self._counter: str | None = None
         self._packs: PackAssembler | None = None
+        self._levels: frozenset[str] = frozenset()
         self._doubts_logged = False
         if isinstance(self.interpreter, CheckweigherInterpreter):
             self._counter = self.interpreter.counter_tag
-            self._packs = PackAssembler(n for n in self.tags if n != self._counter)
+            self._levels = LEVEL_SIGNALS & set(self.tags)
+            self._packs = PackAssembler(
+                n for n in self.tags if n != self._counter and n not in self._levels
+            )
         if device.password is not None and device.security is None:
             log.warning(
                 "device %s: a password is configured without SignAndEncrypt security",
@@ -631,7 +645,10 @@ class OpcUaAdapter(DeviceRecorder):
         # values likewise: two packs in a row are often both accepted, and only the
         # second write's notification shows a value was written for that pack (packs.py).
         every_write = self.device.role == "label_scanner" or (
-            self._packs is not None and tag.name != self._counter and deadband is None
+            self._packs is not None
+            and tag.name != self._counter
+            and tag.name not in self._levels  # a level's changes are all that matter
+            and deadband is None
         )
         if deadband is None and not every_write:
             return None  # the server's default trigger, StatusValue
@@ -691,13 +708,21 @@ class OpcUaAdapter(DeviceRecorder):
             return
         session.fail(DeviceUnreachable(self.device_id, "subscription closed"))
 
+    def _sample(self, name: str, data_value: ua.DataValue) -> TagSample:
+        """One tag's sample, the tag's bit field picked out when it has one."""
+        sample = sample_from(name, data_value)
+        tag = self.tags.get(name)
+        return sample if tag is None else bit_field(sample, bit=tag.bit, mask=tag.mask)
+
     async def _changed(
         self, client: Client, session: _Session, tag: str, data_value: ua.DataValue
     ) -> None:
-        sample = sample_from(tag, data_value)
+        sample = self._sample(tag, data_value)
         if self._packs is not None:
             if tag == self._counter:
                 await self._counter_changed(client, session, sample, source_stamp_us(data_value))
+            elif tag in self._levels:
+                self._feed([sample])  # a level's change is news now, pack or not
             else:
                 self._packs.note(sample, source_stamp_us(data_value))  # fed with its counter
                 self._track(sample)
@@ -733,7 +758,7 @@ class OpcUaAdapter(DeviceRecorder):
     ) -> tuple[list[TagSample], tuple[str, ...]]:
         """The pack's values (picked by source time, packs.py) and the counter, last."""
         read = [
-            (sample_from(name, value), source_stamp_us(value))
+            (self._sample(name, value), source_stamp_us(value))
             for name, value in zip(names, values, strict=True)
         ]
         for sample, stamp in read:
@@ -771,7 +796,7 @@ class OpcUaAdapter(DeviceRecorder):
             return groups
         kept = []
         for group in groups:
-            if any(t.name == self._counter for t in group.tags):
+            if any(t.name == self._counter or t.name in self._levels for t in group.tags):
                 kept.append(group)
             else:
                 log.info(
@@ -785,12 +810,18 @@ class OpcUaAdapter(DeviceRecorder):
     async def _poll(self, client: Client, session: _Session, group: OpcUaTagGroup) -> None:
         """Read all of the group's nodes in one Read every ``poll_interval_ms``."""
         names = [t.name for t in group.tags]
+        levels = [name for name in names if name in self._levels]
         packs, counter = self._packs, self._counter
         if packs is not None and counter is not None:
-            # The whole pack, the counter first: a server that does not take a Read's
-            # values at one moment then reads the weights no earlier than the counter, and a
-            # weight stamped at or before the counter is still the one current at it.
-            names = [counter, *packs.tags]
+            if counter not in names:
+                packs = None  # a group of levels only: read as they are, each poll
+                names = levels
+            else:
+                # The whole pack, the counter first: a server that does not take a Read's
+                # values at one moment then reads the weights no earlier than the counter,
+                # and a weight stamped at or before the counter is still the one current at
+                # it. The group's levels (changeover) come after, fed as they are.
+                names = [counter, *packs.tags, *levels]
         nodes = [session.nodes[n] for n in names]
         interval = group.poll_interval_ms / 1000
         due = self._clock.monotonic()
@@ -803,16 +834,22 @@ class OpcUaAdapter(DeviceRecorder):
                 return
             doubts: tuple[str, ...] = ()
             if packs is not None and counter is not None:
-                pairs = list(zip(names[1:], values[1:], strict=True))
-                read, doubts = self._assemble(
+                end = 1 + len(packs.tags)
+                now_read = [
+                    self._sample(name, value)
+                    for name, value in zip(names[end:], values[end:], strict=True)
+                ]
+                assembled, doubts = self._assemble(
                     packs,
-                    sample_from(counter, values[0]),
+                    self._sample(counter, values[0]),
                     source_stamp_us(values[0]),
-                    [name for name, _ in pairs],
-                    [value for _, value in pairs],
+                    names[1:end],
+                    values[1:end],
                 )
+                read = [*now_read, *assembled]
             else:
-                read = [sample_from(name, value) for name, value in zip(names, values, strict=True)]
+                pairs = zip(names, values, strict=True)
+                read = [self._sample(name, value) for name, value in pairs]
             samples = []
             for index, sample in enumerate(read):
                 # A scanner is never a checkweigher, so its samples are in ``values`` order.

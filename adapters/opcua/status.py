@@ -3,6 +3,7 @@
 * Quality comes from the StatusCode severity bits (OPC 10000-4 §7.34.1): bits 31..30 are
   ``00`` Good, ``01`` Uncertain, ``10`` Bad, and ``11`` is reserved and "shall be treated as
   Bad". The status name (``BadSensorFailure``) goes into :attr:`TagSample.status`.
+* A ``bit``/``mask`` tag reads part of an integer value (:func:`bit_field`).
 * Variant values become plain Python values (OPC 10000-6 §5.1.2 built-in types): Boolean ->
   ``bool``, the integer types -> ``int``, Double -> ``float``, Float -> the shortest ``float``
   that is the same 32-bit value (a PLC REAL of 241.3 is 241.3 g, not 241.3000030517578 g),
@@ -16,8 +17,6 @@
 
 from __future__ import annotations
 
-import math
-import struct
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -28,6 +27,8 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from cryptography.exceptions import InvalidSignature
 
 from adapters.base import Quality, TagSample
+from adapters.codecs.bitfields import extract_field
+from adapters.codecs.precision import shortest_float32
 from gateway.errors import (
     DeviceBusy,
     DeviceConfigError,
@@ -38,6 +39,7 @@ from gateway.errors import (
 
 __all__ = [
     "UA_ERRORS",
+    "bit_field",
     "describe_status",
     "is_security_code",
     "plain_value",
@@ -160,18 +162,6 @@ def is_security_code(code: int) -> bool:
     return int(code) in _SECURITY_CODES
 
 
-def _float32(value: float) -> float:
-    """The shortest decimal float that encodes to the same IEEE 754 binary32 value."""
-    if not math.isfinite(value):
-        return value
-    packed = struct.pack("<f", value)
-    for digits in range(6, 10):  # binary32 round-trips with at most 9 significant digits
-        candidate = float(f"{value:.{digits}g}")
-        if struct.pack("<f", candidate) == packed:
-            return candidate
-    return value
-
-
 def plain_value(variant: ua.Variant | None) -> object:
     """A variant's value as plain Python (see the module docstring).
 
@@ -189,7 +179,7 @@ def plain_value(variant: ua.Variant | None) -> object:
     if isinstance(value, bool):
         return value
     if vtype == ua.VariantType.Float and isinstance(value, float):
-        return _float32(value)
+        return shortest_float32(value)
     if isinstance(value, int | float | str | bytes):
         # IntEnum members (e.g. ServerState) are ints; give the plain number.
         return int(value) if isinstance(value, int) else value
@@ -213,6 +203,27 @@ def sample_from(tag: str, data_value: ua.DataValue) -> TagSample:
     if quality is Quality.GOOD:
         return TagSample(tag, value)
     return TagSample(tag, value, quality, status_name(code))
+
+
+def bit_field(sample: TagSample, *, bit: int | None, mask: int | None) -> TagSample:
+    """The part of an integer value a ``bit``/``mask`` tag reads (:mod:`adapters.codecs.bitfields`).
+
+    A good value that is not an integer (a Boolean, a Float, text) has no bits to pick: the
+    sample is BAD with ``BadTypeMismatch``, so it is rejected rather than guessed at. Samples
+    of other quality keep their value (the interpreter rejects them for their quality).
+    """
+    if bit is None and mask is None:
+        return sample
+    value = sample.value
+    if isinstance(value, int) and not isinstance(value, bool):
+        field = extract_field(value, bit=bit, mask=mask)
+        return TagSample(sample.tag, field, sample.quality, sample.status, raw=value)
+    if sample.quality is not Quality.GOOD:
+        return sample
+    kind = type(value).__name__
+    return TagSample(
+        sample.tag, None, Quality.BAD, f"{BAD_TYPE_MISMATCH}: bit/mask need an integer, got {kind}"
+    )
 
 
 def source_time_us(data_value: ua.DataValue) -> int | None:

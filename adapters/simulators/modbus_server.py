@@ -28,6 +28,8 @@ Every other address, every coil and discrete input, and every write answers exce
   requests but never answers, so clients time out. The ``dropout`` script uses this too.
 * :meth:`ModbusSimulator.set_registers`: raw words (e.g. a NaN float), optionally held so the
   scenario does not overwrite them.
+* :meth:`ModbusSimulator.map_registers`: more addresses that answer with data, for a test's
+  own device map.
 
 Implementation: pymodbus 3.16's ``SimDevice`` (``ModbusDeviceContext`` is deprecated there).
 Its ``action`` hook runs for every request after pymodbus' own range check and may return an
@@ -239,6 +241,15 @@ class ModbusSimulator(ScenarioServer):
             self._image[table][address + offset] = word
             if hold:
                 self._held.add((table, address + offset))
+
+    def map_registers(self, table: Table, address: int, count: int = 1) -> None:
+        """Make ``address..address+count-1`` answer with data too: a test's own device map
+        beside the built-in one (a status word, a program number). They hold 0 until set."""
+        if table not in self._mapped:
+            raise ValueError(f"only input and holding registers are simulated, not {table}")
+        if not 0 <= address <= address + count - 1 < _REGISTERS:
+            raise ValueError(f"registers {address}..{address + count - 1} are outside the map")
+        self._mapped[table] = self._mapped[table] | frozenset(range(address, address + count))
 
     def release(self) -> None:
         """Let the scenario drive every register pinned by ``set_registers(..., hold=True)``."""

@@ -55,7 +55,7 @@ def test_check_config_accepts_the_example_with_a_summary() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1
     assert "valid" in result.stdout
-    assert "4 device(s)" in result.stdout
+    assert "5 device(s)" in result.stdout
 
 
 def test_check_config_names_misspelt_wrong_type_and_missing_keys(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ PURE = [
     REPO / "adapters" / "codecs",
     REPO / "adapters" / "roles.py",
     REPO / "adapters" / "rejections.py",
+    REPO / "adapters" / "pack_signals.py",
     REPO / "adapters" / "erp" / "sql_guard.py",
     REPO / "adapters" / "erp" / "model.py",
 ]
