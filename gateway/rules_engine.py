@@ -96,6 +96,8 @@ LABEL_WAIT_S = 30
 seconds after the pack is weighed; 30 s covers a slow line without holding many packs)."""
 
 _PACKS_REMEMBERED = 10_000
+_LABELS_AHEAD = 1_000
+"""Labels kept waiting for their pack: a few seconds of a fast line, with room to spare."""
 RUN_CHECK_INTERVAL_US = 60_000_000
 """Run compliance and freeze-down are checked once a minute (they change slowly)."""
 
@@ -185,7 +187,11 @@ class RulesEngine:
         self.pack_products: OrderedDict[tuple[str, int], str] = OrderedDict()
         """The PLU of recent packs by (line, label number): what their labels must name."""
         self.line_product: dict[str, tuple[str, str]] = {}
-        """Per line: (run, PLU) of the newest pack whose product is known."""
+        """Per line: (run, PLU) of the newest pack whose product the device told."""
+        self.paired_lines: set[str] = set()
+        """Lines whose packs carry their label number (a label is checked against its pack)."""
+        self.labels_ahead: OrderedDict[tuple[str, int], LabelScan] = OrderedDict()
+        """Labels read before their pack came in, by (line, label number)."""
         self.runs = runs
         self.clock = clock
         self.book = AlertBook(never_suppress=NEVER_SUPPRESSED)
@@ -351,7 +357,14 @@ class RulesEngine:
         run = self._context(pack.run_number)
         if run is None:
             return pack
-        decision = decide(pack, run, self.programs.get(pack.device, {}))
+        # Its label may have been read already (a scanner answers faster than a polled
+        # checkweigher): then it can decide now.
+        label = (
+            self.labels_ahead.get((pack.line, pack.label_seq))
+            if pack.label_seq is not None
+            else None
+        )
+        decision = decide(pack, run, self.programs.get(pack.device, {}), label=label)
         if decision.plu is not None:
             return dataclasses.replace(pack, plu=decision.plu, product_source=decision.source)
         if self._waits_for_label(pack, decision):
@@ -403,21 +416,29 @@ class RulesEngine:
 
     def _judge(self, pack: PackEvent, run: RunContext, product: ProductSpec) -> list[Record]:
         """℮ and giveaway for a pack whose product is known."""
+        out: list[Record] = []
         if not pack.flags & RecordFlag.VALUES_UNCERTAIN:
-            self.line_product[pack.line] = (run.run_number, product.plu)
+            if pack.product_source != "label":
+                # A product read off the labels cannot be what the labels are checked against.
+                self.line_product[pack.line] = (run.run_number, product.plu)
             if pack.label_seq is not None:
-                self.pack_products[(pack.line, pack.label_seq)] = product.plu
+                key = (pack.line, pack.label_seq)
+                self.paired_lines.add(pack.line)
+                self.pack_products[key] = product.plu
                 if len(self.pack_products) > _PACKS_REMEMBERED:
                     self.pack_products.popitem(last=False)
+                ahead = self.labels_ahead.pop(key, None)
+                if ahead is not None and pack.product_source != "label":
+                    findings = check_label_product(ahead, run, product, label_subject(ahead, run))
+                    out += self._apply(findings, {})
         result = self.emark.observe(pack, run, product, pack.ts_us)
-        out = self._apply(result.findings, self._emark_config())
+        out += self._apply(result.findings, self._emark_config())
         out += [self._batch_record(r) for r in result.closed_records]
         if not product.catch_weight and product.nominal_g is not None:
-            key = (run.run_number, product.plu)
-            stats = self.giveaway.get(key)
+            stats = self.giveaway.get((run.run_number, product.plu))
             if stats is None:
                 stats = GiveawayStats(line=run.line, run_number=run.run_number, product=product)
-                self.giveaway[key] = stats
+                self.giveaway[(run.run_number, product.plu)] = stats
             stats.observe(pack)
             if self._replaying:
                 return out  # the statistics are the state; the finding is stored already
@@ -541,6 +562,17 @@ class RulesEngine:
                 )
             out += self._decided_late(waiting, decision, scan.ts_us)
         plu = self.pack_products.get(key) if key is not None else None
+        if plu is None and key is not None:
+            # Read before its pack came in: the pack may still need it to decide its
+            # product (decide_product looks here).
+            self.labels_ahead[key] = scan
+            while len(self.labels_ahead) > _LABELS_AHEAD:
+                self.labels_ahead.popitem(last=False)
+            if scan.line in self.paired_lines:
+                # Packs on this line carry their label number: the label is checked against
+                # its own pack when that comes in, not against whatever the line packed
+                # last (at a changeover the two differ).
+                return out
         if plu is None:
             current = self.line_product.get(scan.line)
             plu = current[1] if current is not None and current[0] == run.run_number else None
