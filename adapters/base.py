@@ -12,6 +12,7 @@ from typing import Protocol
 
 from adapters.rejections import RepeatedRejections
 from gateway.clock import Clock
+from gateway.errors import RecordShedError
 from gateway.records import DeviceEvent, Record
 
 
@@ -53,7 +54,14 @@ class RecordSink(Protocol):
     """Where adapters put records: the store's group-commit queue."""
 
     def submit(self, record: Record) -> asyncio.Future[int]:
-        """Queue a record for the next commit."""
+        """Queue a record for the next commit (or shed it, counted, when the store is over
+        its pending limit: the future then fails with ``RecordShedError``)."""
+        ...
+
+    async def wait_for_space(self) -> None:
+        """Return once the sink has room for more; adapters that set their own pace (read a
+        socket, poll a device) await it before taking in more, so a flood waits in the
+        device or the kernel instead of in the gateway's memory."""
         ...
 
 
@@ -122,6 +130,13 @@ class DeviceRecorder:
 
 
 def report_commit_failure(future: asyncio.Future[int]) -> None:
-    """Retrieve a failed commit's exception so it is logged once, not "never retrieved"."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
+    """Retrieve a failed commit's exception so it is logged once, not "never retrieved".
+
+    A shed record is not logged: shedding is counted, alerted and logged once per episode
+    by the pipeline, and a line per record would flood the log exactly when it happens.
+    """
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None and not isinstance(exc, RecordShedError):
         log.error("a record could not be stored: %s", exc)

@@ -190,6 +190,7 @@ class ControlServer:
     def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
         self.path = path
         self.handlers = handlers
+        self._clients: set[asyncio.Task[Any]] = set()
 
     async def serve(self) -> None:
         """Serve until cancelled; removes its own socket file on exit.
@@ -213,12 +214,22 @@ class ControlServer:
             async with server:
                 await server.serve_forever()
         finally:
+            # A client still connected (a TUI) is ended here, before the event loop's end
+            # would cancel it (see _client).
+            clients = [task for task in self._clients if not task.done()]
+            for task in clients:
+                task.cancel()
+            await asyncio.gather(*clients, return_exceptions=True)
             # Only our own socket: never one that replaced it.
             with contextlib.suppress(FileNotFoundError):
                 if self.path.stat().st_ino == ours:
                     self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+            task.add_done_callback(self._clients.discard)
         try:
             while line := await reader.readline():
                 response = await self._handle(line)
@@ -226,6 +237,12 @@ class ControlServer:
                 await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
             log.warning("control client dropped: %s", exc)
+        except asyncio.CancelledError:
+            # The server is stopping (serve() cancels its clients). Ending normally, not
+            # cancelled: Python 3.11's stream server asks a cancelled handler task for its
+            # exception, which raises and is logged as an error with a traceback (3.12
+            # checks for cancellation first).
+            pass
         finally:
             writer.close()
 

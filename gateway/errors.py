@@ -11,6 +11,7 @@ A library error never leaks out of its adapter, and never turns into ``None``.
         StoreFullError         the store reached its size budget or the disk is full
         StoreIOError           the disk failed a read, write or fsync: fatal, restart
         SequenceError          the sequence reservation file cannot be trusted
+        RecordShedError        a device record was not queued: too many records pending
       DeviceError            a device adapter (carries the device id)
         DeviceConfigError      the device refuses the request as configured: no retry
         DeviceUnreachable      no connection, timeout, connection lost: retry with backoff
@@ -85,6 +86,12 @@ class StoreInUseError(StoreError):
 
 class SequenceError(StoreError):
     """The sequence reservation file is unreadable; refusing to risk reusing numbers."""
+
+
+class RecordShedError(StoreError):
+    """A device record was shed, not queued: ``store.max_pending_rows`` records were already
+    waiting. It is counted (``records_shed`` event, ``intake.shed`` alert, metrics), so the
+    future carrying this error needs no further report."""
 
 
 class DeviceError(LinesideError):

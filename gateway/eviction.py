@@ -11,7 +11,8 @@ a counter"):
   memory and commits are retried until space returns.
 * The device events that carry the checkweigher's pack counter
   (:data:`PROTECTED_EVENT_KINDS`) are kept too: :meth:`Store.last_pack_counter` needs them
-  after a restart, and ``missed_packs`` is evidence of packs that were not recorded.
+  after a restart, and ``missed_packs`` is evidence of packs that were not recorded, as
+  ``records_shed`` is of device records shed under intake pressure.
 * Eviction starts when a commit hits the budget (SQLITE_FULL) or when a periodic check finds
   the database's used pages above :data:`EVICT_ABOVE` of ``max_page_count``; it deletes in
   chunks of at most :data:`CHUNK_ROWS` rows, one transaction per chunk (a DELETE works under the
@@ -45,10 +46,12 @@ PROTECTED_EVENT_KINDS: tuple[str, ...] = (
     "pack_product",
     "line_mode",
     "changeover",
+    "records_shed",
 )
 """``device_events`` kinds never evicted: pack counter continuity and missed-pack evidence, the
-product decided for a pack after it was stored, and the line-mode and changeover events
-that close ℮ batches (a restart replays them)."""
+product decided for a pack after it was stored, the line-mode and changeover events that
+close ℮ batches (a restart replays them), and the records shed under intake pressure
+(:mod:`gateway.shedding`)."""
 
 EVICT_ABOVE = 0.90
 """Evict when used pages exceed this fraction of ``max_page_count``."""

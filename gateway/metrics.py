@@ -28,6 +28,10 @@ Metric families (``_total`` counters count since the gateway process started):
 ``lineside_store_pending_records``          records waiting for the next commit
 ``lineside_store_state{state}``             ok / full / closed (1 for the current one)
 ``lineside_store_evicted_rows_total``       telemetry rows evicted for space, per table
+``lineside_store_pending_limit``            ``store.max_pending_rows``
+``lineside_intake_shed_records_total``      device records shed under intake pressure,
+                                            per device and kind (table)
+``lineside_intake_shedding``                1 while the ``intake.shed`` alert is raised
 ``lineside_erp_staleness_seconds``          age of the last good ERP poll (+Inf: none)
 ``lineside_erp_link_state{state}``          the ERP poller's state
 ``lineside_erp_provisional``                1 while runs come from the offline cache
@@ -111,6 +115,7 @@ class _StatusCollector(Collector):
             *_outbox(system, counters),
             *_devices(system, counters),
             *_store(system, counters),
+            *_intake(system, counters),
             *_erp(system),
             *_process(),
         ]
@@ -275,6 +280,29 @@ def _store(system: Mapping[str, Any], counters: Counters) -> Iterator[Metric]:
     for table, rows in sorted(store["evicted"].items()):
         evicted.add_metric([table], rows)
     yield evicted
+
+
+def _intake(system: Mapping[str, Any], counters: Counters) -> Iterator[Metric]:
+    intake = system["intake"]
+    yield GaugeMetricFamily(
+        "lineside_store_pending_limit",
+        "Pending records beyond which device records are shed (store.max_pending_rows)",
+        value=intake["max_pending_rows"],
+    )
+    shed = CounterMetricFamily(
+        "lineside_intake_shed_records",
+        "Device records shed because the store was that far behind, per device and kind "
+        "(each counted in a records_shed device event)",
+        labels=["device", "kind"],
+    )
+    for (device, kind), count in sorted(counters.shed.items()):
+        shed.add_metric([device, kind], count)
+    yield shed
+    yield GaugeMetricFamily(
+        "lineside_intake_shedding",
+        "1 while device records are being shed (the intake.shed alert is raised)",
+        value=int(intake["shedding"]),
+    )
 
 
 def _erp(system: Mapping[str, Any]) -> Iterator[Metric]:

@@ -5,16 +5,23 @@ at its timestamp (see :mod:`gateway.runs`), or stored explicitly with no run and
 While the ERP is unreachable the join uses the last known runs and flags the record
 ``PROVISIONAL_RUN``. Shortly after the wall clock was stepped (:mod:`gateway.clockwatch`)
 every record is flagged ``TIME_UNCERTAIN``.
+
+Memory stays bounded however fast the devices send: while ``store.max_pending_rows`` records
+wait for the store, device records are shed before the rules see them, counted and alerted
+(:mod:`gateway.shedding`); adapters that can slow down await :meth:`Pipeline.wait_for_space`
+first so that this rarely happens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import operator
 from collections import Counter
 from collections.abc import Callable
 
+from gateway.errors import RecordShedError
 from gateway.records import (
     LabelScan,
     PackEvent,
@@ -24,7 +31,10 @@ from gateway.records import (
 )
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
+from gateway.shedding import ShedLedger, sheddable
 from gateway.store import Store
+
+log = logging.getLogger(__name__)
 
 JOINED = (PackEvent, TemperatureReading, LabelScan)
 """Record types that belong to a production run."""
@@ -71,6 +81,9 @@ class Pipeline:
         self.without_run: Counter[str] = Counter()
         self.observers: list[Callable[[Record], None]] = []
         """Called with every joined record as it is queued (the live status, metrics)."""
+        self.shedding = ShedLedger()
+        """Device records shed under intake pressure (counts, alert, evidence)."""
+        store.space_listeners.append(self._relieved)
 
     def join(self, record: Record) -> Record:
         """The record with its run number (and provisional flag), if it belongs to a run."""
@@ -88,13 +101,22 @@ class Pipeline:
             return dataclasses.replace(record, run_number=run.run_number, flags=flags)
         return copy(record, run.run_number, flags)
 
+    async def wait_for_space(self) -> None:
+        """Return once the store has room for more intake (see :meth:`Store.wait_for_space`)."""
+        await self.store.wait_for_space()
+
     def submit(self, record: Record) -> asyncio.Future[int]:
         """Join, queue for the next group commit, and queue what the rules make of it.
 
         The alerts a record causes are queued right behind it and committed in its
         transaction: after a crash the store never holds a pack without the alert it raised,
-        which the restart's replay (gateway/rules_replay.py) relies on.
+        which the restart's replay (gateway/rules_replay.py) relies on. A device record that
+        arrives while the store holds ``max_pending_rows`` is shed instead: its future fails
+        with :class:`RecordShedError` (already retrieved, so it needs no handling) and it
+        never reaches the rules.
         """
+        if self.store.over_limit and sheddable(record):
+            return self._shed(record)
         joined = self.join(record)
         if self.rules is not None and isinstance(joined, PackEvent):
             joined = self.rules.decide_product(joined)
@@ -107,6 +129,40 @@ class Pipeline:
             for consequence in self.rules.evaluate(joined):
                 self.store.submit(consequence, with_previous=True)
         return future
+
+    def _shed(self, record: Record) -> asyncio.Future[int]:
+        store = self.store
+        first = not self.shedding.raised
+        limit = store.config.max_pending_rows
+        for evidence in self.shedding.shed(
+            record, store.clock.wall_us(), store.pending_count, limit
+        ):
+            store.submit(evidence)
+        if first:
+            log.error(
+                "intake: %d records wait for the store (limit %d); shedding device records "
+                "until it catches up (counted per device in records_shed events)",
+                store.pending_count,
+                limit,
+            )
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.set_exception(RecordShedError(f"shed: {limit} records were pending"))
+        # Retrieved here: the shed is counted and alerted, so an adapter that never looks at
+        # its futures must not make asyncio log "exception was never retrieved" for each one.
+        future.exception()
+        return future
+
+    def _relieved(self) -> None:
+        """The store fell back under the backpressure level: close the shedding episode."""
+        store = self.store
+        was_shedding = self.shedding.raised
+        for record in self.shedding.relieved(store.clock.wall_us(), store.pending_count):
+            store.submit(record)
+        if was_shedding:
+            log.warning(
+                "intake: the store keeps up again; %d device records shed since start",
+                self.shedding.total,
+            )
 
     def submit_all(self, records: list[Record]) -> None:
         """Queue records that need no join (alerts from operators or timers)."""

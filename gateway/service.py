@@ -157,6 +157,7 @@ async def run_gateway(
                 devices=adapters,
                 erp=poller,
                 uplink=uplink if uplink is not None else https,
+                shedding=pipeline.shedding,
             )
             await status.load()
             pipeline.observers.append(status.observe)

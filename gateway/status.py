@@ -40,6 +40,7 @@ from gateway.records import (
 )
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
+from gateway.shedding import ShedLedger
 from gateway.store import Store
 from rules.alerts import Alert
 from rules.emark import limits
@@ -135,6 +136,8 @@ class Counters:
     """Records the warehouse acknowledged (deleted from the outbox)."""
     store_commits: int
     records_committed: int
+    shed: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Device records shed under intake pressure per (device, kind) (:mod:`gateway.shedding`)."""
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -174,6 +177,7 @@ class GatewayStatus:
         devices: Sequence[DeviceAdapter] = (),
         erp: ErpPoller | None = None,
         uplink: MqttUplink | HttpsUplink | None = None,
+        shedding: ShedLedger | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -183,6 +187,8 @@ class GatewayStatus:
         self.devices = list(devices)
         self.erp = erp
         self.uplink = uplink
+        self.shedding = shedding if shedding is not None else ShedLedger()
+        """The pipeline's count of device records shed under intake pressure."""
         self.started_us = clock.wall_us()
         self.readings: Counter[str] = Counter()
         """Records seen per kind since start (packs, temperatures, label scans, ...)."""
@@ -261,6 +267,7 @@ class GatewayStatus:
             records_acked=acked,
             store_commits=self.store.stats.batches_committed,
             records_committed=self.store.stats.records_committed,
+            shed=dict(self.shedding.totals),
         )
 
     def sample(self) -> None:
@@ -542,6 +549,13 @@ class GatewayStatus:
                 "pending": self.store.pending_count,
                 "last_commit_ms": stats.last_commit_ms,
                 "evicted": dict(stats.evicted),
+            },
+            "intake": {
+                "shedding": self.shedding.raised,
+                "shed_total": self.shedding.total,
+                "shed": self.shedding.by_device(),
+                "backpressure_at": self.store.backpressure_rows,
+                "max_pending_rows": self.config.store.max_pending_rows,
             },
             "readings": dict(self.readings),
         }

@@ -25,6 +25,12 @@
   full" alert (``store.full``) is raised, cleared again when the database is back well under
   its budget. Before each retry after a full commit the budget is recomputed from the free
   disk space, so space that comes back is used without a restart.
+* Bounded intake: :meth:`Store.wait_for_space` holds back intake that can wait (the
+  adapters that read or poll) while half of ``max_pending_rows`` records are pending, and
+  :class:`gateway.pipeline.Pipeline` sheds device records beyond ``max_pending_rows``
+  (counted: :mod:`gateway.shedding`). Reaching the backpressure level also starts a commit
+  at once. Whatever is queued with :meth:`Store.submit` itself (alerts, the gateway's own
+  events, operator commands) is never refused.
 """
 
 from __future__ import annotations
@@ -73,6 +79,11 @@ SQLITE_CORRUPT = 11
 SQLITE_FULL = 13
 SQLITE_NOTADB = 26
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+BACKPRESSURE_FRACTION = 0.5
+"""Intake that can wait does so once this fraction of ``max_pending_rows`` is pending; the
+rest is room for what cannot wait (OPC UA subscriptions, alerts, the gateway's own events)
+before device records are shed."""
 
 DISK_FULL_BYTES = 1 * MIB
 """An I/O error while less than this is free on the database's volume is taken as ENOSPC
@@ -151,6 +162,12 @@ class Store:
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
+        self._backpressure_rows = max(1, int(config.max_pending_rows * BACKPRESSURE_FRACTION))
+        # A commit starts as soon as a batch is full or intake is being held back.
+        self._batch_rows = min(config.commit_max_rows, self._backpressure_rows)
+        self.space_listeners: list[Callable[[], None]] = []
+        """Called (inside the commit that did it) when the pending records fall below the
+        backpressure level again: the end of intake pressure."""
         self._stopping = False
         self._committer_done = asyncio.Event()
         self._commit_lock = asyncio.Lock()
@@ -378,17 +395,40 @@ class Store:
             raise StoreError("store is closed")
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(record, done, with_previous))
-        # The first record starts the group-commit interval; a full batch ends it early.
-        if len(self._pending) == 1 or len(self._pending) >= self.config.commit_max_rows:
+        pending = len(self._pending)
+        # The first record starts the group-commit interval; a full batch ends it early, and
+        # so does intake pressure (an adapter held back should not also wait the interval).
+        if pending == 1 or pending >= self._batch_rows:
             self._wakeup.set()
-        if len(self._pending) >= self.config.max_pending_rows:
+        if pending >= self._backpressure_rows:
             self._space.clear()
         return done
 
     async def append(self, record: Record) -> asyncio.Future[int]:
-        """Like :meth:`submit`, but waits while too many records are pending (backpressure)."""
-        await self._space.wait()
+        """Like :meth:`submit`, but first waits for space (see :meth:`wait_for_space`)."""
+        await self.wait_for_space()
         return self.submit(record)
+
+    async def wait_for_space(self) -> None:
+        """Return once fewer than :attr:`backpressure_rows` records are pending.
+
+        Intake that controls its own pace (a socket it reads, a device it polls) awaits this
+        before taking in more; it returns at once, without suspending, when there is space.
+        """
+        while len(self._pending) >= self._backpressure_rows:
+            self._space.clear()
+            await self._space.wait()
+
+    @property
+    def backpressure_rows(self) -> int:
+        """Pending records at which intake that can wait is held back."""
+        return self._backpressure_rows
+
+    @property
+    def over_limit(self) -> bool:
+        """True while ``max_pending_rows`` or more records are pending: device records are
+        shed rather than queued (:class:`gateway.pipeline.Pipeline`)."""
+        return len(self._pending) >= self.config.max_pending_rows
 
     async def write(self, record: Record) -> int:
         """Store one record and wait until it is committed; returns its sequence number."""
@@ -414,7 +454,7 @@ class Store:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if len(self._pending) < self.config.commit_max_rows and not self._stopping:
+            if len(self._pending) < self._batch_rows and not self._stopping:
                 # Group commit: give the batch up to one interval to fill.
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
@@ -484,8 +524,10 @@ class Store:
                         raise
                     await self._recover_from_corruption(str(exc))
             del self._pending[: len(batch)]
-            if len(self._pending) < self.config.max_pending_rows:
+            if len(self._pending) < self._backpressure_rows and not self._space.is_set():
                 self._space.set()
+                for listener in self.space_listeners:
+                    listener()
             if self.state is StoreState.FULL:
                 self.state = StoreState.OK
                 log.warning("store has space again; %d records waiting", len(self._pending))

@@ -76,6 +76,9 @@ stays DOWN): then one ``link_up`` event with ``down_for_s``, and state UP (or DE
 
 ``interpreter.tick()`` (stuck values) runs after every cycle in which the device answered.
 
+A cycle starts only when the store has room (:meth:`RecordSink.wait_for_space`): while it is
+behind, polling pauses, so fast polls of many tags cannot fill the gateway's memory.
+
 A tag whose block failed is fed to the interpreter as a BAD sample once per failure episode
 (per tag and kind of failure), not every cycle: the interpreter already holds the tag as bad
 and drops its last value, and repeating it would write one rejected input per tag and cycle
@@ -441,6 +444,10 @@ class ModbusAdapter(DeviceRecorder):
             if not self._connected():
                 await self._connect()
                 due = self._clock.monotonic()
+            # Backpressure: no poll while the store has no room. Slots missed meanwhile are
+            # skipped like any late slot (a checkweigher's counter then records the packs
+            # not seen as missed packs).
+            await self._sink.wait_for_space()
             await self._poll_cycle()
             now = self._clock.monotonic()
             if self._resume_at > now:

@@ -65,6 +65,14 @@ arrives (its notifications, or every poll of its group) and never picked by sour
 interpreter turns its changes into ``changeover`` events. ``bit``/``mask`` tags read their
 part of an integer variable (:func:`adapters.opcua.status.bit_field`).
 
+Backpressure: a poll group reads only when the store has room
+(:meth:`RecordSink.wait_for_space`). A subscription's next Publish request waits (for at most
+half a keep-alive period) while the adapter has a backlog of notifications or the store has
+no room, so a flooding server keeps its notifications in its own bounded queues
+(:mod:`adapters.opcua.backpressure`). The notifications that do arrive are handled as they
+come; should the store still be that far behind, the pipeline sheds them, counted per
+device and alerted (:mod:`gateway.shedding`).
+
 Time: record times are the gateway clock (``clock.wall_us()``) when a value is handled, the
 one time base of every device and of the store's clock-step flags; source timestamps come
 from PLC clocks that may never have been set, and are only used to order queued values.
@@ -111,6 +119,7 @@ from adapters.base import (
     TagSample,
     raise_if_cancelled,
 )
+from adapters.opcua.backpressure import NOTIFICATION_QUEUE, NOTIFICATIONS_PER_PUBLISH, PublishGate
 from adapters.opcua.packs import PackAssembler
 from adapters.opcua.security import SecureChannelSetup, configure_security
 from adapters.opcua.status import (
@@ -151,10 +160,8 @@ PLC's few session slots back soon, long enough to never expire a live session (t
 and the publish requests keep it busy every few seconds).
 """
 
-# Notifications buffered per subscription between asyncua's publish loop and our consumer.
-# When it is full asyncua forces a reconnect (OverflowPolicy.DISCONNECT) instead of dropping
-# values silently; after the reconnect the counter logic records any missed packs.
-_NOTIFICATION_QUEUE: Final = 10_000
+# Notifications handled between two turns of the event loop (see _consume).
+_YIELD_EVERY: Final = 100
 # asyncua's supervisor would probe ServerStatus.State every watchdog_intervall as well; the
 # watchdog here does it (and checks the value), so asyncua's probe is pushed out of the way.
 # Its supervisor still reports transport loss.
@@ -206,6 +213,8 @@ class _Session(Observer):
         self.up_at: float | None = None
         self.publish_task: Callable[[], asyncio.Task[None] | None] = lambda: None
         self.scans_seen: set[str] = set()
+        self.gates: dict[int, PublishGate] = {}
+        """The publish gate of each subscription (by ``id()``), told what is consumed."""
 
     def fail(self, error: DeviceError) -> None:
         """Record why the session is dead (the first reason wins) and wake the supervisor."""
@@ -589,13 +598,24 @@ class OpcUaAdapter(DeviceRecorder):
         # §5.13.2: "The lifetime count shall be a minimum of three times the keep keep-alive
         # count." The minimum, so the subscription of a dead connection goes away soon.
         params.RequestedLifetimeCount = 3 * keepalive
-        params.MaxNotificationsPerPublish = 0  # no limit (§5.13.2)
+        # §5.13.2: what one response may carry; the server sends the rest in the next ones.
+        params.MaxNotificationsPerPublish = NOTIFICATIONS_PER_PUBLISH
         params.PublishingEnabled = True
         params.Priority = 0
         subscription = await client.create_subscription(
-            params, None, queue_maxsize=_NOTIFICATION_QUEUE, overflow=OverflowPolicy.DISCONNECT
+            params, None, queue_maxsize=NOTIFICATION_QUEUE, overflow=OverflowPolicy.DISCONNECT
         )
         session.subscriptions.append(subscription)
+        # Half a keep-alive period (about watchdog_interval_s): adapters/opcua/backpressure.py.
+        gate = PublishGate(
+            self._sink,
+            max_wait_s=self.device.watchdog_interval_s / 2,
+            # What the server can hold for this subscription (its items' queues) and send in
+            # one response, plus a status change.
+            per_response=len(group.tags) * group.queue_size + 1,
+        )
+        if gate.install(client, subscription):
+            session.gates[id(subscription)] = gate
         handles = {handle: tag.name for handle, tag in enumerate(group.tags, start=1)}
         requests = [
             self._item_request(group, tag, session.nodes[tag.name], handle)
@@ -685,8 +705,16 @@ class OpcUaAdapter(DeviceRecorder):
         handles: dict[int, str],
     ) -> None:
         """Hand one subscription's notifications on, in the order they arrive."""
+        handled = 0
+        gate = session.gates.get(id(subscription))
         try:
             async for event in subscription:
+                if gate is not None:
+                    gate.consumed()
+                handled += 1
+                if handled % _YIELD_EVERY == 0:
+                    # Queue.get() returns without suspending while notifications are queued.
+                    await asyncio.sleep(0)
                 if isinstance(event, StatusChangeEvent):
                     code = int(event.notification.Status.value)
                     session.fail(
@@ -827,6 +855,8 @@ class OpcUaAdapter(DeviceRecorder):
         due = self._clock.monotonic()
         scanner = self.device.role == "label_scanner"
         while True:
+            # Backpressure: no Read while the store has no room; late slots are skipped.
+            await self._sink.wait_for_space()
             try:
                 values = await self._read(client, nodes)
             except UA_ERRORS as exc:

@@ -15,6 +15,15 @@ from prometheus_client.samples import Sample
 
 from adapters.erp.simulator import ErpSimulator
 from adapters.simulators import ScannerSimulator, ScenarioName
+from gateway.clock import ManualClock
+from gateway.config import load_config
+from gateway.metrics import GatewayMetrics
+from gateway.records import LabelScan, RejectedInput
+from gateway.rules_engine import RulesEngine
+from gateway.runs import RunIndex
+from gateway.shedding import ShedLedger
+from gateway.status import GatewayStatus
+from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
 from tests.support.configs import minimal_config_text
 from tests.support.mosquitto import Mosquitto
@@ -203,3 +212,45 @@ async def test_https_uplink_acknowledgements_are_timed_too(tmp_path: Path) -> No
     assert _value(acked, "lineside_sync_records_acked_total") >= 1
     uplink = families["lineside_sync_link_state"]
     assert _value(uplink, "lineside_sync_link_state", kind="https", state="up") == 1
+
+
+async def test_shed_records_are_exported_per_device_and_kind(tmp_path: Path) -> None:
+    config_path = tmp_path / "gw.toml"
+    config_path.write_text(minimal_config_text(tmp_path / "gw.db", max_pending_rows=1000))
+    config = load_config(config_path)
+    clock = ManualClock()
+    ledger = ShedLedger()
+    for i in range(3):
+        ledger.shed(LabelScan(ts_us=i, line="L1", device="scan1", raw=b"x"), i, 1000, 1000)
+    ledger.shed(
+        RejectedInput(ts_us=9, source="PT", tag="P1", raw="nan", reason="non_finite"), 9, 1000, 1000
+    )
+    async with Store(config.store, clock) as store:
+        runs = RunIndex()
+        status = GatewayStatus(
+            config,
+            store=store,
+            engine=RulesEngine(config.rules, runs, clock),
+            runs=runs,
+            clock=clock,
+            shedding=ledger,
+        )
+        text = (await GatewayMetrics(status).render()).decode()
+        intake = (await status.snapshot())["system"]["intake"]
+    assert intake == {
+        "shedding": True,
+        "shed_total": 4,
+        "shed": {"PT": {"rejected_inputs": 1}, "scan1": {"label_scans": 3}},
+        "backpressure_at": 500,
+        "max_pending_rows": 1000,
+    }
+    families = _samples(text)
+    shed = families["lineside_intake_shed_records"]
+    assert (
+        _value(shed, "lineside_intake_shed_records_total", device="scan1", kind="label_scans") == 3
+    )
+    assert (
+        _value(shed, "lineside_intake_shed_records_total", device="PT", kind="rejected_inputs") == 1
+    )
+    assert _value(families["lineside_intake_shedding"], "lineside_intake_shedding") == 1
+    assert _value(families["lineside_store_pending_limit"], "lineside_store_pending_limit") == 1000

@@ -36,7 +36,7 @@ from gateway.records import (
     TemperatureReading,
 )
 from gateway.store import Store
-from tests.support.collector import Collector, running
+from tests.support.collector import Collector, HeldSink, running
 from tests.support.modbus_harness import P3, TT, CountingSimulator, device, max_attempts, socket_fds
 from tests.support.waiting import wait_for
 
@@ -535,3 +535,17 @@ async def test_packs_and_temperatures_land_in_sqlite(tmp_path: Path) -> None:
         assert await count("SELECT count(*) FROM temperatures WHERE probe = 'P3'") == 0
         outbox = await count("SELECT count(*) FROM outbox")
         assert outbox >= await count("SELECT count(*) FROM packs") + 3
+
+
+async def test_no_poll_while_the_sink_has_no_room() -> None:
+    """Backpressure: a cycle starts only when the store has room, so fast polls of many tags
+    cannot fill the gateway's memory while it is behind."""
+    async with CountingSimulator() as sim:
+        sink = HeldSink()
+        adapter = ModbusAdapter(device(sim.port, TT), sink, SystemClock())
+        async with running(adapter):
+            await asyncio.wait_for(sink.asked.wait(), 10)
+            assert sim.requests() == [], "held before its first poll"
+            sink.room.set()
+            await wait_for(lambda: len(sink.readings()) >= 3 * len(TT), what="three polls")
+        assert sink.waits >= 3, "room is asked before every poll"

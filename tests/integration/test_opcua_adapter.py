@@ -44,7 +44,7 @@ from gateway.records import (
     RejectedInput,
 )
 from gateway.store import Store
-from tests.support.collector import Collector, running
+from tests.support.collector import Collector, HeldSink, running
 from tests.support.opcua_harness import (
     GATEWAY_URI,
     Simulator,
@@ -594,3 +594,16 @@ async def test_packs_and_temperatures_land_in_sqlite(tmp_path: Path) -> None:
         rejected = await store.fetchall("SELECT source, tag, raw, reason FROM rejected_inputs")
         assert rejected == [("PT", "P2", "nan", "non_finite")]
         assert await count("SELECT count(*) FROM temperatures WHERE celsius IS NULL") == 0
+
+
+async def test_a_poll_group_reads_only_when_the_sink_has_room() -> None:
+    async with Simulator() as sim:
+        await sim.set_value("P1.Temperature", 3.5)
+        sink = HeldSink()
+        adapter = OpcUaAdapter(probes(sim.endpoint, mode="poll"), sink, SystemClock())
+        async with running(adapter):
+            await asyncio.wait_for(sink.asked.wait(), 20)
+            assert sink.readings() == [], "held before its first Read"
+            sink.room.set()
+            await wait_for(lambda: len(sink.readings("P1")) >= 3, timeout=20, what="three polls")
+        assert sink.waits >= 3, "room is asked before every Read"

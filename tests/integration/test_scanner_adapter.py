@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -14,7 +15,7 @@ from adapters.simulators import ScannerSimulator, ScenarioName
 from gateway.clock import SystemClock
 from gateway.config import ScannerTcpDevice
 from gateway.records import LabelScan, RejectedInput
-from tests.support.collector import Collector
+from tests.support.collector import Collector, HeldSink
 from tests.support.waiting import wait_for
 
 VALID = b"]C1010950110153000317261201101234\x1d21000042"
@@ -137,3 +138,44 @@ async def test_the_connection_uses_tcp_keepalive_to_notice_a_dead_scanner(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_flood_waits_in_tcp_while_the_sink_has_no_room() -> None:
+    """Backpressure: nothing is read while the sink has no room, so the kernel's buffers fill
+    and the scanner cannot send more; given room again, every read sent is delivered."""
+    read = VALID + b"\r\n"
+    chunk = read * 1000
+    loop = asyncio.get_running_loop()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        sink = HeldSink()
+        adapter = ScannerAdapter(device(listener.getsockname()[1]), sink, SystemClock())
+        task = asyncio.create_task(adapter.run())
+        try:
+            conn, _ = await asyncio.wait_for(loop.sock_accept(listener), 10)
+            with conn:
+                conn.setblocking(False)
+                # A small send buffer: the kernel's default would hold megabytes of reads.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+                await asyncio.wait_for(sink.asked.wait(), 10)
+                sent, ceiling = 0, 256 * 2**20
+                with contextlib.suppress(BlockingIOError):
+                    while sent < ceiling:
+                        sent += conn.send(chunk[sent % len(read) :] if sent % len(read) else chunk)
+                        await asyncio.sleep(0)  # the adapter's transport reads what it may
+                assert sent < ceiling, "TCP flow control stopped the flood"
+                assert adapter.reads == 0
+                assert sink.of(LabelScan) == []
+                sink.room.set()
+                # The read the full buffers cut off is completed.
+                if sent % len(read):
+                    await loop.sock_sendall(conn, read[sent % len(read) :])
+                    sent += len(read) - sent % len(read)
+                await wait_for(lambda: adapter.reads == sent // len(read), timeout=60)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert len(sink.of(LabelScan)) == sent // len(read)
+    assert sink.waits >= sent // scanner_client.READ_BYTES, "room is asked before every read"

@@ -25,6 +25,9 @@ class Collector:
         future.set_result(len(self.records))
         return future
 
+    async def wait_for_space(self) -> None:
+        """Always room: memory is the test's, and the adapter is not the thing measured."""
+
     def of(self, kind: type[R]) -> list[R]:
         return [r for r in self.records if isinstance(r, kind)]
 
@@ -48,6 +51,23 @@ class Collector:
 
     def packs(self) -> list[PackEvent]:
         return self.of(PackEvent)
+
+
+class HeldSink(Collector):
+    """A collector without room until the test opens it (a store that is behind): adapters
+    awaiting :meth:`wait_for_space` stop there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.room = asyncio.Event()
+        self.asked = asyncio.Event()
+        """Set once an adapter has asked for room (and so is held, until ``room`` is set)."""
+        self.waits = 0
+
+    async def wait_for_space(self) -> None:
+        self.waits += 1
+        self.asked.set()
+        await self.room.wait()
 
 
 class _Runnable(Protocol):
