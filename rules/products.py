@@ -8,17 +8,21 @@ is, in this order, and a pack with no answer is flagged, never given a guess:
 1. **the device**: the checkweigher's program number (or product code), mapped to a PLU
    in the device's ``programs``. A checkweigher is set up per product, so this is what
    it was actually weighing against;
-2. **the nominal setting**: the checkweigher's Qn matches exactly one fixed-weight product
+2. **the pack's own label**: the GTIN (AI 01) of the label read for this pack (its AI 21
+   serial is the pack's label number), among the products the device's settings allow;
+3. **the nominal setting**: the checkweigher's Qn matches exactly one fixed-weight product
    of the run; a Qn of 0 (or a catch-weight mode flag) says the device weighs without a
    nominal quantity, which leaves the run's catch-weight products;
-3. **the pack's own label**: the GTIN (AI 01) of the label read for this pack (its AI 21
-   serial is the pack's label number), when neither of the above decides;
 4. **the only product left**: after the device's mode has ruled products out, a single
    candidate.
 
-The label comes after the device's settings on purpose: a label is what the line checks
-(:func:`check_label_product`), and a product taken from the label could never be found to be
-wrongly labelled. It decides only when the device gives no product at all.
+A label never overrides what the device's settings say: a label naming a product the
+checkweigher is not set for (a 400 g fixed-weight label on a pack weighed with no nominal
+quantity, after a changeover) does not decide that pack; it is the wrong label that
+:func:`check_label_product` reports. So where the nominal setting leaves one product, the
+label can only agree with it, and the pack is decided (``nominal``) as it is stored,
+without waiting for the label; the label decides (``label``) where the settings leave
+several products.
 
 Pure: no I/O, no clock.
 """
