@@ -888,6 +888,14 @@ class MqttSync(StrictModel):
     """Uncompressed bytes per batch."""
     window: int = Field(default=4, ge=1, le=16)
     """Batches in flight waiting for the warehouse's acknowledgement."""
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    """First delay before reconnecting to a lost broker; doubles with jitter up to
+    ``reconnect_max_s``."""
+    reconnect_max_s: float = Field(default=2.0, gt=0, le=300)
+    """Longest delay between reconnect attempts: a broker back from an outage is noticed
+    within this, and the andon state is republished as soon as it accepts the connection.
+    Keep it short for the site broker (a refused attempt costs one packet); raise it only for
+    a broker shared by very many gateways."""
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> Self:
@@ -897,6 +905,8 @@ class MqttSync(StrictModel):
             raise ValueError("a client certificate needs ca_file (TLS)")
         if (self.password is None) != (self.username is None):
             raise ValueError("username and password go together")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
         return self
 
 

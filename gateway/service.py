@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from adapters.base import DeviceAdapter
 from adapters.registry import run_adapter
 from gateway import __version__
+from gateway.backoff import Backoff
 from gateway.clock import Clock, SystemClock
 from gateway.clockwatch import ClockStep, ClockWatch
 from gateway.config import LinesideConfig
@@ -37,6 +37,7 @@ from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.status import GatewayStatus
 from gateway.store import Store
+from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
 from sync.https_uplink import HttpsUplink
 from sync.mqtt_uplink import MqttUplink
@@ -267,7 +268,8 @@ async def _tick_rules(engine: RulesEngine, pipeline: Pipeline, status: GatewaySt
 def build_uplink(
     config: LinesideConfig, store: Store, engine: RulesEngine, clock: Clock
 ) -> MqttUplink | None:
-    """The MQTT uplink when ``[sync.mqtt]`` is configured, fed by the alert book."""
+    """The MQTT uplink when ``[sync.mqtt]`` is configured: the andon state from the alert
+    book, the alert transitions from the store (sync/alert_feed.py)."""
     settings = config.sync.mqtt
     if settings is None:
         return None
@@ -276,9 +278,9 @@ def build_uplink(
         andon.update(line.id, engine.andon(line.id), engine.summary(line.id))
 
     def on_alert(record: AlertRecord) -> None:
+        # Only the board's state: the transition itself is published once it is stored.
         if record.line is None:
             return
-        andon.alert(record.line, dataclasses.asdict(record))
         andon.update(record.line, engine.andon(record.line), engine.summary(record.line))
 
     engine.listeners.append(on_alert)
@@ -294,6 +296,8 @@ def build_uplink(
         site=config.gateway.site,
         gateway=config.gateway.id,
         andon=andon,
+        alerts=AlertFeed(store, site=config.gateway.site, gateway=config.gateway.id),
+        backoff=Backoff(initial=settings.reconnect_min_s, maximum=settings.reconnect_max_s),
         username=settings.username,
         password=settings.password.get_secret_value() if settings.password else None,
         tls_context=tls,

@@ -175,6 +175,9 @@ class Store:
         self._alert_raised = False
         self._next_check = 0.0
         self._pages_per_row: float | None = None
+        self.commit_observers: list[Callable[[frozenset[str]], None]] = []
+        """Called after every commit with the tables it wrote, so a reader of committed rows
+        (the alert feed) need not poll. Must be quick and must not raise."""
 
     # ---------------------------------------------------------------- life cycle
 
@@ -613,6 +616,13 @@ class Store:
         for offset, item in enumerate(batch):
             if not item.done.done():
                 item.done.set_result(first + offset)
+        if by_table and self.commit_observers:
+            tables = frozenset(by_table)
+            for observe in self.commit_observers:
+                try:
+                    observe(tables)
+                except Exception:  # a notice must never undo or stop a commit that happened
+                    log.exception("store: a commit observer failed")
 
     def _mark_full(self) -> None:
         self.state = StoreState.FULL

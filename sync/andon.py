@@ -1,33 +1,24 @@
-"""Andon boards over MQTT: each line's state (retained) and its alert transitions (expiring).
+"""Andon boards over MQTT: each line's state, retained.
 
-* :func:`andon_payload` and :func:`alert_payload` are pure: values in, JSON bytes out.
-* :class:`AndonPublisher` holds the *latest* state per line and the alert transitions not
-  yet published; :class:`sync.mqtt_uplink.MqttUplink` publishes them. The state is retained
-  and QoS 1 on :func:`sync.protocol.andon_topic`, published when it changes and again on
-  every (re)connect, so a board never keeps a stale red nor misses a red raised during an
-  outage (latest state wins; intermediate states of an outage are not replayed).
-* Alert transitions go to :func:`sync.protocol.alerts_topic`, QoS 1, not retained, with an
-  MQTT 5 Message Expiry Interval (docs/reference/reliability.md §3.4): the interval left is counted
-  from when the transition happened, so one raised before a long outage is dropped (and counted)
-  instead of being shown as new. The queue is bounded; the oldest is dropped when full.
-  The durable record of an alert is its :class:`gateway.records.AlertRecord` in the store,
-  which the outbox syncs to the warehouse; this is only the board's live feed.
+* :func:`andon_payload` is pure: values in, JSON bytes out.
+* :class:`AndonPublisher` holds the *latest* state per line; :class:`sync.mqtt_uplink.MqttUplink`
+  publishes it, retained and QoS 1 on :func:`sync.protocol.andon_topic`, when it changes and
+  again on every (re)connect as soon as the broker's CONNACK arrives, so a board never keeps a
+  stale red nor misses a red raised during an outage (latest state wins; intermediate states
+  of an outage are not replayed).
+* Alert transitions are not kept here: :mod:`sync.alert_feed` publishes them from the store,
+  in order and at least once (an in-memory queue lost them under pressure, issue 17).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.clock import Clock, SystemClock
-from sync.protocol import VERSION, alerts_topic, andon_topic
-
-DEFAULT_ALERT_EXPIRY_S = 3600
-"""Alert transitions older than this are not shown on boards (MQTT 5 message expiry)."""
+from sync.protocol import VERSION, andon_topic
 
 
 def andon_payload(
@@ -47,12 +38,6 @@ def andon_payload(
     return json.dumps(body, allow_nan=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def alert_payload(line: str, transition: Mapping[str, Any], ts_us: int) -> bytes:
-    """One alert transition (raised, cleared, ...) of a line as compact JSON."""
-    body = {**transition, "v": VERSION, "line": line, "ts_us": ts_us}
-    return json.dumps(body, allow_nan=False, sort_keys=True, separators=(",", ":")).encode()
-
-
 @dataclass(frozen=True, slots=True)
 class AndonMessage:
     """One MQTT message for the uplink to publish."""
@@ -60,8 +45,6 @@ class AndonMessage:
     topic: str
     payload: bytes
     retain: bool
-    expiry_s: int | None = None
-    """MQTT 5 Message Expiry Interval, seconds; ``None`` for none."""
 
 
 @dataclass(slots=True)
@@ -72,29 +55,16 @@ class _LineState:
     dirty: bool = True
 
 
-@dataclass(slots=True)
-class _PendingAlert:
-    topic: str
-    payload: bytes
-    created: float
-    """Monotonic seconds when the transition happened."""
-
-
 @dataclass
 class AndonStats:
     """Counters for metrics."""
 
     states_changed: int = 0
-    alerts_queued: int = 0
-    alerts_expired: int = 0
-    """Transitions not published because they were older than the expiry."""
-    alerts_dropped: int = 0
-    """Transitions dropped because the queue was full."""
 
 
 @dataclass
 class AndonPublisher:
-    """Latest andon state per line and queued alert transitions, for the uplink to publish.
+    """Latest andon state per line, for the uplink to publish.
 
     Call from the event loop's thread. ``on_change`` (set by the uplink) is called after
     every change that needs publishing.
@@ -102,12 +72,9 @@ class AndonPublisher:
 
     site: str
     clock: Clock = field(default_factory=SystemClock)
-    alert_expiry_s: int = DEFAULT_ALERT_EXPIRY_S
-    max_pending_alerts: int = 200
     on_change: Callable[[], None] | None = None
     stats: AndonStats = field(default_factory=AndonStats)
     _lines: dict[str, _LineState] = field(default_factory=dict)
-    _alerts: deque[_PendingAlert] = field(default_factory=deque)
 
     def update(self, line: str, state: str, summary: Sequence[Mapping[str, Any]] = ()) -> bool:
         """Set a line's state; ``True`` if it changed (and will be published)."""
@@ -121,16 +88,6 @@ class AndonPublisher:
         self._notify()
         return True
 
-    def alert(self, line: str, transition: Mapping[str, Any]) -> None:
-        """Queue an alert transition of a line for the alerts topic."""
-        payload = alert_payload(line, transition, self.clock.wall_us())
-        if len(self._alerts) >= self.max_pending_alerts:
-            self._alerts.popleft()
-            self.stats.alerts_dropped += 1
-        self._alerts.append(_PendingAlert(alerts_topic(self.site, line), payload, self._now()))
-        self.stats.alerts_queued += 1
-        self._notify()
-
     def state_of(self, line: str) -> str | None:
         """The line's current state, if one was set."""
         current = self._lines.get(line)
@@ -140,7 +97,7 @@ class AndonPublisher:
 
     def pending(self) -> bool:
         """Whether anything waits to be published."""
-        return bool(self._alerts) or any(s.dirty for s in self._lines.values())
+        return any(s.dirty for s in self._lines.values())
 
     def retained_messages(self, *, everything: bool) -> list[AndonMessage]:
         """The states to publish (all of them after a connect, else the changed ones).
@@ -155,22 +112,6 @@ class AndonPublisher:
                 messages.append(AndonMessage(andon_topic(self.site, line), payload, retain=True))
                 current.dirty = False
         return messages
-
-    def alert_messages(self) -> list[AndonMessage]:
-        """Queued alert transitions with the expiry they have left; expired ones dropped."""
-        now = self._now()
-        messages = []
-        while self._alerts:
-            pending = self._alerts.popleft()
-            left = math.floor(self.alert_expiry_s - (now - pending.created))
-            if left < 1:
-                self.stats.alerts_expired += 1
-                continue
-            messages.append(AndonMessage(pending.topic, pending.payload, False, left))
-        return messages
-
-    def _now(self) -> float:
-        return self.clock.monotonic()
 
     def _notify(self) -> None:
         if self.on_change is not None:

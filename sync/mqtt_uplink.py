@@ -26,6 +26,15 @@ read from the outbox again.
   paho never replays an old connection's messages behind our back, the uplink decides what
   is resent. Reconnects use :class:`gateway.backoff.Backoff` (capped, full jitter), not
   paho's (``reconnect_on_failure=False``).
+* Andon and alerts (docs/reference/reliability.md §7 row 19): the retained andon state of every
+  line is published again as soon as the broker's CONNACK arrives, before anything else; a
+  broker back from an outage is noticed within the reconnect backoff's cap
+  (``[sync.mqtt] reconnect_max_s``, a few seconds), not after the minutes an uncapped
+  exponential backoff grows to. Alert transitions come from the store through
+  :class:`sync.alert_feed.AlertFeed`: a small window of QoS 1 publishes after a publish cursor
+  that moves only on PUBACK and is kept in the store, resumed after it on every connection
+  (at least once, in ``seq`` order). paho is handed at most the feed's window of them, so
+  a burst cannot overflow its queue; a publish it refuses anyway stays in the store.
 * Status: a retained last will ``offline`` on :func:`sync.protocol.status_topic` is set
   before connecting, a retained ``online`` is published after every connect, and a retained
   ``offline`` before a clean stop (a normal DISCONNECT suppresses the will).
@@ -70,6 +79,7 @@ from adapters.base import LinkState
 from gateway.backoff import Backoff
 from gateway.errors import StoreFullError
 from gateway.store import Store
+from sync.alert_feed import QUOTA_EXCEEDED, AlertFeed
 from sync.andon import AndonMessage, AndonPublisher
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
 from sync.paho_loop import stop_network_loop
@@ -85,11 +95,14 @@ from sync.protocol import (
 
 log = logging.getLogger(__name__)
 
-QUOTA_EXCEEDED = 0x97
-"""PUBACK reason code that is temporary: retried with backoff instead of quarantined."""
-
 ONLINE = b"online"
 OFFLINE = b"offline"
+
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 2.0
+"""The reconnect backoff's cap by default: a site broker back from an outage is noticed
+within this (a refused connection attempt costs one packet), and the andon state is
+republished on that connection's CONNACK."""
 
 
 class UplinkRefused(ConnectionError):
@@ -120,6 +133,7 @@ class UplinkStats:
     """Connections dropped because the broker said nothing for a whole keep-alive."""
     andon_published: int = 0
     alerts_published: int = 0
+    """Alert transitions the broker PUBACKed (a repeat after a reconnect counts again)."""
     last_error: str = ""
 
 
@@ -153,10 +167,15 @@ class _Connection:
     generation: int
     client: mqtt.Client
     started: float
+    connected: bool = False
+    """The broker's CONNACK accepted the connection: andon and alerts may go out."""
     ready: bool = False
+    """The ack subscription is in place too: batches may go out."""
     subscribe_mid: int | None = None
     sent: dict[int, str | None] = field(default_factory=dict)
     """mid → batch_id of a batch, or ``None`` for other messages (status, andon)."""
+    alerts: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """mid → (feed epoch, seq) of an alert transition."""
     last_heard: float = 0.0
     """Monotonic time of the last packet from the broker on this connection."""
     probing: bool = False
@@ -179,6 +198,7 @@ class MqttUplink:
         gateway: str,
         outbox: Outbox | None = None,
         andon: AndonPublisher | None = None,
+        alerts: AlertFeed | None = None,
         client_id: str | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -202,6 +222,7 @@ class MqttUplink:
         self.store = store
         self.outbox = outbox or Outbox(store, gateway=gateway, site=site)
         self.andon = andon
+        self.alerts = alerts
         self.host = host
         self.port = port
         self.site = site
@@ -219,7 +240,7 @@ class MqttUplink:
         self.ack_timeout_s = ack_timeout_s
         self.ack_timeout_max_s = ack_timeout_max_s
         self.poll_interval_s = poll_interval_s
-        self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
+        self.backoff = backoff or Backoff(initial=RECONNECT_MIN_S, maximum=RECONNECT_MAX_S)
         self.stable_after_s = stable_after_s
         self.max_inflight = max_inflight
         self.max_queued = max_queued
@@ -253,6 +274,7 @@ class MqttUplink:
         self._loop = asyncio.get_running_loop()
         if self.andon is not None:
             self.andon.on_change = self._wake
+        self.store.commit_observers.append(self._on_commit)
         try:
             while not self._stopping:
                 self.state = LinkState.CONNECTING
@@ -285,6 +307,7 @@ class MqttUplink:
             self.state = LinkState.DISABLED
             if self.andon is not None:
                 self.andon.on_change = None
+            self.store.commit_observers.remove(self._on_commit)
 
     async def stop(self) -> None:
         """End :meth:`run`: publish ``offline``, disconnect. The outbox keeps what is unacked."""
@@ -296,6 +319,12 @@ class MqttUplink:
 
     def _wake(self) -> None:
         self._events.put_nowait(_Event(-1, "wake"))
+
+    def _on_commit(self, tables: frozenset[str]) -> None:
+        # Alerts are published once committed, never before: wake up for new ones now.
+        if self.alerts is not None and "alerts" in tables:
+            self.alerts.wake()
+            self._wake()
 
     async def _pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds, or until :meth:`stop`."""
@@ -381,6 +410,9 @@ class MqttUplink:
         conn = _Connection(self._generation, client, time.monotonic())
         conn.last_heard = conn.started
         self._conn = conn
+        if self.alerts is not None:
+            # A fresh session: what was in flight may be lost, so start after the cursor.
+            self.alerts.rewind()
         log.info("uplink connecting to %s:%d as %s", self.host, self.port, self.client_id)
         await asyncio.to_thread(
             client.connect, self.host, self.port, self.keepalive_s, clean_start=True
@@ -410,6 +442,8 @@ class MqttUplink:
                 await asyncio.to_thread(stop_network_loop, client)
         if conn.ready:
             self.stats.disconnects += 1
+        if self.alerts is not None:
+            await self.alerts.save(force=True)
 
     # ---------------------------------------------------------------- the session
 
@@ -421,9 +455,11 @@ class MqttUplink:
             now = time.monotonic()
             if not conn.ready and now - conn.started > self.connect_timeout_s + 1:
                 raise TimeoutError("no CONNACK/SUBACK from the broker in time")
+            if conn.connected:
+                self._publish_andon(conn)
+                await self._publish_alerts(conn)
             if conn.ready:
                 self._check_alive(conn, now)
-                self._publish_andon(conn)
                 self._resend_due(conn, now)
                 await self._fill_window(conn)
             timeout = self._next_wakeup(conn) - time.monotonic()
@@ -443,6 +479,8 @@ class MqttUplink:
         candidates = [now + self.poll_interval_s, self._next_poll]
         candidates.append(conn.last_heard + self.keepalive_s / (1 if conn.probing else 2))
         candidates.extend(entry.deadline for entry in self._window.values())
+        if self.alerts is not None:
+            candidates.append(self.alerts.next_wakeup())
         return max(min(candidates), now)
 
     async def _handle(self, conn: _Connection, event: _Event) -> None:
@@ -474,6 +512,11 @@ class MqttUplink:
         if rc.is_failure:
             raise UplinkRefused(f"broker refused the connection: {rc} ({rc.value:#04x})")
         log.debug("uplink CONNACK, session present %s", session_present)
+        conn.connected = True
+        if self.andon is not None:
+            # First thing on a new connection: a board must not show a stale state for
+            # longer than the reconnect takes (issue 17).
+            self._publish_andon_messages(conn, self.andon.retained_messages(everything=True))
         result, mid = conn.client.subscribe(self.ack_topic, qos=1)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise _Disconnected(f"subscribe failed: {result}")
@@ -488,8 +531,6 @@ class MqttUplink:
         self.state = LinkState.UP
         self.stats.connects += 1
         self._publish_other(conn, self.status_topic, ONLINE, retain=True)
-        if self.andon is not None:
-            self._publish_andon_messages(conn, self.andon.retained_messages(everything=True))
         # Whatever was in flight may have died with the last connection: publish it again.
         now = time.monotonic()
         for entry in self._window.values():
@@ -519,13 +560,8 @@ class MqttUplink:
         payload: bytes,
         *,
         retain: bool,
-        expiry_s: int | None = None,
     ) -> bool:
-        properties = None
-        if expiry_s is not None:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.MessageExpiryInterval = expiry_s
-        info = conn.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        info = conn.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.warning("uplink: publish to %s not accepted by paho: %s", topic, info.rc)
             return False
@@ -538,11 +574,6 @@ class MqttUplink:
         if self._andon_resync or self.andon.pending():
             everything, self._andon_resync = self._andon_resync, False
             self._publish_andon_messages(conn, self.andon.retained_messages(everything=everything))
-            for message in self.andon.alert_messages():
-                if self._publish_other(
-                    conn, message.topic, message.payload, retain=False, expiry_s=message.expiry_s
-                ):
-                    self.stats.alerts_published += 1
 
     def _publish_andon_messages(self, conn: _Connection, messages: list[AndonMessage]) -> None:
         for message in messages:
@@ -550,6 +581,27 @@ class MqttUplink:
                 self.stats.andon_published += 1
             else:
                 self._andon_resync = True
+
+    async def _publish_alerts(self, conn: _Connection) -> None:
+        """Publish stored alert transitions after the cursor while the feed's window has room."""
+        feed = self.alerts
+        if feed is None:
+            return
+        await feed.load()
+        while conn.connected and (message := await feed.next_message()) is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = message.expiry_s
+            info = conn.client.publish(
+                message.topic, message.payload, qos=1, retain=False, properties=properties
+            )
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # Nothing is lost: the transition is still in the store and still next.
+                log.warning("uplink: alert %d not accepted by paho: %s", message.seq, info.rc)
+                feed.not_accepted()
+                break
+            conn.alerts[info.mid] = (feed.epoch, message.seq)
+            feed.sent(message.seq)
+        await feed.save()
 
     async def _fill_window(self, conn: _Connection) -> None:
         if time.monotonic() < self._next_poll:
@@ -612,6 +664,16 @@ class MqttUplink:
     # ---------------------------------------------------------------- answers
 
     async def _on_puback(self, conn: _Connection, mid: int, rc: ReasonCode) -> None:
+        alert = conn.alerts.pop(mid, None)
+        if alert is not None and self.alerts is not None:
+            epoch, seq = alert
+            if rc.is_failure:
+                self.stats.puback_failures += 1
+                self.alerts.refused(seq, epoch, rc.value, str(rc))
+            else:
+                self.stats.alerts_published += 1
+                self.alerts.confirmed(seq, epoch)
+            return
         if mid not in conn.sent:
             return
         batch_id = conn.sent.pop(mid)

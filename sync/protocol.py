@@ -4,7 +4,8 @@ Topics (MQTT, version 1 of the layout; ``{site}``, ``{line}``, ``{gateway}`` are
 gateway's config, which only allows ``[A-Za-z0-9_.-]``):
 
     lineside/v1/{site}/{line}/andon                    retained andon state of a line
-    lineside/v1/{site}/{line}/alerts                   alert transitions
+    lineside/v1/{site}/{line}/alerts                   alert transitions of a line
+    lineside/v1/{site}/gateways/{gateway}/alerts       alert transitions without a line
     lineside/v1/{site}/gateways/{gateway}/status       retained "online" / last will "offline"
     lineside/v1/{site}/gateways/{gateway}/data/{stream}   record batches
     lineside/v1/{site}/gateways/{gateway}/ack          acknowledgements from the ingest
@@ -49,6 +50,12 @@ def andon_topic(site: str, line: str) -> str:
 def alerts_topic(site: str, line: str) -> str:
     """Where a line's alert transitions are published."""
     return f"{PREFIX}/{site}/{line}/alerts"
+
+
+def gateway_alerts_topic(site: str, gateway: str) -> str:
+    """Where a gateway's alert transitions that belong to no line are published (its store,
+    its sync)."""
+    return f"{PREFIX}/{site}/gateways/{gateway}/alerts"
 
 
 def status_topic(site: str, gateway: str) -> str:

@@ -1,6 +1,7 @@
 """The gateway service with [sync.mqtt] through a real mosquitto to the central ingest:
 every record committed on the gateway reaches the warehouse exactly once, the outbox empties,
-and an andon subscriber sees the line's retained state and the gateway's status."""
+an andon subscriber sees the line's retained state and the gateway's status, and the alert
+transitions the gateway stores at start are published like every other."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config import load_config
-from gateway.records import PackEvent
+from gateway.clock import SystemClock
+from gateway.config import StoreSection, load_config
+from gateway.records import AlertRecord, PackEvent, Severity
 from gateway.service import run_gateway
+from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
-from sync.protocol import andon_topic, status_topic
+from sync.protocol import alerts_topic, andon_topic, gateway_alerts_topic, status_topic
 from tests.support.configs import minimal_config_text
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO
+from tests.support.uplink_harness import Watcher
 from tests.support.waiting import wait_for, wait_for_sync
 
 
@@ -187,3 +191,61 @@ async def test_gateway_records_reach_the_warehouse_over_https(tmp_path: Path) ->
     assert bad.returncode == 1
     assert bad.stdout.startswith("packs")
     assert "1 bucket(s) differ" in bad.stderr
+
+
+async def test_transitions_stored_at_start_are_published(tmp_path: Path, broker: Mosquitto) -> None:
+    """Alerts of other sources active at the last stop are cleared by the restart (see
+    RulesEngine.restore); those transitions are stored at start, before any subscriber of the
+    rules engine exists, and reach the alerts topics from the store like every other."""
+    db_path = tmp_path / "gw.db"
+    async with Store(StoreSection(path=db_path, commit_interval_ms=20), SystemClock()) as store:
+        now = store.clock.wall_us()
+        await store.commit_with_meta(
+            [
+                AlertRecord(
+                    ts_us=now,
+                    alert_id=alert_id,
+                    rule=rule,
+                    subject="erp",
+                    severity=Severity.MAJOR,
+                    state="raised",
+                    message="raised before the stop",
+                    line=line,
+                )
+                for alert_id, rule, line in (
+                    ("erp.unavailable", "erp_unavailable", None),
+                    ("erp.run_changed.R1", "erp_run_changed", "L1"),
+                )
+            ],
+            {},
+        )
+    line_topic = alerts_topic("test-site", "L1")
+    gateway_topic = gateway_alerts_topic("test-site", "gw-test")
+    board = Watcher(broker, line_topic, gateway_topic)
+    config_path = tmp_path / "gw.toml"
+    config_path.write_text(
+        minimal_config_text(db_path, commit_interval_ms=20)
+        + f'[sync.mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+    )
+    stop = asyncio.Event()
+    gateway = asyncio.create_task(run_gateway(load_config(config_path), stop=stop))
+
+    def seen() -> list[tuple[str, dict[str, object]]]:
+        return [(m.topic, json.loads(m.payload)) for m in list(board.messages)]
+
+    def restart_clears() -> list[tuple[str, dict[str, object]]]:
+        return [(t, b) for t, b in seen() if str(b["message"]).startswith("cleared at gateway")]
+
+    try:
+        await wait_for(lambda: len(restart_clears()) == 2, 20, "both clears of the restart")
+    finally:
+        stop.set()
+        await asyncio.wait_for(gateway, 15)
+        board.stop()
+    assert {(topic, body["alert_id"]) for topic, body in restart_clears()} == {
+        (gateway_topic, "erp.unavailable"),
+        (line_topic, "erp.run_changed.R1"),
+    }
+    edge = sqlite3.connect(db_path)
+    stored = [seq for (seq,) in edge.execute("SELECT seq FROM alerts ORDER BY seq")]
+    assert [body["seq"] for _, body in seen()] == stored  # every one, in order, once

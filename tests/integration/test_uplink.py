@@ -12,21 +12,27 @@ import asyncio
 import json
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from gateway.backoff import Backoff
 from gateway.clock import ManualClock
+from gateway.config import StoreSection
 from gateway.records import (
     LabelScan,
 )
+from gateway.store import Store
+from sync.alert_feed import CURSOR_KEY, AlertFeed, AlertMessage
 from sync.andon import AndonPublisher, andon_payload
 from sync.mqtt_uplink import MqttUplink
 from sync.outbox import Outbox, batch_seqs
 from sync.protocol import (
     alerts_topic,
     andon_topic,
+    gateway_alerts_topic,
     status_topic,
 )
 from tests.support.mosquitto import Mosquitto
@@ -43,6 +49,7 @@ from tests.support.uplink_harness import (
     running_store,
     running_uplink,
     telemetry,
+    transition,
 )
 from tests.support.waiting import wait_for
 
@@ -91,9 +98,9 @@ async def test_outbox_batches_by_priority_then_seq_and_acks_delete(tmp_path: Pat
         assert await outbox.oldest_age_s() == 0.0
 
 
-def test_andon_state_is_latest_wins_and_stale_alerts_expire() -> None:
+def test_andon_state_is_latest_wins() -> None:
     clock = ManualClock()
-    andon = AndonPublisher(SITE, clock=clock, alert_expiry_s=3600)
+    andon = AndonPublisher(SITE, clock=clock)
     assert andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
     assert not andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
     assert andon.update("L1", "green")
@@ -103,15 +110,6 @@ def test_andon_state_is_latest_wins_and_stale_alerts_expire() -> None:
     assert json.loads(message.payload)["state"] == "green"
     assert andon.retained_messages(everything=False) == []
     assert len(andon.retained_messages(everything=True)) == 1  # re-published on reconnect
-
-    andon.alert("L1", {"alert_id": "old", "state": "raised"})
-    clock.advance(3000)
-    andon.alert("L1", {"alert_id": "new", "state": "raised"})
-    clock.advance(700)
-    (fresh,) = andon.alert_messages()
-    assert json.loads(fresh.payload)["alert_id"] == "new"
-    assert fresh.expiry_s == 2900  # counted from the transition, not from the publish
-    assert andon.stats.alerts_expired == 1
     assert json.loads(andon_payload("L1", "amber", [], 7)) == {
         "v": 1,
         "line": "L1",
@@ -119,6 +117,133 @@ def test_andon_state_is_latest_wins_and_stale_alerts_expire() -> None:
         "alerts": [],
         "updated_us": 7,
     }
+
+
+async def publish_all(feed: AlertFeed, *, acks_reversed: bool = True) -> list[AlertMessage]:
+    """Play the uplink against a broker that PUBACKs every window, newest first: what the
+    feed handed out, in order. The cursor may move only over the oldest confirmed ones."""
+    published: list[AlertMessage] = []
+    while True:
+        window: list[AlertMessage] = []
+        while (message := await feed.next_message()) is not None:
+            assert len(feed._page) <= feed.page_rows  # never more than a page in memory
+            feed.sent(message.seq)
+            window.append(message)
+        if not window:
+            return published
+        assert len(window) <= feed.window
+        before = feed.cursor
+        for message in reversed(window) if acks_reversed else window:
+            feed.confirmed(message.seq, feed.epoch)
+            if message is not window[0] and acks_reversed:
+                assert feed.cursor == before  # the oldest is not confirmed yet
+        assert feed.cursor == window[-1].seq
+        published += window
+
+
+async def test_alert_feed_pages_in_seq_order_passes_over_expired_and_resumes_after_its_cursor(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    async with running_store(tmp_path, clock) as store:
+        now = clock.wall_us()
+        stale = await commit(store, [transition(i, now - 7_200_000_000) for i in range(30)])
+        await commit(store, [pack(i) for i in range(5)])  # other streams in between
+        lines = ["L1", "L2", None]
+        fresh = await commit(
+            store, [transition(i, now - 100_000_000, line=lines[i % 3]) for i in range(120)]
+        )
+        feed = AlertFeed(store, site=SITE, gateway=GW, window=7, page_rows=25)
+        await feed.load()
+        assert feed.cursor == 0
+
+        published = await publish_all(feed)
+        assert [m.seq for m in published] == fresh
+        assert feed.stats.expired == len(stale)  # two hours old: not shown as new
+        assert feed.stats.pages >= (len(stale) + len(fresh)) / feed.page_rows
+        first = published[0]
+        assert first.expiry_s == 3500  # counted from the transition, not from the publish
+        body = json.loads(first.payload)
+        assert (body["seq"], body["gateway"], body["state"]) == (fresh[0], GW, "raised")
+        assert {m.topic for m in published} == {
+            alerts_topic(SITE, "L1"),
+            alerts_topic(SITE, "L2"),
+            gateway_alerts_topic(SITE, GW),
+        }
+        assert published[2].topic == gateway_alerts_topic(SITE, GW)  # no line
+
+        await feed.save(force=True)
+        assert await store.get_meta(CURSOR_KEY) == str(fresh[-1])
+        # A restart resumes after the stored cursor.
+        later = await commit(store, [transition(i, clock.wall_us()) for i in range(5)])
+        again = AlertFeed(store, site=SITE, gateway=GW, window=3, page_rows=2)
+        await again.load()
+        # Only the oldest PUBACK comes before the connection drops ...
+        window: list[AlertMessage] = []
+        while (message := await again.next_message()) is not None:
+            again.sent(message.seq)
+            window.append(message)
+        assert [m.seq for m in window] == later[:3]
+        again.confirmed(later[0], again.epoch)
+        stale_epoch = again.epoch
+        again.rewind()  # a new connection
+        again.confirmed(later[1], stale_epoch)  # a late PUBACK of the old one: ignored
+        repeated = await publish_all(again, acks_reversed=False)
+        # ... so the rest is published again, as the same bytes, and the cursor moves on.
+        assert [m.seq for m in repeated] == later[1:]
+        assert [m.payload for m in repeated[:2]] == [m.payload for m in window[1:]]
+        assert again.stats.republished == 2
+        assert again.cursor == later[-1]
+
+
+async def test_alert_feed_publishes_a_transition_only_once_it_is_committed(
+    tmp_path: Path,
+) -> None:
+    config = StoreSection(path=tmp_path / "lineside.db", commit_interval_ms=20)
+    async with Store(config, ManualClock()) as store:  # no committer: commits by hand
+        feed = AlertFeed(store, site=SITE, gateway=GW)
+        store.commit_observers.append(feed.tables_committed)
+        await feed.load()
+        pending = store.submit(transition(0, store.clock.wall_us()))
+        # Queued, not committed: a crash now would lose it, so no board may have seen it.
+        assert await feed.next_message() is None
+        await store.commit_pending()
+        message = await feed.next_message()  # the commit woke the feed: no poll interval
+        assert message is not None
+        assert message.seq == await pending
+
+
+async def test_alert_feed_quota_exceeded_starts_again_from_the_cursor_later(
+    tmp_path: Path,
+) -> None:
+    async with running_store(tmp_path) as store:
+        seqs = await commit(store, [transition(i, store.clock.wall_us()) for i in range(4)])
+        feed = AlertFeed(store, site=SITE, gateway=GW, backoff=Backoff(initial=0.05, maximum=0.1))
+        await feed.load()
+        sent = []
+        while (message := await feed.next_message()) is not None:
+            feed.sent(message.seq)
+            sent.append(message.seq)
+        assert sent == seqs
+        feed.confirmed(seqs[0], feed.epoch)
+        # The broker takes the third but not the second: publishing the second again alone
+        # would put it behind the third on the topic. So: from the cursor, after a delay.
+        feed.refused(seqs[1], feed.epoch, 0x97, "Quota exceeded")
+        feed.confirmed(seqs[2], feed.epoch - 1)  # of the abandoned round: ignored
+        assert feed.cursor == seqs[0]
+        assert await feed.next_message() is None  # holding back
+        await wait_for(lambda: feed.next_wakeup() <= time.monotonic(), 5)
+        again = await publish_all(feed, acks_reversed=False)
+        assert [m.seq for m in again] == seqs[1:]
+        assert feed.stats.refused == 0  # temporary: nothing passed over
+        # A final refusal (0x87, the ACL) is passed over: the cursor moves on.
+        (last,) = await commit(store, [transition(9, store.clock.wall_us())])
+        feed.wake()
+        message = await feed.next_message()
+        assert message is not None
+        feed.sent(message.seq)
+        feed.refused(last, feed.epoch, 0x87, "Not authorized")
+        assert (feed.cursor, feed.stats.refused) == (last, 1)
 
 
 # ---------------------------------------------------------------- over a real broker
@@ -201,30 +326,33 @@ async def test_late_subscriber_sees_retained_andon_and_online(
     board = andon_topic(SITE, "L1")
     live = Watcher(broker, alerts_topic(SITE, "L1"))
     try:
-        async with (
-            running_store(tmp_path) as store,
-            running_uplink(store, broker, andon=andon) as uplink,
-        ):
-            await wait_for(lambda: uplink.state.value == "up")
-            andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
-            andon.alert("L1", {"alert_id": "t1", "state": "raised"})
-            await wait_for(lambda: live.last(alerts_topic(SITE, "L1")) is not None)
-            expiry = live.messages[-1].properties.MessageExpiryInterval  # type: ignore[union-attr]
-            assert 3500 < expiry <= 3600
+        async with running_store(tmp_path) as store:
+            feed = AlertFeed(store, site=SITE, gateway=GW)
+            async with running_uplink(store, broker, andon=andon, alerts=feed) as uplink:
+                await wait_for(lambda: uplink.state.value == "up")
+                andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
+                (seq,) = await commit(store, [transition(0, store.clock.wall_us())])
+                await wait_for(lambda: live.last(alerts_topic(SITE, "L1")) is not None)
+                assert json.loads(live.last(alerts_topic(SITE, "L1")) or b"")["seq"] == seq
+                message = live.messages[-1]
+                expiry = message.properties.MessageExpiryInterval  # type: ignore[union-attr]
+                assert 3500 < expiry <= 3600
 
-            late = Watcher(broker, board, status)
-            await wait_for(lambda: late.last(board) is not None and late.last(status) == b"online")
-            assert json.loads(late.last(board) or b"")["state"] == "red"
-            assert all(m.retain for m in late.messages)
-            late.stop()
+                late = Watcher(broker, board, status)
+                await wait_for(
+                    lambda: late.last(board) is not None and late.last(status) == b"online"
+                )
+                assert json.loads(late.last(board) or b"")["state"] == "red"
+                assert all(m.retain for m in late.messages)
+                late.stop()
 
-            # The broker restarts empty (persistence off): the red must not be lost...
-            await restart_and_expect(broker, uplink, board, status, "red")
-            # ...and a red cleared during an outage must not stay red.
-            broker.kill()
-            await wait_for(lambda: uplink.state.value == "down")
-            andon.update("L1", "green")
-            await restart_and_expect(broker, uplink, board, status, "green")
+                # The broker restarts empty (persistence off): the red must not be lost...
+                await restart_and_expect(broker, uplink, board, status, "red")
+                # ...and a red cleared during an outage must not stay red.
+                broker.kill()
+                await wait_for(lambda: uplink.state.value == "down")
+                andon.update("L1", "green")
+                await restart_and_expect(broker, uplink, board, status, "green")
         # A clean stop says so.
         after = Watcher(broker, status)
         await wait_for(lambda: after.last(status) == b"offline")
@@ -365,3 +493,66 @@ async def test_acl_refusal_and_ingest_conflicts_are_quarantined_not_retried(
                 ingest.stop()
     finally:
         broker.kill()
+
+
+def seen_seqs(watcher: Watcher) -> list[int]:
+    """The alert seqs a watcher got, in arrival order."""
+    return [json.loads(m.payload)["seq"] for m in list(watcher.messages)]
+
+
+async def test_stored_alerts_reach_their_topics_and_a_refused_one_is_passed_over(
+    tmp_path: Path,
+) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite #\ntopic deny lineside/v1/+/L2/alerts\n")
+    broker = Mosquitto(tmp_path / "broker", extra_config=f"acl_file {acl}")
+    broker.start()
+    lines = ["L1", "L2", None]
+    watcher = Watcher(broker, alerts_topic(SITE, "+"), gateway_alerts_topic(SITE, GW))
+    try:
+        async with running_store(tmp_path) as store:
+            now = store.clock.wall_us()
+            seqs = await commit(store, [transition(i, now, line=lines[i % 3]) for i in range(30)])
+            refused = seqs[1::3]
+            feed = AlertFeed(store, site=SITE, gateway=GW)
+            async with running_uplink(store, broker, alerts=feed):
+                await wait_for(lambda: feed.cursor == seqs[-1], what="every transition settled")
+                assert feed.stats.refused == len(refused)
+                expected = [seq for seq in seqs if seq not in refused]
+                await wait_for(lambda: seen_seqs(watcher) == expected, what="all others, in order")
+                topics = {m.topic for m in watcher.messages}
+                assert topics == {alerts_topic(SITE, "L1"), gateway_alerts_topic(SITE, GW)}
+            assert await store.get_meta(CURSOR_KEY) == str(seqs[-1])  # saved at the stop
+            # The next start publishes only what is new.
+            more = await commit(store, [transition(i, now) for i in range(4)])
+            async with running_uplink(
+                store, broker, alerts=AlertFeed(store, site=SITE, gateway=GW)
+            ):
+                await wait_for(lambda: seen_seqs(watcher) == expected + more)
+    finally:
+        watcher.stop()
+        broker.kill()
+
+
+async def test_a_full_paho_queue_holds_alerts_back_and_loses_none(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    watcher = Watcher(broker, alerts_topic(SITE, "L1"))
+    try:
+        async with running_store(tmp_path) as store:
+            feed = AlertFeed(
+                store, site=SITE, gateway=GW, backoff=Backoff(initial=0.02, maximum=0.1)
+            )
+            # paho takes two messages at a time: "online", batches and alerts compete for them.
+            async with running_uplink(store, broker, alerts=feed, max_queued=2) as uplink:
+                await wait_for(lambda: uplink.state.value == "up")
+                seqs: list[int] = []
+                for burst in range(4):
+                    now = store.clock.wall_us()
+                    seqs += await commit(
+                        store, [transition(burst * 25 + i, now) for i in range(25)]
+                    )
+                await wait_for(lambda: seen_seqs(watcher) == seqs, 30, "every transition, in order")
+                assert feed.stats.not_accepted > 0  # the queue was full, and nothing was lost
+    finally:
+        watcher.stop()

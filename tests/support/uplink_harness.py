@@ -65,6 +65,21 @@ def alert(name: str) -> AlertRecord:
     )
 
 
+def transition(i: int, ts_us: int, *, line: str | None = "L1") -> AlertRecord:
+    """The ``i``-th transition of a run of them: raised, cleared, raised, ..."""
+    return AlertRecord(
+        ts_us=ts_us,
+        alert_id=f"haccp_upper.P{i // 2}",
+        rule="haccp_upper",
+        subject=f"P{i // 2}",
+        severity=Severity.CRITICAL,
+        state="raised" if i % 2 == 0 else "cleared",
+        message=f"transition {i}",
+        line=line,
+        detail={"i": i},
+    )
+
+
 def mixed(n: int) -> list[Record]:
     records: list[Record] = []
     for i in range(n):
