@@ -214,9 +214,13 @@ class MqttUplink:
         poll_interval_s: float = 0.5,
         backoff: Backoff | None = None,
         stable_after_s: float = 10.0,
-        max_inflight: int = 20,
+        max_inflight: int | None = None,
         max_queued: int = 100,
     ) -> None:
+        # paho's in-flight limit must leave room for the whole window, the alert slots, the
+        # alert feed's publishes and the andon/status messages; by default it is sized so.
+        if max_inflight is None:
+            max_inflight = max(20, window + alert_slots + 8)
         if window < 1 or alert_slots < 0 or window + alert_slots + 4 > max_inflight:
             raise ValueError("need 1 <= window and window + alert_slots + 4 <= max_inflight")
         self.store = store
