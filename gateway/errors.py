@@ -87,6 +87,10 @@ class SequenceError(StoreError):
     """The sequence reservation file is unreadable; refusing to risk reusing numbers."""
 
 
+class ControlSocketError(LinesideError):
+    """The operator control socket cannot be set up as configured (its group, its mode)."""
+
+
 class DeviceError(LinesideError):
     """A device adapter failed; ``device`` names the configured device id."""
 
