@@ -78,6 +78,8 @@ EVICT_IDLE_S = 5.0
 """When every slot is taken, a connection idle at least this long makes room for a new one."""
 LOG_INTERVAL_S = 10.0
 """Refusals and closures of one kind are logged at most once per this many seconds."""
+REFUSALS_LOGGED = 20
+"""Refused commands logged one by one per :data:`LOG_INTERVAL_S`; beyond, counted."""
 SOCKET_MODE = 0o660
 
 MAX_OPERATOR_CHARS = 64
@@ -88,6 +90,10 @@ MAX_REQUEUE_RECORDS = 100_000
 MAX_SEQ_ITEMS = 1000
 """Sequence numbers or ranges in one request."""
 MAX_LIST_RECORDS = 1000
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number SQLite can hold."""
+MAX_RANGES_SHOWN = 200
+"""Ranges of sequence numbers written out in a record or an answer; beyond, a count."""
 
 OPERATOR_DEVICE = "operator"
 """The ``device`` of events an operator caused (the rules engine's line modes use it too)."""
@@ -211,12 +217,15 @@ def _number(value: object) -> float | None:
     """A JSON number as a float; ``None`` for anything else (``true`` is not a number)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
     return number if math.isfinite(number) else None
 
 
 def _seq(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SEQ:
         raise CommandError(f"{key} must be a sequence number (a positive integer)")
     return value
 
@@ -251,7 +260,12 @@ def _attributed(record: Record, operator: Operator) -> Record:
 
 
 def _ranges_text(seqs: Iterable[int]) -> str:
-    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in seq_ranges(list(seqs)))
+    """``1-5, 9, 12-13``; past :data:`MAX_RANGES_SHOWN` ranges, how many more."""
+    ranges = seq_ranges(list(seqs))
+    text = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges[:MAX_RANGES_SHOWN])
+    if len(ranges) > MAX_RANGES_SHOWN:
+        text += f" and {len(ranges) - MAX_RANGES_SHOWN} more ranges"
+    return text
 
 
 # ---------------------------------------------------------------------------- commands
@@ -394,7 +408,7 @@ class DeadLetterControl:
         self.outbox = outbox
         self.store = outbox.store
 
-    async def list(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def list_records(self, request: dict[str, Any]) -> dict[str, Any]:
         """The quarantined records after ``after`` (a sequence number), ``limit`` at most."""
         after = request.get("after", 0)
         if after != 0:
@@ -412,7 +426,7 @@ class DeadLetterControl:
             "more": len(page) > limit,
         }
 
-    async def show(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def show_record(self, request: dict[str, Any]) -> dict[str, Any]:
         """One quarantined record: why, when, and its stored data."""
         seq = _seq(request.get("seq"), "seq")
         found = await self.outbox.quarantined_record(seq)
@@ -428,7 +442,7 @@ class DeadLetterControl:
         operator = _operator(request)
         wanted = set(single)
         if ranges:
-            wanted.update(await self.outbox.quarantined_in(ranges))
+            wanted.update(await self.outbox.quarantined_in(ranges, limit=MAX_REQUEUE_RECORDS + 1))
         if not wanted:
             raise CommandError("nothing in the quarantine within the ranges given")
         if len(wanted) > MAX_REQUEUE_RECORDS:
@@ -498,40 +512,55 @@ def _answers(path: Path) -> bool:
 
 
 class _RateLimitedLog:
-    """Warnings of one kind at most once per interval; those held back are counted and the
-    count is logged when the interval ends (so a flood costs two lines per interval)."""
+    """Messages of one kind at most ``burst`` times per interval; those held back are counted
+    and the count is logged when the interval ends (a flood costs a few lines per interval)."""
 
     def __init__(self, interval_s: float = LOG_INTERVAL_S) -> None:
         self.interval_s = interval_s
-        self._last: dict[str, float] = {}
+        self._window: dict[str, tuple[float, int]] = {}
+        """Per kind: when its interval began and how many were logged in it."""
         self._held: Counter[str] = Counter()
         self._what: dict[str, str] = {}
         self._flushing: dict[str, asyncio.TimerHandle] = {}
 
     def warning(self, kind: str, message: str, *args: object) -> None:
+        self.log(logging.WARNING, kind, message, *args)
+
+    def log(
+        self,
+        level: int,
+        kind: str,
+        message: str,
+        *args: object,
+        burst: int = 1,
+        exc_info: bool = False,
+    ) -> None:
         now = time.monotonic()
-        last = self._last.get(kind)
-        if last is not None and now - last < self.interval_s:
+        began, logged = self._window.get(kind, (now - self.interval_s, 0))
+        if now - began >= self.interval_s:
+            began, logged = now, 0
+        if logged >= burst:
             self._held[kind] += 1
             if kind not in self._flushing:
                 with contextlib.suppress(RuntimeError):  # no running loop: counted only
                     self._flushing[kind] = asyncio.get_running_loop().call_later(
-                        last + self.interval_s - now, self.flush, kind
+                        began + self.interval_s - now, self.flush, kind
                     )
             return
-        self._last[kind] = now
+        self._window[kind] = (began, logged + 1)
         self._what[kind] = message % args if args else message
-        log.warning(message, *args)
+        log.log(level, message, *args, exc_info=exc_info)
 
     def flush(self, kind: str | None = None) -> None:
-        """Log how many warnings of ``kind`` (or of every kind) were held back."""
+        """Log how many messages of ``kind`` (or of every kind) were held back."""
         for name in [kind] if kind is not None else list(self._held):
             timer = self._flushing.pop(name, None)
             if timer is not None:
                 timer.cancel()
             held = self._held.pop(name, 0)
             if held:
-                self._last[name] = time.monotonic()
+                # The summary opens the next interval: a flood costs two lines per interval.
+                self._window[name] = (time.monotonic(), 1)
                 log.warning(
                     "%d more like %r in the last %.0f s (not logged one by one)",
                     held,
@@ -760,7 +789,7 @@ class ControlServer:
     async def _handle(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, huge numbers
             return {"ok": False, "error": "not a JSON object"}
         if not isinstance(request, dict):
             return {"ok": False, "error": "not a JSON object"}
@@ -770,17 +799,28 @@ class ControlServer:
         try:
             return await handler(request)
         except CommandError as exc:
-            log.info(
+            self._log.log(
+                logging.INFO,
+                "refused",
                 "control command %r from %s refused: %s",
                 request.get("command"),
                 current_peer().user,
                 exc,
+                burst=REFUSALS_LOGGED,
             )
             return {"ok": False, "error": str(exc)}
-        except Exception:
+        except Exception:  # noqa: BLE001 (logged below with its traceback)
             # A fault in answering one operator request must not stop the gateway's intake
-            # (the TUI is optional); it is logged with its traceback and reported back.
-            log.exception("control command %r failed", request.get("command"))
+            # (the TUI is optional); it is logged with its traceback (a few per interval:
+            # a client repeating it cannot flood the log) and reported back.
+            self._log.log(
+                logging.ERROR,
+                "internal",
+                "control command %r failed",
+                request.get("command"),
+                burst=3,
+                exc_info=True,
+            )
             return {"ok": False, "error": "internal error in the gateway; see its log"}
 
 

@@ -321,12 +321,16 @@ class Outbox:
             return entry, None
         return entry, {name: _wire_value(v) for name, v in zip(columns, found[0], strict=True)}
 
-    async def quarantined_in(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
-        """The quarantined sequence numbers within the inclusive ``ranges``, in order."""
+    async def quarantined_in(
+        self, ranges: Iterable[tuple[int, int]], *, limit: int = 1_000_000
+    ) -> list[int]:
+        """The quarantined sequence numbers within the inclusive ``ranges``, in order (the
+        first ``limit`` of each range)."""
         found: set[int] = set()
         for first, last in ranges:
             rows = await self.store.fetchall(
-                "SELECT seq FROM outbox_quarantine WHERE seq BETWEEN ? AND ?", (first, last)
+                "SELECT seq FROM outbox_quarantine WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+                (first, last, limit),
             )
             found.update(int(row[0]) for row in rows)
         return sorted(found)

@@ -93,20 +93,34 @@ def open_files_allowed(count: int) -> Iterator[int]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def flood(path: Path, count: int) -> tuple[list[socket.socket], int]:
-    """``count`` connections that never send anything; those that connected, and failures."""
+def flood(path: Path, count: int, *, patience_s: float = 1.0) -> tuple[list[socket.socket], int]:
+    """``count`` connections that never send anything; those that connected, and failures.
+
+    A connection waits while the listen backlog is full (the kernel says EAGAIN), as a
+    blocking client would, but only ``patience_s``: a gateway that stopped accepting must
+    not hang the test.
+    """
     held: list[socket.socket] = []
     failed = 0
     for _ in range(count):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(0.2)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            failed += 1
-            sock.close()
-            continue
-        held.append(sock)
+        deadline = time.monotonic() + patience_s
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                sock.connect(str(path))
+            except BlockingIOError:  # the backlog is full
+                sock.close()
+                if time.monotonic() < deadline:
+                    time.sleep(0.002)
+                    continue
+                failed += 1
+            except OSError:
+                sock.close()
+                failed += 1
+            else:
+                held.append(sock)
+            break
     return held, failed
 
 
@@ -298,6 +312,27 @@ async def test_hostile_operator_fields_are_refused_clearly_and_commands_are_attr
         assert f"at most {MAX_REQUEST_BYTES} bytes" in answer["error"]
         assert await reader.read() == b"", "then the gateway closes the connection"
         writer.close()
+
+        # Odd JSON: numbers too large for anything, nesting too deep, a seq beyond SQLite.
+        odd = {
+            b'{"command": "shelve", "alert_id": "a", "operator": "b", "minutes": '
+            + b"9" * 5000
+            + b"}": "not a JSON object",
+            b"[" * 60_000: "not a JSON object",
+            b'{"command": "shelve", "alert_id": "a", "operator": "b", "minutes": 1e400}': (
+                "minutes must be a number"
+            ),
+            b'{"command": "dead_letter_show", "seq": 1180591620717411303424}': (
+                "seq must be a sequence number"
+            ),
+        }
+        for raw, error in odd.items():
+            reader, writer = await asyncio.open_unix_connection(str(socket_path))
+            writer.write(raw + b"\n")
+            answer = json.loads(await reader.readline())
+            writer.close()
+            assert answer["ok"] is False
+            assert error in answer["error"]
 
         # The gateway goes on: the alert is still there to acknowledge, by a proper name.
         code, _out, err = await lineside(
