@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
-from gateway.errors import ConfigError, LinesideError, StoreInUseError
+from gateway.errors import ConfigError, ControlSocketError, LinesideError, StoreInUseError
 
 if TYPE_CHECKING:
     from gateway.config import LinesideConfig
@@ -44,19 +44,43 @@ def _config(path: Path) -> LinesideConfig:
         raise CommandFailed(str(exc), EXIT_CONFIG) from None
 
 
-def _control(config: LinesideConfig, request: dict[str, Any]) -> dict[str, Any]:
-    """Send an operator command to the running gateway; its answer when it accepted it."""
-    from gateway.control import send_command  # noqa: PLC0415
+def _printable(text: object) -> str:
+    """Text for the terminal: control and format characters (escape sequences, bidi
+    overrides) shown as ``\\xNN`` escapes, never passed through."""
+    import unicodedata  # noqa: PLC0415
 
+    return "".join(
+        ch
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+        else ascii(ch)[1:-1]
+        for ch in str(text)
+    )
+
+
+def _socket_path(args: argparse.Namespace) -> Path:
+    """The control socket: ``--socket``, or the one the config names."""
+    socket_path: Path | None = getattr(args, "socket", None)
+    return socket_path if socket_path is not None else _config(args.config).control_socket_path
+
+
+def _control(target: LinesideConfig | Path, request: dict[str, Any]) -> dict[str, Any]:
+    """Send an operator command to the running gateway; its answer when it accepted it."""
+    from gateway.control import ControlClientError, send_command  # noqa: PLC0415
+
+    path = target if isinstance(target, Path) else target.control_socket_path
     try:
-        answer = asyncio.run(send_command(config.control_socket_path, request))
+        answer = asyncio.run(send_command(path, request))
+    except ControlClientError as exc:
+        raise CommandFailed(f"lineside: {exc}") from None
     except (OSError, TimeoutError) as exc:
+        reason = _printable(exc) or type(exc).__name__
         raise CommandFailed(
-            f"lineside: cannot reach the gateway at {config.control_socket_path}: {exc}; "
-            "is `lineside run` running with this config?"
+            f"lineside: cannot reach the gateway at {path}: {reason}; "
+            "is `lineside run` running with this config (and may you use its socket: "
+            "group lineside-operators)?"
         ) from None
     if not answer.get("ok"):
-        raise CommandFailed(f"lineside: refused: {answer.get('error')}")
+        raise CommandFailed(f"lineside: refused: {_printable(answer.get('error'))}")
     return answer
 
 
@@ -116,7 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         failures.extend(group.exceptions)
     for failure in failures:
         # Another gateway on this store is a plain fact to report, not a fault to trace.
-        trace = None if isinstance(failure, StoreInUseError) else failure
+        trace = None if isinstance(failure, StoreInUseError | ControlSocketError) else failure
         log.critical("gateway failed: %s", failure, exc_info=trace)
     return EXIT_FAILURE if failures else EXIT_OK
 
@@ -136,11 +160,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_action(args: argparse.Namespace) -> int:
-    config = _config(args.config)
     request = {"command": args.action, "run_number": args.run, "operator": args.operator}
     if args.action == "start_run":
         request["line"] = args.line
-    _control(config, request)
+    _control(_socket_path(args), request)
     print(
         f"run {args.run}: {'started' if args.action == 'start_run' else 'ended'} by {args.operator}"
     )
@@ -171,22 +194,97 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
-    config = _config(args.config)
     request = {
         "command": "acknowledge",
         "alert_id": args.alert_id,
         "operator": args.operator,
         "comment": args.comment,
     }
-    _control(config, request)
+    _control(_socket_path(args), request)
     print(f"acknowledged by {args.operator}")
     return EXIT_OK
 
 
 def _cmd_line_mode(args: argparse.Namespace) -> int:
-    config = _config(args.config)
-    _control(config, {"command": "line_mode", "line": args.line, "mode": args.mode})
+    request = {"command": "line_mode", "line": args.line, "mode": args.mode}
+    if args.operator:
+        request["operator"] = args.operator
+    _control(_socket_path(args), request)
     print(f"line {args.line}: {args.mode}")
+    return EXIT_OK
+
+
+def _seq_args(values: Sequence[str]) -> list[int | list[int]]:
+    """``SEQ`` and ``FIRST-LAST`` arguments as the control request's ``seqs``."""
+    seqs: list[int | list[int]] = []
+    for value in values:
+        first, dash, last = value.partition("-")
+        try:
+            if dash:
+                seqs.append([int(first), int(last)])
+            else:
+                seqs.append(int(value))
+        except ValueError:
+            raise CommandFailed(
+                f"lineside dead-letter: {_printable(value)!s} is not a sequence number or a "
+                "FIRST-LAST range",
+                EXIT_USAGE,
+            ) from None
+    return seqs
+
+
+def _when(ts_us: object) -> str:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    if not isinstance(ts_us, int) or ts_us <= 0:
+        return "-"
+    return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _cmd_dead_letter(args: argparse.Namespace) -> int:
+    path = _socket_path(args)
+    if args.action == "list":
+        request: dict[str, Any] = {"command": "dead_letter_list", "limit": args.limit}
+        if args.after:
+            request["after"] = args.after
+        answer = _control(path, request)
+        records = answer.get("records") or []
+        for entry in records:
+            print(
+                f"{entry.get('seq'):>12}  {_printable(entry.get('stream')):<16} "
+                f"{_when(entry.get('ts_us'))}  {_printable(entry.get('reason'))}"
+            )
+        total = answer.get("total", len(records))
+        if not total:
+            print("the sync quarantine is empty")
+        else:
+            more = f"; more after {records[-1].get('seq')} (--after)" if answer.get("more") else ""
+            print(f"{total} record(s) in the sync quarantine{more}")
+        return EXIT_OK
+    if args.action == "show":
+        answer = _control(path, {"command": "dead_letter_show", "seq": args.seq})
+        entry = answer.get("record") or {}
+        print(f"seq          {entry.get('seq')}")
+        print(f"stream       {_printable(entry.get('stream'))}")
+        print(f"quarantined  {_when(entry.get('ts_us'))}")
+        print(f"reason       {_printable(entry.get('reason'))}")
+        data = answer.get("data")
+        shown = json.dumps(data, indent=2, sort_keys=True) if data is not None else "(gone)"
+        print(f"record       {shown}")
+        return EXIT_OK
+    answer = _control(
+        path,
+        {
+            "command": "dead_letter_requeue",
+            "seqs": _seq_args(args.seqs),
+            "reason": args.reason,
+            "operator": args.operator,
+        },
+    )
+    print(f"re-queued {answer.get('requeued')} record(s): {_printable(answer.get('seqs'))}")
+    for why, seqs in (answer.get("not_requeued") or {}).items():
+        print(f"not re-queued ({_printable(why)}): {_printable(seqs)}")
+    print(f"{answer.get('left')} record(s) left in the sync quarantine")
     return EXIT_OK
 
 
@@ -310,6 +408,18 @@ def _cmd_tui(args: argparse.Namespace) -> int:
     return run_tui(socket_path, operator=args.operator)
 
 
+def _gateway_target(command: argparse.ArgumentParser) -> None:
+    """``--config`` or ``--socket``: where an operator command finds the running gateway."""
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", "-c", type=Path, help="the gateway's config file")
+    where.add_argument(
+        "--socket",
+        type=Path,
+        help="the gateway's control socket instead of its config (operators in the socket's "
+        "group need neither the config nor its secrets)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -394,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(
             f"run-{verb}", help=f"{verb} a production run from the line (ERP lagging)"
         )
-        command.add_argument("--config", "-c", type=Path, required=True, help="config file")
+        _gateway_target(command)
         if action == "start_run":
             command.add_argument("--line", required=True, help="line id")
         command.add_argument("--run", required=True, help="run number")
@@ -414,16 +524,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     ack = commands.add_parser("ack", help="acknowledge an alert")
     ack.add_argument("alert_id", help="the alert's id (see lineside alerts)")
-    ack.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    _gateway_target(ack)
     ack.add_argument("--operator", required=True, help="who acknowledges (recorded)")
-    ack.add_argument("--comment", default="", help="what was done")
+    ack.add_argument("--comment", default="", help="what was done (500 characters at most)")
     ack.set_defaults(handler=_cmd_ack)
 
     mode = commands.add_parser("line-mode", help="set a line to production, changeover or washdown")
-    mode.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    _gateway_target(mode)
     mode.add_argument("--line", required=True, help="line id")
+    mode.add_argument("--operator", default="", help="who sets it (recorded)")
     mode.add_argument("mode", choices=["production", "changeover", "washdown"])
     mode.set_defaults(handler=_cmd_line_mode)
+
+    dead = commands.add_parser(
+        "dead-letter",
+        help="records the warehouse refused (the sync quarantine): list, show, re-queue",
+    )
+    dead_actions = dead.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = dead_actions.add_parser("list", help="list the quarantined records")
+    _gateway_target(listing)
+    listing.add_argument("--after", type=int, default=0, help="only those after this seq")
+    listing.add_argument("--limit", type=int, default=200, help="at most this many (1000)")
+    show = dead_actions.add_parser("show", help="one quarantined record, with its data")
+    show.add_argument("seq", type=int, help="its sequence number")
+    _gateway_target(show)
+    requeue = dead_actions.add_parser(
+        "requeue", help="send quarantined records again (recorded with who and why)"
+    )
+    requeue.add_argument("seqs", nargs="+", metavar="SEQ", help="sequence numbers or FIRST-LAST")
+    _gateway_target(requeue)
+    requeue.add_argument("--reason", required=True, help="why they can go now (recorded)")
+    requeue.add_argument("--operator", required=True, help="who re-queues them (recorded)")
+    dead.set_defaults(handler=_cmd_dead_letter)
 
     shelf = commands.add_parser(
         "shelf-life", help="product nearing its use-by or due to be frozen down"

@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from adapters.codecs.bitfields import is_contiguous
 from adapters.codecs.registers import (
@@ -143,6 +144,79 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
 
 # --------------------------------------------------------------------------------------
+# URLs: never with credentials in them
+
+URL_CREDENTIALS = "url_credentials"
+"""The pydantic error type of a URL with credentials: its value is shown redacted."""
+
+_SECRET_QUERY_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "sslpassword",
+        "token",
+        "access_token",
+        "auth_token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "secret",
+        "client_secret",
+    }
+)
+"""Query parameters that carry a secret."""
+
+
+def check_url_credentials(value: str, where: str, *, allow_user: bool = False) -> str:
+    """Refuse a URL that carries a password (``user:pw@``), a user name (unless
+    ``allow_user``) or a secret query parameter; the message says where it goes instead.
+
+    A URL is logged, shown by the doctor and, over ``http://``, sent in clear: a secret in it
+    leaks. Secrets go in the config's secret tables (``{ credential = "NAME" }``).
+    """
+    url = urlsplit(value)
+    query = parse_qsl(url.query, keep_blank_values=True)
+    found = []
+    if url.password is not None:
+        found.append("a password")
+    elif url.username is not None and not allow_user:
+        found.append("a user name")
+    keys = sorted({key for key, _ in query if key.lower() in _SECRET_QUERY_KEYS})
+    if keys:
+        found.append(f"the secret query parameter(s) {', '.join(keys)}")
+    if found:
+        raise PydanticCustomError(
+            URL_CREDENTIALS,
+            "credentials in the URL are refused ({found}): URLs are logged and shown, and "
+            "may travel in clear; {where}",
+            {"found": " and ".join(found), "where": where},
+        )
+    return value
+
+
+def redact_url(value: object) -> object:
+    """``value`` with the password and secret query values of a URL replaced by ``***``."""
+    if not isinstance(value, str):
+        return value
+    try:
+        url = urlsplit(value)
+        netloc = url.netloc
+        if url.password is not None or url.username is not None:
+            host = netloc.rpartition("@")[2]
+            user = url.username or ""
+            netloc = f"{user}:***@{host}" if url.password is not None else f"***@{host}"
+        query = "&".join(
+            f"{k}=***" if k.lower() in _SECRET_QUERY_KEYS else f"{k}={v}"
+            for k, v in parse_qsl(url.query, keep_blank_values=True)
+        )
+        return urlunsplit((url.scheme, netloc, url.path, query, ""))
+    except ValueError:
+        return "***"
+
+
+# --------------------------------------------------------------------------------------
 # Gateway, store, lines
 
 
@@ -161,6 +235,32 @@ class GatewaySection(StrictModel):
     """Time allowed for stopping intake, committing the pending batch and closing devices."""
     control_socket: ConfigPath | None = None
     """UNIX socket for operator commands. Default: ``control.sock`` beside the database."""
+    control_socket_group: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
+    )
+    """Group given the control socket: the operators' own group (e.g. ``lineside-operators``),
+    so operators reach the socket and nothing else (the store, keys and secrets stay with the
+    gateway's user). The gateway's user must be a member (``SupplementaryGroups=``). Default:
+    the gateway's own group."""
+    control_socket_mode: int = 0o660
+    """Permissions of the control socket (TOML ``0o660``): the owner needs read and write;
+    nothing for others is accepted."""
+    control_max_connections: int = Field(default=16, ge=1, le=256)
+    """Control connections served at once (each TUI holds one). When all are taken, the one
+    idle longest makes room, or the new one is refused at once."""
+    control_idle_timeout_s: float = Field(default=60.0, ge=1, le=3600)
+    """A control connection without a request (or not reading its answer) for this long is
+    closed."""
+
+    @field_validator("control_socket_mode")
+    @classmethod
+    def _socket_mode(cls, value: int) -> int:
+        if value & ~0o777 or value & 0o600 != 0o600 or value & 0o007:
+            raise ValueError(
+                f"mode {value:#o}: the owner needs read and write (0o600) and others get "
+                "nothing (e.g. 0o660)"
+            )
+        return value
 
 
 class StoreSection(StrictModel):
@@ -477,7 +577,10 @@ class OpcUaDevice(DeviceBase):
         url = urlparse(value)
         if url.scheme != "opc.tcp" or not url.hostname:
             raise ValueError("endpoint must look like opc.tcp://host:4840/path")
-        return value
+        return check_url_credentials(
+            value,
+            'give username = "..." and password = { credential = "opcua-password" }',
+        )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> Self:
@@ -638,6 +741,13 @@ class ModbusRtuDevice(ModbusDeviceBase):
     bytesize: Literal[7, 8] = 8
     """Data bits."""
 
+    @field_validator("serial_port")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        if "://" not in value:
+            return value
+        return check_url_credentials(value, "a serial port URL takes no credentials")
+
 
 class ScannerTcpDevice(DeviceBase):
     """A fixed label scanner acting as a TCP server that sends one read per line."""
@@ -728,7 +838,11 @@ class HttpErp(ErpBase):
         url = urlparse(value)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError("url must be http(s)://host/path")
-        return value
+        return check_url_credentials(
+            value,
+            'put the ERP\'s token in token = { credential = "erp-token" } '
+            "(sent as a Bearer header, only over https)",
+        )
 
     @model_validator(mode="after")
     def _token_needs_tls(self) -> Self:
@@ -753,6 +867,16 @@ class SqlErp(ErpBase):
     """Rows fetched per round trip."""
     statement_timeout_s: float = Field(default=30.0, gt=0, le=600)
     """Server-side limit for the query."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        return check_url_credentials(
+            value,
+            "the user name may stay in the URL; put the password in "
+            'password = { credential = "erp-db-password" }',
+            allow_user=True,
+        )
 
 
 Erp = Annotated[HttpErp | SqlErp, Field(discriminator="kind")]
@@ -897,6 +1021,17 @@ class MqttSync(StrictModel):
     Keep it short for the site broker (a refused attempt costs one packet); raise it only for
     a broker shared by very many gateways."""
 
+    @field_validator("host")
+    @classmethod
+    def _host_not_url(cls, value: str) -> str:
+        if "@" in value or "://" in value:
+            raise PydanticCustomError(
+                URL_CREDENTIALS,
+                "host is a host name or address, not a URL; the broker login goes in "
+                'username = "..." and password = { credential = "mqtt-password" }',
+            )
+        return value
+
     @model_validator(mode="after")
     def _tls_pairs(self) -> Self:
         if (self.cert_file is None) != (self.key_file is None):
@@ -929,6 +1064,15 @@ class HttpsSync(StrictModel):
     """Records per batch."""
     batch_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
     """Uncompressed bytes per batch."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        return check_url_credentials(
+            value,
+            'put the ingest\'s token in token = { credential = "ingest-token" } or use a '
+            "client certificate (cert_file, key_file)",
+        )
 
     @model_validator(mode="after")
     def _secure(self) -> Self:
@@ -1117,6 +1261,8 @@ def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[ConfigProble
             value = "{...}" if isinstance(value, Mapping) else "[...]"
         if any(part in SECRET_KEYS for part in loc if isinstance(part, str)):
             value = "***"
+        elif error["type"] == URL_CREDENTIALS:
+            value = redact_url(value)
         if error["type"] == "extra_forbidden":
             message = "unknown key (misspelt? see config/example.toml)"
         else:

@@ -94,6 +94,10 @@ class RecordShedError(StoreError):
     future carrying this error needs no further report."""
 
 
+class ControlSocketError(LinesideError):
+    """The operator control socket cannot be set up as configured (its group, its mode)."""
+
+
 class DeviceError(LinesideError):
     """A device adapter failed; ``device`` names the configured device id."""
 

@@ -199,6 +199,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE emark_batches ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE rejected_inputs ADD COLUMN serial TEXT;
     """,
+    # ---- local-access work (issue 18): keep this entry separate; add new migrations after it.
+    # 3 -> 4: the outbox quarantine, created with the schema instead of lazily by the sync
+    # code, so the gateway can say at every start whether records wait there (the
+    # ``sync_quarantined`` alert) and ``lineside dead-letter`` can list and re-queue them.
+    # The same definition the sync code used to create: a store that has it already keeps
+    # its rows.
+    """
+    CREATE TABLE IF NOT EXISTS outbox_quarantine (
+        seq    INTEGER PRIMARY KEY,
+        stream TEXT,
+        reason TEXT,
+        ts_us  INTEGER
+    ) STRICT;
+    """,
 )
 """Schema migrations in order; the database's ``user_version`` counts those applied."""
 

@@ -27,7 +27,7 @@ from gateway.backoff import Backoff
 from gateway.clock import Clock, SystemClock
 from gateway.clockwatch import ClockStep, ClockWatch
 from gateway.config import LinesideConfig
-from gateway.control import AlertControl, ControlServer, RunControl
+from gateway.control import AlertControl, ControlServer, DeadLetterControl, RunControl
 from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
 from gateway.pipeline import Pipeline
 from gateway.records import AlertRecord, DeviceEvent, RecordFlag
@@ -41,6 +41,7 @@ from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
 from sync.https_uplink import HttpsUplink
 from sync.mqtt_uplink import MqttUplink
+from sync.outbox import Outbox, quarantine_alert_at_start
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,12 @@ async def run_gateway(
                 store.submit(record)
             for record in engine.restore_line_modes(await last_line_modes(store)):
                 store.submit(record)
+            # Records in the sync quarantine wait for an operator whatever the restart: the
+            # alert that says so is raised again now (the restore above cleared it).
+            outbox = Outbox(store, gateway=config.gateway.id, site=config.gateway.site)
+            quarantined = await quarantine_alert_at_start(outbox)
+            if quarantined is not None:
+                store.submit(quarantined)
             pipeline = Pipeline(
                 store,
                 index,
@@ -167,6 +174,7 @@ async def run_gateway(
                     link.ack_observers.append(status.observe_ack)
             runs = RunControl(store, index, clock, lines)
             alerts = AlertControl(engine, store, lines)
+            dead_letters = DeadLetterControl(outbox)
             server = ControlServer(
                 config.control_socket_path,
                 {
@@ -175,8 +183,15 @@ async def run_gateway(
                     "acknowledge": alerts.acknowledge,
                     "shelve": alerts.shelve,
                     "line_mode": alerts.line_mode,
+                    "dead_letter_list": dead_letters.list_records,
+                    "dead_letter_show": dead_letters.show_record,
+                    "dead_letter_requeue": dead_letters.requeue,
                     "status": lambda _request: status.snapshot(),
                 },
+                max_connections=config.gateway.control_max_connections,
+                idle_timeout_s=config.gateway.control_idle_timeout_s,
+                group=config.gateway.control_socket_group,
+                mode=config.gateway.control_socket_mode,
             )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(store.run_committer(), name="store.committer")

@@ -15,16 +15,23 @@ Answers:
 
 * ``200`` + ack: ``committed`` → :meth:`Outbox.acknowledge` (only seqs the batch carried);
   ``conflicts`` → :meth:`Outbox.quarantine` with the ingest's reason and a
-  ``sync_quarantined`` alert. A malformed ack is ambiguous: retried.
+  ``sync_quarantined`` alert. A malformed ack is ambiguous: retried. The per-record conflict
+  is the ingest's only refusal of a *record*, and the only answer that quarantines (an
+  operator re-queues with ``lineside dead-letter requeue``).
 * Connect errors, timeouts, a lost connection, ``408``, ``429``, ``5xx`` (and anything else
   that is not a final answer): retried after :class:`gateway.backoff.Backoff` (capped
   exponential, jittered), or after ``Retry-After`` when the server says how long (capped at
   :data:`MAX_RETRY_AFTER_S`) (docs/reference/reliability.md §7 rows 16-17).
-* Any other ``4xx``: the ingest refuses this batch; retrying cannot help. Its records move to
-  the outbox quarantine with the status and an excerpt of the body, a ``sync_quarantined``
-  alert is stored (not for a batch made only of such alerts: no chain reaction), and the next
-  batch is taken only after a backoff delay, so a server that refuses everything (a wrong
-  token) cannot drive a hot loop.
+* ``401``/``403``: the ingest refuses this gateway (token, enrolment): records kept, link
+  DOWN, one ``sync_unauthorized`` alert, retried with the backoff until it accepts again.
+* Any other ``4xx`` (``404`` from a proxy with a wrong route, ``400``, ``413``, ``422``...):
+  a refusal of the *request*, not of its records, and nothing says which record could be at
+  fault, so nothing is quarantined: the records stay in the outbox, the link is DEGRADED,
+  one ``sync_refused`` alert is stored, and the same batch is retried with the capped
+  backoff until the ingest (or the proxy in front of it) is fixed; the first ``200`` clears
+  the alert. A ``413`` (a proxy's body limit below ``batch_bytes``) first halves the batch
+  size for the rest of the run, with a warning, down to a single record; a single record
+  refused as too large is a refusal like the others.
 
 httpx errors are translated at this boundary: none leaves :meth:`HttpsUplink.run`, which
 returns only when cancelled. TLS is always verified (``ca_file`` or the system trust store);
@@ -57,10 +64,12 @@ from sync.protocol import Ack, Batch, ProtocolError, decode_ack, encode_batch
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429})
+"""4xx answers that mean "not now" rather than "never": retried like a 5xx."""
 UNAUTHORIZED_STATUS = frozenset({401, 403})
 """The ingest refuses this gateway (token, certificate, enrolment): a link problem, not a
 problem of the batch, so nothing is quarantined."""
-"""4xx answers that mean "not now" rather than "never": retried like a 5xx."""
+TOO_LARGE_STATUS = 413
+"""The body is above a limit (often a proxy's): the batch is retried smaller."""
 
 MAX_RETRY_AFTER_S = 300.0
 """A longer ``Retry-After`` is capped: the gateway keeps trying at least this often."""
@@ -87,9 +96,10 @@ class HttpsUplinkStats:
     after sending, 5xx, malformed ack): each may be a duplicate on the wire, deduped by the
     ingest on its Idempotency-Key and ``(gateway, seq)``."""
     quarantined: int = 0
-    """Records moved to the outbox quarantine (refused batches and per-record conflicts)."""
+    """Records moved to the outbox quarantine (per-record conflicts, unencodable records)."""
     refusals: int = 0
-    """Batches the ingest refused with a final 4xx."""
+    """Attempts the ingest (or a proxy) answered with a 4xx other than 401/403/408/429;
+    the records stayed in the outbox and were sent again."""
     last_error: str = ""
 
 
@@ -97,7 +107,14 @@ class _Retry(Exception):
     """This attempt failed; send the same batch again later."""
 
     def __init__(
-        self, reason: str, *, ambiguous: bool, down: bool, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        ambiguous: bool,
+        down: bool,
+        retry_after: float | None = None,
+        refused: bool = False,
+        too_large: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -106,10 +123,10 @@ class _Retry(Exception):
         self.down = down
         """No answer from the ingest at all (link DOWN rather than DEGRADED)."""
         self.retry_after = retry_after
-
-
-class _Refused(Exception):
-    """The ingest refused the batch for good (a 4xx other than 408/429)."""
+        self.refused = refused
+        """A 4xx refusal of the request (not 401/403/408/429)."""
+        self.too_large = too_large
+        """A 413: a smaller batch may pass."""
 
 
 class HttpsUplink:
@@ -159,6 +176,10 @@ class HttpsUplink:
         self.ack_observers: list[Callable[[float], None]] = []
         """Called with the seconds from a batch's first POST to the ingest's ack."""
         self._unauthorized_alerted = False
+        self._refused_alerted = False
+        self._batch_records = max_records
+        """Records per batch now: ``max_records`` until a 413 halves it."""
+        self._batch_bytes = max_bytes
         self._headers = {
             "content-type": "application/json",
             "content-encoding": "deflate",
@@ -208,7 +229,7 @@ class HttpsUplink:
 
     async def _next_batch(self) -> Batch | None:
         try:
-            return await self.outbox.next_batch(self.max_records, self.max_bytes)
+            return await self.outbox.next_batch(self._batch_records, self._batch_bytes)
         except StoreError as exc:
             self.stats.last_error = f"outbox: {exc}"
             log.error("https uplink: cannot read the outbox: %s", exc)
@@ -241,23 +262,24 @@ class HttpsUplink:
                 delay = self.backoff.next_delay()
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER_S))
+                shrink = exc.too_large and len(batch.records) > 1
+                if exc.refused and not shrink:
+                    self._request_refused(exc.reason)
                 log.warning(
-                    "https uplink: batch %s attempt %d failed (%s); retry in %.2f s",
+                    "https uplink: batch %s attempt %d failed (%s); %s in %.2f s",
                     batch.batch_id,
                     attempts,
                     exc.reason,
+                    "a smaller batch" if shrink else "retry",
                     delay,
                 )
                 await asyncio.sleep(delay)
+                if shrink:
+                    # Never committed (refused before the ingest took it): its records are
+                    # still in the outbox and go again in smaller batches of their own.
+                    self._shrink(batch)
+                    return
                 continue
-            except _Refused as exc:
-                self.state = LinkState.DEGRADED
-                self.stats.refusals += 1
-                self.stats.last_error = str(exc)
-                await self._refuse(batch, str(exc))
-                # A server that refuses everything must not drain the outbox in a hot loop.
-                await asyncio.sleep(self.backoff.next_delay())
-                return
             self.backoff.reset()
             self.state = LinkState.UP
             latency = time.monotonic() - first_sent
@@ -284,6 +306,7 @@ class HttpsUplink:
             raise _Retry(_describe(exc), ambiguous=True, down=True) from exc
         if status == 200:
             self._authorized()
+            self._requests_accepted()
             try:
                 ack = decode_ack(body)
             except ProtocolError as exc:
@@ -304,7 +327,17 @@ class HttpsUplink:
         if status in RETRYABLE_STATUS:
             raise _Retry(reason, ambiguous=False, down=False, retry_after=retry_after)
         if 400 <= status < 500:
-            raise _Refused(reason)
+            # The request is refused, not its records (a record-level refusal is a 200 with
+            # conflicts): keep them, say so once, retry with the backoff until it is fixed.
+            self.stats.refusals += 1
+            raise _Retry(
+                reason,
+                ambiguous=False,
+                down=False,
+                retry_after=retry_after,
+                refused=True,
+                too_large=status == TOO_LARGE_STATUS,
+            )
         # 5xx (the ingest may have committed before failing), or an unexpected 1xx/2xx/3xx.
         raise _Retry(reason, ambiguous=True, down=False, retry_after=retry_after)
 
@@ -327,18 +360,53 @@ class HttpsUplink:
             return
         self._unauthorized_alerted = True
         log.error("https uplink: the ingest refuses this gateway: %s", reason)
-        self._alert("raised", f"the central ingest refuses this gateway ({reason}); records kept")
+        self._alert(
+            "unauthorized",
+            "raised",
+            f"the central ingest refuses this gateway ({reason}); records kept",
+        )
 
     def _authorized(self) -> None:
         if self._unauthorized_alerted:
             self._unauthorized_alerted = False
-            self._alert("cleared", "the central ingest accepts this gateway again")
+            self._alert("unauthorized", "cleared", "the central ingest accepts this gateway again")
 
-    def _alert(self, state: str, message: str) -> None:
+    def _request_refused(self, reason: str) -> None:
+        if self._refused_alerted:
+            return
+        self._refused_alerted = True
+        log.error(
+            "https uplink: the ingest (or a proxy before it) refuses the batches: %s; "
+            "records kept in the outbox, retried with backoff (check [sync.https] url)",
+            reason,
+        )
+        self._alert(
+            "refused",
+            "raised",
+            f"the central ingest refuses the batches ({reason}); records kept, retrying",
+        )
+
+    def _requests_accepted(self) -> None:
+        if self._refused_alerted:
+            self._refused_alerted = False
+            log.info("https uplink: the ingest accepts batches again")
+            self._alert("refused", "cleared", "the central ingest accepts batches again")
+
+    def _shrink(self, batch: Batch) -> None:
+        self._batch_records = max(1, len(batch.records) // 2)
+        self._batch_bytes = max(1024, self._batch_bytes // 2)
+        log.warning(
+            "https uplink: the ingest refused a body as too large; batches of at most %d "
+            "records and %d bytes from now on",
+            self._batch_records,
+            self._batch_bytes,
+        )
+
+    def _alert(self, kind: str, state: str, message: str) -> None:
         record = AlertRecord(
             ts_us=self.store.clock.wall_us(),
-            alert_id="sync.https.unauthorized",
-            rule="sync_unauthorized",
+            alert_id=f"sync.https.{kind}",
+            rule=f"sync_{kind}",
             subject=self.url,
             severity=Severity.MAJOR,
             state=state,

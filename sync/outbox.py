@@ -23,6 +23,15 @@ in autocommit mode, and multi-step changes are ordered so that any prefix is saf
   run inside the committer's transaction and that transaction is rolled back (disk full),
   the worst outcome is a row that stays in the outbox and is sent again: the warehouse
   dedupes on ``(gateway, seq)``. Reading skips quarantined rows as well.
+* requeue (an operator's ``lineside dead-letter requeue``): the mirror image. ``INSERT OR
+  IGNORE`` the rows back into the outbox, then ``DELETE`` only the quarantine rows that *are*
+  in the outbox. A row found in both is still quarantined (reading skips it) until the
+  second statement runs, so a prefix never sends a record the operator did not release.
+
+The quarantine table is part of the store's schema (:data:`gateway.schema.MIGRATIONS`). While
+it holds rows, a ``sync_quarantined`` alert stands: raised when records are quarantined,
+raised again at every start (:func:`quarantine_alert_at_start`), cleared only when the
+quarantine is empty (:func:`quarantine_cleared_alerts`).
 
 Reads on the writer connection can see a committer's batch before its ``COMMIT``; if that
 batch is then rolled back (disk full), the records were sent under sequence numbers that
@@ -34,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import StoreError
@@ -44,10 +54,13 @@ from sync.protocol import MAX_BATCH_BYTES, Batch, seq_ranges
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_DDL = (
-    "CREATE TABLE IF NOT EXISTS outbox_quarantine("
-    "seq INTEGER PRIMARY KEY, stream TEXT, reason TEXT, ts_us INTEGER) STRICT"
-)
+QUARANTINE_RULE = "sync_quarantined"
+"""The rule of every alert about quarantined records."""
+
+QUARANTINE_ALERT_ID = "sync.quarantine"
+"""The standing alert raised at start while the quarantine holds records."""
+
+_STREAM_PRIORITY: dict[str, int] = {t.table: int(t.priority) for t in RECORD_TABLES.values()}
 
 _COLUMNS: dict[str, tuple[str, ...]] = {t.table: t.columns for t in RECORD_TABLES.values()}
 """Record columns (without ``seq``) per stream; also the whitelist of table names."""
@@ -78,6 +91,22 @@ _WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 """``json.dumps`` with the wire options, made once (it sizes every record read)."""
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """One row of the outbox quarantine."""
+
+    seq: int
+    stream: str
+    reason: str
+    ts_us: int
+    """When it was quarantined (wall clock)."""
+
+
+def _quarantined(row: Sequence[Any]) -> QuarantinedRecord:
+    seq, stream, reason, ts_us = row
+    return QuarantinedRecord(int(seq), str(stream), str(reason or ""), int(ts_us or 0))
+
+
 def batch_seqs(batch: Batch) -> tuple[int, ...]:
     """A batch's sequence numbers, in order."""
     return tuple(seq for seq, _ in batch.records)
@@ -90,12 +119,6 @@ class Outbox:
         self.store = store
         self.gateway = gateway
         self.site = site
-        self._ready = False
-
-    async def _ensure_schema(self) -> None:
-        if not self._ready:
-            await self.store.fetchall(QUARANTINE_DDL)
-            self._ready = True
 
     async def next_batch(
         self,
@@ -115,7 +138,6 @@ class Outbox:
         """
         if max_records < 1 or max_bytes < 1:
             raise ValueError("max_records and max_bytes must be positive")
-        await self._ensure_schema()
         excluded = json.dumps(sorted(exclude))
         while True:
             head = await self.store.fetchall(
@@ -240,7 +262,6 @@ class Outbox:
         wanted = sorted({int(s) for s in seqs})
         if not wanted:
             return 0
-        await self._ensure_schema()
         encoded = json.dumps(wanted)
         await self.store.fetchall(
             "INSERT OR IGNORE INTO outbox_quarantine (seq, stream, reason, ts_us) "
@@ -256,11 +277,121 @@ class Outbox:
 
     async def quarantined(self) -> list[tuple[int, str, str]]:
         """``(seq, stream, reason)`` of every quarantined record, in seq order."""
-        await self._ensure_schema()
         rows = await self.store.fetchall(
             "SELECT seq, stream, reason FROM outbox_quarantine ORDER BY seq"
         )
         return [(int(seq), str(stream), str(reason)) for seq, stream, reason in rows]
+
+    async def quarantine_count(self) -> int:
+        """How many records wait in the quarantine."""
+        rows = await self.store.fetchall("SELECT count(*) FROM outbox_quarantine")
+        return int(rows[0][0])
+
+    async def quarantine_page(
+        self, *, after: int = 0, limit: int = 1000
+    ) -> list[QuarantinedRecord]:
+        """Up to ``limit`` quarantined records with a sequence number above ``after``."""
+        rows = await self.store.fetchall(
+            "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [_quarantined(row) for row in rows]
+
+    async def quarantined_record(
+        self, seq: int
+    ) -> tuple[QuarantinedRecord, dict[str, Any] | None] | None:
+        """A quarantined record and its stored data (``None`` when the row is gone, e.g.
+        evicted telemetry); ``None`` when ``seq`` is not in the quarantine."""
+        rows = await self.store.fetchall(
+            "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq = ?", (seq,)
+        )
+        if not rows:
+            return None
+        entry = _quarantined(rows[0])
+        columns = _COLUMNS.get(entry.stream)
+        if columns is None:
+            return entry, None
+        # The table and column names come from RECORD_TABLES, never from the database.
+        found = await self.store.fetchall(
+            f"SELECT {', '.join(columns)} FROM {entry.stream} WHERE seq = ?",  # noqa: S608
+            (seq,),
+        )
+        if not found:
+            return entry, None
+        return entry, {name: _wire_value(v) for name, v in zip(columns, found[0], strict=True)}
+
+    async def quarantined_in(
+        self, ranges: Iterable[tuple[int, int]], *, limit: int = 1_000_000
+    ) -> list[int]:
+        """The quarantined sequence numbers within the inclusive ``ranges``, in order (the
+        first ``limit`` of each range)."""
+        found: set[int] = set()
+        for first, last in ranges:
+            rows = await self.store.fetchall(
+                "SELECT seq FROM outbox_quarantine WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+                (first, last, limit),
+            )
+            found.update(int(row[0]) for row in rows)
+        return sorted(found)
+
+    async def requeue(
+        self, seqs: Iterable[int]
+    ) -> tuple[list[QuarantinedRecord], dict[str, list[int]]]:
+        """Move quarantined records back into the outbox, to be sent again.
+
+        Returns the quarantine entries moved and, by reason, the sequence numbers that could
+        not be: not in the quarantine, of a stream this gateway does not know, or whose
+        record row is gone (evicted telemetry).
+        """
+        wanted = sorted({int(s) for s in seqs})
+        refused: dict[str, list[int]] = {}
+        if not wanted:
+            return [], refused
+        encoded = json.dumps(wanted)
+        entries = {
+            entry.seq: entry
+            for entry in map(
+                _quarantined,
+                await self.store.fetchall(
+                    "SELECT seq, stream, reason, ts_us FROM outbox_quarantine "
+                    "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
+                    (encoded,),
+                ),
+            )
+        }
+        missing = [seq for seq in wanted if seq not in entries]
+        if missing:
+            refused["not in the quarantine"] = missing
+        by_stream: dict[str, list[int]] = {}
+        for entry in entries.values():
+            by_stream.setdefault(entry.stream, []).append(entry.seq)
+        now = self.store.clock.wall_us()
+        for stream, stream_seqs in by_stream.items():
+            priority = _STREAM_PRIORITY.get(stream)
+            if priority is None:
+                refused[f"unknown stream {stream!r}"] = stream_seqs
+                continue
+            # Only records whose row still exists go back: an evicted one cannot be sent.
+            await self.store.fetchall(
+                "INSERT OR IGNORE INTO outbox (seq, stream, priority, enqueued_us) "  # noqa: S608
+                "SELECT q.seq, q.stream, ?, ? FROM outbox_quarantine q "
+                "WHERE q.seq IN (SELECT value FROM json_each(?)) "
+                f"AND q.seq IN (SELECT seq FROM {stream})",  # a table of RECORD_TABLES
+                (priority, now, json.dumps(stream_seqs)),
+            )
+        rows = await self.store.fetchall(
+            "DELETE FROM outbox_quarantine WHERE seq IN (SELECT value FROM json_each(?)) "
+            "AND seq IN (SELECT seq FROM outbox) RETURNING seq",
+            (encoded,),
+        )
+        moved = sorted(int(row[0]) for row in rows)
+        left = set(entries) - set(moved)
+        for stream_seqs in refused.values():
+            left -= set(stream_seqs)
+        if left:
+            refused["record row missing (evicted or never stored)"] = sorted(left)
+        return [entries[seq] for seq in moved], refused
 
     async def depth(self) -> int:
         """Records waiting for an acknowledgement (the backlog)."""
@@ -325,7 +456,7 @@ def only_quarantine_alerts(batch: Batch) -> bool:
     would be refused again, a chain reaction.
     """
     return batch.stream == "alerts" and all(
-        data.get("rule") == "sync_quarantined" for _, data in batch.records
+        data.get("rule") == QUARANTINE_RULE for _, data in batch.records
     )
 
 
@@ -342,7 +473,7 @@ async def quarantine_with_alert(
     record = AlertRecord(
         ts_us=outbox.store.clock.wall_us(),
         alert_id=f"sync.quarantined.{batch_id}",
-        rule="sync_quarantined",
+        rule=QUARANTINE_RULE,
         subject=batch_id,
         severity=Severity.MAJOR,
         state="raised",
@@ -354,3 +485,73 @@ async def quarantine_with_alert(
     except StoreError as exc:
         log.error("sync: cannot store the quarantine alert: %s", exc)
     return moved
+
+
+_ACTIVE_QUARANTINE_ALERTS = """
+SELECT alert_id, subject, severity, line FROM alerts a
+WHERE rule = ? AND state IN ('raised', 'updated') AND seq = (
+    SELECT max(seq) FROM alerts b WHERE b.alert_id = a.alert_id
+    AND b.state IN ('raised', 'updated', 'cleared'))
+ORDER BY seq
+"""
+"""Alerts about quarantined records whose newest raise/update/clear is not a clear."""
+
+
+async def quarantine_alert_at_start(outbox: Outbox) -> AlertRecord | None:
+    """The standing ``sync_quarantined`` alert when the quarantine holds records.
+
+    A restart clears the alerts of other sources (the rules engine judges them again); records
+    in the quarantine wait for an operator whatever the restart, so the alert is raised
+    again at every start until ``lineside dead-letter requeue`` empties it.
+    """
+    rows = await outbox.store.fetchall(
+        "SELECT stream, count(*), min(seq), max(seq) FROM outbox_quarantine GROUP BY stream "
+        "ORDER BY stream"
+    )
+    if not rows:
+        return None
+    total = sum(int(n) for _, n, _, _ in rows)
+    streams = {str(stream): int(n) for stream, n, _, _ in rows}
+    message = (
+        f"{total} records wait in the sync quarantine (refused, never sent): "
+        "`lineside dead-letter list` shows them, `requeue` sends them again"
+    )
+    log.error("sync: %s (%s)", message, ", ".join(f"{n} {s}" for s, n in streams.items()))
+    return AlertRecord(
+        ts_us=outbox.store.clock.wall_us(),
+        alert_id=QUARANTINE_ALERT_ID,
+        rule=QUARANTINE_RULE,
+        subject="outbox",
+        severity=Severity.MAJOR,
+        state="raised",
+        message=message,
+        detail={
+            "records": total,
+            "streams": streams,
+            "first_seq": min(int(first) for _, _, first, _ in rows),
+            "last_seq": max(int(last) for _, _, _, last in rows),
+        },
+    )
+
+
+async def quarantine_cleared_alerts(outbox: Outbox, why: str) -> list[AlertRecord]:
+    """A ``cleared`` transition for every ``sync_quarantined`` alert still standing, when
+    the quarantine is empty; nothing while it holds records."""
+    if await outbox.quarantine_count():
+        return []
+    now = outbox.store.clock.wall_us()
+    return [
+        AlertRecord(
+            ts_us=now,
+            alert_id=str(alert_id),
+            rule=QUARANTINE_RULE,
+            subject=str(subject),
+            severity=Severity(str(severity)),
+            state="cleared",
+            message=why,
+            line=line,
+        )
+        for alert_id, subject, severity, line in await outbox.store.fetchall(
+            _ACTIVE_QUARANTINE_ALERTS, (QUARANTINE_RULE,)
+        )
+    ]

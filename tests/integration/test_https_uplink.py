@@ -272,39 +272,41 @@ async def test_429_honours_retry_after(tmp_path: Path, ingest: Ingest) -> None:
 # ---------------------------------------------------------------- refusal
 
 
-async def test_a_refused_batch_is_quarantined_with_reason_alert_and_never_retried(
+async def test_a_refused_request_keeps_its_records_alerts_and_is_sent_again(
     tmp_path: Path, ingest: Ingest
 ) -> None:
+    # A 4xx refuses the request, not its records (a record-level refusal is a 200 with
+    # conflicts): nothing is quarantined, the link is degraded, an alert says so, and the
+    # same batch goes again with the backoff until it is accepted.
     ingest.faults.script = ["422"]
     async with running_store(tmp_path) as store:
         packs = await commit(store, [pack(i) for i in range(15)])
         outbox = Outbox(store, gateway=GW, site=SITE)
+
+        def refused_states() -> list[object]:
+            return [p.get("state") for p in ingest.payloads() if p.get("rule") == "sync_refused"]
+
         async with running_uplink(store, ingest) as uplink:
-            # The uplink's own alert about the refusal reaches the warehouse.
-            await wait_for(
-                lambda: any(p.get("rule") == "sync_quarantined" for p in ingest.payloads()), 10
-            )
+            # The raise and the clear (queued at the first accepted batch) are sent in turn.
+            await wait_for(lambda: refused_states() == ["raised", "cleared"], 10)
             await wait_for(lambda: outbox_empty(outbox), 10)
-            await asyncio.sleep(0.3)  # time for a (wrong) retry to show up
         refused = ingest.faults.seen[0]
         assert refused.key == f"{GW}:packs:{packs[0]}-{packs[9]}:10"
-        assert ingest.faults.keys[refused.key] == 1  # never retried
-        assert ingest.faults.duplicates == 0
-        quarantined = await outbox.quarantined()
-        assert [seq for seq, _, _ in quarantined] == packs[:10]
-        reason = quarantined[0][2]
-        assert reason.startswith("HTTP 422")
-        assert "unknown stream" in reason
-        assert uplink.stats.quarantined == 10
+        assert ingest.faults.keys[refused.key] == 2  # sent again, same key
+        assert await outbox.quarantined() == []
+        assert uplink.stats.quarantined == 0
         assert uplink.stats.refusals == 1
-        assert uplink.stats.retries == 0
-        # The rest still went, exactly once.
+        assert uplink.stats.retries == 1
         per_seq = ingest.rows_per_seq()
-        assert all(per_seq[seq] == 1 for seq in packs[10:])
-        assert not set(packs[:10]) & set(per_seq)
-        (raised,) = [p for p in ingest.payloads() if p.get("rule") == "sync_quarantined"]
+        assert all(per_seq[seq] == 1 for seq in packs)
+        (raised,) = [
+            p
+            for p in ingest.payloads()
+            if p.get("rule") == "sync_refused" and p["state"] == "raised"
+        ]
         assert raised["severity"] == Severity.MAJOR.value
-        assert raised["subject"] == refused.key
+        assert "HTTP 422" in raised["message"]
+        assert "unknown stream" in raised["message"]
 
 
 # ---------------------------------------------------------------- link down
