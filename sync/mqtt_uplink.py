@@ -708,27 +708,32 @@ class MqttUplink:
             self.stats.bad_acks += 1
             return
         entry = self._window.pop(ack.batch_id, None)
-        committed: Sequence[int] = ack.committed
-        conflicts: Sequence[tuple[int, str]] = ack.conflicts
-        if entry is not None:
-            # Only what this batch carried: an ack never deletes records it did not cover.
-            mine = set(entry.seqs)
-            committed = [seq for seq in committed if seq in mine]
-            conflicts = [(seq, reason) for seq, reason in conflicts if seq in mine]
-            self._in_flight.difference_update(mine)
-            self._next_poll = 0.0
-            latency = time.monotonic() - entry.first_sent
-            for observe in self.ack_observers:
-                observe(latency)
+        if entry is None:
+            # Not a batch in flight: a late ack of a batch already settled or sent before a
+            # restart (its records are still in the outbox and will be sent and acked
+            # again), or a forgery. Either way it deletes nothing and quarantines nothing.
+            self.stats.bad_acks += 1
+            log.warning(
+                "uplink: ignoring an ack for batch %s, which is not in flight",
+                ack.batch_id[:64],
+            )
+            return
+        # Only what this batch carried: an ack never deletes records it did not cover.
+        mine = set(entry.seqs)
+        committed = [seq for seq in ack.committed if seq in mine]
+        conflicts = [(seq, reason) for seq, reason in ack.conflicts if seq in mine]
+        self._in_flight.difference_update(mine)
+        self._next_poll = 0.0
+        latency = time.monotonic() - entry.first_sent
+        for observe in self.ack_observers:
+            observe(latency)
         deleted = await self.outbox.acknowledge(committed)
         self.stats.records_acked += deleted
         by_reason: dict[str, list[int]] = {}
         for seq, reason in conflicts:
             by_reason.setdefault(reason, []).append(seq)
         for reason, seqs in by_reason.items():
-            await self._quarantine(
-                ack.batch_id, entry.batch.stream if entry else "?", seqs, f"ingest: {reason}"
-            )
+            await self._quarantine(ack.batch_id, entry.batch.stream, seqs, f"ingest: {reason}")
         if self.state is LinkState.DEGRADED:
             self.state = LinkState.UP
 
