@@ -7,6 +7,13 @@ file permissions (mode 0660: the gateway's user and group).
 
 Request:  ``{"command": "start_run", "line": "L1", "run_number": "R42", "operator": "Ann"}``
 Response: ``{"ok": true, "seq": 123}`` or ``{"ok": false, "error": "..."}``
+
+Alerts are named by ``alert_id`` (the id or its short reference, as ``lineside alerts``
+shows it), or by ``rule`` and/or ``line`` for every alert of them awaiting acknowledgement
+(to shelve: every active one):
+``{"command": "acknowledge", "rule": "label_weight", "line": "L1", "operator": "Ann"}``
+answers ``{"ok": true, "alerts": [ids...], "seqs": [...]}``. A line-mode change names its
+``operator`` too; it is recorded with the change.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -21,7 +29,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.erp.model import ProductionRun, RunStatus, run_to_json
 from gateway.clock import Clock
@@ -37,10 +45,20 @@ MAX_REQUEST_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 16 * MAX_REQUEST_BYTES
 COMMAND_TIMEOUT_S = 5.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 
 class CommandError(Exception):
     """A command that cannot be carried out; the message goes back to the operator."""
+
+
+def _optional(request: dict[str, Any], key: str) -> str | None:
+    value = request.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise CommandError(f"{key} must be text")
+    return value.strip()
 
 
 def _text(request: dict[str, Any], key: str) -> str:
@@ -133,38 +151,73 @@ class AlertControl:
         self.store = store
         self.lines = lines
 
+    def _selected(self, request: dict[str, Any], *, to_shelve: bool) -> list[str]:
+        """The alert ids a request names (``alert_id``, or ``rule`` and/or ``line``)."""
+        names = {k: _optional(request, k) for k in ("alert_id", "rule", "line")}
+        if names["line"] is not None and names["line"] not in self.lines:
+            raise CommandError(f"unknown line {names['line']!r}")
+        if names["alert_id"] is not None and (names["rule"] or names["line"]):
+            raise CommandError("name one alert (alert_id), or a rule and/or a line, not both")
+        if not any(names.values()):
+            raise CommandError("alert_id, rule or line is required")
+        return self._call(
+            lambda: self.engine.select(
+                alert=names["alert_id"],
+                rule=names["rule"],
+                line=names["line"],
+                to_shelve=to_shelve,
+            )
+        )
+
     async def acknowledge(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Acknowledge an alert (operator name required, comment optional)."""
-        alert_id, operator = _text(request, "alert_id"), _text(request, "operator")
+        """Acknowledge one alert, or every alert of a rule and/or line awaiting it
+        (operator name required, comment optional): one acknowledgement per alert."""
+        operator = _text(request, "operator")
         comment = str(request.get("comment") or "")
-        records = self._call(lambda: self.engine.acknowledge(alert_id, operator, comment))
-        return await self._store(records)
+        chosen = self._selected(request, to_shelve=False)
+        records: list[Record] = []
+        for alert_id in chosen:
+            records += self._call(
+                functools.partial(self.engine.acknowledge, alert_id, operator, comment)
+            )
+        return {**await self._store(records), "alerts": chosen}
 
     async def shelve(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Shelve an alert for ``minutes``."""
-        alert_id, operator = _text(request, "alert_id"), _text(request, "operator")
+        """Shelve one alert, or every active alert of a rule and/or line, for ``minutes``."""
+        operator = _text(request, "operator")
         minutes = request.get("minutes")
         if not isinstance(minutes, int | float) or not 0 < minutes <= 24 * 60:
             raise CommandError("minutes must be a number from 1 to 1440")
         comment = str(request.get("comment") or "")
-        records = self._call(lambda: self.engine.shelve(alert_id, operator, minutes, comment))
-        return await self._store(records)
+        chosen = self._selected(request, to_shelve=True)
+        records: list[Record] = []
+        for alert_id in chosen:
+            records += self._call(
+                functools.partial(self.engine.shelve, alert_id, operator, minutes, comment)
+            )
+        return {**await self._store(records), "alerts": chosen}
 
     async def line_mode(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Set a line to production, changeover or washdown."""
+        """Set a line to production, changeover or washdown; who did it is recorded."""
         line, mode = _text(request, "line"), _text(request, "mode")
+        operator = _text(request, "operator")
         if line not in self.lines:
             raise CommandError(f"unknown line {line!r}")
         if mode not in ("production", "changeover", "washdown"):
             raise CommandError("mode must be production, changeover or washdown")
-        return await self._store(self._call(lambda: self.engine.set_line_mode(line, mode)))
+        return await self._store(
+            self._call(lambda: self.engine.set_line_mode(line, mode, operator=operator))
+        )
 
     @staticmethod
-    def _call(action: Callable[[], list[Record]]) -> list[Record]:
+    def _call(action: Callable[[], list[T]]) -> list[T]:
         try:
             return action()
         except KeyError as exc:
-            raise CommandError(f"unknown alert {exc.args[0]!r}") from None
+            what = exc.args[0] if exc.args else ""
+            if isinstance(what, str) and what.startswith("no alert"):
+                raise CommandError(what) from None
+            raise CommandError(f"unknown alert {what!r}") from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 

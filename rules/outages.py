@@ -129,6 +129,10 @@ class OutageLog:
             and record.kind == "gateway_stopped"
         )
 
+    def open_outages(self) -> tuple[Outage, ...]:
+        """The device outages that have not ended yet (link down, no sign of it since)."""
+        return tuple(self._open.values())
+
     def between(self, device: str, start_us: int, end_us: int) -> list[Outage]:
         """The outages of ``device`` and of the gateway that overlap ``[start_us, end_us]``,
         the longest overlap first (then the earliest)."""
