@@ -2,8 +2,11 @@
 
 A device whose link has been down (its adapter's ``link_down`` event, with no ``link_up``
 or label read since: :class:`~rules.outages.OutageLog`) for longer than its configured
-time raises ``device_down``; the alert clears when the link is back. A shorter blip (a
-reconnect) raises nothing: it is an on-delay, as for the HACCP limits (docs/alarms.md §4).
+time raises ``device_down``; the alert clears once the link has stayed up for
+:data:`SETTLE_S`. A shorter blip (a reconnect) raises nothing: an on-delay, as for the HACCP
+limits; and a link that comes up and drops again at once (a converter that accepts the
+connection and closes it, a peer resetting every session) is still down: outages less than
+:data:`SETTLE_S` apart are one (an off-delay; docs/alarms.md §4).
 
 Severity by what the device is (docs/alarms.md §4):
 
@@ -15,9 +18,9 @@ Severity by what the device is (docs/alarms.md §4):
   the outage come back as a label gap naming it.
 
 Deterministic and replayable: the raise is stamped at the outage's start plus the device's
-time, whether it is noticed by a tick (live) or by the first later record (a replay), and an
-outage that ended before anything noticed it (a replay with no records in between) is
-raised and cleared at its end. So the same records give the same alerts, with the same ids.
+time and the clear at the link's return plus :data:`SETTLE_S`, whether they are noticed by a
+tick (live) or by a later record (a replay, which has no ticks), so the same records give
+the same alerts, with the same ids.
 
 Pure: no I/O, no clock reads.
 """
@@ -29,13 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from gateway.records import DeviceEvent, LabelScan, Record
+from gateway.records import DeviceEvent, Record
 from rules.model import Finding, Severity
 from rules.outages import Outage, OutageLog
 
 __all__ = [
     "DEFAULT_DOWN_AFTER_S",
     "RULE_DEVICE_DOWN",
+    "SETTLE_S",
     "SEVERITY_BY_ROLE",
     "DeviceWatch",
     "WatchedDevice",
@@ -44,6 +48,8 @@ __all__ = [
 RULE_DEVICE_DOWN: Final = "device_down"
 DEFAULT_DOWN_AFTER_S: Final = 30.0
 """Longer than a reconnect with backoff normally takes, short enough to act in a shift."""
+SETTLE_S: Final = 5.0
+"""A device is back once its link has stayed up this long."""
 SEVERITY_BY_ROLE: Final = {
     "checkweigher": Severity.MAJOR,
     "temperature_probe": Severity.MAJOR,
@@ -84,105 +90,108 @@ class DeviceWatch:
     :meth:`tick` as time passes. Devices not configured are not watched.
     """
 
-    def __init__(self, devices: Iterable[WatchedDevice], outages: OutageLog) -> None:
+    def __init__(
+        self,
+        devices: Iterable[WatchedDevice],
+        outages: OutageLog,
+        *,
+        settle_s: float = SETTLE_S,
+    ) -> None:
         self.devices = {d.device: d for d in devices}
         self.outages = outages
-        self._tracked: dict[str, Outage] = {}
-        """The open outage of each watched device, as last seen."""
+        self.settle_us = round(settle_s * 1_000_000)
+        self._watching: dict[str, int] = {}
+        """Devices down, or back for less than the settle time: since when (the start of the
+        first of the outages less than the settle time apart)."""
         self._raised: set[str] = set()
         """Devices whose current outage has raised its alert."""
 
     def observe(self, record: Record) -> list[Finding]:
-        """The findings a record brings: a device back (clear), or an outage now long
-        enough judged at the record's time."""
-        findings: list[Finding] = []
-        if self._tracked and isinstance(record, DeviceEvent | LabelScan):
-            findings += self._ended(record.ts_us)  # a link_up or a read ends an outage
+        """The findings a record brings: judged at the record's time."""
+        findings = self._judge(record.ts_us)
         if (
             isinstance(record, DeviceEvent)
             and record.kind == "link_up"
             and record.device in self.devices
+            and record.device not in self._watching
             and not any(f.subject == record.device for f in findings)
         ):
             # Back without an outage this watch knows of (it began before the records it
             # was given): clears an alert restored from the store, if there is one.
             findings.append(self._clear(self.devices[record.device], None, record.ts_us))
-        return findings + self._due(record.ts_us)
+        return findings
 
     def tick(self, ts_us: int) -> list[Finding]:
-        """Outages that have become long enough by ``ts_us``."""
-        return self._due(ts_us)
+        """What has become due by ``ts_us``: outages long enough, devices settled back."""
+        return self._judge(ts_us)
 
     @property
     def down(self) -> tuple[str, ...]:
         """The watched devices whose alert is raised, in order."""
         return tuple(sorted(self._raised))
 
-    def _ended(self, ts_us: int) -> list[Finding]:
-        still = {o.device for o in self.outages.open_outages()}
-        findings: list[Finding] = []
-        for name in [n for n in self._tracked if n not in still]:
-            outage = self._tracked.pop(name)
-            device = self.devices[name]
-            limit_us = round(device.down_after_s * 1_000_000)
-            if name not in self._raised and limit_us and ts_us - outage.start_us >= limit_us:
-                # Ended before anything looked (a replay): raised and cleared, as live.
-                findings.append(self._raise(device, outage))
-                self._raised.add(name)
-            if name in self._raised:
-                self._raised.discard(name)
-                findings.append(self._clear(device, outage, ts_us))
-        return findings
-
-    def _due(self, ts_us: int) -> list[Finding]:
-        findings: list[Finding] = []
+    def _judge(self, now_us: int) -> list[Finding]:
+        # Every link_down is judged as it is taken (evaluate), so no outage goes unseen.
         for outage in self.outages.open_outages():
-            device = self.devices.get(outage.device)
-            if device is None:
-                continue
-            self._tracked[device.device] = outage
+            if outage.device in self.devices:
+                self._watching.setdefault(outage.device, outage.start_us)
+        findings: list[Finding] = []
+        for name, start in sorted(self._watching.items()):
+            device = self.devices[name]
+            newest = self.outages.open_outage(name) or self.outages.ended(name)[-1]
+            end = newest.end_us
             limit_us = round(device.down_after_s * 1_000_000)
+            due_us = start + limit_us
+            settles_us = None if end is None else end + self.settle_us
             if (
                 limit_us
-                and device.device not in self._raised
-                and ts_us - outage.start_us >= limit_us
+                and name not in self._raised
+                and now_us >= due_us
+                and (settles_us is None or due_us < settles_us)
             ):
-                self._raised.add(device.device)
-                findings.append(self._raise(device, outage))
+                # Still down (or not settled back) when its time was up: raised then.
+                self._raised.add(name)
+                findings.append(self._raise(device, newest, start, due_us))
+            if end is not None and now_us >= end + self.settle_us:
+                del self._watching[name]
+                if name in self._raised:
+                    self._raised.discard(name)
+                    findings.append(self._clear(device, (start, end), end + self.settle_us))
         return findings
 
-    def _raise(self, device: WatchedDevice, outage: Outage) -> Finding:
+    def _raise(self, device: WatchedDevice, newest: Outage, start_us: int, ts_us: int) -> Finding:
         noun = _NOUN.get(device.role, "device")
-        why = f": {outage.reason}" if outage.reason else ""
+        why = f": {newest.reason}" if newest.reason else ""
         return Finding(
             rule=RULE_DEVICE_DOWN,
             subject=device.device,
             active=True,
             severity=device.severity,
             message=(
-                f"{noun} {device.device} down since {_clock(outage.start_us)} "
+                f"{noun} {device.device} down since {_clock(start_us)} "
                 f"({device.down_after_s:g} s or more){why}"
             ),
-            ts_us=outage.start_us + round(device.down_after_s * 1_000_000),
+            ts_us=ts_us,
             line=device.line,
             detail={
                 "device": device.device,
                 "role": device.role,
-                "since_us": outage.start_us,
+                "since_us": start_us,
                 "down_after_s": device.down_after_s,
-                "reason": outage.reason,
+                "reason": newest.reason,
             },
         )
 
-    def _clear(self, device: WatchedDevice, outage: Outage | None, ts_us: int) -> Finding:
+    def _clear(self, device: WatchedDevice, span: tuple[int, int] | None, ts_us: int) -> Finding:
         noun = _NOUN.get(device.role, "device")
         detail: dict[str, object] = {"device": device.device, "role": device.role}
         message = f"{noun} {device.device} is back"
-        if outage is not None:
-            down_s = (ts_us - outage.start_us) / 1_000_000
-            since = _clock(outage.start_us).removesuffix(" UTC")
-            message += f" after {down_s:.0f} s down ({since}–{_clock(ts_us)})"
-            detail.update(since_us=outage.start_us, until_us=ts_us, down_s=down_s)
+        if span is not None:
+            since_us, until_us = span
+            down_s = (until_us - since_us) / 1_000_000
+            since = _clock(since_us).removesuffix(" UTC")
+            message += f" after {down_s:.0f} s down ({since}–{_clock(until_us)})"
+            detail.update(since_us=since_us, until_us=until_us, down_s=down_s)
         return Finding(
             rule=RULE_DEVICE_DOWN,
             subject=device.device,

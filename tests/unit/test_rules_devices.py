@@ -1,5 +1,6 @@
 """A device down too long is an alert (issue 17): ``device_down`` from the adapters' link
-events, raised after the device's time, cleared when it is back, the same from a replay."""
+events, raised after the device's time, cleared once it has stayed back for 5 s, the same
+from a replay."""
 
 from __future__ import annotations
 
@@ -37,9 +38,14 @@ def test_a_device_down_longer_than_its_time_raises_and_clears_when_back() -> Non
     assert raised.detail["config"] == {"down_alert_after_s": 30.0}
     assert line.engine.andon("L1") == "amber"
     line.advance(30)
+    up_at = line.clock.wall_us()
     line.link("cw1", "link_up", down_for_s=61.0)
+    line.advance(4)
+    assert len(line.alerts("device_down")) == 1, "back, not yet for 5 s"
+    line.advance(1)
     [_, cleared] = line.alerts("device_down")
     assert (cleared.state, cleared.alert_id) == ("cleared", raised.alert_id)
+    assert cleared.ts_us == up_at + 5 * S
     assert cleared.message == "checkweigher cw1 is back after 61 s down (06:00:05–06:01:06 UTC)"
     assert line.engine.andon("L1") == "green"
 
@@ -77,6 +83,7 @@ def test_replaying_the_same_records_gives_the_same_alerts() -> None:
     for device in ("scan1", "probes", "cw1"):
         live.link(device, "link_up", down_for_s=60.0)
         live.advance(1)
+    live.advance(5)
     live.pack(243.0)
     expected = summary(live.alerts("device_down"))
     assert [s[2] for s in expected] == ["raised"] * 3 + ["cleared"] * 3
@@ -88,6 +95,25 @@ def test_replaying_the_same_records_gives_the_same_alerts() -> None:
     out = [r for record in live.records for r in again.evaluate(record)]
     replayed = summary([r for r in out if isinstance(r, AlertRecord) and r.rule == "device_down"])
     assert sorted(replayed) == sorted(expected)
+
+
+def test_a_link_that_drops_again_at_once_is_still_down() -> None:
+    """A peer that accepts each connection and resets it: up and down every 0.3 s."""
+    line = LineShift()
+    line.link("scan1", "link_down", error="connection reset")
+    for _ in range(200):  # a minute of it
+        line.advance(0.1, tick_every=0.1)
+        line.link("scan1", "link_up")
+        line.advance(0.2, tick_every=0.2)
+        line.link("scan1", "link_down", error="connection reset")
+    [raised] = line.alerts("device_down")
+    assert raised.state == "raised"
+    assert raised.ts_us == to_us(START) + 30 * S
+    line.link("scan1", "link_up")
+    line.advance(6)
+    [_, cleared] = line.alerts("device_down")
+    assert cleared.state == "cleared"
+    assert "back after 60 s down" in cleared.message
 
 
 def test_a_restored_alert_clears_when_its_device_is_back() -> None:
