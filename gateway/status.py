@@ -259,6 +259,9 @@ class GatewayStatus:
         """Note one alert transition (registered as a rules engine listener)."""
         if record.state == "raised":
             self._raised.append(Raise(record.ts_us, record.line, record.rule))
+            # Bounded without any viewer too: only the window's raises are kept.
+            while self._raised and self._raised[0].ts_us < record.ts_us - ALARM_WINDOW_US:
+                self._raised.popleft()
 
     def observe_ack(self, seconds: float) -> None:
         """Note one acknowledgement latency (registered as an uplink ack observer)."""

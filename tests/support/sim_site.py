@@ -118,9 +118,7 @@ async def simulated_site(
         db_path = tmp_path / "site.db"
         config_path = tmp_path / "site.toml"
         config_path.write_text(
-            demo_config_text(
-                addresses, db_path, debounce_s=debounce_s, device_down_s=device_down_s
-            )
+            demo_config_text(addresses, db_path, debounce_s=debounce_s, device_down_s=device_down_s)
             + extra_config
         )
         handle = SiteHandle(config_path, db_path)
