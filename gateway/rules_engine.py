@@ -7,8 +7,7 @@ Every pack event, temperature reading and label scan, once joined to its run, is
   run's only fixed-weight product);
 * temperatures: HACCP limits per configured probe (debounce, hysteresis, sensor faults);
 * label scans: sequence gaps and duplicates, batch and weight against the run and the pack,
-  use-by against the run's shelf life.
-
+  use-by against the run's shelf life;
 * device links: a device down longer than its ``down_alert_after_s`` (``device_down``,
   from the adapters' ``link_down``/``link_up`` events, :mod:`rules.devices`).
 

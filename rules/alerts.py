@@ -154,7 +154,8 @@ class _Entry:
     deadband: float = 0.0
     event: bool = False
     published: Published | None = None
-    """What the last RAISED/UPDATED said (None: restored, nothing published by this book)."""
+    """What the last RAISED/UPDATED said (set at the raise, or from the stored view when
+    restored)."""
 
     @property
     def key(self) -> tuple[str, str]:
