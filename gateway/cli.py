@@ -173,44 +173,78 @@ def _cmd_run_action(args: argparse.Namespace) -> int:
 def _cmd_alerts(args: argparse.Namespace) -> int:
     import sqlite3  # noqa: PLC0415
 
-    from gateway.demo import ACTIVE_ALERTS  # noqa: PLC0415
+    from gateway.rules_engine import fold_alerts  # noqa: PLC0415
+    from gateway.service import ALERT_HISTORY  # noqa: PLC0415
+    from rules.alert_refs import short_refs  # noqa: PLC0415
 
     config = _config(args.config)
-    query = ACTIVE_ALERTS.replace(
-        "SELECT rule, severity, subject", "SELECT alert_id, severity, message"
-    )
     try:
         db = sqlite3.connect(f"file:{config.store.path}?mode=ro", uri=True, timeout=5)
-        rows = db.execute(query).fetchall()
+        rows = db.execute(ALERT_HISTORY).fetchall()
         db.close()
     except sqlite3.Error as exc:
         print(f"lineside alerts: cannot read {config.store.path}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    for alert_id, severity, message in rows:
-        print(f"{severity.upper():<9}{alert_id}\n         {message}")
-    if not rows:
+    # Active ones, and cleared ones still awaiting acknowledgement: what `ack` may name.
+    alerts = [a for a in fold_alerts(rows) if a.active or not a.acknowledged]
+    alerts = [a for a in alerts if args.line is None or a.line == args.line]
+    alerts = [a for a in alerts if args.rule is None or a.rule == args.rule]
+    refs = short_refs(a.id for a in alerts)
+    order = {"critical": 0, "major": 1, "warning": 2}
+    for a in sorted(alerts, key=lambda a: (a.acknowledged, order[str(a.severity)], a.raised_us)):
+        seen = f"  x{a.occurrences}" if a.occurrences > 1 else ""
+        print(
+            f"{refs[a.id]:<8}{str(a.severity).upper():<9}{a.state:<23}{a.line or '-':<6}"
+            f"{a.rule}{seen}\n        {a.message}"
+        )
+    if not alerts:
         print("no active alerts")
     return EXIT_OK
+
+
+def _selector(args: argparse.Namespace) -> dict[str, Any]:
+    if args.alert is None and args.rule is None and args.line is None:
+        raise CommandFailed("lineside: name an alert (its reference or id), --rule or --line")
+    if args.alert is not None and (args.rule or args.line):
+        raise CommandFailed("lineside: name one alert, or --rule and/or --line, not both")
+    return {
+        k: v for k, v in (("alert_id", args.alert), ("rule", args.rule), ("line", args.line)) if v
+    }
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
     request = {
         "command": "acknowledge",
-        "alert_id": args.alert_id,
+        **_selector(args),
         "operator": args.operator,
         "comment": args.comment,
     }
-    _control(_socket_path(args), request)
-    print(f"acknowledged by {args.operator}")
+    answer = _control(_socket_path(args), request)
+    count = len(answer.get("alerts") or [])
+    print(f"{count} alert(s) acknowledged by {args.operator}")
+    return EXIT_OK
+
+
+def _cmd_shelve(args: argparse.Namespace) -> int:
+    request = {
+        "command": "shelve",
+        **_selector(args),
+        "minutes": args.minutes,
+        "operator": args.operator,
+        "comment": args.comment,
+    }
+    answer = _control(_socket_path(args), request)
+    count = len(answer.get("alerts") or [])
+    print(f"{count} alert(s) shelved for {args.minutes:g} min by {args.operator}")
     return EXIT_OK
 
 
 def _cmd_line_mode(args: argparse.Namespace) -> int:
-    request = {"command": "line_mode", "line": args.line, "mode": args.mode}
-    if args.operator:
-        request["operator"] = args.operator
-    _control(_socket_path(args), request)
-    print(f"line {args.line}: {args.mode}")
+    _control(
+        _socket_path(args),
+        {"command": "line_mode", "line": args.line, "mode": args.mode, "operator": args.operator},
+    )
+    print(f"line {args.line}: {args.mode} (by {args.operator})")
     return EXIT_OK
 
 
@@ -518,21 +552,38 @@ def build_parser() -> argparse.ArgumentParser:
     erp.add_argument("--full", action="store_true", help="ignore the watermark: reload all runs")
     erp.set_defaults(handler=_cmd_erp_sync)
 
-    alerts = commands.add_parser("alerts", help="list the active alerts")
+    alerts = commands.add_parser(
+        "alerts", help="list the active alerts and those awaiting acknowledgement, with refs"
+    )
     alerts.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    alerts.add_argument("--line", help="only this line's")
+    alerts.add_argument("--rule", help="only this rule's")
     alerts.set_defaults(handler=_cmd_alerts)
 
-    ack = commands.add_parser("ack", help="acknowledge an alert")
-    ack.add_argument("alert_id", help="the alert's id (see lineside alerts)")
-    _gateway_target(ack)
-    ack.add_argument("--operator", required=True, help="who acknowledges (recorded)")
-    ack.add_argument("--comment", default="", help="what was done (500 characters at most)")
-    ack.set_defaults(handler=_cmd_ack)
+    for name, verb in (("ack", "acknowledge"), ("shelve", "shelve")):
+        command = commands.add_parser(
+            name, help=f"{verb} an alert, or every alert of a rule and/or a line"
+        )
+        command.add_argument(
+            "alert", nargs="?", help="the alert's short reference or id (see lineside alerts)"
+        )
+        command.add_argument("--rule", help=f"{verb} every alert of this rule (e.g. label_weight)")
+        command.add_argument("--line", help=f"{verb} every alert of this line")
+        _gateway_target(command)
+        command.add_argument("--operator", required=True, help="who does it (recorded)")
+        command.add_argument(
+            "--comment", default="", help="what was done, or why (500 characters at most)"
+        )
+        if name == "shelve":
+            command.add_argument(
+                "--minutes", type=float, required=True, help="how long (1 to 1440)"
+            )
+        command.set_defaults(handler=_cmd_ack if name == "ack" else _cmd_shelve)
 
     mode = commands.add_parser("line-mode", help="set a line to production, changeover or washdown")
     _gateway_target(mode)
     mode.add_argument("--line", required=True, help="line id")
-    mode.add_argument("--operator", default="", help="who sets it (recorded)")
+    mode.add_argument("--operator", required=True, help="who changes it (recorded)")
     mode.add_argument("mode", choices=["production", "changeover", "washdown"])
     mode.set_defaults(handler=_cmd_line_mode)
 

@@ -48,6 +48,7 @@ from adapters.codecs.registers import (
     register_count,
 )
 from gateway.errors import MISSING, ConfigError, ConfigProblem
+from rules.actions import DEFAULT_ACTIONS, RULES_WITH_ACTIONS
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Ids of gateways, sites, lines, devices and tags: they end up in MQTT topics and file names."""
@@ -491,6 +492,10 @@ class DeviceBase(StrictModel):
     """First reconnect delay; doubles up to ``reconnect_max_s``, with jitter."""
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
     """Longest reconnect delay."""
+    down_alert_after_s: float = Field(default=30.0, ge=0, le=86_400)
+    """A link down this long raises a ``device_down`` alert (MAJOR for a checkweigher or a
+    temperature probe, WARNING for a label scanner), cleared when the device is back;
+    0: never (docs/alarms.md §4)."""
     programs: dict[str, Identifier] = Field(default_factory=dict, max_length=10_000)
     """A checkweigher's program numbers (or product codes) and the PLU each one packs, e.g.
     ``{ "12" = "41240", "13" = "49001" }``: the surest way to know a pack's product."""
@@ -969,6 +974,24 @@ class RulesSection(StrictModel):
     """Per-product overrides."""
     probes: tuple[ProbeRules, ...] = ()
     """HACCP limits per probe; a probe without limits is recorded but not judged."""
+    actions: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict)
+    """Corrective action per rule id, shown with its alerts, e.g. ``haccp_upper = "Move
+    product to chill, check probe, notify QA"``. Replaces the default text of that rule
+    (HACCP, ℮, use-by, batch and device_down rules have defaults: rules/actions.py); an
+    empty text removes it."""
+
+    @field_validator("actions")
+    @classmethod
+    def _known_rules(cls, actions: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(actions) - RULES_WITH_ACTIONS)
+        if unknown:
+            known = ", ".join(sorted(RULES_WITH_ACTIONS))
+            raise ValueError(f"no such rule: {', '.join(unknown)}; rules: {known}")
+        return actions
+
+    def action(self, rule: str) -> str:
+        """The corrective action for a rule's alerts ("" for none)."""
+        return self.actions.get(rule, DEFAULT_ACTIONS.get(rule, "")).strip()
 
     def threshold(self, name: str, *, line: str | None, plu: str | None) -> float | None:
         """A threshold for a line and product: product beats line beats the default."""

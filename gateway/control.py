@@ -29,6 +29,13 @@ Local access control
   comments and reasons :data:`MAX_COMMENT_CHARS`, identifiers :data:`MAX_ID_CHARS`) and may
   not hold control or format characters (terminal escapes, bidirectional overrides); numbers
   must be JSON numbers (``true`` is not one). A refusal says which field and why.
+
+Alerts are named by ``alert_id`` (the id or its short reference, as ``lineside alerts``
+shows it), or by ``rule`` and/or ``line`` for every alert of them awaiting acknowledgement
+(to shelve: every active one):
+``{"command": "acknowledge", "rule": "label_weight", "line": "L1", "operator": "Ann"}``
+answers ``{"ok": true, "alerts": [ids...], "seqs": [...]}``. A line-mode change names its
+``operator`` too; it is recorded with the change.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.erp.model import ProductionRun, RunStatus, run_to_json
 from gateway.clock import Clock
@@ -104,6 +111,7 @@ paragraph separator characters: nothing a name or a comment needs, and what term
 escapes and spoofed log lines are made of."""
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -205,6 +213,11 @@ def _field(request: dict[str, Any], key: str, max_chars: int, *, required: bool 
 def _text(request: dict[str, Any], key: str) -> str:
     """A required identifier (line, run number, alert id)."""
     return _field(request, key, MAX_ID_CHARS)
+
+
+def _optional(request: dict[str, Any], key: str) -> str | None:
+    """An optional identifier (bounded, no control characters); None when absent."""
+    return _field(request, key, MAX_ID_CHARS, required=False) or None
 
 
 def _operator(request: dict[str, Any], *, required: bool = True) -> Operator:
@@ -355,42 +368,74 @@ class AlertControl:
         self.store = store
         self.lines = lines
 
+    def _selected(self, request: dict[str, Any], *, to_shelve: bool) -> list[str]:
+        """The alert ids a request names (``alert_id``, or ``rule`` and/or ``line``)."""
+        names = {k: _optional(request, k) for k in ("alert_id", "rule", "line")}
+        if names["line"] is not None and names["line"] not in self.lines:
+            raise CommandError(f"unknown line {names['line']!r}")
+        if names["alert_id"] is not None and (names["rule"] or names["line"]):
+            raise CommandError("name one alert (alert_id), or a rule and/or a line, not both")
+        if not any(names.values()):
+            raise CommandError("alert_id, rule or line is required")
+        return self._call(
+            lambda: self.engine.select(
+                alert=names["alert_id"],
+                rule=names["rule"],
+                line=names["line"],
+                to_shelve=to_shelve,
+            )
+        )
+
     async def acknowledge(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Acknowledge an alert (operator name required, comment optional)."""
-        alert_id = _text(request, "alert_id")
+        """Acknowledge one alert, or every alert of a rule and/or line awaiting it
+        (operator name required, comment optional): one acknowledgement per alert."""
         operator = _operator(request)
         comment = _field(request, "comment", MAX_COMMENT_CHARS, required=False)
-        records = self._call(lambda: self.engine.acknowledge(alert_id, operator.name, comment))
-        return await self._store(records, operator, f"acknowledged {alert_id}")
+        chosen = self._selected(request, to_shelve=False)
+        records: list[Record] = []
+        for alert_id in chosen:
+            records += self._call(
+                functools.partial(self.engine.acknowledge, alert_id, operator.name, comment)
+            )
+        what = f"acknowledged {', '.join(chosen)}"
+        return {**await self._store(records, operator, what), "alerts": chosen}
 
     async def shelve(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Shelve an alert for ``minutes``."""
-        alert_id = _text(request, "alert_id")
+        """Shelve one alert, or every active alert of a rule and/or line, for ``minutes``."""
         operator = _operator(request)
         minutes = _number(request.get("minutes"))
         if minutes is None or not 1 <= minutes <= 24 * 60:
             raise CommandError("minutes must be a number from 1 to 1440")
         comment = _field(request, "comment", MAX_COMMENT_CHARS, required=False)
-        records = self._call(lambda: self.engine.shelve(alert_id, operator.name, minutes, comment))
-        return await self._store(records, operator, f"shelved {alert_id} for {minutes:g} min")
+        chosen = self._selected(request, to_shelve=True)
+        records: list[Record] = []
+        for alert_id in chosen:
+            records += self._call(
+                functools.partial(self.engine.shelve, alert_id, operator.name, minutes, comment)
+            )
+        what = f"shelved {', '.join(chosen)} for {minutes:g} min"
+        return {**await self._store(records, operator, what), "alerts": chosen}
 
     async def line_mode(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Set a line to production, changeover or washdown (operator name optional)."""
+        """Set a line to production, changeover or washdown; who did it is recorded."""
         line, mode = _text(request, "line"), _text(request, "mode")
-        operator = _operator(request, required=False)
+        operator = _operator(request)
         if line not in self.lines:
             raise CommandError(f"unknown line {line!r}")
         if mode not in ("production", "changeover", "washdown"):
             raise CommandError("mode must be production, changeover or washdown")
-        records = self._call(lambda: self.engine.set_line_mode(line, mode))
+        records = self._call(lambda: self.engine.set_line_mode(line, mode, operator=operator.name))
         return await self._store(records, operator, f"set line {line} to {mode}")
 
     @staticmethod
-    def _call(action: Callable[[], list[Record]]) -> list[Record]:
+    def _call(action: Callable[[], list[T]]) -> list[T]:
         try:
             return action()
         except KeyError as exc:
-            raise CommandError(f"unknown alert {exc.args[0]!r}") from None
+            what = exc.args[0] if exc.args else ""
+            if isinstance(what, str) and what.startswith("no alert"):
+                raise CommandError(what) from None
+            raise CommandError(f"unknown alert {what!r}") from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 

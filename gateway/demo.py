@@ -73,7 +73,7 @@ async def _live_view(
         print(f"uplink: MQTT to 127.0.0.1:{mqtt.port}, central ingest into {warehouse}")
     print(
         "alerts: list with 'lineside alerts -c config/demo.toml', acknowledge with "
-        "'lineside ack -c config/demo.toml ALERT_ID --operator NAME'"
+        "'lineside ack -c config/demo.toml REF --operator NAME'"
     )
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):

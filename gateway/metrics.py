@@ -13,6 +13,11 @@ Metric families (``_total`` counters count since the gateway process started):
 ``lineside_readings_total{kind}``           records from the devices and the gateway
 ``lineside_rejected_inputs_total``          rejected device inputs by device and reason
 ``lineside_alerts{severity,state}``         alerts that still matter, by severity/state
+``lineside_alarms_raised_last_10m{line}``   alerts raised in the last ten minutes
+``lineside_alarm_rate_per_10m{line}``       average raised per 10 min over the last 24 h
+``lineside_alarm_peak_per_10m{line}``       the busiest 10-minute period of the last 24 h
+``lineside_alarm_flood_periods_ratio``      share of those periods with more than 10 raised
+``lineside_alarms_stale{line}``             alerts active for more than 24 h
 ``lineside_outbox_depth``                   records waiting for the warehouse's ack
 ``lineside_outbox_oldest_age_seconds``      age of the oldest of them (0 when empty)
 ``lineside_sync_ack_latency_seconds``       first send to the warehouse's ack (histogram)
@@ -37,6 +42,10 @@ Metric families (``_total`` counters count since the gateway process started):
 ``lineside_erp_provisional``                1 while runs come from the offline cache
 ``lineside_process_resident_memory_bytes``  resident memory of the gateway process
 =========================================== ==========================================
+
+The alarm figures are ISA-18.2 / EEMUA 191's (docs/alarms.md §3), per line (one operator
+position) and, with ``line=""``, for the whole gateway; the snapshot computes them
+(rules/alarm_rates.py).
 
 Label values are bounded: device ids come from the config, reasons and kinds are short
 codes from the adapters, states and severities are enums. No configured secret is ever a
@@ -112,6 +121,7 @@ class _StatusCollector(Collector):
             *self._info(),
             *_readings(system, counters),
             *_alerts(counters),
+            *_alarm_load(snapshot),
             *_outbox(system, counters),
             *_devices(system, counters),
             *_store(system, counters),
@@ -164,6 +174,42 @@ def _alerts(counters: Counters) -> Iterator[Metric]:
                 [str(severity), str(state)], counters.alerts.get((str(severity), str(state)), 0)
             )
     yield alerts
+
+
+_ALARM_GAUGES = (
+    ("lineside_alarms_raised_last_10m", "last_10_min", 1, "Alerts raised in the last 10 min"),
+    (
+        "lineside_alarm_rate_per_10m",
+        "per_10_min",
+        1,
+        "Average alerts raised per 10-minute period over the last 24 h (ISA-18.2: ~1 very "
+        "likely acceptable, ~2 the most manageable)",
+    ),
+    (
+        "lineside_alarm_peak_per_10m",
+        "peak_10_min",
+        1,
+        "Alerts raised in the busiest 10-minute period of the last 24 h",
+    ),
+    (
+        "lineside_alarm_flood_periods_ratio",
+        "flood_pct",
+        0.01,
+        "Share of the last 24 h's 10-minute periods with more than 10 alerts raised (a flood; "
+        "ISA-18.2 target: below 0.01)",
+    ),
+    ("lineside_alarms_stale", "stale", 1, "Alerts active for more than 24 h (ISA-18.2: < 5)"),
+)
+
+
+def _alarm_load(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
+    loads = [("", snapshot["alerts"]["load"])]
+    loads += [(line["id"], line["alarm_load"]) for line in snapshot["lines"]]
+    for name, key, scale, text in _ALARM_GAUGES:
+        gauge = GaugeMetricFamily(name, text, labels=["line"])
+        for line, load in loads:
+            gauge.add_metric([line], load[key] * scale)
+        yield gauge
 
 
 def _outbox(system: Mapping[str, Any], counters: Counters) -> Iterator[Metric]:

@@ -2,7 +2,9 @@
 
 Read through a read-only connection (SQLite WAL lets it run beside the gateway's writer):
 packs and kg, giveaway per product, ℮ inspection batches and their verdicts, T1/T2 counts,
-yield, temperature breaches, label gaps, and every alert of the run.
+yield, temperature breaches, label gaps, every alert of the run, and the run's line's alarm
+load (ISA-18.2 figures, :func:`rules.alarm_rates.alarm_load` over the stored raises: the same
+function a warehouse query can run over any span; docs/alarms.md §3).
 
 Packs flagged VALUES_UNCERTAIN (values that could not be tied to their pack counter) count in
 the run's packs, kg and yield, and are shown as a number of their own; they are left out of
@@ -22,7 +24,9 @@ from typing import Any
 
 from adapters.erp.model import Product, ProductionRun, run_from_json
 from gateway.records import RecordFlag
+from gateway.rules_engine import fold_alerts
 from gateway.runs import from_us, to_us
+from rules.alarm_rates import AlarmLoad, alarm_load, raises_from_rows
 from rules.emark import limits
 from rules.giveaway import suggest_target
 from rules.shelf_life import expected_use_by
@@ -77,6 +81,8 @@ class RunReport:
     label_gaps: tuple[dict[str, Any], ...] = field(default=())
     uncertain_packs: int = 0
     """Packs flagged VALUES_UNCERTAIN: in ``packs`` and ``kg``, not in the products' figures."""
+    alarm_load: AlarmLoad | None = None
+    """The line's alarm load while the run ran (to its end, or to its last record)."""
 
 
 _UNCERTAIN = int(RecordFlag.VALUES_UNCERTAIN)
@@ -225,6 +231,7 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
         start = run.actual_start or run.planned_start
         end = run.actual_end
         window = (to_us(start) if start else 0, to_us(end) if end else 2**62)
+        load = _alarm_load(db, run.line, run_number, window)
         alerts = tuple(
             dict(zip(("ts_us", "rule", "subject", "severity", "state", "message"), r, strict=True))
             for r in db.execute(
@@ -253,7 +260,45 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
         temperature_breaches=tuple(a for a in alerts if a["rule"].startswith("haccp_")),
         label_gaps=tuple(a for a in alerts if a["rule"] == "label_gap"),
         uncertain_packs=int(uncertain),
+        alarm_load=load,
     )
+
+
+def _alarm_load(
+    db: sqlite3.Connection, line: str, run_number: str, window: tuple[int, int]
+) -> AlarmLoad | None:
+    """The line's alarm load over the run (to its end, else to its last pack or alert)."""
+    start, end = window
+    if end >= 2**62:
+        (last,) = db.execute(
+            "SELECT max(t) FROM (SELECT max(ts_us) AS t FROM packs WHERE run_number = ? "
+            "UNION ALL SELECT max(ts_us) FROM alerts WHERE line = ? AND ts_us >= ?)",
+            (run_number, line, start),
+        ).fetchone()
+        if last is None:
+            return None
+        end = int(last) + 1
+    if end <= start:
+        return None
+    rows = db.execute(
+        "SELECT ts_us, line, rule, state FROM alerts "
+        "WHERE line = ? AND state = 'raised' AND ts_us >= ? AND ts_us < ?",
+        (line, start, end),
+    ).fetchall()
+    active = [
+        (a.raised_us, a.line)
+        for a in fold_alerts(
+            db.execute(
+                "SELECT ts_us, alert_id, rule, subject, line, severity, state, message, detail "
+                "FROM alerts WHERE line = ? AND alert_id IN (SELECT alert_id FROM alerts "
+                "WHERE line = ? AND state = 'raised' AND ts_us < ?) AND ts_us < ? ORDER BY seq",
+                (line, line, end, end),
+            )
+        )
+        if a.active
+    ]
+    report = alarm_load(raises_from_rows(rows), start_us=start, end_us=end, active=active)
+    return report.total
 
 
 def _rejects(line: ProductLine) -> str:
@@ -334,4 +379,15 @@ def format_report(report: RunReport) -> str:
         out.append(f"  {when} {a['severity']:<8} {a['state']:<12} {a['rule']:<24} {a['message']}")
     if not report.alerts:
         out.append("  none")
+    load = report.alarm_load
+    if load is not None:
+        top = ", ".join(f"{rule} {n}" for rule, n in load.top_rules[:3]) or "-"
+        out += [
+            "",
+            f"Alarm load on line {run.line} (ISA-18.2; a flood is more than 10 raised in 10 min)",
+            f"  raised {load.raised} in {load.periods} ten-minute periods: "
+            f"{load.per_10_min:.2f} per 10 min on average, {load.peak_10_min} at most; "
+            f"in flood {load.flood_periods} ({load.flood_pct:.1f} %); stale {load.stale}",
+            f"  most frequent: {top}",
+        ]
     return "\n".join(out)

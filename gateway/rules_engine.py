@@ -7,14 +7,20 @@ Every pack event, temperature reading and label scan, once joined to its run, is
   run's only fixed-weight product);
 * temperatures: HACCP limits per configured probe (debounce, hysteresis, sensor faults);
 * label scans: sequence gaps and duplicates, batch and weight against the run and the pack,
-  use-by against the run's shelf life.
+  use-by against the run's shelf life;
+* device links: a device down longer than its ``down_alert_after_s`` (``device_down``,
+  from the adapters' ``link_down``/``link_up`` events, :mod:`rules.devices`).
 
 Findings go through one :class:`rules.alerts.AlertBook`: one active alert per rule and
-subject, acknowledgement, shelving, suppression in changeover/washdown. Each transition
+subject (a condition, not each event: docs/alarms.md §1), acknowledgement, shelving,
+suppression in changeover/washdown, updates only when they matter. Each transition
 becomes an :class:`AlertRecord` (queued for sync in the same transaction as it is stored),
-with the rule settings it was evaluated with. Event-type alerts (a wrong label, a wrong date)
-latch: they stay active until an operator acknowledges them, so the andon does not go green
-on its own while a mislabelled pack may be on its way out.
+with the rule settings it was evaluated with and the rule's corrective action (``action``,
+from ``[rules.actions]``). Event-type alerts (a wrong label, a wrong date) latch: they stay
+active until an operator acknowledges them, so the andon does not go green on its own while
+a mislabelled pack may be on its way out. So does an ``emark_t2`` alert nobody has
+acknowledged when its batch closes (at the hour, a changeover or washdown): a pack below T2
+may be on its way out with the ℮ mark.
 """
 
 from __future__ import annotations
@@ -43,9 +49,12 @@ from gateway.records import (
     TemperatureReading,
 )
 from gateway.runs import RunIndex, from_us
+from rules.alert_refs import resolve_ref, short_refs
+from rules.alert_updates import Published
 from rules.alerts import LINE_MODES, Alert, AlertBook, AlertState
 from rules.compliance import check_run
-from rules.emark import BatchRecord, EmarkTracker
+from rules.devices import DeviceWatch, WatchedDevice
+from rules.emark import RULE_T2, BatchRecord, EmarkTracker
 from rules.giveaway import GiveawayStats
 from rules.giveaway import check as check_giveaway
 from rules.haccp import ProbeLimits, ProbeMonitor
@@ -55,7 +64,7 @@ from rules.labels import (
     label_subject,
     sequence_number,
 )
-from rules.model import AlertTransition, Finding, ProductSpec, RunContext, Tier
+from rules.model import AlertTransition, Finding, ProductSpec, RunContext, Severity, Tier
 from rules.outages import OutageLog
 from rules.products import ProductDecision, check_label_product, decide, product_by_plu
 from rules.shelf_life import check_use_by, freeze_down_finding
@@ -80,9 +89,18 @@ NEVER_SUPPRESSED = ("haccp_", "store_", "emark_t2", "emark_t1", "emark_mean_batc
 """Alerts that matter even during changeover or washdown: the cold chain, the store, and ℮
 verdicts (a batch closes at changeover, and an underweight batch is illegal regardless)."""
 
-ENGINE_RULE_PREFIXES = ("emark_", "giveaway", "haccp_", "label_", "shelf_life_", "compliance_")
+ENGINE_RULE_PREFIXES = (
+    "emark_",
+    "giveaway",
+    "haccp_",
+    "label_",
+    "shelf_life_",
+    "compliance_",
+    "device_",
+)
 """Rules this engine evaluates, whose state :meth:`RulesEngine.replay` rebuilds after a
-restart (compliance and freeze-down findings are judged again at the first tick)."""
+restart (compliance and freeze-down findings are judged again at the first tick; a device
+still down is judged again at the next tick, one back clears its alert)."""
 
 OPERATOR_SOURCE = "operator"
 """The ``device`` of events an operator caused (line modes)."""
@@ -176,6 +194,7 @@ class RulesEngine:
         *,
         programs: Mapping[str, Mapping[str, str]] | None = None,
         label_lines: Collection[str] = (),
+        devices: Iterable[WatchedDevice] = (),
     ) -> None:
         self.config = config
         self.programs = dict(programs or {})
@@ -212,6 +231,8 @@ class RulesEngine:
         self.labels: dict[tuple[str, str], LabelSequenceMonitor] = {}
         self.outages = OutageLog()
         """Device and gateway outages, from the records alone (a label gap names its cause)."""
+        self.device_watch = DeviceWatch(devices, self.outages)
+        """Devices down too long (``device_down``), from the same outages."""
         self.pack_weights: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.packs_without_product: Counter[str] = Counter()
         self.uncertain_packs: Counter[str] = Counter()
@@ -230,21 +251,32 @@ class RulesEngine:
 
     def evaluate(self, record: Record) -> list[Record]:
         """Records (alerts, ℮ batch records) that follow from one stored record."""
-        # Device events (link down/up, gateway started/stopped) only feed the outage log.
+        # Device events (link down/up, gateway started/stopped) feed the outage log, and
+        # through it the device watch; every record's time moves the watch's clock.
         self.outages.observe(record)
+        out = self._devices(self.device_watch.observe(record))
         if isinstance(record, PackEvent):
-            return self._pack(record)
+            return out + self._pack(record)
         if isinstance(record, TemperatureReading):
-            return self._temperature(record)
+            return out + self._temperature(record)
         if isinstance(record, LabelScan):
-            return self._label(record)
+            return out + self._label(record)
         if isinstance(record, DeviceEvent) and record.kind == CHANGEOVER_EVENT:
-            return self._device_changeover(record)
+            return out + self._device_changeover(record)
         if isinstance(record, RejectedInput) and record.serial is not None:
-            return self._invalid_label(record)
+            return out + self._invalid_label(record)
         if isinstance(record, RejectedInput) and record.reason == SENSOR_FAULT_CODE:
-            return self._probe_fault(record)
-        return []
+            return out + self._probe_fault(record)
+        return out
+
+    def _devices(self, findings: Sequence[Finding]) -> list[Record]:
+        if not findings:
+            return []  # the usual case
+        out: list[Record] = []
+        for finding in findings:
+            watched = self.device_watch.devices[finding.subject]
+            out += self._apply([finding], {"down_alert_after_s": watched.down_after_s})
+        return out
 
     def _invalid_label(self, rejection: RejectedInput) -> list[Record]:
         """A label read but rejected as invalid: read for the sequence, a finding of its own."""
@@ -299,7 +331,7 @@ class RulesEngine:
         for probe, monitor in self.probes.values():
             if findings := monitor.tick(now):
                 out += self._apply(findings, self._probe_config(probe))
-        return out
+        return out + self._devices(self.device_watch.tick(now))
 
     def check_runs(self, now: int) -> list[Record]:
         """Compliance and freeze-down for every known run that has started."""
@@ -500,6 +532,10 @@ class RulesEngine:
             return []
         probe, monitor = entry
         findings = monitor.observe(reading, reading.ts_us)
+        if monitor.in_breach and not self._replaying:
+            # The open breach with its value now: the alert shows it live (rules/haccp.py).
+            reported = {f.rule for f in findings}
+            findings += [f for f in monitor.live(reading.ts_us) if f.rule not in reported]
         if not findings:
             return []  # the usual case: the settings are serialised only for an alert
         return self._apply(findings, self._probe_config(probe))
@@ -583,12 +619,59 @@ class RulesEngine:
 
     # ---------------------------------------------------------------- operators
 
+    def refs(self) -> dict[str, str]:
+        """A short reference for each alert that is active or awaits acknowledgement
+        (:mod:`rules.alert_refs`), unique among them."""
+        return short_refs([a.id for a in (*self.book.active(), *self.book.unacknowledged())])
+
+    def select(
+        self,
+        *,
+        alert: str | None = None,
+        rule: str | None = None,
+        line: str | None = None,
+        to_shelve: bool = False,
+    ) -> list[str]:
+        """The ids of the alerts an operator command names: one alert (by id or short
+        reference), or every alert of a rule and/or a line awaiting acknowledgement
+        (``to_shelve``: every active one), oldest first.
+
+        Raises:
+            KeyError: no alert matches.
+            ValueError: nothing to select by, or a reference naming several alerts.
+        """
+        if alert is None and rule is None and line is None:
+            raise ValueError("name an alert (id or reference), a rule or a line")
+        candidates = self.book.active() if to_shelve else self.book.unacknowledged()
+        if alert is not None:
+            try:
+                self.book.get(alert)
+            except KeyError:
+                pool = {a.id for a in (*self.book.active(), *self.book.unacknowledged())}
+                alert = resolve_ref(alert, pool)
+            chosen = [alert]
+        else:
+            chosen = [
+                a.id
+                for a in candidates
+                if (rule is None or a.rule == rule) and (line is None or a.line == line)
+            ]
+        if not chosen:
+            what = " and ".join(
+                f"{k} {v}" for k, v in (("rule", rule), ("line", line)) if v is not None
+            )
+            state = "active" if to_shelve else "awaiting acknowledgement"
+            raise KeyError(f"no alert {state} for {what}")
+        return chosen
+
     def acknowledge(self, alert_id: str, operator: str, comment: str) -> list[Record]:
-        """An operator acknowledges an alert; latching alerts clear with it."""
+        """An operator acknowledges an alert (by id or short reference); latching alerts,
+        and an ``emark_t2`` of a batch already closed, clear with it."""
         now = self.clock.wall_us()
+        [alert_id] = self.select(alert=alert_id)
         transitions = [self.book.acknowledge(alert_id, operator, comment or None, now)]
         alert = self.book.get(alert_id)
-        if alert is not None and alert.rule in LATCHING_RULES and alert.active:
+        if alert is not None and alert.active and self._latched(alert):
             transitions += self.book.apply(
                 Finding(
                     rule=alert.rule,
@@ -602,33 +685,50 @@ class RulesEngine:
             )
         return self._records(transitions)
 
+    def _latched(self, alert: Alert) -> bool:
+        """Whether an active alert waits only for its acknowledgement to clear."""
+        if alert.rule in LATCHING_RULES:
+            return True
+        # An emark_t2 whose batch has closed (its clear was held back for the operator).
+        return alert.rule == RULE_T2 and all(
+            b.subject != alert.subject for b in self.emark.open_batches()
+        )
+
     def shelve(self, alert_id: str, operator: str, minutes: float, comment: str) -> list[Record]:
-        """An operator shelves an alert for a while."""
+        """An operator shelves an alert (by id or short reference) for a while."""
         now = self.clock.wall_us()
+        [alert_id] = self.select(alert=alert_id, to_shelve=True)
         until = now + round(minutes * 60_000_000)
         return self._records([self.book.shelve(alert_id, operator, until, now, comment)])
 
-    def set_line_mode(self, line: str, mode: str, *, ts_us: int | None = None) -> list[Record]:
+    def set_line_mode(
+        self, line: str, mode: str, *, operator: str | None = None, ts_us: int | None = None
+    ) -> list[Record]:
         """Set a line to production, changeover or washdown (suppresses production alerts).
 
-        The change is itself a record (a ``line_mode`` event of the ``operator`` source):
-        it closes the line's ℮ batch, so a restart must see it to rebuild the same batches,
-        and the line's mode must outlive the process. ``ts_us`` is given when replaying.
+        The change is itself a record (a ``line_mode`` event of the ``operator`` source,
+        naming the ``operator`` who made it): it closes the line's ℮ batch, so a restart
+        must see it to rebuild the same batches, and the line's mode must outlive the
+        process. ``ts_us`` is given when replaying. Closing the batch leaves an
+        ``emark_t2`` alert nobody has acknowledged active (see :meth:`_apply`).
         """
         now = self.clock.wall_us() if ts_us is None else ts_us
         previous = str(self.book.line_mode(line))
         out: list[Record] = []
         if not self._replaying:
+            detail: dict[str, Any] = {"mode": mode, "previous_mode": previous}
+            if operator is not None:
+                detail["operator"] = operator
             out.append(
                 DeviceEvent(
                     ts_us=now,
                     device=OPERATOR_SOURCE,
                     kind=LINE_MODE_EVENT,
                     line=line,
-                    detail={"mode": mode, "previous_mode": previous},
+                    detail=detail,
                 )
             )
-        out += self._records(self.book.set_line_mode(line, mode, now))
+        out += self._records(self.book.set_line_mode(line, mode, now, operator))
         if mode != "production":
             result = self.emark.close_line(line, now)
             out += self._apply(result.findings, self._emark_config())
@@ -726,9 +826,28 @@ class RulesEngine:
 
     def _apply(self, findings: Sequence[Finding], config: Mapping[str, object]) -> list[Record]:
         transitions: list[AlertTransition] = []
-        for finding in findings:
-            transitions += self.book.apply(finding, config)
+        for found in findings:
+            if found.rule == RULE_T2 and not found.active:
+                open_alert = self.book.open_alert(found.rule, found.subject)
+                if open_alert is not None and not open_alert.acknowledged:
+                    # The batch closed (the hour, a changeover, washdown) but nobody has
+                    # acknowledged the pack below T2: it stays active until someone does,
+                    # and the andon stays red meanwhile (a closing batch is no operator).
+                    continue
+            transitions += self.book.apply(self._with_action(found), config)
         return self._records(transitions)
+
+    def _with_action(self, finding: Finding) -> Finding:
+        """An active finding with its rule's corrective action (``[rules.actions]``) after
+        its message and in its detail: the alert says what to do (rules/actions.py)."""
+        action = self.config.action(finding.rule) if finding.active else ""
+        if not action:
+            return finding
+        return dataclasses.replace(
+            finding,
+            message=f"{finding.message}. Action: {action}",
+            detail={**finding.detail, "action": action},
+        )
 
     def _records(self, transitions: Iterable[AlertTransition]) -> list[Record]:
         out: list[Record] = []
@@ -757,14 +876,17 @@ class RulesEngine:
         """The active alerts of a line, most severe first, for the andon board."""
         order = {"critical": 0, "major": 1, "warning": 2}
         active = sorted(self.book.active(line), key=lambda a: (order[str(a.severity)], a.raised_us))
+        refs = self.refs()
         return [
             {
                 "id": a.id,
+                "ref": refs.get(a.id, ""),
                 "rule": a.rule,
                 "subject": a.subject,
                 "severity": str(a.severity),
                 "message": a.message,
                 "acknowledged": a.acknowledged,
+                "occurrences": a.occurrences,
             }
             for a in active[:limit]
         ]
@@ -829,21 +951,34 @@ def fold_alerts(records: Iterable[tuple[Any, ...]]) -> list[Alert]:
                 raised_us=ts_us,
                 message=message,
             )
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {
+            key: detail[key]
+            for key in ("occurrences", "first_us", "last_us", "value")
+            if isinstance(detail.get(key), int | float) and not isinstance(detail[key], bool)
+        }
         if state in ("raised", "updated"):
-            changes = {"message": message, "severity": severity}
+            changes |= {
+                "message": message,
+                "severity": severity,
+                "published": Published(
+                    Severity(severity),
+                    changes.get("value"),
+                    changes.get("occurrences", 1),
+                    ts_us,
+                ),
+            }
         elif state == "cleared":
-            changes = {"cleared_us": ts_us}
+            changes |= {"cleared_us": ts_us}
         elif state == "acknowledged":
-            changes = {
+            changes |= {
                 "acknowledged_by": detail.get("operator"),
                 "acknowledged_us": ts_us,
                 "comment": detail.get("comment") or "",
             }
         elif state == "shelved":
-            changes = {"shelved_until_us": detail.get("until_us")}
+            changes |= {"shelved_until_us": detail.get("until_us")}
         elif state == "unshelved":
-            changes = {"shelved_until_us": None}
+            changes |= {"shelved_until_us": None}
         current = dataclasses.replace(current, **changes)
         alerts[alert_id] = dataclasses.replace(current, state=_state_of(current))
     return list(alerts.values())

@@ -37,6 +37,7 @@ from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.status import GatewayStatus
 from gateway.store import Store
+from rules.devices import WatchedDevice
 from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
 from sync.https_uplink import HttpsUplink
@@ -129,6 +130,7 @@ async def run_gateway(
                 label_lines={
                     d.line for d in config.devices if d.role == "label_scanner" and d.enabled
                 },
+                devices=watched_devices(config),
             )
             # The rules' state (open ℮ batches, giveaway, HACCP, label windows) from the
             # stored records, then the alert book and line modes from the stored transitions.
@@ -169,6 +171,7 @@ async def run_gateway(
             )
             await status.load()
             pipeline.observers.append(status.observe)
+            engine.listeners.append(status.observe_alert)
             for link in (uplink, https):
                 if link is not None:
                     link.ack_observers.append(status.observe_ack)
@@ -278,6 +281,15 @@ async def _tick_rules(engine: RulesEngine, pipeline: Pipeline, status: GatewaySt
         await asyncio.sleep(RULES_TICK_S)
         pipeline.submit_all(engine.tick())
         status.sample()
+
+
+def watched_devices(config: LinesideConfig) -> list[WatchedDevice]:
+    """The enabled devices, for the ``device_down`` rule (rules/devices.py)."""
+    return [
+        WatchedDevice(d.id, d.line, d.role, d.down_alert_after_s)
+        for d in config.devices
+        if d.enabled
+    ]
 
 
 def build_uplink(

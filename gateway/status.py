@@ -10,6 +10,12 @@ Cost to the gateway is bounded whatever the number of viewers: a snapshot is bui
 once per :data:`SNAPSHOT_MAX_AGE_S` and shared, and it reads the store only for two small
 aggregate queries (outbox depth and, once per run, the packs stored before this process
 started). Everything else comes from memory.
+
+The alarm load (ISA-18.2 / EEMUA 191 figures: alerts raised per line per 10 minutes, the
+average over the last 24 hours, the share of 10-minute periods in flood, stale alerts;
+docs/alarms.md §3) is computed by :func:`rules.alarm_rates.alarm_load` from the raises of
+the last :data:`ALARM_WINDOW_US`, read from the store once at start and then taken from
+the rules engine as they happen.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gateway.clock import Clock
 from gateway.config import LinesideConfig
 from gateway.erp_sync import ErpPoller
 from gateway.records import (
+    AlertRecord,
     DeviceEvent,
     LabelScan,
     PackEvent,
@@ -42,6 +49,8 @@ from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
 from gateway.shedding import ShedLedger
 from gateway.store import Store
+from rules.alarm_rates import AlarmReport, Raise, alarm_load
+from rules.alert_refs import short_refs
 from rules.alerts import Alert
 from rules.emark import limits
 from rules.shelf_life import expected_use_by
@@ -67,7 +76,12 @@ ACK_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 
 """Upper bounds of the acknowledgement latency histogram (seconds; +Inf is implied). From
 a healthy round trip (well under a second) to an outage drained after half an hour."""
 
+ALARM_WINDOW_US = 24 * 3600 * 1_000_000
+"""The span of the live alarm load figures (the warehouse judges longer spans, with the same
+function: ISA-18.2 assesses at least 30 days)."""
+
 OUTBOX_SQL = "SELECT count(*), min(enqueued_us) FROM outbox"
+RAISED_SQL = "SELECT ts_us, line, rule, state FROM alerts WHERE state = 'raised' AND ts_us >= ?"
 RUN_TALLY_SQL = (
     "SELECT count(*), coalesce(sum(net_g), 0) FROM packs WHERE run_number = ? AND seq <= ?"
 )
@@ -144,9 +158,10 @@ def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _alert_json(alert: Alert) -> dict[str, Any]:
+def _alert_json(alert: Alert, ref: str = "", action: str = "") -> dict[str, Any]:
     return {
         "id": alert.id,
+        "ref": ref,
         "rule": alert.rule,
         "subject": alert.subject,
         "line": alert.line,
@@ -160,6 +175,11 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
         "cleared_us": alert.cleared_us,
         "shelved_until_us": alert.shelved_until_us,
         "message": alert.message,
+        "occurrences": alert.occurrences,
+        "first_us": alert.first_us,
+        "last_us": alert.last_us,
+        "value": alert.value,
+        "action": action,
     }
 
 
@@ -215,6 +235,8 @@ class GatewayStatus:
         """Snapshots built since start (however many viewers asked)."""
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._building: asyncio.Lock = asyncio.Lock()
+        self._raised: deque[Raise] = deque()
+        """Alerts raised in the last :data:`ALARM_WINDOW_US`, oldest first."""
 
     # ------------------------------------------------------------------ feeding
 
@@ -238,6 +260,14 @@ class GatewayStatus:
                 tally = self._tallies.setdefault(record.run_number, _RunTally())
                 tally.packs += 1
                 tally.sum_g += record.net_g
+
+    def observe_alert(self, record: AlertRecord) -> None:
+        """Note one alert transition (registered as a rules engine listener)."""
+        if record.state == "raised":
+            self._raised.append(Raise(record.ts_us, record.line, record.rule))
+            # Bounded without any viewer too: only the window's raises are kept.
+            while self._raised and self._raised[0].ts_us < record.ts_us - ALARM_WINDOW_US:
+                self._raised.popleft()
 
     def observe_ack(self, seconds: float) -> None:
         """Note one acknowledgement latency (registered as an uplink ack observer)."""
@@ -293,12 +323,18 @@ class GatewayStatus:
 
     async def _build(self) -> dict[str, Any]:
         now_us = self.clock.wall_us()
-        lines = []
-        for line in self.config.lines:
-            lines.append(await self._line(line.id, line.name, now_us))
+        # The alerts first, as one view: the lines' awaits below must not split it.
         active = self.engine.book.active()
         active_ids = {a.id for a in active}
         recent = [a for a in self.engine.book.recent(RECENT_ALERTS) if a.id not in active_ids]
+        refs = {**short_refs(a.id for a in recent), **self.engine.refs()}
+        load = self._alarm_load(now_us)
+        lines = []
+        for line in self.config.lines:
+            entry = await self._line(line.id, line.name, now_us)
+            entry["active_alerts"] = [self._json(a, refs) for a in active if a.line == line.id]
+            entry["alarm_load"] = load.lines[line.id].as_dict()
+            lines.append(entry)
         return {
             "version": SNAPSHOT_VERSION,
             "gateway": {
@@ -311,8 +347,9 @@ class GatewayStatus:
             },
             "lines": lines,
             "alerts": {
-                "active": [_alert_json(a) for a in active],
-                "recent": [_alert_json(a) for a in recent],
+                "active": [self._json(a, refs) for a in active],
+                "recent": [self._json(a, refs) for a in recent],
+                "load": load.total.as_dict(),
             },
             "system": await self._system(now_us),
         }
@@ -356,8 +393,23 @@ class GatewayStatus:
             "probes": probes,
             "worst_probe": worst,
             "labels": labels,
-            "active_alerts": [_alert_json(a) for a in self.engine.book.active(line)],
         }
+
+    def _json(self, alert: Alert, refs: dict[str, str]) -> dict[str, Any]:
+        return _alert_json(alert, refs.get(alert.id, ""), self.engine.config.action(alert.rule))
+
+    def _alarm_load(self, now_us: int) -> AlarmReport:
+        """The alarm load of the last :data:`ALARM_WINDOW_US` (rules/alarm_rates.py)."""
+        start = now_us - ALARM_WINDOW_US
+        while self._raised and self._raised[0].ts_us < start:
+            self._raised.popleft()
+        return alarm_load(
+            self._raised,
+            start_us=start,
+            end_us=now_us + 1,  # the span is half-open; a raise at this very moment counts
+            active=[(a.raised_us, a.line) for a in self.engine.book.active()],
+            lines=[line.id for line in self.config.lines],
+        )
 
     def _run(self, run: ProductionRun) -> dict[str, Any]:
         use_by = None
@@ -398,6 +450,11 @@ class GatewayStatus:
         """
         rows = await self.store.fetchall(LAST_PACK_SQL)
         self._stored_before = int(rows[0][0]) if rows else 0
+        since = self.clock.wall_us() - ALARM_WINDOW_US
+        stored = await self.store.fetchall(RAISED_SQL, (since,))
+        self._raised.extendleft(
+            Raise(int(ts), line, str(rule)) for ts, line, rule, _ in reversed(stored)
+        )
 
     async def _tally(self, run_number: str) -> _RunTally:
         tally = self._tallies.setdefault(run_number, _RunTally())

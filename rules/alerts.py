@@ -9,8 +9,14 @@ Invariants:
 
 * At most **one active alert per (rule, subject)**. A condition that clears and comes back
   raises a new alert (new id); the old one stays in the book, cleared, until acknowledged.
-* No floods: a persisting identical condition yields nothing; an open alert is UPDATED only
-  when the finding's message, severity or detail changed.
+  The rules choose subjects so that an alert is a condition (a rule on a line, run or
+  product), not each event that shows it (docs/alarms.md §1).
+* No floods: every active finding is folded into its open alert (``occurrences``,
+  ``first_us``, ``last_us``, the latest message and value: what the live view shows), but an
+  UPDATED transition goes out only for a change that matters (:mod:`rules.alert_updates`:
+  severity, a value moved by its deadband, an occurrence count on the 1-2-5 series, or a
+  changed message of a condition reported on its own transitions). Every transition
+  carries the occurrence figures, so the clearing or the acknowledgement has the final ones.
 * Shelving belongs to the (rule, subject), not to one alert instance, so shelving a
   chattering condition also covers its re-raises until the shelf expires.
 * Shelved and suppressed alerts are still tracked (raises and clears are recorded), but they
@@ -42,6 +48,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from rules.alert_updates import Published, update_due
 from rules.model import AlertEvent, AlertTransition, Finding, Severity
 
 __all__ = [
@@ -99,6 +106,17 @@ class Alert:
     """The last operator comment (acknowledgement or shelving)."""
     shelved_until_us: int | None = None
     cleared_us: int | None = None
+    occurrences: int = 1
+    """Active findings folded into the alert (labels, reads, observations of the condition)."""
+    first_us: int | None = None
+    """When the condition was first seen (None: as ``raised_us``)."""
+    last_us: int | None = None
+    """When it was last seen active (None: as ``raised_us``)."""
+    value: float | None = None
+    """The latest value of the figure its message shows, where the rule gives one."""
+    published: Published | None = None
+    """What its last RAISED or UPDATED transition said (severity, value, occurrences,
+    time): the next update is judged against it (:mod:`rules.alert_updates`)."""
 
     @property
     def active(self) -> bool:
@@ -129,10 +147,34 @@ class _Entry:
     comment: str = ""
     cleared_us: int | None = None
     suppressed: bool = False
+    first_us: int = 0
+    last_us: int = 0
+    occurrences: int = 1
+    value: float | None = None
+    deadband: float = 0.0
+    event: bool = False
+    published: Published | None = None
+    """What the last RAISED/UPDATED said (set at the raise, or from the stored view when
+    restored)."""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.rule, self.subject)
+
+    def figures(self) -> dict[str, object]:
+        """The occurrence figures every transition carries."""
+        figures: dict[str, object] = {
+            "occurrences": self.occurrences,
+            "first_us": self.first_us,
+            "last_us": self.last_us,
+        }
+        if self.value is not None:
+            figures["value"] = self.value
+        return figures
+
+    def publish(self, ts_us: int) -> None:
+        """Note that the alert's current state went out in a RAISED or UPDATED transition."""
+        self.published = Published(self.severity, self.value, self.occurrences, ts_us)
 
 
 class AlertBook:
@@ -223,19 +265,23 @@ class AlertBook:
             entry.severity,
             entry.detail,
         )
-        if not changed:
-            return out
         escalated = _RANK[finding.severity] > _RANK[entry.severity]
+        entry.occurrences += 1
+        entry.last_us = max(entry.last_us, finding.ts_us)
         entry.message = finding.message
         entry.severity = finding.severity
         entry.detail = dict(finding.detail)
+        entry.value, entry.deadband, entry.event = finding.value, finding.deadband, finding.event
         if escalated:
             # A higher priority is a new demand on the operator (ISA-18.2 re-annunciation).
             entry.acknowledged_by = None
             entry.acknowledged_us = None
         if entry.suppressed or self._shelf_of(entry) is not None:
             return out
+        if self._due(entry, finding.ts_us, changed=changed) != "now":
+            return out
         extra: dict[str, object] = {"escalated": True} if escalated else {}
+        entry.publish(finding.ts_us)
         out.append(
             self._transition(
                 entry, AlertEvent.UPDATED, finding.ts_us, cfg, {**finding.detail, **extra}
@@ -323,8 +369,21 @@ class AlertBook:
 
         An alert still active when its shelf expires is re-announced: the UNSHELVED
         transition carries its current severity and message and ``reannounced: True``.
+        Also UPDATED for open alerts whose measured value moved while its updates were held
+        off (:mod:`rules.alert_updates`), once the hold-off is over.
         """
         out: list[AlertTransition] = []
+        for open_id in sorted(self._open.values(), key=lambda i: self._alerts[i].seq):
+            entry = self._alerts[open_id]
+            if entry.value is None or entry.suppressed or self._shelf_of(entry) is not None:
+                continue
+            if self._due(entry, ts_us, changed=False) == "now":
+                entry.publish(ts_us)
+                out.append(
+                    self._transition(
+                        entry, AlertEvent.UPDATED, ts_us, entry.config, entry.detail or {}
+                    )
+                )
         for key, until_us in sorted(self._shelves.items(), key=lambda kv: (kv[1], kv[0])):
             if until_us > ts_us:
                 continue
@@ -347,8 +406,11 @@ class AlertBook:
 
     # -- line modes -----------------------------------------------------------------------
 
-    def set_line_mode(self, line: str, mode: str, ts_us: int) -> list[AlertTransition]:
-        """Put a line into production, changeover or washdown.
+    def set_line_mode(
+        self, line: str, mode: str, ts_us: int, operator: str | None = None
+    ) -> list[AlertTransition]:
+        """Put a line into production, changeover or washdown (``operator``: who did it,
+        carried in the transitions' detail).
 
         Always reconciles the line's alerts with the mode (so it is safe to call again after
         :meth:`restore`): SUPPRESSED for open suppressible alerts when leaving production,
@@ -363,7 +425,9 @@ class AlertBook:
             raise ValueError(msg)
         previous = self._modes.get(line, "production")
         self._modes[line] = next(m for m in LINE_MODES if m == mode)
-        extra = {"mode": mode, "previous_mode": previous}
+        extra: dict[str, object] = {"mode": mode, "previous_mode": previous}
+        if operator is not None:
+            extra["operator"] = operator
         out: list[AlertTransition] = []
         for key in sorted(self._open):
             entry = self._alerts[self._open[key]]
@@ -407,6 +471,11 @@ class AlertBook:
             for e in sorted(entries, key=lambda e: e.seq)
             if line is None or e.line == line
         ]
+
+    def open_alert(self, rule: str, subject: str) -> Alert | None:
+        """The active alert of a rule and subject, if there is one."""
+        alert_id = self._open.get((rule, subject))
+        return None if alert_id is None else self._view(self._alerts[alert_id])
 
     def get(self, alert_id: str) -> Alert:
         """One alert by id.
@@ -488,6 +557,14 @@ class AlertBook:
                 comment=alert.comment,
                 cleared_us=alert.cleared_us,
                 suppressed=state is AlertState.SUPPRESSED and alert.cleared_us is None,
+                first_us=alert.first_us if alert.first_us is not None else alert.raised_us,
+                last_us=alert.last_us if alert.last_us is not None else alert.raised_us,
+                occurrences=alert.occurrences,
+                value=alert.value,
+            )
+            # Updates go on from what was last published, as if there had been no restart.
+            entry.published = alert.published or Published(
+                entry.severity, entry.value, entry.occurrences, entry.last_us
             )
             self._alerts[entry.id] = entry
             self._latest[entry.key] = entry.id
@@ -518,6 +595,21 @@ class AlertBook:
         if line is None or self._modes.get(line, "production") == "production":
             return False
         return self.is_suppressible(rule)
+
+    @staticmethod
+    def _due(entry: _Entry, now_us: int, *, changed: bool) -> str:
+        if entry.published is None:
+            return "now"
+        return update_due(
+            entry.published,
+            severity=entry.severity,
+            value=entry.value,
+            deadband=entry.deadband,
+            event=entry.event,
+            occurrences=entry.occurrences,
+            changed=changed,
+            now_us=now_us,
+        )
 
     def _shelf_of(self, entry: _Entry) -> int | None:
         if self._latest.get(entry.key) != entry.id:
@@ -558,7 +650,13 @@ class AlertBook:
             seq=self._seq,
             detail=dict(finding.detail),
             config=cfg,
+            first_us=finding.ts_us,
+            last_us=finding.ts_us,
+            value=finding.value,
+            deadband=finding.deadband,
+            event=finding.event,
         )
+        entry.publish(ts_us)
         self._alerts[entry.id] = entry
         self._open[entry.key] = entry.id
         self._latest[entry.key] = entry.id
@@ -602,7 +700,7 @@ class AlertBook:
             message=message,
             ts_us=when,
             line=entry.line,
-            detail={**detail, "config": dict(cfg)},
+            detail={**detail, **entry.figures(), "config": dict(cfg)},
         )
         if entry.acknowledged_by is not None:
             self._close(entry)
@@ -632,7 +730,7 @@ class AlertBook:
             message=entry.message,
             ts_us=ts_us,
             line=entry.line,
-            detail={**(detail or {}), "config": dict(cfg)},
+            detail={**(detail or {}), **entry.figures(), "config": dict(cfg)},
         )
 
     def _view(self, entry: _Entry) -> Alert:
@@ -665,6 +763,11 @@ class AlertBook:
             comment=entry.comment,
             shelved_until_us=shelf,
             cleared_us=entry.cleared_us,
+            occurrences=entry.occurrences,
+            first_us=entry.first_us,
+            last_us=entry.last_us,
+            value=entry.value,
+            published=entry.published,
         )
 
 

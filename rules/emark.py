@@ -40,7 +40,7 @@ microseconds since the Unix epoch, UTC).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
@@ -323,18 +323,24 @@ class BatchRecord:
 class InspectionBatch:
     """One batch of fixed-quantity packs of one line, run and PLU, evaluated as it fills.
 
-    Findings (subject :func:`batch_subject`, ``line`` set; reported on transitions only):
+    Findings (subject :func:`batch_subject`, ``line`` set). While a running finding is active
+    every pack reports it again with the live figure (``value``, with a deadband: the alert
+    book publishes only moves that matter, docs/alarms.md §2), so an alert never shows a
+    mean that is long gone:
 
     * ``emark_mean`` WARNING (rule 1, running): active while the running mean is below Qn,
-      once at least ``min_packs`` packs are in; cleared when it recovers.
+      once at least ``min_packs`` packs are in; cleared when it recovers. Value: the mean
+      (g), deadband a tenth of the TNE.
     * ``emark_mean_batch`` CRITICAL (rule 1, at close): the closed batch's mean is below Qn.
       All packs are weighed, so the test is the mean itself (as Sch 2 para 4.7 does for a
       batch weighed in full), without the sampling allowance λ·s of the reference test.
     * ``emark_t1`` CRITICAL (rule 2): more than 2.5 % of the batch below T1; evaluated on
       the running batch once ``min_packs`` are in (active / cleared as the share crosses
-      2.5 %) and again at close, with the final counts (``detail["final"]``).
+      2.5 %) and again at close, with the final counts (``detail["final"]``). Value: the
+      share below T1 (%), deadband 0.5 points.
     * ``emark_t2`` CRITICAL (rule 3): a pack below T2, reported at once for every such pack
       (each one updates the batch's alert), naming it in ``detail`` (``pack_id``, ``net_g``).
+      Value: the count of packs below T2 (every new one is published).
 
     At close nothing about the batch stays active: a closed batch is no longer a condition
     of the line, it is paperwork. Open running findings are cleared, and a failure found at
@@ -450,7 +456,11 @@ class InspectionBatch:
             message = f"running mean {mean} g is below Qn {self.limits.qn} g (℮ rule 1)"
         else:
             message = f"running mean {mean} g is back at or above Qn {self.limits.qn} g"
-        return self._finding(RULE_MEAN, Severity.WARNING, active, message, ts_us, mean_g=str(mean))
+        finding = self._finding(
+            RULE_MEAN, Severity.WARNING, active, message, ts_us, mean_g=str(mean)
+        )
+        # A tenth of the TNE: the smallest move of the mean that matters against the limits.
+        return replace(finding, value=float(mean), deadband=float(self.limits.tne) / 10)
 
     def _t1_finding(self, active: bool, ts_us: int, *, final: bool) -> Finding:
         share = _pct(self.below_t1, self.stats.n)
@@ -465,7 +475,7 @@ class InspectionBatch:
                 f"{self.below_t1} of {self.stats.n} packs ({share} %) below T1 "
                 f"{self.limits.t1} g in the {what}: within 2.5 %"
             )
-        return self._finding(
+        finding = self._finding(
             RULE_T1,
             Severity.CRITICAL,
             active,
@@ -475,6 +485,7 @@ class InspectionBatch:
             share_pct=share,
             final=final,
         )
+        return replace(finding, value=float(share), deadband=0.5)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -489,27 +500,26 @@ class InspectionBatch:
             self.below_t1 += 1
         if net < self.limits.t2:
             self.below_t2 += 1
-            findings.append(
-                self._finding(
-                    RULE_T2,
-                    Severity.CRITICAL,
-                    True,
-                    f"pack {pack_id} weighs {net} g, below T2 {self.limits.t2} g: it must not "
-                    f"bear the ℮ mark (℮ rule 3)",
-                    ts_us,
-                    pack_id=pack_id,
-                    net_g=str(net),
-                    pack_ts_us=ts_us,
-                    below_t2=self.below_t2,
-                )
+            finding = self._finding(
+                RULE_T2,
+                Severity.CRITICAL,
+                True,
+                f"pack {pack_id} weighs {net} g, below T2 {self.limits.t2} g: it must not "
+                f"bear the ℮ mark (℮ rule 3)",
+                ts_us,
+                pack_id=pack_id,
+                net_g=str(net),
+                pack_ts_us=ts_us,
+                below_t2=self.below_t2,
             )
+            findings.append(replace(finding, value=float(self.below_t2)))
         if self.stats.n >= self.min_packs:
             mean_low = self._mean_below_qn()
-            if mean_low != self._mean_active:
+            if mean_low or mean_low != self._mean_active:
                 self._mean_active = mean_low
                 findings.append(self._mean_finding(mean_low, ts_us))
             t1_high = self._t1_share_exceeded()
-            if t1_high != self._t1_active:
+            if t1_high or t1_high != self._t1_active:
                 self._t1_active = t1_high
                 findings.append(self._t1_finding(t1_high, ts_us, final=False))
         return findings

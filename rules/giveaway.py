@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 RULE_GIVEAWAY = "giveaway"
+DEADBAND_PCT = 0.5
+"""An open giveaway alert is published again when its percentage has moved this many points
+from the one last published (docs/alarms.md §2): a sixth of the default 3 % threshold, about
+1.2 g per 240 g pack, well above the pack-to-pack wobble of a mean over 20 and more packs."""
 
 DEFAULT_K1 = Decimal("2.0")
 """Standard deviations between the target and T1 (rule 2): Φ(−2) ≈ 2.3 % below T1."""
@@ -228,7 +232,9 @@ def check(
 
     Inactive (a clear) until ``min_count`` packs are counted. The comparison uses the exact
     giveaway, not the rounded one. ``ts_us`` defaults to the time of the last pack counted
-    (0 before any). Subject ``{line}/{run}/{plu}``.
+    (0 before any). Subject ``{line}/{run}/{plu}``. The finding's ``value`` is the giveaway
+    % with a deadband of :data:`DEADBAND_PCT` points: the alert shows the live figure, and
+    the store and the topic hear of it when it has moved by that much.
     """
     when = ts_us if ts_us is not None else (stats.last_ts_us or 0)
     exact = stats.giveaway_pct_exact()
@@ -272,4 +278,6 @@ def check(
         ts_us=when,
         line=stats.line,
         detail=detail,
+        value=None if pct is None else float(pct),
+        deadband=DEADBAND_PCT,
     )

@@ -68,6 +68,10 @@ Fault = Literal["no_data", "out_of_range", "stuck", "device_fault"]
 
 _US_PER_S: Final = 1_000_000
 
+DEADBAND_C: Final = 0.5
+"""An open breach is published again when the probe's value has moved this far from the one
+last published (docs/alarms.md §2): the default hysteresis, a move the rule treats as real."""
+
 
 def _us(seconds: float) -> int:
     return round(seconds * _US_PER_S)
@@ -445,6 +449,17 @@ class ProbeMonitor:
         )
         return ts_us < newest
 
+    def live(self, ts_us: int) -> list[Finding]:
+        """Each open breach again, with the value it is at now and its peak (``observe`` and
+        ``tick`` report transitions only). The gateway folds these into the open alert, so
+        it shows the live value; the alert book publishes only the moves that matter
+        (``value`` with a deadband of :data:`DEADBAND_C`, docs/alarms.md §2)."""
+        return [
+            self._breach(side, side.start_us if side.start_us is not None else ts_us, ts_us)
+            for side in self._sides
+            if side.active
+        ]
+
     # ---------------------------------------------------------------------------- logic
 
     def _take_trusted(self, t: int, value: Decimal, now: int) -> list[Finding]:
@@ -516,10 +531,13 @@ class ProbeMonitor:
     def _raise(self, side: _Limit, start_us: int, now: int) -> Finding:
         side.active = True
         side.raised_us = now
+        return self._breach(side, start_us, now)
+
+    def _breach(self, side: _Limit, start_us: int, now: int) -> Finding:
         value = self._last_valid[1] if self._last_valid is not None else side.peak
         word = "above" if side.side == "upper" else "below"
         return Finding(
-            rule=RULE_UPPER if side.side == "upper" else RULE_LOWER,
+            rule=_rule(side),
             subject=self.subject,
             active=True,
             severity=Severity.CRITICAL,
@@ -541,6 +559,8 @@ class ProbeMonitor:
                 "beyond_s": side.beyond_us / _US_PER_S,
                 "unobserved_s": side.unobserved_us / _US_PER_S,
             },
+            value=float(value),
+            deadband=DEADBAND_C,
         )
 
     def _clear(self, side: _Limit, t: int, value: Decimal, now: int) -> Finding:
@@ -627,3 +647,7 @@ class ProbeMonitor:
             "location": reading.location if reading is not None else "",
             "run_number": reading.run_number if reading is not None else None,
         }
+
+
+def _rule(side: _Limit) -> str:
+    return RULE_UPPER if side.side == "upper" else RULE_LOWER

@@ -37,9 +37,12 @@ __all__ = [
     "RULE_OUT_OF_SEQUENCE",
     "RULE_WEIGHT",
     "LabelSequenceMonitor",
+    "batch_subject",
     "check_label_content",
+    "label_name",
     "label_subject",
     "sequence_number",
+    "weight_subject",
 ]
 
 RULE_GAP: Final = "label_gap"
@@ -71,8 +74,29 @@ def _printable(raw: bytes) -> str:
 
 
 def label_subject(scan: LabelScan, run: RunContext) -> str:
-    """The subject of a label's content findings: ``line/run/serial`` (or the raw read)."""
+    """The subject of a finding about one label: ``line/run/serial`` (or the raw read)."""
     return f"{scan.line}/{run.run_number}/{scan.serial or _printable(scan.raw)}"
+
+
+def label_name(scan: LabelScan) -> str:
+    """How a message names one label: its serial, else its raw read."""
+    return scan.serial or _printable(scan.raw)
+
+
+def weight_subject(scan: LabelScan, run: RunContext) -> str:
+    """The subject of ``label_weight``: ``line/run/product`` (the PLU of the label's GTIN,
+    else the GTIN): a labeller printing the wrong weight is one condition of its product,
+    however many labels show it (docs/alarms.md §1)."""
+    product = _product(scan.gtin, run)
+    what = product.plu if product is not None else (scan.gtin or "no GTIN")
+    return f"{scan.line}/{run.run_number}/{what}"
+
+
+def batch_subject(scan: LabelScan, run: RunContext) -> str:
+    """The subject of ``label_batch``: ``line/run/batch:<the batch printed>`` (``-`` for
+    none): the labeller set to a wrong batch is one condition, a second wrong batch another."""
+    printed = _printable(scan.batch.encode()) if scan.batch and scan.batch.strip() else "-"
+    return f"{scan.line}/{run.run_number}/batch:{printed}"
 
 
 _LISTED: Final = 1000
@@ -334,12 +358,15 @@ class LabelSequenceMonitor:
         findings.append(
             Finding(
                 rule=RULE_INVALID,
-                subject=f"{self._line or ''}/{self.run}/{serial}",
+                # One condition per scanner, run and reason (a labeller printing a wrong
+                # check digit on every label is one fault), each read an occurrence.
+                subject=f"{self.subject}/{reason}",
                 active=True,
                 severity=Severity.WARNING,
                 message=f"{self.subject}: label {serial} read but not valid ({reason})",
                 ts_us=ts_us,
                 line=self._line,
+                event=True,
                 detail={
                     "device": self.device,
                     "run_number": self.run,
@@ -467,6 +494,7 @@ class LabelSequenceMonitor:
                     ts_us=ts_us,
                     line=self._line,
                     detail=self._detail(reported, new_missing=gap.numbers.lowest(_LISTED)),
+                    value=len(gap.numbers),
                 )
             )
         return findings
@@ -485,6 +513,7 @@ class LabelSequenceMonitor:
             ts_us=ts_us,
             line=self._line,
             detail=self._detail(gap, new_missing=[], found_late=[seq]),
+            value=len(gap.numbers),  # labels still missing: each one found matters
         )
 
     def _duplicate(self, seq: int, ts_us: int) -> Finding:
@@ -496,6 +525,7 @@ class LabelSequenceMonitor:
             message=f"{self.subject}: label number {seq} read again",
             ts_us=ts_us,
             line=self._line,
+            event=True,
             detail={
                 "device": self.device,
                 "run_number": self.run,
@@ -516,6 +546,7 @@ class LabelSequenceMonitor:
             ),
             ts_us=ts_us,
             line=self._line,
+            event=True,
             detail={
                 "device": self.device,
                 "run_number": self.run,
@@ -582,19 +613,21 @@ def check_label_content(
 
     * ``label_batch`` (CRITICAL): the batch (AI 10) is absent, not a valid AI 10 value
       (1-20 characters of GS1 CSET 82) or not one of the run's batch codes — the pack
-      cannot be traced to its raw material. Codes are compared exactly.
+      cannot be traced to its raw material. Codes are compared exactly. Subject
+      :func:`batch_subject` (per batch printed), an event: each label one occurrence.
     * ``label_weight`` (WARNING): the label's net weight (AI 310n) differs by more than
       ``tolerance_g`` from the checkweigher's net weight of the same pack (``pack_net_g``).
       For a fixed-weight product of the run (found by GTIN, ``catch_weight=False`` with a
       nominal quantity) the label must declare Qn instead: its pack weighs Qn plus giveaway,
       which the average-quantity rules judge (domain-rules §1). Skipped when the label has
-      no weight or there is nothing to compare it with.
+      no weight or there is nothing to compare it with. Subject :func:`weight_subject`
+      (per product), an event: each label one occurrence, the latest in the detail.
 
-    Subject: ``f"{line}/{run}/{serial or raw}"`` (:func:`label_subject`).
+    Messages name the label (its serial, else its raw read).
     """
     if tolerance_g < 0:
         raise ValueError(f"tolerance_g must be >= 0, got {tolerance_g}")
-    subject = label_subject(scan, run)
+    name = label_name(scan)
     findings: list[Finding] = []
     base_detail: dict[str, object] = {
         "device": scan.device,
@@ -616,12 +649,13 @@ def check_label_content(
         findings.append(
             Finding(
                 rule=RULE_BATCH,
-                subject=subject,
+                subject=batch_subject(scan, run),
                 active=True,
                 severity=Severity.CRITICAL,
-                message=f"label {subject} {why}: the pack cannot be traced",
+                message=f"label {name} {why}: the pack cannot be traced",
                 ts_us=scan.ts_us,
                 line=scan.line,
+                event=True,
                 detail={
                     **base_detail,
                     "reason": problem,
@@ -652,15 +686,16 @@ def check_label_content(
                 findings.append(
                     Finding(
                         rule=RULE_WEIGHT,
-                        subject=subject,
+                        subject=weight_subject(scan, run),
                         active=True,
                         severity=Severity.WARNING,
                         message=(
-                            f"label {subject} says {label_g} g, {said} "
+                            f"label {name} says {label_g} g, {said} "
                             f"({difference:+} g, tolerance ±{tolerance_g} g)"
                         ),
                         ts_us=scan.ts_us,
                         line=scan.line,
+                        event=True,
                         detail={
                             **base_detail,
                             "compared_with": source,

@@ -96,6 +96,20 @@ class Finding:
     ts_us: int
     line: str | None = None
     detail: Mapping[str, object] = field(default_factory=dict)
+    value: float | None = None
+    """The figure the message shows (giveaway %, running mean in g, °C, packs below T2,
+    labels still missing), where there is one. An open alert is published again (UPDATED)
+    when it moves by at least ``deadband`` from the value last published; smaller moves are
+    kept in the book (the live view shows them) and go out with the next transition. Without
+    a value, the occurrence count decides (see :mod:`rules.alert_updates`)."""
+    deadband: float = 0.0
+    """How far ``value`` must move to matter. 0: it is a count of discrete things (labels
+    missing, packs below T2), and every change matters at once; above 0 it is a measurement,
+    and its updates are also held off for a minute after the last one (a noisy signal
+    crossing its deadband back and forth must not flood the operator)."""
+    event: bool = False
+    """Each active finding is one more occurrence of the condition (a label, a read), not a
+    new look at a lasting state: the occurrence count is published on a 1-2-5 series."""
 
 
 class AlertEvent(StrEnum):

@@ -129,6 +129,18 @@ class OutageLog:
             and record.kind == "gateway_stopped"
         )
 
+    def open_outages(self) -> tuple[Outage, ...]:
+        """The device outages that have not ended yet (link down, no sign of it since)."""
+        return tuple(self._open.values())
+
+    def open_outage(self, device: str) -> Outage | None:
+        """The device's outage that has not ended yet, if there is one."""
+        return self._open.get(device)
+
+    def ended(self, device: str) -> tuple[Outage, ...]:
+        """The device's last outages that have ended, oldest first."""
+        return tuple(self._closed.get(device, ()))
+
     def between(self, device: str, start_us: int, end_us: int) -> list[Outage]:
         """The outages of ``device`` and of the gateway that overlap ``[start_us, end_us]``,
         the longest overlap first (then the earliest)."""

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 from typing import Final
 
 from gateway.records import LabelScan
-from rules.labels import label_subject
+from rules.labels import label_name
 from rules.model import Finding, RunContext, Severity
 
 __all__ = [
@@ -97,7 +97,11 @@ def check_use_by(
     carry no use-by and are not checked. The expected date comes from the run's pack date
     (the ERP's), else from the label's own pack date (AI 13); with neither nothing can be
     checked. A run whose adjustment is not 0..3 makes every label unverifiable: CRITICAL.
-    Subject: ``f"{line}/{run}/{serial or raw}"``.
+
+    Subject ``f"{line}/{run}/use-by:{the date printed}"`` (``-`` for none, ``unverifiable``
+    for a run whose dates cannot be checked): a labeller printing a wrong use-by on every
+    pack is one condition, and each label an occurrence of it (docs/alarms.md §1); a second
+    wrong date is a condition of its own. Messages name the label (its serial).
     """
     if scan.gtin is None:
         return []
@@ -105,7 +109,6 @@ def check_use_by(
     pack_date = run.pack_date or label_pack
     if pack_date is None:
         return []
-    subject = label_subject(scan, run)
     printed = _label_date(scan.use_by)
     detail: dict[str, object] = {
         "device": scan.device,
@@ -136,16 +139,18 @@ def check_use_by(
         else:
             return []
     detail["reason"] = reason
+    condition = "unverifiable" if reason == "run_adjust_invalid" else (scan.use_by or "-")
     return [
         Finding(
             rule=RULE_USE_BY,
-            subject=subject,
+            subject=f"{scan.line}/{run.run_number}/use-by:{condition}",
             active=True,
             severity=Severity.CRITICAL,
-            message=f"label {subject} {why}: a wrong date is a recall",
+            message=f"label {label_name(scan)} {why}: a wrong date is a recall",
             ts_us=scan.ts_us,
             line=scan.line,
             detail=detail,
+            event=True,
         )
     ]
 

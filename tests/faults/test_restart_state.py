@@ -189,7 +189,8 @@ async def test_a_restart_mid_batch_gives_the_uninterrupted_record_and_alerts(
             await pack_until(sim, db, FIRST_HALF + 1, PACKS)
             socket_path = load_config(config_path).control_socket_path
             answer = await send_command(
-                socket_path, {"command": "line_mode", "line": "L1", "mode": "changeover"}
+                socket_path,
+                {"command": "line_mode", "line": "L1", "mode": "changeover", "operator": "Ann"},
             )
             assert answer["ok"], answer
             await wait_for(lambda: len(stored_batches(db)) == 1, 20, "the packer's record")

@@ -321,7 +321,7 @@ async def run_line(tmp_path: Path, way: Way) -> tuple[Path, int]:
             # The operator closes the line: the open batch is recorded.
             answer = await send_command(
                 load_config(config).control_socket_path,
-                {"command": "line_mode", "line": "L3", "mode": "changeover"},
+                {"command": "line_mode", "line": "L3", "mode": "changeover", "operator": "Ann"},
             )
             assert answer["ok"], answer
     return db, device.counter

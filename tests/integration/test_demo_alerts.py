@@ -1,5 +1,6 @@
 """The demo's scripted scenarios, through the real simulators and gateway, raise the matching
-alerts: the underweight drift (running mean below Qn), the long probe excursion, the label gap.
+alerts: the underweight drift (running mean below Qn), the long probe excursion, the label gap,
+the dropout (``device_down`` for the devices that went away, cleared when they are back).
 The labels printed while the scanner is away in the dropout are a gap of their own that
 names the outage, beside the scripted gap's alert, which it leaves as it was.
 Packs below T2 are rejected by the checkweigher, so they never leave the line with the ℮ mark
@@ -8,7 +9,8 @@ batch or use-by alert may appear.
 
 The simulators play the demo scenario 20 times faster than life; the HACCP debounce is
 scaled to match, so the short excursion (40 s of scenario time) stays below it and the
-long one (6.5 min) does not.
+long one (6.5 min) does not, and so is the devices' dropout time (the demo's 10 s of a 30 s
+dropout: here 0.5 s of 1.5 s, plus the reconnect backoff).
 """
 
 from __future__ import annotations
@@ -54,6 +56,28 @@ def gap_alerts(db_path: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
     return [(a, s, m, json.loads(d)) for a, s, m, d in rows]
 
 
+def device_down(db_path: Path) -> list[tuple[str, str]]:
+    """``(device, state)`` of every device_down transition, in order."""
+    if not db_path.exists():
+        return []
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return db.execute(
+            "SELECT subject, state FROM alerts WHERE rule = 'device_down' ORDER BY seq"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def dropout_seen(db_path: Path) -> bool:
+    transitions = device_down(db_path)
+    raised = {d for d, state in transitions if state == "raised"}
+    cleared = {d for d, state in transitions if state == "cleared"}
+    return "scanner1" in raised and raised <= cleared
+
+
 def outage_gap_raised(db_path: Path) -> bool:
     return any(
         state == "raised" and (detail.get("likely_cause") or {}).get("kind") == "device_offline"
@@ -62,12 +86,13 @@ def outage_gap_raised(db_path: Path) -> bool:
 
 
 async def test_demo_scenarios_raise_the_matching_alerts(tmp_path: Path) -> None:
-    async with simulated_site(tmp_path, speed=SPEED, debounce_s=3) as handle:
+    async with simulated_site(tmp_path, speed=SPEED, debounce_s=3, device_down_s=0.5) as handle:
         db_path = handle.db_path
         await handle.site()
-        expected = {"emark_mean", "haccp_upper", "label_gap"}
+        expected = {"emark_mean", "haccp_upper", "label_gap", "device_down"}
         await wait_for(lambda: expected <= alert_rules(db_path), timeout=90)
         await wait_for(lambda: outage_gap_raised(db_path), timeout=60, what="the dropout's gap")
+        await wait_for(lambda: dropout_seen(db_path), timeout=60, what="the devices back")
     raised = alert_rules(db_path)
     assert not raised & {"label_weight", "label_batch", "shelf_life_use_by", "emark_t2"}, raised
     db = sqlite3.connect(db_path)
@@ -85,6 +110,12 @@ async def test_demo_scenarios_raise_the_matching_alerts(tmp_path: Path) -> None:
     assert dropout[0] != scripted[0][0]
     assert "printed while scanner" in dropout[2]
     assert "offline" in dropout[2]
+    # Each device that went away: one alert, raised once and cleared once.
+    transitions = device_down(db_path)
+    for device in {d for d, _ in transitions}:
+        states = [s for d, s in transitions if d == device]
+        assert states[:2] == ["raised", "cleared"], transitions
     report = format_report(build_report(db_path, run))
     assert "emark_mean" in report
     assert "41240" in report  # the 240 g product's giveaway line
+    assert "Alarm load on line L1" in report

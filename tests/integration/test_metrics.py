@@ -47,6 +47,11 @@ NAMED = {
     "lineside_store_size_bytes": "store size",
     "lineside_store_commit_seconds": "store commit latency",
     "lineside_erp_staleness_seconds": "ERP staleness",
+    "lineside_alarms_raised_last_10m": "alerts raised per line in the last 10 minutes",
+    "lineside_alarm_rate_per_10m": "ISA-18.2 average alarm rate per 10 minutes",
+    "lineside_alarm_peak_per_10m": "the busiest 10 minutes",
+    "lineside_alarm_flood_periods_ratio": "share of 10-minute periods in flood",
+    "lineside_alarms_stale": "stale alarms (active > 24 h)",
 }
 
 
@@ -153,6 +158,17 @@ async def test_metrics_page_parses_and_has_every_named_metric(
     assert critical_open >= 1
     assert len(alerts) == 15, "every severity x state, zeros included"
     assert not math.isnan(sum(s.value for s in alerts))
+    # The alarm load (issue 17): the wrong label's alerts, on L1 and for the whole gateway.
+    raised = _value(
+        families["lineside_alarms_raised_last_10m"], "lineside_alarms_raised_last_10m", line="L1"
+    )
+    assert raised >= 1
+    rate = families["lineside_alarm_rate_per_10m"]
+    assert _value(rate, "lineside_alarm_rate_per_10m", line="") > 0
+    assert _value(rate, "lineside_alarm_rate_per_10m", line="L2") == 0
+    flood = families["lineside_alarm_flood_periods_ratio"]
+    assert _value(flood, "lineside_alarm_flood_periods_ratio", line="L1") == 0
+    assert _value(families["lineside_alarms_stale"], "lineside_alarms_stale", line="") == 0
     uplink = families["lineside_sync_link_state"]
     assert _value(uplink, "lineside_sync_link_state", kind="mqtt", state="up") == 1
 

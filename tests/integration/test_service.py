@@ -411,7 +411,7 @@ def test_line_mode_and_shelf_life_commands(tmp_path: Path) -> None:
             capture_output=True,
             timeout=30,
         )
-        washdown = subprocess.run(
+        nobody = subprocess.run(
             [*lineside, "line-mode", "-c", str(config), "--line", "L1", "washdown"],
             capture_output=True,
             text=True,
@@ -419,10 +419,40 @@ def test_line_mode_and_shelf_life_commands(tmp_path: Path) -> None:
             timeout=30,
             check=False,
         )
+        assert nobody.returncode == 2, "who changes the mode is required"
+        assert "--operator" in nobody.stderr
+        washdown = subprocess.run(
+            [
+                *lineside,
+                "line-mode",
+                "-c",
+                str(config),
+                "--line",
+                "L1",
+                "--operator",
+                "Ann",
+                "washdown",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=False,
+        )
         assert washdown.returncode == 0, washdown.stderr
-        assert washdown.stdout.strip() == "line L1: washdown"
+        assert washdown.stdout.strip() == "line L1: washdown (by Ann)"
         unknown = subprocess.run(
-            [*lineside, "line-mode", "-c", str(config), "--line", "L7", "washdown"],
+            [
+                *lineside,
+                "line-mode",
+                "-c",
+                str(config),
+                "--line",
+                "L7",
+                "--operator",
+                "Ann",
+                "washdown",
+            ],
             capture_output=True,
             text=True,
             cwd=REPO,
@@ -444,6 +474,18 @@ def test_line_mode_and_shelf_life_commands(tmp_path: Path) -> None:
         assert "9 day(s) left" in shelf.stdout
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+        db = sqlite3.connect(db_path)
+        [detail] = db.execute(
+            "SELECT detail FROM device_events WHERE kind = 'line_mode' AND line = 'L1'"
+        ).fetchone()
+        stored = json.loads(detail)
+        assert stored == {
+            "mode": "washdown",
+            "previous_mode": "production",
+            "operator": "Ann",
+            "os_user": stored["os_user"],  # who ran the CLI, as the kernel says
+            "os_uid": os.getuid(),
+        }
     finally:
         reap(proc, signal.SIGKILL)
         listener.close()

@@ -74,6 +74,18 @@ async def test_the_status_agrees_with_the_store(tmp_path: Path) -> None:
         }
         assert all(d["state"] in ("down", "connecting") for d in snapshot["system"]["devices"])
         assert snapshot["system"]["readings"]["pack"] >= count
+        # The alarm load (issue 17): the raises the store holds for the line, every alert
+        # with its short reference and occurrence figures.
+        raised = "SELECT count(*) FROM alerts WHERE state = 'raised' AND line = 'L1'"
+        load = line["alarm_load"]
+        assert load["raised"] <= query(db, raised)[0][0]
+        assert load["flood_periods"] == 0
+        assert load["periods"] == 145, "24 h of 10-minute periods, the current one partial"
+        for alert in snapshot["alerts"]["active"] + snapshot["alerts"]["recent"]:
+            assert len(alert["ref"]) >= 6
+            assert alert["occurrences"] >= 1
+            assert alert["first_us"] <= alert["last_us"]
+        assert snapshot["alerts"]["load"]["raised"] >= load["raised"]
 
 
 async def test_after_a_restart_the_run_counts_include_the_packs_stored_before(

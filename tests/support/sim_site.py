@@ -31,9 +31,18 @@ class Site:
     gateway: asyncio.Task[None]
 
 
-def demo_config_text(addresses: dict[str, str], db_path: Path, *, debounce_s: int) -> str:
-    """``config/demo.toml`` pointed at the simulators' ports and a temporary store."""
+def demo_config_text(
+    addresses: dict[str, str],
+    db_path: Path,
+    *,
+    debounce_s: int,
+    device_down_s: float | None = None,
+) -> str:
+    """``config/demo.toml`` pointed at the simulators' ports and a temporary store
+    (``device_down_s``: the devices' ``down_alert_after_s`` instead of the demo's)."""
     text = (REPO / "config" / "demo.toml").read_text()
+    if device_down_s is not None:
+        text = text.replace("down_alert_after_s = 10", f"down_alert_after_s = {device_down_s}")
     return (
         text.replace("opc.tcp://127.0.0.1:48400/lineside", addresses["opcua"])
         .replace("port = 50200", f"port = {addresses['modbus'].rsplit(':', 1)[1]}")
@@ -90,6 +99,7 @@ async def simulated_site(
     debounce_s: int = 3,
     extra_config: str = "",
     start_gateway: bool = True,
+    device_down_s: float | None = None,
 ) -> AsyncIterator[SiteHandle]:
     """Run the simulators and (unless ``start_gateway`` is false) the gateway."""
     addresses: dict[str, str] = {}
@@ -108,7 +118,8 @@ async def simulated_site(
         db_path = tmp_path / "site.db"
         config_path = tmp_path / "site.toml"
         config_path.write_text(
-            demo_config_text(addresses, db_path, debounce_s=debounce_s) + extra_config
+            demo_config_text(addresses, db_path, debounce_s=debounce_s, device_down_s=device_down_s)
+            + extra_config
         )
         handle = SiteHandle(config_path, db_path)
         handle.simulators = simulators

@@ -255,7 +255,13 @@ def test_transition_detail_carries_config_and_finding_detail() -> None:
     book = AlertBook()
     (raised,) = book.apply(f(7, detail={"mean_g": "98.1"}), {"t2_g": 90})
     assert raised.alert_id == f"{RULE}:{SUBJECT}:7"
-    assert raised.detail == {"mean_g": "98.1", "config": {"t2_g": 90}}
+    assert raised.detail == {
+        "mean_g": "98.1",
+        "occurrences": 1,
+        "first_us": 7,
+        "last_us": 7,
+        "config": {"t2_g": 90},
+    }
     assert (raised.line, raised.severity, raised.message) == ("L1", Severity.MAJOR, "T2 breach")
     (cleared,) = book.apply(f(9, False, message="back in limits"), {"t2_g": 91})
     assert cleared.event is E.CLEARED
@@ -406,7 +412,14 @@ def test_raised_after_suppression_notes_when_first_seen() -> None:
     book.apply(f(2, detail={"k": 1}), {"c": 1})
     (raised,) = book.set_line_mode("L1", "production", 10)
     assert raised.ts_us == 10
-    assert raised.detail == {"k": 1, "first_seen_us": 2, "config": {"c": 1}}
+    assert raised.detail == {
+        "k": 1,
+        "first_seen_us": 2,
+        "occurrences": 1,
+        "first_us": 2,
+        "last_us": 2,
+        "config": {"c": 1},
+    }
     assert book.line_mode("L1") == "production"
 
 

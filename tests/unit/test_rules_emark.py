@@ -353,8 +353,13 @@ def test_t1_share_clears_when_diluted() -> None:
     findings = feed(batch, ["240"] + ["252"] * 9)  # 1/10 at the 10th pack
     assert [(f.rule, f.active) for f in findings] == [("emark_t1", True)]
     findings = feed(batch, ["252"] * 30, start=10)  # 1/40 = 2.5 %: within
-    assert [(f.rule, f.active) for f in findings] == [("emark_t1", False)]
-    assert findings[0].ts_us == T0 + 39 * S
+    # While above 2.5 % each pack reports the live share; then the clear.
+    assert [(f.rule, f.active) for f in findings] == [("emark_t1", True)] * 29 + [
+        ("emark_t1", False)
+    ]
+    assert [f.value for f in findings[:3]] == [round(100 / 11, 2), round(100 / 12, 2), 7.69]
+    assert all(f.deadband == 0.5 for f in findings)
+    assert findings[-1].ts_us == T0 + 39 * S
     record, closing = batch.close(T0 + 40 * S)
     assert closing == []
     assert record.verdict == "pass"
@@ -367,7 +372,10 @@ def test_running_mean_warning_then_cleared() -> None:
     assert [(f.rule, f.active, f.severity) for f in findings] == [
         ("emark_mean", True, Severity.WARNING)
     ]
-    assert feed(batch, ["249.5"], start=10) == []  # still below: no repeat
+    # Still below: the live mean again, for the alert book to publish if it moved enough.
+    [again] = feed(batch, ["249.5"], start=10)
+    assert (again.rule, again.active, again.value) == ("emark_mean", True, 249.045)
+    assert again.deadband == 0.9  # a tenth of the TNE (Qn 250 g: TNE 9 g)
     findings = feed(batch, ["260.5"], start=11)  # Σ = 3000 over 12 packs: exactly Qn
     assert [(f.rule, f.active, f.severity) for f in findings] == [
         ("emark_mean", False, Severity.WARNING)

@@ -337,7 +337,16 @@ def test_label_content_table(
     for f in findings:
         assert f.active
         assert f.severity is (Severity.CRITICAL if f.rule == RULE_BATCH else Severity.WARNING)
-        assert f.subject == "L1/R42/000042"
+        # A condition per batch printed, or per product: not one alert per label.
+        if f.rule == RULE_BATCH:
+            batch = str(fields.get("batch") or "").strip()
+            assert f.subject == f"L1/R42/batch:{fields['batch'] if batch else '-'}"
+        else:
+            product = "10240" if fields.get("gtin") == "05060000000017" else "10120"
+            assert f.subject == f"L1/R42/{product}"
+        assert f.event
+        assert f.detail["serial"] == "000042"
+        assert "label 000042" in f.message
 
 
 def test_weight_finding_detail() -> None:
@@ -348,11 +357,29 @@ def test_weight_finding_detail() -> None:
     assert f.detail["tolerance_g"] == 2.0
 
 
-def test_subject_falls_back_to_the_raw_read() -> None:
+def test_a_label_without_a_serial_is_named_by_its_raw_read() -> None:
     label = scan(serial=None, batch="NOPE", raw=b"]C1010950600013435210NOPE\x1d")
     [f] = check_label_content(label, RUN, None, TOL)
-    assert f.subject == "L1/R42/]C1010950600013435210NOPE\\x1d"
-    assert label_subject(label, RUN) == f.subject
+    assert f.subject == "L1/R42/batch:NOPE"
+    assert "label ]C1010950600013435210NOPE\\x1d " in f.message
+    assert label_subject(label, RUN) == "L1/R42/]C1010950600013435210NOPE\\x1d"
+
+
+def test_every_wrong_label_of_a_product_is_one_condition() -> None:
+    """Issue 17: a fixed-weight product whose labels carry each pack's own weight."""
+    findings = [
+        f
+        for n in range(1, 6)
+        for f in check_label_content(
+            scan(gtin="05060000000017", serial=f"{n:06d}", net_weight_g=240.0 + n),
+            RUN,
+            None,
+            TOL,
+        )
+    ]
+    assert [f.rule for f in findings] == [RULE_WEIGHT] * 3  # 243, 244, 245 g: beyond ±2 g
+    assert {f.subject for f in findings} == {"L1/R42/10240"}
+    assert [f.detail["serial"] for f in findings] == ["000003", "000004", "000005"]
 
 
 def test_negative_tolerance_is_refused() -> None:

@@ -171,6 +171,9 @@ def test_recorded_shift_gives_the_exact_alerts_in_order() -> None:
     assert shift.alerts() == [
         ("emark_mean", "raised", "warning"),
         ("emark_t2", "raised", "critical"),
+        # The running mean went on sliding: published again once, a minute after the raise
+        # (a measured value's hold-off), with the mean of that moment (issue 17).
+        ("emark_mean", "updated", "warning"),
         ("haccp_upper", "raised", "critical"),
         ("haccp_upper", "cleared", "critical"),
         ("label_gap", "raised", "warning"),
@@ -181,6 +184,13 @@ def test_recorded_shift_gives_the_exact_alerts_in_order() -> None:
     t2 = next(r for r in shift.out if isinstance(r, AlertRecord) and r.rule == "emark_t2")
     assert t2.detail["pack_id"] == "cw1#51"
     assert t2.detail["config"] == {"emark_batch_minutes": 60.0, "emark_min_packs": 10}
+    assert "Action: Pull the named pack(s)" in t2.message
+    mean = [r for r in shift.out if isinstance(r, AlertRecord) and r.rule == "emark_mean"]
+    assert "running mean 239.848 g" in mean[0].message
+    assert "running mean 237.843 g" in mean[1].message
+    assert mean[1].detail["value"] == 237.843
+    [live] = [a for a in shift.engine.book.active("L1") if a.rule == "emark_mean"]
+    assert live.message == mean[1].message, "the packs after the update moved it too little"
     assert shift.engine.andon("L1") == "red"
 
 

@@ -118,7 +118,11 @@ def test_check_use_by_table(fields: dict[str, object], adjust: int, reason: str 
     assert f.rule == RULE_USE_BY
     assert f.severity is Severity.CRITICAL
     assert f.active
-    assert f.subject == "L1/R42/000042"
+    # One condition per date printed (docs/alarms.md §1), each label an occurrence of it.
+    assert f.subject == f"L1/R42/use-by:{fields['use_by'] or '-'}"
+    assert f.event
+    assert f.detail["serial"] == "000042"
+    assert "label 000042" in f.message
     assert f.detail["reason"] == reason
     assert "recall" in f.message
 
