@@ -145,7 +145,9 @@ class LinesScreen(StatusScreen):
             cells: list[Text] = [
                 render.plain(line["id"], 12),
                 render.line_andon(snapshot, line, stale),
-                render.plain(run.get("run_number") if run else "no run", 24),
+                # Cut so a long run number cannot push the figures off an 80-column
+                # screen; the line's detail shows it whole.
+                render.plain(run.get("run_number") if run else "no run", 24 if wide else 16),
                 Text(str(line["packs"])),
                 Text(render.grams(line.get("mean_g"))),
                 Text(render.percent(line.get("giveaway_pct"))),
