@@ -34,7 +34,7 @@ from adapters.base import DeviceAdapter
 from adapters.erp.model import ProductionRun
 from gateway import __version__
 from gateway.clock import Clock
-from gateway.config import LinesideConfig
+from gateway.config import LinesideConfig, ModbusRtuDevice, ModbusTcpDevice, OpcUaDevice
 from gateway.erp_sync import ErpPoller
 from gateway.records import (
     AlertRecord,
@@ -87,9 +87,11 @@ RUN_TALLY_SQL = (
 )
 LAST_PACK_SQL = "SELECT coalesce(max(seq), 0) FROM packs"
 
-STORE_QUERY_TIMEOUT_S = 1.0
-"""A snapshot does not wait longer than this for the store (busy evicting, say): it shows the
-last figures it had, marked stale, so a TUI never mistakes a busy gateway for a dead one."""
+STORE_QUERY_TIMEOUT_S = 0.5
+"""A snapshot's store reads together do not wait longer than this (the store busy evicting,
+say): it shows the last figures it had, marked stale, so it is answered well within the
+second a TUI allows before it calls the gateway not answering (``tui.app.ANSWER_DUE_S``),
+and a TUI never mistakes a busy gateway for a dead one."""
 
 
 @dataclass(slots=True)
@@ -221,6 +223,7 @@ class GatewayStatus:
         self.ack_latency = LatencyHistogram()
         """Seconds from a batch's first send to the warehouse's acknowledgement."""
         self._device_line = {d.id: d.line for d in config.devices}
+        self._probe_tags = _probe_tags(config)
         self._recent: dict[str, deque[tuple[int, float, bool | None]]] = {
             line.id: deque(maxlen=RECENT_PACKS) for line in config.lines
         }
@@ -234,6 +237,8 @@ class GatewayStatus:
         self.builds = 0
         """Snapshots built since start (however many viewers asked)."""
         self._cached: tuple[float, dict[str, Any]] | None = None
+        self._store_deadline: float | None = None
+        """When the snapshot being built stops waiting for the store (event loop time)."""
         self._building: asyncio.Lock = asyncio.Lock()
         self._raised: deque[Raise] = deque()
         """Alerts raised in the last :data:`ALARM_WINDOW_US`, oldest first."""
@@ -323,6 +328,7 @@ class GatewayStatus:
 
     async def _build(self) -> dict[str, Any]:
         now_us = self.clock.wall_us()
+        self._store_deadline = asyncio.get_running_loop().time() + STORE_QUERY_TIMEOUT_S
         # The alerts first, as one view: the lines' awaits below must not split it.
         active = self.engine.book.active()
         active_ids = {a.id for a in active}
@@ -468,8 +474,11 @@ class GatewayStatus:
 
     async def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> Any:
         """Rows of a small store query, or None when the store is busy for too long."""
+        deadline = self._store_deadline
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + STORE_QUERY_TIMEOUT_S
         try:
-            async with asyncio.timeout(STORE_QUERY_TIMEOUT_S):
+            async with asyncio.timeout_at(deadline):
                 return await self.store.fetchall(sql, parameters)
         except TimeoutError:
             return None
@@ -483,6 +492,7 @@ class GatewayStatus:
         return _num(newest.giveaway_pct)
 
     def _probes(self, line: str, now_us: int) -> list[dict[str, Any]]:
+        links = {adapter.device_id: str(adapter.state) for adapter in self.devices}
         out = []
         for rules, monitor in self.engine.probes.values():
             if (monitor.line or self._device_line.get(rules.device)) != line:
@@ -495,10 +505,14 @@ class GatewayStatus:
                 state = "low"
             if last is None and not faults:
                 state = "waiting"
+            location, interval_s = self._probe_tags.get((rules.device, rules.probe), ("", None))
             out.append(
                 {
                     "device": rules.device,
                     "probe": rules.probe,
+                    "location": location,
+                    "interval_s": interval_s,
+                    "link": links.get(rules.device, "disabled"),
                     "celsius": _num(last[1]) if last else None,
                     "age_s": (now_us - last[0]) / 1e6 if last else None,
                     "upper_c": rules.upper_c,
@@ -623,6 +637,29 @@ class GatewayStatus:
         if self.config.sync.https is not None:
             return str(self.config.sync.https.url)
         return ""
+
+
+def _probe_tags(config: LinesideConfig) -> dict[tuple[str, str], tuple[str, float | None]]:
+    """``(device, tag)`` -> where the probe sits and how often a reading is expected.
+
+    The interval is the poll period of a polled tag. A subscribed OPC UA tag has none: the
+    server sends a value only when it changes, and while the subscription lives (the device's
+    link is up) an unchanged value is the current one, so only the link says it is stale.
+    """
+    out: dict[tuple[str, str], tuple[str, float | None]] = {}
+    for device in config.devices:
+        if isinstance(device, OpcUaDevice):
+            for group in device.groups:
+                interval = group.poll_interval_ms / 1000 if group.mode == "poll" else None
+                for tag in group.tags:
+                    out[device.id, tag.name] = (tag.location, interval)
+        elif isinstance(device, ModbusTcpDevice | ModbusRtuDevice):
+            for modbus_tag in device.tags:
+                out[device.id, modbus_tag.name] = (
+                    modbus_tag.location,
+                    device.poll_interval_ms / 1000,
+                )
+    return out
 
 
 _KINDS: dict[type, str] = {

@@ -8,9 +8,12 @@ second and shares it among all viewers, so any number of TUIs costs it two small
 second and never touches the store's write path. A TUI that dies mid-request only closes
 its connection.
 
-:class:`GatewayLink` keeps one connection, re-opens it after any failure, and records the
-outcome in an explicit :class:`ConnectionState`; the app polls once a second, which is also
-its retry interval when the gateway is not running.
+:class:`GatewayLink` keeps one connection, re-opens it after any failure (and after a
+request given up or cancelled half-way, whose answer could otherwise be read as the next
+one's), and records the outcome in an explicit :class:`ConnectionState`. The app polls once
+a second, which is also its retry interval when the gateway is not running, and decides for
+itself when an answer is late (:data:`tui.app.ANSWER_DUE_S`): a request may wait longer than
+that for a slow gateway, but the screen says "not answering" meanwhile.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from typing import Any, Protocol
 from gateway.control import MAX_ANSWER_BYTES
 
 REQUEST_TIMEOUT_S = 3.0
-"""A status answer takes milliseconds; this long means the gateway is stuck or gone."""
+"""A status answer takes milliseconds; this long means the gateway is stuck or gone, and the
+connection is dropped and opened afresh. It covers waiting for an earlier request too. (The
+TUI marks its data stale much sooner: see :data:`tui.app.ANSWER_DUE_S`.)"""
 
 
 class ConnectionState(StrEnum):
@@ -33,7 +38,8 @@ class ConnectionState(StrEnum):
 
     CONNECTING = "connecting"
     UP = "connected"
-    DOWN = "no gateway"
+    DOWN = "not answering"
+    """Not running, hung, refusing, or answering too late: the screen's data is stale."""
 
 
 class GatewayUnavailable(ConnectionError):
@@ -85,34 +91,43 @@ class GatewayLink:
 
     async def command(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request, one answer; a broken connection is re-opened on the next call."""
-        async with self._lock:
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    reader, writer = await self._connection()
-                    writer.write(json.dumps(request).encode() + b"\n")
-                    await writer.drain()
-                    line = await reader.readline()
-                if not line:
-                    raise ConnectionResetError("the gateway closed the connection")
-                answer = json.loads(line)
-            except (OSError, TimeoutError, ValueError) as exc:
-                await self._drop()
-                self.state = ConnectionState.DOWN
-                self.last_error = _describe(exc)
-                raise GatewayUnavailable(self.last_error) from exc
-            if not isinstance(answer, dict):
-                await self._drop()
-                self.state = ConnectionState.DOWN
-                self.last_error = "the gateway answered with something other than an object"
-                raise GatewayUnavailable(self.last_error)
-            self.state = ConnectionState.UP
-            self.last_error = ""
-            return answer
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                async with self._lock:
+                    line = await self._exchange(request)
+            if not line:
+                raise ConnectionResetError("the gateway closed the connection")
+            answer = json.loads(line)
+        except (OSError, TimeoutError, ValueError) as exc:
+            self._drop_now()
+            self.state = ConnectionState.DOWN
+            self.last_error = _describe(exc)
+            raise GatewayUnavailable(self.last_error) from exc
+        if not isinstance(answer, dict):
+            self._drop_now()
+            self.state = ConnectionState.DOWN
+            self.last_error = "the gateway answered with something other than an object"
+            raise GatewayUnavailable(self.last_error)
+        self.state = ConnectionState.UP
+        self.last_error = ""
+        return answer
+
+    async def _exchange(self, request: dict[str, Any]) -> bytes:
+        """Send ``request`` and read one answer line (the caller holds the lock)."""
+        try:
+            reader, writer = await self._connection()
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            return await reader.readline()
+        except BaseException:
+            # Timed out, cancelled or failed half-way: an answer may still come on this
+            # connection, and the next request must not take it for its own.
+            self._drop_now()
+            raise
 
     async def close(self) -> None:
         """Close the connection (the app is quitting)."""
-        async with self._lock:
-            await self._drop()
+        self._drop_now()
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._streams is None:
@@ -121,13 +136,13 @@ class GatewayLink:
             )
         return self._streams
 
-    async def _drop(self) -> None:
+    def _drop_now(self) -> None:
+        """Close the connection without waiting (safe while being cancelled)."""
         if self._streams is not None:
             _, writer = self._streams
             self._streams = None
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.close()
 
 
 def _describe(exc: BaseException) -> str:

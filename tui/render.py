@@ -2,21 +2,93 @@
 
 Every state is written as a word and a symbol as well as a colour, so the screen reads on a
 monochrome terminal, to a colour-blind operator, and in a photo of the screen.
+
+Text from outside (run numbers and products from the ERP, alert messages, device errors,
+operator names) is never markup: the snapshot's strings are cleaned once as they arrive
+(:func:`sanitized`: control characters made visible, length capped) and every widget gets
+a :class:`~rich.text.Text`, never a ``str``, which Textual would parse as markup.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
 
+MAX_TEXT = 500
+"""Longest external string kept (the longest alert message is about 200 characters): a
+runaway value must not push every other figure off the screen."""
+
+
+def clean(value: object, limit: int = MAX_TEXT) -> str:
+    """``value`` as one safe line: control characters visible, at most ``limit`` characters.
+
+    An escape sequence reaching the terminal could recolour or move the screen; a newline or
+    tab would break a table row. Control characters are shown as their Unicode pictures
+    (ESC as ``␛``, newline as ``␊``), so what was sent can still be read.
+    """
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(_visible(ch) for ch in text)
+    if len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+def _visible(ch: str) -> str:
+    if ch.isprintable() or ch == " ":
+        return ch
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "␡"
+    # Format characters (Cf) include the direction overrides, which make text on screen
+    # read other than it is; line and paragraph separators would break a row.
+    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        return f"<U+{code:04X}>"
+    return ch  # other non-printables (unassigned, private use) cannot move the cursor
+
+
+def sanitized(value: Any) -> Any:
+    """A copy of a snapshot with every string (keys too) passed through :func:`clean`."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(k) if isinstance(k, str) else k: sanitized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitized(v) for v in value]
+    return value
+
+
+def plain(value: object, limit: int = MAX_TEXT, style: str = "") -> Text:
+    """External text for a widget or table cell: literal, never markup."""
+    return Text(clean("-" if value is None else value, limit), style=style, end="")
+
+
+def faded(cell: Text | str, stale: bool) -> Text:
+    """A table cell, dimmed when the figures are stale (the words say so elsewhere)."""
+    text = cell.copy() if isinstance(cell, Text) else plain(cell)
+    if stale:
+        text.stylize("dim")
+    return text
+
+
 ANDON = {
     "red": ("■ RED", "bold white on red"),
     "amber": ("▲ AMBER", "bold black on dark_orange"),
     "green": ("● GREEN", "bold black on green"),
+    "no data": ("○ NO DATA", "bold black on grey70"),
+    "stale": ("? STALE", "bold black on grey70"),
 }
-"""Andon colour -> (symbol and word, style)."""
+"""Andon colour -> (symbol and word, style). ``no data`` and ``stale`` are the TUI's own:
+a line without a working device, and any line while the gateway is not answering, are never
+shown GREEN, since nothing says they are."""
+
+WORKING = frozenset({"up", "degraded"})
+"""Device link states in which readings arrive."""
 
 SEVERITY = {
     "critical": ("‼ CRIT", "bold red"),
@@ -41,7 +113,10 @@ PROBE = {
     "low": ("▼ LOW", "bold red"),
     "fault": ("✗ FAULT", "bold red"),
     "waiting": ("… no data", "yellow"),
+    "held": ("? last ok", "yellow"),
 }
+"""Probe states; ``held`` is the TUI's own: the last reading was within the limits, but it
+is older than the probe's readings should be, so it says nothing about now."""
 
 LABELS = {
     "ok": ("✓ ok", "green"),
@@ -89,13 +164,83 @@ def styled(table: dict[str, tuple[str, str]], key: str | None) -> Text:
     """``key`` as its symbol-and-word text in its style (the key itself when unknown)."""
     if key is None:
         return Text("-", style="dim")
-    label, style = table.get(key, (key, ""))
+    label, style = table.get(key, (clean(key, 20), ""))
     return Text(label, style=style)
 
 
 def andon(colour: str) -> Text:
     """An andon colour as a badge: symbol, word and colour."""
     return styled(ANDON, colour)
+
+
+def link(state: str | None, stale: bool = False) -> Text:
+    """A device, ERP, uplink or store state; while stale, what it was, marked unknown."""
+    if stale and state is not None:
+        return Text(f"? was {clean(state, 20)}", style="dim")
+    return styled(LINK, state)
+
+
+def line_devices(snapshot: dict[str, Any], line: str) -> list[dict[str, Any]]:
+    """The devices configured on ``line`` (from the system part of the snapshot)."""
+    return [d for d in snapshot["system"]["devices"] if d.get("line") == line]
+
+
+def line_andon(snapshot: dict[str, Any], line: dict[str, Any], stale: bool) -> Text:
+    """The line's andon badge as the operator should read it.
+
+    While the gateway is not answering every line is ``STALE``. A line with no working
+    device (none configured, or all down) has no readings that could turn it red: the
+    gateway's GREEN there means only "no alert", so it is shown as ``NO DATA``.
+    """
+    if stale:
+        return andon("stale")
+    colour = str(line.get("andon"))
+    working = any(d.get("state") in WORKING for d in line_devices(snapshot, line["id"]))
+    if colour == "green" and not working:
+        return andon("no data")
+    return andon(colour)
+
+
+def probe_age(probe: dict[str, Any], stale_s: float | None) -> float | None:
+    """How old the probe's reading is now, or None when it is recent enough to be current.
+
+    A reading is old while the gateway is not answering (``stale_s``: seconds since its last
+    answer, added to the age), while the probe's device is not working, or when it is older
+    than two missed readings plus the TUI's own second of polling.
+    """
+    age_s = probe.get("age_s")
+    if age_s is None:
+        return None
+    age_s = float(age_s) + (stale_s or 0.0)
+    if stale_s is not None or probe.get("link", "up") not in WORKING:
+        return age_s
+    interval = probe.get("interval_s")
+    if interval is not None and age_s > 2 * float(interval) + 2.0:
+        return age_s
+    return None
+
+
+def probe_state(probe: dict[str, Any], stale_s: float | None) -> Text:
+    """The probe's state; an old reading within the limits is ``? last ok``, never ``✓ ok``."""
+    state = str(probe.get("state"))
+    if state == "ok" and probe_age(probe, stale_s) is not None:
+        state = "held"
+    return styled(PROBE, state)
+
+
+def probe_name(probe: dict[str, Any]) -> str:
+    """Where the probe sits, as configured, with its tag; its device and tag without one."""
+    location = probe.get("location")
+    if location:
+        return f"{location} ({probe.get('probe')})"
+    return f"{probe.get('device')}/{probe.get('probe')}"
+
+
+def stale_note(stale_s: float | None) -> Text:
+    """After a screen's title: how long the figures have not been updated (empty if fresh)."""
+    if stale_s is None:
+        return Text("")
+    return Text(f"  ? STALE: no answer for {age(stale_s)}", style="bold yellow")
 
 
 def grams(value: float | None, places: int = 1) -> str:
@@ -219,16 +364,26 @@ def label_status(labels: dict[str, Any]) -> Text:
     return text
 
 
-def worst_probe(line: dict[str, Any]) -> Text:
-    """The line's worst probe: temperature and a symbol for its state."""
+def worst_probe(line: dict[str, Any], stale_s: float | None = None) -> Text:
+    """The line's worst probe: temperature, a symbol for its state, and its age when old
+    (``?2.6°C 35s``: a figure that says nothing about now must not look current)."""
     probe = line.get("worst_probe")
     if not probe:
         return Text("-", style="dim")
     state = str(probe.get("state"))
-    symbol, style = PROBE.get(state, (state, ""))
+    symbol, style = PROBE.get(state, (clean(state, 12), ""))
+    # The symbol alone (▲ of "▲ HIGH"); an unknown state, even an empty one, is a "?".
+    mark = (symbol.split() or ["?"])[0]
+    old = probe_age(probe, stale_s)
+    if old is not None:
+        mark = "?" if state in ("ok", "waiting") else mark
+        text = Text(f"{mark}{celsius(probe.get('celsius'))} {age(old)}", style="yellow")
+        if state not in ("ok", "waiting"):
+            text.stylize(style)
+        return text
     if state in ("ok", "waiting"):
         return Text(celsius(probe.get("celsius")), style="" if state == "ok" else "yellow")
-    return Text(f"{symbol.split()[0]}{celsius(probe.get('celsius'))}", style=style)
+    return Text(f"{mark}{celsius(probe.get('celsius'))}", style=style)
 
 
 def emark_counts(line: dict[str, Any]) -> Text:

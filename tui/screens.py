@@ -2,8 +2,13 @@
 
 Each screen draws from the latest gateway snapshot (:mod:`gateway.status` has its shape) in
 :meth:`StatusScreen.show`, which the app calls after every poll and when the screen comes
-back into view. Ages are computed against the snapshot's own clock (``gateway.now_us``),
-so what is drawn depends on the snapshot alone.
+back into view. Ages are computed against the snapshot's own clock (``gateway.now_us``)
+plus, while the gateway is not answering, how long ago its last answer came (the app's
+``stale_s``), so what is drawn depends on the snapshot and that one number alone.
+
+While the figures are stale every screen says so after its title, every andon reads
+``? STALE``, every device state ``? was up``, and every probe reading shows its age. Text
+from outside is always given to widgets as :class:`~rich.text.Text` (see :mod:`tui.render`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from tui import render
 
 WIDE = 110
 """From this many columns the lines table also shows the product and the line mode."""
+
+DETAIL_ALERTS = 5
+"""Alerts listed on a line's detail, most urgent first: a flood of them must not push the
+weights and probes out of sight (the alerts screen lists them all)."""
 
 
 class Host(Protocol):
@@ -41,14 +50,34 @@ def host(screen: Screen[Any]) -> Host:
     return cast(Host, screen.app)
 
 
-def _us_age(snapshot: dict[str, Any], ts_us: int | None) -> str:
+def _us_age(snapshot: dict[str, Any], ts_us: int | None, stale_s: float | None = None) -> str:
     if ts_us is None:
         return "-"
-    return render.age((int(snapshot["gateway"]["now_us"]) - int(ts_us)) / 1e6)
+    return render.age((int(snapshot["gateway"]["now_us"]) - int(ts_us)) / 1e6 + (stale_s or 0))
+
+
+def _plus(seconds: float | None, stale_s: float | None) -> float | None:
+    """An age from the snapshot, grown by the time the gateway has not answered."""
+    return None if seconds is None else seconds + (stale_s or 0)
+
+
+def _unique(items: list[dict[str, Any]], key: str = "id") -> list[dict[str, Any]]:
+    """``items`` without repeats of ``key``: a table refuses a row key twice, and a TUI that
+    crashes on a gateway's mistake is one the operator cannot use at all."""
+    seen: set[object] = set()
+    out = []
+    for item in items:
+        if item.get(key) not in seen:
+            seen.add(item.get(key))
+            out.append(item)
+    return out
 
 
 class StatusScreen(Screen[None]):
     """A screen that shows part of the gateway snapshot, with the connection banner."""
+
+    stale_s: float | None = None
+    """Seconds since the gateway last answered while it is not answering; None when fresh."""
 
     def compose_banner(self) -> ComposeResult:
         """The header, and the banner that says when the gateway cannot be reached."""
@@ -59,12 +88,16 @@ class StatusScreen(Screen[None]):
         """Redraw from the app's latest snapshot when the screen comes back."""
         self.app.call_later(host(self).redraw)
 
-    def show(self, snapshot: dict[str, Any] | None, problem: str | None) -> None:
-        """Draw ``snapshot`` (None before the first answer); ``problem`` fills the banner."""
+    def show(
+        self, snapshot: dict[str, Any] | None, problem: str | None, stale_s: float | None = None
+    ) -> None:
+        """Draw ``snapshot`` (None before the first answer); ``problem`` fills the banner;
+        ``stale_s`` is how long the gateway has not answered (None while it answers)."""
         banner = self.query_one("#banner", Static)
         banner.display = problem is not None
         if problem is not None:
             banner.update(Text(problem))
+        self.stale_s = stale_s
         if snapshot is not None:
             self.draw(snapshot)
 
@@ -85,7 +118,7 @@ class LinesScreen(StatusScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_banner()
-        yield Static("Lines", classes="title")
+        yield Static("Lines", classes="title", id="title")
         yield DataTable(id="lines", cursor_type="row", zebra_stripes=True)
         yield Static("", id="lines-note", classes="note")
         yield Footer()
@@ -93,34 +126,44 @@ class LinesScreen(StatusScreen):
     def draw(self, snapshot: dict[str, Any]) -> None:
         table = self.query_one("#lines", DataTable)
         wide = self.size.width >= WIDE
-        columns = ["Line", "Andon", "Run", "Packs", "Mean g", "GA %", "T1/T2", "Temp", "Labels"]
+        columns = ["Line", "Andon", "Run", "Packs", "Mean", "GA %", "T1/T2", "Temp", "Labels"]
         if wide:
             columns[3:3] = ["Product"]
             columns.append("Mode")
         selected = table.cursor_row
-        if [str(c.label) for c in table.columns.values()] != columns:
-            table.clear(columns=True)
-            table.add_columns(*columns)
-        table.clear()
-        for line in snapshot["lines"]:
+        # Columns afresh each time: a column only ever widens to its widest cell, and one
+        # widened by a stale age or a long run number would push the rest off the screen.
+        table.clear(columns=True)
+        table.add_columns(*columns)
+        stale = self.stale_s is not None
+        self.query_one("#title", Static).update(
+            Text.assemble("Lines", render.stale_note(self.stale_s))
+        )
+        lines = _unique(snapshot["lines"])
+        for line in lines:
             run = line.get("run") or {}
-            cells: list[object] = [
-                line["id"],
-                render.andon(line["andon"]),
-                run.get("run_number", "no run"),
-                str(line["packs"]),
-                render.grams(line.get("mean_g")),
-                render.percent(line.get("giveaway_pct")),
+            cells: list[Text] = [
+                render.plain(line["id"], 12),
+                render.line_andon(snapshot, line, stale),
+                # Cut so a long run number cannot push the figures off an 80-column
+                # screen; the line's detail shows it whole.
+                render.plain(run.get("run_number") if run else "no run", 24 if wide else 16),
+                Text(str(line["packs"])),
+                Text(render.grams(line.get("mean_g"))),
+                Text(render.percent(line.get("giveaway_pct"))),
                 render.emark_counts(line),
-                render.worst_probe(line),
+                render.worst_probe(line, self.stale_s),
                 render.label_status(line.get("labels") or {}),
             ]
             if wide:
-                cells[3:3] = [render.run_product(line)[:28]]
-                cells.append(line.get("mode", ""))
+                cells[3:3] = [render.plain(render.run_product(line), 28)]
+                cells.append(render.plain(line.get("mode", ""), 12))
+            # The andon badge keeps its contrast: "? STALE" is the marker, not a figure.
+            andon = cells[1]
+            cells = [cell if cell is andon else render.faded(cell, stale) for cell in cells]
             table.add_row(*cells, key=line["id"])
-        if snapshot["lines"]:
-            table.move_cursor(row=min(max(selected, 0), len(snapshot["lines"]) - 1))
+        if lines:
+            table.move_cursor(row=min(max(selected, 0), len(lines) - 1))
         active = snapshot["alerts"]["active"]
         unacked = sum(1 for a in active if not a["acknowledged"])
         self.query_one("#lines-note", Static).update(
@@ -129,7 +172,14 @@ class LinesScreen(StatusScreen):
                 if active
                 else ("no active alerts", "green"),
                 "   GA = giveaway over Qn; T1/T2 = packs below T1/T2 in the open ℮ batch",
+                "; ? = a reading too old to be current" if self._any_old(lines) else "",
             )
+        )
+
+    def _any_old(self, lines: list[dict[str, Any]]) -> bool:
+        return any(
+            line.get("worst_probe") and render.probe_age(line["worst_probe"], self.stale_s)
+            for line in lines
         )
 
     def action_open_line(self) -> None:
@@ -158,6 +208,7 @@ class LineScreen(StatusScreen):
         Binding("n", "step(1)", "Next line", show=True),
         Binding("p", "step(-1)", "Prev line", show=True),
     ]
+    # `1` (the app's) also goes back to the lines list: it is labelled "Lines".
 
     def __init__(self, line: str) -> None:
         super().__init__()
@@ -171,7 +222,32 @@ class LineScreen(StatusScreen):
             yield Static("", id="weights", classes="panel")
             yield Static("", id="probes", classes="panel")
             yield Static("", id="labels", classes="panel")
+        yield Static("", id="scroll-hint")
         yield Footer()
+
+    def on_mount(self) -> None:
+        """Keep the scroll hint true as the operator scrolls."""
+        self.watch(self.query_one("#detail", VerticalScroll), "scroll_y", self._scroll_hint)
+
+    def on_resize(self) -> None:
+        """A taller or shorter terminal changes whether there is more to scroll to."""
+        self.call_after_refresh(self._scroll_hint)
+
+    def _scroll_hint(self, _scroll_y: float | None = None) -> None:
+        """Say when the detail is taller than the terminal: at 80×24 the probes and labels
+        are below the fold, and nothing else would show they are there."""
+        detail = self.query_one("#detail", VerticalScroll)
+        hint = self.query_one("#scroll-hint", Static)
+        below = detail.scroll_y < detail.max_scroll_y
+        above = detail.scroll_y > 0
+        if below:
+            words = "▼ more below: ↓ / PgDn scrolls" + (", ↑ / PgUp back" if above else "")
+        elif above:
+            words = "▲ more above: ↑ / PgUp / Home scrolls back"
+        else:
+            words = ""
+        hint.update(Text(words, style="bold"))
+        hint.display = bool(words)
 
     def action_step(self, delta: int) -> None:
         """Show the next or previous line."""
@@ -186,21 +262,37 @@ class LineScreen(StatusScreen):
     def draw(self, snapshot: dict[str, Any]) -> None:
         line = next((x for x in snapshot["lines"] if x["id"] == self.line), None)
         if line is None:
-            self.query_one("#run", Static).update(f"Line {self.line} is not configured.")
+            self.query_one("#run", Static).update(
+                Text(f"Line {render.clean(self.line)} is not configured.")
+            )
             return
         width = max(self.size.width - 6, 20)
-        self.query_one("#run", Static).update(self._run(line))
-        self.query_one("#weights", Static).update(self._weights(line, width))
-        self.query_one("#probes", Static).update(self._probes(line))
+        stale_s = self.stale_s
+        self.query_one("#run", Static).update(self._run(snapshot, line, stale_s))
+        self.query_one("#weights", Static).update(self._weights(snapshot, line, width, stale_s))
+        self.query_one("#probes", Static).update(self._probes(line, stale_s))
         self.query_one("#labels", Static).update(self._labels(line))
-        self.query_one("#line-alerts", Static).update(self._alerts(snapshot, line))
+        self.query_one("#line-alerts", Static).update(self._alerts(snapshot, line, stale_s))
+        self.call_after_refresh(self._scroll_hint)
 
     @staticmethod
-    def _run(line: dict[str, Any]) -> Text:
+    def _run(snapshot: dict[str, Any], line: dict[str, Any], stale_s: float | None) -> Text:
         text = Text.assemble(
-            (f"{line['id']} {line.get('name', '')}", "bold"), "  ", render.andon(line["andon"])
+            (f"{line['id']} {line.get('name', '')}", "bold"),
+            "  ",
+            render.line_andon(snapshot, line, stale_s is not None),
         )
-        text.append(f"  mode {line.get('mode', '-')}\n")
+        text.append(f"  mode {line.get('mode', '-')}")
+        text.append("\nDevices  ", "bold")
+        devices = render.line_devices(snapshot, line["id"])
+        if stale_s is not None:
+            text.append("unknown while the gateway is not answering", "yellow")
+        elif not devices:
+            text.append("none configured on this line: no readings", "yellow")
+        for n, device in enumerate(devices if stale_s is None else []):
+            text.append(f"{'  ' if n else ''}{device['id']} ")
+            text.append_text(render.link(device.get("state")))
+        text.append("\n")
         run = line.get("run")
         if not run:
             text.append("No run active on this line (packs are stored without a run).", "yellow")
@@ -227,14 +319,21 @@ class LineScreen(StatusScreen):
         return text
 
     @staticmethod
-    def _weights(line: dict[str, Any], width: int) -> Text:
+    def _weights(
+        snapshot: dict[str, Any], line: dict[str, Any], width: int, stale_s: float | None
+    ) -> Text:
         emark = line.get("emark") or {}
-        weights = [p["net_g"] for p in line.get("recent_packs") or []]
+        packs = line.get("recent_packs") or []
+        weights = [p["net_g"] for p in packs]
         text = Text.assemble(
             ("Weights", "bold"),
             f"  packs {line['packs']}  mean {render.grams(line.get('mean_g'))} g"
-            f"  giveaway {render.percent(line.get('giveaway_pct'))} %\n",
+            f"  giveaway {render.percent(line.get('giveaway_pct'))} %",
         )
+        if packs:
+            # Packs come when product flows, not on a clock: their age is shown, not judged.
+            text.append(f"  last pack {_us_age(snapshot, packs[-1].get('ts_us'), stale_s)} ago")
+        text.append("\n")
         text.append(
             f"Qn {render.grams(emark.get('qn_g'))} g   T1 {render.grams(emark.get('t1_g'))} g"
             f"   T2 {render.grams(emark.get('t2_g'))} g   ℮ batch {emark.get('batch_packs', 0)}"
@@ -266,17 +365,19 @@ class LineScreen(StatusScreen):
         return text
 
     @staticmethod
-    def _probes(line: dict[str, Any]) -> Text:
-        text = Text("Probes\n", style="bold")
+    def _probes(line: dict[str, Any], stale_s: float | None) -> Text:
+        text = Text.assemble(("Probes\n", "bold"))
         probes = line.get("probes") or []
         if not probes:
             text.append("no HACCP probes configured for this line", "dim")
             return text
         for probe in probes:
-            name = f"{probe['device']}/{probe['probe']}"
-            text.append(f"  {name:<20} {render.celsius(probe['celsius']):>8}")
-            text.append(f"  limit {render.limits(probe['lower_c'], probe['upper_c']):<14} ")
-            text.append_text(render.styled(render.PROBE, probe["state"]))
+            name = render.clean(render.probe_name(probe), 24)
+            old = render.probe_age(probe, stale_s)
+            text.append(f"  {name:<20} {render.celsius(probe['celsius']):>7}")
+            text.append(f" {render.age(old) + ' old' if old is not None else '':<7}", "yellow")
+            text.append(f" limit {render.limits(probe['lower_c'], probe['upper_c']):<11} ")
+            text.append_text(render.probe_state(probe, stale_s))
             if probe.get("faults"):
                 text.append(f" ({', '.join(probe['faults'])})", "red")
             text.append("\n")
@@ -286,7 +387,7 @@ class LineScreen(StatusScreen):
     @staticmethod
     def _labels(line: dict[str, Any]) -> Text:
         labels = line.get("labels") or {}
-        text = Text("Labels  ", style="bold")
+        text = Text.assemble(("Labels  ", "bold"))
         text.append_text(render.label_status(labels))
         text.append(
             f"   last number {labels.get('last') if labels.get('last') is not None else '-'}"
@@ -300,17 +401,20 @@ class LineScreen(StatusScreen):
         return text
 
     @staticmethod
-    def _alerts(snapshot: dict[str, Any], line: dict[str, Any]) -> Text:
-        text = Text("Active alerts", style="bold")
+    def _alerts(snapshot: dict[str, Any], line: dict[str, Any], stale_s: float | None) -> Text:
+        text = Text.assemble(("Active alerts", "bold"))
         alerts = sorted(line.get("active_alerts") or [], key=render.alert_order)
         if not alerts:
             text.append("  none", "green")
             return text
-        for alert in alerts:
+        for alert in alerts[:DETAIL_ALERTS]:
             text.append("\n  ")
             text.append_text(render.styled(render.SEVERITY, alert["severity"]))
             ack = "acked" if alert["acknowledged"] else "NOT ACKED"
-            text.append(f" {ack:<9} {_us_age(snapshot, alert['raised_us']):>4}  {alert['message']}")
+            age = _us_age(snapshot, alert["raised_us"], stale_s)
+            text.append(f" {ack:<9} {age:>4}  {alert['message']}")
+        if len(alerts) > DETAIL_ALERTS:
+            text.append(f"\n  … and {len(alerts) - DETAIL_ALERTS} more", "bold")
         text.append("\n  (2: alerts screen to acknowledge)", "dim")
         return text
 
@@ -324,11 +428,12 @@ class AlertsScreen(StatusScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "acknowledge", "Acknowledge", show=True),
         Binding("s", "shelve", "Shelve", show=True),
+        Binding("escape", "app.lines", "Lines", show=False),
     ]
 
     def compose(self) -> ComposeResult:
         yield from self.compose_banner()
-        yield Static("Alerts: active first, then recent", classes="title")
+        yield Static("Alerts: active first, then recent", classes="title", id="title")
         yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
         yield Static("", id="alert-detail", classes="panel")
         yield Footer()
@@ -338,7 +443,7 @@ class AlertsScreen(StatusScreen):
         if not snapshot:
             return []
         active = sorted(snapshot["alerts"]["active"], key=render.alert_order)
-        return active + list(snapshot["alerts"]["recent"])
+        return _unique(active + list(snapshot["alerts"]["recent"]))
 
     def selected(self) -> dict[str, Any] | None:
         """The highlighted alert, if any."""
@@ -359,21 +464,32 @@ class AlertsScreen(StatusScreen):
             table.clear(columns=True)
             table.add_columns(*columns)
         table.clear()
+        stale = self.stale_s is not None
         alerts = self._alerts()
+        active = snapshot["alerts"]["active"]
+        unacked = sum(1 for a in active if not a.get("acknowledged"))
+        # Counted, since in a flood the table shows only the first screenful.
+        self.query_one("#title", Static).update(
+            Text.assemble(
+                f"Alerts: {len(active)} active ({unacked} unacked), "
+                f"{len(snapshot['alerts']['recent'])} recent",
+                render.stale_note(self.stale_s),
+            )
+        )
         # The message fills what the other columns leave; the panel below shows it whole.
         message_width = max(self.size.width - (62 if wide else 42), 16)
         for alert in alerts:
             state = render.ALERT_STATE_SHORT.get(alert["state"], alert["state"])
-            cells: list[object] = [
+            cells: list[Text] = [
                 render.styled(render.SEVERITY, alert["severity"]),
-                Text(state, style="bold" if not alert["acknowledged"] else "dim"),
-                alert.get("line") or "-",
-                _us_age(snapshot, alert["raised_us"]),
-                alert["message"][:message_width],
+                render.plain(state, 12, style="bold" if not alert["acknowledged"] else "dim"),
+                render.plain(alert.get("line") or "-", 8),
+                Text(_us_age(snapshot, alert["raised_us"], self.stale_s)),
+                render.plain(alert["message"], message_width),
             ]
             if wide:
-                cells[3:3] = [alert["rule"]]
-            table.add_row(*cells, key=alert["id"])
+                cells[3:3] = [render.plain(alert["rule"], 20)]
+            table.add_row(*(render.faded(cell, stale) for cell in cells), key=alert["id"])
         if keep is not None:
             ids = [a["id"] for a in alerts]
             if keep["id"] in ids:
@@ -392,18 +508,18 @@ class AlertsScreen(StatusScreen):
             return
         text = Text.assemble(
             render.styled(render.SEVERITY, alert["severity"]),
-            (f" {alert['rule']} [{alert['subject']}]\n", "bold"),
+            (f" {alert['rule']} [{alert['subject']}]\n", "bold"),  # Text: brackets are literal
             f"{alert['message']}\n",
             f"id {alert['id']}   {render.ALERT_STATE.get(alert['state'], alert['state'])}",
         )
         if alert["acknowledged_by"]:
-            text.append(f"   acknowledged by {alert['acknowledged_by']}")
+            text.append(f"\nacknowledged by {alert['acknowledged_by']}")
             if alert.get("comment"):
                 text.append(f": {alert['comment']}")
         snapshot = host(self).snapshot
         if alert.get("shelved_until_us") and snapshot is not None:
             remaining = (alert["shelved_until_us"] - snapshot["gateway"]["now_us"]) / 1e6
-            text.append(f"   shelved for {render.age(remaining)} more")
+            text.append(f"   shelved for {render.age(remaining - (self.stale_s or 0))} more")
         panel.update(text)
 
     def action_acknowledge(self) -> None:
@@ -513,9 +629,13 @@ class OperatorDialog(ModalScreen[dict[str, Any] | None]):
 class SystemScreen(StatusScreen):
     """Device links, ERP staleness, sync backlog, uplink and disk budget."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.lines", "Lines", show=False),
+    ]
+
     def compose(self) -> ComposeResult:
         yield from self.compose_banner()
-        yield Static("Devices", classes="title")
+        yield Static("Devices", classes="title", id="title")
         yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
         yield Static("", id="device-detail", classes="panel")
         yield Static("", id="system", classes="panel")
@@ -524,26 +644,30 @@ class SystemScreen(StatusScreen):
     def draw(self, snapshot: dict[str, Any]) -> None:
         system = snapshot["system"]
         table = self.query_one("#devices", DataTable)
-        if not table.columns:
-            table.add_columns("Device", "Kind", "Line", "State", "Last error")
         selected = table.cursor_row
-        table.clear()
+        table.clear(columns=True)  # afresh, as on the lines screen: "? was up" is wider
+        table.add_columns("Device", "Kind", "Line", "State", "Last error")
+        stale = self.stale_s is not None
+        self.query_one("#title", Static).update(
+            Text.assemble("Devices", render.stale_note(self.stale_s))
+        )
         error_width = max(self.size.width - 52, 16)
-        for device in system["devices"]:
+        devices = _unique(system["devices"])
+        for device in devices:
             # An error from before the link came back is history: dimmed, not alarming.
             up = device["state"] in ("up", "disabled")
-            table.add_row(
-                device["id"],
-                device["kind"],
-                device["line"],
-                render.styled(render.LINK, device["state"]),
-                Text((device.get("last_error") or "")[:error_width], style="dim" if up else "red"),
-                key=device["id"],
-            )
-        if system["devices"]:
-            table.move_cursor(row=min(max(selected, 0), len(system["devices"]) - 1))
+            cells = [
+                render.plain(device["id"], 20),
+                render.plain(device["kind"], 12),
+                render.plain(device["line"], 8),
+                render.link(device["state"], stale),
+                render.plain(device.get("last_error") or "", error_width, "dim" if up else "red"),
+            ]
+            table.add_row(*(render.faded(cell, stale) for cell in cells), key=device["id"])
+        if devices:
+            table.move_cursor(row=min(max(selected, 0), len(devices) - 1))
         self._device_detail()
-        self.query_one("#system", Static).update(self._summary(snapshot))
+        self.query_one("#system", Static).update(self._summary(snapshot, self.stale_s))
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         """Show the highlighted device's last error in full."""
@@ -554,7 +678,7 @@ class SystemScreen(StatusScreen):
         snapshot = host(self).snapshot
         panel = self.query_one("#device-detail", Static)
         if table.row_count == 0 or snapshot is None:
-            panel.update("")
+            panel.update(Text(""))
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         device = next((d for d in snapshot["system"]["devices"] if d["id"] == key), None)
@@ -565,17 +689,19 @@ class SystemScreen(StatusScreen):
         panel.update(Text(f"{key} last error ({when}): {device['last_error']}"))
 
     @staticmethod
-    def _summary(snapshot: dict[str, Any]) -> Text:
+    def _summary(snapshot: dict[str, Any], stale_s: float | None) -> Text:
         system = snapshot["system"]
+        stale = stale_s is not None
         text = Text()
         erp = system.get("erp")
         text.append("ERP     ", "bold")
         if erp is None:
             text.append("not configured (runs are started from the line)\n", "dim")
         else:
-            text.append_text(render.styled(render.LINK, erp["state"]))
-            stale = erp.get("staleness_s")
-            text.append(f"  last good answer {render.age(stale)} ago" if stale is not None else "")
+            text.append_text(render.link(erp["state"], stale))
+            erp_age = erp.get("staleness_s")
+            if erp_age is not None:
+                text.append(f"  last good answer {render.age(erp_age + (stale_s or 0))} ago")
             if erp.get("provisional"):
                 text.append("  PROVISIONAL: records use the last known runs", "bold red")
             if erp.get("last_error"):
@@ -586,7 +712,7 @@ class SystemScreen(StatusScreen):
         if uplink is None:
             text.append("not configured: records stay in the store\n", "yellow")
         else:
-            text.append_text(render.styled(render.LINK, uplink["state"]))
+            text.append_text(render.link(uplink["state"], stale))
             text.append(f"  {uplink['kind']} {uplink.get('endpoint', '')}\n")
             if uplink.get("last_error"):
                 text.append(f"        {uplink['last_error']}\n", "red")
@@ -594,7 +720,7 @@ class SystemScreen(StatusScreen):
         text.append("Backlog ", "bold")
         text.append(
             f"{outbox['depth']} record(s) waiting for the warehouse"
-            f", oldest {render.age(outbox.get('oldest_age_s'))}\n"
+            f", oldest {render.age(_plus(outbox.get('oldest_age_s'), stale_s))}\n"
             if outbox["depth"]
             else "empty: every record is in the warehouse\n"
         )
@@ -605,7 +731,7 @@ class SystemScreen(StatusScreen):
         used = store.get("used_mb") or 0.0
         share = f"{used / budget:.0%}" if budget else "-"
         text.append("Store   ", "bold")
-        text.append_text(render.styled(render.LINK, store["state"]))
+        text.append_text(render.link(store["state"], stale))
         text.append(
             f"  {used:.1f} of {budget:.0f} MiB ({share} of the budget)"
             f"  commit {store.get('last_commit_ms', 0):.0f} ms"

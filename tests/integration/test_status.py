@@ -63,6 +63,10 @@ async def test_the_status_agrees_with_the_store(tmp_path: Path) -> None:
         assert line["emark"]["qn_g"] == 240.0
         assert line["emark"]["t1_g"] == 231.0  # TNE 9 g for 200-300 g (76/211/EEC Annex I)
         assert line["emark"]["t2_g"] == 222.0
+        probes = {p["probe"]: p for p in line["probes"]}
+        assert probes["P1"]["location"] == "product core", "the tag's location, from the config"
+        assert probes["P1"]["interval_s"] is None, "subscribed: a value comes when it changes"
+        assert probes["P1"]["link"] in ("down", "connecting"), "its device's link, for its age"
         assert (
             snapshot["system"]["outbox"]["depth"] == query(db, "SELECT count(*) FROM outbox")[0][0]
         )

@@ -84,3 +84,21 @@ def reap(proc: subprocess.Popen[Any], signum: int = signal.SIGTERM, timeout: flo
             with contextlib.suppress(OSError):
                 stream.close()
     return code
+
+
+def end_group(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
+    """End a child started in a session of its own (``start_new_session=True``) with its
+    whole process group: SIGCONT first, since a stopped process acts on no other signal
+    until continued, then SIGTERM, and SIGKILL after ``timeout``. Returns its exit code."""
+    for signum in (signal.SIGCONT, signal.SIGTERM):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    code = proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything it started that outlived it
+    return code

@@ -1,18 +1,21 @@
 """The TUI's behaviour with a fixed status source (the seam the control socket fills):
-what it sends for acknowledge and shelve, what it refuses, and what it says when the
-gateway answers something it cannot read."""
+what it sends for acknowledge and shelve, what it refuses, what it says when the gateway
+answers something it cannot read or does not answer at all, and where each key leads."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
+from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from tests.support.tui_source import STATUS, FixedSource
+from tests.support.tui_source import STATUS, FixedSource, SetClock, SilentSource
 from tests.support.waiting import wait_for
 from tui.app import LinesideApp
-from tui.screens import AlertsScreen, OperatorDialog
+from tui.client import ConnectionState
+from tui.screens import AlertsScreen, LineScreen, LinesScreen, OperatorDialog, SystemScreen
 
 
 class RefusingSource(FixedSource):
@@ -90,3 +93,86 @@ async def test_an_acknowledged_alert_cannot_be_acknowledged_again() -> None:
         await pilot.press("2", "a")
         assert isinstance(app.screen, AlertsScreen), "no dialog"
         assert source.commands == []
+
+
+class HeldSource(FixedSource):
+    """Answers at once, then holds each answer until the test releases it."""
+
+    def __init__(self, snapshot: dict[str, Any]) -> None:
+        super().__init__(snapshot)
+        self.asked = 0
+        self.release = asyncio.Event()
+
+    async def status(self) -> dict[str, Any]:
+        self.asked += 1
+        if self.asked > 1:
+            await self.release.wait()
+        return await super().status()
+
+
+def current(app: LinesideApp) -> Screen[Any]:
+    """``app.screen`` read afresh (mypy keeps an earlier ``isinstance`` narrowing)."""
+    return app.screen
+
+
+async def test_a_gateway_that_stops_answering_is_not_answering_and_stale() -> None:
+    """The answer is late, not failed: the request is neither cancelled by the next tick
+    (once shown as "Display error: CancelledError()") nor repeated, and the screen says the
+    gateway is not answering and how old its figures are."""
+    clock = SetClock()
+    source = SilentSource(STATUS)
+    app = LinesideApp(source, clock=clock, poll_interval_s=0.1, answer_due_s=0.3)
+    async with app.run_test(size=(80, 24)):
+        await wait_for(lambda: app.state is ConnectionState.UP)
+        clock.now += 12
+        await wait_for(lambda: app.state is ConnectionState.DOWN, timeout=2)
+        banner = app.screen.query_one("#banner", Static)
+        await wait_for(lambda: "12s ago (stale)" in str(banner.content), timeout=1)
+        assert "not answering" in str(banner.content)
+        assert "not answering" in app.sub_title
+        assert "? STALE: no answer for 12s" in str(app.screen.query_one("#title", Static).content)
+        clock.now += 10
+        await wait_for(lambda: "22s ago (stale)" in str(banner.content), timeout=1)
+        assert "Display error" not in str(banner.content)
+        assert source.answered == 1, "one request out at a time, however many ticks"
+
+
+async def test_a_late_answer_brings_the_gateway_back() -> None:
+    source = HeldSource(STATUS)
+    app = LinesideApp(source, poll_interval_s=0.1, answer_due_s=0.3)
+    async with app.run_test(size=(80, 24)):
+        await wait_for(lambda: app.state is ConnectionState.UP)
+        await wait_for(lambda: app.state is ConnectionState.DOWN, timeout=2)
+        assert source.asked == 2
+        source.release.set()
+        await wait_for(lambda: app.state is ConnectionState.UP, timeout=2)
+        assert not app.screen.query_one("#banner", Static).display
+        assert "STALE" not in str(app.screen.query_one("#title", Static).content)
+
+
+async def test_every_key_goes_back_where_its_label_says() -> None:
+    app = LinesideApp(FixedSource(STATUS))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(lambda: app.polls >= 1)
+        await pilot.press("enter")
+        assert isinstance(current(app), LineScreen)
+        await pilot.press("1")  # "1 Lines" on a line's detail: the lines list
+        assert isinstance(current(app), LinesScreen)
+        await pilot.press("enter", "escape")
+        assert isinstance(current(app), LinesScreen)
+        await pilot.press("enter", "2")
+        assert isinstance(current(app), AlertsScreen)
+        await pilot.press("1")  # not back to the detail the alerts were opened from
+        assert isinstance(current(app), LinesScreen)
+        await pilot.press("enter", "3")
+        assert isinstance(current(app), SystemScreen)
+        await pilot.press("escape")
+        assert isinstance(current(app), LinesScreen)
+        await pilot.press("2", "a")
+        assert isinstance(current(app), OperatorDialog)
+        await pilot.press("escape")
+        assert isinstance(current(app), AlertsScreen)
+        await pilot.press("escape")
+        assert isinstance(current(app), LinesScreen)
+        await pilot.press("3", "2")
+        assert isinstance(current(app), AlertsScreen)

@@ -4,10 +4,16 @@ operator would press."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,8 @@ from textual.widgets import DataTable, Input, Static
 from gateway.config import load_config
 from sync.protocol import andon_topic
 from tests.support.mosquitto import Mosquitto
+from tests.support.paths import REPO
+from tests.support.processes import end_group
 from tests.support.sim_site import simulated_site
 from tests.support.waiting import wait_for
 from tui.app import LinesideApp
@@ -202,3 +210,67 @@ async def test_the_tui_waits_for_the_gateway_then_picks_it_up(tmp_path: Path) ->
             await wait_for(lambda: app.state is ConnectionState.DOWN, timeout=10)
             assert "stale" in str(app.screen.query_one("#banner", Static).content)
             assert app.snapshot is not None
+
+
+@contextlib.contextmanager
+def gateway_in_its_own_group(config_path: Path, log_path: Path) -> Iterator[int]:
+    """``lineside run`` as a child in a process group of its own (so that it, and only it,
+    can be stopped and ended as a group); yields the group id. Its log goes to a file: a
+    full pipe would stall it and make it look hung."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "--config", str(config_path)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc.pid
+    finally:
+        end_group(proc)
+
+
+def andons(app: LinesideApp) -> list[str]:
+    table = app.screen.query_one("#lines", DataTable)
+    return [str(table.get_row_at(row)[1]) for row in range(table.row_count)]
+
+
+async def test_a_hung_gateway_is_shown_not_answering_and_stale_then_recovers(
+    tmp_path: Path,
+) -> None:
+    """The demo's back end stopped with SIGSTOP once showed "● connected", GREEN and old
+    figures for as long as it was stopped: each poll was cancelled by the next before its
+    timeout could say the gateway was lost."""
+    async with simulated_site(tmp_path, speed=SPEED, start_gateway=False) as handle:
+        socket_path = load_config(handle.config_path).control_socket_path
+        with gateway_in_its_own_group(handle.config_path, tmp_path / "gateway.log") as group:
+            app = LinesideApp(GatewayLink(socket_path))
+            async with app.run_test(size=(80, 24)):
+                await wait_for(lambda: app.state is ConnectionState.UP, timeout=60)
+                await wait_for(lambda: len(andons(app)) == 2, timeout=5)
+                assert not any("STALE" in andon for andon in andons(app))
+                polls = app.polls
+                await wait_for(lambda: app.polls > polls, timeout=5)  # just answered
+
+                os.killpg(group, signal.SIGSTOP)
+                await wait_for(
+                    lambda: app.state is ConnectionState.DOWN,
+                    timeout=3,
+                    what="the TUI to call a stopped gateway not answering within 3 s",
+                )
+                await wait_for(lambda: all(a == "? STALE" for a in andons(app)), timeout=0.5)
+                assert "not answering" in app.sub_title
+                banner = app.screen.query_one("#banner", Static)
+                assert banner.display
+                assert "not answering" in str(banner.content)
+                assert "stale" in str(banner.content)
+                title = app.screen.query_one("#title", Static)
+                assert "? STALE" in str(title.content)
+
+                os.killpg(group, signal.SIGCONT)
+                await wait_for(lambda: app.state is ConnectionState.UP, timeout=10)
+                await wait_for(lambda: not any("STALE" in a for a in andons(app)), timeout=2)
+                assert "connected" in app.sub_title
+                assert not app.screen.query_one("#banner", Static).display
+                assert "STALE" not in str(app.screen.query_one("#title", Static).content)

@@ -99,3 +99,88 @@ def test_limits_text() -> None:
     assert render.limits(-2.0, 5.0) == "-2.0..5.0°C"
     assert render.limits(-25.0, None) == "≥ -25.0°C"
     assert render.limits(None, None) == "no limits"
+
+
+def test_outside_text_is_one_literal_line_of_bounded_length() -> None:
+    assert render.clean("R[/]42") == "R[/]42"
+    assert render.clean("\x1b[31mred\x1b[0m") == "␛[31mred␛[0m"
+    assert render.clean("a\nb\tc\r\x00\x7f") == "a␊b␉c␍␀␡"
+    assert render.clean("\u202eevil") == "<U+202E>evil"
+    assert render.clean("x" * 600) == "x" * 499 + "…"
+    assert render.clean("ATLANTIC SALMON 240G ℮ °C") == "ATLANTIC SALMON 240G ℮ °C"
+    assert render.plain("[bold]B[/bold]").plain == "[bold]B[/bold]"
+    assert render.plain(None).plain == "-"
+
+
+def test_a_snapshot_is_cleaned_keys_and_values() -> None:
+    cleaned = render.sanitized({"a\x1b": ["\x07", 1, None, {"k": "v\n"}], "n": 2.5})
+    assert cleaned == {"a␛": ["␇", 1, None, {"k": "v␊"}], "n": 2.5}
+
+
+def probe(**fields: object) -> dict[str, object]:
+    return {"state": "ok", "celsius": 2.6, "age_s": 0.4, "interval_s": 1.0, "link": "up"} | fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "stale_s", "old"),
+    [
+        ({}, None, None),
+        ({"age_s": 3.9}, None, None),  # two missed polls and a second of the TUI's own
+        ({"age_s": 4.5}, None, 4.5),
+        ({"age_s": 600.0, "interval_s": None}, None, None),  # subscribed: unchanged is current
+        ({"link": "down"}, None, 0.4),
+        ({"link": "connecting", "interval_s": None}, None, 0.4),
+        ({"link": "degraded"}, None, None),
+        ({}, 35.0, 35.4),  # the gateway has not answered for 35 s: every reading is old
+        ({"age_s": None}, 35.0, None),  # no reading at all: nothing to age
+    ],
+)
+def test_a_probe_reading_is_old_when_its_device_or_gateway_is_silent(
+    fields: dict[str, object], stale_s: float | None, old: float | None
+) -> None:
+    assert render.probe_age(probe(**fields), stale_s) == old
+
+
+def test_an_old_reading_within_limits_is_not_shown_as_ok() -> None:
+    assert render.probe_state(probe(), None).plain == "✓ ok"
+    assert render.probe_state(probe(link="down"), None).plain == "? last ok"
+    assert render.probe_state(probe(link="down", state="high"), None).plain == "▲ HIGH"
+    line = {"worst_probe": probe(link="down", age_s=32.0)}
+    assert render.worst_probe(line).plain == "?2.6°C 32s"
+    assert render.worst_probe({"worst_probe": probe(state="")}).plain == "?2.6°C"
+
+
+def test_probes_are_named_by_where_they_are() -> None:
+    assert render.probe_name(probe(device="d", probe="P1", location="core")) == "core (P1)"
+    assert render.probe_name(probe(device="d", probe="P1", location="")) == "d/P1"
+
+
+def snapshot_with(devices: list[dict[str, str]]) -> dict[str, object]:
+    return {"system": {"devices": devices}}
+
+
+@pytest.mark.parametrize(
+    ("devices", "stale", "badge"),
+    [
+        ([{"line": "L1", "state": "up"}], False, "● GREEN"),
+        ([{"line": "L1", "state": "degraded"}], False, "● GREEN"),
+        ([], False, "○ NO DATA"),
+        ([{"line": "L2", "state": "up"}], False, "○ NO DATA"),  # another line's device
+        (
+            [{"line": "L1", "state": "down"}, {"line": "L1", "state": "disabled"}],
+            False,
+            "○ NO DATA",
+        ),
+        ([{"line": "L1", "state": "up"}], True, "? STALE"),
+    ],
+)
+def test_a_line_with_no_working_device_is_not_green(
+    devices: list[dict[str, str]], stale: bool, badge: str
+) -> None:
+    line = {"id": "L1", "andon": "green"}
+    assert render.line_andon(snapshot_with(devices), line, stale).plain == badge
+
+
+def test_a_red_line_stays_red_without_devices() -> None:
+    line = {"id": "L1", "andon": "red"}
+    assert render.line_andon(snapshot_with([]), line, stale=False).plain == "■ RED"

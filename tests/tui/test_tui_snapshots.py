@@ -1,10 +1,11 @@
 """Snapshot tests of every TUI screen at 80×24 and 120×40.
 
 The screens draw a status snapshot recorded from the demo gateway (``data/tui_status.json``:
-line L1 with an active label gap and a probe above its limit, a cleared ℮ alert), served by a
-fixed source in place of the control socket. Update the pictures after a deliberate change
-with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at them in
-``tests/__snapshots__/`` before committing.
+line L1 with an active label gap and a probe above its limit, a cleared ℮ alert, and line
+L2 with no devices), served by a fixed source in place of the control socket; variants of
+it show a gateway that stopped answering, a device down, and a flood of alerts. Update the
+pictures after a deliberate change with ``pytest tests/tui/test_tui_snapshots.py
+--snapshot-update`` and look at them in ``tests/tui/__snapshots__/`` before committing.
 """
 
 from __future__ import annotations
@@ -16,8 +17,20 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.support.tui_source import SIZES, STATUS, FixedSource
+from tests.support.tui_source import (
+    SIZES,
+    STATUS,
+    FixedSource,
+    SetClock,
+    SilentSource,
+    alert_flood,
+    device_down,
+)
 from tui.app import LinesideApp
+from tui.client import ConnectionState
+
+STALE_FOR_S = 35.0
+"""How long the silent gateway has not answered when the stale screens are drawn."""
 
 
 def troubled(status: dict[str, Any]) -> dict[str, Any]:
@@ -77,3 +90,73 @@ def test_system_screen(snap_compare: Any, size: tuple[int, int]) -> None:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_no_gateway(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(app_with(None), terminal_size=size, run_before=after())
+
+
+def silent_app() -> tuple[LinesideApp, SetClock]:
+    """An app whose gateway answers once and then hangs, on a clock the test moves."""
+    clock = SetClock()
+    app = LinesideApp(SilentSource(STATUS), operator="", gateway_name="demo-gw1", clock=clock)
+    return app, clock
+
+
+def stale_after(clock: SetClock, *keys: str) -> Callable[[Pilot[None]], Any]:
+    """The first answer, then STALE_FOR_S without one (the late answer is noticed in real
+    time, its age read from ``clock``), then ``keys``."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, LinesideApp)
+        while app.polls < 1:
+            await pilot.pause(0.01)
+        clock.now += STALE_FOR_S
+        while app.state is not ConnectionState.DOWN:
+            await pilot.pause(0.05)
+        await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_stale_lines_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    app, clock = silent_app()
+    assert snap_compare(app, terminal_size=size, run_before=stale_after(clock))
+
+
+def test_stale_line_detail_screen(snap_compare: Any) -> None:
+    app, clock = silent_app()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=stale_after(clock, "enter"))
+
+
+def test_stale_system_screen(snap_compare: Any) -> None:
+    app, clock = silent_app()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=stale_after(clock, "3"))
+
+
+def test_device_down_lines_screen(snap_compare: Any) -> None:
+    assert snap_compare(app_with(device_down(STATUS)), terminal_size=(80, 24), run_before=after())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_device_down_line_detail_probes(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Scrolled down to the probes: their readings aged, "? last ok" not "✓ ok"."""
+    assert snap_compare(
+        app_with(device_down(STATUS)), terminal_size=size, run_before=after("enter", "end")
+    )
+
+
+def test_line_without_devices(snap_compare: Any) -> None:
+    """L2 has no devices: NO DATA, not GREEN."""
+    assert snap_compare(app_with(STATUS), terminal_size=(80, 24), run_before=after("enter", "n"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_alert_flood(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_with(alert_flood(STATUS)), terminal_size=size, run_before=after("2"))
+
+
+def test_alert_flood_line_detail(snap_compare: Any) -> None:
+    """A line's detail lists the five most urgent and counts the rest."""
+    assert snap_compare(
+        app_with(alert_flood(STATUS)), terminal_size=(80, 24), run_before=after("enter")
+    )
