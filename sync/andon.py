@@ -101,6 +101,9 @@ class AndonPublisher:
     """
 
     site: str
+    gateway: str
+    """The publishing gateway's id: its level in the topics (the broker's ACL lets a gateway
+    write only under its own), so two gateways with the same line id never collide."""
     clock: Clock = field(default_factory=SystemClock)
     alert_expiry_s: int = DEFAULT_ALERT_EXPIRY_S
     max_pending_alerts: int = 200
@@ -127,7 +130,8 @@ class AndonPublisher:
         if len(self._alerts) >= self.max_pending_alerts:
             self._alerts.popleft()
             self.stats.alerts_dropped += 1
-        self._alerts.append(_PendingAlert(alerts_topic(self.site, line), payload, self._now()))
+        topic = alerts_topic(self.site, self.gateway, line)
+        self._alerts.append(_PendingAlert(topic, payload, self._now()))
         self.stats.alerts_queued += 1
         self._notify()
 
@@ -152,7 +156,8 @@ class AndonPublisher:
         for line, current in self._lines.items():
             if everything or current.dirty:
                 payload = andon_payload(line, current.state, current.summary, current.updated_us)
-                messages.append(AndonMessage(andon_topic(self.site, line), payload, retain=True))
+                topic = andon_topic(self.site, self.gateway, line)
+                messages.append(AndonMessage(topic, payload, retain=True))
                 current.dirty = False
         return messages
 

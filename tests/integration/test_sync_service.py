@@ -21,6 +21,7 @@ from gateway.service import run_gateway
 from sync.ingest import IngestService, IngestSettings
 from sync.protocol import andon_topic, status_topic
 from tests.support.configs import minimal_config_text
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for, wait_for_sync
@@ -85,10 +86,10 @@ async def test_gateway_records_reach_the_warehouse_exactly_once(
         messages = await asyncio.to_thread(
             retained,
             broker,
-            [status_topic("test-site", "gw-test"), andon_topic("test-site", "L1")],
+            [status_topic("test-site", "gw-test"), andon_topic("test-site", "gw-test", "L1")],
         )
         assert messages[status_topic("test-site", "gw-test")] == b"online"
-        andon = json.loads(messages[andon_topic("test-site", "L1")])
+        andon = json.loads(messages[andon_topic("test-site", "gw-test", "L1")])
         assert andon["state"] == "green"
     finally:
         stop.set()
@@ -113,15 +114,23 @@ async def test_gateway_records_reach_the_warehouse_exactly_once(
 async def test_gateway_records_reach_the_warehouse_over_https(tmp_path: Path) -> None:
     warehouse_path = tmp_path / "warehouse.db"
     ingest = IngestService(
-        IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=warehouse_path)
+        IngestSettings(
+            mqtt_enabled=False,
+            http_port=0,
+            sqlite_path=warehouse_path,
+            gateway_tokens=tokens("gw-test"),
+        )
     )
     ingest_task = asyncio.create_task(ingest.run())
     await asyncio.wait_for(ingest.ready.wait(), 15)
     db_path = tmp_path / "gw.db"
     config_path = tmp_path / "gw.toml"
+    token_path = tmp_path / "ingest-token"
+    token_path.write_text(token_for("gw-test") + "\n")
     config_path.write_text(
         minimal_config_text(db_path, commit_interval_ms=20)
         + f'[sync.https]\nurl = "http://127.0.0.1:{ingest.http_port}/v1/ingest"\n'
+        + f'token = {{ file = "{token_path}" }}\n'
     )
     stop = asyncio.Event()
     started: asyncio.Future[object] = asyncio.get_running_loop().create_future()

@@ -93,13 +93,13 @@ async def test_outbox_batches_by_priority_then_seq_and_acks_delete(tmp_path: Pat
 
 def test_andon_state_is_latest_wins_and_stale_alerts_expire() -> None:
     clock = ManualClock()
-    andon = AndonPublisher(SITE, clock=clock, alert_expiry_s=3600)
+    andon = AndonPublisher(SITE, GW, clock=clock, alert_expiry_s=3600)
     assert andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
     assert not andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
     assert andon.update("L1", "green")
     (message,) = andon.retained_messages(everything=False)
     assert message.retain
-    assert message.topic == andon_topic(SITE, "L1")
+    assert message.topic == andon_topic(SITE, GW, "L1")
     assert json.loads(message.payload)["state"] == "green"
     assert andon.retained_messages(everything=False) == []
     assert len(andon.retained_messages(everything=True)) == 1  # re-published on reconnect
@@ -196,10 +196,10 @@ async def test_broker_restart_without_persistence_republishes_from_sqlite(
 async def test_late_subscriber_sees_retained_andon_and_online(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    andon = AndonPublisher(SITE)
+    andon = AndonPublisher(SITE, GW)
     status = status_topic(SITE, GW)
-    board = andon_topic(SITE, "L1")
-    live = Watcher(broker, alerts_topic(SITE, "L1"))
+    board = andon_topic(SITE, GW, "L1")
+    live = Watcher(broker, alerts_topic(SITE, GW, "L1"))
     try:
         async with (
             running_store(tmp_path) as store,
@@ -208,7 +208,7 @@ async def test_late_subscriber_sees_retained_andon_and_online(
             await wait_for(lambda: uplink.state.value == "up")
             andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
             andon.alert("L1", {"alert_id": "t1", "state": "raised"})
-            await wait_for(lambda: live.last(alerts_topic(SITE, "L1")) is not None)
+            await wait_for(lambda: live.last(alerts_topic(SITE, GW, "L1")) is not None)
             expiry = live.messages[-1].properties.MessageExpiryInterval  # type: ignore[union-attr]
             assert 3500 < expiry <= 3600
 
