@@ -102,7 +102,12 @@ async def ingest(shipped_broker: Mosquitto, tmp_path: Path) -> AsyncIterator[Ing
 
 @contextlib.asynccontextmanager
 async def gateway_uplink(
-    store: Store, broker: Mosquitto, *, gateway: str = VICTIM, login: str | None = None, **options: Any
+    store: Store,
+    broker: Mosquitto,
+    *,
+    gateway: str = VICTIM,
+    login: str | None = None,
+    **options: Any,
 ) -> AsyncIterator[MqttUplink]:
     """A real gateway's MQTT uplink, logged in as ``login`` (its own id unless a test makes a
     gateway pose as another)."""
@@ -218,6 +223,11 @@ async def alerts(store: Store, rule: str) -> list[str]:
     """The states of the gateway's alerts of ``rule`` (raised, cleared, ...), in order."""
     rows = await store.fetchall("SELECT state FROM alerts WHERE rule = ? ORDER BY seq", (rule,))
     return [str(state) for (state,) in rows]
+
+
+async def has_alert(store: Store, rule: str) -> bool:
+    """Whether the gateway stored an alert of ``rule``."""
+    return bool(await alerts(store, rule))
 
 
 async def outbox_empty(store: Store) -> bool:
