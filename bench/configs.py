@@ -21,6 +21,7 @@ from gateway.config import LinesideConfig, load_config
 from gateway.records import RunVersion
 from gateway.store import Store
 from rules.model import Tier
+from sync.ingest.auth import hash_token, new_token, write_tokens
 
 GATEWAY_ID = "bench-gw"
 SITE = "bench"
@@ -128,15 +129,30 @@ def mqtt_sync(
 def https_sync(
     url: str,
     ca_file: Path,
+    token_file: Path,
     *,
     batch_records: int = DEFAULT_BATCH_RECORDS,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> str:
-    """``[sync.https]`` to the ingest, TLS verified against the bench CA."""
+    """``[sync.https]`` to the ingest, TLS verified against the bench CA, with the gateway's
+    token (see :func:`enrol_https_gateways`)."""
     return (
         f'\n[sync.https]\nurl = "{url}"\nca_file = "{ca_file}"\n'
+        f'token = {{ file = "{token_file}" }}\n'
         f"batch_records = {batch_records}\nbatch_bytes = {batch_bytes}\n"
     )
+
+
+def enrol_https_gateways(folder: Path, gateways: list[str]) -> Path:
+    """A tokens file for the ingest and ``<folder>/<gateway>.token`` for each gateway."""
+    tokens = {}
+    for gateway in gateways:
+        token = new_token(gateway)
+        (folder / f"{gateway}.token").write_text(token + "\n")
+        tokens[gateway] = hash_token(token)
+    path = folder / "gateway-tokens"
+    write_tokens(path, tokens)
+    return path
 
 
 def write_config(path: Path, text: str) -> LinesideConfig:

@@ -336,6 +336,7 @@ async def _ingest(args: argparse.Namespace) -> None:
     import uvicorn  # noqa: PLC0415
 
     from sync.ingest import IngestSettings  # noqa: PLC0415
+    from sync.ingest.auth import TokenFile  # noqa: PLC0415
     from sync.ingest.http_app import IngestApp  # noqa: PLC0415
     from sync.ingest.mqtt_consumer import MqttConsumer  # noqa: PLC0415
     from sync.ingest.warehouse import create_warehouse  # noqa: PLC0415
@@ -351,7 +352,8 @@ async def _ingest(args: argparse.Namespace) -> None:
         http_enabled=False,
     )
     consumer = MqttConsumer(settings, warehouse)
-    app = IngestApp(warehouse)
+    tokens = TokenFile(path=Path(args.tokens)) if args.tokens else None
+    app = IngestApp(warehouse, tokens=tokens)
     http_port = free_port()
     config = uvicorn.Config(
         app,
@@ -407,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--postgres-dsn", default=None)
     ingest.add_argument("--cert", required=True)
     ingest.add_argument("--key", required=True)
+    ingest.add_argument("--tokens", default=None, help="the gateways' token hashes (HTTPS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     run = {"opcua": _opcua, "modbus": _modbus, "ingest": _ingest}[args.kind]

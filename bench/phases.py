@@ -461,6 +461,8 @@ def drain(sizes: Sizes, work: Path) -> Phase:
             log=folder / "paho.log",
         )
         phase.bare = {"messages_per_s": paho["per_s"], "cpu_us_per_message": paho["cpu_us"]}
+        https_ids = [f"{configs.GATEWAY_ID}-{name}" for name in ("https", "https_tuned")]
+        tokens = configs.enrol_https_gateways(folder, https_ids)
         with JsonPeer(
             [
                 "bench.peers",
@@ -473,6 +475,8 @@ def drain(sizes: Sizes, work: Path) -> Phase:
                 str(cert),
                 "--key",
                 str(key),
+                "--tokens",
+                str(tokens),
             ],
             log=folder / "ingest.log",
         ) as ingest:
@@ -480,9 +484,12 @@ def drain(sizes: Sizes, work: Path) -> Phase:
             tuned = {"batch_records": TUNED_BATCH_RECORDS, "batch_bytes": TUNED_BATCH_BYTES}
             for uplink, sync in (
                 ("mqtt", configs.mqtt_sync(broker.port)),
-                ("https", configs.https_sync(url, ca)),
+                ("https", configs.https_sync(url, ca, folder / f"{https_ids[0]}.token")),
                 ("mqtt_tuned", configs.mqtt_sync(broker.port, window=TUNED_WINDOW, **tuned)),
-                ("https_tuned", configs.https_sync(url, ca, **tuned)),
+                (
+                    "https_tuned",
+                    configs.https_sync(url, ca, folder / f"{https_ids[1]}.token", **tuned),
+                ),
             ):
                 db = folder / uplink / "gateway.db"
                 _copy_store(backlog_db, db)
@@ -691,7 +698,7 @@ def latency_memory(sizes: Sizes, work: Path) -> Phase:
                         rate=sizes.alert_rate,
                         mqtt_host="127.0.0.1",
                         mqtt_port=broker.port,
-                        topic=andon_topic(configs.SITE, configs.LINE),
+                        topic=andon_topic(configs.SITE, configs.GATEWAY_ID, configs.LINE),
                     )
                     packs_started = True
                 time.sleep(max(0.0, min(next_sample, end) - time.monotonic()))

@@ -381,26 +381,132 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"lineside ingest: cannot read the {what} {path}: {exc}"
+        raise CommandFailed(message, EXIT_USAGE) from None
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging  # noqa: PLC0415
     from sync.ingest import IngestSettings, run_ingest  # noqa: PLC0415
+    from sync.ingest.auth import TokenFile, TokenFileError  # noqa: PLC0415
 
     configure_logging(level=args.log_level)
     dsn = os.environ.get(args.postgres_dsn_env) if args.postgres_dsn_env else None
     if args.postgres_dsn_env and not dsn:
         print(f"lineside ingest: ${args.postgres_dsn_env} is not set", file=sys.stderr)
         return EXIT_USAGE
-    settings = IngestSettings(
-        mqtt_host=args.mqtt_host,
-        mqtt_port=args.mqtt_port,
-        client_id=args.client_id,
-        http_host=args.http_host,
-        http_port=args.http_port,
-        postgres_dsn=dsn,
-        sqlite_path=args.sqlite,
-    )
+    if (args.mqtt_username is None) != (args.mqtt_password_file is None):
+        raise CommandFailed(
+            "lineside ingest: --mqtt-username and --mqtt-password-file go together", EXIT_USAGE
+        )
+    http = not args.no_http
+    if http and args.gateway_tokens is None:
+        raise CommandFailed(
+            "lineside ingest: HTTP ingest needs --gateway-tokens FILE (who may post), or --no-http",
+            EXIT_USAGE,
+        )
+    password = None
+    if args.mqtt_password_file is not None:
+        password = _read_secret_file(args.mqtt_password_file, "MQTT password file")
+    tokens = None
+    if http and args.gateway_tokens is not None:
+        try:
+            tokens = TokenFile(path=args.gateway_tokens)
+        except TokenFileError as exc:
+            raise CommandFailed(f"lineside ingest: {exc}", EXIT_USAGE) from None
+    options: dict[str, Any] = {}
+    if args.client_id is not None:
+        options["client_id"] = args.client_id
+    if args.max_message_bytes is not None:
+        options["max_message_bytes"] = args.max_message_bytes
+    try:
+        settings = IngestSettings(
+            mqtt_host=args.mqtt_host,
+            mqtt_port=args.mqtt_port,
+            mqtt_enabled=not args.no_mqtt,
+            username=args.mqtt_username,
+            password=password,
+            tls_ca=args.mqtt_tls_ca,
+            tls_cert=args.mqtt_tls_cert,
+            tls_key=args.mqtt_tls_key,
+            http_host=args.http_host,
+            http_port=args.http_port,
+            http_enabled=http,
+            http_tls_cert=args.http_tls_cert,
+            http_tls_key=args.http_tls_key,
+            http_tls_client_ca=args.http_tls_client_ca,
+            gateway_tokens=tokens,
+            postgres_dsn=dsn,
+            sqlite_path=args.sqlite,
+            **options,
+        )
+    except ValueError as exc:
+        raise CommandFailed(f"lineside ingest: {exc}", EXIT_USAGE) from None
+    if password is not None and settings.tls_ca is None and not _loopback(settings.mqtt_host):
+        log.warning("the MQTT password goes to %s without TLS (--mqtt-tls-ca)", args.mqtt_host)
+    if http and settings.http_tls_cert is None and not _loopback(settings.http_host):
+        log.warning(
+            "HTTP ingest on %s without TLS: bearer tokens cross the network in clear "
+            "(--http-tls-cert/--http-tls-key, or a TLS proxy in front)",
+            args.http_host,
+        )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_ingest(settings))
+    return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _cmd_ingest_token(args: argparse.Namespace) -> int:
+    from sync.ingest.auth import (  # noqa: PLC0415
+        TokenFileError,
+        hash_token,
+        new_token,
+        read_tokens,
+        write_tokens,
+    )
+
+    try:
+        tokens = read_tokens(args.tokens)
+    except TokenFileError as exc:
+        raise CommandFailed(f"lineside ingest-token: {exc}") from None
+    if args.action == "list":
+        for gateway in sorted(tokens):
+            print(f"{gateway}\t{tokens[gateway].scheme}")
+        return EXIT_OK
+    gateway = args.gateway
+    if args.action == "remove":
+        if tokens.pop(gateway, None) is None:
+            raise CommandFailed(f"lineside ingest-token: {gateway} has no token in {args.tokens}")
+        write_tokens(args.tokens, tokens)
+        print(f"{gateway}: token revoked (the ingest re-reads {args.tokens} within a second)")
+        return EXIT_OK
+    try:
+        token = new_token(gateway)
+    except ValueError as exc:
+        raise CommandFailed(f"lineside ingest-token: {exc}", EXIT_USAGE) from None
+    if args.token_file is not None:
+        # The gateway's copy: only its owner may read it; never overwritten silently.
+        try:
+            fd = os.open(args.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise CommandFailed(
+                f"lineside ingest-token: {args.token_file} exists; remove it first", EXIT_USAGE
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(token + "\n")
+    tokens[gateway] = hash_token(token, scheme=args.scheme)
+    write_tokens(args.tokens, tokens)
+    if args.token_file is None:
+        print(token)
+    else:
+        print(f"{gateway}: token written to {args.token_file}; its hash to {args.tokens}")
     return EXIT_OK
 
 
@@ -648,9 +754,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--mqtt-host", default="127.0.0.1", help="broker host")
     ingest.add_argument("--mqtt-port", type=int, default=1883, help="broker port")
-    ingest.add_argument("--client-id", default="lineside-ingest", help="MQTT client id")
+    ingest.add_argument(
+        "--client-id",
+        help="MQTT client id (default lineside-ingest-<host name>: stable across restarts, "
+        "so the broker keeps the ingest's session; give each instance on one host its own)",
+    )
+    ingest.add_argument("--mqtt-username", help="the ingest's broker user name")
+    ingest.add_argument(
+        "--mqtt-password-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the broker password (e.g. a systemd credential, %%d/mqtt-password)",
+    )
+    ingest.add_argument("--mqtt-tls-ca", type=Path, metavar="FILE", help="CA of the broker: TLS")
+    ingest.add_argument(
+        "--mqtt-tls-cert", type=Path, metavar="FILE", help="client certificate for the broker"
+    )
+    ingest.add_argument("--mqtt-tls-key", type=Path, metavar="FILE", help="its private key")
+    ingest.add_argument(
+        "--max-message-bytes",
+        type=int,
+        metavar="N",
+        help="largest MQTT message accepted (default: a full 4 MiB batch plus headroom)",
+    )
+    ingest.add_argument("--no-mqtt", action="store_true", help="HTTPS ingest only")
     ingest.add_argument("--http-host", default="127.0.0.1", help="HTTP listen address")
     ingest.add_argument("--http-port", type=int, default=8088, help="HTTP port")
+    ingest.add_argument("--no-http", action="store_true", help="MQTT ingest only")
+    ingest.add_argument(
+        "--gateway-tokens",
+        type=Path,
+        metavar="FILE",
+        help="the gateways' token hashes (lineside ingest-token); required with HTTP",
+    )
+    ingest.add_argument(
+        "--http-tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this certificate"
+    )
+    ingest.add_argument("--http-tls-key", type=Path, metavar="FILE", help="its private key")
+    ingest.add_argument(
+        "--http-tls-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="also require client certificates signed by this CA (mutual TLS)",
+    )
     ingest.add_argument(
         "--postgres-dsn-env",
         metavar="VAR",
@@ -666,6 +812,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     ingest.set_defaults(handler=_cmd_ingest)
+    token = commands.add_parser(
+        "ingest-token", help="manage the gateways' HTTPS ingest tokens (stored as hashes)"
+    )
+    token_actions = token.add_subparsers(dest="action", required=True)
+    add = token_actions.add_parser(
+        "add", help="make a new token for a gateway (replaces its old one)"
+    )
+    add.add_argument("gateway", help="the gateway id ([gateway] id in its config)")
+    add.add_argument(
+        "--scheme", choices=["sha256", "scrypt"], default="sha256", help="how the hash is made"
+    )
+    add.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="write the token here (mode 0600) for the gateway's credential, instead of stdout",
+    )
+    remove = token_actions.add_parser("remove", help="revoke a gateway's token")
+    remove.add_argument("gateway")
+    listing = token_actions.add_parser("list", help="the gateways that have a token")
+    for sub in (add, remove, listing):
+        sub.add_argument(
+            "--tokens",
+            type=Path,
+            required=True,
+            metavar="FILE",
+            help="the ingest's tokens file (--gateway-tokens of lineside ingest)",
+        )
+    token.set_defaults(handler=_cmd_ingest_token)
     return parser
 
 

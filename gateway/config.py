@@ -1018,7 +1018,7 @@ class MqttSync(StrictModel):
     port: int = Field(default=1883, ge=1, le=65535)
     """Broker port (8883 for TLS by convention)."""
     username: str | None = None
-    """Broker user name."""
+    """Broker user name: the gateway id, under the shipped ACL (config/mosquitto/acl)."""
     password: Secret | None = None
     """Broker password (a secret table)."""
     ca_file: ConfigPath | None = None
@@ -1080,7 +1080,7 @@ class HttpsSync(StrictModel):
     key_file: ConfigPath | None = None
     """The client certificate's private key."""
     token: Secret | None = None
-    """Bearer token (a secret table)."""
+    """This gateway's bearer token (a secret table; ``lineside ingest-token add`` makes it)."""
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     """Per-request timeout; a timed-out batch is sent again with the same key."""
     batch_records: int = Field(default=500, ge=1, le=10_000)

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from adapters.simulators import SimulatorSettings, run_simulators
 from gateway.config import LinesideConfig, MqttSync, SyncSection, load_config
 from gateway.demo_broker import demo_broker
@@ -38,6 +40,7 @@ from gateway.errors import ConfigError, StoreError
 from gateway.logs import configure_logging
 from gateway.service import run_gateway
 from gateway.store import Store
+from sync.broker_auth import INGEST_USER
 from sync.ingest import IngestService, IngestSettings
 
 log = logging.getLogger(__name__)
@@ -167,27 +170,35 @@ async def _watch_lifeline(stop: asyncio.Event) -> None:
 async def _demo_with_broker(
     config: LinesideConfig, seconds: float | None, stop: asyncio.Event
 ) -> None:
-    async with demo_broker(config.store.path.parent / "broker") as port:
-        if port is None:
+    async with demo_broker(config.store.path.parent / "broker", config.gateway.id) as broker:
+        if broker is None:
             await _demo_with(config, seconds, None, stop)
             return
-        # Sync through a local broker to a local warehouse (the central ingest, SQLite).
+        # Sync through a local broker to a local warehouse (the central ingest, SQLite), each
+        # with its own login under the shipped ACL (config/mosquitto/).
+        port = broker.port
         warehouse = config.store.path.parent / "warehouse.db"
         ingest = IngestService(
             IngestSettings(
                 mqtt_host="127.0.0.1",
                 mqtt_port=port,
                 client_id="lineside-demo-ingest",
-                http_port=0,
+                username=INGEST_USER,
+                password=broker.passwords[INGEST_USER],
+                http_enabled=False,
                 sqlite_path=warehouse,
             )
         )
         ingest_task = asyncio.create_task(ingest.run(), name="demo.ingest")
         try:
             await asyncio.wait_for(ingest.ready.wait(), 30)
-            synced = config.model_copy(
-                update={"sync": SyncSection(mqtt=MqttSync(host="127.0.0.1", port=port))}
+            login = MqttSync(
+                host="127.0.0.1",
+                port=port,
+                username=config.gateway.id,
+                password=SecretStr(broker.passwords[config.gateway.id]),
             )
+            synced = config.model_copy(update={"sync": SyncSection(mqtt=login)})
             await _demo_with(synced, seconds, warehouse, stop)
         finally:
             ingest_task.cancel()

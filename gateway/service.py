@@ -300,7 +300,7 @@ def build_uplink(
     settings = config.sync.mqtt
     if settings is None:
         return None
-    andon = AndonPublisher(site=config.gateway.site, clock=clock)
+    andon = AndonPublisher(site=config.gateway.site, gateway=config.gateway.id, clock=clock)
     for line in config.lines:
         andon.update(line.id, engine.andon(line.id), engine.summary(line.id))
 

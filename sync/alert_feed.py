@@ -250,7 +250,7 @@ class AlertFeed:
                 self._pass_over(seq)
                 continue
             topic = (
-                alerts_topic(self.site, str(line))
+                alerts_topic(self.site, self.gateway, str(line))
                 if line is not None
                 else gateway_alerts_topic(self.site, self.gateway)
             )

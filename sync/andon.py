@@ -71,6 +71,9 @@ class AndonPublisher:
     """
 
     site: str
+    gateway: str
+    """The publishing gateway's id: its level in the topics (the broker's ACL lets a gateway
+    write only under its own), so two gateways with the same line id never collide."""
     clock: Clock = field(default_factory=SystemClock)
     on_change: Callable[[], None] | None = None
     stats: AndonStats = field(default_factory=AndonStats)
@@ -109,7 +112,8 @@ class AndonPublisher:
         for line, current in self._lines.items():
             if everything or current.dirty:
                 payload = andon_payload(line, current.state, current.summary, current.updated_us)
-                messages.append(AndonMessage(andon_topic(self.site, line), payload, retain=True))
+                topic = andon_topic(self.site, self.gateway, line)
+                messages.append(AndonMessage(topic, payload, retain=True))
                 current.dirty = False
         return messages
 

@@ -84,6 +84,7 @@ from sync.andon import AndonMessage, AndonPublisher
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
 from sync.paho_loop import stop_network_loop
 from sync.protocol import (
+    MAX_ACK_BYTES,
     Batch,
     ProtocolError,
     ack_topic,
@@ -419,7 +420,12 @@ class MqttUplink:
             self.alerts.rewind()
         log.info("uplink connecting to %s:%d as %s", self.host, self.port, self.client_id)
         await asyncio.to_thread(
-            client.connect, self.host, self.port, self.keepalive_s, clean_start=True
+            client.connect,
+            self.host,
+            self.port,
+            self.keepalive_s,
+            clean_start=True,
+            properties=_connect_properties(),
         )
         client.loop_start()
 
@@ -756,6 +762,18 @@ class MqttUplink:
         self.stats.records_quarantined += await quarantine_with_alert(
             self.outbox, batch_id, stream, seqs, reason, alert=alert
         )
+
+
+# ---------------------------------------------------------------- connection limits
+
+
+def _connect_properties() -> Properties:
+    """CONNECT properties: the largest packet this gateway accepts (MQTT 5 Maximum Packet
+    Size). It only receives acks, so the broker drops anything larger for it instead of
+    sending it; :func:`sync.protocol.decode_ack` refuses a larger ack unread as well."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.MaximumPacketSize = MAX_ACK_BYTES + 1024  # the ack plus its topic and header
+    return props
 
 
 def _set_nodelay(_client: mqtt.Client, _userdata: object, sock: Any) -> None:

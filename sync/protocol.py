@@ -3,12 +3,17 @@
 Topics (MQTT, version 1 of the layout; ``{site}``, ``{line}``, ``{gateway}`` are ids from the
 gateway's config, which only allows ``[A-Za-z0-9_.-]``):
 
-    lineside/v1/{site}/{line}/andon                    retained andon state of a line
-    lineside/v1/{site}/{line}/alerts                   alert transitions of a line
-    lineside/v1/{site}/gateways/{gateway}/alerts       alert transitions without a line
-    lineside/v1/{site}/gateways/{gateway}/status       retained "online" / last will "offline"
+    lineside/v1/{site}/gateways/{gateway}/andon/{line}    retained andon state of a line
+    lineside/v1/{site}/gateways/{gateway}/alerts/{line}   alert transitions of a line
+    lineside/v1/{site}/gateways/{gateway}/alerts          alert transitions without a line
+    lineside/v1/{site}/gateways/{gateway}/status          retained "online" / last will "offline"
     lineside/v1/{site}/gateways/{gateway}/data/{stream}   record batches
-    lineside/v1/{site}/gateways/{gateway}/ack          acknowledgements from the ingest
+    lineside/v1/{site}/gateways/{gateway}/ack             acknowledgements from the ingest
+
+Every topic a gateway writes is under its own ``gateways/{gateway}/`` level, so a broker ACL
+keyed on the connecting identity (``config/mosquitto/acl``: user name = gateway id) decides
+who may publish what, and two gateways of one site with the same line id never overwrite
+each other's andon state.
 
 A **batch** carries records of one stream, each with its gateway sequence number, as
 zlib-compressed JSON (the same body is POSTed over HTTPS with ``Content-Encoding: deflate``
@@ -36,20 +41,28 @@ VERSION = 1
 PREFIX = "lineside/v1"
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """A decompressed batch larger than this is refused (protects the ingest's memory)."""
+MAX_MESSAGE_BYTES = MAX_BATCH_BYTES + 64 * 1024
+"""The largest MQTT packet the ingest accepts (a batch is compressed, so at most a little
+above :data:`MAX_BATCH_BYTES` even for incompressible data): its CONNECT's Maximum Packet
+Size, and ``max_packet_size`` in ``config/mosquitto/mosquitto.conf``. A larger data message is
+refused before it is parsed."""
+MAX_ACK_BYTES = 1024 * 1024
+"""An ack larger than this is refused before it is parsed (one for 10 000 records, the most a
+batch may hold, is about 120 KiB); also the gateway's MQTT Maximum Packet Size."""
 
 
 class ProtocolError(ValueError):
     """A message that does not follow this contract."""
 
 
-def andon_topic(site: str, line: str) -> str:
-    """Where a line's retained andon state is published."""
-    return f"{PREFIX}/{site}/{line}/andon"
+def andon_topic(site: str, gateway: str, line: str) -> str:
+    """Where a line's retained andon state is published (by the gateway serving it)."""
+    return f"{PREFIX}/{site}/gateways/{gateway}/andon/{line}"
 
 
-def alerts_topic(site: str, line: str) -> str:
-    """Where a line's alert transitions are published."""
-    return f"{PREFIX}/{site}/{line}/alerts"
+def alerts_topic(site: str, gateway: str, line: str) -> str:
+    """Where a line's alert transitions are published (by the gateway serving it)."""
+    return f"{PREFIX}/{site}/gateways/{gateway}/alerts/{line}"
 
 
 def gateway_alerts_topic(site: str, gateway: str) -> str:
@@ -75,6 +88,8 @@ def ack_topic(site: str, gateway: str) -> str:
 
 DATA_SUBSCRIPTION = f"{PREFIX}/+/gateways/+/data/+"
 """What the central ingest subscribes to."""
+ANDON_SUBSCRIPTION = f"{PREFIX}/+/gateways/+/andon/+"
+"""What an andon board subscribes to (every line of every gateway; narrow it to a site)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +132,58 @@ def encode_batch(batch: Batch) -> bytes:
     return zlib.compress(json.dumps(body, allow_nan=False, separators=(",", ":")).encode())
 
 
-def decode_batch(payload: bytes) -> Batch:
-    """Parse a batch; :class:`ProtocolError` for anything malformed."""
-    body = _decode(payload)
-    try:
-        records = tuple((int(r["seq"]), dict(r["data"])) for r in body["records"])
-        batch = Batch(
-            gateway=str(body["gateway"]),
-            site=str(body["site"]),
-            stream=str(body["stream"]),
-            records=records,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed batch: {exc!r}") from None
+_BATCH_KEYS = frozenset({"v", "gateway", "site", "batch_id", "stream", "records"})
+_RECORD_KEYS = frozenset({"seq", "data"})
+_ACK_KEYS = frozenset({"v", "gateway", "batch_id", "committed", "conflicts"})
+_CONFLICT_KEYS = frozenset({"seq", "reason"})
+SEQ_MAX = 2**63 - 1
+"""Sequence numbers are SQLite/PostgreSQL BIGINTs: 0 ≤ seq ≤ this."""
+
+
+def is_int(value: object) -> bool:
+    """A JSON integer: ``int`` but not ``bool`` (``true`` is not 1 here, and 3.9 is not 3)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _str_field(body: dict[str, Any], key: str, what: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"malformed {what}: {key!r} must be a string, got {value!r:.40}")
+    return value
+
+
+def decode_batch(payload: bytes, *, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
+    """Parse a batch; :class:`ProtocolError` for anything malformed.
+
+    Exact types, no coercion: ``seq`` must be a JSON integer (not ``3.9``, ``"4"`` or
+    ``true``), ids strings, ``data`` an object; unknown keys are refused. A payload that
+    inflates to more than ``max_bytes`` is refused without inflating the rest.
+    """
+    body = _decode(payload, max_bytes)
+    unknown = body.keys() - _BATCH_KEYS
+    if unknown:
+        raise ProtocolError(f"malformed batch: unknown keys {sorted(unknown)}")
+    gateway = _str_field(body, "gateway", "batch")
+    site = _str_field(body, "site", "batch")
+    stream = _str_field(body, "stream", "batch")
+    raw_records = body.get("records")
+    if not isinstance(raw_records, list):
+        raise ProtocolError("malformed batch: 'records' must be a list")
+    records: list[tuple[int, dict[str, Any]]] = []
+    for item in raw_records:
+        if not isinstance(item, dict) or item.keys() != _RECORD_KEYS:
+            raise ProtocolError("malformed batch: a record is {'seq': int, 'data': {...}}")
+        seq, data = item["seq"], item["data"]
+        if not is_int(seq):
+            raise ProtocolError(f"malformed batch: seq must be an integer, got {seq!r:.40}")
+        if not 0 <= seq <= SEQ_MAX:
+            raise ProtocolError(f"malformed batch: seq {seq} out of range")
+        if not isinstance(data, dict):
+            raise ProtocolError(f"malformed batch: data of seq {seq} must be an object")
+        records.append((seq, data))
     if not records:
         raise ProtocolError("empty batch")
+    batch = Batch(gateway=gateway, site=site, stream=stream, records=tuple(records))
     if body.get("batch_id") != batch.batch_id:
         raise ProtocolError("batch_id does not match the records")
     return batch
@@ -151,32 +203,54 @@ def encode_ack(ack: Ack) -> bytes:
     ).encode()
 
 
-def decode_ack(payload: bytes) -> Ack:
-    """Parse an ack; :class:`ProtocolError` for anything malformed."""
+def decode_ack(payload: bytes, *, max_bytes: int = MAX_ACK_BYTES) -> Ack:
+    """Parse an ack; :class:`ProtocolError` for anything malformed.
+
+    A payload above ``max_bytes`` is refused before it is parsed; types are exact (a
+    committed ``true`` or ``"4"`` is refused, not read as 1 or 4).
+    """
+    if len(payload) > max_bytes:
+        raise ProtocolError(f"ack larger than {max_bytes} bytes ({len(payload)})")
     try:
         body = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(f"malformed ack: {exc!r}") from None
     if not isinstance(body, dict):
         raise ProtocolError("an ack is a JSON object")
-    try:
-        return Ack(
-            gateway=str(body["gateway"]),
-            batch_id=str(body["batch_id"]),
-            committed=tuple(int(s) for s in body["committed"]),
-            conflicts=tuple((int(c["seq"]), str(c["reason"])) for c in body.get("conflicts", [])),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed ack: {exc!r}") from None
+    if body.keys() - _ACK_KEYS:
+        raise ProtocolError(f"malformed ack: unknown keys {sorted(body.keys() - _ACK_KEYS)}")
+    gateway = _str_field(body, "gateway", "ack")
+    batch_id = _str_field(body, "batch_id", "ack")
+    committed = body.get("committed")
+    conflicts = body.get("conflicts", [])
+    if not isinstance(committed, list) or not all(is_int(s) for s in committed):
+        raise ProtocolError("malformed ack: 'committed' must be a list of integers")
+    if not isinstance(conflicts, list) or not all(
+        isinstance(c, dict)
+        and c.keys() == _CONFLICT_KEYS
+        and is_int(c["seq"])
+        and isinstance(c["reason"], str)
+        for c in conflicts
+    ):
+        raise ProtocolError("malformed ack: 'conflicts' must be [{'seq': int, 'reason': str}]")
+    return Ack(
+        gateway=gateway,
+        batch_id=batch_id,
+        committed=tuple(committed),
+        conflicts=tuple((c["seq"], c["reason"]) for c in conflicts),
+    )
 
 
-def _decode(payload: bytes) -> dict[str, Any]:
+def _decode(payload: bytes, max_bytes: int) -> dict[str, Any]:
+    if len(payload) > max_bytes + 64 * 1024:
+        # Compressed data is at most slightly larger than the original (stored blocks).
+        raise ProtocolError(f"batch larger than {max_bytes} bytes ({len(payload)} compressed)")
     try:
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(payload, MAX_BATCH_BYTES)
-        if inflater.unconsumed_tail:
-            raise ProtocolError(f"batch larger than {MAX_BATCH_BYTES} bytes")
-        body = json.loads(raw)
+        raw = inflater.decompress(payload, max_bytes)
+        if inflater.unconsumed_tail or (not inflater.eof and inflater.decompress(b"", 1)):
+            raise ProtocolError(f"batch larger than {max_bytes} bytes")
+        body = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise ProtocolError("batch nested too deeply") from None
     except (zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -184,6 +258,11 @@ def _decode(payload: bytes) -> dict[str, Any]:
     if not isinstance(body, dict) or body.get("v") != VERSION:
         raise ProtocolError("not a version 1 batch")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity: refuse them rather than store a non-finite number."""
+    raise ProtocolError(f"not a compressed JSON batch: {name} is not JSON")
 
 
 def seq_ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:

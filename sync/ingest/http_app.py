@@ -1,7 +1,9 @@
 """The HTTPS side of the ingest: a plain ASGI application (served by uvicorn).
 
 ``POST /v1/ingest``
-    Body: :func:`~sync.protocol.encode_batch` bytes, ``Content-Encoding: deflate``;
+    ``Authorization: Bearer <token>``: the gateway's own token (:mod:`sync.ingest.auth`),
+    checked before the body is read. Body: :func:`~sync.protocol.encode_batch` bytes,
+    ``Content-Encoding: deflate``;
     ``Idempotency-Key: <batch_id>`` (draft-ietf-httpapi-idempotency-key-header; a quoted
     structured-field string is accepted too) must equal the body's batch id. The batch is
     committed BEFORE the answer: ``200`` with :func:`~sync.protocol.encode_ack` JSON. A retry
@@ -9,16 +11,22 @@
     (the warehouse dedupes on ``(gateway, seq)``; the ack is derived from what is stored, so
     no response cache is needed).
 
-    Errors (JSON ``{"error": ..., "reason": ...}``): ``400`` a protocol error (malformed
-    body, missing or mismatched Idempotency-Key), ``413`` a body above the limit, ``415`` a
-    body that is not ``deflate``-encoded, ``405`` another method (with ``Allow``), ``503``
-    (``Retry-After``) the warehouse is temporarily unavailable, ``500`` it refused the batch.
+    Errors (JSON ``{"error": ..., "reason": ...}``): ``401`` (``WWW-Authenticate: Bearer``)
+    no token, or one that proves no gateway; ``403`` a batch of another gateway than the
+    token's (nothing of it is stored); ``400`` a protocol error (malformed body, missing or
+    mismatched Idempotency-Key, an unknown stream); ``422`` an Idempotency-Key already used
+    for a batch with other content (draft-ietf-httpapi-idempotency-key-header §2.7; nothing
+    stored); ``413`` a body above the limit; ``415`` a body that is not ``deflate``-encoded;
+    ``405`` another method (with ``Allow``); ``503`` (``Retry-After``) the warehouse is
+    temporarily unavailable; ``500`` it refused the batch. Every refusal is logged (at most
+    one line per reason and client address every :data:`LOG_EVERY_S` seconds, with a count).
 
 ``GET /v1/healthz``
     ``200 {"status": "ok", ...}`` when the warehouse answers a query, ``503`` otherwise.
 
-Authentication is not done here: put the app behind TLS with client certificates (a reverse
-proxy or uvicorn's ``ssl_*`` options) so only gateways can post.
+Serve it over TLS (``lineside ingest --http-tls-cert/--http-tls-key``, optionally
+``--http-tls-client-ca`` to require client certificates as well, or behind a TLS proxy): the
+token is a bearer secret and must never cross the network in clear.
 """
 
 from __future__ import annotations
@@ -26,11 +34,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from sync.ingest.auth import TokenFile
 from sync.ingest.warehouse import (
+    IdempotencyKeyReused,
     Warehouse,
     WarehouseError,
     WarehouseUnavailable,
@@ -47,6 +58,10 @@ Send = Callable[[Message], Awaitable[None]]
 
 INGEST_PATH = "/v1/ingest"
 HEALTH_PATH = "/v1/healthz"
+LOG_EVERY_S = 10.0
+"""Refusals of one kind from one address are logged at most this often (with a count)."""
+_CHALLENGE = {"www-authenticate": 'Bearer realm="lineside-ingest"'}
+_INVALID_TOKEN = {"www-authenticate": 'Bearer realm="lineside-ingest", error="invalid_token"'}
 
 
 @dataclass(slots=True)
@@ -58,6 +73,12 @@ class HttpStats:
     bad_requests: int = 0
     too_large: int = 0
     unavailable: int = 0
+    unauthorized: int = 0
+    """401: no token, or one that proves no gateway."""
+    forbidden: int = 0
+    """403: a batch in another gateway's name than the token's."""
+    key_reused: int = 0
+    """422: an Idempotency-Key reused for other content."""
 
 
 class _Reject(Exception):
@@ -79,13 +100,17 @@ class IngestApp:
         self,
         warehouse: Warehouse,
         *,
+        tokens: TokenFile | None = None,
         max_body: int = MAX_BATCH_BYTES,
         status: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.tokens = tokens
+        """Who may post; None: nobody (every POST is answered 401)."""
         self.max_body = max_body
         self.stats = HttpStats()
         self._status = status
+        self._logged: dict[tuple[str, str], tuple[float, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
@@ -114,7 +139,48 @@ class IngestApp:
         except _Reject as exc:
             if exc.status in (400, 415):
                 self.stats.bad_requests += 1
+            if exc.status >= 400 and exc.status not in (404, 405, 503):
+                self._log_refusal(scope, exc)
             await _json(send, exc.status, {"error": exc.error, "reason": exc.reason}, exc.headers)
+
+    def _log_refusal(self, scope: Scope, exc: _Reject) -> None:
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
+        now = time.monotonic()
+        last, suppressed = self._logged.get((exc.error, address), (-LOG_EVERY_S, 0))
+        if now - last < LOG_EVERY_S:
+            self._logged[(exc.error, address)] = (last, suppressed + 1)
+            return
+        if len(self._logged) > 10_000:  # many addresses: forget the old ones
+            self._logged.clear()
+        self._logged[(exc.error, address)] = (now, 0)
+        more = f" (and {suppressed} more like it)" if suppressed else ""
+        logger.warning(
+            "refused POST %s from %s: %d %s: %s%s",
+            INGEST_PATH,
+            address,
+            exc.status,
+            exc.error,
+            exc.reason,
+            more,
+        )
+
+    async def _authenticate(self, headers: Mapping[str, str]) -> str:
+        """The gateway the request's bearer token proves, or a 401."""
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            self.stats.unauthorized += 1
+            raise _reject(401, "unauthorized", "a gateway bearer token is required", _CHALLENGE)
+        if self.tokens is None:
+            self.stats.unauthorized += 1
+            raise _reject(401, "unauthorized", "no gateway tokens are configured", _CHALLENGE)
+        # scrypt hashes take tens of milliseconds: off the event loop.
+        gateway = await asyncio.to_thread(self.tokens.authenticate, token)
+        if gateway is None:
+            self.stats.unauthorized += 1
+            raise _reject(401, "unauthorized", "the token proves no gateway", _INVALID_TOKEN)
+        return gateway
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -149,6 +215,8 @@ class IngestApp:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1").strip() for k, v in scope["headers"]
         }
+        # Who is asking, before anything else is read: an unknown client costs no inflating.
+        gateway = await self._authenticate(headers)
         encoding = headers.get("content-encoding", "").lower()
         if encoding != "deflate":
             raise _reject(415, "unsupported_encoding", "Content-Encoding must be deflate")
@@ -165,6 +233,13 @@ class IngestApp:
             batch = await asyncio.to_thread(decode_message, body)
         except ProtocolError as exc:
             raise _reject(400, "bad_request", str(exc)) from None
+        if batch.gateway != gateway:
+            self.stats.forbidden += 1
+            raise _reject(
+                403,
+                "forbidden",
+                f"gateway {gateway} may not send records of gateway {batch.gateway!r}",
+            )
         if key != batch.batch_id:
             raise _reject(
                 400,
@@ -172,7 +247,10 @@ class IngestApp:
                 f"Idempotency-Key {key!r} is not the batch id {batch.batch_id!r}",
             )
         try:
-            ack = await self.warehouse.commit_batch(batch)
+            ack = await self.warehouse.commit_batch(batch, idempotency_key=key)
+        except IdempotencyKeyReused as exc:
+            self.stats.key_reused += 1
+            raise _reject(422, "idempotency_key_reused", str(exc)) from None
         except ProtocolError as exc:
             raise _reject(400, "bad_request", str(exc)) from None
         except WarehouseUnavailable as exc:

@@ -1,6 +1,7 @@
 """Consumes gateway batches from MQTT, commits them to the warehouse, then publishes the acks.
 
-MQTT 5, QoS 1, a persistent session: a fixed client id, ``clean_start=False`` and a
+MQTT 5, QoS 1, a persistent session: a stable client id (``lineside-ingest-<host>`` unless
+configured; see :func:`sync.ingest.settings.default_client_id`), ``clean_start=False`` and a
 ``SessionExpiryInterval`` of at least an hour (docs/reference/reliability.md §3.1: with expiry 0 the
 session ends at disconnect whatever clean_start says), so while the ingest is down or restarting the
 broker keeps queuing for it.
@@ -15,6 +16,15 @@ returns, which would be before the warehouse has it. The client is created with
   warehouse refuses it permanently): it is logged, counted and acknowledged, so a poison
   message does not come back on every reconnect (the gateway, which got no ack, resends it
   after its own timeout; a fixed gateway's resend then goes through).
+
+**Who sent it.** Over MQTT the ingest cannot see the publisher's identity, so the broker's ACL
+decides who may publish where (``config/mosquitto/acl``: a gateway's user name is its id and it
+may write only ``lineside/v1/+/gateways/<its id>/data/#``). The ingest then refuses a batch
+whose gateway, site or stream differ from its topic, so the topic's gateway — the one the ACL
+authenticated — is the batch's; the ack goes to that gateway's ack topic only. A message above
+``max_message_bytes`` (also announced to the broker as the CONNECT's Maximum Packet Size, so
+a broker that honours MQTT 5 never delivers it) is refused before it is copied or parsed, and
+records are checked against their stream's schema by the warehouse.
 
 So a crash, kill or cancellation anywhere before the commit leaves the message unacknowledged
 in the broker's session, and the broker redelivers it (DUP) when the ingest reconnects. A crash
@@ -86,6 +96,8 @@ class ConsumerStats:
     """Not a valid batch (ProtocolError): logged, PUBACKed, no ack."""
     dropped_topic: int = 0
     """The batch's gateway, site or stream differs from its topic (spoofing or a bug)."""
+    dropped_too_large: int = 0
+    """Payloads above ``max_message_bytes``: refused unread."""
     failed: int = 0
     """The warehouse refused the batch permanently (not a transient failure)."""
     dropped_overflow: int = 0
@@ -105,6 +117,8 @@ class _Inbound:
     topic: str
     payload: bytes
     dup: bool
+    size: int = 0
+    """The payload's size as received (the payload itself is dropped when too large)."""
 
 
 def topic_ids(topic: str) -> tuple[str, str, str] | None:
@@ -185,6 +199,8 @@ class MqttConsumer:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
+        # MQTT 5 §3.1.2.11.4: the broker must not send us a larger packet (it drops it).
+        props.MaximumPacketSize = self.settings.max_message_bytes
         return props
 
     # -- paho's network thread -------------------------------------------------------
@@ -275,8 +291,11 @@ class MqttConsumer:
             topic = message.topic
         except UnicodeDecodeError:
             topic = ""
+        size = len(message.payload)
+        # Too large: not copied, only counted and acknowledged (see _handle).
+        payload = b"" if size > self.settings.max_message_bytes else bytes(message.payload)
         item = _Inbound(
-            self._generation, message.mid, message.qos, topic, bytes(message.payload), message.dup
+            self._generation, message.mid, message.qos, topic, payload, message.dup, size
         )
         self._to_loop(self._enqueue, item)
 
@@ -326,10 +345,19 @@ class MqttConsumer:
         if batch is not None:
             ack = await self._commit(batch)
             if ack is not None:
-                self._publish_ack(batch, ack)
+                self._publish_ack(item.topic, batch, ack)
         self._puback(item)
 
     def _decode(self, item: _Inbound) -> Batch | None:
+        if item.size > self.settings.max_message_bytes:
+            self.stats.dropped_too_large += 1
+            logger.warning(
+                "dropped a message of %d bytes on %r: above the %d-byte limit",
+                item.size,
+                item.topic,
+                self.settings.max_message_bytes,
+            )
+            return None
         try:
             batch = decode_message(item.payload)
         except ProtocolError as exc:
@@ -371,9 +399,14 @@ class MqttConsumer:
                 logger.error("warehouse refused batch %s: %s", batch.batch_id, exc)
                 return None
 
-    def _publish_ack(self, batch: Batch, ack: Ack) -> None:
+    def _publish_ack(self, topic: str, batch: Batch, ack: Ack) -> None:
         self.stats.committed += 1
-        info = self._client.publish(ack_topic(batch.site, batch.gateway), encode_ack(ack), qos=1)
+        ids = topic_ids(topic)
+        if ids is None or ids != (batch.site, batch.gateway, batch.stream):  # _decode checked
+            raise AssertionError(f"ack for a batch not of its topic {topic!r}")
+        # The topic's gateway is the one the broker's ACL let publish there: its ack only.
+        site, gateway, _ = ids
+        info = self._client.publish(ack_topic(site, gateway), encode_ack(ack), qos=1)
         if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             # NO_CONN: paho keeps QoS 1 messages and sends them after the reconnect.
             self.stats.acks_published += 1

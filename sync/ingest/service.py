@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from typing import Any
 
 import uvicorn
@@ -42,7 +43,12 @@ class IngestService:
             postgres_dsn=settings.postgres_dsn, sqlite_path=settings.sqlite_path
         )
         self.consumer = MqttConsumer(settings, self.warehouse) if settings.mqtt_enabled else None
-        self.app = IngestApp(self.warehouse, max_body=settings.http_max_body, status=self._status)
+        self.app = IngestApp(
+            self.warehouse,
+            tokens=settings.gateway_tokens,
+            max_body=settings.http_max_body,
+            status=self._status,
+        )
         self.http_port: int | None = None
         self.ready = asyncio.Event()
         """Set once the warehouse is open and the HTTP port is listening."""
@@ -66,7 +72,14 @@ class IngestService:
                     group.create_task(self.consumer.run(), name="ingest-mqtt")
                 if sock is not None:
                     group.create_task(self._serve_http(sock), name="ingest-http")
-                    logger.info("ingest HTTP on %s:%d", self.settings.http_host, self.http_port)
+                    logger.info(
+                        "ingest %s on %s:%d",
+                        "HTTPS" if self.settings.http_tls_cert else "HTTP",
+                        self.settings.http_host,
+                        self.http_port,
+                    )
+                    if self.settings.gateway_tokens is None:
+                        logger.warning("no gateway tokens configured: every POST is refused")
                 self.ready.set()
         except ExceptionGroup as group:
             # One side failed (the other was cancelled): report that failure itself.
@@ -105,6 +118,7 @@ class IngestService:
             timeout_graceful_shutdown=5,
             # Each request may hold a 4 MiB body: bound the memory.
             limit_concurrency=32,
+            **self._tls_options(),
         )
         server = QuietServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -116,6 +130,19 @@ class IngestService:
                 await serving
             sock.close()
         raise RuntimeError("the ingest HTTP server stopped")
+
+    def _tls_options(self) -> dict[str, Any]:
+        s = self.settings
+        if s.http_tls_cert is None:
+            return {}
+        options: dict[str, Any] = {
+            "ssl_certfile": str(s.http_tls_cert),
+            "ssl_keyfile": str(s.http_tls_key),
+        }
+        if s.http_tls_client_ca is not None:
+            options["ssl_ca_certs"] = str(s.http_tls_client_ca)
+            options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        return options
 
 
 async def run_ingest(config: IngestSettings) -> None:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.protocol import MAX_BATCH_BYTES
+from sync.ingest.auth import TokenFile
+from sync.protocol import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+
+
+def default_client_id() -> str:
+    """``lineside-ingest-<host name>``: unique per machine, the same across restarts.
+
+    Stable on purpose: the broker keeps this client's persistent session (and the batches
+    queued while the ingest restarts) under its client id; a new id at every start (a pid in
+    it) would leave a session behind at each restart to fill up until it expires. Two
+    instances on one machine need ``--client-id`` each. With the shipped mosquitto config
+    (``use_username_as_clientid``) the broker uses the ingest's user name instead, so nobody
+    else can take this session over.
+    """
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
+    return f"lineside-ingest-{host or os.getpid()}"[:64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,8 +31,9 @@ class IngestSettings:
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
-    client_id: str = "lineside-ingest"
-    """Fixed: the broker keeps this client's persistent session (and its unacked batches)."""
+    client_id: str = field(default_factory=default_client_id)
+    """The MQTT client id (see :func:`default_client_id`); stable across restarts: the broker
+    keeps this client's persistent session (and its unacked batches)."""
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -26,6 +44,9 @@ class IngestSettings:
     """How long the broker keeps queuing for the ingest while it is down (≥ 1 h)."""
     receive_maximum: int = 64
     """Unacknowledged batches the broker may have in flight to the ingest (bounds memory)."""
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """The largest MQTT packet the ingest accepts (its CONNECT's Maximum Packet Size: the
+    broker drops larger messages for it); a larger payload is refused before it is parsed."""
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     mqtt_enabled: bool = True
@@ -35,6 +56,13 @@ class IngestSettings:
     """0 picks a free port (tests)."""
     http_max_body: int = MAX_BATCH_BYTES
     http_enabled: bool = True
+    gateway_tokens: TokenFile | None = field(default=None, repr=False)
+    """Who may POST (:mod:`sync.ingest.auth`); None: every POST is refused with 401."""
+    http_tls_cert: Path | None = None
+    """Serve HTTPS with this certificate (and ``http_tls_key``); plain HTTP without."""
+    http_tls_key: Path | None = None
+    http_tls_client_ca: Path | None = None
+    """Also require a client certificate signed by this CA (mutual TLS)."""
 
     postgres_dsn: str | None = field(default=None, repr=False)
     """When set, the warehouse is PostgreSQL; otherwise the SQLite file ``sqlite_path``."""
@@ -57,5 +85,11 @@ class IngestSettings:
             raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
         if self.http_max_body <= 0:
             raise ValueError("http_max_body must be positive")
+        if not 1024 <= self.max_message_bytes <= 268_435_455:
+            raise ValueError("max_message_bytes must be in 1024..268435455 (MQTT's limit)")
+        if (self.http_tls_cert is None) != (self.http_tls_key is None):
+            raise ValueError("give both http_tls_cert and http_tls_key, or neither")
+        if self.http_tls_client_ca is not None and self.http_tls_cert is None:
+            raise ValueError("http_tls_client_ca needs http_tls_cert and http_tls_key")
         if not (self.mqtt_enabled or self.http_enabled):
             raise ValueError("enable MQTT, HTTP or both")

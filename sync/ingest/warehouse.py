@@ -13,9 +13,17 @@ whitespace). :meth:`Warehouse.commit_batch` runs ONE transaction per batch:
 3. ``COMMIT``; only then is the :class:`~sync.protocol.Ack` built and returned.
 
 A record the database could not store faithfully (a non-finite number, a NUL character, a
-lone surrogate, a sequence outside BIGINT) is refused the same way, with an ``invalid record``
+lone surrogate, a sequence outside BIGINT), or that does not match its stream's schema (exact
+JSON types derived from the gateway's own tables, no coercion, no unknown fields, bounded
+sizes: :mod:`sync.record_schema`), is refused the same way, with an ``invalid record``
 reason, instead of failing the whole batch and blocking the gateway's outbox (a poison record is
-refused, never left to block the queue).
+refused, never left to block the queue). A batch of an unknown stream is refused whole.
+
+**Idempotency keys** (HTTPS): a batch committed with an ``Idempotency-Key`` records the key
+with a fingerprint of the batch (site, stream, every ``(seq, payload_sha256)``) in the same
+transaction. The same key again with the same content is a retry (acked again); with other
+content it is refused whole (:class:`IdempotencyKeyReused`, HTTP 422) and nothing of it is
+stored. Keys are kept :data:`IDEMPOTENCY_KEY_DAYS` days.
 
 Two implementations share that logic: :class:`PostgresWarehouse` (psycopg 3, JSONB) and
 :class:`SqliteWarehouse` (stdlib ``sqlite3``, the embedded default). Each runs all of its
@@ -59,7 +67,8 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 from gateway.schema import MIGRATIONS, RECORD_STREAMS
-from sync.protocol import Ack, Batch, ProtocolError, decode_batch
+from sync.protocol import MAX_BATCH_BYTES, Ack, Batch, ProtocolError, decode_batch
+from sync.record_schema import SchemaViolation, stream_schemas, validate_record
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +82,10 @@ REASON_DIFFERENT_SITE = "same sequence, different site"
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _IN_CHUNK = 500
 """Sequences per ``IN (…)`` list for SQLite (far below its variable limit)."""
+IDEMPOTENCY_KEY_DAYS = 30
+"""How long an Idempotency-Key and its batch's fingerprint are remembered."""
+_PRUNE_EVERY = 1000
+"""Expired idempotency keys are deleted at open and every this many keyed commits."""
 
 
 class WarehouseError(Exception):
@@ -81,6 +94,10 @@ class WarehouseError(Exception):
 
 class WarehouseUnavailable(WarehouseError):
     """A transient failure (connection lost, database locked or full): retry later."""
+
+
+class IdempotencyKeyReused(ProtocolError):
+    """An Idempotency-Key already used for a batch with other content: nothing stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +157,19 @@ def payload_sha256(data: Mapping[str, Any]) -> str:
 
 
 def check_batch(batch: Batch) -> None:
-    """Refuse a batch whose ids could not have come from a gateway config."""
+    """Refuse a batch whose ids could not have come from a gateway config, or of no stream."""
     for name in ("gateway", "site", "stream"):
         value = getattr(batch, name)
         if not _ID.fullmatch(value):
             raise ProtocolError(f"{name} must match [A-Za-z0-9_.-]{{1,128}}, got {value!r}")
+    if batch.stream not in stream_schemas():
+        raise ProtocolError(f"unknown stream {batch.stream!r}")
 
 
-def decode_message(payload: bytes) -> Batch:
+def decode_message(payload: bytes, *, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
     """:func:`~sync.protocol.decode_batch`, with every parse failure a :class:`ProtocolError`."""
     try:
-        return decode_batch(payload)
+        return decode_batch(payload, max_bytes=max_bytes)
     except RecursionError:  # json's answer to absurdly deep nesting
         raise ProtocolError("batch nested too deeply") from None
 
@@ -179,14 +198,18 @@ class _Prepared:
     problem: str | None
 
 
-def _prepare(seq: int, data: Mapping[str, Any]) -> _Prepared:
+def _prepare(seq: int, data: Mapping[str, Any], stream: str) -> _Prepared:
     problem: str | None = None
     encoded: bytes | None = None
+    try:
+        validate_record(stream, data)
+    except SchemaViolation as exc:
+        problem = f"invalid record: not a {stream} record ({exc})"
     try:
         text = canonical_json(data)
         encoded = text.encode()  # lone surrogates: not storable as UTF-8
     except (ValueError, TypeError) as exc:
-        problem = f"invalid record: not storable as JSON ({exc})"
+        problem = problem or f"invalid record: not storable as JSON ({exc})"
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
         encoded = None
     # JSON always escapes U+0000 as \u0000, so a text without that sequence has no NUL; the
@@ -195,6 +218,8 @@ def _prepare(seq: int, data: Mapping[str, Any]) -> _Prepared:
         problem = "invalid record: NUL character in a string"
     if not 0 <= seq <= BIGINT_MAX:
         problem = "invalid record: sequence out of range"
+    if len(problem or "") > 500:
+        problem = (problem or "")[:500] + "…"
     if encoded is None:
         encoded = text.encode(errors="backslashreplace")
     digest = hashlib.sha256(encoded).hexdigest()
@@ -293,6 +318,7 @@ class Warehouse(ABC):
         self._stats_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.kind}")
         self._closed = False
+        self._keyed_commits = 0
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -326,15 +352,16 @@ class Warehouse(ABC):
     ) -> None:
         await self.close()
 
-    async def commit_batch(self, batch: Batch) -> Ack:
+    async def commit_batch(self, batch: Batch, *, idempotency_key: str | None = None) -> Ack:
         """Store a batch in one transaction; the ack is built after COMMIT returned.
 
         :raises ProtocolError: ids the contract does not allow (nothing stored).
+        :raises IdempotencyKeyReused: ``idempotency_key`` was used for other content.
         :raises WarehouseUnavailable: a transient database failure (nothing acknowledged).
         :raises WarehouseError: any other database failure (nothing acknowledged).
         """
         check_batch(batch)
-        return await self._call(self._commit_sync, batch)
+        return await self._call(self._commit_sync, batch, idempotency_key)
 
     async def counts(self, gateway: str) -> list[CountRow]:
         """Reconciliation: records per stream, run number and hour of ``ts_us``."""
@@ -352,10 +379,12 @@ class Warehouse(ABC):
         """A trivial query; raises :class:`WarehouseError` if the database is unusable."""
         await self._call(self._ping)
 
-    def _commit_sync(self, batch: Batch) -> Ack:
-        prepared = [_prepare(seq, data) for seq, data in batch.records]
+    def _commit_sync(self, batch: Batch, idempotency_key: str | None = None) -> Ack:
+        prepared = [_prepare(seq, data, batch.stream) for seq, data in batch.records]
         valid = [p for p in prepared if p.problem is None]
         with self._transaction():
+            if idempotency_key is not None:
+                self._check_key(batch, idempotency_key, _fingerprint(batch, prepared))
             inserted, stored = self._insert_and_read(batch, valid)
             outcome = _classify(batch, prepared, inserted, stored)
             rows = [row for row in outcome.conflict_rows if 0 <= row[0].seq <= BIGINT_MAX]
@@ -392,7 +421,35 @@ class Warehouse(ABC):
             )
         return ack
 
+    def _check_key(self, batch: Batch, key: str, fingerprint: str) -> None:
+        """Remember ``key`` for this content, or refuse it if it was used for other content."""
+        known = self._claim_key(batch.gateway, key, fingerprint)
+        if known is not None and known != fingerprint:
+            logger.error(
+                "gateway %s reused Idempotency-Key %r for a batch with other content: refused",
+                batch.gateway,
+                key,
+            )
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {key!r} was already used for a batch with other content"
+            )
+        if known is None:
+            with self._stats_lock:
+                self._keyed_commits += 1
+                prune = self._keyed_commits % _PRUNE_EVERY == 0
+            if prune:
+                self._prune_keys()
+
     # Backend primitives, all called on the warehouse thread.
+
+    @abstractmethod
+    def _claim_key(self, gateway: str, key: str, fingerprint: str) -> str | None:
+        """Insert the key unless known; the fingerprint stored before, or None. In the
+        transaction."""
+
+    @abstractmethod
+    def _prune_keys(self) -> None:
+        """Delete keys older than :data:`IDEMPOTENCY_KEY_DAYS` (in the transaction)."""
 
     @abstractmethod
     def _open(self) -> None: ...
@@ -438,6 +495,14 @@ class Warehouse(ABC):
     def _ping(self) -> None: ...
 
 
+def _fingerprint(batch: Batch, prepared: Sequence[_Prepared]) -> str:
+    """What an Idempotency-Key stands for: the batch's site, stream and records."""
+    digest = hashlib.sha256(f"{batch.site}\n{batch.stream}\n".encode())
+    for record in prepared:
+        digest.update(f"{record.seq}:{record.sha256}\n".encode())
+    return digest.hexdigest()
+
+
 def _count_row(row: Sequence[Any]) -> CountRow:
     gateway, stream, run, hour, n, lo, hi = row
     return CountRow(
@@ -481,6 +546,14 @@ CREATE TABLE IF NOT EXISTS conflicts (
     last_seen       TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (gateway, seq, payload_sha256)
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    gateway     TEXT        NOT NULL,
+    key         TEXT        NOT NULL,
+    fingerprint TEXT        NOT NULL,
+    first_seen  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (gateway, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_first_seen ON idempotency_keys (first_seen);
 """
 
 
@@ -585,6 +658,7 @@ class PostgresWarehouse(Warehouse):
             conn.execute(_PG_SCHEMA)
             for view in _pg_views():
                 conn.execute(view)
+            self._prune_keys()
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -602,6 +676,27 @@ class PostgresWarehouse(Warehouse):
             if broken:
                 self._close()
             raise _pg_error(exc, broken=bool(broken)) from exc
+
+    def _claim_key(self, gateway: str, key: str, fingerprint: str) -> str | None:
+        conn = self._connection()
+        row = conn.execute(
+            "SELECT fingerprint FROM idempotency_keys WHERE gateway = %s AND key = %s",
+            (gateway, key),
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        conn.execute(
+            "INSERT INTO idempotency_keys (gateway, key, fingerprint) VALUES (%s, %s, %s)"
+            " ON CONFLICT (gateway, key) DO NOTHING",
+            (gateway, key, fingerprint),
+        )
+        return None
+
+    def _prune_keys(self) -> None:
+        self._connection().execute(
+            "DELETE FROM idempotency_keys WHERE first_seen < now() - make_interval(days => %s)",
+            (IDEMPOTENCY_KEY_DAYS,),
+        )
 
     def _insert_records(self, batch: Batch, records: Sequence[_Prepared]) -> set[int]:
         conn = self._connection()
@@ -716,6 +811,14 @@ CREATE TABLE IF NOT EXISTS conflicts (
     last_seen       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     UNIQUE (gateway, seq, payload_sha256)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    gateway     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    first_seen  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (gateway, key)
+) STRICT;
+CREATE INDEX IF NOT EXISTS idempotency_keys_first_seen ON idempotency_keys (first_seen);
 """
 
 
@@ -807,6 +910,7 @@ class SqliteWarehouse(Warehouse):
                     db.execute(statement)
             for view in _sqlite_views():
                 db.execute(view)
+            self._prune_keys()
 
     def _close(self) -> None:
         if self._db is not None:
@@ -860,6 +964,27 @@ class SqliteWarehouse(Warehouse):
 
     def _insert_records(self, batch: Batch, records: Sequence[_Prepared]) -> set[int]:
         return self._insert_and_read(batch, records)[0]
+
+    def _claim_key(self, gateway: str, key: str, fingerprint: str) -> str | None:
+        db = self._connection()
+        row = db.execute(
+            "SELECT fingerprint FROM idempotency_keys WHERE gateway = ? AND key = ?",
+            (gateway, key),
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        db.execute(
+            "INSERT INTO idempotency_keys (gateway, key, fingerprint) VALUES (?, ?, ?)",
+            (gateway, key, fingerprint),
+        )
+        return None
+
+    def _prune_keys(self) -> None:
+        self._connection().execute(
+            "DELETE FROM idempotency_keys WHERE first_seen"
+            " < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+            (f"-{IDEMPOTENCY_KEY_DAYS} days",),
+        )
 
     def _stored(self, gateway: str, seqs: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         db = self._connection()

@@ -89,9 +89,11 @@ class Board:
         self.client.loop_start()
         wait_for_sync(self.subscribed.is_set, 5, "the board's subscriptions")
 
-    def received(self, suffix: str) -> list[tuple[float, str, bytes]]:
+    def received(self, kind: str) -> list[tuple[float, str, bytes]]:
+        """Messages on topics of ``kind`` (``/andon`` or ``/alerts``, with or without a line
+        level after it)."""
         with self._lock:
-            return [m for m in self.messages if m[1].endswith(suffix)]
+            return [m for m in self.messages if f"{kind}/" in m[1] or m[1].endswith(kind)]
 
     def stop(self) -> None:
         self.client.disconnect()
@@ -102,9 +104,9 @@ class Board:
 def board_on(broker: Mosquitto) -> Iterator[Board]:
     board = Board(
         broker,
-        alerts_topic(SITE, "+"),
+        alerts_topic(SITE, GATEWAY, "+"),
         gateway_alerts_topic(SITE, GATEWAY),
-        andon_topic(SITE, LINE),
+        andon_topic(SITE, GATEWAY, LINE),
     )
     try:
         yield board

@@ -54,6 +54,7 @@ from sync.ingest import IngestService, IngestSettings
 from sync.ingest.http_app import INGEST_PATH
 from sync.mqtt_uplink import MqttUplink
 from sync.outbox import Outbox
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO, repo_pythonpath
 from tests.support.ports import free_port
@@ -404,7 +405,12 @@ async def test_https_uplink_backs_off_and_resends_when_acks_cannot_be_deleted(
 ) -> None:
     warehouse_path = tmp_path / "warehouse.db"
     service = IngestService(
-        IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=warehouse_path)
+        IngestSettings(
+            mqtt_enabled=False,
+            http_port=0,
+            sqlite_path=warehouse_path,
+            gateway_tokens=tokens("gw-test"),
+        )
     )
     ingest_task = asyncio.create_task(service.run())
     await wait_for(lambda: ingest_task.done() or service.ready.is_set(), 10)
@@ -417,6 +423,7 @@ async def test_https_uplink_backs_off_and_resends_when_acks_cannot_be_deleted(
                 url=f"http://127.0.0.1:{service.http_port}{INGEST_PATH}",
                 site="test-site",
                 gateway="gw-test",
+                token=token_for("gw-test"),
                 outbox=outbox,
                 max_records=20,
                 poll_interval_s=0.02,

@@ -37,6 +37,7 @@ from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings
 from sync.ingest.http_app import INGEST_PATH
 from tests.support.faultproxy import FaultProxy
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.waiting import wait_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -125,7 +126,12 @@ async def _rows_are(store: Store, expected: list[tuple[str, str]]) -> bool:
 @pytest.fixture
 async def ingest(tmp_path: Path) -> AsyncIterator[IngestService]:
     service = IngestService(
-        IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=tmp_path / "warehouse.db")
+        IngestSettings(
+            mqtt_enabled=False,
+            http_port=0,
+            sqlite_path=tmp_path / "warehouse.db",
+            gateway_tokens=tokens("gw-test"),
+        )
     )
     task = asyncio.create_task(service.run())
     await wait_for(lambda: task.done() or service.ready.is_set(), 10)
@@ -172,6 +178,7 @@ async def test_uploads_cut_mid_request_or_mid_answer_are_resent_and_stored_once(
             url=f"http://127.0.0.1:{proxy.port}{INGEST_PATH}",
             site="test-site",
             gateway="gw-test",
+            token=token_for("gw-test"),
             max_records=20,
             timeout_s=0.5,
             poll_interval_s=0.02,

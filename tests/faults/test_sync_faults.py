@@ -185,8 +185,8 @@ class AmbiguousWarehouse(SqliteWarehouse):
         self.trapped_batch: Batch | None = None
         self.batch_ids: list[str] = []
 
-    async def commit_batch(self, batch: Batch) -> Ack:
-        ack = await super().commit_batch(batch)  # COMMIT has returned
+    async def commit_batch(self, batch: Batch, *, idempotency_key: str | None = None) -> Ack:
+        ack = await super().commit_batch(batch, idempotency_key=idempotency_key)  # COMMITted
         self.batch_ids.append(batch.batch_id)
         if self.armed:
             self.armed = False

@@ -33,6 +33,7 @@ from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings
 from sync.ingest.http_app import INGEST_PATH
 from sync.outbox import Outbox
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.uplink_harness import GW, SITE, alert, commit, pack, running_store, telemetry
 from tests.support.waiting import wait_for
 
@@ -145,7 +146,11 @@ class Ingest:
 @pytest.fixture
 async def ingest(tmp_path: Path) -> AsyncIterator[Ingest]:
     db_path = tmp_path / "warehouse.db"
-    service = IngestService(IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=db_path))
+    service = IngestService(
+        IngestSettings(
+            mqtt_enabled=False, http_port=0, sqlite_path=db_path, gateway_tokens=tokens(GW)
+        )
+    )
     faults = FaultInjector(service.app)
     service.app = faults  # type: ignore[assignment]  # the seam: uvicorn serves service.app
     task = asyncio.create_task(service.run())
@@ -168,6 +173,7 @@ async def running_uplink(
         "url": ingest.url,
         "site": SITE,
         "gateway": GW,
+        "token": token_for(GW),
         "max_records": 10,
         "timeout_s": CLIENT_TIMEOUT_S,
         "poll_interval_s": 0.02,

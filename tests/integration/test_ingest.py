@@ -56,6 +56,7 @@ from sync.protocol import (
     encode_ack,
     encode_batch,
 )
+from tests.support.gateway_tokens import bearer, tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import wait_for
 
@@ -235,6 +236,7 @@ async def start_ingest(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[St
                 "reconnect_max_s": 0.3,
                 "http_port": 0,
                 "sqlite_path": tmp_path / "unused.db",
+                "gateway_tokens": tokens(GW),
                 **overrides,
             }
         )
@@ -378,7 +380,7 @@ class StallingWarehouse:
     def __init__(self) -> None:
         self.received = asyncio.Event()
 
-    async def commit_batch(self, batch: Batch) -> Ack:
+    async def commit_batch(self, batch: Batch, *, idempotency_key: str | None = None) -> Ack:
         self.received.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
@@ -395,11 +397,11 @@ class FlakyWarehouse:
     def __init__(self, inner: Warehouse, failures: int) -> None:
         self.inner, self.failures, self.calls = inner, failures, 0
 
-    async def commit_batch(self, batch: Batch) -> Ack:
+    async def commit_batch(self, batch: Batch, *, idempotency_key: str | None = None) -> Ack:
         self.calls += 1
         if self.calls <= self.failures:
             raise WarehouseUnavailable("database restarting")
-        return await self.inner.commit_batch(batch)
+        return await self.inner.commit_batch(batch, idempotency_key=idempotency_key)
 
     async def ping(self) -> None:
         if self.calls < self.failures:
@@ -473,7 +475,7 @@ async def test_http_ingest_is_idempotent_and_refuses_bad_requests(
     service, _ = await start_ingest(warehouse, http_max_body=64 * 1024)
     batch = make_batch([21, 22, 23])
     body = encode_batch(batch)
-    headers = {"Content-Encoding": "deflate", "Idempotency-Key": batch.batch_id}
+    headers = {"Content-Encoding": "deflate", "Idempotency-Key": batch.batch_id, **bearer(GW)}
     base = f"http://127.0.0.1:{service.http_port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         health = await http.get("/v1/healthz")
@@ -504,9 +506,9 @@ async def test_http_ingest_is_idempotent_and_refuses_bad_requests(
         assert response.status_code == 400
         assert "Idempotency-Key" in response.json()["reason"]
 
-        no_key = {"Content-Encoding": "deflate"}
+        no_key = {"Content-Encoding": "deflate", **bearer(GW)}
         assert (await http.post("/v1/ingest", content=body, headers=no_key)).status_code == 400
-        plain = {"Idempotency-Key": batch.batch_id}
+        plain = {"Idempotency-Key": batch.batch_id, **bearer(GW)}
         assert (await http.post("/v1/ingest", content=body, headers=plain)).status_code == 415
 
         too_big = await http.post("/v1/ingest", content=b"x" * (65 * 1024), headers=headers)
@@ -526,7 +528,7 @@ async def test_http_answers_503_while_the_warehouse_is_down(
     flaky = FlakyWarehouse(sqlite_warehouse, failures=1)
     service, _ = await start_ingest(flaky, mqtt_enabled=False)
     batch = make_batch([1])
-    headers = {"Content-Encoding": "deflate", "Idempotency-Key": batch.batch_id}
+    headers = {"Content-Encoding": "deflate", "Idempotency-Key": batch.batch_id, **bearer(GW)}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}") as http:
         assert (await http.get("/v1/healthz")).status_code == 503
         down = await http.post("/v1/ingest", content=encode_batch(batch), headers=headers)
@@ -573,7 +575,8 @@ async def test_warehouse_refuses_what_it_cannot_store_and_commits_the_rest(
     assert again.committed == (5,)
     assert rows(warehouse, "SELECT line FROM packs WHERE seq = 5") == [("℮ 250 g at −18 °C",)]
 
-    moved = await warehouse.commit_batch(Batch(GW, SITE, "temperatures", ((1, pack(1)),)))
+    probe = {"ts_us": TS0, "line": "L1", "device": "tt1", "probe": "P1", "celsius": 3.5}
+    moved = await warehouse.commit_batch(Batch(GW, SITE, "temperatures", ((1, probe),)))
     assert moved == Ack(GW, moved.batch_id, (), ((1, REASON_DIFFERENT_STREAM),))
 
     with pytest.raises(ProtocolError):

@@ -24,6 +24,7 @@ from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
 from sync.protocol import alerts_topic, andon_topic, gateway_alerts_topic, status_topic
 from tests.support.configs import minimal_config_text
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO
 from tests.support.uplink_harness import Watcher
@@ -89,10 +90,10 @@ async def test_gateway_records_reach_the_warehouse_exactly_once(
         messages = await asyncio.to_thread(
             retained,
             broker,
-            [status_topic("test-site", "gw-test"), andon_topic("test-site", "L1")],
+            [status_topic("test-site", "gw-test"), andon_topic("test-site", "gw-test", "L1")],
         )
         assert messages[status_topic("test-site", "gw-test")] == b"online"
-        andon = json.loads(messages[andon_topic("test-site", "L1")])
+        andon = json.loads(messages[andon_topic("test-site", "gw-test", "L1")])
         assert andon["state"] == "green"
     finally:
         stop.set()
@@ -117,15 +118,23 @@ async def test_gateway_records_reach_the_warehouse_exactly_once(
 async def test_gateway_records_reach_the_warehouse_over_https(tmp_path: Path) -> None:
     warehouse_path = tmp_path / "warehouse.db"
     ingest = IngestService(
-        IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=warehouse_path)
+        IngestSettings(
+            mqtt_enabled=False,
+            http_port=0,
+            sqlite_path=warehouse_path,
+            gateway_tokens=tokens("gw-test"),
+        )
     )
     ingest_task = asyncio.create_task(ingest.run())
     await asyncio.wait_for(ingest.ready.wait(), 15)
     db_path = tmp_path / "gw.db"
     config_path = tmp_path / "gw.toml"
+    token_path = tmp_path / "ingest-token"
+    token_path.write_text(token_for("gw-test") + "\n")
     config_path.write_text(
         minimal_config_text(db_path, commit_interval_ms=20)
         + f'[sync.https]\nurl = "http://127.0.0.1:{ingest.http_port}/v1/ingest"\n'
+        + f'token = {{ file = "{token_path}" }}\n'
     )
     stop = asyncio.Event()
     started: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -219,7 +228,7 @@ async def test_transitions_stored_at_start_are_published(tmp_path: Path, broker:
             ],
             {},
         )
-    line_topic = alerts_topic("test-site", "L1")
+    line_topic = alerts_topic("test-site", "gw-test", "L1")
     gateway_topic = gateway_alerts_topic("test-site", "gw-test")
     board = Watcher(broker, line_topic, gateway_topic)
     config_path = tmp_path / "gw.toml"

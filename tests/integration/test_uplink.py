@@ -100,13 +100,13 @@ async def test_outbox_batches_by_priority_then_seq_and_acks_delete(tmp_path: Pat
 
 def test_andon_state_is_latest_wins() -> None:
     clock = ManualClock()
-    andon = AndonPublisher(SITE, clock=clock)
+    andon = AndonPublisher(SITE, GW, clock=clock)
     assert andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
     assert not andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
     assert andon.update("L1", "green")
     (message,) = andon.retained_messages(everything=False)
     assert message.retain
-    assert message.topic == andon_topic(SITE, "L1")
+    assert message.topic == andon_topic(SITE, GW, "L1")
     assert json.loads(message.payload)["state"] == "green"
     assert andon.retained_messages(everything=False) == []
     assert len(andon.retained_messages(everything=True)) == 1  # re-published on reconnect
@@ -166,8 +166,8 @@ async def test_alert_feed_pages_in_seq_order_passes_over_expired_and_resumes_aft
         body = json.loads(first.payload)
         assert (body["seq"], body["gateway"], body["state"]) == (fresh[0], GW, "raised")
         assert {m.topic for m in published} == {
-            alerts_topic(SITE, "L1"),
-            alerts_topic(SITE, "L2"),
+            alerts_topic(SITE, GW, "L1"),
+            alerts_topic(SITE, GW, "L2"),
             gateway_alerts_topic(SITE, GW),
         }
         assert published[2].topic == gateway_alerts_topic(SITE, GW)  # no line
@@ -321,10 +321,10 @@ async def test_broker_restart_without_persistence_republishes_from_sqlite(
 async def test_late_subscriber_sees_retained_andon_and_online(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    andon = AndonPublisher(SITE)
+    andon = AndonPublisher(SITE, GW)
     status = status_topic(SITE, GW)
-    board = andon_topic(SITE, "L1")
-    live = Watcher(broker, alerts_topic(SITE, "L1"))
+    board = andon_topic(SITE, GW, "L1")
+    live = Watcher(broker, alerts_topic(SITE, GW, "L1"))
     try:
         async with running_store(tmp_path) as store:
             feed = AlertFeed(store, site=SITE, gateway=GW)
@@ -332,8 +332,8 @@ async def test_late_subscriber_sees_retained_andon_and_online(
                 await wait_for(lambda: uplink.state.value == "up")
                 andon.update("L1", "red", [{"alert_id": "t1", "severity": "critical"}])
                 (seq,) = await commit(store, [transition(0, store.clock.wall_us())])
-                await wait_for(lambda: live.last(alerts_topic(SITE, "L1")) is not None)
-                assert json.loads(live.last(alerts_topic(SITE, "L1")) or b"")["seq"] == seq
+                await wait_for(lambda: live.last(alerts_topic(SITE, GW, "L1")) is not None)
+                assert json.loads(live.last(alerts_topic(SITE, GW, "L1")) or b"")["seq"] == seq
                 message = live.messages[-1]
                 expiry = message.properties.MessageExpiryInterval  # type: ignore[union-attr]
                 assert 3500 < expiry <= 3600
@@ -504,11 +504,11 @@ async def test_stored_alerts_reach_their_topics_and_a_refused_one_is_passed_over
     tmp_path: Path,
 ) -> None:
     acl = tmp_path / "acl"
-    acl.write_text("topic readwrite #\ntopic deny lineside/v1/+/L2/alerts\n")
+    acl.write_text("topic readwrite #\ntopic deny lineside/v1/+/gateways/+/alerts/L2\n")
     broker = Mosquitto(tmp_path / "broker", extra_config=f"acl_file {acl}")
     broker.start()
     lines = ["L1", "L2", None]
-    watcher = Watcher(broker, alerts_topic(SITE, "+"), gateway_alerts_topic(SITE, GW))
+    watcher = Watcher(broker, alerts_topic(SITE, GW, "+"), gateway_alerts_topic(SITE, GW))
     try:
         async with running_store(tmp_path) as store:
             now = store.clock.wall_us()
@@ -521,7 +521,7 @@ async def test_stored_alerts_reach_their_topics_and_a_refused_one_is_passed_over
                 expected = [seq for seq in seqs if seq not in refused]
                 await wait_for(lambda: seen_seqs(watcher) == expected, what="all others, in order")
                 topics = {m.topic for m in watcher.messages}
-                assert topics == {alerts_topic(SITE, "L1"), gateway_alerts_topic(SITE, GW)}
+                assert topics == {alerts_topic(SITE, GW, "L1"), gateway_alerts_topic(SITE, GW)}
             assert await store.get_meta(CURSOR_KEY) == str(seqs[-1])  # saved at the stop
             # The next start publishes only what is new.
             more = await commit(store, [transition(i, now) for i in range(4)])
@@ -537,7 +537,7 @@ async def test_stored_alerts_reach_their_topics_and_a_refused_one_is_passed_over
 async def test_a_full_paho_queue_holds_alerts_back_and_loses_none(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    watcher = Watcher(broker, alerts_topic(SITE, "L1"))
+    watcher = Watcher(broker, alerts_topic(SITE, GW, "L1"))
     try:
         async with running_store(tmp_path) as store:
             feed = AlertFeed(

@@ -32,6 +32,7 @@ from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings
 from sync.ingest.http_app import INGEST_PATH
 from sync.outbox import Outbox
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.paths import REPO
 from tests.support.running_gateway import gateway_in_process
 from tests.support.uplink_harness import GW, SITE, commit, pack, running_store
@@ -63,7 +64,11 @@ class Ingest:
 @pytest.fixture
 async def ingest(tmp_path: Path) -> AsyncIterator[Ingest]:
     db_path = tmp_path / "warehouse.db"
-    service = IngestService(IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=db_path))
+    service = IngestService(
+        IngestSettings(
+            mqtt_enabled=False, http_port=0, sqlite_path=db_path, gateway_tokens=tokens(GW)
+        )
+    )
     task = asyncio.create_task(service.run())
     await wait_for(lambda: task.done() or service.ready.is_set(), 10)
     if task.done():
@@ -105,7 +110,15 @@ def config_text(tmp_path: Path, ingest_url: str) -> str:
         f'[store]\npath = "{tmp_path / "lineside.db"}"\ncommit_interval_ms = 20\n\n'
         '[[lines]]\nid = "L1"\n\n'
         f'[sync.https]\nurl = "{ingest_url}"\ntimeout_s = 5.0\n'
+        f'token = {{ file = "{token_file(tmp_path)}" }}\n'
     )
+
+
+def token_file(tmp_path: Path) -> Path:
+    """The gateway's token, where the config names it."""
+    path = tmp_path / "ingest-token"
+    path.write_text(token_for(GW) + "\n")
+    return path
 
 
 async def test_dead_letter_list_show_requeue_lands_every_record_once(
@@ -128,6 +141,7 @@ async def test_dead_letter_list_show_requeue_lands_every_record_once(
             url=ingest.url,
             site=SITE,
             gateway=GW,
+            token=token_for(GW),
             poll_interval_s=0.02,
             backoff=Backoff(initial=0.05, maximum=0.2),
         )

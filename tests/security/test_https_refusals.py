@@ -34,6 +34,7 @@ from sync.ingest import IngestService, IngestSettings
 from sync.ingest.http_app import INGEST_PATH
 from sync.ingest.warehouse import decode_message
 from sync.outbox import Outbox
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.uplink_harness import GW, SITE, commit, pack, running_store
 from tests.support.waiting import wait_for
 
@@ -130,7 +131,11 @@ class Warehouse:
 @pytest.fixture
 async def warehouse(tmp_path: Path) -> AsyncIterator[Warehouse]:
     db_path = tmp_path / "warehouse.db"
-    service = IngestService(IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=db_path))
+    service = IngestService(
+        IngestSettings(
+            mqtt_enabled=False, http_port=0, sqlite_path=db_path, gateway_tokens=tokens(GW)
+        )
+    )
     proxy = Proxy(service.app)
     service.app = proxy  # type: ignore[assignment]  # uvicorn serves service.app
     task = asyncio.create_task(service.run())
@@ -152,6 +157,7 @@ async def running_uplink(store: Store, url: str) -> AsyncIterator[HttpsUplink]:
         url=url,
         site=SITE,
         gateway=GW,
+        token=token_for(GW),
         max_records=10,
         timeout_s=5.0,
         poll_interval_s=0.02,

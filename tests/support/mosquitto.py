@@ -9,6 +9,13 @@
 The broker binds 127.0.0.1 only and allows anonymous clients. ``start()`` returns once the
 port accepts TCP connections (polled every 20 ms), and fails with the broker's log if it exits
 or does not listen in time.
+
+With ``users={name: password}`` it runs the **shipped** configuration instead
+(``config/mosquitto/mosquitto.conf`` and, unless ``acl`` names another, ``config/mosquitto/acl``,
+rendered by :func:`sync.broker_auth.render_config`: only the listener, the files, the
+persistence folder and the log lines differ): anonymous clients refused, every login confined
+by the ACL, the shipped packet size limit. ``extra_config`` lines are appended (a test may add
+``log_type debug`` to see refused publishes in :meth:`log_tail`, or lift a limit).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from sync.broker_auth import SHIPPED_ACL, render_config, write_password_file
 from tests.support.ports import free_port
 
 MOSQUITTO = os.environ.get("LINESIDE_MOSQUITTO", "/usr/sbin/mosquitto")
@@ -43,6 +51,8 @@ class Mosquitto:
         port: int | None = None,
         extra_config: str = "",
         start_timeout: float = 10.0,
+        users: dict[str, str] | None = None,
+        acl: Path | None = None,
     ) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -55,6 +65,10 @@ class Mosquitto:
         self.persistence_dir.mkdir(exist_ok=True)
         self.config_path = directory / "mosquitto.conf"
         self.log_path = directory / "mosquitto.log"
+        self.users = dict(users) if users is not None else None
+        """user → password under the shipped config; None: the open test config."""
+        self.acl = acl or SHIPPED_ACL
+        self.password_path = directory / "passwd"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,6 +82,19 @@ class Mosquitto:
         return self._process is not None and self._process.poll() is None
 
     def _write_config(self) -> None:
+        if self.users is not None:
+            write_password_file(self.password_path, self.users)
+            self.config_path.write_text(
+                render_config(
+                    port=self.port,
+                    password_file=self.password_path,
+                    acl_file=self.acl,
+                    persistence_dir=self.persistence_dir if self.persistence else None,
+                    run_as=getpass.getuser(),
+                    extra="\n".join(["log_dest stderr", self.extra_config]),
+                )
+            )
+            return
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",

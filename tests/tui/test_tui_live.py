@@ -95,7 +95,7 @@ async def test_an_operator_acknowledges_an_alert_with_the_keyboard(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     uplink = f'\n[sync.mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-    watcher = AndonWatcher(broker, andon_topic("demo-site", "L1"))
+    watcher = AndonWatcher(broker, andon_topic("demo-site", "demo-gw1", "L1"))
     try:
         async with simulated_site(tmp_path, speed=SPEED, extra_config=uplink) as handle:
             site = await handle.site()

@@ -16,6 +16,7 @@ from sync.protocol import (
     Batch,
     ProtocolError,
     ack_topic,
+    alerts_topic,
     andon_topic,
     data_topic,
     decode_ack,
@@ -46,7 +47,8 @@ def test_ack_round_trip() -> None:
 
 
 def test_topics() -> None:
-    assert andon_topic("hull", "L1") == "lineside/v1/hull/L1/andon"
+    assert andon_topic("hull", "gw1", "L1") == "lineside/v1/hull/gateways/gw1/andon/L1"
+    assert alerts_topic("hull", "gw1", "L1") == "lineside/v1/hull/gateways/gw1/alerts/L1"
     assert status_topic("hull", "gw1") == "lineside/v1/hull/gateways/gw1/status"
     assert data_topic("hull", "gw1", "packs") == "lineside/v1/hull/gateways/gw1/data/packs"
     assert ack_topic("hull", "gw1") == "lineside/v1/hull/gateways/gw1/ack"
