@@ -419,6 +419,15 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         except TokenFileError as exc:
             raise CommandFailed(f"lineside ingest: {exc}", EXIT_USAGE) from None
     options: dict[str, Any] = {}
+    if args.ack_keys is not None:
+        from sync.ingest.ack_keys import AckKeyFileError, AckKeys  # noqa: PLC0415
+
+        try:
+            options["ack_keys"] = AckKeys(path=args.ack_keys)
+        except AckKeyFileError as exc:
+            raise CommandFailed(f"lineside ingest: {exc}", EXIT_USAGE) from None
+    elif not args.no_mqtt:
+        log.warning("no --ack-keys: acks go out unsigned, and gateways with an ack_key refuse them")
     if args.client_id is not None:
         options["client_id"] = args.client_id
     if args.max_message_bytes is not None:
@@ -776,6 +785,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="largest MQTT message accepted (default: a full 4 MiB batch plus headroom)",
+    )
+    ingest.add_argument(
+        "--ack-keys",
+        type=Path,
+        metavar="FILE",
+        help="the gateways' ack keys, one <gateway id>:<key> a line: acks are signed with them "
+        "(a gateway with [sync.mqtt] ack_key refuses unsigned acks)",
     )
     ingest.add_argument("--no-mqtt", action="store_true", help="HTTPS ingest only")
     ingest.add_argument("--http-host", default="127.0.0.1", help="HTTP listen address")

@@ -1023,6 +1023,11 @@ class MqttSync(StrictModel):
     """Broker password (a secret table)."""
     ca_file: ConfigPath | None = None
     """CA certificate: when set, the connection uses TLS and verifies the broker."""
+    ack_key: Secret | None = None
+    """Key of the ingest's ack signatures (HMAC-SHA256; a secret table, e.g.
+    ``{ credential = "ack-key" }``; the ingest has the same key for this gateway in its
+    ``--ack-keys`` file). When set, an unsigned or badly signed ack is refused; when not, acks
+    are not authenticated and only the broker's ACL keeps them from being forged."""
     cert_file: ConfigPath | None = None
     """Client certificate for TLS client authentication."""
     key_file: ConfigPath | None = None
@@ -1065,6 +1070,8 @@ class MqttSync(StrictModel):
             raise ValueError("username and password go together")
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        if self.ack_key is not None and len(self.ack_key.get_secret_value().encode()) < 16:
+            raise ValueError("ack_key must be at least 16 bytes (e.g. 32 random bytes in base64)")
         return self
 
 

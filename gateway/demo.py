@@ -42,6 +42,7 @@ from gateway.service import run_gateway
 from gateway.store import Store
 from sync.broker_auth import INGEST_USER
 from sync.ingest import IngestService, IngestSettings
+from sync.ingest.ack_keys import AckKeys
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ async def _demo_with_broker(
                 password=broker.passwords[INGEST_USER],
                 http_enabled=False,
                 sqlite_path=warehouse,
+                # Signed acks: the gateway below honours only acks signed with this key.
+                ack_keys=AckKeys(keys={config.gateway.id: broker.ack_key}),
             )
         )
         ingest_task = asyncio.create_task(ingest.run(), name="demo.ingest")
@@ -197,6 +200,7 @@ async def _demo_with_broker(
                 port=port,
                 username=config.gateway.id,
                 password=SecretStr(broker.passwords[config.gateway.id]),
+                ack_key=SecretStr(broker.ack_key),
             )
             synced = config.model_copy(update={"sync": SyncSection(mqtt=login)})
             await _demo_with(synced, seconds, warehouse, stop)

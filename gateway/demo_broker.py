@@ -56,6 +56,8 @@ class DemoBroker:
     port: int
     passwords: dict[str, str] = field(repr=False)
     """user name → password: the gateway (its id), ``lineside-ingest``, ``andon-board``."""
+    ack_key: str = field(default="", repr=False)
+    """The key the demo ingest signs the gateway's acks with (new at each start)."""
 
 
 def _start(folder: Path, gateway: str) -> tuple[subprocess.Popen[bytes], DemoBroker] | None:
@@ -101,7 +103,7 @@ def _start(folder: Path, gateway: str) -> tuple[subprocess.Popen[bytes], DemoBro
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,  # noqa: PLW1509  (prctl only; no locks taken)
     )
-    return process, DemoBroker(port, passwords)
+    return process, DemoBroker(port, passwords, ack_key=secrets.token_urlsafe(32))
 
 
 @contextlib.asynccontextmanager

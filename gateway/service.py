@@ -332,6 +332,7 @@ def build_uplink(
         max_records=settings.batch_records,
         max_bytes=settings.batch_bytes,
         window=settings.window,
+        ack_key=settings.ack_key.get_secret_value().encode() if settings.ack_key else None,
     )
 
 

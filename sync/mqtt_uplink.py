@@ -38,6 +38,17 @@ read from the outbox again.
 * Status: a retained last will ``offline`` on :func:`sync.protocol.status_topic` is set
   before connecting, a retained ``online`` is published after every connect, and a retained
   ``offline`` before a clean stop (a normal DISCONNECT suppresses the will).
+* Signed acks (issue 18): with an ``ack_key`` (``[sync.mqtt] ack_key``) an ack is honoured
+  only when its HMAC-SHA256 signature (MQTT 5 user property, :func:`sync.protocol.verify_ack`)
+  verifies with that key; an unsigned or badly signed ack is counted
+  (``unauthenticated_acks``), logged at most once a minute, and ignored. Without a key acks
+  are not authenticated (logged once at start): only the broker's ACL keeps others from
+  publishing on the ack topic. Either way an ack counts only for a batch in flight, and only
+  for that batch's records.
+* Session takeover: a DISCONNECT with reason code 0x8E means another client connected with
+  this gateway's client id. It is logged by name, the link state's last error says so, and a
+  MAJOR ``sync_session_taken_over`` alert is stored; it is cleared once a connection has
+  lasted ``stable_after_s`` again.
 * TCP_NODELAY is set on the socket in ``on_socket_open``: batches and acks are small
   request/response messages that Nagle's algorithm would delay.
 * A hung broker (TCP open, nothing back: docs/reference/reliability.md §7 row 2) is noticed within
@@ -77,14 +88,17 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.base import LinkState
 from gateway.backoff import Backoff
-from gateway.errors import StoreFullError
+from gateway.errors import StoreError, StoreFullError
+from gateway.records import AlertRecord, Severity
 from gateway.store import Store
 from sync.alert_feed import QUOTA_EXCEEDED, AlertFeed
 from sync.andon import AndonMessage, AndonPublisher
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
 from sync.paho_loop import stop_network_loop
 from sync.protocol import (
+    ACK_SIGNATURE_PROPERTY,
     MAX_ACK_BYTES,
+    SESSION_TAKEN_OVER,
     Batch,
     ProtocolError,
     ack_topic,
@@ -92,12 +106,17 @@ from sync.protocol import (
     decode_ack,
     encode_batch,
     status_topic,
+    verify_ack,
 )
 
 log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
+
+TAKEOVER_RULE = "sync_session_taken_over"
+UNAUTHENTICATED_LOG_EVERY_S = 60.0
+"""Unsigned or badly signed acks are logged at most this often (each is counted)."""
 
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 2.0
@@ -129,6 +148,10 @@ class UplinkStats:
     records_quarantined: int = 0
     puback_failures: int = 0
     bad_acks: int = 0
+    unauthenticated_acks: int = 0
+    """Acks refused because their signature is missing or wrong (an ack key is configured)."""
+    sessions_taken_over: int = 0
+    """Disconnects because another client connected with this gateway's client id (0x8E)."""
     liveness_probes: int = 0
     hung_broker: int = 0
     """Connections dropped because the broker said nothing for a whole keep-alive."""
@@ -168,6 +191,8 @@ class _Connection:
     generation: int
     client: mqtt.Client
     started: float
+    ready_at: float = 0.0
+    """Monotonic time the connection became ready (0: not yet)."""
     connected: bool = False
     """The broker's CONNACK accepted the connection: andon and alerts may go out."""
     ready: bool = False
@@ -217,6 +242,7 @@ class MqttUplink:
         stable_after_s: float = 10.0,
         max_inflight: int | None = None,
         max_queued: int = 100,
+        ack_key: bytes | None = None,
     ) -> None:
         # paho's in-flight limit must leave room for the whole window, the alert slots, the
         # alert feed's publishes and the andon/status messages; by default it is sized so.
@@ -249,6 +275,8 @@ class MqttUplink:
         self.stable_after_s = stable_after_s
         self.max_inflight = max_inflight
         self.max_queued = max_queued
+        self.ack_key = ack_key
+        """HMAC-SHA256 key of the ingest's ack signatures; None: acks are not authenticated."""
         self.state = LinkState.DISABLED
         self.stats = UplinkStats()
         self.ack_observers: list[Callable[[float], None]] = []
@@ -266,6 +294,11 @@ class MqttUplink:
         self._stopping = False
         self._next_poll = 0.0
         self._andon_resync = False
+        self._unauthenticated_logged = 0
+        """``unauthenticated_acks`` when one was last logged."""
+        self._unauthenticated_log_at = float("-inf")
+        self._taken_over = False
+        """A ``sync_session_taken_over`` alert is raised and not cleared yet."""
 
     # ---------------------------------------------------------------- life cycle
 
@@ -280,6 +313,12 @@ class MqttUplink:
         if self.andon is not None:
             self.andon.on_change = self._wake
         self.store.commit_observers.append(self._on_commit)
+        if self.ack_key is None:
+            log.warning(
+                "uplink: acks are not authenticated (no [sync.mqtt] ack_key): anyone the broker "
+                "lets publish on %s can acknowledge batches in flight",
+                self.ack_topic,
+            )
         try:
             while not self._stopping:
                 self.state = LinkState.CONNECTING
@@ -374,7 +413,7 @@ class MqttUplink:
             post("publish", mid, rc)
 
         def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-            post("message", message.topic, bytes(message.payload))
+            post("message", message.topic, bytes(message.payload), _signature(message))
 
         def on_unsubscribe(
             _c: mqtt.Client, _u: object, mid: int, _codes: Any, _p: Properties | None
@@ -469,6 +508,7 @@ class MqttUplink:
                 self._publish_andon(conn)
                 await self._publish_alerts(conn)
             if conn.ready:
+                self._check_stable(conn, now)
                 self._check_alive(conn, now)
                 self._resend_due(conn, now)
                 await self._fill_window(conn)
@@ -489,6 +529,8 @@ class MqttUplink:
         candidates = [now + self.poll_interval_s, self._next_poll]
         candidates.append(conn.last_heard + self.keepalive_s / (1 if conn.probing else 2))
         candidates.extend(entry.deadline for entry in self._window.values())
+        if self._taken_over:
+            candidates.append(conn.ready_at + self.stable_after_s)
         if self.alerts is not None:
             candidates.append(self.alerts.next_wakeup())
         return max(min(candidates), now)
@@ -499,9 +541,9 @@ class MqttUplink:
             conn.probing = False
         if event.kind == "message":
             # An ack is valid whichever connection brought it.
-            topic, payload = event.args
+            topic, payload, signature = event.args
             if topic == self.ack_topic:
-                await self._on_ack(payload)
+                await self._on_ack(payload, signature)
             return
         if event.kind == "wake" or event.generation != conn.generation:
             return
@@ -516,6 +558,8 @@ class MqttUplink:
             await self._on_puback(conn, mid, rc)
         elif event.kind == "disconnect":
             (rc,) = event.args
+            if rc.value == SESSION_TAKEN_OVER:
+                raise _Disconnected(self._on_taken_over())
             raise _Disconnected(f"connection lost ({rc})")
 
     async def _on_connack(self, conn: _Connection, rc: ReasonCode, session_present: bool) -> None:
@@ -538,6 +582,7 @@ class MqttUplink:
         if not codes or any(code.is_failure for code in codes):
             raise UplinkRefused(f"broker refused the ack subscription: {codes}")
         conn.ready = True
+        conn.ready_at = time.monotonic()
         self.state = LinkState.UP
         self.stats.connects += 1
         self._publish_other(conn, self.status_topic, ONLINE, retain=True)
@@ -547,6 +592,41 @@ class MqttUplink:
             entry.deadline = now
         self._next_poll = now
         log.info("uplink up: %s:%d, %d batches to resend", self.host, self.port, len(self._window))
+
+    def _on_taken_over(self) -> str:
+        """Another client connected with our client id: say so by name, raise the alert."""
+        self.stats.sessions_taken_over += 1
+        message = (
+            f"session taken over by another client with our client id ({self.client_id}) "
+            f"on {self.host}:{self.port}"
+        )
+        log.error("uplink: %s", message)
+        self._takeover_alert("updated" if self._taken_over else "raised", message)
+        self._taken_over = True
+        return message
+
+    def _check_stable(self, conn: _Connection, now: float) -> None:
+        """Clear the takeover alert once a connection has lasted again."""
+        if self._taken_over and now - conn.ready_at >= self.stable_after_s:
+            self._taken_over = False
+            log.info("uplink: the connection as %s has lasted again", self.client_id)
+            self._takeover_alert("cleared", f"the connection as {self.client_id} has lasted again")
+
+    def _takeover_alert(self, state: str, message: str) -> None:
+        record = AlertRecord(
+            ts_us=self.store.clock.wall_us(),
+            alert_id=f"sync.mqtt.session_taken_over.{self.client_id}",
+            rule=TAKEOVER_RULE,
+            subject=self.client_id,
+            severity=Severity.MAJOR,
+            state=state,
+            message=message,
+            detail={"client_id": self.client_id, "broker": f"{self.host}:{self.port}"},
+        )
+        try:
+            self.store.submit(record)
+        except StoreError as exc:
+            log.error("uplink: cannot store the session takeover alert: %s", exc)
 
     def _check_alive(self, conn: _Connection, now: float) -> None:
         """Probe after half a keep-alive of silence; give up after a whole one."""
@@ -703,7 +783,31 @@ class MqttUplink:
             return
         await self._refuse(entry.batch, f"PUBACK {rc.value:#04x} {rc} on {entry.topic}")
 
-    async def _on_ack(self, payload: bytes) -> None:
+    def _authentic(self, payload: bytes, signature: str | None) -> bool:
+        """Whether the ack may be read at all: signed with our key, or no key configured."""
+        if self.ack_key is None:
+            return True
+        if verify_ack(payload, signature, self.ack_key):
+            return True
+        self.stats.bad_acks += 1
+        self.stats.unauthenticated_acks += 1
+        now = time.monotonic()
+        if now - self._unauthenticated_log_at >= UNAUTHENTICATED_LOG_EVERY_S:
+            since = self.stats.unauthenticated_acks - self._unauthenticated_logged
+            self._unauthenticated_log_at = now
+            self._unauthenticated_logged = self.stats.unauthenticated_acks
+            log.warning(
+                "uplink: ignoring %s ack on %s (%d refused since the last report, %d in all)",
+                "an unsigned" if signature is None else "a badly signed",
+                self.ack_topic,
+                since,
+                self.stats.unauthenticated_acks,
+            )
+        return False
+
+    async def _on_ack(self, payload: bytes, signature: str | None = None) -> None:
+        if not self._authentic(payload, signature):
+            return
         try:
             ack = decode_ack(payload)
         except ProtocolError as exc:
@@ -774,6 +878,14 @@ def _connect_properties() -> Properties:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.MaximumPacketSize = MAX_ACK_BYTES + 1024  # the ack plus its topic and header
     return props
+
+
+def _signature(message: mqtt.MQTTMessage) -> str | None:
+    """The ack signature user property of a message, if it has exactly one."""
+    properties = getattr(message, "properties", None)
+    pairs = getattr(properties, "UserProperty", None) or []
+    found = [value for name, value in pairs if name == ACK_SIGNATURE_PROPERTY]
+    return found[0] if len(found) == 1 and isinstance(found[0], str) else None
 
 
 def _set_nodelay(_client: mqtt.Client, _userdata: object, sock: Any) -> None:

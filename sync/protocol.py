@@ -27,10 +27,19 @@ gateway's outbox only then), and those it refused::
 
     {"v": 1, "gateway": "hull-gw1", "batch_id": "...", "committed": [1001, ...],
      "conflicts": [{"seq": 1003, "reason": "same sequence, different payload"}]}
+
+An ack is **signed** when the ingest has a key for the gateway: HMAC-SHA256, keyed with the
+gateway's ack key, over :data:`ACK_SIGNATURE_CONTEXT` followed by the exact payload bytes
+(which name the gateway, the batch id, the committed seqs and the conflicts). The signature
+travels in the MQTT 5 user property :data:`ACK_SIGNATURE_PROPERTY` as
+``hmac-sha256:<hex>``, so the payload stays what older gateways parse. A gateway with an
+ack key honours only acks whose signature verifies (:func:`verify_ack`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import zlib
 from collections.abc import Mapping, Sequence
@@ -49,6 +58,18 @@ refused before it is parsed."""
 MAX_ACK_BYTES = 1024 * 1024
 """An ack larger than this is refused before it is parsed (one for 10 000 records, the most a
 batch may hold, is about 120 KiB); also the gateway's MQTT Maximum Packet Size."""
+
+
+ACK_SIGNATURE_PROPERTY = "lineside-ack-sig"
+"""The MQTT 5 user property that carries an ack's signature."""
+ACK_SIGNATURE_SCHEME = "hmac-sha256"
+ACK_SIGNATURE_CONTEXT = b"lineside/v1 ack\0"
+"""Prefixed to the payload before signing: a signature over an ack is never valid for
+anything else the same key might sign."""
+SESSION_TAKEN_OVER = 0x8E
+"""MQTT 5 DISCONNECT reason code: another client connected with the same client id."""
+MIN_ACK_KEY_BYTES = 16
+"""The shortest ack key accepted (a generated one is 32 random bytes, URL-safe base64)."""
 
 
 class ProtocolError(ValueError):
@@ -201,6 +222,19 @@ def encode_ack(ack: Ack) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
+
+
+def sign_ack(payload: bytes, key: bytes) -> str:
+    """The signature of an encoded ack (the value of :data:`ACK_SIGNATURE_PROPERTY`)."""
+    digest = hmac.new(key, ACK_SIGNATURE_CONTEXT + payload, hashlib.sha256).hexdigest()
+    return f"{ACK_SIGNATURE_SCHEME}:{digest}"
+
+
+def verify_ack(payload: bytes, signature: str | None, key: bytes) -> bool:
+    """Whether ``signature`` is this key's signature of ``payload`` (constant-time)."""
+    if signature is None:
+        return False
+    return hmac.compare_digest(signature.encode(errors="replace"), sign_ack(payload, key).encode())
 
 
 def decode_ack(payload: bytes, *, max_bytes: int = MAX_ACK_BYTES) -> Ack:

@@ -26,6 +26,16 @@ authenticated — is the batch's; the ack goes to that gateway's ack topic only.
 a broker that honours MQTT 5 never delivers it) is refused before it is copied or parsed, and
 records are checked against their stream's schema by the warehouse.
 
+**Signed acks.** With ``ack_keys`` (``lineside ingest --ack-keys FILE``) every ack to a
+gateway that has a key carries an HMAC-SHA256 signature in an MQTT 5 user property
+(:func:`sync.protocol.sign_ack`): a gateway with that key honours nothing else, so even a
+broker without the shipped ACL cannot be used to forge acks. A gateway without a key in the
+file gets unsigned acks (logged once per gateway).
+
+**Session takeover.** A DISCONNECT with reason code 0x8E "Session taken over" means another
+client connected with the ingest's client id; it is logged as such (an error), not as an
+ordinary lost connection.
+
 So a crash, kill or cancellation anywhere before the commit leaves the message unacknowledged
 in the broker's session, and the broker redelivers it (DUP) when the ingest reconnects. A crash
 after the commit but before the PUBACK also redelivers it; the warehouse then finds every
@@ -71,13 +81,16 @@ from sync.ingest.warehouse import (
 )
 from sync.paho_loop import stop_network_loop
 from sync.protocol import (
+    ACK_SIGNATURE_PROPERTY,
     DATA_SUBSCRIPTION,
     PREFIX,
+    SESSION_TAKEN_OVER,
     Ack,
     Batch,
     ProtocolError,
     ack_topic,
     encode_ack,
+    sign_ack,
 )
 
 logger = logging.getLogger(__name__)
@@ -107,6 +120,11 @@ class ConsumerStats:
     connects: int = 0
     sessions_lost: int = 0
     """Connections on which the broker had no session for us although we had one."""
+    acks_signed: int = 0
+    acks_unsigned: int = 0
+    """Acks published without a signature (no ack key for their gateway)."""
+    sessions_taken_over: int = 0
+    """Disconnects because another client connected with our client id (0x8E)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +172,7 @@ class MqttConsumer:
         self._backoff = Backoff(
             initial=settings.reconnect_initial_s, maximum=settings.reconnect_max_s
         )
+        self._unsigned_warned: set[str] = set()
         self._client = self._make_client()
 
     @property
@@ -274,6 +293,15 @@ class MqttConsumer:
             return
         delay = self._backoff.next_delay()
         self._set_reconnect_delay(client, delay)
+        if reason_code.value == SESSION_TAKEN_OVER:
+            self.stats.sessions_taken_over += 1
+            logger.error(
+                "session taken over by another client with our client id (%s); "
+                "reconnecting in %.2f s",
+                self.settings.client_id,
+                delay,
+            )
+            return
         logger.warning("MQTT connection lost (%s); reconnecting in %.2f s", reason_code, delay)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -406,12 +434,29 @@ class MqttConsumer:
             raise AssertionError(f"ack for a batch not of its topic {topic!r}")
         # The topic's gateway is the one the broker's ACL let publish there: its ack only.
         site, gateway, _ = ids
-        info = self._client.publish(ack_topic(site, gateway), encode_ack(ack), qos=1)
+        payload = encode_ack(ack)
+        properties = self._ack_properties(gateway, payload)
+        info = self._client.publish(ack_topic(site, gateway), payload, qos=1, properties=properties)
         if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             # NO_CONN: paho keeps QoS 1 messages and sends them after the reconnect.
             self.stats.acks_published += 1
         else:
             logger.warning("ack for %s not queued: %s", batch.batch_id, mqtt.error_string(info.rc))
+
+    def _ack_properties(self, gateway: str, payload: bytes) -> Properties | None:
+        """The ack's signature as a user property, when the gateway has an ack key."""
+        keys = self.settings.ack_keys
+        key = keys.key(gateway) if keys is not None else None
+        if key is None:
+            self.stats.acks_unsigned += 1
+            if keys is not None and gateway not in self._unsigned_warned:
+                self._unsigned_warned.add(gateway)
+                logger.warning("no ack key for gateway %s: its acks go out unsigned", gateway)
+            return None
+        self.stats.acks_signed += 1
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = (ACK_SIGNATURE_PROPERTY, sign_ack(payload, key))
+        return props
 
     def _puback(self, item: _Inbound) -> None:
         if item.qos == 0:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sync.ingest.ack_keys import AckKeys
 from sync.ingest.auth import TokenFile
 from sync.protocol import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 
@@ -50,6 +51,9 @@ class IngestSettings:
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     mqtt_enabled: bool = True
+    ack_keys: AckKeys | None = field(default=None, repr=False)
+    """Per-gateway keys the acks are signed with (:mod:`sync.ingest.ack_keys`); None: acks
+    go out unsigned (a gateway configured with an ack key refuses them)."""
 
     http_host: str = "127.0.0.1"
     http_port: int = 8088
