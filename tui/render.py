@@ -17,6 +17,8 @@ from typing import Any
 
 from rich.text import Text
 
+from rules.alarm_rates import FLOOD_ABOVE
+
 MAX_TEXT = 500
 """Longest external string kept (the longest alert message is about 200 characters): a
 runaway value must not push every other figure off the screen."""
@@ -392,3 +394,86 @@ def emark_counts(line: dict[str, Any]) -> Text:
     t1, t2 = int(emark.get("below_t1") or 0), int(emark.get("below_t2") or 0)
     style = "bold red" if t2 else ("dark_orange" if t1 else "")
     return Text(f"{t1}/{t2}", style=style)
+
+
+def alert_ref(alert: dict[str, Any]) -> Text:
+    """The alert's short reference (what ``lineside ack REF`` takes), or ``-``."""
+    ref = alert.get("ref")
+    if not ref:
+        return Text("-", style="dim")
+    return plain(ref, 16, style="bold")
+
+
+def occurrences(alert: dict[str, Any]) -> str:
+    """``×600`` when the condition came back more than once while the alert stood, else ``""``."""
+    try:
+        count = int(alert.get("occurrences") or 1)
+    except (TypeError, ValueError):
+        return ""
+    return f"×{count}" if count > 1 else ""
+
+
+def alert_message(alert: dict[str, Any]) -> str:
+    """The alert's message without the corrective action the gateway appends to it
+    (``… . Action: …``): the screens show the action on a line of its own."""
+    message = str(alert.get("message") or "")
+    action = alert.get("action")
+    suffix = f". Action: {action}"
+    if action and message.endswith(suffix):
+        return message[: -len(suffix)]
+    return message
+
+
+def alert_action(alert: dict[str, Any] | None) -> Text:
+    """``Action: …`` for the alert's corrective action (empty when the rule has none)."""
+    action = (alert or {}).get("action")
+    if not action:
+        return Text("")
+    text = Text("Action: ", style="bold", end="")
+    text.append_text(plain(action))
+    return text
+
+
+def flooding(load: dict[str, Any] | None) -> bool:
+    """More alerts raised in the last ten minutes than an operator can handle (EEMUA 191)."""
+    return int((load or {}).get("last_10_min") or 0) > FLOOD_ABOVE
+
+
+def flood_badge(load: dict[str, Any] | None) -> Text:
+    """``■ FLOOD`` while the last ten minutes are in flood (more than ten raised), else empty."""
+    if not flooding(load):
+        return Text("")
+    return Text("■ FLOOD", style="bold white on red")
+
+
+def alarm_rate(load: dict[str, Any] | None) -> Text:
+    """A line's alarm load in one phrase: ``alarms: 3 / 10 min`` and the flood badge."""
+    if not load:
+        return Text("alarms: -", style="dim")
+    text = Text(f"alarms: {int(load.get('last_10_min') or 0)} / 10 min")
+    text.append(f" (avg {float(load.get('per_10_min') or 0.0):.2f})", style="dim")
+    if flooding(load):
+        text.append(" ")
+        text.append_text(flood_badge(load))
+    return text
+
+
+def alarm_summary(load: dict[str, Any] | None) -> Text:
+    """The gateway's alarm load (last 24 h) for the system screen, in ISA-18.2 terms."""
+    if not load:
+        return Text("no figures from the gateway", style="dim")
+    last = int(load.get("last_10_min") or 0)
+    flood_pct = float(load.get("flood_pct") or 0.0)
+    stale = int(load.get("stale") or 0)
+    text = Text(f"{last} raised in the last 10 min")
+    if flooding(load):
+        text.append(" ")
+        text.append_text(flood_badge(load))
+    text.append(
+        f"\n        avg {float(load.get('per_10_min') or 0.0):.2f} / 10 min"
+        f", peak {int(load.get('peak_10_min') or 0)}"
+        f", flood {flood_pct:.1f} % of 10-min periods, stale "
+    )
+    # Stale: active for more than a day (ISA-18.2's target is fewer than five).
+    text.append(str(stale), style="bold dark_orange" if stale else "")
+    return text

@@ -402,20 +402,35 @@ class LineScreen(StatusScreen):
 
     @staticmethod
     def _alerts(snapshot: dict[str, Any], line: dict[str, Any], stale_s: float | None) -> Text:
-        text = Text.assemble(("Active alerts", "bold"))
+        text = Text.assemble(("Active alerts", "bold"), "   ")
+        # The line's alarm load: alerts raised in the last ten minutes, FLOOD over ten.
+        text.append_text(render.alarm_rate(line.get("alarm_load")))
         alerts = sorted(line.get("active_alerts") or [], key=render.alert_order)
         if not alerts:
-            text.append("  none", "green")
+            text.append("\n  none", "green")
             return text
         for alert in alerts[:DETAIL_ALERTS]:
             text.append("\n  ")
             text.append_text(render.styled(render.SEVERITY, alert["severity"]))
+            text.append(" ")
+            text.append_text(render.alert_ref(alert))
             ack = "acked" if alert["acknowledged"] else "NOT ACKED"
             age = _us_age(snapshot, alert["raised_us"], stale_s)
-            text.append(f" {ack:<9} {age:>4}  {alert['message']}")
+            count = render.occurrences(alert)
+            text.append(f" {ack:<9} {age:>4}  ")
+            if count:
+                text.append(f"{count} ", "bold")
+            text.append(render.alert_message(alert))
         if len(alerts) > DETAIL_ALERTS:
             text.append(f"\n  … and {len(alerts) - DETAIL_ALERTS} more", "bold")
-        text.append("\n  (2: alerts screen to acknowledge)", "dim")
+        # What to do about the most urgent one (the first listed) that has an action.
+        first = next((a for a in alerts if a.get("action")), None)
+        if first is not None:
+            text.append("\n  ")
+            text.append_text(render.alert_ref(first))
+            text.append(" ")
+            text.append_text(render.alert_action(first))
+        text.append("\n  (2: alerts screen, or lineside ack REF, to acknowledge)", "dim")
         return text
 
 
@@ -457,9 +472,9 @@ class AlertsScreen(StatusScreen):
         table = self.query_one("#alerts", DataTable)
         keep = self.selected()
         wide = self.size.width >= WIDE
-        columns = ["Sev", "State", "Line", "Age", "Message"]
+        columns = ["Sev", "Ref", "State", "Line", "Age", "Message"]
         if wide:
-            columns[3:3] = ["Rule"]
+            columns[4:4] = ["Rule"]
         if [str(c.label) for c in table.columns.values()] != columns:
             table.clear(columns=True)
             table.add_columns(*columns)
@@ -468,27 +483,36 @@ class AlertsScreen(StatusScreen):
         alerts = self._alerts()
         active = snapshot["alerts"]["active"]
         unacked = sum(1 for a in active if not a.get("acknowledged"))
+        load = snapshot["alerts"].get("load")
         # Counted, since in a flood the table shows only the first screenful.
-        self.query_one("#title", Static).update(
-            Text.assemble(
-                f"Alerts: {len(active)} active ({unacked} unacked), "
-                f"{len(snapshot['alerts']['recent'])} recent",
-                render.stale_note(self.stale_s),
-            )
+        title = Text.assemble(
+            f"Alerts: {len(active)} active ({unacked} unacked), "
+            f"{len(snapshot['alerts']['recent'])} recent",
         )
+        if render.flooding(load):
+            title.append(f"  {int((load or {}).get('last_10_min') or 0)} raised in 10 min ")
+            title.append_text(render.flood_badge(load))
+        title.append_text(render.stale_note(self.stale_s))
+        self.query_one("#title", Static).update(title)
         # The message fills what the other columns leave; the panel below shows it whole.
-        message_width = max(self.size.width - (62 if wide else 42), 16)
+        message_width = max(self.size.width - (66 if wide else 46), 16)
         for alert in alerts:
             state = render.ALERT_STATE_SHORT.get(alert["state"], alert["state"])
+            message = render.plain(render.alert_message(alert), message_width)
+            count = render.occurrences(alert)
+            if count:  # "×600 device … down": how often, before what
+                message = Text.assemble((f"{count} ", "bold"), message)
+                message.truncate(message_width, overflow="ellipsis")
             cells: list[Text] = [
                 render.styled(render.SEVERITY, alert["severity"]),
+                render.alert_ref(alert),
                 render.plain(state, 12, style="bold" if not alert["acknowledged"] else "dim"),
                 render.plain(alert.get("line") or "-", 8),
                 Text(_us_age(snapshot, alert["raised_us"], self.stale_s)),
-                render.plain(alert["message"], message_width),
+                message,
             ]
             if wide:
-                cells[3:3] = [render.plain(alert["rule"], 20)]
+                cells[4:4] = [render.plain(alert["rule"], 20)]
             table.add_row(*(render.faded(cell, stale) for cell in cells), key=alert["id"])
         if keep is not None:
             ids = [a["id"] for a in alerts]
@@ -506,17 +530,29 @@ class AlertsScreen(StatusScreen):
         if alert is None:
             panel.update(Text("No alerts.", style="green"))
             return
+        snapshot = host(self).snapshot
         text = Text.assemble(
             render.styled(render.SEVERITY, alert["severity"]),
+            " ",
+            render.alert_ref(alert),
             (f" {alert['rule']} [{alert['subject']}]\n", "bold"),  # Text: brackets are literal
-            f"{alert['message']}\n",
-            f"id {alert['id']}   {render.ALERT_STATE.get(alert['state'], alert['state'])}",
+            f"{render.alert_message(alert)}\n",
         )
+        if alert.get("action"):
+            text.append_text(render.alert_action(alert))
+            text.append("\n")
+        text.append(render.ALERT_STATE.get(alert["state"], alert["state"]))
+        count = render.occurrences(alert)
+        if count and snapshot is not None:
+            first = _us_age(snapshot, alert.get("first_us"), self.stale_s)
+            last = _us_age(snapshot, alert.get("last_us"), self.stale_s)
+            text.append(f"   {count} (first {first} ago, last {last} ago)", "bold")
+        if alert.get("ref"):
+            text.append(f"   lineside ack {alert['ref']}", "dim")
         if alert["acknowledged_by"]:
             text.append(f"\nacknowledged by {alert['acknowledged_by']}")
             if alert.get("comment"):
                 text.append(f": {alert['comment']}")
-        snapshot = host(self).snapshot
         if alert.get("shelved_until_us") and snapshot is not None:
             remaining = (alert["shelved_until_us"] - snapshot["gateway"]["now_us"]) / 1e6
             text.append(f"   shelved for {render.age(remaining - (self.stale_s or 0))} more")
@@ -564,7 +600,12 @@ class OperatorDialog(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         verb = "Shelve" if self.shelve else "Acknowledge"
         with Vertical(id="dialog"):
-            yield Static(Text(f"{verb}: {self.alert['message']}", style="bold"))
+            title = Text(f"{verb} ", style="bold")
+            title.append_text(render.alert_ref(self.alert))
+            title.append(f": {render.alert_message(self.alert)}", style="bold")
+            yield Static(title)
+            if self.alert.get("action"):
+                yield Static(render.alert_action(self.alert), id="dialog-action")
             yield Static(Text("Enter confirms, Esc cancels.", style="dim"))
             yield Label("Operator name")
             yield Input(value=self.operator, placeholder="your name", id="operator")
@@ -739,4 +780,7 @@ class SystemScreen(StatusScreen):
         evicted = sum((store.get("evicted") or {}).values())
         if evicted:
             text.append(f"\n        {evicted} telemetry rows evicted for space", "dark_orange")
+        # The alarm load of the last 24 hours, all lines together (rules/alarm_rates.py).
+        text.append("\nAlarms  ", "bold")
+        text.append_text(render.alarm_summary(snapshot["alerts"].get("load")))
         return text

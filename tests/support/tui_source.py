@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rules.actions import DEFAULT_ACTIONS
+from rules.alarm_rates import Raise, alarm_load
+from rules.alert_refs import alert_ref
 from tui.client import GatewayUnavailable
 
 STATUS = json.loads((Path(__file__).parent / "data" / "tui_status.json").read_text())
@@ -73,24 +76,100 @@ def device_down(status: dict[str, Any]) -> dict[str, Any]:
     return status
 
 
+def _load(raised_us: list[int], now_us: int) -> dict[str, Any]:
+    """Alarm load figures (as :func:`rules.alarm_rates.alarm_load` gives them) for raises at
+    ``raised_us`` within the last 24 hours."""
+    raises = [Raise(ts, "L1", "device_down") for ts in raised_us]
+    start = now_us - 24 * 3600 * 1_000_000
+    report = alarm_load(raises, start_us=start, end_us=now_us + 1, lines=["L1"])
+    return report.total.as_dict()
+
+
+def _with_load(status: dict[str, Any], raised_us: list[int]) -> None:
+    """Set the gateway's and L1's alarm load from the recorded raises plus ``raised_us``."""
+    now_us = status["gateway"]["now_us"]
+    recorded = [a["raised_us"] for a in status["alerts"]["active"] + status["alerts"]["recent"]]
+    load = _load(sorted({*recorded, *raised_us}), now_us)
+    status["alerts"]["load"] = load
+    status["lines"][0]["alarm_load"] = dict(load)
+
+
 def alert_flood(status: dict[str, Any], count: int = 240) -> dict[str, Any]:
-    """The recorded status with ``count`` more active alerts (a device flapping, say)."""
+    """The recorded status with ``count`` more active alerts (a device flapping, say): one
+    raised every 7 s, so the last ten minutes are in flood."""
     status = copy.deepcopy(status)
     template = status["alerts"]["active"][0]
     now_us = status["gateway"]["now_us"]
     severities = ["critical", "major", "warning"]
+    action = DEFAULT_ACTIONS["device_down"]
+    raised = []
     for n in range(count):
         alert = dict(template)
+        alert_id = f"device_down:tt-modbus:{n}"
+        raised_us = now_us - (n + 1) * 7_000_000
         alert.update(
-            id=f"device_down:tt-modbus:{n}",
+            id=alert_id,
+            ref=alert_ref(alert_id),
             rule="device_down",
             subject="tt-modbus",
             severity=severities[n % 3],
             acknowledged=n % 4 == 0,
             state="active-acknowledged" if n % 4 == 0 else "active-unacknowledged",
-            raised_us=now_us - (n + 1) * 7_000_000,
-            message=f"device tt-modbus link down ({n + 1}. time today): no valid reply in 3 s",
+            raised_us=raised_us,
+            first_us=raised_us,
+            last_us=raised_us,
+            occurrences=1,
+            value=None,
+            action=action,
+            message=f"device tt-modbus link down ({n + 1}. time today): no valid reply in 3 s"
+            f". Action: {action}",
+        )
+        raised.append(raised_us)
+        status["alerts"]["active"].append(alert)
+        status["lines"][0]["active_alerts"].append(alert)
+    _with_load(status, raised)
+    return status
+
+
+CHATTER = [
+    # (subject, severity, occurrences, first seen this long ago, last seen, acknowledged)
+    ("tt-modbus", "major", 600, 3 * 3600, 4, False),
+    ("cw1-modbus", "major", 37, 50 * 60, 20, False),
+    ("probes-opcua", "critical", 12, 9 * 60, 65, False),
+    ("scanner1", "warning", 2, 7 * 60, 300, True),
+]
+
+
+def chattering(status: dict[str, Any]) -> dict[str, Any]:
+    """The recorded status with devices dropping their links again and again: one alert per
+    device, counting the drops (``×600``), and more than ten raised in the last ten
+    minutes, so the line and the gateway are in flood."""
+    status = copy.deepcopy(status)
+    template = status["alerts"]["active"][0]
+    now_us = status["gateway"]["now_us"]
+    action = DEFAULT_ACTIONS["device_down"]
+    for subject, severity, count, first_s, last_s, acked in CHATTER:
+        alert = dict(template)
+        alert_id = f"device_down:{subject}:{now_us - first_s * 1_000_000}"
+        alert.update(
+            id=alert_id,
+            ref=alert_ref(alert_id),
+            rule="device_down",
+            subject=subject,
+            severity=severity,
+            acknowledged=acked,
+            acknowledged_by="Ann Operator" if acked else None,
+            state="active-acknowledged" if acked else "active-unacknowledged",
+            raised_us=now_us - first_s * 1_000_000,
+            first_us=now_us - first_s * 1_000_000,
+            last_us=now_us - last_s * 1_000_000,
+            occurrences=count,
+            value=None,
+            action=action,
+            message=f"device {subject} link down: no valid reply in 3 s. Action: {action}",
         )
         status["alerts"]["active"].append(alert)
         status["lines"][0]["active_alerts"].append(alert)
+    # Each alert above came back after it had cleared: 14 raises in the last ten minutes.
+    _with_load(status, [now_us - n * 40_000_000 for n in range(1, 15)])
     return status

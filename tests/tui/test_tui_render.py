@@ -184,3 +184,46 @@ def test_a_line_with_no_working_device_is_not_green(
 def test_a_red_line_stays_red_without_devices() -> None:
     line = {"id": "L1", "andon": "red"}
     assert render.line_andon(snapshot_with([]), line, stale=False).plain == "■ RED"
+
+
+@pytest.mark.parametrize(
+    ("occurrences", "shown"),
+    [(None, ""), (1, ""), (2, "×2"), (600, "×600"), ("many", "")],
+)
+def test_an_occurrence_count_is_shown_only_when_the_alert_came_back(
+    occurrences: object, shown: str
+) -> None:
+    assert render.occurrences({"occurrences": occurrences}) == shown
+
+
+def test_the_action_the_gateway_appends_to_a_message_is_shown_apart() -> None:
+    alert = {"message": "P1 above 5.0 °C. Action: Move the product to chill", "action": ""}
+    assert render.alert_message(alert) == alert["message"], "no action: the message as sent"
+    alert["action"] = "Move the product to chill"
+    assert render.alert_message(alert) == "P1 above 5.0 °C"
+    assert render.alert_action(alert).plain == "Action: Move the product to chill"
+    assert render.alert_action({"message": "x"}).plain == ""
+
+
+def test_a_ref_is_literal_and_a_missing_one_is_a_dash() -> None:
+    assert render.alert_ref({"ref": "[b]1a2b3c"}).plain == "[b]1a2b3c"
+    assert render.alert_ref({}).plain == "-"
+
+
+@pytest.mark.parametrize(("last_10_min", "flood"), [(0, False), (10, False), (11, True)])
+def test_flood_is_more_than_ten_raised_in_ten_minutes(last_10_min: int, flood: bool) -> None:
+    load = {"last_10_min": last_10_min, "per_10_min": 1.25, "flood_pct": 0.7, "stale": 2}
+    assert render.flooding(load) is flood
+    assert ("FLOOD" in render.alarm_rate(load).plain) is flood
+    assert render.alarm_rate(load).plain.startswith(f"alarms: {last_10_min} / 10 min")
+    summary = render.alarm_summary(load).plain
+    assert ("FLOOD" in summary) is flood
+    assert "avg 1.25 / 10 min" in summary
+    assert "flood 0.7 % of 10-min periods" in summary
+    assert summary.endswith("stale 2")
+
+
+def test_a_snapshot_without_alarm_figures_says_so() -> None:
+    assert render.alarm_rate(None).plain == "alarms: -"
+    assert not render.flooding(None)
+    assert "no figures" in render.alarm_summary({}).plain

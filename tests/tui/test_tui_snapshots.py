@@ -24,6 +24,7 @@ from tests.support.tui_source import (
     SetClock,
     SilentSource,
     alert_flood,
+    chattering,
     device_down,
 )
 from tui.app import LinesideApp
@@ -160,3 +161,21 @@ def test_alert_flood_line_detail(snap_compare: Any) -> None:
     assert snap_compare(
         app_with(alert_flood(STATUS)), terminal_size=(80, 24), run_before=after("enter")
     )
+
+
+def test_chattering_flood_alerts_screen(snap_compare: Any) -> None:
+    """Alerts that keep coming back: each row's ref and count (×600), the FLOOD marker in
+    the title, and the action of the highlighted alert."""
+    assert snap_compare(app_with(chattering(STATUS)), terminal_size=(80, 24), run_before=after("2"))
+
+
+def test_chattering_flood_line_detail(snap_compare: Any) -> None:
+    """The line's alarm load (raised in the last 10 min, FLOOD), refs, counts, action."""
+    assert snap_compare(
+        app_with(chattering(STATUS)), terminal_size=(80, 24), run_before=after("enter")
+    )
+
+
+def test_chattering_flood_system_screen(snap_compare: Any) -> None:
+    """The gateway's alarm load: last 10 min with FLOOD, average, % in flood, stale."""
+    assert snap_compare(app_with(chattering(STATUS)), terminal_size=(80, 24), run_before=after("3"))
