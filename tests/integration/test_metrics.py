@@ -26,6 +26,7 @@ from gateway.status import GatewayStatus
 from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
 from tests.support.configs import minimal_config_text
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
 from tests.support.running_gateway import gateway_in_process, health_toml, http_get
@@ -202,14 +203,22 @@ async def _exercise_and_scrape(config: Path, scanner: ScannerSimulator, port: in
 async def test_https_uplink_acknowledgements_are_timed_too(tmp_path: Path) -> None:
     port = free_port()
     ingest = IngestService(
-        IngestSettings(mqtt_enabled=False, http_port=0, sqlite_path=tmp_path / "warehouse.db")
+        IngestSettings(
+            mqtt_enabled=False,
+            http_port=0,
+            sqlite_path=tmp_path / "warehouse.db",
+            gateway_tokens=tokens("gw-test"),
+        )
     )
     ingest_task = asyncio.create_task(ingest.run())
     await asyncio.wait_for(ingest.ready.wait(), 15)
+    token = tmp_path / "ingest-token"
+    token.write_text(token_for("gw-test") + "\n")
     config = tmp_path / "gw.toml"
     config.write_text(
         minimal_config_text(tmp_path / "gw.db", commit_interval_ms=20)
         + f'[sync.https]\nurl = "http://127.0.0.1:{ingest.http_port}/v1/ingest"\n'
+        + f'token = {{ file = "{token}" }}\n'
         + health_toml(port)
     )
     try:
