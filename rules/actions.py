@@ -1,11 +1,11 @@
 """Corrective actions: what the operator does when an alert is raised.
 
 HACCP asks for corrective actions to be set in advance for when monitoring shows a critical
-control point is not under control (Reg (EC) 852/2004 Art 5(2)(e); docs/reference/
-domain-rules.md §3), and the ℮ packer's record asks for the corrections made as well as
-the checks (SI 2006/659 reg 9; domain-rules §1). Each rule may carry one action text; the
-gateway puts it in the alert's detail (``action``) and after its message, so the andon, the
-TUI and the warehouse show what to do, not only what is wrong.
+control point is not under control (Reg (EC) 852/2004 Art 5(2)(e);
+docs/reference/domain-rules.md §3), and the ℮ packer's record asks for the corrections made
+as well as the checks (SI 2006/659 reg 9; docs/reference/domain-rules.md §1). Each rule may
+carry one action text; the gateway puts it in the alert's detail (``action``) and after its
+message, so the andon, the TUI and the warehouse show what to do, not only what is wrong.
 
 The texts below are defaults: a site writes its own in ``[rules.actions]`` (an empty text
 removes one). They are plant procedure, not law (docs/alarms.md §5).
