@@ -220,6 +220,12 @@ async def test_a_proxy_answering_404_keeps_every_record_until_it_is_fixed(
             await wait_for(lambda: _empty(outbox), 15, "the outbox drained")
             assert link_state(uplink) is LinkState.UP
             await wait_for(lambda: _alert_states_are(store, ["raised", "cleared"]), 10)
+            # The clearing is a record too: it reaches the warehouse with the next batch.
+            await wait_for(
+                lambda: warehouse.alert_states("sync_refused") == ["raised", "cleared"],
+                15,
+                "the alert's clearing in the warehouse",
+            )
     per_seq = warehouse.rows_per_seq()
     assert set(seqs) <= set(per_seq)
     assert all(per_seq[seq] == 1 for seq in seqs), "every record exactly once"
