@@ -112,6 +112,17 @@ async def write_pack(sim: Simulator, counter: int) -> None:
     await sim.set_value("CW1.PackCounter", counter)
 
 
+async def stored_events(db: Path, kind: str, at_least: int) -> None:
+    def there() -> bool:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM device_events WHERE kind = ?", (kind,)
+            ).fetchone()
+        return int(n) >= at_least
+
+    await wait_for(there, 20, f"{at_least} {kind} event(s)")
+
+
 def stored_packs(db: Path) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return int(conn.execute("SELECT count(*) FROM packs").fetchone()[0])
@@ -175,7 +186,8 @@ async def test_a_restart_mid_batch_gives_the_uninterrupted_record_and_alerts(
         first = GatewayProcess(config_path, log, 1)
         try:
             await first.ready()
-            await asyncio.sleep(1.0)  # the subscription's first notification (the baseline)
+            # The subscription's first notification gives the counter it counts from.
+            await stored_events(db, "pack_counter_baseline", 1)
             await pack_until(sim, db, 1, FIRST_HALF)
             first.proc.send_signal(stop)
             code = await first.wait(20)
@@ -185,7 +197,9 @@ async def test_a_restart_mid_batch_gives_the_uninterrupted_record_and_alerts(
         second = GatewayProcess(config_path, log, 2)
         try:
             await second.ready()
-            await asyncio.sleep(1.0)
+            # Connected again; the counter carries over from the store, so a pack written
+            # before the subscription's first notification still counts.
+            await stored_events(db, "link_up", 2)
             await pack_until(sim, db, FIRST_HALF + 1, PACKS)
             socket_path = load_config(config_path).control_socket_path
             answer = await send_command(
