@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean soak bench system-deps
+.PHONY: demo test lint typecheck unit venv clean soak bench system-deps wheelhouse
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## The wheels tests/integration/test_wheel.py installs offline with pipx: the project's
+## dependencies and pip (pipx's own). An install step like the venv: it may use PyPI.
+WHEELHOUSE := .wheelhouse
+$(WHEELHOUSE)/.complete: pyproject.toml $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) . pip
+	rm -f $(WHEELHOUSE)/lineside-*.whl
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.complete
 
 ## Debian packages the tests run as real peers or tools: mosquitto (the broker),
 ## systemd-analyze (unit checks), unshare/nsenter (the full-disk test's mount namespace).
@@ -29,7 +39,7 @@ demo: $(STAMP)
 	$(BIN)/lineside demo
 
 ## Lint, type check and the whole test suite.
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -47,7 +57,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WHEELHOUSE) .mypy_cache .pytest_cache .ruff_cache
 
 ## The soak run (not in CI): the simulated site under random faults for SOAK_MINUTES (30),
 ## then the conservation check; the report goes to bench/results/soak-latest.{md,json}.

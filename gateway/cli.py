@@ -632,7 +632,17 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="simulated devices, the gateway and a live view, all on this machine"
     )
     demo.add_argument(
-        "--config", type=Path, default=None, help="demo config (default: config/demo.toml)"
+        "--config",
+        type=Path,
+        default=None,
+        help="demo config (default: config/demo.toml here, else the one shipped in the package)",
+    )
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the demo keeps its store and log (default for the shipped config: "
+        "./lineside-demo)",
     )
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
     demo.add_argument(

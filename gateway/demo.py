@@ -1,7 +1,8 @@
 """``lineside demo``: simulators, gateway and the operator TUI; everything on this machine.
 
 On a terminal, the demo starts the back end (device simulators, the simulated ERP, the
-gateway on ``config/demo.toml``, and a loopback broker with the central ingest when
+gateway on ``config/demo.toml`` (or the copy shipped in the package, see
+``gateway/demo_config.py``), and a loopback broker with the central ingest when
 mosquitto is installed) as a child process logging to ``demo.log`` beside the store, and
 opens the operator TUI in the foreground, as an operator would run it beside a real
 gateway. However the TUI ends (``q``, Ctrl-C, SIGTERM, a closed terminal, even SIGKILL)
@@ -33,8 +34,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.simulators import SimulatorSettings, run_simulators
-from gateway.config import LinesideConfig, MqttSync, SyncSection, load_config
+from gateway.config import LinesideConfig, MqttSync, SyncSection
 from gateway.demo_broker import demo_broker
+from gateway.demo_config import demo_config_path, load_demo_config, operator_hint
 from gateway.demo_site import DemoAlreadyRunning, DemoLock, point_at_simulators, reset_demo_store
 from gateway.errors import ConfigError, StoreError
 from gateway.logs import configure_logging
@@ -66,6 +68,7 @@ async def _live_view(
     config: LinesideConfig,
     warehouse: Path | None,
     stop: asyncio.Event,
+    hint: str,
 ) -> None:
     """A status line per second: what the gateway has recorded so far, until the demo stops."""
     store = await store_ready
@@ -75,10 +78,7 @@ async def _live_view(
     else:
         mqtt = config.sync.mqtt
         print(f"uplink: MQTT to 127.0.0.1:{mqtt.port}, central ingest into {warehouse}")
-    print(
-        "alerts: list with 'lineside alerts -c config/demo.toml', acknowledge with "
-        "'lineside ack -c config/demo.toml REF --operator NAME'"
-    )
+    print(f"alerts: {hint}")
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
@@ -130,7 +130,9 @@ STATUS_QUERIES = {
 DEMO_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-async def _demo(config: LinesideConfig, seconds: float | None, *, lifeline: bool) -> None:
+async def _demo(
+    config: LinesideConfig, seconds: float | None, *, lifeline: bool, hint: str
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Ctrl-C, SIGTERM or a closed terminal (SIGHUP) at any moment stops the demo cleanly;
@@ -142,7 +144,7 @@ async def _demo(config: LinesideConfig, seconds: float | None, *, lifeline: bool
             watcher = None
             if lifeline:
                 watcher = tasks.create_task(_watch_lifeline(stop), name="demo.lifeline")
-            await _demo_with_broker(config, seconds, stop)
+            await _demo_with_broker(config, seconds, stop, hint)
             if watcher is not None:
                 watcher.cancel()
     finally:
@@ -169,11 +171,11 @@ async def _watch_lifeline(stop: asyncio.Event) -> None:
 
 
 async def _demo_with_broker(
-    config: LinesideConfig, seconds: float | None, stop: asyncio.Event
+    config: LinesideConfig, seconds: float | None, stop: asyncio.Event, hint: str
 ) -> None:
     async with demo_broker(config.store.path.parent / "broker", config.gateway.id) as broker:
         if broker is None:
-            await _demo_with(config, seconds, None, stop)
+            await _demo_with(config, seconds, None, stop, hint)
             return
         # Sync through a local broker to a local warehouse (the central ingest, SQLite), each
         # with its own login under the shipped ACL (config/mosquitto/).
@@ -203,14 +205,18 @@ async def _demo_with_broker(
                 ack_key=SecretStr(broker.ack_key),
             )
             synced = config.model_copy(update={"sync": SyncSection(mqtt=login)})
-            await _demo_with(synced, seconds, warehouse, stop)
+            await _demo_with(synced, seconds, warehouse, stop, hint)
         finally:
             ingest_task.cancel()
             await asyncio.gather(ingest_task, return_exceptions=True)
 
 
 async def _demo_with(
-    config: LinesideConfig, seconds: float | None, warehouse: Path | None, stop: asyncio.Event
+    config: LinesideConfig,
+    seconds: float | None,
+    warehouse: Path | None,
+    stop: asyncio.Event,
+    hint: str,
 ) -> None:
     listening: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
     store_ready: asyncio.Future[Store] = asyncio.get_running_loop().create_future()
@@ -229,7 +235,9 @@ async def _demo_with(
         gateway = tasks.create_task(
             run_gateway(config, stop=stop, on_ready=store_ready.set_result), name="demo.gateway"
         )
-        view = tasks.create_task(_live_view(store_ready, config, warehouse, stop), name="demo.view")
+        view = tasks.create_task(
+            _live_view(store_ready, config, warehouse, stop, hint), name="demo.view"
+        )
         timer = None
         if seconds is not None:
             timer = tasks.create_task(_stop_after(stop, seconds), name="demo.timer")
@@ -265,9 +273,10 @@ def run_demo(args: argparse.Namespace) -> int:
     The demo's folder (beside the store) is locked for as long as any part of the demo runs,
     and its store starts fresh unless ``--keep-store`` is given.
     """
-    path: Path = args.config or Path("config/demo.toml")
+    path = demo_config_path(args.config)
+    state_dir: Path | None = getattr(args, "state_dir", None)
     try:
-        config = load_config(path)
+        config = load_demo_config(path, state_dir)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 3
@@ -284,10 +293,11 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         headless = getattr(args, "headless", False) or args.seconds is not None
         if lock is not None and not headless and sys.stdin.isatty() and sys.stdout.isatty():
-            return _run_with_tui(path, config, lock)
+            return _run_with_tui(path, state_dir, config, lock)
         configure_logging(level="warning" if not backend_of_tui else "info", fmt="plain")
         print("Lineside demo: simulated checkweigher, probes and label scanner. Ctrl-C stops.")
-        asyncio.run(_demo(config, args.seconds, lifeline=backend_of_tui))
+        hint = operator_hint(path, config)
+        asyncio.run(_demo(config, args.seconds, lifeline=backend_of_tui, hint=hint))
         print("demo stopped cleanly", flush=True)
         return 0
     finally:
@@ -301,13 +311,17 @@ BACKEND_START_S = 60.0
 """How long the back end may take until its control socket answers."""
 
 
-def _run_with_tui(path: Path, config: LinesideConfig, lock: DemoLock) -> int:
+def _run_with_tui(
+    path: Path, state_dir: Path | None, config: LinesideConfig, lock: DemoLock
+) -> int:
     """The back end as a child process, the TUI in the foreground; stop both on quit."""
     from tui.app import run_tui  # noqa: PLC0415  (Textual loads only with a terminal)
 
     log_path = config.store.path.parent / "demo.log"
     print("Lineside demo: starting the simulated line, the gateway and the warehouse ...")
-    config_args = ("--config", str(path))
+    config_args = ["--config", str(path)]
+    if state_dir is not None:
+        config_args += ["--state-dir", str(state_dir)]
     with log_path.open("wb") as log_file:  # a fresh log for a fresh demo
         backend = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
             [sys.executable, "-m", "gateway.cli", "demo", "--headless", "--backend", *config_args],

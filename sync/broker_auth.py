@@ -17,8 +17,10 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-SHIPPED = Path(__file__).resolve().parents[1] / "config" / "mosquitto"
-"""The shipped broker configuration (in the source tree)."""
+from gateway.shipped import shipped_path
+
+SHIPPED = shipped_path("config", "mosquitto")
+"""The shipped broker configuration (``config/mosquitto/``, package data in the wheel)."""
 SHIPPED_CONF = SHIPPED / "mosquitto.conf"
 SHIPPED_ACL = SHIPPED / "acl"
 
