@@ -1,7 +1,7 @@
 """The results table: each gateway figure beside the bare library's, their ratio, the goal.
 
 :func:`rows` derives the table from the phases' figures; :func:`markdown` renders
-``latest.md`` (the README quotes its table).
+``latest.md`` (docs/benchmarks.md quotes its table).
 """
 
 from __future__ import annotations
