@@ -9,6 +9,7 @@ setuptools, and pipx installs its dependencies from ``.wheelhouse/``, which ``ma
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -51,12 +52,22 @@ class BuiltWheel:
         self.log = log
 
 
+SOURCE_LEFT_OUT = shutil.ignore_patterns(
+    ".git", ".venv", ".wheelhouse", "build", "dist", "var", "lineside-demo", "*.egg-info",
+    "__pycache__", ".*_cache", ".hypothesis",
+)  # fmt: skip
+"""What a build does not read: the build works on a copy, so that it neither writes into the
+checkout (``build/``, ``*.egg-info``) nor races another copy of the suite doing the same."""
+
+
 @pytest.fixture(scope="module")
 def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> BuiltWheel:
+    source = tmp_path_factory.mktemp("source") / "lineside"
+    shutil.copytree(REPO, source, symlinks=True, ignore=SOURCE_LEFT_OUT)
     out = tmp_path_factory.mktemp("dist")
     result = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
-        cwd=REPO,
+        cwd=source,
         capture_output=True,
         text=True,
         timeout=180,
