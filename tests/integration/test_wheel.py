@@ -66,7 +66,9 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> BuiltWheel:
     shutil.copytree(REPO, source, symlinks=True, ignore=SOURCE_LEFT_OUT)
     out = tmp_path_factory.mktemp("dist")
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
+        # Without --wheel: the sdist first and the wheel from it, as `python -m build` does,
+        # so the sdist must carry the shipped files too.
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)],
         cwd=source,
         capture_output=True,
         text=True,
