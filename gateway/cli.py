@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway import __version__, modbus_probe
+from gateway import __version__, modbus_probe, opcua_browse
 from gateway.errors import ConfigError, ControlSocketError, LinesideError, StoreInUseError
 
 if TYPE_CHECKING:
@@ -858,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     token.set_defaults(handler=_cmd_ingest_token)
     modbus_probe.add_parser(commands)
+    opcua_browse.add_parser(commands)
     return parser
 
 
