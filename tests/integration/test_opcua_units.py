@@ -49,8 +49,9 @@ def _checkweigher(endpoint: str, **net: Any) -> OpcUaDevice:
     tags = [
         {"name": "pack_counter", "node": f"nsu={NS_URI};s=CW1.Count"},
         {"name": "net_weight", "node": f"nsu={NS_URI};s=CW1.Net", **net},
-        {"name": "tare", "node": f"nsu={NS_URI};s=CW1.Tare", "scale": 0.1},
     ]
+    if net:
+        tags.append({"name": "tare", "node": f"nsu={NS_URI};s=CW1.Tare", "scale": 0.1})
     group = {"name": "cw", "publishing_interval_ms": 50, "sampling_interval_ms": 0, "tags": tags}
     return device(endpoint, "checkweigher", [group], id="CW1")
 
