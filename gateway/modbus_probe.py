@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from adapters.codecs.register_views import format_views, tag_fragment, views_as_json
@@ -68,6 +69,8 @@ def run_modbus_probe(args: argparse.Namespace) -> int:
         _complain(str(exc))
         return 2
     table = Table.INPUT if args.input else Table.HOLDING
+    # pymodbus logs its own "Failed to connect" lines; the one line below says it all.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     from adapters.modbus.probe import read_block  # noqa: PLC0415 - pymodbus only when used
 
     try:
