@@ -12,6 +12,7 @@ skipped. For each variable the data type's name and the EngineeringUnits (OPC 10
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -146,9 +147,22 @@ async def browse_server(
                 client.set_password(device.password.get_secret_value())
         async with asyncio.timeout(timeout_s * 4):
             await client.connect()
-        try:
-            return await _walk(client, depth, max_nodes, timeout_s)
-        finally:
-            await client.disconnect()
+    except UA_ERRORS as exc:
+        error = translate_error(label, exc, "connect")
+        if device is None or device.security is None:
+            raise error from None
+        # A server that cannot read a channel encrypted for the certificate we pinned only
+        # times out or hangs up; say which certificate that was.
+        pinned = device.security.server_certificate or device.security.trusted_certificates
+        raise type(error)(
+            label,
+            f"{str(error).split(': ', 1)[1]} (SignAndEncrypt {device.security.policy}; is "
+            f"{pinned} this server's certificate, and does it trust ours?)",
+        ) from None
+    try:
+        return await _walk(client, depth, max_nodes, timeout_s)
     except UA_ERRORS as exc:
         raise translate_error(label, exc, "browse") from None
+    finally:
+        with contextlib.suppress(*UA_ERRORS):
+            await client.disconnect()

@@ -19,11 +19,13 @@ from asyncua import ua
 from asyncua.server.server import Server
 
 from adapters.opcua.client import OpcUaAdapter
+from adapters.simulators.opcua_server import APPLICATION_URI
 from gateway.cli import main
 from gateway.clock import SystemClock
 from gateway.config import OpcUaDevice, load_config
 from tests.support.collector import Collector, running
 from tests.support.configs import minimal_config_text
+from tests.support.opcua_harness import GATEWAY_URI, Simulator, make_certificate
 from tests.support.ua_server import eu, ua_server
 from tests.support.waiting import wait_for
 
@@ -147,3 +149,38 @@ async def test_browse_of_nothing_names_the_endpoint() -> None:
     assert code == 1
     assert out == ""
     assert endpoint in err
+
+
+def _secure_config(tmp_path: Path, endpoint: str, pinned: Path, client: tuple[Path, Path]) -> Path:
+    path = tmp_path / f"secure-{pinned.stem}.toml"
+    device = (
+        '[[devices]]\nid = "cw1"\nkind = "opcua"\nline = "L1"\nrole = "checkweigher"\n'
+        f'endpoint = "{endpoint}"\ntimeout_s = 2.0\n'
+        '[devices.security]\npolicy = "Basic256Sha256"\n'
+        f'certificate = "{client[0]}"\nprivate_key = "{client[1]}"\n'
+        f'server_certificate = "{pinned}"\n'
+        '[[devices.groups]]\ntags = [{ name = "pack_counter", node = "ns=2;s=CW1.PackCounter" },'
+        ' { name = "net_weight", node = "ns=2;s=CW1.LastNetWeight" }]\n'
+    )
+    path.write_text(minimal_config_text(tmp_path / "store.db") + device)
+    return path
+
+
+async def test_browse_uses_the_security_of_a_configured_device(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path, "server", APPLICATION_URI, server=True)
+    other, _ = make_certificate(tmp_path, "impostor", APPLICATION_URI, server=True)
+    client = make_certificate(tmp_path, "gateway", GATEWAY_URI, server=False)
+    async with Simulator(certificate=cert, private_key=key) as sim:
+        good = _secure_config(tmp_path, sim.endpoint, cert, client)
+        code, out, err = await _lineside("browse", "--config", str(good), "--device", "cw1")
+        assert (code, err) == (0, "")
+        assert "CW1.LastNetWeight  Double  [g]" in out
+        assert "# checkweigher recognised by variable names" in out
+        # Pinned to another server certificate: refused, although the server also offers
+        # no security, so the device's security settings were used.
+        wrong = _secure_config(tmp_path, sim.endpoint, other, client)
+        code, out, err = await _lineside("browse", "--config", str(wrong), "--device", "cw1")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("lineside browse: device cw1:"), err
+    assert f"is {other} this server's certificate" in err
