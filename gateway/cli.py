@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway import __version__
+from gateway import __version__, modbus_probe, opcua_browse
 from gateway.errors import ConfigError, ControlSocketError, LinesideError, StoreInUseError
 
 if TYPE_CHECKING:
@@ -867,6 +867,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="the ingest's tokens file (--gateway-tokens of lineside ingest)",
         )
     token.set_defaults(handler=_cmd_ingest_token)
+    modbus_probe.add_parser(commands)
+    opcua_browse.add_parser(commands)
     return parser
 
 

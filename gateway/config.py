@@ -47,6 +47,7 @@ from adapters.codecs.registers import (
     parse_modicon_address,
     register_count,
 )
+from adapters.codecs.units import CELSIUS, GRAM, UNIT_ALIASES, UNITS, UnitName
 from gateway.errors import MISSING, ConfigError, ConfigProblem
 from rules.actions import DEFAULT_ACTIONS, RULES_WITH_ACTIONS
 
@@ -402,6 +403,14 @@ class OpcUaTag(TagLimits):
     """What the value means for the device role (checkweigher signal, probe id, ``barcode``)."""
     node: str
     """Node id, e.g. ``ns=2;s=CW1.LastNetWeight`` or ``nsu=urn:x;i=1001``."""
+    scale: float = 1.0
+    """Value = raw × scale + offset, in ``unit`` (docs/devices.md, "Units and scale")."""
+    offset: float = 0.0
+    """Added after scaling."""
+    unit: UnitName | None = None
+    """Unit of raw × scale + offset when it is not the rule's (grams for weights, degC for
+    temperatures), e.g. ``kg`` or ``degF``: the value is converted. The server's
+    EngineeringUnits are checked against it (or against the rule's unit) when it has them."""
     bit: int | None = Field(default=None, ge=0, le=63)
     """A flag in an integer variable (a status word): bit 0 is the least significant bit; the
     tag reads true or false. Not with mask, min, max or fault_codes."""
@@ -413,14 +422,30 @@ class OpcUaTag(TagLimits):
     @classmethod
     def _node_id_syntax(cls, value: str) -> str:
         if not re.fullmatch(r"(ns=\d+;|nsu=[^;]+;)?[isgb]=.+", value):
-            raise ValueError("not an OPC UA node id (e.g. ns=2;s=CW1.LastNetWeight)")
+            raise ValueError(
+                "not an OPC UA node id: ns=<index>;s=<name> (e.g. ns=2;s=CW1.LastNetWeight) "
+                "or, stable when the server renumbers its namespaces, nsu=<namespace URI>;"
+                "s=<name> (e.g. nsu=urn:vendor:cw;s=CW1.LastNetWeight)"
+            )
         return value
+
+    @field_validator("unit", mode="before")
+    @classmethod
+    def _unit_alias(cls, value: object) -> object:
+        return UNIT_ALIASES.get(value, value) if isinstance(value, str) else value
 
     @field_validator("bit", "mask")
     @classmethod
     def _bit_field(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and info.field_name is not None:
-            _check_bit_field(info.field_name, info.data)
+            data = info.data
+            scaled = data.get("scale", 1.0) != 1.0 or data.get("offset", 0.0) != 0.0
+            if scaled or data.get("unit"):
+                raise ValueError(
+                    "a bit field is not scaled: remove scale, offset and unit, "
+                    f"or {info.field_name}"
+                )
+            _check_bit_field(info.field_name, data)
             if info.field_name == "mask":
                 _check_mask(value, 64, "an OPC UA integer")
         return value
@@ -592,6 +617,32 @@ class OpcUaDevice(DeviceBase):
         if (self.password is None) != (self.username is None):
             raise ValueError("username and password go together")
         return self
+
+    @model_validator(mode="after")
+    def _units_fit_the_role(self) -> Self:
+        for tag in (t for g in self.groups for t in g.tags):
+            expected = self.rule_unit(tag.name)
+            if tag.unit is None:
+                continue
+            if expected is None:
+                raise ValueError(
+                    f"tag {tag.name}: unit applies to weights and temperatures; "
+                    f"a {self.role}'s {tag.name} has none"
+                )
+            if UNITS[tag.unit].quantity != UNITS[expected].quantity:
+                raise ValueError(
+                    f"tag {tag.name}: unit {tag.unit} is a {UNITS[tag.unit].quantity}, but "
+                    f"{tag.name} is a {UNITS[expected].quantity} (the rules use {expected})"
+                )
+        return self
+
+    def rule_unit(self, tag: str) -> str | None:
+        """The unit the rules take ``tag`` in (g, degC), or None when it is not a measure."""
+        if self.role == "temperature_probe":
+            return CELSIUS
+        if self.role == "checkweigher" and tag in CHECKWEIGHER_WEIGHTS:
+            return GRAM
+        return None
 
     def tag_names(self) -> list[str]:
         """All tag names across the groups."""

@@ -63,7 +63,9 @@ counter is not polled (its values are read with the counter). docs/devices.md ha
 A ``changeover`` flag is the machine's state, not a value of a pack: it is handed on as it
 arrives (its notifications, or every poll of its group) and never picked by source time; the
 interpreter turns its changes into ``changeover`` events. ``bit``/``mask`` tags read their
-part of an integer variable (:func:`adapters.opcua.status.bit_field`).
+part of an integer variable (:func:`adapters.opcua.status.bit_field`); other tags are scaled
+and converted into the rules' units, the server's EngineeringUnits checked at connect
+(:mod:`adapters.opcua.units`).
 
 Backpressure: a poll group reads only when the store has room
 (:meth:`RecordSink.wait_for_space`). A subscription's next Publish request waits (for at most
@@ -133,6 +135,7 @@ from adapters.opcua.status import (
     status_name,
     translate_error,
 )
+from adapters.opcua.units import check_engineering_units, engineering_sample
 from adapters.roles import CheckweigherInterpreter, Interpreter, interpreter_for
 from gateway.backoff import Backoff
 from gateway.clock import Clock
@@ -470,6 +473,7 @@ class OpcUaAdapter(DeviceRecorder):
             raise DeviceUnreachable(self.device_id, problem)
         session.start_time = start.Value.Value if start.Value is not None else None
         session.nodes = await self._resolve(client)
+        await check_engineering_units(self.device, session.nodes, self.device.timeout_s)
         await self._remove_orphans(client, session.start_time)
 
     async def _resolve(self, client: Client) -> dict[str, Node]:
@@ -480,7 +484,9 @@ class OpcUaAdapter(DeviceRecorder):
                 node_id = ua.NodeId.from_string(tag.node)
             except (ValueError, UaError) as exc:
                 raise DeviceConfigError(
-                    self.device_id, f"tag {name}: bad node id {tag.node!r}"
+                    self.device_id,
+                    f"tag {name}: bad node id {tag.node!r} (ns=<index>;s=<name> or "
+                    "nsu=<namespace URI>;s=<name>)",
                 ) from exc
             uri = getattr(node_id, "NamespaceUri", None)
             if uri:
@@ -688,7 +694,9 @@ class OpcUaAdapter(DeviceRecorder):
         if (tag.name, status) not in self._config_reported:
             self._config_reported.add((tag.name, status))
             log.error(
-                "device %s: the server refused monitoring tag %s (%s): %s; check the node id",
+                "device %s: the server refused monitoring tag %s (%s): %s; check the node id "
+                "(ns=<index>;s=<name>, or nsu=<namespace URI>;s=<name> when the server's "
+                "namespace indexes change; lineside browse lists them)",
                 self.device_id,
                 tag.name,
                 tag.node,
@@ -740,7 +748,11 @@ class OpcUaAdapter(DeviceRecorder):
         """One tag's sample, the tag's bit field picked out when it has one."""
         sample = sample_from(name, data_value)
         tag = self.tags.get(name)
-        return sample if tag is None else bit_field(sample, bit=tag.bit, mask=tag.mask)
+        if tag is None:
+            return sample
+        if tag.bit is not None or tag.mask is not None:
+            return bit_field(sample, bit=tag.bit, mask=tag.mask)
+        return engineering_sample(sample, tag, self.device.rule_unit(name))
 
     async def _changed(
         self, client: Client, session: _Session, tag: str, data_value: ua.DataValue

@@ -15,6 +15,7 @@ PURE = [
     REPO / "adapters" / "roles.py",
     REPO / "adapters" / "rejections.py",
     REPO / "adapters" / "pack_signals.py",
+    REPO / "adapters" / "opcua" / "browse_fragment.py",
     REPO / "adapters" / "erp" / "sql_guard.py",
     REPO / "adapters" / "erp" / "model.py",
     REPO / "gateway" / "shedding.py",
