@@ -360,6 +360,16 @@ def _cmd_shelf_life(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_erp_check(args: argparse.Namespace) -> int:
+    from gateway.erp_check import run_erp_check  # noqa: PLC0415
+
+    text, code = run_erp_check(
+        args.url, token_file=args.token_file, as_json=args.json, timezone=args.timezone
+    )
+    print(text)
+    return code
+
+
 def _cmd_erp_sync(args: argparse.Namespace) -> int:
     from gateway.erp_sync import run_erp_sync_once  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
@@ -666,6 +676,15 @@ def build_parser() -> argparse.ArgumentParser:
     erp.add_argument("--config", "-c", type=Path, required=True, help="config file")
     erp.add_argument("--full", action="store_true", help="ignore the watermark: reload all runs")
     erp.set_defaults(handler=_cmd_erp_sync)
+
+    erp_check = commands.add_parser(
+        "erp-check", help="fetch one page from an ERP endpoint and check it against the contract"
+    )
+    erp_check.add_argument("url", help="the ERP's run endpoint, e.g. https://erp/api/runs")
+    erp_check.add_argument("--token-file", type=Path, help="file holding the bearer token")
+    erp_check.add_argument("--timezone", default="Europe/London", help="the ERP's time zone")
+    erp_check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    erp_check.set_defaults(handler=_cmd_erp_check)
 
     alerts = commands.add_parser(
         "alerts", help="list the active alerts and those awaiting acknowledgement, with refs"
