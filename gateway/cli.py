@@ -131,6 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         level=args.log_level or config.gateway.log_level,
         fmt=config.gateway.log_format,
         secrets=config.secrets(),
+        gateway_id=config.gateway.id,
     )
     failures: list[BaseException] = []
     try:
