@@ -201,6 +201,8 @@ class _Connection:
     subscribe_mid: int | None = None
     sent: dict[int, str | None] = field(default_factory=dict)
     """mid → batch_id of a batch, or ``None`` for other messages (status, andon)."""
+    other_topics: dict[int, str] = field(default_factory=dict)
+    """mid → topic of the other messages, to name one the broker refuses."""
     alerts: dict[int, tuple[int, int]] = field(default_factory=dict)
     """mid → (feed epoch, seq) of an alert transition."""
     last_heard: float = 0.0
@@ -662,6 +664,7 @@ class MqttUplink:
             )
             return False
         conn.sent[info.mid] = None
+        conn.other_topics[info.mid] = topic
         return True
 
     def _publish_andon(self, conn: _Connection) -> None:
@@ -788,6 +791,7 @@ class MqttUplink:
         if mid not in conn.sent:
             return
         batch_id = conn.sent.pop(mid)
+        topic = conn.other_topics.pop(mid, None)
         if not rc.is_failure:
             if batch_id is not None:
                 self.stats.batches_pubacked += 1
@@ -795,7 +799,8 @@ class MqttUplink:
         self.stats.puback_failures += 1
         entry = self._window.get(batch_id) if batch_id is not None else None
         if entry is None:
-            log.error("uplink: broker refused a message (%s): %s", batch_id or "status/andon", rc)
+            what = f"batch {batch_id}" if batch_id is not None else f"the message to {topic}"
+            log.error("uplink: broker refused %s (PUBACK %s)", what, rc)
             return
         if rc.value == QUOTA_EXCEEDED:
             delay = min(self.ack_timeout_s * 2 ** min(entry.attempts, 16), self.ack_timeout_max_s)
