@@ -24,6 +24,7 @@ from asyncua.ua.uaerrors import BadNoSubscription
 from pymodbus.client import AsyncModbusTcpClient
 
 import adapters.opcua.client  # noqa: F401  (installs the adapter's log filters)
+from adapters.erp.simulator import ErpSimulator
 from adapters.simulators import ModbusSimulator
 from gateway.logs import configure_logging
 from tests.support.opcua_harness import Simulator
@@ -199,3 +200,18 @@ async def test_pymodbus_writes_no_hex_dumps(capsys: pytest.CaptureFixture[str]) 
         err = capsys.readouterr().err
         assert not HEX_DUMP.search(err), err
         assert logging.getLogger("pymodbus").getEffectiveLevel() >= logging.WARNING
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_http_protocol_events_stay_out_of_the_gateways_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The ERP poll at the gateway's DEBUG: httpcore's per-request events are wire chatter."""
+    configure_logging(level="debug")
+    async with ErpSimulator() as erp:
+        import httpx  # noqa: PLC0415
+
+        async with httpx.AsyncClient(trust_env=False) as client:
+            assert (await client.get(erp.url)).status_code == 200
+    err = capsys.readouterr().err
+    assert "httpcore" not in err, err
