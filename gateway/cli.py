@@ -365,7 +365,11 @@ def _cmd_erp_check(args: argparse.Namespace) -> int:
     from gateway.erp_check import run_erp_check  # noqa: PLC0415
 
     text, code = run_erp_check(
-        args.url, token_file=args.token_file, as_json=args.json, timezone=args.timezone
+        args.url,
+        token_file=args.token_file,
+        as_json=args.json,
+        timezone=args.timezone,
+        ca_file=args.ca_file,
     )
     print(text)
     return code
@@ -683,6 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     erp_check.add_argument("url", help="the ERP's run endpoint, e.g. https://erp/api/runs")
     erp_check.add_argument("--token-file", type=Path, help="file holding the bearer token")
+    erp_check.add_argument("--ca-file", type=Path, help="CA bundle for the ERP's certificate")
     erp_check.add_argument("--timezone", default="Europe/London", help="the ERP's time zone")
     erp_check.add_argument("--json", action="store_true", help="print the findings as JSON")
     erp_check.set_defaults(handler=_cmd_erp_check)

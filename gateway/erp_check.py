@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -77,7 +78,11 @@ class ErpCheckResult:
 
 
 async def check_erp(
-    url: str, *, token: str | None = None, timezone: str = "Europe/London"
+    url: str,
+    *,
+    token: str | None = None,
+    timezone: str = "Europe/London",
+    ca_file: Path | None = None,
 ) -> ErpCheckResult:
     """Fetch the first page of ``url`` (a full reload's request) and check it."""
     result = ErpCheckResult(url=url)
@@ -87,6 +92,7 @@ async def check_erp(
             url=url,
             token=SecretStr(token) if token is not None else None,
             timezone=timezone,
+            ca_file=ca_file,
             retries=0,
         )
     except ValidationError as exc:
@@ -96,6 +102,11 @@ async def check_erp(
         source = HttpErpSource(config)
     except ErpError as exc:
         result.error = str(exc)
+        return result
+    except (OSError, ssl.SSLError) as exc:
+        # Only the CA bundle is read here: a missing or unreadable file, or not PEM.
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        result.error = f"cannot use CA file {ca_file}: {why}"
         return result
     try:
         body = await source.fetch_first_page()
@@ -113,7 +124,12 @@ async def check_erp(
 
 
 def run_erp_check(
-    url: str, *, token_file: Path | None, as_json: bool, timezone: str = "Europe/London"
+    url: str,
+    *,
+    token_file: Path | None,
+    as_json: bool,
+    timezone: str = "Europe/London",
+    ca_file: Path | None = None,
 ) -> tuple[str, int]:
     """The command: the text to print and the exit code."""
     token: str | None = None
@@ -125,6 +141,6 @@ def run_erp_check(
             why = f"cannot read token file {token_file}: {exc.strerror}"
             result = ErpCheckResult(url=url, error=why)
     if result is None:
-        result = asyncio.run(check_erp(url, token=token, timezone=timezone))
+        result = asyncio.run(check_erp(url, token=token, timezone=timezone, ca_file=ca_file))
     text = json.dumps(result.to_json(), ensure_ascii=False) if as_json else result.format()
     return text, result.exit_code

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapters.erp.simulator import ErpFault, ErpSimulator
+from tests.integration.test_erp_http import tls_files  # noqa: F401  (a fixture: the test CA)
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 TOKEN = "erp-check-token-0123"
@@ -139,3 +140,30 @@ async def test_a_missing_token_file_is_named(tmp_path: Path) -> None:
     result = await erp_check("http://127.0.0.1:9/api/runs", "--token-file", str(missing))
     assert result.code == 4, result
     assert str(missing) in result.out
+
+
+async def test_https_with_the_sites_ca_file(
+    tmp_path: Path,
+    tls_files: dict[str, Path],  # noqa: F811
+) -> None:
+    token_file = tmp_path / "erp-token"
+    token_file.write_text(TOKEN)
+    async with ErpSimulator(
+        now=lambda: NOW, certfile=tls_files["cert"], keyfile=tls_files["key"], token=TOKEN
+    ) as erp:
+        assert erp.url.startswith("https://")
+        trusted = await erp_check(
+            erp.url, "--token-file", str(token_file), "--ca-file", str(tls_files["ca"])
+        )
+        untrusted = await erp_check(erp.url, "--token-file", str(token_file))
+    assert trusted.code == 0, trusted
+    assert untrusted.code == 4, untrusted
+    assert "TLS" in untrusted.out
+
+
+async def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    result = await erp_check("https://127.0.0.1:9/api/runs", "--ca-file", str(missing))
+    assert result.code == 4, result
+    assert str(missing) in result.out
+    assert "Traceback" not in result.err
