@@ -96,7 +96,8 @@ async def check_erp(
             retries=0,
         )
     except ValidationError as exc:
-        result.error = "; ".join(str(e["msg"]) for e in exc.errors())
+        # pydantic's "Value error, " prefix says nothing to someone who typed a URL.
+        result.error = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         return result
     try:
         source = HttpErpSource(config)

@@ -1,5 +1,8 @@
 """Production runs from the ERP's JSON endpoint, read-only, hardened against garbage.
 
+For ERP developers the contract is docs/erp-contract.md, with its JSON Schema in
+adapters/erp/erp-runs.schema.json (``lineside erp-check URL`` checks an endpoint against it).
+
 The wire contract (what :class:`HttpErpSource` asks and what it accepts)::
 
     GET {url}?updated_since=<ISO 8601>&after_run=<RunNumber>&page_size=<k>
