@@ -167,3 +167,12 @@ async def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
     assert result.code == 4, result
     assert str(missing) in result.out
     assert "Traceback" not in result.err
+
+
+async def test_a_url_that_is_not_http_is_refused_in_one_line() -> None:
+    result = await erp_check("ftp://erp.example/runs")
+    assert result.code == 4, result
+    assert (
+        result.out.strip()
+        == "ftp://erp.example/runs: no page read: url must be http(s)://host/path"
+    )
