@@ -6,12 +6,14 @@ from adapters.base import DeviceAdapter, RecordSink
 from adapters.roles import CheckweigherInterpreter
 from gateway.clock import Clock
 from gateway.config import (
+    DeviceBase,
     LinesideConfig,
     ModbusRtuDevice,
     ModbusTcpDevice,
     OpcUaDevice,
     ScannerTcpDevice,
 )
+from gateway.logs import bind_log_context
 from gateway.store import Store
 
 
@@ -41,7 +43,13 @@ async def run_adapter(adapter: DeviceAdapter, store: Store) -> None:
 
     A checkweigher continues from the pack counter last stored for it, so packs made while
     the gateway was down are recorded as missed packs instead of vanishing into a baseline.
+
+    Every line the adapter logs (and asyncua's or pymodbus' tasks under it) names its device
+    and line (docs/operations-logs.md).
     """
+    device = getattr(adapter, "device", None)
+    line = device.line if isinstance(device, DeviceBase) else None
+    bind_log_context(device=adapter.device_id, line=line)
     interpreter = getattr(adapter, "interpreter", None)
     if isinstance(interpreter, CheckweigherInterpreter) and interpreter.last_counter is None:
         interpreter.last_counter = await store.last_pack_counter(adapter.device_id)

@@ -131,6 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         level=args.log_level or config.gateway.log_level,
         fmt=config.gateway.log_format,
         secrets=config.secrets(),
+        gateway_id=config.gateway.id,
     )
     failures: list[BaseException] = []
     try:
@@ -358,6 +359,20 @@ def _cmd_shelf_life(args: argparse.Namespace) -> int:
     if not found:
         print(f"nothing within {args.within_days} day(s) of its use-by or due to be frozen down")
     return EXIT_OK
+
+
+def _cmd_erp_check(args: argparse.Namespace) -> int:
+    from gateway.erp_check import run_erp_check  # noqa: PLC0415
+
+    text, code = run_erp_check(
+        args.url,
+        token_file=args.token_file,
+        as_json=args.json,
+        timezone=args.timezone,
+        ca_file=args.ca_file,
+    )
+    print(text)
+    return code
 
 
 def _cmd_erp_sync(args: argparse.Namespace) -> int:
@@ -676,6 +691,16 @@ def build_parser() -> argparse.ArgumentParser:
     erp.add_argument("--config", "-c", type=Path, required=True, help="config file")
     erp.add_argument("--full", action="store_true", help="ignore the watermark: reload all runs")
     erp.set_defaults(handler=_cmd_erp_sync)
+
+    erp_check = commands.add_parser(
+        "erp-check", help="fetch one page from an ERP endpoint and check it against the contract"
+    )
+    erp_check.add_argument("url", help="the ERP's run endpoint, e.g. https://erp/api/runs")
+    erp_check.add_argument("--token-file", type=Path, help="file holding the bearer token")
+    erp_check.add_argument("--ca-file", type=Path, help="CA bundle for the ERP's certificate")
+    erp_check.add_argument("--timezone", default="Europe/London", help="the ERP's time zone")
+    erp_check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    erp_check.set_defaults(handler=_cmd_erp_check)
 
     alerts = commands.add_parser(
         "alerts", help="list the active alerts and those awaiting acknowledgement, with refs"

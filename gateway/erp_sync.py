@@ -173,6 +173,16 @@ class ErpPoller:
         self.last_error = ""
         self.last_good_monotonic = self.clock.monotonic()
         self.state = LinkState.UP
+        for rejection in result.rejected:
+            # Named run by run, with every reason: what the ERP team must fix. The row is
+            # kept as a rejected input and fetched again once the ERP changes it.
+            name = rejection.run_number or "(no run number)"
+            log.warning(
+                "erp: run %s rejected, not used: %s",
+                name,
+                "; ".join(rejection.reasons),
+                extra={"run": rejection.run_number},
+            )
         if changed or result.rejected:
             log.info(
                 "erp: %d run(s) changed, %d row(s) rejected, watermark %s",
@@ -223,7 +233,7 @@ class ErpPoller:
             return []
         fields = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         message = f"run {run.run_number} changed in the ERP: {', '.join(fields)}"
-        log.warning("erp: %s", message)
+        log.warning("erp: %s", message, extra={"run": run.run_number, "line": run.line})
         return [
             AlertRecord(
                 ts_us=now,

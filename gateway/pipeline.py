@@ -31,7 +31,7 @@ from gateway.records import (
 )
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
-from gateway.shedding import ShedLedger, sheddable
+from gateway.shedding import ShedLedger, device_of, sheddable
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,13 @@ class Pipeline:
         if first:
             log.error(
                 "intake: %d records wait for the store (limit %d); shedding device records "
-                "until it catches up (counted per device in records_shed events)",
+                "until it catches up, starting with a %s of device %s (counted per device in "
+                "records_shed events)",
                 store.pending_count,
                 limit,
+                type(record).__name__,
+                device_of(record) or "unknown",
+                extra={"device": device_of(record)},
             )
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         future.set_exception(RecordShedError(f"shed: {limit} records were pending"))

@@ -866,7 +866,14 @@ class RulesEngine:
                 )
             )
             if not self._replaying:
-                log.info("alert %s %s: %s", t.event, t.alert_id, t.message)
+                run = t.detail.get("run_number")
+                log.info(
+                    "alert %s %s: %s",
+                    t.event,
+                    t.alert_id,
+                    t.message,
+                    extra={"line": t.line, "run": run if isinstance(run, str) else None},
+                )
         for record in out:
             for listener in self.listeners:
                 listener(record)  # type: ignore[arg-type]

@@ -94,6 +94,7 @@ from gateway.store import Store
 from sync.alert_feed import QUOTA_EXCEEDED, AlertFeed
 from sync.andon import AndonMessage, AndonPublisher
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
+from sync.paho_codes import describe_rc, seq_text
 from sync.paho_loop import stop_network_loop
 from sync.protocol import (
     ACK_SIGNATURE_PROPERTY,
@@ -200,6 +201,8 @@ class _Connection:
     subscribe_mid: int | None = None
     sent: dict[int, str | None] = field(default_factory=dict)
     """mid → batch_id of a batch, or ``None`` for other messages (status, andon)."""
+    other_topics: dict[int, str] = field(default_factory=dict)
+    """mid → topic of the other messages, to name one the broker refuses."""
     alerts: dict[int, tuple[int, int]] = field(default_factory=dict)
     """mid → (feed epoch, seq) of an alert transition."""
     last_heard: float = 0.0
@@ -653,9 +656,15 @@ class MqttUplink:
     ) -> bool:
         info = conn.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            log.warning("uplink: publish to %s not accepted by paho: %s", topic, info.rc)
+            log.warning(
+                "uplink: publish to %s (%d bytes) not accepted by paho, published again later: %s",
+                topic,
+                len(payload),
+                describe_rc(info.rc),
+            )
             return False
         conn.sent[info.mid] = None
+        conn.other_topics[info.mid] = topic
         return True
 
     def _publish_andon(self, conn: _Connection) -> None:
@@ -686,7 +695,13 @@ class MqttUplink:
             )
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 # Nothing is lost: the transition is still in the store and still next.
-                log.warning("uplink: alert %d not accepted by paho: %s", message.seq, info.rc)
+                log.warning(
+                    "uplink: alert transition seq %d to %s not accepted by paho, "
+                    "kept in the store and sent next: %s",
+                    message.seq,
+                    message.topic,
+                    describe_rc(info.rc),
+                )
                 feed.not_accepted()
                 break
             conn.alerts[info.mid] = (feed.epoch, message.seq)
@@ -731,7 +746,16 @@ class MqttUplink:
             conn.sent[info.mid] = entry.batch.batch_id
         else:
             # Queue full or connection gone: not sent; try again later, never in a hot loop.
-            log.warning("uplink: batch %s not accepted by paho: %s", entry.batch.batch_id, info.rc)
+            log.warning(
+                "uplink: batch %s (%d %s records, seq %s, to %s) not accepted by paho, "
+                "kept in the store and sent again: %s",
+                entry.batch.batch_id,
+                len(entry.seqs),
+                entry.batch.stream,
+                seq_text(entry.seqs),
+                entry.topic,
+                describe_rc(info.rc),
+            )
             entry.deadline = now + min(self.ack_timeout_s, 1.0)
         if entry.attempts == 1:
             self.stats.batches_sent += 1
@@ -767,6 +791,7 @@ class MqttUplink:
         if mid not in conn.sent:
             return
         batch_id = conn.sent.pop(mid)
+        topic = conn.other_topics.pop(mid, None)
         if not rc.is_failure:
             if batch_id is not None:
                 self.stats.batches_pubacked += 1
@@ -774,7 +799,8 @@ class MqttUplink:
         self.stats.puback_failures += 1
         entry = self._window.get(batch_id) if batch_id is not None else None
         if entry is None:
-            log.error("uplink: broker refused a message (%s): %s", batch_id or "status/andon", rc)
+            what = f"batch {batch_id}" if batch_id is not None else f"the message to {topic}"
+            log.error("uplink: broker refused %s (PUBACK %s)", what, rc)
             return
         if rc.value == QUOTA_EXCEEDED:
             delay = min(self.ack_timeout_s * 2 ** min(entry.attempts, 16), self.ack_timeout_max_s)

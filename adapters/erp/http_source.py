@@ -1,5 +1,8 @@
 """Production runs from the ERP's JSON endpoint, read-only, hardened against garbage.
 
+For ERP developers the contract is docs/erp-contract.md, with its JSON Schema in
+adapters/erp/erp-runs.schema.json (``lineside erp-check URL`` checks an endpoint against it).
+
 The wire contract (what :class:`HttpErpSource` asks and what it accepts)::
 
     GET {url}?updated_since=<ISO 8601>&after_run=<RunNumber>&page_size=<k>
@@ -596,8 +599,28 @@ class HttpErpSource:
             retry_state.upcoming_sleep,
         )
 
+    async def fetch_first_page(self) -> object:
+        """The decoded JSON of the first page of a full reload, unchecked (``lineside erp-check``).
+
+        One GET with the poll's client, status handling and size bound, and no retries: a
+        contract check wants the first answer as it is. Raises as :meth:`fetch_changed`.
+        """
+        try:
+            async with asyncio.timeout(self.config.total_timeout_s):
+                return await self._get_body({"page_size": str(self.config.page_size)})
+        except _Transient as exc:
+            raise ErpUnavailable(f"ERP {self._host}: {exc}") from (exc.__cause__ or exc)
+        except TimeoutError as exc:
+            raise ErpUnavailable(
+                f"ERP {self._host} did not answer within {self.config.total_timeout_s:g} s"
+            ) from exc
+
     async def _get(self, params: Mapping[str, str]) -> _Page:
-        """Send one GET and read one page: the only place this module makes a request."""
+        """One GET, read as a page of runs."""
+        return self._page_of(await self._get_body(params))
+
+    async def _get_body(self, params: Mapping[str, str]) -> object:
+        """Send one GET and decode its body: the only place this module makes a request."""
         self.stats.requests += 1
         try:
             async with self._client.stream("GET", self.config.url, params=params) as response:
@@ -620,7 +643,7 @@ class HttpErpSource:
             raise ErpDataError(f"ERP body cannot be decoded ({exc})") from exc
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise ErpError(f"ERP request failed ({type(exc).__name__}: {exc})") from exc
-        return self._page_of(body)
+        return body
 
     def _check_status(self, response: httpx.Response) -> None:
         status = response.status_code

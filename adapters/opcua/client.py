@@ -123,6 +123,7 @@ from adapters.base import (
 )
 from adapters.opcua.backpressure import NOTIFICATION_QUEUE, NOTIFICATIONS_PER_PUBLISH, PublishGate
 from adapters.opcua.packs import PackAssembler
+from adapters.opcua.publish_faults import PUBLISH_FAULT_LOGGER, DemoteNoSubscription
 from adapters.opcua.security import SecureChannelSetup, configure_security
 from adapters.opcua.status import (
     UA_ERRORS,
@@ -151,6 +152,8 @@ from gateway.errors import (
 __all__ = ["SESSION_TIMEOUT_MIN_S", "TEARDOWN_S", "OpcUaAdapter"]
 
 log = logging.getLogger(__name__)
+# Publish requests answered BadNoSubscription at a stop are expected (publish_faults.py).
+logging.getLogger(PUBLISH_FAULT_LOGGER).addFilter(DemoteNoSubscription())
 
 TEARDOWN_S: Final = 2.0
 """Longest time spent closing a client (DeleteSubscriptions, CloseSession, its tasks)."""

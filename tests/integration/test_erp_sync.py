@@ -179,6 +179,32 @@ async def test_garbage_rows_are_stored_as_rejected_with_reasons(
         await poller.source.close()
 
 
+async def test_a_rejected_run_is_named_in_its_log_line(
+    erp: ErpSimulator, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/operations-logs.md: every refused thing is named, with why."""
+    erp.add_run(
+        {
+            "RunNumber": "BROKEN-2",
+            "Line": "L1",
+            "Updated": NOW.replace(tzinfo=None).isoformat(),
+            "RawMaterialKg": "lots",
+        }
+    )
+    poller = poller_for(erp, store)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway.erp_sync"):
+            await poller.poll_once()
+    finally:
+        await poller.source.close()
+    [record] = [r for r in caplog.records if "BROKEN-2" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert "rejected" in record.getMessage()
+    assert "RawMaterialKg" in record.getMessage()
+    assert "batch code" in record.getMessage()
+    assert getattr(record, "run", None) == "BROKEN-2"
+
+
 async def test_pack_during_a_run_carries_it_and_between_runs_carries_none(
     erp: ErpSimulator, store: Store
 ) -> None:

@@ -199,6 +199,8 @@ async def test_shed_records_make_no_log_flood_and_no_unretrieved_exceptions(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         f"intake: {LIMIT + 1} records wait for the store (limit {LIMIT}); shedding device "
-        "records until it catches up (counted per device in records_shed events)"
+        "records until it catches up, starting with a LabelScan of device scan1 (counted per "
+        "device in records_shed events)"
     ]
+    assert getattr(errors[0], "device", None) == "scan1"
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

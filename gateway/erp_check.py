@@ -1,0 +1,147 @@
+"""``lineside erp-check URL``: fetch one page from an ERP endpoint and say what is wrong with it.
+
+The page is fetched by the gateway's own HTTP source (:class:`HttpErpSource`: the same
+client, TLS checks, status handling and size bound as a real poll), then checked against the
+contract (docs/erp-contract.md) by :func:`adapters.erp.contract.check_page`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr, ValidationError
+
+from adapters.erp.contract import Finding, check_page
+from adapters.erp.errors import ErpError
+from adapters.erp.http_source import HttpErpSource
+from gateway.config import HttpErp
+
+__all__ = ["EXIT_NOT_CONFORMING", "EXIT_UNREADABLE", "ErpCheckResult", "check_erp", "run_erp_check"]
+
+EXIT_CONFORMS: Final = 0
+EXIT_NOT_CONFORMING: Final = 1
+"""A page was read, and it breaks the contract."""
+EXIT_UNREADABLE: Final = 4
+"""No page could be read: unreachable, refused, not JSON, too large, or a bad URL/token."""
+
+
+@dataclass(slots=True)
+class ErpCheckResult:
+    """What one check found."""
+
+    url: str
+    error: str | None = None
+    """Why no page could be read; None when one was."""
+    runs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 conforms, 1 does not conform, 4 no page read."""
+        if self.error is not None:
+            return EXIT_UNREADABLE
+        return EXIT_NOT_CONFORMING if self.findings else EXIT_CONFORMS
+
+    def to_json(self) -> dict[str, object]:
+        """The result for programs (``--json``)."""
+        return {
+            "url": self.url,
+            "conforms": self.exit_code == EXIT_CONFORMS,
+            "error": self.error,
+            "runs": self.runs,
+            "findings": [
+                {"path": f.path, "message": f.message, "severity": f.severity}
+                for f in self.findings
+            ],
+        }
+
+    def format(self) -> str:
+        """The result for people: a verdict line, then one line per finding."""
+        if self.error is not None:
+            return f"{self.url}: no page read: {self.error}"
+        if not self.findings:
+            return f"{self.url}: the first page ({self.runs} runs) conforms to the ERP contract"
+        rejected = sum(f.severity == "rejected" for f in self.findings)
+        lines = [
+            f"{self.url}: the first page ({self.runs} runs) does not conform: "
+            f"{len(self.findings)} problem(s), {rejected} of which the gateway would reject"
+        ]
+        lines += [f"  {f}" for f in self.findings]
+        lines.append("The contract: docs/erp-contract.md")
+        return "\n".join(lines)
+
+
+async def check_erp(
+    url: str,
+    *,
+    token: str | None = None,
+    timezone: str = "Europe/London",
+    ca_file: Path | None = None,
+) -> ErpCheckResult:
+    """Fetch the first page of ``url`` (a full reload's request) and check it."""
+    result = ErpCheckResult(url=url)
+    try:
+        config = HttpErp(
+            kind="http",
+            url=url,
+            token=SecretStr(token) if token is not None else None,
+            timezone=timezone,
+            ca_file=ca_file,
+            retries=0,
+        )
+    except ValidationError as exc:
+        # pydantic's "Value error, " prefix says nothing to someone who typed a URL.
+        result.error = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        return result
+    try:
+        source = HttpErpSource(config)
+    except ErpError as exc:
+        result.error = str(exc)
+        return result
+    except (OSError, ssl.SSLError) as exc:
+        # Only the CA bundle is read here: a missing or unreadable file, or not PEM.
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        result.error = f"cannot use CA file {ca_file}: {why}"
+        return result
+    try:
+        body = await source.fetch_first_page()
+    except ErpError as exc:
+        result.error = str(exc)
+        return result
+    finally:
+        await source.close()
+    if isinstance(body, dict) and isinstance(body.get("runs"), list):
+        result.runs = len(body["runs"])
+    elif isinstance(body, list):
+        result.runs = len(body)
+    result.findings = check_page(body, tz=ZoneInfo(config.timezone))
+    return result
+
+
+def run_erp_check(
+    url: str,
+    *,
+    token_file: Path | None,
+    as_json: bool,
+    timezone: str = "Europe/London",
+    ca_file: Path | None = None,
+) -> tuple[str, int]:
+    """The command: the text to print and the exit code."""
+    token: str | None = None
+    result: ErpCheckResult | None = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            why = f"cannot read token file {token_file}: {exc.strerror}"
+            result = ErpCheckResult(url=url, error=why)
+    if result is None:
+        result = asyncio.run(check_erp(url, token=token, timezone=timezone, ca_file=ca_file))
+    text = json.dumps(result.to_json(), ensure_ascii=False) if as_json else result.format()
+    return text, result.exit_code
