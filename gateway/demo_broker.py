@@ -102,6 +102,10 @@ def _start(folder: Path, gateway: str) -> tuple[subprocess.Popen[bytes], DemoBro
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,  # noqa: PLW1509  (prctl only; no locks taken)
+        # Its own session: a Ctrl-C at the terminal goes to the whole foreground process
+        # group, and a broker that stopped at once would cut the ingest and the gateway off
+        # while they finish (a warning at every stop). The demo stops it last, below.
+        start_new_session=True,
     )
     return process, DemoBroker(port, passwords, ack_key=secrets.token_urlsafe(32))
 
