@@ -5,12 +5,17 @@ coverage warnings, and TLS files that cannot be loaded."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from gateway.cli import main
 from gateway.config import LinesideConfig, ModbusTcpDevice, load_config
@@ -350,3 +355,47 @@ def test_a_tls_file_that_is_no_certificate_is_a_config_problem(tmp_path: Path) -
         client_tls_context("sync.mqtt", tmp_path / "gone.pem")
     [problem] = info.value.problems
     assert problem.reason == f"file not found: {tmp_path / 'gone.pem'}"
+
+
+def _certificate_and_keys(directory: Path) -> tuple[Path, Path, Path, Path]:
+    """A PEM certificate, its key, the same key passphrase-protected, and another key."""
+    key, other = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in "ab")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hull-gw1")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        # Fixed dates: loading a certificate does not look at them, and no test reads the clock.
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+        .sign(key, hashes.SHA256())
+    )
+    paths = [directory / n for n in ("cert.pem", "key.pem", "encrypted.pem", "other.pem")]
+    paths[0].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    paths[1].write_bytes(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(pem, pkcs8, serialization.BestAvailableEncryption(b"passphrase"))
+    )
+    paths[3].write_bytes(other.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+    return paths[0], paths[1], paths[2], paths[3]
+
+
+def test_a_key_that_cannot_be_used_names_both_files_and_never_prompts(tmp_path: Path) -> None:
+    cert, key, encrypted, other = _certificate_and_keys(tmp_path)
+    assert client_tls_context("sync.mqtt", cert, cert, key) is not None
+    for bad in (encrypted, other):
+        with pytest.raises(ConfigError) as info:
+            client_tls_context("sync.mqtt", cert, cert, bad)
+        [problem] = info.value.problems
+        assert problem.location == "sync.mqtt.cert_file"
+        assert problem.reason.startswith(f"cannot load the certificate {cert} with the key {bad}")
+    with pytest.raises(ConfigError) as info:
+        client_tls_context("sync.mqtt", cert, cert, tmp_path / "gone.key")
+    [problem] = info.value.problems
+    assert (problem.location, problem.reason) == (
+        "sync.mqtt.key_file",
+        f"file not found: {tmp_path / 'gone.key'}",
+    )
