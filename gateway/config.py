@@ -1035,7 +1035,8 @@ class RulesSection(StrictModel):
         unknown = sorted(set(actions) - RULES_WITH_ACTIONS)
         if unknown:
             known = ", ".join(sorted(RULES_WITH_ACTIONS))
-            raise ValueError(f"no such rule: {', '.join(unknown)}; rules: {known}")
+            hint = did_you_mean(unknown[0], RULES_WITH_ACTIONS)
+            raise ValueError(f"no such rule: {', '.join(unknown)}{hint or ';'} rules: {known}")
         return actions
 
     def action(self, rule: str) -> str:

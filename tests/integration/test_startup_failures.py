@@ -9,6 +9,7 @@ tests need root and ``unshare``/``mount`` and fail (they do not skip) without th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -16,6 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gateway.clock import SystemClock
+from gateway.config import StoreSection
+from gateway.store import Store
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO, repo_pythonpath
 from tests.support.processes import end_group
@@ -96,22 +102,30 @@ def test_a_read_only_state_directory_is_one_line_and_exit_4(tmp_path: Path) -> N
     assert "cannot start" in line
 
 
-def test_a_read_only_state_directory_with_a_store_in_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("trouble", "reason"),
+    [
+        ('mount -o remount,ro "$1"', "Read-only file system"),
+        ('{ head -c 2097152 /dev/zero > "$1/filler" 2>/dev/null; true; }', "disk I/O error"),
+    ],
+    ids=["read-only", "full"],
+)
+async def test_a_state_directory_with_a_store_in_it(
+    tmp_path: Path, trouble: str, reason: str
+) -> None:
     # A store left by an earlier run (its database, lock and sequence files), then the file
-    # system goes read-only (a failing SD card is remounted so).
+    # system goes read-only (a failing SD card is remounted so) or fills up.
     seed, state = tmp_path / "seed", tmp_path / "state"
-    seed.mkdir()
     state.mkdir()
+    async with Store(StoreSection(path=seed / "gw.db"), SystemClock()):
+        pass
+    assert {p.name for p in seed.iterdir()} >= {"gw.db", "gw.db.lock", "gw.db.seq"}
     config = tmp_path / "gw.toml"
-    for name in ("gw.db", "gw.db.lock", "gw.db.seq"):
-        (seed / name).write_bytes(b"")
     config.write_text(minimal_config_text(state / "gw.db"))
-    mount = (
-        f'mount -t tmpfs -o size=1m ro-test "$1" && cp "{seed}"/* "$1"/ && mount -o remount,ro "$1"'
-    )
-    code, output = run_once(config, mount=mount, state=state)
+    mount = f'mount -t tmpfs -o size=1m store-test "$1" && cp "{seed}"/* "$1"/ && {trouble}'
+    code, output = await asyncio.to_thread(run_once, config, mount=mount, state=state)
     assert code == EXIT_STARTUP, output
-    assert_one_clear_line(output, str(state / "gw.db"), "Read-only file system")
+    assert_one_clear_line(output, str(state / "gw.db"), reason)
 
 
 def test_a_full_state_directory_is_one_line_and_exit_4(tmp_path: Path) -> None:

@@ -399,3 +399,13 @@ def test_a_key_that_cannot_be_used_names_both_files_and_never_prompts(tmp_path: 
         "sync.mqtt.key_file",
         f"file not found: {tmp_path / 'gone.key'}",
     )
+
+
+def test_an_unknown_rule_in_actions_names_the_nearest_rule(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "gw.db") + '[rules.actions]\nhacp_upper = "Call QA"\n'
+    )
+    [(key, (_value, reason))] = problems_of(config).items()
+    assert key == "rules.actions"
+    assert reason.startswith("no such rule: hacp_upper; did you mean 'haccp_upper'? rules: ")
