@@ -193,9 +193,6 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 # --------------------------------------------------------------------------------------
 # URLs: never with credentials in them
 
-CONFIG_REFERENCES = "config_references"
-"""The pydantic error type carrying broken cross-references, each with its own key path."""
-
 URL_CREDENTIALS = "url_credentials"
 """The pydantic error type of a URL with credentials: its value is shown redacted."""
 
@@ -1205,6 +1202,10 @@ class HealthSection(StrictModel):
 
 # --------------------------------------------------------------------------------------
 # The whole file
+
+
+CONFIG_REFERENCES = "config_references"
+"""The pydantic error type carrying broken cross-references, each with its own key path."""
 
 
 class LinesideConfig(StrictModel):

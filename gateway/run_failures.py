@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from gateway.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from gateway.errors import (
     ConfigError,
     ControlSocketError,
@@ -28,10 +29,8 @@ from gateway.errors import (
 
 log = logging.getLogger("lineside")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 3
 EXIT_STARTUP = 4
+"""Could not start: a folder, file or socket named in the one log line (see above)."""
 
 START_FAILURES = (StartupError, StoreInUseError, ControlSocketError)
 """Failures that name the folder, file or socket at fault: one line, no traceback."""
