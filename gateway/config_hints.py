@@ -63,7 +63,7 @@ def _model_in(annotation: Any, node: object) -> type[BaseModel] | None:
         return annotation
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
-        members = [m for m in (_model_in(a, None) for a in get_args(annotation)) if m]
+        members = [m for m in (_model_in(a, node) for a in get_args(annotation)) if m]
         if len(members) == 1:
             return members[0]
         kind = node.get("kind") if isinstance(node, Mapping) else None

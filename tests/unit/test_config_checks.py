@@ -267,6 +267,7 @@ def test_unknown_keys_name_the_nearest_key_at_their_level(tmp_path: Path) -> Non
         + 'tags = [{ name = "T2", adress = 0 }]\n'
         + '[sync.mqtt]\nhost = "b"\ncafile = "x"\n'
         + "[health]\nportt = 9180\nzzz = 1\n"
+        + '[erp]\nkind = "http"\nurl = "https://erp.example/api/runs"\npage_sise = 100\n'
     )
     problems = {key: reason for key, (_value, reason) in problems_of(config).items()}
     assert problems["gateway.sitee"] == "unknown key; did you mean 'site'?"
@@ -276,6 +277,7 @@ def test_unknown_keys_name_the_nearest_key_at_their_level(tmp_path: Path) -> Non
     assert problems["sync.mqtt.cafile"].endswith("did you mean 'ca_file'?")
     assert problems["health.portt"].endswith("did you mean 'port'?")
     assert problems["health.zzz"] == "unknown key (misspelt? see config/example.toml)"
+    assert problems["erp.page_sise"].endswith("did you mean 'page_size'?")
 
 
 # ---------------------------------------------------------------------------- coverage
