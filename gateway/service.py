@@ -36,7 +36,7 @@ from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.status import GatewayStatus
 from gateway.store import Store
-from gateway.tls_files import client_tls_context
+from gateway.tls_files import check_tls_files, client_tls_context
 from rules.devices import WatchedDevice
 from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
@@ -84,6 +84,7 @@ async def run_gateway(
     on_status: Callable[[GatewayStatus], None] | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    check_tls_files(config)
     # Every wall-clock read checks for a step (NTP, an operator): see gateway.clockwatch.
     watch = ClockWatch(clock or SystemClock())
     clock = watch

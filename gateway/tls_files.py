@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:
+    from gateway.config import LinesideConfig
 
 RUNTIME_CONFIG = "(config)"
 """The ``path`` of a ConfigError found after loading; ``lineside run`` names its file."""
@@ -28,12 +32,18 @@ def _problem(key: str, path: Path, exc: OSError) -> ConfigError:
 
 
 def client_tls_context(
-    where: str, ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None
+    where: str,
+    ca_file: Path | None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
 ) -> ssl.SSLContext:
-    """A verifying client context; ``where`` is the config table (``sync.mqtt``)."""
+    """A verifying client context (the system's CAs without ``ca_file``); ``where`` is the
+    config table (``sync.mqtt``)."""
     try:
-        context = ssl.create_default_context(cafile=str(ca_file))
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     except OSError as exc:
+        if ca_file is None:
+            raise  # the system's own trust store: nothing in the config to name
         raise _problem(f"{where}.ca_file", ca_file, exc) from exc
     if cert_file is not None and key_file is not None:
         try:
@@ -52,3 +62,16 @@ def client_tls_context(
                 [ConfigProblem(f"{where}.cert_file", str(cert_file), f"{reason}: {exc}")],
             ) from exc
     return context
+
+
+def check_tls_files(config: LinesideConfig) -> None:
+    """Load every CA, certificate and key of the uplinks and the ERP once, at start, so a
+    bad one stops the start with its key path (exit 3) instead of failing a task later."""
+    mqtt, https, erp = config.sync.mqtt, config.sync.https, config.erp
+    if mqtt is not None and mqtt.ca_file is not None:
+        client_tls_context("sync.mqtt", mqtt.ca_file, mqtt.cert_file, mqtt.key_file)
+    if https is not None:
+        client_tls_context("sync.https", https.ca_file, https.cert_file, https.key_file)
+    erp_ca = getattr(erp, "ca_file", None)
+    if erp_ca is not None:
+        client_tls_context("erp", erp_ca)

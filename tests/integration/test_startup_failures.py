@@ -91,6 +91,30 @@ def test_a_missing_ca_file_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists(), "nothing was started"
 
 
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('[sync.mqtt]\nhost = "127.0.0.1"\nport = 8883\n', "sync.mqtt"),
+        ('[sync.https]\nurl = "https://127.0.0.1:8443/v1/ingest"\n', "sync.https"),
+        ('[erp]\nkind = "http"\nurl = "https://127.0.0.1:8444/api/runs"\n', "erp"),
+    ],
+    ids=["mqtt", "https", "erp"],
+)
+def test_a_ca_file_with_no_certificate_is_one_line_and_exit_3(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    (tmp_path / "ca.pem").write_text("this is not a certificate\n")
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "state" / "gw.db") + table + 'ca_file = "ca.pem"\n'
+    )
+    code, output = run_once(config)
+    assert code == EXIT_CONFIG, output
+    line = assert_one_clear_line(output, f"{config}: {key}.ca_file: value ")
+    assert f"cannot load {tmp_path / 'ca.pem'}: " in line
+    assert not (tmp_path / "state").exists(), "refused before the store was opened"
+
+
 def test_a_read_only_state_directory_is_one_line_and_exit_4(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
