@@ -1,9 +1,10 @@
 """Configuration: one TOML file parsed into strict, frozen pydantic v2 models.
 
-Unknown keys are rejected, values are checked against the domain when the file is loaded,
-and every problem is reported with its key path (see :func:`load_config`). Relative paths
-in the file are resolved against the directory of the file, so a config travels with the
-files it names.
+Unknown keys are rejected (with the nearest known key), values must have their key's exact
+type and are checked against the domain when the file is loaded, and every problem is
+reported with its key path (see :func:`load_config`). Relative paths in the file are
+resolved against the directory of the file, so a config travels with the files it names;
+every file it names must exist and be readable at load (docs/configuration.md).
 
 Secrets are never written in the TOML in clear text. A secret is a table naming where the
 value lives, exactly one of::
