@@ -173,3 +173,18 @@ def test_doctor_prints_the_coverage_warnings(tmp_path: Path) -> None:
     assert len(found) == 2, result.stdout
     assert "devices[0].tags[0]: probe tt1/T1 has no HACCP limits" in found[0]
     assert "lines[0]: line L1 has no enabled checkweigher" in found[1]
+
+
+def test_doctor_names_a_missing_ca_file_not_an_unreachable_uplink(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "gw.db")
+        + f'[sync.mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\nca_file = "pki/broker-ca.pem"\n'
+    )
+    result = doctor(config, "--timeout", "1")
+    assert result.returncode == 3, result.stdout
+    assert (
+        f"sync.mqtt.ca_file: value 'pki/broker-ca.pem': file not found: "
+        f"{tmp_path / 'pki' / 'broker-ca.pem'}"
+    ) in result.stdout
+    assert "unreachable" not in result.stdout
