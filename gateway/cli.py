@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, modbus_probe, opcua_browse
-from gateway.errors import ConfigError, ControlSocketError, LinesideError, StoreInUseError
+from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.config import LinesideConfig
@@ -100,6 +100,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(problem.format(exc.path), file=sys.stderr)
         print(f"{exc.path}: {len(exc.problems)} problem(s); not valid", file=sys.stderr)
         return EXIT_CONFIG
+    from gateway.config_coverage import coverage_warnings  # noqa: PLC0415
+
+    # Not fatal: the config is valid, but some rules will not see what they judge.
+    for warning in coverage_warnings(config):
+        print(warning.format(str(args.path)), file=sys.stderr)
     kinds: dict[str, int] = {}
     for device in config.devices:
         kinds[device.kind] = kinds.get(device.kind, 0) + 1
@@ -123,27 +128,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gateway.logs import configure_logging  # noqa: PLC0415
-    from gateway.service import run_gateway  # noqa: PLC0415
+    from gateway.run_failures import run_and_report  # noqa: PLC0415
 
-    config = _config(args.config)
-    configure_logging(
-        level=args.log_level or config.gateway.log_level,
-        fmt=config.gateway.log_format,
-        secrets=config.secrets(),
-        gateway_id=config.gateway.id,
-    )
-    failures: list[BaseException] = []
-    try:
-        asyncio.run(run_gateway(config))
-    except* LinesideError as group:
-        # Known failures get a readable log line; anything else keeps its traceback.
-        failures.extend(group.exceptions)
-    for failure in failures:
-        # Another gateway on this store is a plain fact to report, not a fault to trace.
-        trace = None if isinstance(failure, StoreInUseError | ControlSocketError) else failure
-        log.critical("gateway failed: %s", failure, exc_info=trace)
-    return EXIT_FAILURE if failures else EXIT_OK
+    return run_and_report(args.config, log_level=args.log_level)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
 """Configuration: one TOML file parsed into strict, frozen pydantic v2 models.
 
-Unknown keys are rejected, values are checked against the domain when the file is loaded,
-and every problem is reported with its key path (see :func:`load_config`). Relative paths
-in the file are resolved against the directory of the file, so a config travels with the
-files it names.
+Unknown keys are rejected (with the nearest known key), values must have their key's exact
+type and are checked against the domain when the file is loaded, and every problem is
+reported with its key path (see :func:`load_config`). Relative paths in the file are
+resolved against the directory of the file, so a config travels with the files it names;
+every file it names must exist and be readable at load (docs/configuration.md).
 
 Secrets are never written in the TOML in clear text. A secret is a table naming where the
 value lives, exactly one of::
@@ -19,13 +20,16 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import parse_qsl, urlparse, urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -48,6 +52,8 @@ from adapters.codecs.registers import (
     register_count,
 )
 from adapters.codecs.units import CELSIUS, GRAM, UNIT_ALIASES, UNITS, UnitName
+from gateway.config_hints import did_you_mean, keys_at
+from gateway.config_references import Reference, reference_problems
 from gateway.errors import MISSING, ConfigError, ConfigProblem
 from rules.actions import DEFAULT_ACTIONS, RULES_WITH_ACTIONS
 
@@ -58,7 +64,19 @@ IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys rejected, values frozen after load."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # strict: a value must have the key's type ("502" is no port, true is no 1), as TOML
+    # writes it; a TOML integer still fills a float key (pydantic's strict float takes ints).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arrays_are_tuples(cls, data: object) -> object:
+        # TOML arrays arrive as lists; strict mode takes only tuples for the tuple keys.
+        if isinstance(data, dict):
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return data
 
 
 # --------------------------------------------------------------------------------------
@@ -141,6 +159,35 @@ ConfigPath = Annotated[
     WithJsonSchema({"type": "string", "format": "path"}, mode="validation"),
 ]
 """A path; relative ones are taken relative to the directory of the config file."""
+
+
+def _readable(path: Path, *, folder: bool) -> Path:
+    """``path`` when it is a readable file (or folder); the error names the resolved path.
+
+    Checked when the config is loaded, so ``check-config`` (and ``lineside run``, which exits
+    3 on a config error) says which named file is missing rather than the TLS library at run
+    time, naming none (docs/configuration.md, "Files the config names").
+    """
+    what = "folder" if folder else "file"
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
+    kind_ok = stat.S_ISDIR(found.st_mode) if folder else stat.S_ISREG(found.st_mode)
+    if not kind_ok:
+        raise ValueError(f"not a {what}: {path}")
+    if not os.access(path, os.R_OK | (os.X_OK if folder else 0)):
+        raise ValueError(f"{what} not readable by this user (uid {os.getuid()}): {path}")
+    return path
+
+
+ConfigFile = Annotated[ConfigPath, AfterValidator(partial(_readable, folder=False))]
+"""A path to a file that must exist and be readable when the config is loaded."""
+
+ConfigFolder = Annotated[ConfigPath, AfterValidator(partial(_readable, folder=True))]
+"""A path to a folder that must exist and be readable when the config is loaded."""
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
@@ -479,13 +526,13 @@ class OpcUaSecurity(StrictModel):
 
     policy: Literal["Aes256_Sha256_RsaPss", "Aes128_Sha256_RsaOaep", "Basic256Sha256"]
     """Security policy; the deprecated Basic128Rsa15 and Basic256 are not offered."""
-    certificate: ConfigPath
+    certificate: ConfigFile
     """This gateway's application instance certificate (DER or PEM); keep it stable."""
-    private_key: ConfigPath
+    private_key: ConfigFile
     """The certificate's private key (PEM)."""
-    server_certificate: ConfigPath | None = None
+    server_certificate: ConfigFile | None = None
     """The server's certificate, pinned. Either this or ``trusted_certificates``."""
-    trusted_certificates: ConfigPath | None = None
+    trusted_certificates: ConfigFolder | None = None
     """A folder of trusted server/CA certificates (and ``crl/`` for revocation lists)."""
     application_uri: str = "urn:lineside:gateway"
     """Must match the URI in the client certificate's subjectAltName."""
@@ -663,13 +710,13 @@ class ModbusTag(TagLimits):
 
     name: Identifier
     """What the value means for the device role (checkweigher signal or probe id)."""
-    table: Table = Table.HOLDING
+    table: Table = Field(default=Table.HOLDING, strict=False)
     """``holding``, ``input``, ``coil`` or ``discrete_input``."""
     address: int = Field(ge=0, le=65535)
     """0-based protocol address. Modicon 40001 is holding address 0; see ``modicon``."""
-    type: DataType = DataType.UINT16
+    type: DataType = Field(default=DataType.UINT16, strict=False)
     """int16, uint16, int32, uint32, float32, float64, bool or string."""
-    order: WordOrder = WordOrder.ABCD
+    order: WordOrder = Field(default=WordOrder.ABCD, strict=False)
     """Byte and word order for multi-register values: ABCD, CDAB, BADC, DCBA."""
     length: int = Field(default=0, ge=0, le=250)
     """Characters, for ``string`` tags."""
@@ -873,7 +920,7 @@ class HttpErp(ErpBase):
     """Endpoint, e.g. ``https://erp.example/api/runs``. Only GET requests are ever sent."""
     token: Secret | None = None
     """Bearer token (a secret table)."""
-    ca_file: ConfigPath | None = None
+    ca_file: ConfigFile | None = None
     """CA bundle to verify the ERP's certificate (default: the system's)."""
     page_size: int = Field(default=500, ge=1, le=10_000)
     """Runs per page."""
@@ -1037,7 +1084,8 @@ class RulesSection(StrictModel):
         unknown = sorted(set(actions) - RULES_WITH_ACTIONS)
         if unknown:
             known = ", ".join(sorted(RULES_WITH_ACTIONS))
-            raise ValueError(f"no such rule: {', '.join(unknown)}; rules: {known}")
+            hint = did_you_mean(unknown[0], RULES_WITH_ACTIONS)
+            raise ValueError(f"no such rule: {', '.join(unknown)}{hint or ';'} rules: {known}")
         return actions
 
     def action(self, rule: str) -> str:
@@ -1072,16 +1120,16 @@ class MqttSync(StrictModel):
     """Broker user name: the gateway id, under the shipped ACL (config/mosquitto/acl)."""
     password: Secret | None = None
     """Broker password (a secret table)."""
-    ca_file: ConfigPath | None = None
+    ca_file: ConfigFile | None = None
     """CA certificate: when set, the connection uses TLS and verifies the broker."""
     ack_key: Secret | None = None
     """Key of the ingest's ack signatures (HMAC-SHA256; a secret table, e.g.
     ``{ credential = "ack-key" }``; the ingest has the same key for this gateway in its
     ``--ack-keys`` file). When set, an unsigned or badly signed ack is refused; when not, acks
     are not authenticated and only the broker's ACL keeps them from being forged."""
-    cert_file: ConfigPath | None = None
+    cert_file: ConfigFile | None = None
     """Client certificate for TLS client authentication."""
-    key_file: ConfigPath | None = None
+    key_file: ConfigFile | None = None
     """The client certificate's private key."""
     keepalive_s: int = Field(default=15, ge=5, le=600)
     """MQTT keep-alive: a hung broker is noticed within 1.5 x this."""
@@ -1131,11 +1179,11 @@ class HttpsSync(StrictModel):
 
     url: str
     """The ingest endpoint, e.g. ``https://ingest.example/v1/ingest``."""
-    ca_file: ConfigPath | None = None
+    ca_file: ConfigFile | None = None
     """CA to verify the ingest's certificate (default: the system's)."""
-    cert_file: ConfigPath | None = None
+    cert_file: ConfigFile | None = None
     """Client certificate for TLS client authentication."""
-    key_file: ConfigPath | None = None
+    key_file: ConfigFile | None = None
     """The client certificate's private key."""
     token: Secret | None = None
     """This gateway's bearer token (a secret table; ``lineside ingest-token add`` makes it)."""
@@ -1208,6 +1256,10 @@ class HealthSection(StrictModel):
 # The whole file
 
 
+CONFIG_REFERENCES = "config_references"
+"""The pydantic error type carrying broken cross-references, each with its own key path."""
+
+
 class LinesideConfig(StrictModel):
     """A Lineside gateway configuration file."""
 
@@ -1230,33 +1282,17 @@ class LinesideConfig(StrictModel):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
-        line_ids = [line.id for line in self.lines]
-        if len(set(line_ids)) != len(line_ids):
-            raise ValueError(f"line ids must be unique: {line_ids}")
-        device_ids = [d.id for d in self.devices]
-        if len(set(device_ids)) != len(device_ids):
-            raise ValueError(f"device ids must be unique: {device_ids}")
-        for device in self.devices:
-            if device.line not in line_ids:
-                raise ValueError(
-                    f"device {device.id} names line {device.line!r}, which is not in [[lines]]"
-                )
-        serial_ports = [d.serial_port for d in self.devices if isinstance(d, ModbusRtuDevice)]
-        shared = sorted({p for p in serial_ports if serial_ports.count(p) > 1})
-        if shared:
-            # pymodbus opens a serial port exclusively: a second device on it would stay down.
-            raise ValueError(
-                f"several modbus_rtu devices on one serial port is not supported yet: {shared}"
+        problems = reference_problems(self)
+        if problems:
+            # Reported at the referring entries' key paths (see _problems), not here.
+            raise PydanticCustomError(
+                CONFIG_REFERENCES,
+                "{summary}",
+                {
+                    "summary": "; ".join(f"{p.location}: {p.reason}" for p in problems),
+                    "problems": problems,
+                },
             )
-        for override in self.rules.lines:
-            if override.line not in line_ids:
-                raise ValueError(f"rules.lines names line {override.line!r}, not in [[lines]]")
-        probes = {(d.id, name) for d in self.devices for name in d.tag_names()}
-        for probe in self.rules.probes:
-            if (probe.device, probe.probe) not in probes:
-                raise ValueError(
-                    f"rules.probes names {probe.device}/{probe.probe}, which is no device tag"
-                )
         return self
 
     @property
@@ -1329,9 +1365,13 @@ def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[ConfigProble
     # pydantic also reports a container as "too short" when its only items were invalid;
     # that is noise next to the item's own error, so drop it.
     locations = [e["loc"] for e in errors]
-    problems = []
+    problems: list[ConfigProblem] = []
     for error in errors:
         loc = error["loc"]
+        if error["type"] == CONFIG_REFERENCES:
+            references: list[Reference] = (error.get("ctx") or {}).get("problems", [])
+            problems.extend(ConfigProblem(*reference) for reference in references)
+            continue
         if error["type"] == "too_short" and any(
             other[: len(loc)] == loc and len(other) > len(loc) for other in locations
         ):
@@ -1345,7 +1385,8 @@ def _problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[ConfigProble
         elif error["type"] == URL_CREDENTIALS:
             value = redact_url(value)
         if error["type"] == "extra_forbidden":
-            message = "unknown key (misspelt? see config/example.toml)"
+            hint = did_you_mean(str(loc[-1]), keys_at(LinesideConfig, loc, raw))
+            message = f"unknown key{hint or ' (misspelt? see config/example.toml)'}"
         else:
             message = error["msg"].removeprefix("Value error, ")
         problems.append(ConfigProblem(location, value, message))

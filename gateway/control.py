@@ -677,9 +677,15 @@ class ControlServer:
             )
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a socket left by a killed gateway
-        server = await asyncio.start_unix_server(
-            self._client, path=str(self.path), limit=MAX_REQUEST_BYTES
-        )
+        try:
+            server = await asyncio.start_unix_server(
+                self._client, path=str(self.path), limit=MAX_REQUEST_BYTES
+            )
+        except OSError as exc:
+            raise ControlSocketError(
+                f"cannot create the control socket {self.path}: {exc.strerror or exc} "
+                "(gateway.control_socket; its folder must be writable by the gateway's user)"
+            ) from exc
         ours = self.path.stat().st_ino
         try:
             self._set_access()

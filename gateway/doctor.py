@@ -33,6 +33,7 @@ import ctypes
 import json
 import os
 import shutil
+import socket
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from gateway.config import (
     SqlErp,
     load_config,
 )
+from gateway.config_coverage import coverage_warnings
 from gateway.errors import ConfigError
 
 CREDSTORE = Path("/etc/credstore")
@@ -126,6 +128,10 @@ async def diagnose(
     if config is None:
         return Report([finding], config_loaded=False)
     findings = [finding]
+    # What the rules will not judge (docs/configuration.md, "Coverage warnings").
+    findings.extend(
+        Finding("coverage", "warn", f"{w.location}: {w.message}") for w in coverage_warnings(config)
+    )
     snapshot, reason = await gateway_status(config.control_socket_path, timeout_s)
     findings.extend(await asyncio.to_thread(check_store, config, snapshot))
     if snapshot is None:
@@ -565,6 +571,9 @@ async def tcp_probe(host: str, port: int, timeout_s: float) -> str:
             _reader, writer = await asyncio.open_connection(host, port)
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"
+    except socket.gaierror as exc:
+        # Its errno is a resolver code (EAI_NONAME is -2), which os.strerror cannot name.
+        return f"cannot resolve host {host!r}: {exc.strerror or exc}"
     except OSError as exc:
         return _describe(exc)
     writer.close()
@@ -578,6 +587,8 @@ def _serial_port_usable(port: Path) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name: {exc.strerror or exc}"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno)  # asyncio's "Connect call failed (...)" says less
     if isinstance(exc, OSError) and exc.strerror:

@@ -6,11 +6,14 @@ A library error never leaks out of its adapter, and never turns into ``None``.
 
     LinesideError
       ConfigError            the configuration file is unreadable or invalid
+      StartupError           a folder, file or socket the gateway needs cannot be used
       StoreError             the local SQLite store
         StoreCorruptError      the database file is damaged (it is quarantined)
         StoreFullError         the store reached its size budget or the disk is full
         StoreIOError           the disk failed a read, write or fsync: fatal, restart
         SequenceError          the sequence reservation file cannot be trusted
+        StoreUnavailableError  the store's folder cannot be written at start (also a
+                               StartupError)
         RecordShedError        a device record was not queued: too many records pending
       DeviceError            a device adapter (carries the device id)
         DeviceConfigError      the device refuses the request as configured: no retry
@@ -64,6 +67,12 @@ MISSING = _MISSING
 """Sentinel for a problem whose key is absent."""
 
 
+class StartupError(LinesideError):
+    """The gateway cannot start: a folder, file or socket it needs is read-only, full, taken
+    or missing. The message names it; ``lineside run`` logs it as one line and exits 4
+    (docs/configuration.md, "Exit codes")."""
+
+
 class StoreError(LinesideError):
     """The local store failed."""
 
@@ -82,6 +91,11 @@ class StoreIOError(StoreError):
 
 class StoreInUseError(StoreError):
     """Another process has the store open (one writer per store: ``gateway/store_lock.py``)."""
+
+
+class StoreUnavailableError(StoreError, StartupError):
+    """The store's folder or files cannot be created or written at start (read-only file
+    system, no space, no permission)."""
 
 
 class SequenceError(StoreError):

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import signal
-import ssl
 from collections.abc import Callable
 
 from adapters.base import DeviceAdapter
@@ -37,6 +36,7 @@ from gateway.runs import RunIndex
 from gateway.sdnotify import Notifier
 from gateway.status import GatewayStatus
 from gateway.store import Store
+from gateway.tls_files import check_tls_files, client_tls_context
 from rules.devices import WatchedDevice
 from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
@@ -84,6 +84,7 @@ async def run_gateway(
     on_status: Callable[[GatewayStatus], None] | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    check_tls_files(config)
     # Every wall-clock read checks for a step (NTP, an operator): see gateway.clockwatch.
     watch = ClockWatch(clock or SystemClock())
     clock = watch
@@ -313,9 +314,9 @@ def build_uplink(
     engine.listeners.append(on_alert)
     tls = None
     if settings.ca_file is not None:
-        tls = ssl.create_default_context(cafile=str(settings.ca_file))
-        if settings.cert_file is not None and settings.key_file is not None:
-            tls.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+        tls = client_tls_context(
+            "sync.mqtt", settings.ca_file, settings.cert_file, settings.key_file
+        )
     return MqttUplink(
         store,
         host=settings.host,

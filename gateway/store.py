@@ -63,6 +63,7 @@ from gateway.errors import (
     StoreError,
     StoreFullError,
     StoreIOError,
+    StoreUnavailableError,
 )
 from gateway.records import AlertRecord, Record, Severity
 from gateway.schema import MIGRATIONS, RECORD_STREAMS, RECORD_TABLES, SCHEMA_VERSION
@@ -194,13 +195,41 @@ class Store:
         Raises StoreInUseError, before touching the database or its sequence file, when
         another process has this store open.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
         try:
             await self._open_locked()
+        except OSError as exc:
+            self._lock.release()
+            raise self._unavailable(exc) from exc
+        except (StoreFullError, StoreIOError) as exc:
+            self._lock.release()
+            raise self._unavailable(exc) from exc
+        except StoreError as exc:
+            self._lock.release()
+            if type(exc) is StoreError:  # SQLite cannot open or write the file
+                raise self._unavailable(exc) from exc
+            raise
         except BaseException:
             self._lock.release()
             raise
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        """The one-line start-up failure for a store whose folder or files are unusable."""
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            if exc.filename is not None and str(exc.filename) != str(self.path):
+                reason = f"{reason} ({exc.filename})"
+        else:
+            reason = str(exc).removeprefix(f"{self.path}: ")
+        return StoreUnavailableError(
+            f"cannot open the store {self.path}: {reason}; its folder {self.path.parent} must "
+            "be writable by the gateway's user and have free space (StateDirectory= under "
+            "systemd)"
+        )
 
     async def _open_locked(self) -> None:
         try:
@@ -261,7 +290,11 @@ class Store:
     async def _connect(self) -> aiosqlite.Connection:
         """Connect, verify and migrate; raise StoreCorruptError for a damaged file."""
         self._check_header()
-        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+        except sqlite3.Error as exc:
+            # "unable to open database file" names no file: the store's path is added.
+            raise classify_sqlite_error(exc)(f"{self.path}: {exc}") from exc
         try:
             await self._prepare(db)
         except sqlite3.Error as exc:

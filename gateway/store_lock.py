@@ -45,9 +45,13 @@ class StoreLock:
                 f"the store {self.path.with_suffix('')} is in use by {holder}; one gateway "
                 "per store: stop it first (systemctl stop lineside-gateway)"
             ) from None
-        os.ftruncate(fd, 0)
         command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-        os.pwrite(fd, f"process {os.getpid()} ({command})\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"process {os.getpid()} ({command})\n".encode(), 0)
+        except OSError:
+            os.close(fd)  # a full disk: the caller reports it; the lock is not held
+            raise
         self._fd = fd
 
     def release(self) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from adapters.simulators import ScannerSimulator, ScenarioName
-from gateway.doctor import Finding, Report, clock_synchronised
+from gateway.doctor import Finding, Report, clock_synchronised, tcp_probe
 from tests.support.configs import minimal_config_text
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO
@@ -151,3 +151,40 @@ def test_exit_status_counts_failures_not_warnings() -> None:
     text = Report([ok, warn, fail], config_loaded=True).format()
     assert text.splitlines()[-1] == "1 failed, 1 warning(s): see the fixes above"
     assert "fix: enable NTP" in text
+
+
+async def test_a_host_name_that_does_not_resolve_is_named_so() -> None:
+    # .invalid never resolves (a reserved top-level domain): the resolver's answer is named,
+    # not its code ("Unknown error -2" is os.strerror of EAI_NONAME).
+    error = await tcp_probe("broker.invalid", 8883, timeout_s=10)
+    assert error.startswith("cannot resolve host 'broker.invalid': "), error
+    assert "Unknown error" not in error
+
+
+def test_doctor_prints_the_coverage_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "gw.db") + "[[devices]]\n"
+        'id = "tt1"\nkind = "modbus_tcp"\nline = "L1"\nrole = "temperature_probe"\n'
+        f'host = "127.0.0.1"\nport = {free_port()}\ntags = [{{ name = "T1", address = 0 }}]\n'
+    )
+    result = doctor(config, "--timeout", "1")
+    found = [line for line in result.stdout.splitlines() if line.startswith("WARN  coverage")]
+    assert len(found) == 2, result.stdout
+    assert "devices[0].tags[0]: probe tt1/T1 has no HACCP limits" in found[0]
+    assert "lines[0]: line L1 has no enabled checkweigher" in found[1]
+
+
+def test_doctor_names_a_missing_ca_file_not_an_unreachable_uplink(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "gw.db")
+        + f'[sync.mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\nca_file = "pki/broker-ca.pem"\n'
+    )
+    result = doctor(config, "--timeout", "1")
+    assert result.returncode == 3, result.stdout
+    assert (
+        f"sync.mqtt.ca_file: value 'pki/broker-ca.pem': file not found: "
+        f"{tmp_path / 'pki' / 'broker-ca.pem'}"
+    ) in result.stdout
+    assert "unreachable" not in result.stdout
