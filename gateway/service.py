@@ -186,6 +186,7 @@ async def run_gateway(
                     "acknowledge": alerts.acknowledge,
                     "shelve": alerts.shelve,
                     "line_mode": alerts.line_mode,
+                    "alerts": alerts.list_alerts,
                     "dead_letter_list": dead_letters.list_records,
                     "dead_letter_show": dead_letters.show_record,
                     "dead_letter_requeue": dead_letters.requeue,
