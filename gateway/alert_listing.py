@@ -10,6 +10,7 @@ are listed (docs/command-output.md).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -18,8 +19,11 @@ from gateway.status import alert_json
 from rules.alerts import Alert
 
 MAX_LIST_ALERTS = 300
-"""Alerts one listing carries (each well under 2 KiB, so a control answer stays below its
-1 MiB bound); ``total`` and ``by_rule`` count them all."""
+"""Alerts one listing carries; ``total`` and ``by_rule`` count them all."""
+
+MAX_LISTING_BYTES = 768 * 1024
+"""The listed alerts' JSON stays below this, whatever their messages' length, so a control
+answer stays below the client's 1 MiB bound (``gateway.control.MAX_ANSWER_BYTES``)."""
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "warning": 2}
 
@@ -42,18 +46,26 @@ def alert_listing(
     actions: Actions | None,
     limit: int = MAX_LIST_ALERTS,
 ) -> dict[str, Any]:
-    """``alerts`` (most urgent first, ``limit`` at most), ``total``, ``active``,
+    """``alerts`` (most urgent first; ``limit`` and :data:`MAX_LISTING_BYTES` at most),
+    ``total``, ``active``,
     ``awaiting_acknowledgement``, ``by_rule`` (``{rule: {"active": n, "cleared": n}}``)
     and ``more``."""
     chosen = sorted(alerts, key=urgency)
     by_rule: dict[str, Counter[str]] = {}
     for alert in chosen:
         by_rule.setdefault(alert.rule, Counter())["active" if alert.active else "cleared"] += 1
+    listed: list[dict[str, Any]] = []
+    size = 0
+    for alert in chosen[:limit]:
+        item = alert_json(
+            alert, refs.get(alert.id, ""), actions.action(alert.rule) if actions else ""
+        )
+        size += len(json.dumps(item)) + 2
+        if size > MAX_LISTING_BYTES:
+            break
+        listed.append(item)
     return {
-        "alerts": [
-            alert_json(a, refs.get(a.id, ""), actions.action(a.rule) if actions else "")
-            for a in chosen[:limit]
-        ],
+        "alerts": listed,
         "total": len(chosen),
         "active": sum(a.active for a in chosen),
         "awaiting_acknowledgement": sum(not a.acknowledged for a in chosen),
@@ -61,5 +73,5 @@ def alert_listing(
             rule: {"active": counts["active"], "cleared": counts["cleared"]}
             for rule, counts in sorted(by_rule.items())
         },
-        "more": len(chosen) > limit,
+        "more": len(chosen) > len(listed),
     }
