@@ -260,6 +260,12 @@ def format_summary(
             out.append(f"    {rule:<26}{counts['raised']:>6} / {counts['active']}")
         if len(shown) > ALERTS_SHOWN:
             out.append(f"    ... and {len(shown) - ALERTS_SHOWN} more rules (--json)")
+    load = report.alarm_load
+    if load is not None:
+        out.append(
+            f"  alarm load on line {run.line}: {load.per_10_min:.2f} raised per 10 min, "
+            f"{load.peak_10_min} at most; in flood {load.flood_pct:.1f} % (docs/alarms.md)"
+        )
     out += [
         "",
         f"Missed: {losses.missed_packs} packs counted by the checkweigher but not received, "

@@ -86,6 +86,7 @@ def test_report_text_is_summary_first_and_fits_a_screen(shift: tuple[Path, Shift
     assert f"{facts.missed_packs} packs counted by the checkweigher but not received" in missed
     # The per-rule summary stands for the transitions, which are not listed one by one.
     assert f"({facts.alert_transitions} transitions)" in done.stdout
+    assert "alarm load on line L1:" in done.stdout
     assert sum("label number" in line for line in lines) <= 10
     everything = lineside("report", facts.run_number, "-c", str(config), "--all")
     assert len(everything.stdout.splitlines()) > facts.alert_transitions
