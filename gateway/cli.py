@@ -395,12 +395,24 @@ def _cmd_erp_sync(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from gateway.report import ReportError, build_report  # noqa: PLC0415
     from gateway.report_output import (  # noqa: PLC0415
+        SUMMARY_HINT,
+        format_full,
         format_summary,
         report_document,
         run_alerts,
         run_losses,
     )
 
+    if args.socket is not None:
+        # From the running gateway: no config, no store access needed (no --all there).
+        if args.all:
+            raise CommandFailed("lineside report: --all needs --config (it reads the store)")
+        document = _control(args.socket, {"command": "report", "run_number": args.run})["report"]
+        if args.json:
+            print(json.dumps(document, indent=2, sort_keys=True))
+        else:
+            print(format_summary(document, printable=_printable) + SUMMARY_HINT)
+        return EXIT_OK
     store_path = _operator_config(args.config).store.path
     try:
         report = build_report(store_path, args.run)
@@ -408,11 +420,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"lineside report: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    document = report_document(report, losses, alerts, with_transitions=args.all)
     if args.json:
-        document = report_document(report, losses, alerts, with_transitions=args.all)
         print(json.dumps(document, indent=2, sort_keys=True, default=str))
     else:
-        print(format_summary(report, losses, alerts, show_all=args.all))
+        text = format_summary(document, printable=_printable)
+        print(text + (format_full(report) if args.all else SUMMARY_HINT))
     return EXIT_OK
 
 
@@ -775,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="print the report of a production run")
     report.add_argument("run", help="run number")
-    report.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    _gateway_target(report)
     _output_options(report, "also every ℮ batch and every alert transition")
     report.set_defaults(handler=_cmd_report)
 

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.erp.model import ProductionRun, RunStatus, run_to_json
-from gateway.alert_listing import MAX_LIST_ALERTS, alert_listing
+from gateway.alert_listing import MAX_LIST_ALERTS, MAX_LISTING_BYTES, alert_listing
 from gateway.clock import Clock
 from gateway.errors import ControlSocketError, StoreError, StoreInUseError
 from gateway.records import AlertRecord, DeviceEvent, Record, RunVersion
@@ -472,6 +472,42 @@ class AlertControl:
         )
         log.info("operator %s %s", operator.label, what)
         return {"ok": True, "seqs": seqs}
+
+
+class ReportControl:
+    """A run's report for ``lineside report --socket``: the operator reads neither the store
+    nor the config; the gateway reads its store (read-only, beside its writer)."""
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+
+    async def report(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The report document of ``run_number`` (docs/command-output.md), its standing
+        alerts trimmed to fit one answer."""
+        from gateway.report import ReportError, build_report  # noqa: PLC0415
+        from gateway.report_output import (  # noqa: PLC0415
+            fit_standing,
+            report_document,
+            run_alerts,
+            run_losses,
+        )
+
+        run_number = _text(request, "run_number")
+
+        def build() -> dict[str, Any]:
+            report = build_report(self.store_path, run_number)
+            losses = run_losses(self.store_path, report)
+            alerts = run_alerts(self.store_path, report)
+            document = report_document(report, losses, alerts, with_transitions=False)
+            # Plain JSON types only (the answer is serialised without a fallback).
+            plain: dict[str, Any] = json.loads(json.dumps(document, default=str))
+            return fit_standing(plain, MAX_LISTING_BYTES)
+
+        try:
+            document = await asyncio.to_thread(build)
+        except ReportError as exc:
+            raise CommandError(str(exc)) from None
+        return {"ok": True, "report": document}
 
 
 class DeadLetterControl:

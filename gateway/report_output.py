@@ -11,6 +11,7 @@ The JSON document's keys are in docs/command-output.md.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ def report_document(
         "emark_batches": [dict(b) for b in report.emark_batches],
         "alerts": {
             "standing": list(alerts.standing),
+            "standing_total": len(alerts.standing),
             "by_rule": alerts.by_rule,
             "transitions": alerts.transitions,
         },
@@ -207,73 +209,98 @@ def _g(value: float | Decimal | None, places: int = 1) -> str:
     return "-" if value is None else f"{float(value):.{places}f}"
 
 
-def format_summary(
-    report: RunReport, losses: RunLosses, alerts: RunAlerts, *, show_all: bool
-) -> str:
-    """The text layout: figures, standing alerts, missed and buffered; ``show_all`` appends
-    the full report with every alert transition."""
-    run = report.run
-    fixed = [p for p in report.products if not p.catch_weight]
-    giveaway_kg = sum(p.giveaway_kg or 0.0 for p in fixed)
-    failed = sum(b["verdict"] != "pass" for b in report.emark_batches if b.get("verdict"))
+def format_summary(document: dict[str, Any], *, printable: Any = str) -> str:
+    """The text layout of a report document (:func:`report_document`, local or from the
+    gateway): figures, standing alerts, alerts per rule, missed and buffered."""
+    run, figures, alerts = document["run"], document["figures"], document["alerts"]
+    standing: list[dict[str, Any]] = alerts["standing"]
+    total = int(alerts.get("standing_total", len(standing)))
     out = [
-        f"Run {run.run_number}  line {run.line}  {run.status}  {run.description}".rstrip(),
-        f"  packs {report.packs}   {report.kg:.2f} kg   giveaway {giveaway_kg:.3f} kg   "
-        f"yield {_g(report.yield_pct)} %   use-by {report.use_by or '-'}",
-        f"  ℮ batches {len(report.emark_batches)} ({failed} not passed)   "
-        f"products {len(report.products)}",
+        f"Run {printable(run['run_number'])}  line {printable(run['line'])}  {run['status']}  "
+        f"{printable(run['description'])}".rstrip(),
+        f"  packs {figures['packs']}   {figures['kg']:.2f} kg   giveaway "
+        f"{figures['giveaway_kg']:.3f} kg   yield {_g(figures['yield_pct'])} %   "
+        f"use-by {run['use_by'] or '-'}",
+        f"  ℮ batches {figures['emark_batches']} ({figures['emark_batches_failed']} not passed)"
+        f"   products {len(document['products'])}",
     ]
-    for p in report.products:
-        if p.catch_weight:
+    for p in document["products"]:
+        plu = printable(p["plu"])
+        if p["catch_weight"]:
             out.append(
-                f"    {p.plu:<8} catch weight  packs {p.packs:>6}  {p.kg:.2f} kg  "
-                f"rejects {p.rejected}"
+                f"    {plu:<8} catch weight  packs {p['packs']:>6}  {p['kg']:.2f} kg  "
+                f"rejects {p['rejected']}"
             )
         else:
             out.append(
-                f"    {p.plu:<8} Qn {_g(p.nominal_g, 0):>5}  packs {p.packs:>6}  "
-                f"mean {_g(p.mean_g):>7}  giveaway {_g(p.giveaway_pct, 2):>6} %  "
-                f"<T1 {p.below_t1}  <T2 {p.below_t2}  rejects {p.rejected}"
+                f"    {plu:<8} Qn {_g(p['nominal_g'], 0):>5}  packs {p['packs']:>6}  "
+                f"mean {_g(p['mean_g']):>7}  giveaway {_g(p['giveaway_pct'], 2):>6} %  "
+                f"<T1 {p['below_t1']}  <T2 {p['below_t2']}  rejects {p['rejected']}"
             )
-    if report.packs_without_product:
-        out.append(f"  {report.packs_without_product} packs not matched to a product")
-    if report.uncertain_packs:
-        out.append(f"  {report.uncertain_packs} packs flagged VALUES_UNCERTAIN")
-    active = sum(1 for a in alerts.standing if a["active"])
+    if figures["packs_without_product"]:
+        out.append(f"  {figures['packs_without_product']} packs not matched to a product")
+    if figures["uncertain_packs"]:
+        out.append(f"  {figures['uncertain_packs']} packs flagged VALUES_UNCERTAIN")
+    active = sum(counts["active"] for counts in alerts["by_rule"].values())
     out += [
         "",
-        f"Alerts: {active} active, {len(alerts.standing) - active} cleared awaiting "
-        f"acknowledgement ({alerts.transitions} transitions)",
+        f"Alerts: {active} active, {total - active} cleared awaiting acknowledgement "
+        f"({alerts['transitions']} transitions)",
     ]
-    for a in alerts.standing[:ALERTS_SHOWN]:
+    for a in standing[:ALERTS_SHOWN]:
         state = "ACTIVE " if a["active"] else "cleared"
         out.append(
-            f"  {a['ref']:<8}{state} {a['severity']:<9}{a['rule']:<22}"
-            f"{from_us(a['raised_us']).strftime('%H:%M')}  {a['message']}"
+            f"  {printable(a['ref']):<8}{state} {printable(a['severity']):<9}"
+            f"{printable(a['rule']):<22}{from_us(a['raised_us']).strftime('%H:%M')}  "
+            f"{printable(a['message'])}"
         )
-    if len(alerts.standing) > ALERTS_SHOWN:
-        out.append(f"  ... and {len(alerts.standing) - ALERTS_SHOWN} more (lineside alerts)")
-    if alerts.by_rule:
+    if total > ALERTS_SHOWN:
+        out.append(f"  ... and {total - ALERTS_SHOWN} more (lineside alerts)")
+    by_rule: dict[str, dict[str, int]] = alerts["by_rule"]
+    if by_rule:
         out.append("  per rule (raised / still active):")
-        shown = sorted(alerts.by_rule.items(), key=lambda item: (-item[1]["raised"], item[0]))
+        shown = sorted(by_rule.items(), key=lambda item: (-item[1]["raised"], item[0]))
         for rule, counts in shown[:ALERTS_SHOWN]:
-            out.append(f"    {rule:<26}{counts['raised']:>6} / {counts['active']}")
+            out.append(f"    {printable(rule):<26}{counts['raised']:>6} / {counts['active']}")
         if len(shown) > ALERTS_SHOWN:
             out.append(f"    ... and {len(shown) - ALERTS_SHOWN} more rules (--json)")
-    load = report.alarm_load
+    load = document["alarm_load"]
     if load is not None:
         out.append(
-            f"  alarm load on line {run.line}: {load.per_10_min:.2f} raised per 10 min, "
-            f"{load.peak_10_min} at most; in flood {load.flood_pct:.1f} % (docs/alarms.md)"
+            f"  alarm load on line {printable(run['line'])}: {load['per_10_min']:.2f} raised "
+            f"per 10 min, {load['peak_10_min']} at most; in flood {load['flood_pct']:.1f} % "
+            "(docs/alarms.md)"
         )
+    missed = document["missed"]
     out += [
         "",
-        f"Missed: {losses.missed_packs} packs counted by the checkweigher but not received, "
-        f"{losses.shed_packs} shed under load, {losses.rejected_inputs} device inputs refused",
-        f"Buffered: {losses.buffered_records} of the run's records not yet in the warehouse",
+        f"Missed: {missed['missed_packs']} packs counted by the checkweigher but not "
+        f"received, {missed['shed_packs']} shed under load, {missed['rejected_inputs']} "
+        "device inputs refused",
+        f"Buffered: {document['buffered_records']} of the run's records not yet in the warehouse",
     ]
-    if show_all:
-        out += ["", "-" * 72, format_report(report)]
-    else:
-        out += ["", "(every ℮ batch and alert transition: --all; for programs: --json)"]
     return "\n".join(out)
+
+
+def format_full(report: RunReport) -> str:
+    """``--all``: after the summary, the full report with every ℮ batch and transition."""
+    return "\n".join(["", "", "-" * 72, format_report(report)])
+
+
+SUMMARY_HINT = "\n(every ℮ batch and alert transition: --all; for programs: --json)"
+
+
+def fit_standing(document: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """The document with as many standing alerts as keep it below ``max_bytes`` of JSON
+    (for a control answer); ``alerts.standing_total`` still counts them all."""
+    alerts = document["alerts"]
+    standing = alerts["standing"]
+    without = {**document, "alerts": {**alerts, "standing": []}}
+    size = len(json.dumps(without, default=str))
+    kept: list[dict[str, Any]] = []
+    for alert in standing:
+        size += len(json.dumps(alert)) + 2
+        if size > max_bytes:
+            break
+        kept.append(alert)
+    return {**document, "alerts": {**alerts, "standing": kept}}

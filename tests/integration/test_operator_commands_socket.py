@@ -120,6 +120,18 @@ async def test_operator_commands_need_neither_the_config_nor_its_secrets(
 
         report = await run_json("report", facts.run_number, "-c", str(config), env=operator)
         assert report["figures"]["packs"] == facts.packs
+        # The same report from the gateway itself: no config, no store access.
+        remote = await run_json("report", facts.run_number, "--socket", socket_path, env=operator)
+        assert remote["figures"] == report["figures"]
+        assert remote["missed"] == report["missed"]
+        assert remote["alerts"]["by_rule"] == report["alerts"]["by_rule"]
+        text = await lineside_async("report", facts.run_number, "--socket", socket_path)
+        assert text.returncode == 0, text.stderr
+        assert text.stdout.startswith(f"Run {facts.run_number}")
+        assert len(text.stdout.splitlines()) < 60
+        unknown = await lineside_async("report", "R-NONE", "--socket", socket_path)
+        assert unknown.returncode == 1
+        assert "run 'R-NONE' is not in" in unknown.stderr
 
 
 async def test_the_alerts_request_validates_its_fields(tmp_path: Path) -> None:

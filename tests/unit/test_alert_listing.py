@@ -5,10 +5,12 @@ answer, and a text that stays one screen."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from gateway.alert_listing import MAX_LISTING_BYTES, alert_listing
 from gateway.alerts_command import format_alerts
 from gateway.control import MAX_ANSWER_BYTES
+from gateway.report_output import fit_standing
 from rules.alerts import Alert, AlertState
 from rules.model import Severity
 
@@ -71,3 +73,15 @@ def test_the_text_lists_the_most_urgent_and_counts_the_rest() -> None:
     assert "  emark_mean                        0      200" in text
     every = format_alerts(listing, show_all=True, printable=str).splitlines()
     assert sum("label_gap.." in line or " label_gap " in line for line in every) >= 90
+
+
+def test_a_report_sent_over_the_socket_keeps_its_counts_when_trimmed() -> None:
+    standing = [{"id": f"a{n}", "message": "x" * 20_000} for n in range(300)]
+    alerts: dict[str, Any] = {"standing": standing, "standing_total": 300}
+    document: dict[str, Any] = {"figures": {"packs": 7}, "alerts": alerts}
+    fitted = fit_standing(document, MAX_LISTING_BYTES)
+    assert len(json.dumps(fitted)) <= MAX_LISTING_BYTES
+    assert 0 < len(fitted["alerts"]["standing"]) < 300
+    assert fitted["alerts"]["standing_total"] == 300
+    assert fitted["figures"] == {"packs": 7}
+    assert len(document["alerts"]["standing"]) == 300, "the original is left as it was"
