@@ -217,6 +217,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
             raise CommandFailed(f"lineside alerts: {err}") from None
         answer["ok"] = True
         source = "store"
+        print(f"lineside alerts: no gateway at {path}; read from its store", file=sys.stderr)
     if not answer.get("ok"):
         raise CommandFailed(f"lineside: refused: {_printable(answer.get('error'))}")
     if args.json:
