@@ -18,6 +18,7 @@ from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.config import LinesideConfig
+    from gateway.operator_config import OperatorConfig
 
 log = logging.getLogger("lineside")
 
@@ -57,10 +58,23 @@ def _printable(text: object) -> str:
     )
 
 
+def _operator_config(path: Path) -> OperatorConfig:
+    """The ``[gateway]`` and ``[store]`` sections only: an operator command never resolves
+    the config's secrets (gateway/operator_config.py)."""
+    from gateway.operator_config import load_operator_config  # noqa: PLC0415
+
+    try:
+        return load_operator_config(path)
+    except ConfigError as exc:
+        raise CommandFailed(str(exc), EXIT_CONFIG) from None
+
+
 def _socket_path(args: argparse.Namespace) -> Path:
     """The control socket: ``--socket``, or the one the config names."""
     socket_path: Path | None = getattr(args, "socket", None)
-    return socket_path if socket_path is not None else _config(args.config).control_socket_path
+    if socket_path is not None:
+        return socket_path
+    return _operator_config(args.config).control_socket_path
 
 
 def _control(target: LinesideConfig | Path, request: dict[str, Any]) -> dict[str, Any]:
@@ -159,34 +173,45 @@ def _cmd_run_action(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
-    import sqlite3  # noqa: PLC0415
+    from gateway.alert_listing import MAX_LIST_ALERTS  # noqa: PLC0415
+    from gateway.alerts_command import (  # noqa: PLC0415
+        AlertsUnavailable,
+        alerts_document,
+        format_alerts,
+        listing_from_store,
+    )
+    from gateway.control import ControlClientError, send_command  # noqa: PLC0415
 
-    from gateway.rules_engine import fold_alerts  # noqa: PLC0415
-    from gateway.service import ALERT_HISTORY  # noqa: PLC0415
-    from rules.alert_refs import short_refs  # noqa: PLC0415
-
-    config = _config(args.config)
+    request = {"command": "alerts", "line": args.line, "rule": args.rule}
+    path = _socket_path(args)
     try:
-        db = sqlite3.connect(f"file:{config.store.path}?mode=ro", uri=True, timeout=5)
-        rows = db.execute(ALERT_HISTORY).fetchall()
-        db.close()
-    except sqlite3.Error as exc:
-        print(f"lineside alerts: cannot read {config.store.path}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    # Active ones, and cleared ones still awaiting acknowledgement: what `ack` may name.
-    alerts = [a for a in fold_alerts(rows) if a.active or not a.acknowledged]
-    alerts = [a for a in alerts if args.line is None or a.line == args.line]
-    alerts = [a for a in alerts if args.rule is None or a.rule == args.rule]
-    refs = short_refs(a.id for a in alerts)
-    order = {"critical": 0, "major": 1, "warning": 2}
-    for a in sorted(alerts, key=lambda a: (a.acknowledged, order[str(a.severity)], a.raised_us)):
-        seen = f"  x{a.occurrences}" if a.occurrences > 1 else ""
-        print(
-            f"{refs[a.id]:<8}{str(a.severity).upper():<9}{a.state:<23}{a.line or '-':<6}"
-            f"{a.rule}{seen}\n        {a.message}"
-        )
-    if not alerts:
-        print("no active alerts")
+        answer = asyncio.run(send_command(path, {k: v for k, v in request.items() if v}))
+        source = "gateway"
+    except (OSError, TimeoutError, ControlClientError) as exc:
+        if args.config is None:
+            reason = _printable(exc) or type(exc).__name__
+            raise CommandFailed(
+                f"lineside alerts: cannot reach the gateway at {path}: {reason}"
+            ) from None
+        # A stopped gateway: its store has the same alerts (whoever may read it).
+        try:
+            answer = listing_from_store(
+                _operator_config(args.config).store.path,
+                line=args.line,
+                rule=args.rule,
+                limit=MAX_LIST_ALERTS,
+            )
+        except AlertsUnavailable as err:
+            raise CommandFailed(f"lineside alerts: {err}") from None
+        answer["ok"] = True
+        source = "store"
+        print(f"lineside alerts: no gateway at {path}; read from its store", file=sys.stderr)
+    if not answer.get("ok"):
+        raise CommandFailed(f"lineside: refused: {_printable(answer.get('error'))}")
+    if args.json:
+        print(json.dumps(alerts_document(answer, source=source), indent=2, sort_keys=True))
+    else:
+        print(format_alerts(answer, show_all=args.all, printable=_printable))
     return EXIT_OK
 
 
@@ -371,15 +396,39 @@ def _cmd_erp_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gateway.report import ReportError, build_report, format_report  # noqa: PLC0415
+    from gateway.report import ReportError, build_report  # noqa: PLC0415
+    from gateway.report_output import (  # noqa: PLC0415
+        SUMMARY_HINT,
+        format_full,
+        format_summary,
+        report_document,
+        run_alerts,
+        run_losses,
+    )
 
-    config = _config(args.config)
+    if args.socket is not None:
+        # From the running gateway: no config, no store access needed (no --all there).
+        if args.all:
+            raise CommandFailed("lineside report: --all needs --config (it reads the store)")
+        document = _control(args.socket, {"command": "report", "run_number": args.run})["report"]
+        if args.json:
+            print(json.dumps(document, indent=2, sort_keys=True))
+        else:
+            print(format_summary(document, printable=_printable) + SUMMARY_HINT)
+        return EXIT_OK
+    store_path = _operator_config(args.config).store.path
     try:
-        report = build_report(config.store.path, args.run)
+        report = build_report(store_path, args.run)
+        losses, alerts = run_losses(store_path, report), run_alerts(store_path, report)
     except ReportError as exc:
         print(f"lineside report: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(format_report(report))
+    document = report_document(report, losses, alerts, with_transitions=args.all)
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        text = format_summary(document, printable=_printable)
+        print(text + (format_full(report) if args.all else SUMMARY_HINT))
     return EXIT_OK
 
 
@@ -522,40 +571,39 @@ def _cmd_ingest_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from gateway.reconcile_output import format_reconcile, reconcile_document  # noqa: PLC0415
     from sync.ingest.warehouse import create_warehouse  # noqa: PLC0415
-    from sync.reconcile import reconcile  # noqa: PLC0415
+    from sync.reconcile import Reconciliation, reconcile_counts  # noqa: PLC0415
 
-    config = _config(args.config)
+    config = _operator_config(args.config)
     dsn = os.environ.get(args.postgres_dsn_env) if args.postgres_dsn_env else None
     if args.postgres_dsn_env and not dsn:
         raise CommandFailed(f"lineside reconcile: ${args.postgres_dsn_env} is not set", EXIT_USAGE)
     warehouse = create_warehouse(postgres_dsn=dsn, sqlite_path=args.sqlite)
 
-    async def compare() -> list[Any]:
+    async def compare() -> Reconciliation:
         await warehouse.open()
         try:
-            return await reconcile(config.store.path, warehouse, config.gateway.id)
+            return await reconcile_counts(config.store.path, warehouse, config.gateway.id)
         finally:
             await warehouse.close()
 
-    differences = asyncio.run(compare())
-    for d in differences:
-        stream, run, hour = d.key
-        print(
-            f"{stream:<16} run {run or '-':<16} {hour}h  gateway {d.gateway_count:>7}  "
-            f"warehouse {d.warehouse_count:>7}  still buffered {d.still_buffered:>6}"
-        )
-    if differences:
-        print(f"{len(differences)} bucket(s) differ", file=sys.stderr)
+    result = asyncio.run(compare())
+    if args.json:
+        document = reconcile_document(result, config.gateway.id)
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print(format_reconcile(result, config.gateway.id))
+    if result.differences:
+        print(f"{len(result.differences)} bucket(s) differ", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"gateway {config.gateway.id}: every committed record is in the warehouse or buffered")
     return EXIT_OK
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
     from tui.app import run_tui  # noqa: PLC0415  (Textual loads only for this command)
 
-    socket_path: Path = args.socket or _config(args.config).control_socket_path
+    socket_path: Path = args.socket or _operator_config(args.config).control_socket_path
     return run_tui(socket_path, operator=args.operator)
 
 
@@ -569,6 +617,14 @@ def _gateway_target(command: argparse.ArgumentParser) -> None:
         help="the gateway's control socket instead of its config (operators in the socket's "
         "group need neither the config nor its secrets)",
     )
+
+
+def _output_options(command: argparse.ArgumentParser, all_help: str) -> None:
+    """``--json`` (docs/command-output.md) and ``--all``."""
+    command.add_argument(
+        "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
+    )
+    command.add_argument("--all", "--verbose", action="store_true", dest="all", help=all_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -692,9 +748,10 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser(
         "alerts", help="list the active alerts and those awaiting acknowledgement, with refs"
     )
-    alerts.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    _gateway_target(alerts)
     alerts.add_argument("--line", help="only this line's")
     alerts.add_argument("--rule", help="only this rule's")
+    _output_options(alerts, "list every cleared alert awaiting acknowledgement, not a count")
     alerts.set_defaults(handler=_cmd_alerts)
 
     for name, verb in (("ack", "acknowledge"), ("shelve", "shelve")):
@@ -754,7 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="print the report of a production run")
     report.add_argument("run", help="run number")
-    report.add_argument("--config", "-c", type=Path, required=True, help="config file")
+    _gateway_target(report)
+    _output_options(report, "also every ℮ batch and every alert transition")
     report.set_defaults(handler=_cmd_report)
 
     rec = commands.add_parser(
@@ -763,6 +821,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--config", "-c", type=Path, required=True, help="gateway config file")
     rec.add_argument("--postgres-dsn-env", metavar="VAR", help="env var with the warehouse DSN")
     rec.add_argument("--sqlite", type=Path, default=None, help="warehouse SQLite file instead")
+    rec.add_argument(
+        "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
+    )
     rec.set_defaults(handler=_cmd_reconcile)
 
     tui = commands.add_parser(

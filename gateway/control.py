@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.erp.model import ProductionRun, RunStatus, run_to_json
+from gateway.alert_listing import MAX_LIST_ALERTS, MAX_LISTING_BYTES, alert_listing
 from gateway.clock import Clock
 from gateway.errors import ControlSocketError, StoreError, StoreInUseError
 from gateway.records import AlertRecord, DeviceEvent, Record, RunVersion
@@ -416,6 +417,29 @@ class AlertControl:
         what = f"shelved {', '.join(chosen)} for {minutes:g} min"
         return {**await self._store(records, operator, what), "alerts": chosen}
 
+    async def list_alerts(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The alerts active or awaiting acknowledgement (what ``ack`` may name), optionally
+        of one ``line`` and/or ``rule``: most urgent first, :data:`MAX_LIST_ALERTS` at most.
+
+        Read from the gateway's alert book, so an operator who may use the socket but not
+        read the store can list them (``lineside alerts --socket``).
+        """
+        line, rule = _optional(request, "line"), _optional(request, "rule")
+        if line is not None and line not in self.lines:
+            raise CommandError(f"unknown line {line!r}")
+        limit = request.get("limit", MAX_LIST_ALERTS)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise CommandError("limit must be a positive integer")
+        limit = min(limit, MAX_LIST_ALERTS)  # the answer stays below MAX_ANSWER_BYTES
+        book = self.engine.book
+        standing = {a.id: a for a in (*book.active(), *book.unacknowledged())}
+        chosen = [
+            a
+            for a in standing.values()
+            if (line is None or a.line == line) and (rule is None or a.rule == rule)
+        ]
+        return {"ok": True, **alert_listing(chosen, self.engine.refs(), self.engine.config, limit)}
+
     async def line_mode(self, request: dict[str, Any]) -> dict[str, Any]:
         """Set a line to production, changeover or washdown; who did it is recorded."""
         line, mode = _text(request, "line"), _text(request, "mode")
@@ -440,9 +464,50 @@ class AlertControl:
             raise CommandError(str(exc)) from None
 
     async def _store(self, records: list[Record], operator: Operator, what: str) -> dict[str, Any]:
-        seqs = [await self.store.write(_attributed(record, operator)) for record in records]
+        # Queued together (in order: gather starts them in turn), committed in one group
+        # commit: acknowledging a rule's hundreds of alerts must not wait one commit interval
+        # per alert (the client gives up after 5 s).
+        seqs = list(
+            await asyncio.gather(*(self.store.write(_attributed(r, operator)) for r in records))
+        )
         log.info("operator %s %s", operator.label, what)
         return {"ok": True, "seqs": seqs}
+
+
+class ReportControl:
+    """A run's report for ``lineside report --socket``: the operator reads neither the store
+    nor the config; the gateway reads its store (read-only, beside its writer)."""
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+
+    async def report(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The report document of ``run_number`` (docs/command-output.md), its standing
+        alerts trimmed to fit one answer."""
+        from gateway.report import ReportError, build_report  # noqa: PLC0415
+        from gateway.report_output import (  # noqa: PLC0415
+            fit_standing,
+            report_document,
+            run_alerts,
+            run_losses,
+        )
+
+        run_number = _text(request, "run_number")
+
+        def build() -> dict[str, Any]:
+            report = build_report(self.store_path, run_number)
+            losses = run_losses(self.store_path, report)
+            alerts = run_alerts(self.store_path, report)
+            document = report_document(report, losses, alerts, with_transitions=False)
+            # Plain JSON types only (the answer is serialised without a fallback).
+            plain: dict[str, Any] = json.loads(json.dumps(document, default=str))
+            return fit_standing(plain, MAX_LISTING_BYTES)
+
+        try:
+            document = await asyncio.to_thread(build)
+        except ReportError as exc:
+            raise CommandError(str(exc)) from None
+        return {"ok": True, "report": document}
 
 
 class DeadLetterControl:

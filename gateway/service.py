@@ -26,7 +26,13 @@ from gateway.backoff import Backoff
 from gateway.clock import Clock, SystemClock
 from gateway.clockwatch import ClockStep, ClockWatch
 from gateway.config import LinesideConfig
-from gateway.control import AlertControl, ControlServer, DeadLetterControl, RunControl
+from gateway.control import (
+    AlertControl,
+    ControlServer,
+    DeadLetterControl,
+    ReportControl,
+    RunControl,
+)
 from gateway.erp_sync import ErpPoller, build_erp_source, load_known_runs
 from gateway.pipeline import Pipeline
 from gateway.records import AlertRecord, DeviceEvent, RecordFlag
@@ -187,6 +193,8 @@ async def run_gateway(
                     "acknowledge": alerts.acknowledge,
                     "shelve": alerts.shelve,
                     "line_mode": alerts.line_mode,
+                    "alerts": alerts.list_alerts,
+                    "report": ReportControl(config.store.path).report,
                     "dead_letter_list": dead_letters.list_records,
                     "dead_letter_show": dead_letters.show_record,
                     "dead_letter_requeue": dead_letters.requeue,

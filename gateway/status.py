@@ -160,7 +160,8 @@ def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _alert_json(alert: Alert, ref: str = "", action: str = "") -> dict[str, Any]:
+def alert_json(alert: Alert, ref: str = "", action: str = "") -> dict[str, Any]:
+    """One alert as the status snapshot and the ``alerts`` control request give it."""
     return {
         "id": alert.id,
         "ref": ref,
@@ -402,7 +403,7 @@ class GatewayStatus:
         }
 
     def _json(self, alert: Alert, refs: dict[str, str]) -> dict[str, Any]:
-        return _alert_json(alert, refs.get(alert.id, ""), self.engine.config.action(alert.rule))
+        return alert_json(alert, refs.get(alert.id, ""), self.engine.config.action(alert.rule))
 
     def _alarm_load(self, now_us: int) -> AlarmReport:
         """The alarm load of the last :data:`ALARM_WINDOW_US` (rules/alarm_rates.py)."""

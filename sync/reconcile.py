@@ -188,12 +188,32 @@ class SnapshotReader:
         self._db.close()
 
 
-async def reconcile(store_path: Path, warehouse: Warehouse, gateway_id: str) -> list[Difference]:
-    """Compare a gateway's store with the warehouse (opened by the caller)."""
+class Reconciliation(NamedTuple):
+    """The outcome of :func:`reconcile_counts`."""
+
+    differences: list[Difference]
+    buffered: Counts
+    """The gateway's records still in its outbox, per bucket (all of them, not only those
+    of differing buckets)."""
+    committed: int
+    """Records the gateway committed (in its record tables)."""
+
+
+async def reconcile_counts(
+    store_path: Path, warehouse: Warehouse, gateway_id: str
+) -> Reconciliation:
+    """Compare a gateway's store with the warehouse (opened by the caller), with what is
+    still buffered."""
     snapshot = SnapshotReader(store_path)
     try:
         mine = await gateway_counts(snapshot)
         buffered = await outbox_counts(snapshot)
     finally:
         snapshot.close()
-    return compare(mine, await warehouse_counts(warehouse, gateway_id), buffered)
+    differences = compare(mine, await warehouse_counts(warehouse, gateway_id), buffered)
+    return Reconciliation(differences, buffered, sum(mine.values()))
+
+
+async def reconcile(store_path: Path, warehouse: Warehouse, gateway_id: str) -> list[Difference]:
+    """Compare a gateway's store with the warehouse (opened by the caller)."""
+    return (await reconcile_counts(store_path, warehouse, gateway_id)).differences

@@ -5,6 +5,7 @@ shows up as exactly that bucket, off by one."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from sync.reconcile import (
     outbox_counts,
     warehouse_counts,
 )
+from tests.support.cli_runs import lineside
+from tests.support.command_docs import documented_keys
 from tests.support.configs import minimal_config_text
 from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import wait_for
@@ -116,6 +119,30 @@ async def test_reconcile_after_a_real_sync(tmp_path: Path, broker: Mosquitto) ->
     async with create_warehouse(postgres_dsn=None, sqlite_path=warehouse_path) as warehouse:
         theirs = await warehouse_counts(warehouse, "gw-test")
 
+    # The command says how much is still buffered, in total and per stream.
+    command = ("reconcile", "-c", str(config_path), "--sqlite", str(warehouse_path))
+    done = lineside(*command, "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert set(document) == documented_keys("The reconcile document")
+    assert document == {
+        "version": 1,
+        "gateway": "gw-test",
+        "consistent": True,
+        "committed_records": sum(mine.values()),
+        "buffered": {
+            "total": sum(buffered.values()),
+            "per_stream": {"device_events": sum(buffered.values())},
+        },
+        "differences": [],
+    }
+    text = lineside(*command).stdout.splitlines()
+    assert text[0] == "gateway gw-test: every committed record is in the warehouse or buffered"
+    assert text[1] == (
+        f"  committed {sum(mine.values())} record(s); still buffered {sum(buffered.values())} "
+        f"(device_events {sum(buffered.values())})"
+    )
+
     r1_10: Key = ("packs", "R1", "2024-05-01T10")
     assert mine[r1_10] == 80
     assert mine[("packs", None, "2024-05-01T12")] == 80
@@ -135,3 +162,15 @@ async def test_reconcile_after_a_real_sync(tmp_path: Path, broker: Mosquitto) ->
     async with create_warehouse(postgres_dsn=None, sqlite_path=warehouse_path) as warehouse:
         theirs = await warehouse_counts(warehouse, "gw-test")
     assert compare(mine, theirs, buffered) == [Difference(r1_10, 80, 79, 0)]
+    done = lineside(*command, "--json")
+    assert done.returncode == 1
+    [lost] = json.loads(done.stdout)["differences"]
+    assert lost == {
+        "stream": "packs",
+        "run_number": "R1",
+        "hour": "2024-05-01T10",
+        "gateway_count": 80,
+        "warehouse_count": 79,
+        "still_buffered": 0,
+        "missing": 1,
+    }

@@ -198,7 +198,9 @@ async def test_gateway_records_reach_the_warehouse_over_https(tmp_path: Path) ->
         cwd=REPO,
     )
     assert bad.returncode == 1
-    assert bad.stdout.startswith("packs")
+    # Summary first (docs/command-output.md), then the bucket that differs.
+    assert bad.stdout.startswith("gateway gw-test: 1 bucket(s) differ")
+    assert bad.stdout.splitlines()[-1].startswith("packs")
     assert "1 bucket(s) differ" in bad.stderr
 
 
