@@ -1,4 +1,8 @@
-"""What every device adapter shares: link state, tag samples, and where records go."""
+"""What every device adapter shares: tag samples, where records go, and how link state is set.
+
+:class:`~gateway.core.link.LinkState` itself is in the core: the uplinks and the status
+reports speak of it too.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,10 @@ from enum import StrEnum
 from typing import Protocol
 
 from adapters.rejections import RepeatedRejections
-from gateway.clock import Clock
-from gateway.errors import RecordShedError
-from gateway.records import DeviceEvent, Record
-
-
-class LinkState(StrEnum):
-    """Connection state of one device, shown in the TUI and metrics."""
-
-    DISABLED = "disabled"
-    CONNECTING = "connecting"
-    UP = "up"
-    DEGRADED = "degraded"
-    """Connected, but some tags are bad or the device asks to wait (busy, failure)."""
-    DOWN = "down"
-    """Not connected; reconnecting with backoff."""
+from gateway.core.clock import Clock
+from gateway.core.errors import RecordShedError
+from gateway.core.link import LinkState
+from gateway.core.records import DeviceEvent, Record
 
 
 class Quality(StrEnum):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from adapters.base import DeviceAdapter, RecordSink
 from adapters.roles import CheckweigherInterpreter
-from gateway.clock import Clock
 from gateway.config import (
     DeviceBase,
     LinesideConfig,
@@ -13,7 +12,8 @@ from gateway.config import (
     OpcUaDevice,
     ScannerTcpDevice,
 )
-from gateway.logs import bind_log_context
+from gateway.core.clock import Clock
+from gateway.core.log_context import bind_log_context
 from gateway.store import Store
 
 

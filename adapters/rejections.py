@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from gateway.records import Record, RejectedInput
+from gateway.core.records import Record, RejectedInput
 
 __all__ = ["REPEAT_WINDOW_US", "RepeatedRejections"]
 

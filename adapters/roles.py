@@ -32,10 +32,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from adapters.base import Quality, TagSample
-from adapters.codecs.gs1 import Gs1Label, parse_gs1, salvage_serial
 from adapters.pack_signals import Edge, RejectPairing, RejectVerdict, count_of, flag, program_text
 from gateway.config import DeviceBase, TagLimits
-from gateway.records import (
+from gateway.core.codecs.gs1 import Gs1Label, parse_gs1, salvage_serial
+from gateway.core.records import (
     SENSOR_FAULT_CODE,
     DeviceEvent,
     LabelScan,

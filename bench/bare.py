@@ -164,8 +164,8 @@ async def _modbus(args: argparse.Namespace) -> None:
 
 
 def _sqlite(args: argparse.Namespace) -> None:
-    from gateway.records import TemperatureReading  # noqa: PLC0415
-    from gateway.schema import MIGRATIONS, RECORD_TABLES  # noqa: PLC0415
+    from gateway.core.records import TemperatureReading  # noqa: PLC0415
+    from gateway.store.schema import MIGRATIONS, RECORD_TABLES  # noqa: PLC0415
 
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
     spec = RECORD_TABLES[TemperatureReading]

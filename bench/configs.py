@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from adapters.erp.model import Product, ProductionRun, RunStatus, run_to_json
 from bench.peers import NOMINAL_G
-from gateway.clock import SystemClock
 from gateway.config import LinesideConfig, load_config
-from gateway.records import RunVersion
+from gateway.core.clock import SystemClock
+from gateway.core.records import RunVersion
+from gateway.core.runs import Product, ProductionRun, RunStatus, run_to_json
 from gateway.store import Store
 from rules.model import Tier
 from sync.ingest.auth import hash_token, new_token, write_tokens
@@ -109,7 +109,7 @@ def probe_rules(device: str, names: Sequence[str], *, upper_c: float = 8.0) -> s
 DEFAULT_BATCH_RECORDS = 500
 DEFAULT_BATCH_BYTES = 256 * 1024
 DEFAULT_WINDOW = 4
-"""The shipped defaults of ``[sync.mqtt]`` / ``[sync.https]`` (``gateway/config.py``)."""
+"""The shipped defaults of ``[sync.mqtt]`` / ``[sync.https]`` (``gateway/config/``)."""
 
 
 def mqtt_sync(

@@ -55,10 +55,10 @@ from typing import Any
 
 from adapters.simulators import SimulatorSettings, run_simulators
 from adapters.simulators.scenario import ScenarioName
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.schema import RECORD_STREAMS
+from gateway.core.clock import SystemClock
 from gateway.store import Store
+from gateway.store.schema import RECORD_STREAMS
 from sync.mqtt_uplink import MqttUplink
 from tests.support.faultproxy import FaultProxy
 from tests.support.mosquitto import Mosquitto

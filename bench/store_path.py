@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gateway.clock import SystemClock
 from gateway.config import StoreSection, load_config
-from gateway.records import PackEvent, Record, TemperatureReading
+from gateway.core.clock import SystemClock
+from gateway.core.records import PackEvent, Record, TemperatureReading
 
 SUBMIT_CHUNK = 2000
 """Records submitted between yields to the event loop, as a burst of notifications would."""

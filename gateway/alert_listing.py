@@ -15,15 +15,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from gateway.api import MAX_LIST_ALERTS
 from gateway.status import alert_json
 from rules.alerts import Alert
 
-MAX_LIST_ALERTS = 300
-"""Alerts one listing carries; ``total`` and ``by_rule`` count them all."""
-
 MAX_LISTING_BYTES = 768 * 1024
 """The listed alerts' JSON stays below this, whatever their messages' length, so a control
-answer stays below the client's 1 MiB bound (``gateway.control.MAX_ANSWER_BYTES``)."""
+answer stays below the client's 1 MiB bound (``gateway.api.MAX_ANSWER_BYTES``)."""
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "warning": 2}
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.alert_listing import alert_listing
+from gateway.core.errors import CommandLineError
 from gateway.rules_engine import fold_alerts
 from rules.alert_refs import short_refs
 
 ALERTS_DOCUMENT_VERSION = 1
 
 
-class AlertsUnavailable(Exception):
+class AlertsUnavailable(CommandLineError):
     """Neither the gateway nor the store could be read (message for people)."""
 
 

@@ -3,14 +3,14 @@
 NTP (or an operator, or a box that booted without a real-time clock) can step the wall clock
 backwards or forwards at any moment. Timers, retries and timeouts use the monotonic clock and
 are not affected; record timestamps are wall time and are. :class:`ClockWatch` wraps the
-gateway's :class:`~gateway.clock.Clock` and compares the two on every wall-clock read: the
+gateway's :class:`~gateway.core.clock.Clock` and compares the two on every wall-clock read: the
 offset between them moves slowly when NTP slews the clock, and jumps when the clock is
 stepped. A jump larger than ``threshold_s`` is a step:
 
 * ``on_step`` is called once with a :class:`ClockStep` (the service records a ``clock_step``
   device event, flagged ``TIME_UNCERTAIN`` itself, and logs a warning);
 * for a while afterwards :meth:`ClockWatch.time_uncertain` is true, and the pipeline flags
-  every record it queues with :attr:`~gateway.records.RecordFlag.TIME_UNCERTAIN`: for
+  every record it queues with :attr:`~gateway.core.records.RecordFlag.TIME_UNCERTAIN`: for
   ``uncertain_s`` after a forward step, and after a backward step for as long as the
   repeated stretch of wall time lasts (the step's size, at least ``uncertain_s``, at most
   :data:`MAX_UNCERTAIN_S`), since those timestamps overlap ones already stored.
@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.clock import Clock
+from gateway.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ClockStep:
 
 
 class ClockWatch:
-    """A :class:`~gateway.clock.Clock` that notices steps of the wall clock it wraps."""
+    """A :class:`~gateway.core.clock.Clock` that notices steps of the wall clock it wraps."""
 
     def __init__(
         self,

@@ -35,10 +35,10 @@ from pydantic import SecretStr
 
 from adapters.simulators import SimulatorSettings, run_simulators
 from gateway.config import LinesideConfig, MqttSync, SyncSection
+from gateway.core.errors import ConfigError, StoreError
 from gateway.demo_broker import demo_broker
 from gateway.demo_config import demo_config_path, load_demo_config, operator_hint
 from gateway.demo_site import DemoAlreadyRunning, DemoLock, point_at_simulators, reset_demo_store
-from gateway.errors import ConfigError, StoreError
 from gateway.logs import configure_logging
 from gateway.service import run_gateway
 from gateway.store import Store

@@ -3,7 +3,7 @@
 From a checkout (``make demo``) the demo runs ``config/demo.toml`` and keeps its store where
 that file says (``var/demo/``), as it always has. Anywhere else, e.g. after
 ``pipx install lineside-*.whl``, there is no ``config/demo.toml`` under the current directory:
-the demo then runs the copy shipped in the package (``gateway/shipped.py``) and keeps its
+the demo then runs the copy shipped in the package (``gateway/core/shipped.py``) and keeps its
 store, warehouse, broker files and log in ``lineside-demo/`` under the current directory
 (``--state-dir`` puts them elsewhere), never inside the installed package
 (docs/install.md says so).
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.config import LinesideConfig, load_config
-from gateway.shipped import DEMO_CONFIG
+from gateway.core.shipped import DEMO_CONFIG
 
 CHECKOUT_DEMO_CONFIG = Path("config/demo.toml")
 """The demo config of a checkout, relative to the current directory."""
@@ -35,7 +35,7 @@ def load_demo_config(path: Path, state_dir: Path | None) -> LinesideConfig:
     """``path`` loaded, its store moved to ``state_dir`` when one is given or when ``path`` is
     the shipped config (whose relative store path would point inside the installed package).
 
-    Raises :class:`gateway.errors.ConfigError` as :func:`gateway.config.load_config` does.
+    Raises :class:`gateway.core.errors.ConfigError` as :func:`gateway.config.load_config` does.
     """
     config = load_config(path)
     if state_dir is None and path == DEMO_CONFIG:

@@ -23,9 +23,10 @@ from gateway.config import (
     OpcUaDevice,
     ScannerTcpDevice,
 )
+from gateway.core.errors import CommandLineError
 
 
-class DemoAlreadyRunning(RuntimeError):
+class DemoAlreadyRunning(CommandLineError, RuntimeError):
     """Another demo holds this demo folder."""
 
 

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr, ValidationError
 
 from adapters.erp.contract import Finding, check_page
-from adapters.erp.errors import ErpError
 from adapters.erp.http_source import HttpErpSource
 from gateway.config import HttpErp
+from gateway.core.errors import ErpError
 
 __all__ = ["EXIT_NOT_CONFORMING", "EXIT_UNREADABLE", "ErpCheckResult", "check_erp", "run_erp_check"]
 

@@ -21,17 +21,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from adapters.base import LinkState
-from adapters.erp.errors import ErpError, ErpRefused
-from adapters.erp.model import ProductionRun, run_fingerprint, run_from_json, run_to_json
 from adapters.erp.source import ErpSource
-from gateway.backoff import Backoff
-from gateway.clock import Clock
 from gateway.config import HttpErp, SqlErp
-from gateway.errors import StoreInUseError
-from gateway.records import AlertRecord, Record, RejectedInput, RunVersion, Severity
+from gateway.core.backoff import Backoff
+from gateway.core.clock import Clock
+from gateway.core.errors import ErpError, ErpRefused, StoreInUseError
+from gateway.core.link import LinkState
+from gateway.core.records import AlertRecord, Record, RejectedInput, RunVersion, Severity
+from gateway.core.runs import ProductionRun, run_fingerprint, run_from_json, run_to_json
 from gateway.runs import RunIndex
 from gateway.store import Store
+from rules import ids
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class ErpPoller:
         return AlertRecord(
             ts_us=now,
             alert_id="erp.unavailable",
-            rule="erp_unavailable",
+            rule=ids.ERP_UNAVAILABLE,
             subject="erp",
             severity=Severity.MAJOR,
             state=state,
@@ -238,7 +238,7 @@ class ErpPoller:
             AlertRecord(
                 ts_us=now,
                 alert_id=f"erp.run_changed.{run.run_number}.{run.updated.isoformat()}",
-                rule="erp_run_changed",
+                rule=ids.ERP_RUN_CHANGED,
                 subject=run.run_number,
                 line=run.line,
                 severity=Severity.MAJOR,
@@ -251,8 +251,8 @@ class ErpPoller:
 
 def run_erp_sync_once(config_path: Path, *, full: bool) -> int:
     """``lineside erp-sync``: one poll into the store; exit 0 when it succeeded."""
-    from gateway.clock import SystemClock  # noqa: PLC0415
     from gateway.config import load_config  # noqa: PLC0415
+    from gateway.core.clock import SystemClock  # noqa: PLC0415
 
     config = load_config(config_path)
     if config.erp is None:

@@ -40,16 +40,14 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-import uvicorn
-
-from adapters.base import LinkState
-from gateway.backoff import Backoff
 from gateway.config import HealthSection
+from gateway.core.backoff import Backoff
+from gateway.core.http_server import QuietServer, bind_tcp, server_config
+from gateway.core.link import LinkState
 from gateway.logs import REDACTED
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.status import GatewayStatus
 from gateway.store import StoreState
-from sync.http_server import QuietServer, bind_tcp
 
 log = logging.getLogger(__name__)
 
@@ -118,19 +116,8 @@ class HealthServer:
 
     async def _serve_on(self, sock: socket.socket) -> None:
         app: Any = self
-        config = uvicorn.Config(
-            app,
-            interface="asgi3",
-            lifespan="off",
-            ws="none",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_keep_alive=5,
-            timeout_graceful_shutdown=1,
-            # A scraper and a probe or two: anything beyond is refused, not queued.
-            limit_concurrency=16,
-        )
+        # A scraper and a probe or two: anything beyond is refused, not queued.
+        config = server_config(app, graceful_s=1, limit_concurrency=16, timeout_keep_alive=5)
         server = QuietServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="health.uvicorn")
         try:

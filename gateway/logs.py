@@ -7,29 +7,21 @@ libraries kept at WARNING.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, Literal, TextIO
 
+from gateway.core.log_context import (
+    FIELDS,
+    ContextFilter,
+    set_gateway_id,
+)
+
 REDACTED = "***"
-
-FIELDS: Final = ("gateway", "line", "device", "run")
-"""The structured fields a JSON line carries when they are known."""
-
-# The gateway id is one per process and paho's network thread logs too, which a context
-# variable would not reach: a plain module value, set once at start.
-_gateway_id: str | None = None
-# Device, line and run belong to a task: an adapter's task sets its device and line once,
-# and every task it starts (asyncua's and pymodbus' own) inherits them.
-_context: Final[dict[str, ContextVar[str | None]]] = {
-    name: ContextVar(f"lineside_log_{name}", default=None) for name in ("line", "device", "run")
-}
 
 # Libraries whose INFO and DEBUG are protocol chatter (pymodbus writes frames as hex):
 # capped at WARNING whatever the gateway's own level.
@@ -43,51 +35,6 @@ _PRIORITIES: Final = (
     (logging.WARNING, 4),
     (logging.INFO, 6),
 )
-
-
-def set_gateway_id(gateway_id: str | None) -> None:
-    """Name the gateway in every log line from now on (set once at start)."""
-    global _gateway_id  # noqa: PLW0603 - one value per process, read by every handler
-    _gateway_id = gateway_id
-
-
-def bind_log_context(
-    *, line: str | None = None, device: str | None = None, run: str | None = None
-) -> None:
-    """Set the line, device or run of the current task (and the tasks it starts)."""
-    for name, value in (("line", line), ("device", device), ("run", run)):
-        if value is not None:
-            _context[name].set(value)
-
-
-@contextlib.contextmanager
-def log_context(
-    *, line: str | None = None, device: str | None = None, run: str | None = None
-) -> Iterator[None]:
-    """Set the line, device or run for the lines logged inside the block."""
-    tokens = [
-        (_context[name], _context[name].set(value))
-        for name, value in (("line", line), ("device", device), ("run", run))
-        if value is not None
-    ]
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
-
-
-class ContextFilter(logging.Filter):
-    """Puts gateway, line, device and run on each record, unless the call gave them (extra=)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Fill the missing fields from the process and the task."""
-        if getattr(record, "gateway", None) is None:
-            record.gateway = _gateway_id
-        for name, var in _context.items():
-            if getattr(record, name, None) is None:
-                setattr(record, name, var.get())
-        return True
 
 
 def syslog_priority(levelno: int) -> int:

@@ -23,6 +23,9 @@ Metric families (``_total`` counters count since the gateway process started):
 ``lineside_sync_ack_latency_seconds``       first send to the warehouse's ack (histogram)
 ``lineside_sync_link_state{kind,state}``    the uplink's state (1 for the current one)
 ``lineside_sync_records_acked_total``       records the warehouse acknowledged
+``lineside_sync_records_quarantined_total`` records refused and moved to the quarantine
+``lineside_sync_batches_sent_total``        batches sent for the first time
+``lineside_sync_batches_resent_total``      batches sent again (no ack yet, a retry)
 ``lineside_device_link_state``              each device's link state (1 for the current)
 ``lineside_device_link_down_total``         outages per device
 ``lineside_device_reconnects_total``        recoveries per device
@@ -68,9 +71,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from adapters.base import LinkState
 from gateway import __version__
-from gateway.records import Severity
+from gateway.core.link import LinkState
+from gateway.core.records import Severity
 from gateway.status import Counters, GatewayStatus
 from gateway.store import StoreState
 from rules.alerts import AlertState
@@ -250,6 +253,22 @@ def _outbox(system: Mapping[str, Any], counters: Counters) -> Iterator[Metric]:
         "lineside_sync_records_acked",
         "Records the warehouse acknowledged as committed (deleted from the outbox)",
         value=counters.records_acked,
+    )
+    # The same names for either transport (sync.uplink.UplinkCounters).
+    yield CounterMetricFamily(
+        "lineside_sync_records_quarantined",
+        "Records the broker or the ingest refused, moved to the outbox quarantine",
+        value=counters.records_quarantined,
+    )
+    yield CounterMetricFamily(
+        "lineside_sync_batches_sent",
+        "Batches sent to the warehouse for the first time",
+        value=counters.batches_sent,
+    )
+    yield CounterMetricFamily(
+        "lineside_sync_batches_resent",
+        "Batches sent again: no acknowledgement in time, a failed attempt or a reconnect",
+        value=counters.batches_resent,
     )
 
 

@@ -9,9 +9,9 @@ import asyncio
 import logging
 import sys
 
-from adapters.codecs.register_views import format_views, tag_fragment, views_as_json
-from adapters.codecs.registers import DataType, Table, WordOrder
-from gateway.errors import DeviceError
+from gateway.core.codecs.register_views import format_views, tag_fragment, views_as_json
+from gateway.core.codecs.registers import DataType, Table, WordOrder
+from gateway.core.errors import DeviceError
 
 __all__ = ["add_parser", "parse_target", "run_modbus_probe"]
 

@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway.errors import ConfigError, DeviceError
+from gateway.core.errors import ConfigError, DeviceError
 
 __all__ = ["add_parser", "run_browse"]
 
@@ -56,11 +56,12 @@ def run_browse(args: argparse.Namespace) -> int:
         format_listing,
     )
     from gateway.config import OpcUaDevice, load_config  # noqa: PLC0415
+    from gateway.doctor.diagnose import credentials_environ  # noqa: PLC0415
 
     device = None
     if args.config is not None:
-        try:
-            config = load_config(args.config)
+        try:  # the device's login is a secret: found where `lineside doctor` finds it
+            config = load_config(args.config, environ=credentials_environ())
         except ConfigError as exc:
             _complain(str(exc))
             return 3

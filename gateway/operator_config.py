@@ -12,7 +12,6 @@ validated here, with the same models and the same relative-path rule as
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gateway.config import GatewaySection, StoreSection
-from gateway.errors import MISSING, ConfigError, ConfigProblem
+from gateway.config.loading import read_toml
+from gateway.core.errors import MISSING, ConfigError, ConfigProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +64,7 @@ def load_operator_config(path: str | Path) -> OperatorConfig:
     """
     path = Path(path)
     shown = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(
-            shown, [ConfigProblem("(file)", str(path), exc.strerror or str(exc))]
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            shown, [ConfigProblem("(file)", str(path), f"not UTF-8: {exc}")]
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(shown, [ConfigProblem("(syntax)", MISSING, f"TOML: {exc}")]) from None
+    raw = read_toml(path)
     context = {"base_dir": path.resolve().parent, "environ": os.environ}
     gateway, gateway_problems = _section(raw, "gateway", GatewaySection, context)
     store, store_problems = _section(raw, "store", StoreSection, context)

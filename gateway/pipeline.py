@@ -19,10 +19,10 @@ import dataclasses
 import logging
 import operator
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from gateway.errors import RecordShedError
-from gateway.records import (
+from gateway.core.errors import RecordShedError
+from gateway.core.records import (
     LabelScan,
     PackEvent,
     Record,
@@ -71,6 +71,8 @@ class Pipeline:
         provisional: Callable[[], bool] = lambda: False,
         rules: RulesEngine | None = None,
         time_uncertain: Callable[[], bool] = lambda: False,
+        observers: Iterable[Callable[[Record], None]] = (),
+        shedding: ShedLedger | None = None,
     ) -> None:
         self.store = store
         self.runs = runs
@@ -79,9 +81,9 @@ class Pipeline:
         self.rules = rules
         self.joined: Counter[str] = Counter()
         self.without_run: Counter[str] = Counter()
-        self.observers: list[Callable[[Record], None]] = []
+        self.observers = list(observers)
         """Called with every joined record as it is queued (the live status, metrics)."""
-        self.shedding = ShedLedger()
+        self.shedding = shedding if shedding is not None else ShedLedger()
         """Device records shed under intake pressure (counts, alert, evidence)."""
         store.space_listeners.append(self._relieved)
 

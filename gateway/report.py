@@ -22,10 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from adapters.erp.model import Product, ProductionRun, run_from_json
-from gateway.records import RecordFlag
+from gateway.core.errors import CommandLineError
+from gateway.core.records import RecordFlag
+from gateway.core.runs import Product, ProductionRun, run_from_json
 from gateway.rules_engine import fold_alerts
 from gateway.runs import from_us, to_us
+from rules import ids
 from rules.alarm_rates import AlarmLoad, alarm_load, raises_from_rows
 from rules.emark import limits
 from rules.giveaway import suggest_target
@@ -166,7 +168,7 @@ def _product_line(db: sqlite3.Connection, product: Product) -> ProductLine:
     )
 
 
-class ReportError(LookupError):
+class ReportError(CommandLineError, LookupError):
     """The run is not in the store."""
 
 
@@ -257,8 +259,8 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
         yield_pct=float(grams) / 1000 / raw * 100 if raw else None,
         use_by=use_by,
         alerts=alerts,
-        temperature_breaches=tuple(a for a in alerts if a["rule"].startswith("haccp_")),
-        label_gaps=tuple(a for a in alerts if a["rule"] == "label_gap"),
+        temperature_breaches=tuple(a for a in alerts if a["rule"] in ids.HACCP_RULES),
+        label_gaps=tuple(a for a in alerts if a["rule"] == ids.LABEL_GAP),
         uncertain_packs=int(uncertain),
         alarm_load=load,
     )

@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.clock import Clock
 from gateway.config import RulesSection
-from gateway.records import (
+from gateway.core.clock import Clock
+from gateway.core.records import (
     DeviceEvent,
     LabelScan,
     PackEvent,
@@ -71,7 +71,7 @@ _LABEL_REJECTIONS = (
     "FROM rejected_inputs WHERE seq > ? AND ts_us >= ? AND serial IS NOT NULL "
     "ORDER BY seq LIMIT ?"
 )
-_PROBE_FAULTS = (  # the reason is gateway.records.SENSOR_FAULT_CODE
+_PROBE_FAULTS = (  # the reason is gateway.core.records.SENSOR_FAULT_CODE
     "SELECT seq, ts_us, source, tag, raw, reason, detail, line, flags, serial "
     "FROM rejected_inputs "
     "WHERE reason = 'sensor_fault_code' AND seq > ? AND ts_us >= ? ORDER BY seq LIMIT ?"

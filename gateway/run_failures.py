@@ -18,8 +18,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
-from gateway.errors import (
+from gateway.commands.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
+from gateway.core.errors import (
     ConfigError,
     ControlSocketError,
     LinesideError,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from adapters.erp.model import ProductionRun, RunStatus
+from gateway.core.runs import ProductionRun, RunStatus
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ by :class:`gateway.pipeline.Pipeline` before the rules see it, and accounted for
   are back under the backpressure level) or, while it lasts, once the device's episode
   spans :data:`SUMMARY_WINDOW_US` of record time, so a long episode is not one number held
   in memory only. Every device record is then either stored or counted in such an event;
-  ``records_shed`` events are never evicted for space (:mod:`gateway.eviction`);
+  ``records_shed`` events are never evicted for space (:mod:`gateway.store.eviction`);
 * one MAJOR ``intake.shed`` alert, raised at the first shed and cleared with the last
   events when the pressure ends (a stale one is cleared by the next start, as any alert that
   is not latching: :meth:`gateway.rules_engine.RulesEngine.restore`).
@@ -30,8 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gateway import eviction
-from gateway.records import (
+from gateway.core.records import (
     AlertRecord,
     DeviceEvent,
     LabelScan,
@@ -41,7 +40,8 @@ from gateway.records import (
     Severity,
     TemperatureReading,
 )
-from gateway.schema import RECORD_TABLES
+from gateway.store.eviction import PROTECTED_EVENT_KINDS
+from gateway.store.schema import RECORD_TABLES
 
 __all__ = [
     "ALERT_ID",
@@ -61,10 +61,10 @@ ALERT_RULE = "intake_shed"
 SUMMARY_WINDOW_US = 60_000_000
 """Longest span of record time one ``records_shed`` event covers while shedding goes on."""
 
-NEVER_SHED_EVENT_KINDS = frozenset({*eviction.PROTECTED_EVENT_KINDS, "link_up", "link_down"})
+NEVER_SHED_EVENT_KINDS = frozenset({*PROTECTED_EVENT_KINDS, "link_up", "link_down"})
 """Device events queued whatever the pressure (see the module docstring)."""
 
-if SHED_EVENT_KIND not in eviction.PROTECTED_EVENT_KINDS:  # pragma: no cover
+if SHED_EVENT_KIND not in PROTECTED_EVENT_KINDS:  # pragma: no cover
     raise RuntimeError("records_shed events are evidence: eviction must keep them")
 
 

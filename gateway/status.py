@@ -23,20 +23,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from adapters.base import DeviceAdapter
-from adapters.erp.model import ProductionRun
 from gateway import __version__
-from gateway.clock import Clock
-from gateway.config import LinesideConfig, ModbusRtuDevice, ModbusTcpDevice, OpcUaDevice
-from gateway.erp_sync import ErpPoller
-from gateway.records import (
+from gateway.config import LinesideConfig
+from gateway.core.clock import Clock
+from gateway.core.records import (
     AlertRecord,
     DeviceEvent,
     LabelScan,
@@ -45,17 +42,28 @@ from gateway.records import (
     RejectedInput,
     TemperatureReading,
 )
+from gateway.core.runs import ProductionRun
+from gateway.erp_sync import ErpPoller
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, from_us
 from gateway.shedding import ShedLedger
+from gateway.status_counters import Counters, LatencyHistogram
+from gateway.status_views import (
+    alert_json,
+    devices_json,
+    labels_json,
+    num,
+    probe_json,
+    probe_severity,
+    probe_tags,
+    run_json,
+)
 from gateway.store import Store
 from rules.alarm_rates import AlarmReport, Raise, alarm_load
 from rules.alert_refs import short_refs
 from rules.alerts import Alert
 from rules.emark import limits
-from rules.shelf_life import expected_use_by
-from sync.https_uplink import HttpsUplink
-from sync.mqtt_uplink import MqttUplink
+from sync.uplink import Uplink
 
 SNAPSHOT_VERSION = 1
 """Bumped when a key is removed or changes meaning (added keys do not bump it)."""
@@ -71,10 +79,6 @@ TREND_POINTS = 120
 
 RECENT_ALERTS = 50
 """Alerts listed in the snapshot besides the active ones."""
-
-ACK_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-"""Upper bounds of the acknowledgement latency histogram (seconds; +Inf is implied). From
-a healthy round trip (well under a second) to an outage drained after half an hour."""
 
 ALARM_WINDOW_US = 24 * 3600 * 1_000_000
 """The span of the live alarm load figures (the warehouse judges longer spans, with the same
@@ -103,89 +107,6 @@ class _RunTally:
     seeded: bool = False
 
 
-@dataclass(slots=True)
-class LatencyHistogram:
-    """Durations counted into fixed buckets: bounded memory however many are observed."""
-
-    bounds: tuple[float, ...] = ACK_LATENCY_BUCKETS_S
-    counts: list[int] = field(default_factory=list)
-    """Observations per bucket (not cumulative); the last one is above every bound."""
-    total: int = 0
-    sum_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, seconds: float) -> None:
-        """Count one duration."""
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.total += 1
-        self.sum_s += seconds
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        """``(upper bound, observations at or below it)`` pairs, ending with +Inf."""
-        running, out = 0, []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """Counts since the gateway started that the snapshot does not carry (for metrics)."""
-
-    rejected: dict[tuple[str, str], int]
-    """Rejected device inputs per (device, reason)."""
-    link_down: dict[str, int]
-    """Outages per device (``link_down`` events)."""
-    reconnects: dict[str, int]
-    """Recoveries per device (``link_up`` events after an outage)."""
-    alerts: dict[tuple[str, str], int]
-    """Alerts in the book that still matter (active, or cleared but not acknowledged) per
-    (severity, state)."""
-    ack_latency: list[tuple[float, int]]
-    """Cumulative acknowledgement latency buckets (see :meth:`LatencyHistogram.cumulative`)."""
-    ack_latency_sum_s: float
-    ack_latency_count: int
-    records_acked: int
-    """Records the warehouse acknowledged (deleted from the outbox)."""
-    store_commits: int
-    records_committed: int
-    shed: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Device records shed under intake pressure per (device, kind) (:mod:`gateway.shedding`)."""
-
-
-def _num(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def alert_json(alert: Alert, ref: str = "", action: str = "") -> dict[str, Any]:
-    """One alert as the status snapshot and the ``alerts`` control request give it."""
-    return {
-        "id": alert.id,
-        "ref": ref,
-        "rule": alert.rule,
-        "subject": alert.subject,
-        "line": alert.line,
-        "severity": str(alert.severity),
-        "state": str(alert.state),
-        "active": alert.active,
-        "acknowledged": alert.acknowledged,
-        "acknowledged_by": alert.acknowledged_by,
-        "comment": alert.comment,
-        "raised_us": alert.raised_us,
-        "cleared_us": alert.cleared_us,
-        "shelved_until_us": alert.shelved_until_us,
-        "message": alert.message,
-        "occurrences": alert.occurrences,
-        "first_us": alert.first_us,
-        "last_us": alert.last_us,
-        "value": alert.value,
-        "action": action,
-    }
-
-
 class GatewayStatus:
     """Collects the live state of one running gateway into snapshots."""
 
@@ -199,7 +120,7 @@ class GatewayStatus:
         clock: Clock,
         devices: Sequence[DeviceAdapter] = (),
         erp: ErpPoller | None = None,
-        uplink: MqttUplink | HttpsUplink | None = None,
+        uplink: Uplink | None = None,
         shedding: ShedLedger | None = None,
     ) -> None:
         self.config = config
@@ -224,7 +145,7 @@ class GatewayStatus:
         self.ack_latency = LatencyHistogram()
         """Seconds from a batch's first send to the warehouse's acknowledgement."""
         self._device_line = {d.id: d.line for d in config.devices}
-        self._probe_tags = _probe_tags(config)
+        self._probe_tags = probe_tags(config)
         self._recent: dict[str, deque[tuple[int, float, bool | None]]] = {
             line.id: deque(maxlen=RECENT_PACKS) for line in config.lines
         }
@@ -287,11 +208,7 @@ class GatewayStatus:
         standing.update({a.id: a for a in book.unacknowledged()})
         for alert in standing.values():
             alerts[str(alert.severity), str(alert.state)] += 1
-        acked = 0
-        if isinstance(self.uplink, MqttUplink):
-            acked = self.uplink.stats.records_acked
-        elif isinstance(self.uplink, HttpsUplink):
-            acked = self.uplink.stats.acked
+        link = self.uplink.stats if self.uplink is not None else None
         return Counters(
             rejected=dict(self.rejected),
             link_down=dict(self.link_down),
@@ -300,7 +217,10 @@ class GatewayStatus:
             ack_latency=self.ack_latency.cumulative(),
             ack_latency_sum_s=self.ack_latency.sum_s,
             ack_latency_count=self.ack_latency.total,
-            records_acked=acked,
+            records_acked=link.records_acked if link is not None else 0,
+            records_quarantined=link.records_quarantined if link is not None else 0,
+            batches_sent=link.batches_sent if link is not None else 0,
+            batches_resent=link.batches_resent if link is not None else 0,
             store_commits=self.store.stats.batches_committed,
             records_committed=self.store.stats.records_committed,
             shed=dict(self.shedding.totals),
@@ -373,21 +293,21 @@ class GatewayStatus:
             band = None
         tally = await self._tally(run.run_number) if run is not None else None
         probes = self._probes(line, now_us)
-        worst = max(probes, key=_probe_severity, default=None)
+        worst = max(probes, key=probe_severity, default=None)
         labels = self._labels(line, run)
         return {
             "id": line,
             "name": name,
             "mode": str(self.engine.book.line_mode(line)),
             "andon": self.engine.andon(line),
-            "run": self._run(run) if run is not None else None,
+            "run": self._run_json(run) if run is not None else None,
             "packs": tally.packs if tally is not None else 0,
             "mean_g": (tally.sum_g / tally.packs) if tally and tally.packs else None,
             "giveaway_pct": self._giveaway_pct(line),
             "emark": {
-                "qn_g": _num(band.qn) if band else None,
-                "t1_g": _num(band.t1) if band else None,
-                "t2_g": _num(band.t2) if band else None,
+                "qn_g": num(band.qn) if band else None,
+                "t1_g": num(band.t1) if band else None,
+                "t2_g": num(band.t2) if band else None,
                 "batch_packs": batch.n if batch is not None else 0,
                 "below_t1": batch.below_t1 if batch is not None else 0,
                 "below_t2": batch.below_t2 if batch is not None else 0,
@@ -418,36 +338,12 @@ class GatewayStatus:
             lines=[line.id for line in self.config.lines],
         )
 
-    def _run(self, run: ProductionRun) -> dict[str, Any]:
-        use_by = None
-        if run.pack_date is not None:
-            try:
-                use_by = expected_use_by(
-                    run.pack_date, run.shelf_life_adjust, self.engine.config.shelf_life_base_days
-                ).isoformat()
-            except ValueError:
-                use_by = None  # an adjustment the rules refuse; the compliance alert says why
-        return {
-            "run_number": run.run_number,
-            "status": str(run.status),
-            "description": run.description,
-            "batch_codes": list(run.batch_codes),
-            "species": run.species,
-            "pack_date": run.pack_date.isoformat() if run.pack_date else None,
-            "use_by": use_by,
-            "shelf_life_adjust": run.shelf_life_adjust,
-            "products": [
-                {
-                    "plu": p.plu,
-                    "description": p.description,
-                    "nominal_g": _num(p.nominal_g),
-                    "catch_weight": p.catch_weight,
-                    "tier": str(p.tier) if p.tier is not None else None,
-                }
-                for p in run.products
-            ],
-            "provisional": self.erp.provisional if self.erp is not None else False,
-        }
+    def _run_json(self, run: ProductionRun) -> dict[str, Any]:
+        return run_json(
+            run,
+            base_days=self.engine.config.shelf_life_base_days,
+            provisional=self.erp.provisional if self.erp is not None else False,
+        )
 
     async def load(self) -> None:
         """Note where this process's packs begin in the store (call once, before intake).
@@ -490,7 +386,7 @@ class GatewayStatus:
         if not stats:
             return None
         newest = max(stats, key=lambda s: s.last_ts_us or 0)
-        return _num(newest.giveaway_pct)
+        return num(newest.giveaway_pct)
 
     def _probes(self, line: str, now_us: int) -> list[dict[str, Any]]:
         links = {adapter.device_id: str(adapter.state) for adapter in self.devices}
@@ -498,85 +394,23 @@ class GatewayStatus:
         for rules, monitor in self.engine.probes.values():
             if (monitor.line or self._device_line.get(rules.device)) != line:
                 continue
-            last = monitor.last_valid
-            breach = sorted(monitor.in_breach)
-            faults = sorted(str(f) for f in monitor.faults)
-            state = "fault" if faults else ("high" if "upper" in breach else "ok")
-            if "lower" in breach:
-                state = "low"
-            if last is None and not faults:
-                state = "waiting"
             location, interval_s = self._probe_tags.get((rules.device, rules.probe), ("", None))
-            out.append(
-                {
-                    "device": rules.device,
-                    "probe": rules.probe,
-                    "location": location,
-                    "interval_s": interval_s,
-                    "link": links.get(rules.device, "disabled"),
-                    "celsius": _num(last[1]) if last else None,
-                    "age_s": (now_us - last[0]) / 1e6 if last else None,
-                    "upper_c": rules.upper_c,
-                    "lower_c": rules.lower_c,
-                    "state": state,
-                    "faults": faults,
-                }
-            )
+            link = links.get(rules.device, "disabled")
+            out.append(probe_json(rules, monitor, (location, interval_s), link, now_us))
         return out
 
     def _labels(self, line: str, run: ProductionRun | None) -> dict[str, Any]:
-        monitors = [
-            m
-            for (device, run_number), m in self.engine.labels.items()
-            if self._device_line.get(device) == line
-            and (run is None or run_number == run.run_number)
-        ]
-        if not monitors:
-            return {"state": "no scans", "last": None, "missing": [], "duplicates": 0, "read": 0}
-        # A gap across a long outage can hold many thousands of numbers: the newest 20 of
-        # each monitor are enough to show the newest 20 of the line.
-        missing = sorted({n for m in monitors for n in m.newest_missing(20)})
-        missing_count = sum(m.missing_count for m in monitors)
-        duplicates = sum(m.duplicates for m in monitors)
-        last = max((m.last_number for m in monitors if m.last_number is not None), default=None)
-        state = "gap" if missing_count else ("duplicate" if duplicates else "ok")
-        return {
-            "state": state,
-            "last": last,
-            "missing": missing[-20:],
-            "missing_count": missing_count,
-            "duplicates": duplicates,
-            "read": sum(m.read for m in monitors),
-        }
+        return labels_json(
+            [
+                m
+                for (device, run_number), m in self.engine.labels.items()
+                if self._device_line.get(device) == line
+                and (run is None or run_number == run.run_number)
+            ]
+        )
 
     async def _system(self, now_us: int) -> dict[str, Any]:
-        devices = []
-        configured = {d.id: d for d in self.config.devices}
-        for adapter in self.devices:
-            device_id = adapter.device_id
-            config = configured.get(device_id)
-            devices.append(
-                {
-                    "id": device_id,
-                    "kind": config.kind if config else "",
-                    "role": config.role if config else "",
-                    "line": config.line if config else "",
-                    "state": str(adapter.state),
-                    "last_error": str(getattr(adapter, "last_error", "")),
-                }
-            )
-        for device in self.config.devices:
-            if not device.enabled:
-                devices.append(
-                    {
-                        "id": device.id,
-                        "kind": device.kind,
-                        "role": device.role,
-                        "line": device.line,
-                        "state": "disabled",
-                        "last_error": "",
-                    }
-                )
+        devices = devices_json(self.config, self.devices)
         rows = await self._query(OUTBOX_SQL)
         if rows is not None:
             self._outbox = (int(rows[0][0]), rows[0][1], False)
@@ -598,7 +432,7 @@ class GatewayStatus:
         uplink = None
         if self.uplink is not None:
             uplink = {
-                "kind": "mqtt" if self.config.sync.mqtt is not None else "https",
+                "kind": self.uplink.kind,
                 "endpoint": self._endpoint(),
                 "state": str(self.uplink.state),
                 "last_error": self.uplink.stats.last_error,
@@ -640,42 +474,11 @@ class GatewayStatus:
         return ""
 
 
-def _probe_tags(config: LinesideConfig) -> dict[tuple[str, str], tuple[str, float | None]]:
-    """``(device, tag)`` -> where the probe sits and how often a reading is expected.
-
-    The interval is the poll period of a polled tag. A subscribed OPC UA tag has none: the
-    server sends a value only when it changes, and while the subscription lives (the device's
-    link is up) an unchanged value is the current one, so only the link says it is stale.
-    """
-    out: dict[tuple[str, str], tuple[str, float | None]] = {}
-    for device in config.devices:
-        if isinstance(device, OpcUaDevice):
-            for group in device.groups:
-                interval = group.poll_interval_ms / 1000 if group.mode == "poll" else None
-                for tag in group.tags:
-                    out[device.id, tag.name] = (tag.location, interval)
-        elif isinstance(device, ModbusTcpDevice | ModbusRtuDevice):
-            for modbus_tag in device.tags:
-                out[device.id, modbus_tag.name] = (
-                    modbus_tag.location,
-                    device.poll_interval_ms / 1000,
-                )
-    return out
-
-
 _KINDS: dict[type, str] = {
     PackEvent: "pack",
     TemperatureReading: "temperature",
     LabelScan: "label_scan",
 }
 
-_PROBE_ORDER = {"fault": 3, "high": 2, "low": 2, "ok": 1, "waiting": 0}
 
-
-def _probe_severity(probe: dict[str, Any]) -> tuple[int, float]:
-    """Worst probe first: faults, then breaches, then the warmest."""
-    celsius = probe["celsius"]
-    return (_PROBE_ORDER.get(probe["state"], 0), celsius if celsius is not None else -1e9)
-
-
-__all__ = ["SNAPSHOT_VERSION", "Counters", "GatewayStatus", "LatencyHistogram"]
+__all__ = ["SNAPSHOT_VERSION", "Counters", "GatewayStatus", "LatencyHistogram", "alert_json"]

@@ -2,7 +2,7 @@
 
 A file that is missing, unreadable or not what it should be is a config problem at its key
 path (``sync.mqtt.ca_file``), never a bare ``FileNotFoundError`` from the ssl module that
-names no file. The config load already checks the files exist (gateway/config.py); this
+names no file. The config load already checks the files exist (gateway/config/paths.py); this
 catches one removed since, or one that holds no certificate or key.
 """
 
@@ -12,7 +12,7 @@ import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.errors import ConfigError, ConfigProblem
+from gateway.core.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
     from gateway.config import LinesideConfig

@@ -17,61 +17,45 @@ from __future__ import annotations
 
 from typing import Final
 
+from rules import ids
+
 __all__ = ["DEFAULT_ACTIONS", "RULES_WITH_ACTIONS"]
 
 DEFAULT_ACTIONS: Final[dict[str, str]] = {
-    "haccp_upper": (
+    ids.HACCP_UPPER: (
         "Move the product to chill, check the probe with a hand thermometer, hold the "
         "product packed since the last good reading and notify QA"
     ),
-    "haccp_lower": (
+    ids.HACCP_LOWER: (
         "Check the chiller or freezer setting and the probe, assess the product for "
         "freezing damage and notify QA"
     ),
-    "haccp_sensor_fault": (
+    ids.HACCP_SENSOR_FAULT: (
         "Check the probe and its wiring; monitor the point by hand (hand thermometer, "
         "written record) until it is fixed"
     ),
-    "emark_mean": "Raise the checkweigher's target weight and check the filler",
-    "emark_mean_batch": (
+    ids.EMARK_MEAN: "Raise the checkweigher's target weight and check the filler",
+    ids.EMARK_MEAN_BATCH: (
         "Hold the batch, raise the target weight and notify QA: the batch fails ℮ rule 1"
     ),
-    "emark_t1": (
+    ids.EMARK_T1: (
         "Check the filler and the checkweigher's reject setpoint, raise the target weight "
         "and notify QA"
     ),
-    "emark_t2": (
+    ids.EMARK_T2: (
         "Pull the named pack(s): they must not carry the ℮ mark; check that the "
         "checkweigher rejects below T1"
     ),
-    "shelf_life_use_by": (
+    ids.SHELF_LIFE_USE_BY: (
         "Stop the labeller, correct the use-by date, pull and relabel the packs since the "
         "last good label"
     ),
-    "label_batch": (
+    ids.LABEL_BATCH: (
         "Stop the labeller, correct the batch code, pull and relabel the packs since the "
         "last good label"
     ),
-    "device_down": "Check the device's power and network cable; tell maintenance",
+    ids.DEVICE_DOWN: "Check the device's power and network cable; tell maintenance",
 }
 
-RULES_WITH_ACTIONS: Final = frozenset(
-    {
-        *DEFAULT_ACTIONS,
-        "giveaway",
-        "label_gap",
-        "label_duplicate",
-        "label_out_of_sequence",
-        "label_weight",
-        "label_invalid",
-        "label_product",
-        "shelf_life_freeze_down",
-        "compliance_gg_in_premium",
-        "compliance_tails_in_premium",
-        "compliance_species_mismatch",
-        "compliance_scanback_orphan",
-        "compliance_yield",
-        "compliance_tier_cascade",
-    }
-)
+RULES_WITH_ACTIONS: Final = ids.ENGINE_RULES
 """The rules the gateway's rules engine raises, which ``[rules.actions]`` may name."""

@@ -44,12 +44,27 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal
 
-from rules.alert_updates import Published, update_due
-from rules.model import AlertEvent, AlertTransition, Finding, Severity
+from rules.alert_entry import (
+    AlertEntry,
+    alert_view,
+    andon_colour,
+    entry_from_view,
+    new_alert_id,
+    operator_name,
+    publish_due,
+    transition,
+)
+from rules.alert_line_modes import LineModes
+from rules.alert_model import (
+    DEFAULT_NEVER_SUPPRESS,
+    LINE_MODES,
+    Alert,
+    AlertState,
+    AndonColour,
+    LineMode,
+)
+from rules.model import AlertEvent, AlertTransition, Finding
 
 __all__ = [
     "DEFAULT_NEVER_SUPPRESS",
@@ -60,121 +75,6 @@ __all__ = [
     "AndonColour",
     "LineMode",
 ]
-
-LineMode = Literal["production", "changeover", "washdown"]
-LINE_MODES: tuple[LineMode, ...] = ("production", "changeover", "washdown")
-AndonColour = Literal["green", "amber", "red"]
-
-DEFAULT_NEVER_SUPPRESS: tuple[str, ...] = ("haccp_", "store_")
-"""Rule id prefixes that line modes never suppress: HACCP critical limits and cold-store
-temperatures must be monitored and recorded whatever the line is doing."""
-
-_RANK = {Severity.WARNING: 1, Severity.MAJOR: 2, Severity.CRITICAL: 3}
-
-
-class AlertState(StrEnum):
-    """Where an alert is in its life cycle (the ``state`` of :class:`Alert`)."""
-
-    UNACKNOWLEDGED = "active-unacknowledged"
-    ACKNOWLEDGED = "active-acknowledged"
-    CLEARED_UNACKNOWLEDGED = "cleared-unacknowledged"
-    CLEARED = "cleared"
-    SHELVED = "shelved"
-    SUPPRESSED = "suppressed"
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A read-only view of one alert, as the TUI, the andon and the store see it.
-
-    ``state`` folds the flags into one name (suppressed before shelved before the
-    acknowledgement); ``acknowledged_by``, ``cleared_us`` and ``shelved_until_us`` keep the
-    rest, so :meth:`AlertBook.restore` can rebuild the alert from this view alone.
-    """
-
-    id: str
-    rule: str
-    subject: str
-    line: str | None
-    severity: Severity
-    state: AlertState
-    raised_us: int
-    message: str
-    acknowledged_by: str | None = None
-    acknowledged_us: int | None = None
-    comment: str = ""
-    """The last operator comment (acknowledgement or shelving)."""
-    shelved_until_us: int | None = None
-    cleared_us: int | None = None
-    occurrences: int = 1
-    """Active findings folded into the alert (labels, reads, observations of the condition)."""
-    first_us: int | None = None
-    """When the condition was first seen (None: as ``raised_us``)."""
-    last_us: int | None = None
-    """When it was last seen active (None: as ``raised_us``)."""
-    value: float | None = None
-    """The latest value of the figure its message shows, where the rule gives one."""
-    published: Published | None = None
-    """What its last RAISED or UPDATED transition said (severity, value, occurrences,
-    time): the next update is judged against it (:mod:`rules.alert_updates`)."""
-
-    @property
-    def active(self) -> bool:
-        """Whether the condition still holds (not cleared)."""
-        return self.cleared_us is None
-
-    @property
-    def acknowledged(self) -> bool:
-        """Whether an operator has acknowledged the alert."""
-        return self.acknowledged_by is not None
-
-
-@dataclass(slots=True)
-class _Entry:
-    id: str
-    rule: str
-    subject: str
-    line: str | None
-    severity: Severity
-    message: str
-    raised_us: int
-    seq: int
-    detail: Mapping[str, object] | None
-    """The last finding's detail; None when unknown (restored from a view)."""
-    config: Mapping[str, object] = field(default_factory=dict)
-    acknowledged_by: str | None = None
-    acknowledged_us: int | None = None
-    comment: str = ""
-    cleared_us: int | None = None
-    suppressed: bool = False
-    first_us: int = 0
-    last_us: int = 0
-    occurrences: int = 1
-    value: float | None = None
-    deadband: float = 0.0
-    event: bool = False
-    published: Published | None = None
-    """What the last RAISED/UPDATED said (set at the raise, or from the stored view when
-    restored)."""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.rule, self.subject)
-
-    def figures(self) -> dict[str, object]:
-        """The occurrence figures every transition carries."""
-        figures: dict[str, object] = {
-            "occurrences": self.occurrences,
-            "first_us": self.first_us,
-            "last_us": self.last_us,
-        }
-        if self.value is not None:
-            figures["value"] = self.value
-        return figures
-
-    def publish(self, ts_us: int) -> None:
-        """Note that the alert's current state went out in a RAISED or UPDATED transition."""
-        self.published = Published(self.severity, self.value, self.occurrences, ts_us)
 
 
 class AlertBook:
@@ -199,16 +99,14 @@ class AlertBook:
         if max_history < 0:
             msg = f"max_history must be >= 0, not {max_history}"
             raise ValueError(msg)
-        self._never_suppress = tuple(never_suppress)
-        self._suppressible = None if suppressible_rules is None else frozenset(suppressible_rules)
+        self._modes = LineModes(never_suppress, suppressible_rules)
         self._max_history = max_history
-        self._alerts: dict[str, _Entry] = {}
+        self._alerts: dict[str, AlertEntry] = {}
         self._open: dict[tuple[str, str], str] = {}
         self._latest: dict[tuple[str, str], str] = {}
         self._shelves: dict[tuple[str, str], int] = {}
         """Shelf expiry per (rule, subject): it covers that subject's re-raises too."""
         self._held: dict[tuple[str, str], tuple[Finding, Mapping[str, object]]] = {}
-        self._modes: dict[str, LineMode] = {}
         self._closed: deque[str] = deque()
         self._seq = 0
 
@@ -230,7 +128,7 @@ class AlertBook:
         """
         cfg = dict(config or {})
         key = (finding.rule, finding.subject)
-        suppress = self._should_suppress(finding.rule, finding.line)
+        suppress = self._modes.suppresses(finding.rule, finding.line)
         open_id = self._open.get(key)
         if open_id is None:
             if not finding.active:
@@ -249,43 +147,20 @@ class AlertBook:
         out: list[AlertTransition] = []
         if suppress and not entry.suppressed:
             entry.suppressed = True
-            out.append(self._transition(entry, AlertEvent.SUPPRESSED, finding.ts_us, cfg))
+            out.append(transition(entry, AlertEvent.SUPPRESSED, finding.ts_us, cfg))
         elif entry.suppressed and not suppress:
             entry.suppressed = False
-            out.append(self._transition(entry, AlertEvent.UNSUPPRESSED, finding.ts_us, cfg))
+            out.append(transition(entry, AlertEvent.UNSUPPRESSED, finding.ts_us, cfg))
 
-        if entry.detail is None and (finding.message, finding.severity) == (
-            entry.message,
-            entry.severity,
-        ):
-            # Restored from a view without detail: adopt it rather than flood after a restart.
-            entry.detail = dict(finding.detail)
-        changed = (finding.message, finding.severity, dict(finding.detail)) != (
-            entry.message,
-            entry.severity,
-            entry.detail,
-        )
-        escalated = _RANK[finding.severity] > _RANK[entry.severity]
-        entry.occurrences += 1
-        entry.last_us = max(entry.last_us, finding.ts_us)
-        entry.message = finding.message
-        entry.severity = finding.severity
-        entry.detail = dict(finding.detail)
-        entry.value, entry.deadband, entry.event = finding.value, finding.deadband, finding.event
-        if escalated:
-            # A higher priority is a new demand on the operator (ISA-18.2 re-annunciation).
-            entry.acknowledged_by = None
-            entry.acknowledged_us = None
+        changed, escalated = entry.fold(finding)
         if entry.suppressed or self._shelf_of(entry) is not None:
             return out
-        if self._due(entry, finding.ts_us, changed=changed) != "now":
+        if publish_due(entry, finding.ts_us, changed=changed) != "now":
             return out
         extra: dict[str, object] = {"escalated": True} if escalated else {}
         entry.publish(finding.ts_us)
         out.append(
-            self._transition(
-                entry, AlertEvent.UPDATED, finding.ts_us, cfg, {**finding.detail, **extra}
-            )
+            transition(entry, AlertEvent.UPDATED, finding.ts_us, cfg, {**finding.detail, **extra})
         )
         return out
 
@@ -309,7 +184,7 @@ class AlertBook:
             ValueError: no operator name, or the alert is already acknowledged.
         """
         entry = self._entry(alert_id)
-        who = _operator(operator)
+        who = operator_name(operator)
         if entry.acknowledged_by is not None:
             msg = (
                 f"alert {alert_id} was already acknowledged by {entry.acknowledged_by} "
@@ -320,7 +195,7 @@ class AlertBook:
         entry.acknowledged_by = who
         entry.acknowledged_us = ts_us
         entry.comment = comment
-        transition = self._transition(
+        acknowledged = transition(
             entry,
             AlertEvent.ACKNOWLEDGED,
             ts_us,
@@ -329,7 +204,7 @@ class AlertBook:
         )
         if entry.cleared_us is not None:
             self._close(entry)
-        return transition
+        return acknowledged
 
     def shelve(
         self, alert_id: str, operator: str, until_us: int, ts_us: int, comment: str = ""
@@ -345,7 +220,7 @@ class AlertBook:
                 superseded by a newer alert for the same rule and subject.
         """
         entry = self._entry(alert_id)
-        who = _operator(operator)
+        who = operator_name(operator)
         if until_us <= ts_us:
             msg = f"shelving {alert_id} until {until_us} is not after now ({ts_us})"
             raise ValueError(msg)
@@ -356,7 +231,7 @@ class AlertBook:
         self._shelves[entry.key] = until_us
         comment = comment.strip()
         entry.comment = comment
-        return self._transition(
+        return transition(
             entry,
             AlertEvent.SHELVED,
             ts_us,
@@ -377,12 +252,10 @@ class AlertBook:
             entry = self._alerts[open_id]
             if entry.value is None or entry.suppressed or self._shelf_of(entry) is not None:
                 continue
-            if self._due(entry, ts_us, changed=False) == "now":
+            if publish_due(entry, ts_us, changed=False) == "now":
                 entry.publish(ts_us)
                 out.append(
-                    self._transition(
-                        entry, AlertEvent.UPDATED, ts_us, entry.config, entry.detail or {}
-                    )
+                    transition(entry, AlertEvent.UPDATED, ts_us, entry.config, entry.detail or {})
                 )
         for key, until_us in sorted(self._shelves.items(), key=lambda kv: (kv[1], kv[0])):
             if until_us > ts_us:
@@ -394,7 +267,7 @@ class AlertBook:
             entry = self._alerts[alert_id]
             active = entry.cleared_us is None
             out.append(
-                self._transition(
+                transition(
                     entry,
                     AlertEvent.UNSHELVED,
                     ts_us,
@@ -420,11 +293,7 @@ class AlertBook:
         Raises:
             ValueError: an unknown mode.
         """
-        if mode not in LINE_MODES:
-            msg = f"line mode must be one of {', '.join(LINE_MODES)}, not {mode!r}"
-            raise ValueError(msg)
-        previous = self._modes.get(line, "production")
-        self._modes[line] = next(m for m in LINE_MODES if m == mode)
+        previous = self._modes.set(line, mode)
         extra: dict[str, object] = {"mode": mode, "previous_mode": previous}
         if operator is not None:
             extra["operator"] = operator
@@ -433,33 +302,27 @@ class AlertBook:
             entry = self._alerts[self._open[key]]
             if entry.line != line:
                 continue
-            suppress = self._should_suppress(entry.rule, entry.line)
+            suppress = self._modes.suppresses(entry.rule, entry.line)
             if suppress and not entry.suppressed:
                 entry.suppressed = True
-                out.append(
-                    self._transition(entry, AlertEvent.SUPPRESSED, ts_us, entry.config, extra)
-                )
+                out.append(transition(entry, AlertEvent.SUPPRESSED, ts_us, entry.config, extra))
             elif entry.suppressed and not suppress:
                 entry.suppressed = False
-                out.append(
-                    self._transition(entry, AlertEvent.UNSUPPRESSED, ts_us, entry.config, extra)
-                )
+                out.append(transition(entry, AlertEvent.UNSUPPRESSED, ts_us, entry.config, extra))
         for key in sorted(self._held):
             finding, cfg = self._held[key]
-            if finding.line == line and not self._should_suppress(finding.rule, finding.line):
+            if finding.line == line and not self._modes.suppresses(finding.rule, finding.line):
                 del self._held[key]
                 out.append(self._raise(finding, cfg, ts_us, {"first_seen_us": finding.ts_us}))
         return out
 
     def line_mode(self, line: str) -> LineMode:
         """The line's mode (``production`` until told otherwise)."""
-        return self._modes.get(line, "production")
+        return self._modes.mode(line)
 
     def is_suppressible(self, rule: str) -> bool:
         """Whether line modes suppress this rule."""
-        if rule.startswith(self._never_suppress):
-            return False
-        return self._suppressible is None or rule in self._suppressible
+        return self._modes.is_suppressible(rule)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -496,28 +359,10 @@ class AlertBook:
         return [self._view(e) for e in entries if e.acknowledged_by is None]
 
     def andon_state(self, line: str) -> AndonColour:
-        """The andon colour for a line.
-
-        Red: any active CRITICAL alert that is neither shelved nor suppressed; amber: any
-        such MAJOR or WARNING; else green. Cleared alerts do not light it, acknowledged
-        active ones do (the andon shows the condition, not the paperwork). A line mode
-        never hides an active CRITICAL alert nobody has acknowledged: a wrong use-by latched
-        before a changeover still holds the andon red through it (a mode suppresses
-        *new* production noise, not a demand already made on the operator).
-        """
-        colour: AndonColour = "green"
-        for alert_id in self._open.values():
-            entry = self._alerts[alert_id]
-            if entry.line != line or self._shelf_of(entry) is not None:
-                continue
-            if entry.suppressed and not (
-                entry.severity is Severity.CRITICAL and entry.acknowledged_by is None
-            ):
-                continue
-            if entry.severity is Severity.CRITICAL:
-                return "red"
-            colour = "amber"
-        return colour
+        """The andon colour for a line, from its active alerts that are not shelved
+        (:func:`rules.alert_entry.andon_colour` says which light it)."""
+        entries = (self._alerts[alert_id] for alert_id in self._open.values())
+        return andon_colour(e for e in entries if e.line == line and self._shelf_of(e) is None)
 
     # -- restart --------------------------------------------------------------------------
 
@@ -533,39 +378,11 @@ class AlertBook:
         """
         out: list[AlertTransition] = []
         for alert in sorted(alerts, key=lambda a: (a.raised_us, a.id)):
-            try:
-                state = AlertState(alert.state)
-            except ValueError:
-                msg = f"alert {alert.id} has an unknown state {alert.state!r}"
-                raise ValueError(msg) from None
+            entry = entry_from_view(alert, self._seq + 1)
             old = self._alerts.pop(alert.id, None)
             if old is not None and self._open.get(old.key) == old.id:
                 del self._open[old.key]
-            self._seq += 1
-            entry = _Entry(
-                id=alert.id,
-                rule=alert.rule,
-                subject=alert.subject,
-                line=alert.line,
-                severity=Severity(alert.severity),
-                message=alert.message,
-                raised_us=alert.raised_us,
-                seq=self._seq,
-                detail=None,
-                acknowledged_by=alert.acknowledged_by,
-                acknowledged_us=alert.acknowledged_us,
-                comment=alert.comment,
-                cleared_us=alert.cleared_us,
-                suppressed=state is AlertState.SUPPRESSED and alert.cleared_us is None,
-                first_us=alert.first_us if alert.first_us is not None else alert.raised_us,
-                last_us=alert.last_us if alert.last_us is not None else alert.raised_us,
-                occurrences=alert.occurrences,
-                value=alert.value,
-            )
-            # Updates go on from what was last published, as if there had been no restart.
-            entry.published = alert.published or Published(
-                entry.severity, entry.value, entry.occurrences, entry.last_us
-            )
+            self._seq = entry.seq
             self._alerts[entry.id] = entry
             self._latest[entry.key] = entry.id
             self._shelves.pop(entry.key, None)
@@ -591,45 +408,17 @@ class AlertBook:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _should_suppress(self, rule: str, line: str | None) -> bool:
-        if line is None or self._modes.get(line, "production") == "production":
-            return False
-        return self.is_suppressible(rule)
-
-    @staticmethod
-    def _due(entry: _Entry, now_us: int, *, changed: bool) -> str:
-        if entry.published is None:
-            return "now"
-        return update_due(
-            entry.published,
-            severity=entry.severity,
-            value=entry.value,
-            deadband=entry.deadband,
-            event=entry.event,
-            occurrences=entry.occurrences,
-            changed=changed,
-            now_us=now_us,
-        )
-
-    def _shelf_of(self, entry: _Entry) -> int | None:
+    def _shelf_of(self, entry: AlertEntry) -> int | None:
         if self._latest.get(entry.key) != entry.id:
             return None
         return self._shelves.get(entry.key)
 
-    def _entry(self, alert_id: str) -> _Entry:
+    def _entry(self, alert_id: str) -> AlertEntry:
         try:
             return self._alerts[alert_id]
         except KeyError:
             msg = f"no alert {alert_id!r} in the book (unknown, or aged out of its history)"
             raise KeyError(msg) from None
-
-    def _new_id(self, rule: str, subject: str, ts_us: int) -> str:
-        base = f"{rule}:{subject}:{ts_us}"
-        alert_id, n = base, 1
-        while alert_id in self._alerts:
-            n += 1
-            alert_id = f"{base}#{n}"
-        return alert_id
 
     def _raise(
         self,
@@ -639,8 +428,8 @@ class AlertBook:
         extra: Mapping[str, object] | None = None,
     ) -> AlertTransition:
         self._seq += 1
-        entry = _Entry(
-            id=self._new_id(finding.rule, finding.subject, ts_us),
+        entry = AlertEntry(
+            id=new_alert_id(self._alerts, finding.rule, finding.subject, ts_us),
             rule=finding.rule,
             subject=finding.subject,
             line=finding.line,
@@ -665,11 +454,11 @@ class AlertBook:
         detail: dict[str, object] = {**finding.detail, **(extra or {})}
         if shelf is not None:
             detail["shelved_until_us"] = shelf
-        return self._transition(entry, AlertEvent.RAISED, ts_us, cfg, detail)
+        return transition(entry, AlertEvent.RAISED, ts_us, cfg, detail)
 
     def _clear(
         self,
-        entry: _Entry,
+        entry: AlertEntry,
         finding: Finding | None,
         cfg: Mapping[str, object],
         *,
@@ -690,90 +479,18 @@ class AlertBook:
             **(finding.detail if finding is not None else {}),
             **(extra or {}),
         }
-        message = finding.message if finding is not None and finding.message else entry.message
-        transition = AlertTransition(
-            alert_id=entry.id,
-            rule=entry.rule,
-            subject=entry.subject,
-            event=AlertEvent.CLEARED,
-            severity=entry.severity,
-            message=message,
-            ts_us=when,
-            line=entry.line,
-            detail={**detail, **entry.figures(), "config": dict(cfg)},
-        )
+        message = finding.message if finding is not None and finding.message else None
+        cleared = transition(entry, AlertEvent.CLEARED, when, cfg, detail, message=message)
         if entry.acknowledged_by is not None:
             self._close(entry)
-        return transition
+        return cleared
 
-    def _close(self, entry: _Entry) -> None:
+    def _close(self, entry: AlertEntry) -> None:
         self._closed.append(entry.id)
         while len(self._closed) > self._max_history:
             gone = self._alerts.pop(self._closed.popleft(), None)
             if gone is not None and self._latest.get(gone.key) == gone.id:
                 del self._latest[gone.key]
 
-    def _transition(
-        self,
-        entry: _Entry,
-        event: AlertEvent,
-        ts_us: int,
-        cfg: Mapping[str, object],
-        detail: Mapping[str, object] | None = None,
-    ) -> AlertTransition:
-        return AlertTransition(
-            alert_id=entry.id,
-            rule=entry.rule,
-            subject=entry.subject,
-            event=event,
-            severity=entry.severity,
-            message=entry.message,
-            ts_us=ts_us,
-            line=entry.line,
-            detail={**(detail or {}), **entry.figures(), "config": dict(cfg)},
-        )
-
-    def _view(self, entry: _Entry) -> Alert:
-        shelf = self._shelf_of(entry)
-        if entry.cleared_us is not None:
-            state = (
-                AlertState.CLEARED
-                if entry.acknowledged_by is not None
-                else AlertState.CLEARED_UNACKNOWLEDGED
-            )
-        elif entry.suppressed:
-            state = AlertState.SUPPRESSED
-        elif shelf is not None:
-            state = AlertState.SHELVED
-        elif entry.acknowledged_by is not None:
-            state = AlertState.ACKNOWLEDGED
-        else:
-            state = AlertState.UNACKNOWLEDGED
-        return Alert(
-            id=entry.id,
-            rule=entry.rule,
-            subject=entry.subject,
-            line=entry.line,
-            severity=entry.severity,
-            state=state,
-            raised_us=entry.raised_us,
-            message=entry.message,
-            acknowledged_by=entry.acknowledged_by,
-            acknowledged_us=entry.acknowledged_us,
-            comment=entry.comment,
-            shelved_until_us=shelf,
-            cleared_us=entry.cleared_us,
-            occurrences=entry.occurrences,
-            first_us=entry.first_us,
-            last_us=entry.last_us,
-            value=entry.value,
-            published=entry.published,
-        )
-
-
-def _operator(operator: str) -> str:
-    who = operator.strip()
-    if not who:
-        msg = "an operator name is required"
-        raise ValueError(msg)
-    return who
+    def _view(self, entry: AlertEntry) -> Alert:
+        return alert_view(entry, self._shelf_of(entry))

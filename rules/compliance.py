@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import Protocol
 
-from rules.model import Finding, ProductSpec, RunContext, Severity, Tier
+from rules import ids
+from rules.model import Finding, Product, RunContext, Severity, Tier
 
 __all__ = [
     "GG_IN_PREMIUM",
@@ -42,12 +43,12 @@ __all__ = [
     "mentions_tails",
 ]
 
-GG_IN_PREMIUM = "compliance_gg_in_premium"
-TAILS_IN_PREMIUM = "compliance_tails_in_premium"
-SPECIES_MISMATCH = "compliance_species_mismatch"
-SCANBACK_ORPHAN = "compliance_scanback_orphan"
-YIELD = "compliance_yield"
-TIER_CASCADE = "compliance_tier_cascade"
+GG_IN_PREMIUM = ids.COMPLIANCE_GG_IN_PREMIUM
+TAILS_IN_PREMIUM = ids.COMPLIANCE_TAILS_IN_PREMIUM
+SPECIES_MISMATCH = ids.COMPLIANCE_SPECIES_MISMATCH
+SCANBACK_ORPHAN = ids.COMPLIANCE_SCANBACK_ORPHAN
+YIELD = ids.COMPLIANCE_YIELD
+TIER_CASCADE = ids.COMPLIANCE_TIER_CASCADE
 
 _TIER_RANK = {Tier.PREMIUM: 1, Tier.GG: 2, Tier.EXPORT: 3}
 """Position in the waterfall: material may move to a larger rank, never a smaller one."""
@@ -141,7 +142,7 @@ def _batches(run: RunContext) -> list[str]:
 
 
 def _gg_in_premium(
-    run: RunContext, product: ProductSpec, batches: list[str], subject: str, make: _Make
+    run: RunContext, product: Product, batches: list[str], subject: str, make: _Make
 ) -> Finding:
     gg = [b for b in batches if run.batch_tiers.get(b) == Tier.GG]
     active = product.tier == Tier.PREMIUM and bool(gg)
@@ -163,7 +164,7 @@ def _gg_in_premium(
     )
 
 
-def _tails_in_premium(run: RunContext, product: ProductSpec, subject: str, make: _Make) -> Finding:
+def _tails_in_premium(run: RunContext, product: Product, subject: str, make: _Make) -> Finding:
     sources = [
         name
         for name, text in (("run", run.description), ("product", product.description))
@@ -189,7 +190,7 @@ def _tails_in_premium(run: RunContext, product: ProductSpec, subject: str, make:
 
 
 def _tier_cascade(
-    run: RunContext, product: ProductSpec, batches: list[str], subject: str, make: _Make
+    run: RunContext, product: Product, batches: list[str], subject: str, make: _Make
 ) -> Finding:
     up = [
         b

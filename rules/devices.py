@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from gateway.records import DeviceEvent, Record
+from gateway.core.records import DeviceEvent, Record
+from rules import ids
 from rules.model import Finding, Severity
 from rules.outages import Outage, OutageLog
 
@@ -45,7 +46,7 @@ __all__ = [
     "WatchedDevice",
 ]
 
-RULE_DEVICE_DOWN: Final = "device_down"
+RULE_DEVICE_DOWN: Final = ids.DEVICE_DOWN
 DEFAULT_DOWN_AFTER_S: Final = 30.0
 """Longer than a reconnect with backoff normally takes, short enough to act in a shift."""
 SETTLE_S: Final = 5.0

@@ -1,6 +1,6 @@
 """Giveaway: product packed above the declared quantity, per run and product.
 
-Definitions (domain-rules §2; glossary):
+Definitions (docs/reference/domain-rules.md §2):
 
 * giveaway (g per pack) = mean net weight − Qn;
 * giveaway % = (mean − Qn) / Qn × 100;
@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from fractions import Fraction
 
-from gateway.records import PackEvent, RecordFlag
+from gateway.core.records import PackEvent, RecordFlag
+from rules import ids
 from rules.emark import WeightStats, limits, net_for_emark
-from rules.model import Finding, ProductSpec, Severity
+from rules.model import Finding, Product, Severity
 
 __all__ = [
     "DEFAULT_K1",
@@ -52,7 +53,7 @@ __all__ = [
     "suggest_target",
 ]
 
-RULE_GIVEAWAY = "giveaway"
+RULE_GIVEAWAY = ids.GIVEAWAY
 DEADBAND_PCT = 0.5
 """An open giveaway alert is published again when its percentage has moved this many points
 from the one last published (docs/alarms.md §2): a sixth of the default 3 % threshold, about
@@ -117,7 +118,7 @@ class GiveawayStats:
         *,
         line: str,
         run_number: str,
-        product: ProductSpec,
+        product: Product,
         k1: Decimal = DEFAULT_K1,
         k2: Decimal = DEFAULT_K2,
     ) -> None:

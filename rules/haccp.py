@@ -14,16 +14,17 @@ Where the numbers come from (docs/reference/domain-rules.md §3):
   so they are configuration (:class:`ProbeLimits`), with the presets below as examples.
 * Instant vs duration breaches: air temperature swings with defrost and door openings, so a
   breach is a value beyond the limit *continuously* for ``debounce_s`` (an ISA-18.2 style
-  on-delay; ``debounce_s=0`` gives an instant breach); 853/2004 itself tolerates "brief
-  upward fluctuations of not more than 3 °C" for frozen fish in transport
+  on-delay; ``debounce_s=0`` gives an instant breach); 853/2004 itself tolerates short
+  upward fluctuations of not more than 3 °C for frozen fish in transport
   (Annex III Sec VIII Ch VIII §1(b)). Shorter excursions raise nothing but are kept in the
   excursion log, and every second beyond the limit is counted (cumulative exposure, the FDA
   Seafood Hazards Guide Appendix 4 way of judging time/temperature abuse).
 * A breach clears only when the value is back inside by the hysteresis (deadband, default
-  0.5 °C: domain-rules §3.2 (d)), so a probe hovering at the limit does not chatter.
+  0.5 °C: docs/reference/domain-rules.md §3.2 (d)), so a probe hovering at the limit does not
+  chatter.
 * A sensor fault (no data, value outside the sensor's physical range, value stuck) is its own
-  alarm (domain-rules §3.2 (e)); a faulty reading never counts as in-limit, so it can never
-  clear a breach.
+  alarm (docs/reference/domain-rules.md §3.2 (e)); a faulty reading never counts as in-limit, so it
+  can never clear a breach.
 * A device fault code (the transmitter's documented "no measurement" value, e.g. raw 32767,
   :meth:`ProbeMonitor.observe_fault`) is a sensor fault too, raised once and held until the
   next valid reading. While it lasts the probe has no value: the last one is not held through
@@ -37,13 +38,25 @@ earlier value is held (sample-and-hold), for at most ``no_data_s``.
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final
 
-from gateway.records import TemperatureReading
+from gateway.core.records import TemperatureReading
+from rules.haccp_limits import (
+    CHILLED_PRODUCT_CCP,
+    FROZEN_PRODUCT_CCP,
+    RULE_LOWER,
+    RULE_SENSOR_FAULT,
+    RULE_UPPER,
+    US_PER_S,
+    Excursion,
+    Fault,
+    ProbeLimits,
+    Side,
+)
+from rules.haccp_side import LimitSide, unobserved_note
 from rules.model import Finding, Severity
 
 __all__ = [
@@ -59,173 +72,13 @@ __all__ = [
     "Side",
 ]
 
-RULE_UPPER: Final = "haccp_upper"
-RULE_LOWER: Final = "haccp_lower"
-RULE_SENSOR_FAULT: Final = "haccp_sensor_fault"
-
-Side = Literal["upper", "lower"]
-Fault = Literal["no_data", "out_of_range", "stuck", "device_fault"]
-
-_US_PER_S: Final = 1_000_000
-
 DEADBAND_C: Final = 0.5
 """An open breach is published again when the probe's value has moved this far from the one
 last published (docs/alarms.md §2): the default hysteresis, a move the rule treats as real."""
 
 
 def _us(seconds: float) -> int:
-    return round(seconds * _US_PER_S)
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeLimits:
-    """The critical limits and fault thresholds of one probe.
-
-    A value strictly above ``upper_c`` (or strictly below ``lower_c``) is beyond the limit: a
-    limit of "<= -18 °C" is met at -18.0. ``None`` disables that side.
-    """
-
-    upper_c: Decimal | None
-    lower_c: Decimal | None
-    debounce_s: float = 60
-    """How long a value must stay beyond a limit before it is a breach (0: instant)."""
-    hysteresis_c: Decimal = Decimal("0.5")
-    """A breach clears at ``upper_c - hysteresis_c`` or below (``lower_c + hysteresis_c`` or
-    above): domain-rules §3.2 (d)."""
-    no_data_s: float = 300
-    """No reading for this long is a sensor fault; also the longest a value is held."""
-    physical_min_c: Decimal = Decimal(-50)
-    physical_max_c: Decimal = Decimal(100)
-    """Outside this range the reading is a sensor fault (open/short circuit), not a value."""
-    stuck_s: float | None = None
-    """An unchanged value for this long is a stuck-sensor fault; ``None`` disables it."""
-
-    def __post_init__(self) -> None:
-        for name in ("debounce_s", "no_data_s"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.no_data_s == 0:
-            raise ValueError("no_data_s must be > 0")
-        if self.stuck_s is not None and (not math.isfinite(self.stuck_s) or self.stuck_s <= 0):
-            raise ValueError(f"stuck_s must be a finite number > 0 or None, got {self.stuck_s!r}")
-        if not self.hysteresis_c.is_finite() or self.hysteresis_c < 0:
-            raise ValueError(f"hysteresis_c must be >= 0, got {self.hysteresis_c}")
-        if not self.physical_min_c < self.physical_max_c:
-            raise ValueError("physical_min_c must be below physical_max_c")
-        for name in ("upper_c", "lower_c"):
-            limit: Decimal | None = getattr(self, name)
-            if limit is not None and not (
-                limit.is_finite() and self.physical_min_c <= limit <= self.physical_max_c
-            ):
-                raise ValueError(f"{name} {limit} is outside the physical range of the probe")
-        if self.upper_c is not None and self.lower_c is not None:
-            if not self.lower_c < self.upper_c:
-                raise ValueError("lower_c must be below upper_c")
-            if self.upper_c - self.hysteresis_c < self.lower_c + self.hysteresis_c:
-                raise ValueError("the hysteresis bands of the two limits overlap")
-
-
-FROZEN_PRODUCT_CCP: Final = ProbeLimits(upper_c=Decimal(-18), lower_c=None)
-"""Frozen fishery products: -18 °C or colder in all parts of the product
-(Reg (EC) 853/2004 Annex III Sec VIII Ch VII §2)."""
-
-CHILLED_PRODUCT_CCP: Final = ProbeLimits(upper_c=Decimal(5), lower_c=None)
-"""Chilled fish product core: a company critical limit (glossary "HACCP / CCP": product core
-<= 5 °C). The law only says "approaching that of melting ice" (853/2004 Annex III Sec VIII
-Ch III, VII, VIII), so a retailer may require a tighter limit (typically 0-2 °C)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Excursion:
-    """One spell beyond a limit, short or a breach, as kept in the excursion log."""
-
-    side: Side
-    limit_c: Decimal
-    start_us: int
-    """The first reading beyond the limit."""
-    end_us: int
-    """The reading back inside (a short excursion) or the clearing reading (a breach)."""
-    beyond_s: float
-    """Time actually beyond the limit (sample-and-hold) within the spell."""
-    peak_c: Decimal
-    """The furthest value beyond the limit."""
-    breached: bool
-    """True if the spell lasted the debounce and was raised."""
-    raised_us: int | None = None
-
-
-class _Limit:
-    """Mutable state of one side (upper or lower) of one probe."""
-
-    __slots__ = (
-        "active",
-        "beyond_us",
-        "limit",
-        "peak",
-        "raised_us",
-        "side",
-        "start_us",
-        "total_us",
-        "unobserved_us",
-    )
-
-    def __init__(self, side: Side, limit: Decimal) -> None:
-        self.side: Side = side
-        self.limit = limit
-        self.start_us: int | None = None
-        self.peak = limit
-        self.beyond_us = 0
-        self.total_us = 0
-        self.active = False
-        self.raised_us: int | None = None
-        self.unobserved_us = 0
-        """Time of this excursion during which the gateway was down (see ``resume``)."""
-
-    def beyond(self, value: Decimal) -> bool:
-        return value > self.limit if self.side == "upper" else value < self.limit
-
-    def back_inside(self, value: Decimal, hysteresis: Decimal) -> bool:
-        if self.side == "upper":
-            return value <= self.limit - hysteresis
-        return value >= self.limit + hysteresis
-
-    def clear_at(self, hysteresis: Decimal) -> Decimal:
-        return self.limit - hysteresis if self.side == "upper" else self.limit + hysteresis
-
-    def start(self, ts_us: int, value: Decimal) -> None:
-        self.start_us = ts_us
-        self.peak = value
-        self.beyond_us = 0
-        self.unobserved_us = 0
-
-    def note(self, value: Decimal) -> None:
-        self.peak = max(self.peak, value) if self.side == "upper" else min(self.peak, value)
-
-    def end(self, end_us: int) -> Excursion:
-        excursion = Excursion(
-            side=self.side,
-            limit_c=self.limit,
-            start_us=end_us if self.start_us is None else self.start_us,
-            end_us=end_us,
-            beyond_s=self.beyond_us / _US_PER_S,
-            peak_c=self.peak,
-            breached=self.active,
-            raised_us=self.raised_us,
-        )
-        self.start_us = None
-        self.beyond_us = 0
-        self.active = False
-        self.raised_us = None
-        self.unobserved_us = 0
-        return excursion
-
-
-def _unobserved_note(unobserved_us: int) -> str:
-    """A message tail for an excursion that spans a gateway restart."""
-    if not unobserved_us:
-        return ""
-    return f"; began before a gateway restart, {unobserved_us / _US_PER_S:g} s of it unobserved"
+    return round(seconds * US_PER_S)
 
 
 def _celsius(value: float) -> Decimal:
@@ -273,11 +126,11 @@ class ProbeMonitor:
         self.limits = limits
         self.subject = f"{device}/{probe}"
         self._line = line
-        self._sides: list[_Limit] = []
+        self._sides: list[LimitSide] = []
         if limits.upper_c is not None:
-            self._sides.append(_Limit("upper", limits.upper_c))
+            self._sides.append(LimitSide("upper", limits.upper_c))
         if limits.lower_c is not None:
-            self._sides.append(_Limit("lower", limits.lower_c))
+            self._sides.append(LimitSide("lower", limits.lower_c))
         self._debounce_us = _us(limits.debounce_s)
         self._no_data_us = _us(limits.no_data_s)
         self._stuck_us = None if limits.stuck_s is None else _us(limits.stuck_s)
@@ -336,12 +189,8 @@ class ProbeMonitor:
         """The line of the newest reading (``None`` before the first)."""
         return self._line
 
-    def breach_time_s(self, side: Side) -> float:
-        """Time beyond the limit in the current excursion or breach of ``side`` (0 if none)."""
-        return next((s.beyond_us / _US_PER_S for s in self._sides if s.side == side), 0.0)
-
     def _total(self, side: Side) -> float:
-        return next((s.total_us / _US_PER_S for s in self._sides if s.side == side), 0.0)
+        return next((s.total_us / US_PER_S for s in self._sides if s.side == side), 0.0)
 
     def shift_time(self, delta_us: int) -> None:
         """The wall clock was stepped by ``delta_us``: move every remembered time with it.
@@ -528,23 +377,23 @@ class ProbeMonitor:
                 findings.append(self._fault_finding(faults, previous, now))
         return findings
 
-    def _raise(self, side: _Limit, start_us: int, now: int) -> Finding:
+    def _raise(self, side: LimitSide, start_us: int, now: int) -> Finding:
         side.active = True
         side.raised_us = now
         return self._breach(side, start_us, now)
 
-    def _breach(self, side: _Limit, start_us: int, now: int) -> Finding:
+    def _breach(self, side: LimitSide, start_us: int, now: int) -> Finding:
         value = self._last_valid[1] if self._last_valid is not None else side.peak
         word = "above" if side.side == "upper" else "below"
         return Finding(
-            rule=_rule(side),
+            rule=side.rule,
             subject=self.subject,
             active=True,
             severity=Severity.CRITICAL,
             message=(
                 f"{self.subject} {word} its critical limit {side.limit} °C for "
                 f"{self.limits.debounce_s:g} s or more (now {value} °C, peak {side.peak} °C)"
-                f"{_unobserved_note(side.unobserved_us)}"
+                f"{unobserved_note(side.unobserved_us)}"
             ),
             ts_us=now,
             line=self._line,
@@ -556,14 +405,14 @@ class ProbeMonitor:
                 "peak_c": float(side.peak),
                 "excursion_start_us": start_us,
                 "debounce_s": self.limits.debounce_s,
-                "beyond_s": side.beyond_us / _US_PER_S,
-                "unobserved_s": side.unobserved_us / _US_PER_S,
+                "beyond_s": side.beyond_us / US_PER_S,
+                "unobserved_s": side.unobserved_us / US_PER_S,
             },
             value=float(value),
             deadband=DEADBAND_C,
         )
 
-    def _clear(self, side: _Limit, t: int, value: Decimal, now: int) -> Finding:
+    def _clear(self, side: LimitSide, t: int, value: Decimal, now: int) -> Finding:
         hysteresis = self.limits.hysteresis_c
         raised_us = side.raised_us
         unobserved_us = side.unobserved_us
@@ -571,14 +420,14 @@ class ProbeMonitor:
         self._excursions.append(excursion)
         word = "above" if side.side == "upper" else "below"
         return Finding(
-            rule=RULE_UPPER if side.side == "upper" else RULE_LOWER,
+            rule=side.rule,
             subject=self.subject,
             active=False,
             severity=Severity.CRITICAL,
             message=(
                 f"{self.subject} back to {value} °C (limit {side.limit} °C, cleared at "
                 f"{side.clear_at(hysteresis)} °C); {excursion.beyond_s:g} s {word} the limit"
-                f"{_unobserved_note(unobserved_us)}"
+                f"{unobserved_note(unobserved_us)}"
             ),
             ts_us=now,
             line=self._line,
@@ -593,9 +442,9 @@ class ProbeMonitor:
                 "raised_us": raised_us,
                 "cleared_reading_us": t,
                 "breach_s": excursion.beyond_s,
-                "duration_s": (t - excursion.start_us) / _US_PER_S,
-                "total_beyond_s": side.total_us / _US_PER_S,
-                "unobserved_s": unobserved_us / _US_PER_S,
+                "duration_s": (t - excursion.start_us) / US_PER_S,
+                "total_beyond_s": side.total_us / US_PER_S,
+                "unobserved_s": unobserved_us / US_PER_S,
             },
         )
 
@@ -647,7 +496,3 @@ class ProbeMonitor:
             "location": reading.location if reading is not None else "",
             "run_number": reading.run_number if reading is not None else None,
         }
-
-
-def _rule(side: _Limit) -> str:
-    return RULE_UPPER if side.side == "upper" else RULE_LOWER

@@ -4,29 +4,38 @@ Traceability: every pack must carry a label that traces to the raw-material batc
 (Reg (EC) 178/2002 Art 18 one-step-back/one-step-forward traceability, as applied to fishery
 products by Reg (EC) 853/2004), so
 
-* a missing label number is a traceability gap (glossary "Label sequence"): which pack got
-  which label can no longer be reconciled. GS1 does not require AI 21 serials to be
-  sequential and no public standard defines "label gap" detection (domain-rules §4.4); the
-  gap/duplicate/out-of-order classification with a grace window for late reads is the
-  design of domain-rules §4.4. Labels printed while the scanner or the gateway was down
-  are never scanned: such a gap names the outage (:mod:`rules.outages`) as its likely
-  cause, and each gap is an alert of its own;
+* a missing label number is a traceability gap (docs/reference/glossary.md "Label sequence"): which
+  pack got which label can no longer be reconciled. GS1 does not require AI 21 serials to be
+  sequential and no public standard defines "label gap" detection (docs/reference/domain-rules.md
+  §4.4); the gap/duplicate/out-of-order classification with a grace window for late reads is the
+  design of docs/reference/domain-rules.md §4.4. Labels printed while the scanner or the gateway was
+  down are never scanned: such a gap names the outage (:mod:`rules.outages`) as its likely cause,
+  and each gap is an alert of its own;
 * a label whose batch (AI 10) is not one of its run's batch codes, or has none, cannot be
-  traced at all (glossary "Batch code", "OCM labels, scan-back");
+  traced at all (docs/reference/glossary.md "Batch code", "OCM labels, scan-back");
 * a label's net weight (AI 310n) must be the weight of the pack it is on: for catch-weight
   packs the price is computed from it.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Final
-
-from gateway.records import LabelScan, PackEvent
-from rules.model import Finding, ProductSpec, RunContext, Severity
+from gateway.core.records import LabelScan, PackEvent
+from rules.label_content import GS1_CSET82, check_label_content
+from rules.label_numbers import LISTED, LabelNumbers, PendingGap, ReportedGap
+from rules.label_subjects import (
+    RULE_BATCH,
+    RULE_DUPLICATE,
+    RULE_GAP,
+    RULE_INVALID,
+    RULE_OUT_OF_SEQUENCE,
+    RULE_WEIGHT,
+    batch_subject,
+    label_name,
+    label_subject,
+    sequence_number,
+    weight_subject,
+)
+from rules.model import Finding, Severity
 from rules.outages import Outage, OutageLog
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "RULE_BATCH",
     "RULE_DUPLICATE",
     "RULE_GAP",
+    "RULE_INVALID",
     "RULE_OUT_OF_SEQUENCE",
     "RULE_WEIGHT",
     "LabelSequenceMonitor",
@@ -44,165 +54,6 @@ __all__ = [
     "sequence_number",
     "weight_subject",
 ]
-
-RULE_GAP: Final = "label_gap"
-RULE_DUPLICATE: Final = "label_duplicate"
-RULE_OUT_OF_SEQUENCE: Final = "label_out_of_sequence"
-RULE_BATCH: Final = "label_batch"
-RULE_WEIGHT: Final = "label_weight"
-RULE_INVALID: Final = "label_invalid"
-
-GS1_CSET82: Final = frozenset(
-    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-)
-"""The characters an AI 10 batch may contain (GS1 General Specifications, CSET 82)."""
-
-_BATCH_MAX_LEN: Final = 20
-"""AI 10 is X..20 (GS1 Barcode Syntax Dictionary; domain-rules §4.1)."""
-
-
-def sequence_number(serial: str | None) -> int | None:
-    """The label's running number from its AI 21 serial: digits only, else ``None``."""
-    if serial is None or not serial or not (serial.isascii() and serial.isdigit()):
-        return None
-    return int(serial)
-
-
-def _printable(raw: bytes) -> str:
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
-def label_subject(scan: LabelScan, run: RunContext) -> str:
-    """The subject of a finding about one label: ``line/run/serial`` (or the raw read)."""
-    return f"{scan.line}/{run.run_number}/{scan.serial or _printable(scan.raw)}"
-
-
-def label_name(scan: LabelScan) -> str:
-    """How a message names one label: its serial, else its raw read."""
-    return scan.serial or _printable(scan.raw)
-
-
-def weight_subject(scan: LabelScan, run: RunContext) -> str:
-    """The subject of ``label_weight``: ``line/run/product`` (the PLU of the label's GTIN,
-    else the GTIN): a labeller printing the wrong weight is one condition of its product,
-    however many labels show it (docs/alarms.md §1)."""
-    product = _product(scan.gtin, run)
-    what = product.plu if product is not None else (scan.gtin or "no GTIN")
-    return f"{scan.line}/{run.run_number}/{what}"
-
-
-def batch_subject(scan: LabelScan, run: RunContext) -> str:
-    """The subject of ``label_batch``: ``line/run/batch:<the batch printed>`` (``-`` for
-    none): the labeller set to a wrong batch is one condition, a second wrong batch another."""
-    printed = _printable(scan.batch.encode()) if scan.batch and scan.batch.strip() else "-"
-    return f"{scan.line}/{run.run_number}/batch:{printed}"
-
-
-_LISTED: Final = 1000
-"""At most this many numbers are listed in a gap's ``detail["missing"]``; its
-``missing_ranges`` always hold all of them."""
-
-
-class _Numbers:
-    """Label numbers as sorted, disjoint, inclusive ranges: a gap of a million numbers (a long
-    outage) is one pair, and each late read splits at most one range in two."""
-
-    __slots__ = ("_count", "_ranges")
-
-    def __init__(self, first: int, last: int) -> None:
-        self._ranges: list[tuple[int, int]] = [(first, last)] if first <= last else []
-        self._count = max(0, last - first + 1)
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __bool__(self) -> bool:
-        return self._count > 0
-
-    def __contains__(self, n: object) -> bool:
-        return isinstance(n, int) and self._index(n) is not None
-
-    def __iter__(self) -> Iterator[int]:
-        for lo, hi in self._ranges:
-            yield from range(lo, hi + 1)
-
-    def _index(self, n: int) -> int | None:
-        i = bisect_right(self._ranges, n, key=lambda r: r[0]) - 1
-        return i if i >= 0 and self._ranges[i][1] >= n else None
-
-    def discard(self, n: int) -> bool:
-        """Remove ``n``; whether it was there."""
-        i = self._index(n)
-        if i is None:
-            return False
-        lo, hi = self._ranges[i]
-        self._ranges[i : i + 1] = [(a, b) for a, b in ((lo, n - 1), (n + 1, hi)) if a <= b]
-        self._count -= 1
-        return True
-
-    def ranges(self) -> list[list[int]]:
-        """``[[first, last], ...]``, lowest first."""
-        return [[lo, hi] for lo, hi in self._ranges]
-
-    def lowest(self, limit: int) -> list[int]:
-        """The lowest ``limit`` numbers."""
-        out: list[int] = []
-        for lo, hi in self._ranges:
-            out.extend(range(lo, min(hi, lo + limit - len(out) - 1) + 1))
-            if len(out) >= limit:
-                break
-        return out
-
-    def highest(self, limit: int) -> list[int]:
-        """The highest ``limit`` numbers, lowest first."""
-        out: list[int] = []
-        for lo, hi in reversed(self._ranges):
-            out[:0] = range(max(lo, hi - (limit - len(out)) + 1), hi + 1)
-            if len(out) >= limit:
-                break
-        return out
-
-    def show(self, limit: int = 20) -> str:
-        """E.g. ``4, 5, 6`` or ``265–301, 305``: runs of more than three numbers as ranges,
-        at most ``limit`` items, then how many numbers are not shown."""
-        items: list[str] = []
-        shown = 0
-        for lo, hi in self._ranges:
-            if len(items) >= limit:
-                break
-            if hi - lo < 3:
-                part = [str(n) for n in range(lo, hi + 1)][: limit - len(items)]
-                items += part
-                shown += len(part)
-            else:
-                items.append(f"{lo}–{hi}")
-                shown += hi - lo + 1
-        rest = self._count - shown
-        return ", ".join(items) + (f" … (+{rest})" if rest else "")
-
-
-@dataclass(slots=True)
-class _Gap:
-    """Numbers skipped by a jump, not yet reported (within the reorder window)."""
-
-    top: int
-    """The highest number of the gap when it opened: the reorder window counts from it."""
-    numbers: _Numbers
-    cause: Outage | None = None
-    """The outage the skipped numbers were printed in, if they were printed in one."""
-
-
-@dataclass(slots=True)
-class _ReportedGap:
-    """A gap reported missing: one finding (and so one alert) of its own."""
-
-    subject: str
-    first: int
-    last: int
-    numbers: _Numbers
-    """The numbers of the gap still missing."""
-    cause: Outage | None
 
 
 class LabelSequenceMonitor:
@@ -278,8 +129,8 @@ class LabelSequenceMonitor:
         self._high: int | None = None
         self._high_us: int | None = None
         """When the highest number was read: a jump's numbers were printed after it."""
-        self._gaps: list[_Gap] = []
-        self._reported: list[_ReportedGap] = []
+        self._gaps: list[PendingGap] = []
+        self._reported: list[ReportedGap] = []
         self._subjects: dict[str, int] = {}
         self.read = 0
         """Numbers taken into the sequence (first reads, late fills included)."""
@@ -395,18 +246,26 @@ class LabelSequenceMonitor:
             self.read += 1
             return []
         if seq > self._high:
-            skipped = seq - self._high - 1
-            cause = self._cause(ts_us) if skipped else None
-            if skipped > (self.max_gap if cause is None else self.max_outage_gap):
-                return [self._out_of_sequence(seq, ts_us, cause)]
-            if skipped:
-                self._gaps.append(
-                    _Gap(top=seq - 1, numbers=_Numbers(self._high + 1, seq - 1), cause=cause)
-                )
-            self._high = seq
-            self._high_us = ts_us
-            self.read += 1
-            return self._due(ts_us, flush=False)
+            return self._ahead(seq, self._high, ts_us)
+        return self._behind(seq, self._baseline, ts_us)
+
+    def _ahead(self, seq: int, high: int, ts_us: int) -> list[Finding]:
+        """A number above the highest so far: next in line, or a jump that leaves a gap."""
+        skipped = seq - high - 1
+        cause = self._cause(ts_us) if skipped else None
+        if skipped > (self.max_gap if cause is None else self.max_outage_gap):
+            return [self._out_of_sequence(seq, ts_us, cause)]
+        if skipped:
+            self._gaps.append(
+                PendingGap(top=seq - 1, numbers=LabelNumbers(high + 1, seq - 1), cause=cause)
+            )
+        self._high = seq
+        self._high_us = ts_us
+        self.read += 1
+        return self._due(ts_us, flush=False)
+
+    def _behind(self, seq: int, baseline: int, ts_us: int) -> list[Finding]:
+        """A number at or below the highest so far: a late read, a duplicate, or a stray."""
         for gap in self._gaps:
             if gap.numbers.discard(seq):
                 if not gap.numbers:
@@ -419,14 +278,14 @@ class LabelSequenceMonitor:
                     self._reported.remove(reported)
                 self.read += 1
                 return [self._found_late(reported, seq, ts_us)]
-        if seq >= self._baseline:
+        if seq >= baseline:
             self.duplicates += 1
             return [self._duplicate(seq, ts_us)]
-        if self._baseline - seq <= self.reorder_window:
+        if baseline - seq <= self.reorder_window:
             # A late read from just before the first number seen: the run started earlier.
-            if self._baseline - seq > 1:
+            if baseline - seq > 1:
                 self._gaps.append(
-                    _Gap(top=self._baseline - 1, numbers=_Numbers(seq + 1, self._baseline - 1))
+                    PendingGap(top=baseline - 1, numbers=LabelNumbers(seq + 1, baseline - 1))
                 )
             self._baseline = seq
             self.read += 1
@@ -470,7 +329,7 @@ class LabelSequenceMonitor:
         for gap in sorted(due, key=lambda g: g.top):
             ranges = gap.numbers.ranges()
             first, last = ranges[0][0], ranges[-1][1]
-            reported = _ReportedGap(
+            reported = ReportedGap(
                 subject=self._gap_subject(first),
                 first=first,
                 last=last,
@@ -493,13 +352,13 @@ class LabelSequenceMonitor:
                     message=message,
                     ts_us=ts_us,
                     line=self._line,
-                    detail=self._detail(reported, new_missing=gap.numbers.lowest(_LISTED)),
+                    detail=self._detail(reported, new_missing=gap.numbers.lowest(LISTED)),
                     value=len(gap.numbers),
                 )
             )
         return findings
 
-    def _found_late(self, gap: _ReportedGap, seq: int, ts_us: int) -> Finding:
+    def _found_late(self, gap: ReportedGap, seq: int, ts_us: int) -> Finding:
         still = bool(gap.numbers)
         return Finding(
             rule=RULE_GAP,
@@ -559,14 +418,14 @@ class LabelSequenceMonitor:
         )
 
     def _detail(
-        self, gap: _ReportedGap, *, new_missing: list[int], found_late: list[int] | None = None
+        self, gap: ReportedGap, *, new_missing: list[int], found_late: list[int] | None = None
     ) -> dict[str, object]:
         detail: dict[str, object] = {
             "device": self.device,
             "run_number": self.run,
             "first": gap.first,
             "last": gap.last,
-            "missing": gap.numbers.lowest(_LISTED),
+            "missing": gap.numbers.lowest(LISTED),
             "missing_ranges": gap.numbers.ranges(),
             "missing_count": len(gap.numbers),
             "new_missing": new_missing,
@@ -577,134 +436,3 @@ class LabelSequenceMonitor:
         if found_late is not None:
             detail["found_late"] = found_late
         return detail
-
-
-def _batch_problem(batch: str | None, run: RunContext) -> str | None:
-    if batch is None or not batch.strip():
-        return "absent"
-    if len(batch) > _BATCH_MAX_LEN or not set(batch) <= GS1_CSET82:
-        return "invalid"
-    if batch not in run.batch_codes:
-        return "not_in_run"
-    return None
-
-
-def _decimal(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
-
-
-def _gtin14(gtin: str | None) -> str | None:
-    if gtin is None or not (gtin.isascii() and gtin.isdigit()) or len(gtin) > 14:
-        return None
-    return gtin.zfill(14)
-
-
-def _product(gtin: str | None, run: RunContext) -> ProductSpec | None:
-    key = _gtin14(gtin)
-    if key is None:
-        return None
-    return next((p for p in run.products if _gtin14(p.gtin) == key), None)
-
-
-def check_label_content(
-    scan: LabelScan, run: RunContext, pack_net_g: float | None, tolerance_g: Decimal
-) -> list[Finding]:
-    """What a label says against its run and its pack; only failed checks are returned.
-
-    * ``label_batch`` (CRITICAL): the batch (AI 10) is absent, not a valid AI 10 value
-      (1-20 characters of GS1 CSET 82) or not one of the run's batch codes — the pack
-      cannot be traced to its raw material. Codes are compared exactly. Subject
-      :func:`batch_subject` (per batch printed), an event: each label one occurrence.
-    * ``label_weight`` (WARNING): the label's net weight (AI 310n) differs by more than
-      ``tolerance_g`` from the checkweigher's net weight of the same pack (``pack_net_g``).
-      For a fixed-weight product of the run (found by GTIN, ``catch_weight=False`` with a
-      nominal quantity) the label must declare Qn instead: its pack weighs Qn plus giveaway,
-      which the average-quantity rules judge (domain-rules §1). Skipped when the label has
-      no weight or there is nothing to compare it with. Subject :func:`weight_subject`
-      (per product), an event: each label one occurrence, the latest in the detail.
-
-    Messages name the label (its serial, else its raw read).
-    """
-    if tolerance_g < 0:
-        raise ValueError(f"tolerance_g must be >= 0, got {tolerance_g}")
-    name = label_name(scan)
-    findings: list[Finding] = []
-    base_detail: dict[str, object] = {
-        "device": scan.device,
-        "run_number": run.run_number,
-        "serial": scan.serial,
-        "gtin": scan.gtin,
-        "scan_us": scan.ts_us,
-    }
-    problem = _batch_problem(scan.batch, run)
-    if problem is not None:
-        why = {
-            "absent": "carries no batch code",
-            "invalid": f"carries an invalid batch code {scan.batch!r}",
-            "not_in_run": (
-                f"batch {scan.batch!r} is not a batch of run {run.run_number} "
-                f"({', '.join(run.batch_codes) or 'none'})"
-            ),
-        }[problem]
-        findings.append(
-            Finding(
-                rule=RULE_BATCH,
-                subject=batch_subject(scan, run),
-                active=True,
-                severity=Severity.CRITICAL,
-                message=f"label {name} {why}: the pack cannot be traced",
-                ts_us=scan.ts_us,
-                line=scan.line,
-                event=True,
-                detail={
-                    **base_detail,
-                    "reason": problem,
-                    "batch": scan.batch,
-                    "run_batch_codes": list(run.batch_codes),
-                },
-            )
-        )
-    if scan.net_weight_g is not None:
-        label_g = _decimal(scan.net_weight_g)
-        product = _product(scan.gtin, run)
-        reference: tuple[str, Decimal] | None = None
-        if product is not None and not product.catch_weight and product.nominal_g is not None:
-            # A fixed-weight (℮) label declares Qn; the pack's own weight is above it by the
-            # giveaway and is judged by the average-quantity rules, not against the label.
-            reference = ("nominal", product.nominal_g)
-        elif pack_net_g is not None:
-            reference = ("checkweigher", _decimal(pack_net_g))
-        if reference is not None:
-            source, reference_g = reference
-            difference = label_g - reference_g
-            if abs(difference) > tolerance_g:
-                said = (
-                    f"the checkweigher weighed {reference_g} g"
-                    if source == "checkweigher"
-                    else f"the product's nominal quantity is {reference_g} g"
-                )
-                findings.append(
-                    Finding(
-                        rule=RULE_WEIGHT,
-                        subject=weight_subject(scan, run),
-                        active=True,
-                        severity=Severity.WARNING,
-                        message=(
-                            f"label {name} says {label_g} g, {said} "
-                            f"({difference:+} g, tolerance ±{tolerance_g} g)"
-                        ),
-                        ts_us=scan.ts_us,
-                        line=scan.line,
-                        event=True,
-                        detail={
-                            **base_detail,
-                            "compared_with": source,
-                            "label_g": float(label_g),
-                            "reference_g": float(reference_g),
-                            "pack_g": pack_net_g,
-                            "difference_g": float(difference),
-                            "tolerance_g": float(tolerance_g),
-                        },
-                    )
-                )
-    return findings

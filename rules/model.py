@@ -1,11 +1,15 @@
 """What rules take and give. Pure data: no I/O, no asyncio, no clock reads.
 
 Rules observe records (pack events, temperature readings, label scans: the dataclasses of
-:mod:`gateway.records`, which are plain data) in the context of their production run
+:mod:`gateway.core.records`, which are plain data) in the context of their production run
 (:class:`RunContext`), with the time passed in. They report **findings**: "this condition
-holds now for this subject" or "it no longer holds". The alert book
-(:mod:`rules.alerts`) turns findings into alert transitions with one active alert per rule
-and subject, acknowledgement, shelving and suppression.
+holds now for this subject" or "it no longer holds". The alert book (:mod:`rules.alerts`)
+turns findings into alert transitions with one active alert per rule and subject,
+acknowledgement, shelving and suppression.
+
+A run's products are the ERP's own :class:`~gateway.core.runs.Product` and
+:class:`~gateway.core.runs.Tier` (re-exported here): one product type from the ERP row to
+the rule, so nothing is copied field by field on the way.
 """
 
 from __future__ import annotations
@@ -16,42 +20,18 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from gateway.records import Severity
+from gateway.core.records import Severity
+from gateway.core.runs import Product, Tier
 
 __all__ = [
     "AlertEvent",
     "AlertTransition",
     "Finding",
-    "ProductSpec",
+    "Product",
     "RunContext",
     "Severity",
     "Tier",
 ]
-
-
-class Tier(StrEnum):
-    """Product tiers; material may cascade Premium -> GG -> Export, never up."""
-
-    PREMIUM = "premium"
-    GG = "gg"
-    EXPORT = "export"
-
-
-@dataclass(frozen=True, slots=True)
-class ProductSpec:
-    """A product packed in a run, as the rules need it."""
-
-    plu: str
-    nominal_g: Decimal | None
-    """Qn in grams; None for catch-weight products."""
-    tier: Tier
-    catch_weight: bool = False
-    tare_g: Decimal = Decimal(0)
-    glaze_pct: Decimal = Decimal(0)
-    species: str | None = None
-    gtin: str | None = None
-    description: str = ""
-    price_per_kg: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +42,7 @@ class RunContext:
     line: str
     batch_codes: tuple[str, ...]
     species: str | None
-    products: tuple[ProductSpec, ...]
+    products: tuple[Product, ...]
     pack_date: date | None
     shelf_life_adjust: int = 0
     """0 standard, +1 rubber clock, +2/+3 superchill (days)."""
@@ -73,7 +53,7 @@ class RunContext:
     batch_tiers: Mapping[str, Tier] = field(default_factory=dict)
     """Certification tier per batch code (e.g. GG-certified material), where known."""
 
-    def product(self, plu: str) -> ProductSpec | None:
+    def product(self, plu: str) -> Product | None:
         """A product of this run by PLU."""
         return next((p for p in self.products if p.plu == plu), None)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from gateway.records import DeviceEvent, LabelScan, PackEvent, Record, TemperatureReading
+from gateway.core.records import DeviceEvent, LabelScan, PackEvent, Record, TemperatureReading
 
 __all__ = [
     "DEVICE_OFFLINE",

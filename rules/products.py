@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from gateway.records import LabelScan, PackEvent
-from rules.model import Finding, ProductSpec, RunContext, Severity
+from gateway.core.records import LabelScan, PackEvent
+from rules import ids
+from rules.model import Finding, Product, RunContext, Severity
 
 __all__ = [
     "RULE_LABEL_PRODUCT",
@@ -48,7 +49,7 @@ __all__ = [
     "product_by_plu",
 ]
 
-RULE_LABEL_PRODUCT: Final = "label_product"
+RULE_LABEL_PRODUCT: Final = ids.LABEL_PRODUCT
 SOURCES: Final = ("device", "nominal", "label", "only_product")
 
 
@@ -71,7 +72,7 @@ def gtin14(gtin: str | None) -> str | None:
     return gtin.zfill(14)
 
 
-def product_by_gtin(gtin: str | None, run: RunContext) -> ProductSpec | None:
+def product_by_gtin(gtin: str | None, run: RunContext) -> Product | None:
     """The run's product with this GTIN, or None."""
     key = gtin14(gtin)
     if key is None:
@@ -79,16 +80,16 @@ def product_by_gtin(gtin: str | None, run: RunContext) -> ProductSpec | None:
     return next((p for p in run.products if gtin14(p.gtin) == key), None)
 
 
-def product_by_plu(plu: str | None, run: RunContext) -> ProductSpec | None:
+def product_by_plu(plu: str | None, run: RunContext) -> Product | None:
     """The run's product with this PLU, or None."""
     return next((p for p in run.products if p.plu == plu), None) if plu else None
 
 
-def _is_catch_weight(product: ProductSpec) -> bool:
+def _is_catch_weight(product: Product) -> bool:
     return product.catch_weight or product.nominal_g is None
 
 
-def candidates(pack: PackEvent, run: RunContext) -> tuple[list[ProductSpec], bool]:
+def candidates(pack: PackEvent, run: RunContext) -> tuple[list[Product], bool]:
     """The run's products the device's settings leave, and whether its nominal narrowed them.
 
     A nominal setting above 0 leaves the fixed-weight products with that Qn; a nominal of 0
@@ -143,14 +144,14 @@ def decide(
     )
 
 
-def _name(product: ProductSpec) -> str:
+def _name(product: Product) -> str:
     return f"{product.plu} {product.description}".strip()
 
 
 def check_label_product(
     scan: LabelScan,
     run: RunContext,
-    packed: ProductSpec | None,
+    packed: Product | None,
     subject: str,
 ) -> Sequence[Finding]:
     """``label_product`` (CRITICAL) when a label names a product other than the one packed.

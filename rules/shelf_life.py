@@ -1,16 +1,16 @@
 """Shelf life of fresh fish: the use-by date a label must carry, and freeze-down.
 
-Fresh raw fish is microbiologically highly perishable, so it carries a "use by" date, after
-which it is deemed unsafe (Reg (EU) 1169/2011 Art 24(1); domain-rules §6). A wrong date on a
-label is a recall.
+Fresh raw fish is microbiologically highly perishable, so it carries a "use by" date, after which it
+is deemed unsafe (Reg (EU) 1169/2011 Art 24(1); docs/reference/domain-rules.md §6). A wrong date on
+a label is a recall.
 
-The day counts are the plant's convention (glossary "Use-by"; domain-rules §6 "Seed
-convention"), not law:
+The day counts are the plant's convention (docs/reference/glossary.md "Use-by";
+docs/reference/domain-rules.md §6, "the factory's own convention"), not law:
 
-* use-by = pack date + 9 days (standard), + 1 more for "rubber clock", + 2 or + 3 for
-  superchilled fish (the run's ``shelf_life_adjust``, 0..3). +9 lies inside the FSA's 10-day
-  rule for VP/MAP chilled fish; +10..+12 need a documented controlling factor (domain-rules
-  §6), which is why the base is a parameter;
+* use-by = pack date + 9 days (standard), + 1 more for "rubber clock", + 2 or + 3 for superchilled
+  fish (the run's ``shelf_life_adjust``, 0..3). +9 lies inside the FSA's 10-day rule for VP/MAP
+  chilled fish; +10..+12 need a documented controlling factor (docs/reference/domain-rules.md §6),
+  which is why the base is a parameter;
 * from day 13 the product must be frozen down. Days are counted with the pack day as day 1,
   so day 13 is pack date + 12 = the longest use-by (+9 +3): the latest day fish can still
   be frozen before its use-by passes (after it, it is unsafe and cannot be frozen; freezing
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from gateway.records import LabelScan
+from gateway.core.records import LabelScan
+from rules import ids
 from rules.labels import label_name
 from rules.model import Finding, RunContext, Severity
 
@@ -44,13 +45,14 @@ __all__ = [
     "nearing_date",
 ]
 
-RULE_USE_BY: Final = "shelf_life_use_by"
-RULE_FREEZE_DOWN: Final = "shelf_life_freeze_down"
+RULE_USE_BY: Final = ids.SHELF_LIFE_USE_BY
+RULE_FREEZE_DOWN: Final = ids.SHELF_LIFE_FREEZE_DOWN
 
 STANDARD_LIFE_DAYS: Final = 9
-"""Use-by = pack date + 9 days for standard fresh fish (plant convention, domain-rules §6)."""
+"""Use-by = pack date + 9 days for standard fresh fish (plant convention,
+docs/reference/domain-rules.md §6)."""
 MAX_ADJUST_DAYS: Final = 3
-"""+1 rubber clock, +2/+3 superchill (plant convention, domain-rules §6)."""
+"""+1 rubber clock, +2/+3 superchill (plant convention, docs/reference/domain-rules.md §6)."""
 FREEZE_DOWN_DAY: Final = 13
 """From day 13 of life (pack day = day 1) the product must be frozen down."""
 

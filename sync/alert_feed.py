@@ -51,8 +51,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.backoff import Backoff
-from gateway.errors import StoreError
+from gateway.core.backoff import Backoff
+from gateway.core.errors import StoreError
 from gateway.store import Store
 from sync.protocol import VERSION, alerts_topic, gateway_alerts_topic
 

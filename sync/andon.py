@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.clock import Clock, SystemClock
+from gateway.core.clock import Clock, SystemClock
 from sync.protocol import VERSION, andon_topic
 
 
@@ -90,11 +90,6 @@ class AndonPublisher:
         self.stats.states_changed += 1
         self._notify()
         return True
-
-    def state_of(self, line: str) -> str | None:
-        """The line's current state, if one was set."""
-        current = self._lines.get(line)
-        return current.state if current else None
 
     # ---------------------------------------------------------------- for the uplink
 

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.shipped import shipped_path
+from gateway.core.shipped import shipped_path
 
 SHIPPED = shipped_path("config", "mosquitto")
 """The shipped broker configuration (``config/mosquitto/``, package data in the wheel)."""

@@ -19,7 +19,7 @@ Answers:
   is the ingest's only refusal of a *record*, and the only answer that quarantines (an
   operator re-queues with ``lineside dead-letter requeue``).
 * Connect errors, timeouts, a lost connection, ``408``, ``429``, ``5xx`` (and anything else
-  that is not a final answer): retried after :class:`gateway.backoff.Backoff` (capped
+  that is not a final answer): retried after :class:`gateway.core.backoff.Backoff` (capped
   exponential, jittered), or after ``Retry-After`` when the server says how long (capped at
   :data:`MAX_RETRY_AFTER_S`) (docs/reference/reliability.md §7 rows 16-17).
 * ``401``/``403``: the ingest refuses this gateway (token, enrolment): records kept, link
@@ -41,22 +41,21 @@ there is no switch to turn verification off.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from adapters.base import LinkState
-from gateway.backoff import Backoff
-from gateway.errors import StoreError, StoreFullError
-from gateway.records import AlertRecord, Severity
+from gateway.core.backoff import Backoff
+from gateway.core.errors import StoreError, StoreFullError
+from gateway.core.link import LinkState
+from gateway.core.records import AlertRecord, Severity
+from gateway.core.retry_after import parse_retry_after, utc_from_us
 from gateway.store import Store
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
 from sync.protocol import Ack, Batch, ProtocolError, decode_ack, encode_batch
@@ -83,19 +82,20 @@ EXCERPT_CHARS = 200
 
 @dataclass
 class HttpsUplinkStats:
-    """Counters for metrics and the TUI."""
+    """Counters for metrics and the TUI (the shared names of :class:`sync.uplink.UplinkCounters`
+    and the HTTPS uplink's own)."""
 
-    sent: int = 0
+    batches_sent: int = 0
     """Batches POSTed for the first time."""
-    acked: int = 0
+    records_acked: int = 0
     """Records the ingest acknowledged as committed (deleted from the outbox)."""
-    retries: int = 0
+    batches_resent: int = 0
     """POSTs of a batch again, with the same Idempotency-Key, after a failed attempt."""
     duplicates_seen: int = 0
     """Retries after an attempt that may have been committed (timeout or connection lost
     after sending, 5xx, malformed ack): each may be a duplicate on the wire, deduped by the
     ingest on its Idempotency-Key and ``(gateway, seq)``."""
-    quarantined: int = 0
+    records_quarantined: int = 0
     """Records moved to the outbox quarantine (per-record conflicts, unencodable records)."""
     refusals: int = 0
     """Attempts the ingest (or a proxy) answered with a 4xx other than 401/403/408/429;
@@ -134,6 +134,9 @@ class HttpsUplink:
 
     Run :meth:`run` as a task and cancel it to stop; the outbox keeps whatever is unacked.
     """
+
+    kind = "https"
+    """The transport (:class:`sync.uplink.Uplink`)."""
 
     def __init__(
         self,
@@ -248,9 +251,9 @@ class HttpsUplink:
         while True:
             attempts += 1
             if attempts == 1:
-                self.stats.sent += 1
+                self.stats.batches_sent += 1
             else:
-                self.stats.retries += 1
+                self.stats.batches_resent += 1
                 if ambiguous:
                     self.stats.duplicates_seen += 1
             try:
@@ -261,7 +264,7 @@ class HttpsUplink:
                 self.stats.last_error = exc.reason
                 delay = self.backoff.next_delay()
                 if exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER_S))
+                    delay = max(delay, exc.retry_after)
                 shrink = exc.too_large and len(batch.records) > 1
                 if exc.refused and not shrink:
                     self._request_refused(exc.reason)
@@ -295,7 +298,11 @@ class HttpsUplink:
             async with client.stream("POST", self.url, content=payload, headers=headers) as resp:
                 body = await _read_limited(resp, MAX_RESPONSE_BYTES)
                 status = resp.status_code
-                retry_after = _retry_after(resp.headers.get("retry-after"))
+                retry_after = parse_retry_after(
+                    resp.headers.get("retry-after"),
+                    now=utc_from_us(self.store.clock.wall_us()),
+                    maximum=MAX_RETRY_AFTER_S,
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Nothing was sent (includes TLS handshake failures: a clear error, with backoff).
             raise _Retry(_describe(exc), ambiguous=False, down=True) from exc
@@ -347,7 +354,7 @@ class HttpsUplink:
         # Only what this batch carried: an ack never deletes records it did not cover.
         mine = set(batch_seqs(batch))
         committed = [seq for seq in ack.committed if seq in mine]
-        self.stats.acked += await self.outbox.acknowledge(committed)
+        self.stats.records_acked += await self.outbox.acknowledge(committed)
         by_reason: dict[str, list[int]] = {}
         for seq, reason in ack.conflicts:
             if seq in mine:
@@ -429,7 +436,7 @@ class HttpsUplink:
     async def _quarantine(
         self, batch_id: str, stream: str, seqs: Sequence[int], reason: str, *, alert: bool = True
     ) -> None:
-        self.stats.quarantined += await quarantine_with_alert(
+        self.stats.records_quarantined += await quarantine_with_alert(
             self.outbox, batch_id, stream, seqs, reason, alert=alert
         )
 
@@ -442,22 +449,6 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
         if len(body) >= limit:
             break
     return bytes(body[:limit])
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date); ``None`` if absent/bad."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _excerpt(body: bytes) -> str:

@@ -1,55 +1,32 @@
-"""The outbox reader: what still has to reach the warehouse, in batches, by priority.
+"""The sync side of the outbox: batches of unsent records by priority, and the alerts about
+records refused into the quarantine.
 
-The ``outbox`` table (written by :class:`gateway.store.Store` in the same transaction as each
-record) is the only source of truth for what is unsent: a row leaves it only when the
-warehouse acknowledges that it has *committed* the record (:meth:`Outbox.acknowledge`), or
-when the record is refused and moved to ``outbox_quarantine`` (:meth:`Outbox.quarantine`).
-Nothing here keeps a backlog in memory; the uplink only remembers which sequence numbers
-it has in flight and passes them in, so they are not read twice.
+The statements on the ``outbox`` and ``outbox_quarantine`` tables are the store's
+(:class:`gateway.store.outbox.OutboxTable`, which also says how they meet the group
+committer); :class:`Outbox` adds what the uplinks need: cutting the records of one stream
+into a :class:`~sync.protocol.Batch` that fits the protocol's limits, and quarantining what
+can never be sent. Nothing here keeps a backlog in memory; the uplink only remembers which
+sequence numbers it has in flight and passes them in, so they are not read twice.
 
-Writes and the store's single writer connection
------------------------------------------------
-The store has one writer connection, and :meth:`Store.fetchall` runs on it, interleaved
-with the group committer's ``BEGIN IMMEDIATE … COMMIT`` (each of its statements is a separate
-call on that connection). An explicit ``BEGIN``/``COMMIT`` issued through ``fetchall`` could
-therefore land *inside* the committer's transaction (ours fails: "cannot start a transaction
-within a transaction"), or hold a transaction open while the committer's ``BEGIN IMMEDIATE``
-fails, which stops the committer. So every write here is **one self-contained statement**
-in autocommit mode, and multi-step changes are ordered so that any prefix is safe:
+While the quarantine holds rows, a ``sync_quarantined`` alert stands: raised when records
+are quarantined, raised again at every start (:func:`quarantine_alert_at_start`), cleared
+only when the quarantine is empty (:func:`quarantine_cleared_alerts`).
 
-* acknowledge: one ``DELETE … RETURNING``.
-* quarantine: ``INSERT OR IGNORE`` into the quarantine, then ``DELETE`` only the outbox rows
-  that *are* in the quarantine (checked in the same statement). If a statement happens to
-  run inside the committer's transaction and that transaction is rolled back (disk full),
-  the worst outcome is a row that stays in the outbox and is sent again: the warehouse
-  dedupes on ``(gateway, seq)``. Reading skips quarantined rows as well.
-* requeue (an operator's ``lineside dead-letter requeue``): the mirror image. ``INSERT OR
-  IGNORE`` the rows back into the outbox, then ``DELETE`` only the quarantine rows that *are*
-  in the outbox. A row found in both is still quarantined (reading skips it) until the
-  second statement runs, so a prefix never sends a record the operator did not release.
-
-The quarantine table is part of the store's schema (:data:`gateway.schema.MIGRATIONS`). While
-it holds rows, a ``sync_quarantined`` alert stands: raised when records are quarantined,
-raised again at every start (:func:`quarantine_alert_at_start`), cleared only when the
-quarantine is empty (:func:`quarantine_cleared_alerts`).
-
-Reads on the writer connection can see a committer's batch before its ``COMMIT``; if that
-batch is then rolled back (disk full), the records were sent under sequence numbers that
-are never reused (:mod:`gateway.sequence`), and are stored again under new ones.
+Reads wait for the store's commit lock, so a batch never holds records of a transaction that
+may still roll back (:meth:`gateway.store.Store.fetchall`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from gateway.errors import StoreError
-from gateway.records import AlertRecord, Severity
-from gateway.schema import RECORD_TABLES
+from gateway.core.errors import StoreError
+from gateway.core.records import AlertRecord, Severity
 from gateway.store import Store
+from gateway.store.outbox import STREAM_COLUMNS, OutboxTable, Span
 from sync.protocol import MAX_BATCH_BYTES, Batch, seq_ranges
 
 log = logging.getLogger(__name__)
@@ -60,51 +37,13 @@ QUARANTINE_RULE = "sync_quarantined"
 QUARANTINE_ALERT_ID = "sync.quarantine"
 """The standing alert raised at start while the quarantine holds records."""
 
-_STREAM_PRIORITY: dict[str, int] = {t.table: int(t.priority) for t in RECORD_TABLES.values()}
-
-_COLUMNS: dict[str, tuple[str, ...]] = {t.table: t.columns for t in RECORD_TABLES.values()}
-"""Record columns (without ``seq``) per stream; also the whitelist of table names."""
-
 SCAN_FACTOR = 8
 """A batch is gathered from at most ``SCAN_FACTOR * max_records`` (+ in flight) rows of its
 priority class from the head on, so a rare stream behind a huge backlog of another stream of
 the same class costs a bounded scan (it then goes in a smaller batch)."""
 
-_NOT_IN_FLIGHT = (
-    "o.seq NOT IN (SELECT value FROM json_each(?)) "
-    "AND o.seq NOT IN (SELECT seq FROM outbox_quarantine)"
-)
-
-_SPAN = "(SELECT seq, stream FROM outbox WHERE priority = ? AND seq >= ? ORDER BY seq LIMIT ?)"
-"""The rows of one priority class from the head on, in seq order, bounded."""
-
-_IN_SPAN = (
-    "o.priority = ? AND o.seq >= ? AND o.seq <= coalesce("
-    "(SELECT seq FROM outbox WHERE priority = ? AND seq >= ? ORDER BY seq LIMIT 1 OFFSET ?), "
-    "9223372036854775807)"  # the largest seq SQLite can hold: no bound
-)
-"""The same rows as :data:`_SPAN`, as a condition on ``outbox o``: up to the seq of the span's
-last row. Read through the ``(priority, seq)`` index in seq order, so a query can stop at its
-LIMIT instead of joining every row of the span and sorting them."""
-
 _WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 """``json.dumps`` with the wire options, made once (it sizes every record read)."""
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantinedRecord:
-    """One row of the outbox quarantine."""
-
-    seq: int
-    stream: str
-    reason: str
-    ts_us: int
-    """When it was quarantined (wall clock)."""
-
-
-def _quarantined(row: Sequence[Any]) -> QuarantinedRecord:
-    seq, stream, reason, ts_us = row
-    return QuarantinedRecord(int(seq), str(stream), str(reason or ""), int(ts_us or 0))
 
 
 def batch_seqs(batch: Batch) -> tuple[int, ...]:
@@ -112,11 +51,11 @@ def batch_seqs(batch: Batch) -> tuple[int, ...]:
     return tuple(seq for seq, _ in batch.records)
 
 
-class Outbox:
+class Outbox(OutboxTable):
     """Batches of unsent records from the store's outbox, alerts first."""
 
     def __init__(self, store: Store, *, gateway: str, site: str) -> None:
-        self.store = store
+        super().__init__(store)
         self.gateway = gateway
         self.site = site
 
@@ -140,73 +79,28 @@ class Outbox:
             raise ValueError("max_records and max_bytes must be positive")
         excluded = json.dumps(sorted(exclude))
         while True:
-            head = await self.store.fetchall(
-                f"SELECT o.seq, o.stream, o.priority FROM outbox o WHERE {_NOT_IN_FLIGHT} "  # noqa: S608
-                "ORDER BY o.priority, o.seq LIMIT 1",
-                (excluded,),
-            )
-            if not head:
+            head = await self.head(excluded)
+            if head is None:
                 return None
-            first, stream, priority = int(head[0][0]), str(head[0][1]), int(head[0][2])
+            first, stream, priority = head
             if max_priority is not None and priority > max_priority:
                 return None
-            span = (priority, first, SCAN_FACTOR * max_records + len(exclude))
-            columns = _COLUMNS.get(stream)
-            if columns is None:
-                seqs = await self._seqs_of_stream(stream, span, excluded, max_records)
+            span: Span = (priority, first, SCAN_FACTOR * max_records + len(exclude))
+            if stream not in STREAM_COLUMNS:
+                seqs = await self.stream_seqs(stream, span, excluded, max_records)
                 await self.quarantine(seqs, f"unknown stream {stream!r}")
                 continue
-            result = await self._read(
-                stream=stream,
-                columns=columns,
-                span=span,
-                excluded=excluded,
-                max_records=max_records,
-                max_bytes=max_bytes,
-            )
+            entries = await self.read(stream, span, excluded, max_records)
+            result = await self._batch(stream, entries, max_bytes)
             if result is not None:
                 return result
             # Every record read was unusable and has been quarantined: look again.
 
-    async def _seqs_of_stream(
-        self, stream: str, span: tuple[int, int, int], excluded: str, limit: int
-    ) -> list[int]:
-        rows = await self.store.fetchall(
-            f"SELECT o.seq FROM {_SPAN} o WHERE o.stream = ? AND {_NOT_IN_FLIGHT} "  # noqa: S608
-            "ORDER BY o.seq LIMIT ?",
-            (*span, stream, excluded, limit),
-        )
-        return [int(row[0]) for row in rows]
-
-    async def _read(
-        self,
-        *,
-        stream: str,
-        columns: tuple[str, ...],
-        span: tuple[int, int, int],
-        excluded: str,
-        max_records: int,
-        max_bytes: int,
+    async def _batch(
+        self, stream: str, entries: Sequence[tuple[int, dict[str, Any] | None]], max_bytes: int
     ) -> Batch | None:
-        # The table and column names come from RECORD_TABLES, never from the database.
-        selected = ", ".join(f"t.{name}" for name in columns)
-        priority, first, limit = span
-        rows = await self.store.fetchall(
-            f"SELECT o.seq, t.seq IS NOT NULL, {selected} FROM outbox o "  # noqa: S608
-            f"LEFT JOIN {stream} t ON t.seq = o.seq "
-            f"WHERE {_IN_SPAN} AND o.stream = ? AND {_NOT_IN_FLIGHT} ORDER BY o.seq LIMIT ?",
-            (priority, first, priority, first, limit - 1, stream, excluded, max_records),
-        )
-        entries: list[tuple[int, dict[str, Any] | None]] = []
-        for row in rows:
-            if not row[1]:
-                entries.append((int(row[0]), None))  # the record row is missing
-                continue
-            values = row[2:]
-            data: dict[str, Any] = dict(zip(columns, values, strict=True))
-            if bytes in set(map(type, values)):  # a BLOB (a scanner's raw read) goes as hex
-                data = {name: _wire_value(value) for name, value in data.items()}
-            entries.append((int(row[0]), data))
+        """The records that fit in ``max_bytes`` as a batch, the unusable ones quarantined;
+        ``None`` when none is left."""
         refused: dict[str, list[int]] = {}
         records = _all_if_they_fit(entries, max_bytes, refused)
         if records is None:
@@ -238,181 +132,6 @@ class Outbox:
             return None
         return Batch(gateway=self.gateway, site=self.site, stream=stream, records=tuple(records))
 
-    async def acknowledge(self, seqs: Iterable[int]) -> int:
-        """Delete the outbox rows of records the warehouse has committed; how many went.
-
-        Only an end-to-end acknowledgement may call this (never a PUBACK). Unknown or
-        already deleted sequence numbers are ignored, so a duplicate ack is harmless.
-        """
-        wanted = sorted({int(s) for s in seqs})
-        if not wanted:
-            return 0
-        rows = await self.store.fetchall(
-            "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) RETURNING seq",
-            (json.dumps(wanted),),
-        )
-        return len(rows)
-
-    async def quarantine(self, seqs: Iterable[int], reason: str) -> int:
-        """Move refused records out of the outbox into ``outbox_quarantine``; how many moved.
-
-        The record rows themselves stay in their tables; the quarantine keeps the reason so
-        an operator can inspect and re-queue them.
-        """
-        wanted = sorted({int(s) for s in seqs})
-        if not wanted:
-            return 0
-        encoded = json.dumps(wanted)
-        await self.store.fetchall(
-            "INSERT OR IGNORE INTO outbox_quarantine (seq, stream, reason, ts_us) "
-            "SELECT seq, stream, ?, ? FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
-            (reason, self.store.clock.wall_us(), encoded),
-        )
-        rows = await self.store.fetchall(
-            "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) "
-            "AND seq IN (SELECT seq FROM outbox_quarantine) RETURNING seq",
-            (encoded,),
-        )
-        return len(rows)
-
-    async def quarantined(self) -> list[tuple[int, str, str]]:
-        """``(seq, stream, reason)`` of every quarantined record, in seq order."""
-        rows = await self.store.fetchall(
-            "SELECT seq, stream, reason FROM outbox_quarantine ORDER BY seq"
-        )
-        return [(int(seq), str(stream), str(reason)) for seq, stream, reason in rows]
-
-    async def quarantine_count(self) -> int:
-        """How many records wait in the quarantine."""
-        rows = await self.store.fetchall("SELECT count(*) FROM outbox_quarantine")
-        return int(rows[0][0])
-
-    async def quarantine_page(
-        self, *, after: int = 0, limit: int = 1000
-    ) -> list[QuarantinedRecord]:
-        """Up to ``limit`` quarantined records with a sequence number above ``after``."""
-        rows = await self.store.fetchall(
-            "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [_quarantined(row) for row in rows]
-
-    async def quarantined_record(
-        self, seq: int
-    ) -> tuple[QuarantinedRecord, dict[str, Any] | None] | None:
-        """A quarantined record and its stored data (``None`` when the row is gone, e.g.
-        evicted telemetry); ``None`` when ``seq`` is not in the quarantine."""
-        rows = await self.store.fetchall(
-            "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq = ?", (seq,)
-        )
-        if not rows:
-            return None
-        entry = _quarantined(rows[0])
-        columns = _COLUMNS.get(entry.stream)
-        if columns is None:
-            return entry, None
-        # The table and column names come from RECORD_TABLES, never from the database.
-        found = await self.store.fetchall(
-            f"SELECT {', '.join(columns)} FROM {entry.stream} WHERE seq = ?",  # noqa: S608
-            (seq,),
-        )
-        if not found:
-            return entry, None
-        return entry, {name: _wire_value(v) for name, v in zip(columns, found[0], strict=True)}
-
-    async def quarantined_in(
-        self, ranges: Iterable[tuple[int, int]], *, limit: int = 1_000_000
-    ) -> list[int]:
-        """The quarantined sequence numbers within the inclusive ``ranges``, in order (the
-        first ``limit`` of each range)."""
-        found: set[int] = set()
-        for first, last in ranges:
-            rows = await self.store.fetchall(
-                "SELECT seq FROM outbox_quarantine WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
-                (first, last, limit),
-            )
-            found.update(int(row[0]) for row in rows)
-        return sorted(found)
-
-    async def requeue(
-        self, seqs: Iterable[int]
-    ) -> tuple[list[QuarantinedRecord], dict[str, list[int]]]:
-        """Move quarantined records back into the outbox, to be sent again.
-
-        Returns the quarantine entries moved and, by reason, the sequence numbers that could
-        not be: not in the quarantine, of a stream this gateway does not know, or whose
-        record row is gone (evicted telemetry).
-        """
-        wanted = sorted({int(s) for s in seqs})
-        refused: dict[str, list[int]] = {}
-        if not wanted:
-            return [], refused
-        encoded = json.dumps(wanted)
-        entries = {
-            entry.seq: entry
-            for entry in map(
-                _quarantined,
-                await self.store.fetchall(
-                    "SELECT seq, stream, reason, ts_us FROM outbox_quarantine "
-                    "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
-                    (encoded,),
-                ),
-            )
-        }
-        missing = [seq for seq in wanted if seq not in entries]
-        if missing:
-            refused["not in the quarantine"] = missing
-        by_stream: dict[str, list[int]] = {}
-        for entry in entries.values():
-            by_stream.setdefault(entry.stream, []).append(entry.seq)
-        now = self.store.clock.wall_us()
-        for stream, stream_seqs in by_stream.items():
-            priority = _STREAM_PRIORITY.get(stream)
-            if priority is None:
-                refused[f"unknown stream {stream!r}"] = stream_seqs
-                continue
-            # Only records whose row still exists go back: an evicted one cannot be sent.
-            await self.store.fetchall(
-                "INSERT OR IGNORE INTO outbox (seq, stream, priority, enqueued_us) "  # noqa: S608
-                "SELECT q.seq, q.stream, ?, ? FROM outbox_quarantine q "
-                "WHERE q.seq IN (SELECT value FROM json_each(?)) "
-                f"AND q.seq IN (SELECT seq FROM {stream})",  # a table of RECORD_TABLES
-                (priority, now, json.dumps(stream_seqs)),
-            )
-        rows = await self.store.fetchall(
-            "DELETE FROM outbox_quarantine WHERE seq IN (SELECT value FROM json_each(?)) "
-            "AND seq IN (SELECT seq FROM outbox) RETURNING seq",
-            (encoded,),
-        )
-        moved = sorted(int(row[0]) for row in rows)
-        left = set(entries) - set(moved)
-        for stream_seqs in refused.values():
-            left -= set(stream_seqs)
-        if left:
-            refused["record row missing (evicted or never stored)"] = sorted(left)
-        return [entries[seq] for seq in moved], refused
-
-    async def depth(self) -> int:
-        """Records waiting for an acknowledgement (the backlog)."""
-        rows = await self.store.fetchall("SELECT count(*) FROM outbox")
-        return int(rows[0][0])
-
-    async def depth_by_priority(self) -> dict[int, int]:
-        """Backlog per priority class (0 alerts, 1 compliance, 2 telemetry)."""
-        rows = await self.store.fetchall(
-            "SELECT priority, count(*) FROM outbox GROUP BY priority ORDER BY priority"
-        )
-        return {int(p): int(n) for p, n in rows}
-
-    async def oldest_age_s(self) -> float:
-        """Age in seconds of the oldest unacknowledged record; 0 when the outbox is empty."""
-        rows = await self.store.fetchall("SELECT min(enqueued_us) FROM outbox")
-        oldest = rows[0][0] if rows else None
-        if oldest is None:
-            return 0.0
-        return max(0.0, (self.store.clock.wall_us() - int(oldest)) / 1_000_000)
-
 
 def _all_if_they_fit(
     entries: Sequence[tuple[int, dict[str, Any] | None]],
@@ -440,13 +159,6 @@ def _all_if_they_fit(
         if data is None:
             refused.setdefault("record row missing", []).append(seq)
     return [(seq, data) for seq, data in entries if data is not None]
-
-
-def _wire_value(value: object) -> object:
-    """A column value as JSON: BLOBs (raw scanner bytes) as hex."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return value
 
 
 def only_quarantine_alerts(batch: Batch) -> bool:
@@ -487,16 +199,6 @@ async def quarantine_with_alert(
     return moved
 
 
-_ACTIVE_QUARANTINE_ALERTS = """
-SELECT alert_id, subject, severity, line FROM alerts a
-WHERE rule = ? AND state IN ('raised', 'updated') AND seq = (
-    SELECT max(seq) FROM alerts b WHERE b.alert_id = a.alert_id
-    AND b.state IN ('raised', 'updated', 'cleared'))
-ORDER BY seq
-"""
-"""Alerts about quarantined records whose newest raise/update/clear is not a clear."""
-
-
 async def quarantine_alert_at_start(outbox: Outbox) -> AlertRecord | None:
     """The standing ``sync_quarantined`` alert when the quarantine holds records.
 
@@ -504,10 +206,7 @@ async def quarantine_alert_at_start(outbox: Outbox) -> AlertRecord | None:
     in the quarantine wait for an operator whatever the restart, so the alert is raised
     again at every start until ``lineside dead-letter requeue`` empties it.
     """
-    rows = await outbox.store.fetchall(
-        "SELECT stream, count(*), min(seq), max(seq) FROM outbox_quarantine GROUP BY stream "
-        "ORDER BY stream"
-    )
+    rows = await outbox.quarantine_by_stream()
     if not rows:
         return None
     total = sum(int(n) for _, n, _, _ in rows)
@@ -551,7 +250,5 @@ async def quarantine_cleared_alerts(outbox: Outbox, why: str) -> list[AlertRecor
             message=why,
             line=line,
         )
-        for alert_id, subject, severity, line in await outbox.store.fetchall(
-            _ACTIVE_QUARANTINE_ALERTS, (QUARANTINE_RULE,)
-        )
+        for alert_id, subject, severity, line in await outbox.standing_alerts(QUARANTINE_RULE)
     ]

@@ -46,6 +46,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.core.errors import SyncError
+
 VERSION = 1
 PREFIX = "lineside/v1"
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -72,7 +74,7 @@ MIN_ACK_KEY_BYTES = 16
 """The shortest ack key accepted (a generated one is 32 random bytes, URL-safe base64)."""
 
 
-class ProtocolError(ValueError):
+class ProtocolError(SyncError, ValueError):
     """A message that does not follow this contract."""
 
 

@@ -3,7 +3,7 @@
 Both sides are counted in the same buckets, a :data:`Key` of ``(stream, run_number, hour)``:
 
 * ``stream`` is the record table (``packs``, ``temperatures``, …, as in
-  :data:`gateway.schema.RECORD_STREAMS`);
+  :data:`gateway.store.schema.RECORD_STREAMS`);
 * ``run_number`` is the record's run for :data:`RUN_STREAMS` (``None`` when it has none) and
   always ``None`` for the other streams;
 * ``hour`` is the UTC hour of the record's own ``ts_us`` as ``'YYYY-MM-DDTHH'`` (the same
@@ -20,7 +20,7 @@ Typical use (the ``lineside reconcile`` command)::
 A bucket is reported when ``gateway − buffered != warehouse``: the gateway committed records
 the warehouse does not have and that are not waiting in the outbox any more (lost, or
 quarantined at the gateway), or the warehouse has records the gateway does not know. A batch
-in flight (stored by the warehouse, its ack not yet back) briefly shows as
+in flight (stored by the warehouse, its ack not yet back) shows for a moment as
 ``warehouse > gateway − buffered``; run it again against an idle or stopped uplink.
 
 Consistency on the gateway: :func:`gateway_counts` and :func:`outbox_counts` run one query
@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from gateway.schema import RECORD_STREAMS
+from gateway.store.schema import RECORD_STREAMS
 
 if TYPE_CHECKING:
     from sync.ingest.warehouse import Warehouse

@@ -1,8 +1,8 @@
 """What a record of each stream may look like on the wire, derived from the gateway's schema.
 
 The gateway's store is the source of truth: a record is the row of its STRICT table
-(:data:`gateway.schema.RECORD_TABLES` names the columns the outbox sends, in order; the
-migrations in :data:`gateway.schema.MIGRATIONS` give each column's declared type, ``NOT NULL``
+(:data:`gateway.store.schema.RECORD_TABLES` names the columns the outbox sends, in order; the
+migrations in :data:`gateway.store.schema.MIGRATIONS` give each column's declared type, ``NOT NULL``
 and default). The outbox sends ``{column: value}`` for those columns, with SQLite's values as
 JSON (``sync/outbox.py``): INTEGER → a JSON integer, REAL → a number, TEXT → a string, BLOB
 (a scanner's raw read) → lower-case hex, NULL → ``null``.
@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.schema import MIGRATIONS, RECORD_TABLES
+from gateway.core.errors import SyncError
+from gateway.store.schema import MIGRATIONS, RECORD_TABLES
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 MAX_TEXT_CHARS = 64 * 1024
@@ -48,7 +49,7 @@ class FieldType:
     """Must be present: ``NOT NULL`` without a default."""
 
 
-class SchemaViolation(ValueError):
+class SchemaViolation(SyncError, ValueError):
     """A record that does not match its stream's schema."""
 
 

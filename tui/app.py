@@ -33,9 +33,15 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
 
-from gateway.status import SNAPSHOT_VERSION
+from gateway.api import (
+    SNAPSHOT_VERSION,
+    Acknowledge,
+    GatewayUnavailable,
+    OperatorRequest,
+    StatusSnapshot,
+)
 from tui import render
-from tui.client import ConnectionState, GatewayLink, GatewayUnavailable, StatusSource
+from tui.client import ConnectionState, GatewayLink, StatusSource
 from tui.screens import AlertsScreen, LinesScreen, StatusScreen, SystemScreen
 
 POLL_INTERVAL_S = 1.0
@@ -121,7 +127,7 @@ class LinesideApp(App[None]):
         self.clock = clock
         """Seconds on a steady clock, for how long the gateway has not answered (tests
         pass their own, so what is drawn does not depend on when the test runs)."""
-        self.snapshot: dict[str, Any] | None = None
+        self.snapshot: StatusSnapshot | None = None
         self.state = ConnectionState.CONNECTING
         self.reason = ""
         """Why the gateway is not answering, for the banner."""
@@ -248,23 +254,23 @@ class LinesideApp(App[None]):
 
     # ------------------------------------------------------------------ commands
 
-    def send_operator_command(self, request: dict[str, Any] | None) -> None:
+    def send_operator_command(self, request: OperatorRequest | None) -> None:
         """Send an acknowledge or shelve request from the dialog (None: cancelled)."""
         if request is None:
             return
         self.run_worker(self._send(request), group="command", exit_on_error=False)
 
-    async def _send(self, request: dict[str, Any]) -> None:
+    async def _send(self, request: OperatorRequest) -> None:
         # Notifications are markup by default: the operator's name and the gateway's words are
         # not, so they are cleaned and shown literally.
         try:
-            answer = await self.source.command(request)
+            answer = await self.source.command(request.wire())
         except GatewayUnavailable as exc:
             self.notify(f"Not sent: {render.clean(exc)}", severity="error", timeout=8, markup=False)
             return
         if answer.get("ok"):
-            verb = "Acknowledged" if request["command"] == "acknowledge" else "Shelved"
-            operator = render.clean(request["operator"], 80)
+            verb = "Acknowledged" if isinstance(request, Acknowledge) else "Shelved"
+            operator = render.clean(request.operator, 80)
             self.notify(f"{verb} by {operator}.", timeout=4, markup=False)
             if operator:
                 self.operator = operator  # offered again next time

@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.control import MAX_ANSWER_BYTES
+from gateway.api import MAX_ANSWER_BYTES, GatewayUnavailable
 
 REQUEST_TIMEOUT_S = 3.0
 """A status answer takes milliseconds; this long means the gateway is stuck or gone, and the
@@ -40,10 +40,6 @@ class ConnectionState(StrEnum):
     UP = "connected"
     DOWN = "not answering"
     """Not running, hung, refusing, or answering too late: the screen's data is stale."""
-
-
-class GatewayUnavailable(ConnectionError):
-    """The gateway did not answer: not running, socket missing, or refused."""
 
 
 class StatusSource(Protocol):

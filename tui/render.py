@@ -12,12 +12,12 @@ a :class:`~rich.text.Text`, never a ``str``, which Textual would parse as markup
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
 
-from rules.alarm_rates import FLOOD_ABOVE
+from gateway.api import FLOOD_ABOVE
 
 MAX_TEXT = 500
 """Longest external string kept (the longest alert message is about 200 characters): a
@@ -140,7 +140,7 @@ ALERT_STATE_SHORT = {
 _SEVERITY_RANK = {"critical": 0, "major": 1, "warning": 2}
 
 
-def alert_order(alert: dict[str, Any]) -> tuple[int, int, int]:
+def alert_order(alert: Mapping[str, Any]) -> tuple[int, int, int]:
     """Sort key for active alerts: unacknowledged first, then by severity, newest first."""
     return (
         1 if alert.get("acknowledged") else 0,
@@ -182,12 +182,12 @@ def link(state: str | None, stale: bool = False) -> Text:
     return styled(LINK, state)
 
 
-def line_devices(snapshot: dict[str, Any], line: str) -> list[dict[str, Any]]:
+def line_devices(snapshot: Mapping[str, Any], line: str) -> list[Mapping[str, Any]]:
     """The devices configured on ``line`` (from the system part of the snapshot)."""
     return [d for d in snapshot["system"]["devices"] if d.get("line") == line]
 
 
-def line_andon(snapshot: dict[str, Any], line: dict[str, Any], stale: bool) -> Text:
+def line_andon(snapshot: Mapping[str, Any], line: Mapping[str, Any], stale: bool) -> Text:
     """The line's andon badge as the operator should read it.
 
     While the gateway is not answering every line is ``STALE``. A line with no working
@@ -203,7 +203,7 @@ def line_andon(snapshot: dict[str, Any], line: dict[str, Any], stale: bool) -> T
     return andon(colour)
 
 
-def probe_age(probe: dict[str, Any], stale_s: float | None) -> float | None:
+def probe_age(probe: Mapping[str, Any], stale_s: float | None) -> float | None:
     """How old the probe's reading is now, or None when it is recent enough to be current.
 
     A reading is old while the gateway is not answering (``stale_s``: seconds since its last
@@ -222,7 +222,7 @@ def probe_age(probe: dict[str, Any], stale_s: float | None) -> float | None:
     return None
 
 
-def probe_state(probe: dict[str, Any], stale_s: float | None) -> Text:
+def probe_state(probe: Mapping[str, Any], stale_s: float | None) -> Text:
     """The probe's state; an old reading within the limits is ``? last ok``, never ``✓ ok``."""
     state = str(probe.get("state"))
     if state == "ok" and probe_age(probe, stale_s) is not None:
@@ -230,7 +230,7 @@ def probe_state(probe: dict[str, Any], stale_s: float | None) -> Text:
     return styled(PROBE, state)
 
 
-def probe_name(probe: dict[str, Any]) -> str:
+def probe_name(probe: Mapping[str, Any]) -> str:
     """Where the probe sits, as configured, with its tag; its device and tag without one."""
     location = probe.get("location")
     if location:
@@ -340,7 +340,7 @@ def histogram(
     return bars, "".join(axis), f"{left}{' ' * gap}{right}"
 
 
-def run_product(line: dict[str, Any]) -> str:
+def run_product(line: Mapping[str, Any]) -> str:
     """The product on the line's checkweigher: the run product whose Qn is set, else all."""
     run = line.get("run")
     if not run:
@@ -355,7 +355,7 @@ def run_product(line: dict[str, Any]) -> str:
     return f"{len(products)} products" if products else "-"
 
 
-def label_status(labels: dict[str, Any]) -> Text:
+def label_status(labels: Mapping[str, Any]) -> Text:
     """The label sequence in a few characters: state and last number or gap count."""
     state = str(labels.get("state", "no scans"))
     text = styled(LABELS, state)
@@ -366,7 +366,7 @@ def label_status(labels: dict[str, Any]) -> Text:
     return text
 
 
-def worst_probe(line: dict[str, Any], stale_s: float | None = None) -> Text:
+def worst_probe(line: Mapping[str, Any], stale_s: float | None = None) -> Text:
     """The line's worst probe: temperature, a symbol for its state, and its age when old
     (``?2.6°C 35s``: a figure that says nothing about now must not look current)."""
     probe = line.get("worst_probe")
@@ -388,7 +388,7 @@ def worst_probe(line: dict[str, Any], stale_s: float | None = None) -> Text:
     return Text(f"{mark}{celsius(probe.get('celsius'))}", style=style)
 
 
-def emark_counts(line: dict[str, Any]) -> Text:
+def emark_counts(line: Mapping[str, Any]) -> Text:
     """Packs below T1 and T2 in the open ℮ batch, red when any is below T2."""
     emark = line.get("emark") or {}
     t1, t2 = int(emark.get("below_t1") or 0), int(emark.get("below_t2") or 0)
@@ -396,7 +396,7 @@ def emark_counts(line: dict[str, Any]) -> Text:
     return Text(f"{t1}/{t2}", style=style)
 
 
-def alert_ref(alert: dict[str, Any]) -> Text:
+def alert_ref(alert: Mapping[str, Any]) -> Text:
     """The alert's short reference (what ``lineside ack REF`` takes), or ``-``."""
     ref = alert.get("ref")
     if not ref:
@@ -404,7 +404,7 @@ def alert_ref(alert: dict[str, Any]) -> Text:
     return plain(ref, 16, style="bold")
 
 
-def occurrences(alert: dict[str, Any]) -> str:
+def occurrences(alert: Mapping[str, Any]) -> str:
     """``×600`` when the condition came back more than once while the alert stood, else ``""``."""
     try:
         count = int(alert.get("occurrences") or 1)
@@ -413,7 +413,7 @@ def occurrences(alert: dict[str, Any]) -> str:
     return f"×{count}" if count > 1 else ""
 
 
-def alert_message(alert: dict[str, Any]) -> str:
+def alert_message(alert: Mapping[str, Any]) -> str:
     """The alert's message without the corrective action the gateway appends to it
     (``… . Action: …``): the screens show the action on a line of its own."""
     message = str(alert.get("message") or "")
@@ -424,7 +424,7 @@ def alert_message(alert: dict[str, Any]) -> str:
     return message
 
 
-def alert_action(alert: dict[str, Any] | None) -> Text:
+def alert_action(alert: Mapping[str, Any] | None) -> Text:
     """``Action: …`` for the alert's corrective action (empty when the rule has none)."""
     action = (alert or {}).get("action")
     if not action:
@@ -434,19 +434,19 @@ def alert_action(alert: dict[str, Any] | None) -> Text:
     return text
 
 
-def flooding(load: dict[str, Any] | None) -> bool:
+def flooding(load: Mapping[str, Any] | None) -> bool:
     """More alerts raised in the last ten minutes than an operator can handle (EEMUA 191)."""
     return int((load or {}).get("last_10_min") or 0) > FLOOD_ABOVE
 
 
-def flood_badge(load: dict[str, Any] | None) -> Text:
+def flood_badge(load: Mapping[str, Any] | None) -> Text:
     """``■ FLOOD`` while the last ten minutes are in flood (more than ten raised), else empty."""
     if not flooding(load):
         return Text("")
     return Text("■ FLOOD", style="bold white on red")
 
 
-def alarm_rate(load: dict[str, Any] | None) -> Text:
+def alarm_rate(load: Mapping[str, Any] | None) -> Text:
     """A line's alarm load in one phrase: ``alarms: 3 / 10 min`` and the flood badge."""
     if not load:
         return Text("alarms: -", style="dim")
@@ -458,7 +458,7 @@ def alarm_rate(load: dict[str, Any] | None) -> Text:
     return text
 
 
-def alarm_summary(load: dict[str, Any] | None) -> Text:
+def alarm_summary(load: Mapping[str, Any] | None) -> Text:
     """The gateway's alarm load (last 24 h) for the system screen, in ISA-18.2 terms."""
     if not load:
         return Text("no figures from the gateway", style="dim")

@@ -2,7 +2,7 @@
 
 The schema (``erp-runs.schema.json`` beside this module, documented in docs/erp-contract.md)
 is the canonical form of what :mod:`adapters.erp.http_source` reads. This module checks a
-decoded page against it and against :func:`adapters.erp.model.parse_run`, so that an ERP
+decoded page against it and against :func:`gateway.core.runs.parse_run`, so that an ERP
 developer hears both what breaks the contract and what the gateway would actually refuse.
 
 The checker implements the JSON Schema 2020-12 keywords the schema uses (and refuses a
@@ -21,7 +21,7 @@ from functools import cache
 from importlib import resources
 from typing import Final, Literal
 
-from adapters.erp.model import RunRejection, parse_run
+from gateway.core.runs import RunRejection, parse_run
 
 __all__ = [
     "SUPPORTED_KEYWORDS",

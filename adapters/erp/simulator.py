@@ -33,6 +33,10 @@ serves one of the kinds of garbage listed in :class:`ErpFault` (docs/reference/r
 15).
 :attr:`ErpSimulator.on_request` is called for every request once its answer is settled and
 before it is sent, so a test can change the ERP between two page requests of one poll.
+
+The day's runs are :mod:`adapters.erp.simulated_day`, the faults
+:mod:`adapters.erp.simulator_faults`, the ASGI and uvicorn plumbing
+:mod:`adapters.erp.simulator_asgi`.
 """
 
 from __future__ import annotations
@@ -40,20 +44,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
-import socket
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-import uvicorn
+from adapters.erp.simulated_day import day_of_runs
+from adapters.erp.simulator_asgi import (
+    DisconnectWatch,
+    Receive,
+    Scope,
+    Send,
+    respond,
+    respond_json,
+    serve_in_background,
+)
+from adapters.erp.simulator_faults import (
+    CHUNK_BYTES,
+    DRIP_MAX_S,
+    HUGE_BYTES,
+    LOGIN_PAGE,
+    PAGE_FAULTS,
+    ErpFault,
+    FaultState,
+    serve_page_fault,
+)
+from adapters.simulator_lifecycle import SimulatorLifecycle
+from gateway.core.http_server import QuietServer, bind_tcp
 
 __all__ = ["RUNS_PATH", "ErpFault", "ErpSimulator", "RequestRecord"]
 
@@ -61,56 +82,6 @@ log = logging.getLogger(__name__)
 
 RUNS_PATH: Final = "/api/runs"
 """Where the simulator serves runs."""
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_HUGE_BYTES: Final = 10 * 1024 * 1024
-_CHUNK_BYTES: Final = 64 * 1024
-# A dripping response gives up by itself after this long, so a stuck client cannot keep
-# the simulator from shutting down.
-_DRIP_MAX_S: Final = 30.0
-
-_LOGIN_PAGE: Final = b"""<!DOCTYPE html>
-<html><head><title>ERP - Sign in</title></head>
-<body><form method="post" action="/login">
-<label>User <input name="user"></label>
-<label>Password <input type="password" name="password"></label>
-<button>Log in</button></form></body></html>
-"""
-
-
-class ErpFault(StrEnum):
-    """Kinds of garbage and failure the simulator can serve instead of runs."""
-
-    DOWN = "down"
-    """503 Service Unavailable (the ERP is offline)."""
-    HTML_LOGIN = "html_login"
-    """200 with an HTML login page (a proxy or SSO in the way)."""
-    TRUNCATED = "truncated"
-    """200 application/json whose body stops half way (Content-Length matches the cut)."""
-    WRONG_TYPES = "wrong_types"
-    """200 with the real runs plus rows of wrong types and missing fields."""
-    WRONG_SHAPE = "wrong_shape"
-    """200 with a JSON object that has no ``runs`` list (schema drift)."""
-    HUGE = "huge"
-    """200 with a 10 MB body, declared in Content-Length."""
-    HUGE_CHUNKED = "huge_chunked"
-    """200 with a 10 MB body sent chunked, with no Content-Length."""
-    RATE_LIMITED = "rate_limited"
-    """429 Too Many Requests with ``Retry-After``."""
-    SERVER_ERROR = "server_error"
-    """500 Internal Server Error."""
-    SLOW_DRIP = "slow_drip"
-    """200 application/json, one byte every ``drip_interval_s``, never finishing."""
-    REDIRECT_HTTP = "redirect_http"
-    """302 to the same path over plain ``http://``."""
-
-
-_PAGE_FAULTS: Final = frozenset({ErpFault.TRUNCATED, ErpFault.WRONG_TYPES})
-"""Faults built from the page of runs the request asked for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +95,6 @@ class RequestRecord:
     """The Authorization header as received (tests check the bearer token)."""
     fault: ErpFault | None = None
     """The fault served to this request, if any."""
-
-
-@dataclass(slots=True)
-class _FaultState:
-    fault: ErpFault
-    remaining: int | None
-    retry_after: str
 
 
 @dataclass(slots=True)
@@ -154,20 +118,11 @@ def _to_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves the host process's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Do nothing: the gateway (or pytest) owns SIGINT/SIGTERM, not the simulator."""
-        yield
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ErpSimulator:
+class ErpSimulator(SimulatorLifecycle):
     """A simulated ERP serving a day of fish production runs over HTTP(S) on loopback.
 
     Use it as an async context manager::
@@ -216,8 +171,8 @@ class ErpSimulator:
         self._drip_interval_s = drip_interval_s
         self._send_next = send_next
         self._runs: dict[str, _Run] = {}
-        self._fault: _FaultState | None = None
-        self._server: _Server | None = None
+        self._fault: FaultState | None = None
+        self._server: QuietServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.requests: list[RequestRecord] = []
@@ -228,7 +183,7 @@ class ErpSimulator:
         never in this answer. Tests use it to change the ERP between two pages of a poll."""
         self.bytes_streamed = 0
         """Body bytes sent by the last streamed fault (huge or slow drip) before it stopped."""
-        for raw in _day_of_runs(self._now(), self._tz):
+        for raw in day_of_runs(self._now(), self._tz):
             self._add(raw)
 
     # ------------------------------------------------------------------ public API
@@ -300,7 +255,7 @@ class ErpSimulator:
             return
         if times is not None and times < 1:
             raise ValueError("times must be at least 1")
-        self._fault = _FaultState(ErpFault(fault), times, retry_after)
+        self._fault = FaultState(ErpFault(fault), times, retry_after)
 
     @property
     def methods_seen(self) -> set[str]:
@@ -311,35 +266,16 @@ class ErpSimulator:
         """Bind the port and serve until :meth:`stop`."""
         if self._server is not None:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
+        sock = bind_tcp(self._host, self._port)
         self._port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self,
-            host=self._host,
-            port=self._port,
-            lifespan="off",
-            interface="asgi3",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            ssl_certfile=str(self._certfile) if self._certfile is not None else None,
-            ssl_keyfile=str(self._keyfile) if self._keyfile is not None else None,
-            timeout_graceful_shutdown=2,
-        )
         self._stopping.clear()
-        self._server = _Server(config)
-        self._serving = asyncio.create_task(
-            self._server.serve(sockets=[sock]), name=f"simulator[erp:{self._port}].serve"
+        self._server, self._serving = await serve_in_background(
+            self,
+            sock,
+            certfile=self._certfile,
+            keyfile=self._keyfile,
+            name=f"simulator[erp:{self._port}].serve",
         )
-        # Wait for uvicorn to accept connections; a failed start ends the task early.
-        while not self._server.started:
-            if self._serving.done():
-                self._server = None
-                await self._serving  # raises the start-up error
-                raise RuntimeError("ERP simulator stopped during start-up")
-            await asyncio.sleep(0.01)
         log.info("ERP simulator serving %s", self.url)
 
     async def stop(self) -> None:
@@ -351,18 +287,6 @@ class ErpSimulator:
         self._stopping.set()
         server.should_exit = True
         await serving
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ the ASGI app
 
@@ -386,32 +310,32 @@ class ErpSimulator:
         await answer(send)
 
     def _answer(
-        self, record: RequestRecord, fault: _FaultState | None, scope: Scope, receive: Receive
+        self, record: RequestRecord, fault: FaultState | None, scope: Scope, receive: Receive
     ) -> Callable[[Send], Awaitable[None]]:
         """Settle the answer to a request (the page of runs is computed here, now)."""
         if record.path != RUNS_PATH:
             missing = {"error": f"no such resource {record.path}"}
-            return lambda send: _respond_json(send, 404, missing)
+            return lambda send: respond_json(send, 404, missing)
         if record.method != "GET":
-            return lambda send: _respond_json(
+            return lambda send: respond_json(
                 send, 405, {"error": "read-only"}, [(b"allow", b"GET")]
             )
         if self._token is not None and record.authorization != f"Bearer {self._token}":
-            return lambda send: _respond_json(send, 401, {"error": "unauthorized"})
-        if fault is not None and fault.fault not in _PAGE_FAULTS:
+            return lambda send: respond_json(send, 401, {"error": "unauthorized"})
+        if fault is not None and fault.fault not in PAGE_FAULTS:
             return lambda send: self._serve_fault(fault, scope, receive, send)
         try:
             page = self._page(record.query)
         except ValueError as exc:
             problem = {"error": str(exc)}
-            return lambda send: _respond_json(send, 400, problem)
+            return lambda send: respond_json(send, 400, problem)
         if fault is not None:
-            return lambda send: self._serve_page_fault(fault.fault, page, send)
-        return lambda send: _respond_json(send, 200, page)
+            return lambda send: serve_page_fault(fault.fault, page, send)
+        return lambda send: respond_json(send, 200, page)
 
     # ------------------------------------------------------------------ internals
 
-    def _take_fault(self) -> _FaultState | None:
+    def _take_fault(self) -> FaultState | None:
         state = self._fault
         if state is None:
             return None
@@ -492,25 +416,25 @@ class ErpSimulator:
         return value
 
     async def _serve_fault(
-        self, state: _FaultState, scope: Scope, receive: Receive, send: Send
+        self, state: FaultState, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """A fault whose answer does not depend on the runs."""
         fault = state.fault
         if fault is ErpFault.DOWN:
-            await _respond_json(send, 503, {"error": "ERP maintenance"})
+            await respond_json(send, 503, {"error": "ERP maintenance"})
         elif fault is ErpFault.SERVER_ERROR:
-            await _respond(send, 500, b"Internal Server Error", b"text/plain")
+            await respond(send, 500, b"Internal Server Error", b"text/plain")
         elif fault is ErpFault.RATE_LIMITED:
-            await _respond_json(
+            await respond_json(
                 send,
                 429,
                 {"error": "too many requests"},
                 [(b"retry-after", state.retry_after.encode("latin-1"))],
             )
         elif fault is ErpFault.HTML_LOGIN:
-            await _respond(send, 200, _LOGIN_PAGE, b"text/html; charset=utf-8")
+            await respond(send, 200, LOGIN_PAGE, b"text/html; charset=utf-8")
         elif fault is ErpFault.WRONG_SHAPE:
-            await _respond_json(send, 200, {"data": {"items": []}, "version": 2})
+            await respond_json(send, 200, {"data": {"items": []}, "version": 2})
         elif fault in (ErpFault.HUGE, ErpFault.HUGE_CHUNKED):
             await self._stream_huge(send, receive, declared=fault is ErpFault.HUGE)
         elif fault is ErpFault.SLOW_DRIP:
@@ -518,32 +442,22 @@ class ErpSimulator:
         elif fault is ErpFault.REDIRECT_HTTP:
             server = scope.get("server") or (self._host, self._port)
             location = f"http://{server[0]}:{server[1]}{RUNS_PATH}".encode()
-            await _respond(send, 302, b"", b"text/plain", [(b"location", location)])
-
-    async def _serve_page_fault(self, fault: ErpFault, page: dict[str, object], send: Send) -> None:
-        """A fault built from the page of runs the request asked for."""
-        if fault is ErpFault.TRUNCATED:
-            full = json.dumps(page).encode()
-            await _respond(send, 200, full[: len(full) // 2], b"application/json")
-        elif fault is ErpFault.WRONG_TYPES:
-            runs = page["runs"]
-            garbled = {**page, "runs": [*_bad_rows(), *(runs if isinstance(runs, list) else [])]}
-            await _respond_json(send, 200, garbled)
+            await respond(send, 302, b"", b"text/plain", [(b"location", location)])
 
     async def _stream_huge(self, send: Send, receive: Receive, *, declared: bool) -> None:
         headers = [(b"content-type", b"application/json")]
         if declared:
-            headers.append((b"content-length", str(_HUGE_BYTES).encode()))
+            headers.append((b"content-length", str(HUGE_BYTES).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self.bytes_streamed = 0
-        async with _DisconnectWatch(receive) as gone:
-            prefix = b'{"runs": [' + b" " * (_CHUNK_BYTES - 10)
+        async with DisconnectWatch(receive) as gone:
+            prefix = b'{"runs": [' + b" " * (CHUNK_BYTES - 10)
             chunk = prefix
-            while self.bytes_streamed < _HUGE_BYTES and not gone.is_set():
-                chunk = chunk[: _HUGE_BYTES - self.bytes_streamed]
+            while self.bytes_streamed < HUGE_BYTES and not gone.is_set():
+                chunk = chunk[: HUGE_BYTES - self.bytes_streamed]
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self.bytes_streamed += len(chunk)
-                chunk = b" " * _CHUNK_BYTES
+                chunk = b" " * CHUNK_BYTES
                 await asyncio.sleep(0)  # let the disconnect watcher run
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -557,8 +471,8 @@ class ErpSimulator:
         )
         self.bytes_streamed = 0
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + _DRIP_MAX_S
-        async with _DisconnectWatch(receive) as gone:
+        give_up = loop.time() + DRIP_MAX_S
+        async with DisconnectWatch(receive) as gone:
             body = b'{"runs": [' + b" " * 1_000_000
             for byte in body:
                 if gone.is_set() or self._stopping.is_set() or loop.time() > give_up:
@@ -569,236 +483,3 @@ class ErpSimulator:
                     async with asyncio.timeout(self._drip_interval_s):
                         await gone.wait()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class _DisconnectWatch:
-    """Sets an event when the client goes away (ASGI ``http.disconnect``)."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self._gone = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> asyncio.Event:
-        self._task = asyncio.create_task(self._watch(), name="simulator[erp].disconnect-watch")
-        return self._gone
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _watch(self) -> None:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self._gone.set()
-                return
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        *(extra_headers or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _respond_json(
-    send: Send,
-    status: int,
-    payload: object,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    body = json.dumps(payload, allow_nan=False).encode()
-    await _respond(send, status, body, b"application/json", extra_headers)
-
-
-def _bad_rows() -> list[object]:
-    """Rows of the kinds an ERP export gets wrong (served by :attr:`ErpFault.WRONG_TYPES`)."""
-    return [
-        "R-GARBAGE",  # a bare string where a run object belongs
-        {"RunNumber": "", "Line": "L1", "Updated": "2026-01-05T06:00:00"},  # empty key
-        {
-            "RunNumber": "BAD-TYPES-1",
-            "Line": ["L1"],
-            "BatchCodes": 42,
-            "Products": "Premium 120g",
-            "RawMaterialKg": "lots",
-            "PackDate": "yesterday",
-            "ShelfLifeAdjust": "superchill",
-            "Status": "Running",
-            "Updated": "not a date",
-        },
-        {
-            "RunNumber": "BAD-PRODUCT-1",
-            "Line": "L1",
-            "BatchCodes": ["NO-SAL-260103-A17"],
-            "Description": "SALMON PORTIONS",
-            "Products": [{"PLU": None, "NominalWeight": "heavy", "Tier": "Platinum"}],
-            "Status": "Running",
-            "Updated": "2026-01-05T06:00:00",
-        },
-    ]
-
-
-# --------------------------------------------------------------------------------------
-# The day's runs
-
-
-def _day_of_runs(now: datetime, tz: tzinfo) -> list[dict[str, object]]:
-    """Five realistic runs on L1 and L2 around ``now`` (aware), ERP field names."""
-    t0 = now.astimezone(tz).replace(second=0, microsecond=0)
-    day = t0.strftime("%y%m%d")
-    pack_date = t0.date().isoformat()
-
-    def at(minutes: int) -> datetime:
-        return t0 + timedelta(minutes=minutes)
-
-    # Imported here: the simulators package imports this module.
-    from adapters.simulators.scenario import LineSpec  # noqa: PLC0415
-
-    line = LineSpec()
-    salmon_batch = f"NO-SAL-{day}-A17"
-    return [
-        {
-            # One batch, four products: the batch-centric run of the seed pipeline.
-            "RunNumber": f"{day}-L1-01",
-            "Line": "L1",
-            "BatchCodes": [salmon_batch],
-            "Description": "ATLANTIC SALMON FILLET PORTIONS SKIN ON",
-            "Products": [
-                _product("41012", "PREMIUM SALMON PORTION 120G", 120, "Premium", tare=8.5),
-                _product("41024", "PREMIUM SALMON PORTIONS 2X120G 240G", 240, "Premium", tare=11),
-                _product("42028", "GG SALMON FILLETS 280G", 280, "GG", tare=12),
-                _product("49001", "SALMON FAMILY PACK", None, "GG", tare=18),
-            ],
-            "RawMaterialKg": 1850.0,
-            "PackDate": pack_date,
-            "ShelfLifeAdjust": 0,
-            "PlannedStart": at(-300),
-            "PlannedEnd": at(-90),
-            "ActualStart": at(-295),
-            "ActualEnd": at(-80),
-            "Status": "Finished",
-            "Updated": at(-79),
-        },
-        {
-            "RunNumber": f"{day}-L2-01",
-            "Line": "L2",
-            "BatchCodes": [f"NO-COD-{day}-F09"],
-            "Description": "FROZEN COD FILLETS GLAZED",
-            "Products": [
-                _product("53100", "GG COD FILLETS GLAZED 1KG", 1000, "GG", tare=22, glaze=8),
-            ],
-            "RawMaterialKg": 2400.0,
-            "PackDate": pack_date,
-            "ShelfLifeAdjust": 0,
-            "PlannedStart": at(-120),
-            "PlannedEnd": at(120),
-            "ActualStart": at(-115),
-            "ActualEnd": None,
-            "Status": "Running",
-            "Updated": at(-115),
-        },
-        {
-            # The run on L1 now: what the simulated checkweighers and labeller pack
-            # (adapters/simulators/scenario.py: CW1 Qn 240 g with its GTIN, CW2 400 g, the
-            # line's batch code, use-by = pack date + 9 days).
-            "RunNumber": f"{day}-L1-02",
-            "Line": "L1",
-            "BatchCodes": [line.batch_code],
-            "Description": "ATLANTIC SALMON FILLETS SKIN ON",
-            "Products": [
-                _product(
-                    "41240",
-                    "PREMIUM SALMON FILLETS 240G",
-                    240,
-                    "Premium",
-                    gtin=line.checkweigher("CW1").gtin,
-                ),
-                _product("42400", "GG SALMON FILLETS 400G", 400, "GG", tare=14),
-            ],
-            "RawMaterialKg": 1200.0,
-            "PackDate": pack_date,
-            "ShelfLifeAdjust": 0,
-            "PlannedStart": at(-60),
-            "PlannedEnd": at(150),
-            "ActualStart": at(-50),
-            "ActualEnd": None,
-            "Status": "Running",
-            "Updated": at(-50),
-        },
-        {
-            # An exception run: several batch codes from the paperwork (seed pipeline).
-            "RunNumber": f"{day}-L1-03",
-            "Line": "L1",
-            "BatchCodes": [salmon_batch, f"NO-SAL-{day}-A18", f"SC-SAL-{day}-B04"],
-            "Description": "SIMPLY SALMON FAMILY PACK",
-            "Products": [
-                _product("49010", "SIMPLY SALMON FAMILY PACK", None, "Export", tare=18),
-            ],
-            "RawMaterialKg": 640.0,
-            "PackDate": pack_date,
-            "ShelfLifeAdjust": 0,
-            "PlannedStart": at(180),
-            "PlannedEnd": at(330),
-            "ActualStart": None,
-            "ActualEnd": None,
-            "Status": "Planned",
-            "Updated": at(-30),
-        },
-        {
-            # Superchilled smoked salmon: pack date + 11 days.
-            "RunNumber": f"{day}-L2-02",
-            "Line": "L2",
-            "BatchCodes": [f"SC-SAL-{day}-B05"],
-            "Description": "SMOKED SALMON SLICES",
-            "Products": [
-                _product("61100", "PREMIUM SMOKED SALMON 100G", 100, "Premium", tare=9),
-            ],
-            "RawMaterialKg": 300.0,
-            "PackDate": pack_date,
-            "ShelfLifeAdjust": 2,
-            "PlannedStart": at(150),
-            "PlannedEnd": at(270),
-            "ActualStart": None,
-            "ActualEnd": None,
-            "Status": "Planned",
-            "Updated": at(-20),
-        },
-    ]
-
-
-def _product(
-    plu: str,
-    description: str,
-    nominal_g: int | None,
-    tier: str,
-    *,
-    tare: float = 0.0,
-    glaze: float = 0.0,
-    gtin: str | None = None,
-) -> dict[str, object]:
-    """A product row; no nominal weight means catch weight (priced by each pack's weight)."""
-    extra = {"GTIN": gtin} if gtin else {}
-    return {
-        **extra,
-        "PLU": plu,
-        "Description": description,
-        "NominalWeight": nominal_g,
-        "Tier": tier,
-        # The ERP stores flags as 0/1 (seed pipeline: mixed int/str booleans).
-        "CatchWeight": 1 if nominal_g is None else 0,
-        "Tare": tare,
-        "Glaze": glaze,
-    }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from adapters.erp.model import ProductionRun, RunRejection
+from gateway.core.runs import ProductionRun, RunRejection
 
 
 @dataclass(slots=True)
@@ -32,7 +32,7 @@ class ErpSource(Protocol):
     async def fetch_changed(self, watermark: datetime | None) -> FetchResult:
         """Fetch the runs with ``Updated > watermark``; ``None`` means a full reload.
 
-        Raises :class:`adapters.erp.errors.ErpError` (or a subclass) on failure.
+        Raises :class:`gateway.core.errors.ErpError` (or a subclass) on failure.
         """
         ...
 

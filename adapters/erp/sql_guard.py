@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from adapters.erp.errors import ErpRefused
+from gateway.core.errors import ErpRefused
 
 FORBIDDEN_KEYWORDS = frozenset(
     {

@@ -3,7 +3,7 @@
 Each poll reads only the rows with ``Updated > watermark`` in ``Updated`` order, in batches
 of ``batch_size`` (docs/reference/production-pipeline.md, "Extract": never a full-table scan on the
 production ERP, bounded memory for ``varchar(max)`` columns), and parses every row with
-:func:`adapters.erp.model.parse_run`; rows that cannot be understood become
+:func:`gateway.core.runs.parse_run`; rows that cannot be understood become
 :class:`RunRejection` and the poll goes on.
 
 Read-only, in layers, because the ERP is the factory's system of record:
@@ -44,8 +44,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import TupleRow
 
-from adapters.erp.errors import ErpDataError, ErpError, ErpRefused, ErpUnavailable
-from adapters.erp.model import ProductionRun, parse_run
 from adapters.erp.source import FetchResult
 from adapters.erp.sql_guard import (
     PLACEHOLDER,
@@ -56,6 +54,8 @@ from adapters.erp.sql_guard import (
     watermark_column,
 )
 from gateway.config import SqlErp
+from gateway.core.errors import ErpDataError, ErpError, ErpRefused, ErpUnavailable
+from gateway.core.runs import ProductionRun, parse_run
 
 log = logging.getLogger(__name__)
 

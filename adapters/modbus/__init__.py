@@ -1,7 +1,7 @@
 """Modbus TCP/RTU device adapter (pymodbus): poll tags, decode them, hand records to the store.
 
 pymodbus never leaks out of this package: its errors are translated into
-:mod:`gateway.errors` classes in :mod:`adapters.modbus.client`.
+:mod:`gateway.core.errors` classes in :mod:`adapters.modbus.client`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One read of a block of registers, for ``lineside modbus-probe``: the socket part.
 
-The registers come back as read; :mod:`adapters.codecs.register_views` decodes them every
-way. Errors are translated into :mod:`gateway.errors` here, like the adapter's
+The registers come back as read; :mod:`gateway.core.codecs.register_views` decodes them every
+way. Errors are translated into :mod:`gateway.core.errors` here, like the adapter's
 (:func:`adapters.modbus.client.classify_exception` for exception responses).
 """
 
@@ -13,9 +13,9 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
-from adapters.codecs.registers import MAX_READ_COUNT, Table
 from adapters.modbus.client import classify_exception
-from gateway.errors import DeviceFailure, DeviceUnreachable
+from gateway.core.codecs.registers import MAX_READ_COUNT, Table
+from gateway.core.errors import DeviceFailure, DeviceUnreachable
 
 __all__ = ["read_block"]
 

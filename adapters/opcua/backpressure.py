@@ -15,7 +15,7 @@ later, and meanwhile the server keeps the notifications in its monitored items' 
 discarding the oldest when one is full (OPC 10000-4 §5.12.1.5, ``DiscardOldest``): the
 server's memory and the queue size we asked for bound it, not ours. A response can carry at
 most what the server can hold for us, the subscription's items times their queue size
-(fewer if the server honours MaxNotificationsPerPublish, which ``client.py`` sets; asyncua's
+(fewer if the server honours MaxNotificationsPerPublish, which ``subscribing.py`` sets; asyncua's
 own server does not). With the default queue size of 100 that is far below the
 :data:`NOTIFICATION_QUEUE`; a configuration whose items and queue sizes exceed it can still
 overflow the queue, and gets the reconnect.
@@ -111,7 +111,7 @@ class PublishGate:
             if inspect.isawaitable(handed):
                 await handed
             # An overflow makes asyncua drop the connection, and the adapter then cancels this
-            # very task (client.py, on_state_change). Taken here, the cancellation ends the
+            # very task (session.py, on_state_change). Taken here, the cancellation ends the
             # loop quietly; left for later, the next Publish fails first on the closed
             # connection and asyncua logs that with a traceback.
             raise_if_cancelled()

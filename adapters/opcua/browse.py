@@ -6,7 +6,7 @@ and ``max_nodes`` nodes. The standard namespace's own objects (Server, Aliases..
 skipped. For each variable the data type's name and the EngineeringUnits (OPC 10000-8
 §5.6.3) are read; for each object its type definition, so OPC 40200 types are recognised
 (:mod:`adapters.opcua.browse_fragment`). Errors are translated at this boundary into
-:mod:`gateway.errors` (:func:`adapters.opcua.status.translate_error`).
+:mod:`gateway.core.errors` (:func:`adapters.opcua.status.translate_error`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.ua.object_ids import ObjectIdNames, ObjectIds
 
-from adapters.codecs.units import common_code
 from adapters.opcua.browse_fragment import BrowsedNode
 from adapters.opcua.security import configure_security
 from adapters.opcua.status import UA_ERRORS, translate_error
 from adapters.opcua.units import read_engineering_units
 from gateway.config import OpcUaDevice
+from gateway.core.codecs.units import common_code
 
 __all__ = ["BrowseResult", "browse_server"]
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Final
 
-from adapters.codecs.units import CELSIUS, GRAM, from_common_code
+from gateway.core.codecs.units import CELSIUS, GRAM, from_common_code
 
 __all__ = [
     "WEIGHING_NAMESPACES",

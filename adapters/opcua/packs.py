@@ -24,7 +24,7 @@ source time ``s``:
 
 An uncertain pack is not dropped: the best value known (the one current at ``t(N)`` as far as
 was seen, else the value read) is given with the reasons, and the pack is stored with
-:attr:`~gateway.records.RecordFlag.VALUES_UNCERTAIN`, outside the ℮ statistics.
+:attr:`~gateway.core.records.RecordFlag.VALUES_UNCERTAIN`, outside the ℮ statistics.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Keeps asyncua's "ServiceFault (BadNoSubscription ...)" for a Publish out of the WARNINGs.
 
 A client keeps Publish requests queued at the server (OPC 10000-4 §5.13.5). Once the last
-subscription is deleted, which is how the adapter stops (client.py ``_teardown``), the
+subscription is deleted, which is how the adapter stops (session.py ``teardown``), the
 server answers them, or the next one, with Bad_NoSubscription: the spec's way of saying
 "nothing left to publish". asyncua's publish loop treats that answer as the end of
 publishing (it logs it at INFO and returns), but its socket layer has already logged the

@@ -6,7 +6,7 @@ validation):
 * Only SignAndEncrypt, only the policies :class:`~gateway.config.OpcUaSecurity` offers
   (Aes256_Sha256_RsaPss, Aes128_Sha256_RsaOaep, Basic256Sha256). Nothing here ever builds
   a ``SecurityPolicyNone`` client for a session; a security failure is a
-  :class:`~gateway.errors.DeviceSecurityError`, retried slowly, never downgraded.
+  :class:`~gateway.core.errors.DeviceSecurityError`, retried slowly, never downgraded.
 * ``Client.set_security`` is always given the server certificate. asyncua would otherwise
   fetch it over an unauthenticated channel and use it unchecked (trust on first use).
   With ``server_certificate`` configured that file is the pin: the secure channel is
@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from adapters.opcua.status import UA_ERRORS, status_name, translate_error
 from gateway.config import OpcUaDevice, OpcUaSecurity
-from gateway.errors import DeviceSecurityError
+from gateway.core.errors import DeviceSecurityError
 
 __all__ = ["POLICIES", "SecureChannelSetup", "configure_security", "thumbprint"]
 

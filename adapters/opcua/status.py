@@ -11,7 +11,7 @@
   Null -> ``None``. Anything else (arrays, structures, NodeIds...) is not a value a role can
   use: the sample is BAD with status ``BadTypeMismatch``, so it is rejected, never guessed at.
   NaN and infinities pass through unchanged; the role interpreter rejects them.
-* asyncua and socket errors are translated into :mod:`gateway.errors` here, so no asyncua
+* asyncua and socket errors are translated into :mod:`gateway.core.errors` here, so no asyncua
   exception leaves :mod:`adapters.opcua`.
 """
 
@@ -27,9 +27,9 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from cryptography.exceptions import InvalidSignature
 
 from adapters.base import Quality, TagSample
-from adapters.codecs.bitfields import extract_field
-from adapters.codecs.precision import shortest_float32
-from gateway.errors import (
+from gateway.core.codecs.bitfields import extract_field
+from gateway.core.codecs.precision import shortest_float32
+from gateway.core.errors import (
     DeviceBusy,
     DeviceConfigError,
     DeviceError,
@@ -206,7 +206,8 @@ def sample_from(tag: str, data_value: ua.DataValue) -> TagSample:
 
 
 def bit_field(sample: TagSample, *, bit: int | None, mask: int | None) -> TagSample:
-    """The part of an integer value a ``bit``/``mask`` tag reads (:mod:`adapters.codecs.bitfields`).
+    """The part of an integer value a ``bit``/``mask`` tag reads
+    (:mod:`gateway.core.codecs.bitfields`).
 
     A good value that is not an integer (a Boolean, a Float, text) has no bits to pick: the
     sample is BAD with ``BadTypeMismatch``, so it is rejected rather than guessed at. Samples

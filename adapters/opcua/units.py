@@ -3,7 +3,7 @@ EngineeringUnits checked against them.
 
 A tag's value is ``raw × scale + offset`` in the tag's ``unit`` (default: the rule's unit,
 grams for weights and degC for temperatures), converted into the rule's unit
-(:mod:`adapters.codecs.units`). ``fault_codes`` stay raw values (``TagSample.raw``).
+(:mod:`gateway.core.codecs.units`). ``fault_codes`` stay raw values (``TagSample.raw``).
 
 When the adapter connects, every weight and temperature tag read as the server gives it
 (no scale, no offset) has its ``EngineeringUnits`` property read, where the server offers
@@ -27,10 +27,10 @@ from asyncua.common.node import Node
 from asyncua.ua.uaerrors import UaStatusCodeError
 
 from adapters.base import TagSample
-from adapters.codecs.precision import scaled
-from adapters.codecs.units import UNITS, common_code, from_common_code, to_rule_unit
 from gateway.config import OpcUaDevice, OpcUaTag
-from gateway.errors import DeviceConfigError
+from gateway.core.codecs.precision import scaled
+from gateway.core.codecs.units import UNITS, common_code, from_common_code, to_rule_unit
+from gateway.core.errors import DeviceConfigError
 
 __all__ = ["check_engineering_units", "engineering_sample", "read_engineering_units"]
 

@@ -22,13 +22,14 @@ import contextlib
 import logging
 import socket
 
-from adapters.base import LinkState, RecordSink, TagSample
+from adapters.base import RecordSink, TagSample
 from adapters.roles import Interpreter, interpreter_for
-from gateway.backoff import Backoff
-from gateway.clock import Clock
 from gateway.config import ScannerTcpDevice
-from gateway.errors import DeviceUnreachable
-from gateway.records import DeviceEvent
+from gateway.core.backoff import Backoff
+from gateway.core.clock import Clock
+from gateway.core.errors import DeviceUnreachable
+from gateway.core.link import LinkState
+from gateway.core.records import DeviceEvent
 
 log = logging.getLogger(__name__)
 

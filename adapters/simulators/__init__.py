@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date
+from typing import TypedDict
 
 from adapters.erp.simulator import ErpSimulator
 from adapters.simulators._driver import check_speed, local_today
@@ -65,6 +66,18 @@ class SimulatorSettings:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
 
 
+class _SharedScenario(TypedDict):
+    """The constructor arguments the three device simulators share in :func:`run_simulators`."""
+
+    host: str
+    seed: int
+    scenario: ScenarioName
+    speed: float
+    pack_rate_hz: float
+    line: LineSpec
+    epoch: float
+
+
 async def run_simulators(
     settings: SimulatorSettings,
     *,
@@ -76,39 +89,20 @@ async def run_simulators(
     addresses, e.g. ``{"opcua": "opc.tcp://127.0.0.1:48400/lineside",
     "modbus": "127.0.0.1:50200", "scanner": "127.0.0.1:50300"}``.
     """
-    line = LineSpec(pack_date=settings.pack_date or local_today())
-    epoch = asyncio.get_running_loop().time()
     s = settings
-    opcua = OpcUaSimulator(
+    # One timeline and one line for all three, so they tell the same story.
+    shared = _SharedScenario(
         host=s.host,
-        port=s.opcua_port,
         seed=s.seed,
         scenario=s.scenario,
         speed=s.speed,
         pack_rate_hz=s.pack_rate_hz,
-        line=line,
-        epoch=epoch,
+        line=LineSpec(pack_date=s.pack_date or local_today()),
+        epoch=asyncio.get_running_loop().time(),
     )
-    modbus = ModbusSimulator(
-        host=s.host,
-        port=s.modbus_port,
-        seed=s.seed,
-        scenario=s.scenario,
-        speed=s.speed,
-        pack_rate_hz=s.pack_rate_hz,
-        line=line,
-        epoch=epoch,
-    )
-    scanner = ScannerSimulator(
-        host=s.host,
-        port=s.scanner_port,
-        seed=s.seed,
-        scenario=s.scenario,
-        speed=s.speed,
-        pack_rate_hz=s.pack_rate_hz,
-        line=line,
-        epoch=epoch,
-    )
+    opcua = OpcUaSimulator(port=s.opcua_port, **shared)
+    modbus = ModbusSimulator(port=s.modbus_port, **shared)
+    scanner = ScannerSimulator(port=s.scanner_port, **shared)
     erp = ErpSimulator(host=s.host, port=s.erp_port)
     async with AsyncExitStack() as stack:
         for simulator in (opcua, modbus, scanner, erp):

@@ -1,17 +1,25 @@
-"""The loop that plays a :class:`ScenarioEngine` against wall time (shared by the simulators)."""
+"""What the device simulators share: the loop that plays a :class:`ScenarioEngine` against
+wall time, and :class:`ScenarioServer`, the life cycle of a simulated device."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
-from types import TracebackType
-from typing import ClassVar, NoReturn, Self
+from typing import ClassVar, NoReturn
 
-from adapters.simulators.scenario import ScenarioEngine, SimEvent, sim_time, wall_delay
+from adapters.simulator_lifecycle import SimulatorLifecycle
+from adapters.simulators.scenario import (
+    LineSpec,
+    ScenarioEngine,
+    ScenarioName,
+    SimEvent,
+    sim_time,
+    wall_delay,
+)
 
 # Upper bound on one sleep, so the apply callback also runs as a heartbeat when the scenario
 # is quiet (slow speeds) and a changed speed or epoch would be picked up promptly.
@@ -55,33 +63,89 @@ def local_today() -> date:
     return datetime.now(UTC).astimezone().date()
 
 
-class ScenarioServer(ABC):
+class ScenarioServer(SimulatorLifecycle):
     """A simulated device: a server on a fixed port plus the task playing the scenario on it.
 
-    Subclasses set ``_kind``, ``_engine``, ``_speed``, ``_epoch``, ``_drive``, ``_port`` and
-    ``_driver = None`` in ``__init__``, and implement :meth:`_open`, :meth:`_close` and
-    :meth:`_apply`. The port chosen on the first start is kept across restarts.
+    Subclasses set ``_kind``, call :meth:`_init_scenario` and set ``_server = None`` in
+    ``__init__``, and implement
+    :meth:`_start_server`, :meth:`_stop_server` and :meth:`_apply`. The port chosen on the
+    first start is kept across restarts.
     """
 
     _kind: ClassVar[str]
+    _host: str
+    _port: int
     _engine: ScenarioEngine
     _speed: float
     _epoch: float | None
     _drive: bool
-    _port: int
+    _server: object | None
     _driver: asyncio.Task[None] | None
 
+    def _init_scenario(
+        self,
+        *,
+        host: str,
+        port: int,
+        seed: int,
+        scenario: ScenarioName | str,
+        speed: float,
+        pack_rate_hz: float,
+        line: LineSpec | None,
+        drive: bool,
+        epoch: float | None,
+    ) -> None:
+        """Set what every simulated device shares; call it first in ``__init__``."""
+        self._host = host
+        self._port = port
+        self._speed = check_speed(speed)
+        self._engine = ScenarioEngine(
+            seed=seed,
+            scenario=ScenarioName(scenario),
+            pack_rate_hz=pack_rate_hz,
+            line=line if line is not None else LineSpec(pack_date=local_today()),
+        )
+        self._drive = drive
+        self._epoch = epoch
+        self._driver = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port (0 until the first start when an ephemeral port was asked for)."""
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """``host:port``."""
+        return f"{self._host}:{self._port}"
+
+    @property
+    def engine(self) -> ScenarioEngine:
+        """The scenario engine (its ``schedule`` says when scripted events happen)."""
+        return self._engine
+
+    @property
+    def running(self) -> bool:
+        """True while the server accepts connections."""
+        return self._server is not None
+
     @abstractmethod
-    async def _open(self) -> None:
+    async def _start_server(self) -> None:
         """Start listening (on the same port as before, after the first start)."""
 
     @abstractmethod
-    async def _close(self) -> None:
+    async def _stop_server(self) -> None:
         """Stop listening and drop every client."""
 
     @abstractmethod
     async def _apply(self, events: Sequence[SimEvent]) -> None:
         """Show the scenario's events on the simulated device."""
+
+    async def _open(self) -> None:
+        await self._start_server()
+
+    async def _close(self) -> None:
+        await self._stop_server()
 
     async def _reopen(self) -> None:
         await self._close()
@@ -112,15 +176,3 @@ class ScenarioServer(ABC):
     async def restart(self) -> None:
         """Stop and start the server on the same port: clients are disconnected."""
         await self._reopen()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -25,17 +25,24 @@ def _report(addresses: dict[str, str]) -> None:
     sys.stdout.flush()
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""SIGTERM (systemd, scripts) and SIGINT (Ctrl-C, or `kill -INT` to simulators started in the
+background with SIGINT ignored, as a shell's `&` does) stop the simulators, as they stop the
+gateway and the demo."""
+
+
 async def _run_until_terminated(settings: SimulatorSettings) -> None:
-    # SIGTERM (systemd, scripts) stops the simulators as cleanly as Ctrl-C does.
     task = asyncio.current_task()
     if task is None:  # pragma: no cover - always inside asyncio.run
         raise RuntimeError("must run inside a task")
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, task.cancel)
     try:
         await run_simulators(settings, on_started=_report)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -58,7 +65,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"lineside simulate: {exc}\n")
         return _EXIT_USAGE
-    # Ctrl-C surfaces as KeyboardInterrupt, SIGTERM as the cancellation requested above.
+    # A stop signal cancels the task above (Ctrl-C before the loop runs: KeyboardInterrupt).
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(_run_until_terminated(settings))
     return _EXIT_OK

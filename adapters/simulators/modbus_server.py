@@ -41,7 +41,6 @@ done in the ``trace_packet`` hook, which can replace an outgoing frame with noth
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -51,17 +50,16 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
-from adapters.codecs.registers import DataType, Table, WordOrder, encode_registers
-from adapters.simulators._driver import ScenarioServer, check_speed, local_today
+from adapters.simulators._driver import ScenarioServer
 from adapters.simulators.scenario import (
     DropoutChanged,
     LineSpec,
     PackEvent,
     ProbeSample,
-    ScenarioEngine,
     ScenarioName,
     SimEvent,
 )
+from gateway.core.codecs.registers import DataType, Table, WordOrder, encode_registers
 
 __all__ = [
     "DEVICE_ID",
@@ -104,8 +102,6 @@ _READ_TABLE: Final[dict[int, Table]] = {
 
 
 class ModbusSimulator(ScenarioServer):
-    _kind = "modbus"
-
     """A pymodbus TCP server playing a scenario on the register map in the module docstring.
 
     Args:
@@ -123,6 +119,8 @@ class ModbusSimulator(ScenarioServer):
         drive: play the scenario; ``False`` leaves registers alone for the test hooks.
         epoch: ``loop.time()`` at which simulated time is 0 (default: first start).
     """
+
+    _kind = "modbus"
 
     def __init__(
         self,
@@ -143,14 +141,16 @@ class ModbusSimulator(ScenarioServer):
     ) -> None:
         if len(temperature_probes) != 4:
             raise ValueError("the map has exactly four temperature input registers")
-        self._host = host
-        self._port = port
-        self._speed = check_speed(speed)
-        self._engine = ScenarioEngine(
+        self._init_scenario(
+            host=host,
+            port=port,
             seed=seed,
-            scenario=ScenarioName(scenario),
+            scenario=scenario,
+            speed=speed,
             pack_rate_hz=pack_rate_hz,
-            line=line if line is not None else LineSpec(pack_date=local_today()),
+            line=line,
+            drive=drive,
+            epoch=epoch,
         )
         self._temperature_probes = tuple(temperature_probes)
         self._float_probe = float_probe
@@ -161,8 +161,6 @@ class ModbusSimulator(ScenarioServer):
         self._faults: dict[tuple[int, int], ExcCodes] = {}
         for (first, last), code in (faults or {}).items():
             self.set_fault(first, last, code)
-        self._drive = drive
-        self._epoch = epoch
         self._silent = False
         self._dropped = False
         self._image: dict[Table, list[int]] = {
@@ -181,30 +179,9 @@ class ModbusSimulator(ScenarioServer):
         }
         self._held: set[tuple[Table, int]] = set()
         self._server: ModbusTcpServer | None = None
-        self._driver: asyncio.Task[None] | None = None
         self._initial_values()
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def port(self) -> int:
-        """The TCP port (0 until the first start when an ephemeral port was asked for)."""
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``host:port``."""
-        return f"{self._host}:{self._port}"
-
-    @property
-    def engine(self) -> ScenarioEngine:
-        """The scenario engine (its ``schedule`` says when scripted events happen)."""
-        return self._engine
-
-    @property
-    def running(self) -> bool:
-        """True while the server accepts connections."""
-        return self._server is not None
 
     @property
     def silent(self) -> bool:
@@ -256,12 +233,6 @@ class ModbusSimulator(ScenarioServer):
         self._held.clear()
 
     # ------------------------------------------------------------------ internals
-
-    async def _open(self) -> None:
-        await self._start_server()
-
-    async def _close(self) -> None:
-        await self._stop_server()
 
     async def _start_server(self) -> None:
         if self._server is not None:

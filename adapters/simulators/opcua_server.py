@@ -50,13 +50,12 @@ from asyncua.server.server import Server
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
-from adapters.simulators._driver import ScenarioServer, check_speed, local_today
+from adapters.simulators._driver import ScenarioServer
 from adapters.simulators.scenario import (
     DropoutChanged,
     LineSpec,
     PackEvent,
     ProbeSample,
-    ScenarioEngine,
     ScenarioName,
     SimEvent,
 )
@@ -128,8 +127,6 @@ def _free_port(host: str) -> int:
 
 
 class OpcUaSimulator(ScenarioServer):
-    _kind = "opcua"
-
     """An asyncua server playing a scenario on checkweigher, probe and scanner nodes.
 
     Args:
@@ -152,6 +149,8 @@ class OpcUaSimulator(ScenarioServer):
         private_key: the certificate's private key (PEM).
     """
 
+    _kind = "opcua"
+
     def __init__(
         self,
         *,
@@ -173,27 +172,26 @@ class OpcUaSimulator(ScenarioServer):
     ) -> None:
         if (certificate is None) != (private_key is None):
             raise ValueError("give both certificate and private_key, or neither")
-        self._host = host
-        self._port = port
-        self._path = path if path.startswith("/") else "/" + path
-        self._speed = check_speed(speed)
-        self._engine = ScenarioEngine(
+        self._init_scenario(
+            host=host,
+            port=port,
             seed=seed,
-            scenario=ScenarioName(scenario),
+            scenario=scenario,
+            speed=speed,
             pack_rate_hz=pack_rate_hz,
-            line=line if line is not None else LineSpec(pack_date=local_today()),
+            line=line,
+            drive=drive,
+            epoch=epoch,
         )
+        self._path = path if path.startswith("/") else "/" + path
         self._checkweighers = tuple(checkweighers)
         self._probes = tuple(probes)
         self._scanner_cw = scanner_checkweigher
-        self._drive = drive
-        self._epoch = epoch
         self._certificate = certificate
         self._private_key = private_key
         self._vars = self._build_vars()
         self._held: set[str] = set()
         self._server: Server | None = None
-        self._driver: asyncio.Task[None] | None = None
         self._dropped = False
         self._last_heartbeat = -math.inf
         # Serialises server start/stop against value writes from the driver and set_value.
@@ -207,21 +205,6 @@ class OpcUaSimulator(ScenarioServer):
         if self._port == 0:
             raise RuntimeError("the port is chosen on start(); start the simulator first")
         return f"opc.tcp://{self._host}:{self._port}{self._path}"
-
-    @property
-    def port(self) -> int:
-        """The TCP port (0 until the first start when an ephemeral port was asked for)."""
-        return self._port
-
-    @property
-    def engine(self) -> ScenarioEngine:
-        """The scenario engine (its ``schedule`` says when scripted events happen)."""
-        return self._engine
-
-    @property
-    def running(self) -> bool:
-        """True while the server accepts connections."""
-        return self._server is not None
 
     @property
     def node_ids(self) -> tuple[str, ...]:

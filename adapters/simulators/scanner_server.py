@@ -18,12 +18,11 @@ import socket
 from collections.abc import Sequence
 from typing import Final
 
-from adapters.simulators._driver import ScenarioServer, check_speed, local_today
+from adapters.simulators._driver import ScenarioServer
 from adapters.simulators.scenario import (
     DropoutChanged,
     LineSpec,
     PackEvent,
-    ScenarioEngine,
     ScenarioName,
     SimEvent,
 )
@@ -40,8 +39,6 @@ _DRAIN_TIMEOUT_S: Final = 2.0
 
 
 class ScannerSimulator(ScenarioServer):
-    _kind = "scanner"
-
     """An asyncio TCP server that sends each label read, CR LF terminated, to all clients.
 
     Args:
@@ -57,6 +54,8 @@ class ScannerSimulator(ScenarioServer):
         epoch: ``loop.time()`` at which simulated time is 0 (default: first start).
     """
 
+    _kind = "scanner"
+
     def __init__(
         self,
         *,
@@ -71,47 +70,26 @@ class ScannerSimulator(ScenarioServer):
         drive: bool = True,
         epoch: float | None = None,
     ) -> None:
-        self._host = host
-        self._port = port
-        self._speed = check_speed(speed)
-        self._engine = ScenarioEngine(
+        self._init_scenario(
+            host=host,
+            port=port,
             seed=seed,
-            scenario=ScenarioName(scenario),
+            scenario=scenario,
+            speed=speed,
             pack_rate_hz=pack_rate_hz,
-            line=line if line is not None else LineSpec(pack_date=local_today()),
+            line=line,
+            drive=drive,
+            epoch=epoch,
         )
         self._engine.line.checkweigher(checkweigher)
         self._checkweigher = checkweigher
-        self._drive = drive
-        self._epoch = epoch
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[object]] = set()
-        self._driver: asyncio.Task[None] | None = None
         self._reads_sent = 0
         self._clients_changed = asyncio.Condition()
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def port(self) -> int:
-        """The TCP port (0 until the first start when an ephemeral port was asked for)."""
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``host:port``."""
-        return f"{self._host}:{self._port}"
-
-    @property
-    def engine(self) -> ScenarioEngine:
-        """The scenario engine (its ``schedule`` says when scripted events happen)."""
-        return self._engine
-
-    @property
-    def running(self) -> bool:
-        """True while the server accepts connections."""
-        return self._server is not None
 
     @property
     def client_count(self) -> int:
@@ -147,12 +125,6 @@ class ScannerSimulator(ScenarioServer):
             await self._clients_changed.wait_for(lambda: len(self._writers) >= count)
 
     # ------------------------------------------------------------------ internals
-
-    async def _open(self) -> None:
-        await self._start_server()
-
-    async def _close(self) -> None:
-        await self._stop_server()
 
     async def _start_server(self) -> None:
         if self._server is not None:

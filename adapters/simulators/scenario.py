@@ -38,6 +38,8 @@ the 200-300 g band, TNE 9 g, so T1 = 231 g and T2 = 222 g)
                            long excursion 330-720 s, normal until 780 s.
 
 :attr:`ScenarioEngine.schedule` exposes the script so tests can assert on it.
+The line's devices are :mod:`adapters.simulators.line`; the scripts are built by
+:mod:`adapters.simulators.script`.
 """
 
 from __future__ import annotations
@@ -45,13 +47,26 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal
-from enum import StrEnum
 from typing import Final
 
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
+from adapters.simulators.line import (
+    DEFAULT_CHECKWEIGHERS,
+    DEFAULT_PROBES,
+    CheckweigherSpec,
+    LineSpec,
+    ProbeSpec,
+)
+from adapters.simulators.script import (
+    EventKind,
+    ScenarioName,
+    Schedule,
+    ScriptedEvent,
+    build_schedule,
+)
+from gateway.core.codecs.gs1 import encode_element_string
 
 __all__ = [
     "DEFAULT_CHECKWEIGHERS",
@@ -72,226 +87,6 @@ __all__ = [
     "sim_time",
     "wall_delay",
 ]
-
-
-class ScenarioName(StrEnum):
-    """The scripted scenarios a simulator can run."""
-
-    NORMAL = "normal"
-    UNDERWEIGHT_DRIFT = "underweight_drift"
-    TEMPERATURE_EXCURSION = "temperature_excursion"
-    LABEL_GAP = "label_gap"
-    DROPOUT = "dropout"
-    DEMO = "demo"
-
-
-class EventKind(StrEnum):
-    """Kinds of scripted event in a :class:`Schedule`."""
-
-    UNDERWEIGHT_DRIFT = "underweight_drift"
-    """Checkweigher mean ramps to ``value`` g over ``ramp_s``, held until ``end_s``."""
-    T2_BREACH = "t2_breach"
-    """The first pack weighed at or after ``start_s`` weighs ``value`` g (below T2)."""
-    TEMPERATURE_EXCURSION = "temperature_excursion"
-    """Probe reads around ``value`` °C (above 5 °C) for ``start_s <= t < end_s``."""
-    LABEL_GAP = "label_gap"
-    """The labeller skips ``value`` sequence numbers at its first label after ``start_s``."""
-    DROPOUT = "dropout"
-    """Every simulated device is unreachable for ``start_s <= t < end_s``."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptedEvent:
-    """One scripted event: what happens, to which device, when, and how much.
-
-    ``end_s`` is ``None`` for instantaneous events (T2 breach, label gap) and for events that
-    persist until the run ends; :attr:`open_ended` tells them apart.
-    """
-
-    kind: EventKind
-    target: str
-    start_s: float
-    end_s: float | None
-    value: float
-    ramp_s: float = 0.0
-    open_ended: bool = False
-
-    @property
-    def duration_s(self) -> float | None:
-        """Length of an event with an end, else ``None``."""
-        return None if self.end_s is None else self.end_s - self.start_s
-
-    def shifted(self, offset_s: float) -> ScriptedEvent:
-        """The same event ``offset_s`` later (one cycle of a repeating schedule)."""
-        end = None if self.end_s is None else self.end_s + offset_s
-        return replace(self, start_s=self.start_s + offset_s, end_s=end)
-
-    def covers(self, t: float) -> bool:
-        """True while a duration event is in force at ``t`` (never for instantaneous ones)."""
-        if self.end_s is None:
-            return self.open_ended and t >= self.start_s
-        return self.start_s <= t < self.end_s
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """The script of a scenario: ``events`` of one cycle, repeated every ``cycle_s`` if set."""
-
-    scenario: ScenarioName
-    events: tuple[ScriptedEvent, ...]
-    cycle_s: float | None = None
-
-    def of_kind(self, kind: EventKind) -> tuple[ScriptedEvent, ...]:
-        """The events of the first cycle with the given kind, in start order."""
-        return tuple(e for e in self.events if e.kind is kind)
-
-    def occurrences(self, until_s: float) -> list[ScriptedEvent]:
-        """Every event starting at or before ``until_s``, cycles unrolled, in start order."""
-        return sorted(self._starting_in(-math.inf, until_s), key=lambda e: e.start_s)
-
-    def active(self, kind: EventKind, target: str, t: float) -> ScriptedEvent | None:
-        """The ``kind`` event on ``target`` in force at ``t`` (shifted into its cycle), if any."""
-        if t < 0:
-            return None
-        offset = 0.0
-        if self.cycle_s is not None:
-            offset = math.floor(t / self.cycle_s) * self.cycle_s
-        for e in self.events:
-            if e.kind is kind and e.target == target and e.covers(t - offset):
-                return e.shifted(offset)
-        return None
-
-    def starts_in(
-        self, kind: EventKind, target: str | None, lo: float, hi: float
-    ) -> list[ScriptedEvent]:
-        """``kind`` events (on ``target``, or any if ``None``) with ``lo < start_s <= hi``."""
-        return [
-            e
-            for e in self._starting_in(lo, hi)
-            if e.kind is kind and (target is None or e.target == target)
-        ]
-
-    def ends_in(self, kind: EventKind, lo: float, hi: float) -> list[ScriptedEvent]:
-        """``kind`` events with ``lo < end_s <= hi`` (cycles unrolled)."""
-        found: list[ScriptedEvent] = []
-        for e in self.events:
-            if e.kind is kind and e.end_s is not None:
-                found.extend(o for o in self._unroll(e, lo, hi, e.end_s))
-        return found
-
-    def _starting_in(self, lo: float, hi: float) -> Iterator[ScriptedEvent]:
-        for e in self.events:
-            yield from self._unroll(e, lo, hi, e.start_s)
-
-    def _unroll(
-        self, e: ScriptedEvent, lo: float, hi: float, anchor: float
-    ) -> Iterator[ScriptedEvent]:
-        """Copies of ``e`` whose ``anchor`` time (start or end) lies in ``(lo, hi]``."""
-        if self.cycle_s is None:
-            if lo < anchor <= hi:
-                yield e
-            return
-        k = 0 if lo < anchor else math.floor((lo - anchor) / self.cycle_s) + 1
-        while anchor + k * self.cycle_s <= hi:
-            if anchor + k * self.cycle_s > lo:  # guards float rounding in the floor above
-                yield e.shifted(k * self.cycle_s)
-            k += 1
-
-
-@dataclass(frozen=True, slots=True)
-class CheckweigherSpec:
-    """A checkweigher and the product it weighs (weights in grams).
-
-    ``tne_g`` comes from the TNE table (docs/reference/domain-rules.md §1.3), not computed here: the
-    rules package owns that calculation; the simulator only needs consistent example values.
-    """
-
-    id: str
-    nominal_g: float
-    tne_g: float
-    target_g: float
-    sd_g: float
-    tare_g: float
-    tare_sd_g: float
-    gtin_body: str
-    """The 13 GTIN-14 data digits; the check digit is appended."""
-
-    @property
-    def t1_g(self) -> float:
-        """Qn - TNE: at most 2.5 % of packs may be below it; also the reject setpoint."""
-        return round(self.nominal_g - self.tne_g, 1)
-
-    @property
-    def t2_g(self) -> float:
-        """Qn - 2 TNE: no pack may be below it."""
-        return round(self.nominal_g - 2 * self.tne_g, 1)
-
-    @property
-    def gtin(self) -> str:
-        """The GTIN-14 with its mod-10 check digit."""
-        return self.gtin_body + str(gtin_check_digit(self.gtin_body))
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeSpec:
-    """A temperature probe: its resting value and noise (°C)."""
-
-    id: str
-    description: str
-    baseline_c: float
-    noise_c: float
-
-
-DEFAULT_CHECKWEIGHERS: Final = (
-    # Qn 240 g: 200-300 g band, TNE 9 g (docs/reference/domain-rules.md §1.3 worked values: T1 231,
-    # T2 222).
-    CheckweigherSpec("CW1", 240.0, 9.0, 243.0, 1.5, 12.0, 0.2, "0501234500001"),
-    # Qn 400 g: 300-500 g band, TNE 3 % = 12 g (T1 388, T2 376).
-    CheckweigherSpec("CW2", 400.0, 12.0, 404.0, 2.0, 15.0, 0.2, "0501234500002"),
-)
-"""CW1 (salmon fillets 240 g, served over OPC UA) and CW2 (400 g, the Modbus scale)."""
-
-DEFAULT_PROBES: Final = (
-    ProbeSpec("P1", "line 1 product core", 2.5, 0.15),
-    ProbeSpec("P2", "chill room air", 1.0, 0.2),
-    ProbeSpec("P3", "dispatch chiller", 2.0, 0.15),
-    ProbeSpec("TT1", "infeed product", 3.0, 0.2),
-    ProbeSpec("TT2", "brine chiller", -1.5, 0.1),
-    ProbeSpec("TT3", "blast freezer", -21.0, 0.4),
-    ProbeSpec("TT4", "ice slurry tank", -0.5, 0.1),
-)
-"""Probes P1/P2 are served over OPC UA; TT1-TT4 and P3 by the Modbus simulator."""
-
-
-@dataclass(frozen=True, slots=True)
-class LineSpec:
-    """The simulated line: its devices and the production run's label data."""
-
-    checkweighers: tuple[CheckweigherSpec, ...] = DEFAULT_CHECKWEIGHERS
-    probes: tuple[ProbeSpec, ...] = DEFAULT_PROBES
-    batch_code: str = "B2501-SAL-07"
-    pack_date: date = date(2025, 1, 6)
-    use_by_days: int = 9
-    """Glossary: use-by = pack date + 9 days as standard."""
-    first_label_seq: int = 1
-    drift_checkweigher: str = "CW1"
-    """Checkweigher that drifts underweight, gets T2 packs and has the label gap."""
-    excursion_probe: str = "P1"
-    """Probe that goes above 5 °C in the temperature scripts."""
-
-    def checkweigher(self, cw_id: str) -> CheckweigherSpec:
-        """The checkweigher with id ``cw_id`` (``KeyError`` if there is none)."""
-        for cw in self.checkweighers:
-            if cw.id == cw_id:
-                return cw
-        raise KeyError(cw_id)
-
-    def probe(self, probe_id: str) -> ProbeSpec:
-        """The probe with id ``probe_id`` (``KeyError`` if there is none)."""
-        for p in self.probes:
-            if p.id == probe_id:
-                return p
-        raise KeyError(probe_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,52 +128,6 @@ SimEvent = PackEvent | ProbeSample | DropoutChanged
 
 # Sort rank at equal times: a dropout edge applies before the data produced at that instant.
 _RANK: Final[dict[type, int]] = {DropoutChanged: 0, ProbeSample: 1, PackEvent: 2}
-
-_DEMO_CYCLE_S: Final = 780.0
-
-
-def build_schedule(scenario: ScenarioName, line: LineSpec) -> Schedule:
-    """The script of ``scenario`` for ``line`` (see the module docstring for the timings)."""
-    cw = line.checkweigher(line.drift_checkweigher)
-    probe = line.excursion_probe
-    drift_to = round(cw.nominal_g - 0.75 * cw.tne_g, 2)
-    t2_weight = round(cw.t2_g - 1.5, 1)
-    k = EventKind
-    events: tuple[ScriptedEvent, ...]
-    cycle: float | None = None
-    match scenario:
-        case ScenarioName.NORMAL:
-            events = ()
-        case ScenarioName.UNDERWEIGHT_DRIFT:
-            events = (
-                ScriptedEvent(k.UNDERWEIGHT_DRIFT, cw.id, 30.0, None, drift_to, 60.0, True),
-                ScriptedEvent(k.T2_BREACH, cw.id, 90.0, None, t2_weight),
-                ScriptedEvent(k.T2_BREACH, cw.id, 150.0, None, t2_weight),
-            )
-        case ScenarioName.TEMPERATURE_EXCURSION:
-            events = (
-                # Shorter than a 60 s delay alarm...
-                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 60.0, 100.0, 6.5),
-                # ...and longer than a 5 min one.
-                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 180.0, 570.0, 7.0),
-            )
-        case ScenarioName.LABEL_GAP:
-            events = (ScriptedEvent(k.LABEL_GAP, cw.id, 30.0, None, 3.0),)
-        case ScenarioName.DROPOUT:
-            events = (ScriptedEvent(k.DROPOUT, "*", 30.0, 60.0, 0.0),)
-        case ScenarioName.DEMO:
-            # Short events first so a newcomer sees every kind within about five minutes.
-            events = (
-                ScriptedEvent(k.UNDERWEIGHT_DRIFT, cw.id, 45.0, 165.0, drift_to, 45.0),
-                ScriptedEvent(k.T2_BREACH, cw.id, 120.0, None, t2_weight),
-                ScriptedEvent(k.T2_BREACH, cw.id, 150.0, None, t2_weight),
-                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 180.0, 220.0, 6.5),
-                ScriptedEvent(k.LABEL_GAP, cw.id, 240.0, None, 3.0),
-                ScriptedEvent(k.DROPOUT, "*", 270.0, 300.0, 0.0),
-                ScriptedEvent(k.TEMPERATURE_EXCURSION, probe, 330.0, 720.0, 7.0),
-            )
-            cycle = _DEMO_CYCLE_S
-    return Schedule(scenario, events, cycle)
 
 
 def sim_time(elapsed_wall_s: float, speed: float) -> float:

@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from gateway.core.errors import SyncError
 from sync.ingest.auth import GATEWAY_ID
 from sync.protocol import MIN_ACK_KEY_BYTES
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 _RELOAD_CHECK_S = 1.0
 
 
-class AckKeyFileError(ValueError):
+class AckKeyFileError(SyncError, ValueError):
     """The ack keys file cannot be read or has a malformed line."""
 
 

@@ -34,6 +34,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.core.errors import SyncError
+
 logger = logging.getLogger(__name__)
 
 GATEWAY_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -42,7 +44,7 @@ _RELOAD_CHECK_S = 1.0
 _CACHE_SIZE = 1024
 
 
-class TokenFileError(ValueError):
+class TokenFileError(SyncError, ValueError):
     """The tokens file cannot be read or has a malformed line."""
 
 

@@ -51,7 +51,7 @@ broker resends the unacknowledged ones anyway.
 Threads: paho's network thread (``loop_start``) only copies messages onto the asyncio loop
 (``call_soon_threadsafe``); decoding, the warehouse commit (itself on the warehouse's own
 thread), ack publishing and PUBACKs run in the worker coroutine. Reconnects use
-:class:`gateway.backoff.Backoff` (capped exponential, full jitter), fed to paho's reconnect
+:class:`gateway.core.backoff.Backoff` (capped exponential, full jitter), fed to paho's reconnect
 loop before each wait.
 """
 
@@ -71,7 +71,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
 from sync.ingest.settings import IngestSettings
 from sync.ingest.warehouse import (
     Warehouse,

@@ -14,10 +14,8 @@ import socket
 import ssl
 from typing import Any
 
-import uvicorn
-
-from gateway.backoff import Backoff
-from sync.http_server import QuietServer, bind_tcp
+from gateway.core.backoff import Backoff
+from gateway.core.http_server import QuietServer, bind_tcp, server_config
 from sync.ingest.http_app import IngestApp
 from sync.ingest.mqtt_consumer import MqttConsumer
 from sync.ingest.settings import IngestSettings
@@ -107,19 +105,8 @@ class IngestService:
 
     async def _serve_http(self, sock: socket.socket) -> None:
         app: Any = self.app
-        config = uvicorn.Config(
-            app,
-            interface="asgi3",
-            lifespan="off",
-            ws="none",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=5,
-            # Each request may hold a 4 MiB body: bound the memory.
-            limit_concurrency=32,
-            **self._tls_options(),
-        )
+        # Each request may hold a 4 MiB body: bound the memory.
+        config = server_config(app, graceful_s=5, limit_concurrency=32, **self._tls_options())
         server = QuietServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:

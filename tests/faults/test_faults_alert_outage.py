@@ -28,11 +28,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from adapters.base import DeviceAdapter, LinkState
-from gateway.clock import Clock
+from adapters.base import DeviceAdapter
 from gateway.config import LinesideConfig, load_config
+from gateway.core.clock import Clock
+from gateway.core.link import LinkState
+from gateway.core.records import TemperatureReading
 from gateway.pipeline import Pipeline
-from gateway.records import TemperatureReading
 from gateway.service import run_gateway
 from gateway.status import GatewayStatus
 from sync.alert_feed import AlertFeed

@@ -1,6 +1,6 @@
 """The wall clock stepped backwards and forwards (docs/reference/reliability.md §7 row 14).
 
-``faketime`` is not a dependency: the clock is the gateway's own seam (:mod:`gateway.clock`).
+``faketime`` is not a dependency: the clock is the gateway's own seam (:mod:`gateway.core.clock`).
 The stepping clock below keeps the real monotonic clock and adds an offset to the real wall
 clock that the test moves, as an NTP step does; the event loop's timers are untouched, as
 they are by a real step.
@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from adapters.simulators.scenario import ScenarioName
-from gateway.clock import ManualClock
 from gateway.clockwatch import ClockStep, ClockWatch
 from gateway.config import load_config
-from gateway.records import RecordFlag
+from gateway.core.clock import ManualClock
+from gateway.core.records import RecordFlag
 from gateway.service import run_gateway
 from gateway.status import GatewayStatus
 from sync.ingest import IngestService

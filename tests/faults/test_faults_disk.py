@@ -41,14 +41,14 @@ import httpx
 import pytest
 
 from adapters.simulators import SimulatorSettings, run_simulators
-from gateway import eviction
-from gateway.backoff import Backoff
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.errors import StoreFullError
-from gateway.records import PackEvent
-from gateway.schema import RECORD_STREAMS
+from gateway.core.backoff import Backoff
+from gateway.core.clock import SystemClock
+from gateway.core.errors import StoreFullError
+from gateway.core.records import PackEvent
 from gateway.store import Store
+from gateway.store.eviction import ALERT_ID
+from gateway.store.schema import RECORD_STREAMS
 from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings
 from sync.ingest.http_app import INGEST_PATH
@@ -244,7 +244,7 @@ async def test_full_state_directory_degrades_alerts_and_recovers_without_a_resta
             pid,
             db_path,
             "SELECT state, message FROM alerts WHERE alert_id = ? ORDER BY seq",
-            eviction.ALERT_ID,
+            ALERT_ID,
         )
         assert gateway.proc.pid == pid, "no restart: the same process all along"
         gateway.proc.send_signal(signal.SIGTERM)
@@ -270,7 +270,7 @@ async def test_full_state_directory_degrades_alerts_and_recovers_without_a_resta
             for (p,) in wdb.execute(
                 "SELECT payload FROM records WHERE stream = 'alerts' ORDER BY seq"
             ).fetchall()
-            if json.loads(p)["alert_id"] == eviction.ALERT_ID
+            if json.loads(p)["alert_id"] == ALERT_ID
         ]
         conflicts = wdb.execute("SELECT count(*) FROM conflicts").fetchone()[0]
         # (The edge may have evicted its own gateway_started event for space: telemetry.)
@@ -311,7 +311,7 @@ def _warehouse(path: Path) -> set[int]:
 
 def _alert_states(pid: int, db_path: Path) -> list[str]:
     sql = "SELECT state FROM alerts WHERE alert_id = ? ORDER BY seq"
-    return [str(s) for (s,) in query(pid, db_path, sql, eviction.ALERT_ID)]
+    return [str(s) for (s,) in query(pid, db_path, sql, ALERT_ID)]
 
 
 # ------------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ async def test_https_uplink_backs_off_and_resends_when_acks_cannot_be_deleted(
     finally:
         await stop_task(ingest_task)
     assert "full" in uplink.stats.last_error
-    assert uplink.stats.acked == len(seqs)
+    assert uplink.stats.records_acked == len(seqs)
     stats = service.warehouse.stats
     assert stats.inserted == len(seqs)
     assert stats.duplicates > 0, "what could not be deleted was sent again, deduplicated"

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from adapters.base import LinkState
-from adapters.codecs.registers import Table
 from adapters.modbus import ModbusAdapter
 from adapters.opcua import OpcUaAdapter
 from adapters.simulators import ModbusSimulator
-from gateway.clock import SystemClock
-from gateway.records import DeviceEvent
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.registers import Table
+from gateway.core.link import LinkState
+from gateway.core.records import DeviceEvent
 from tests.support.collector import Collector
 from tests.support.faultproxy import FaultProxy
 from tests.support.modbus_harness import TT

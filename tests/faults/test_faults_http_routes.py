@@ -26,11 +26,11 @@ import pytest
 
 from adapters.erp.http_source import HttpErpSource
 from adapters.erp.simulator import ErpSimulator
-from gateway.backoff import Backoff
-from gateway.clock import ManualClock, SystemClock
 from gateway.config import HttpErp, StoreSection
+from gateway.core.backoff import Backoff
+from gateway.core.clock import ManualClock, SystemClock
+from gateway.core.records import AlertRecord, PackEvent, Record, Severity
 from gateway.erp_sync import FAILURES_BEFORE_ALERT, ErpPoller
-from gateway.records import AlertRecord, PackEvent, Record, Severity
 from gateway.runs import RunIndex, to_us
 from gateway.store import Store
 from sync.https_uplink import HttpsUplink
@@ -186,18 +186,18 @@ async def test_uploads_cut_mid_request_or_mid_answer_are_resent_and_stored_once(
         )
         task = asyncio.create_task(uplink.run())
         try:
-            await wait_for(lambda: uplink.stats.retries >= 3, 10)
+            await wait_for(lambda: uplink.stats.batches_resent >= 3, 10)
             assert not warehouse.exists() or not rows_per_seq(warehouse)
             assert proxy.stats.cuts >= 3
 
             proxy.cut_after(60, direction="down")  # committed, then the answer is cut
             await wait_for(lambda: warehouse.exists() and bool(rows_per_seq(warehouse)), 10)
-            retries = uplink.stats.retries
-            await wait_for(lambda: uplink.stats.retries > retries, 10)
-            assert uplink.stats.acked == 0, "no answer arrived whole: nothing deleted"
+            retries = uplink.stats.batches_resent
+            await wait_for(lambda: uplink.stats.batches_resent > retries, 10)
+            assert uplink.stats.records_acked == 0, "no answer arrived whole: nothing deleted"
 
             proxy.pass_through()
-            await wait_for(lambda: uplink.stats.acked == len(seqs), 15)
+            await wait_for(lambda: uplink.stats.records_acked == len(seqs), 15)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,5 +207,5 @@ async def test_uploads_cut_mid_request_or_mid_answer_are_resent_and_stored_once(
     assert all(n == 1 for n in per_seq.values())
     assert ingest.warehouse.stats.duplicates > 0, "the ambiguous outcome was resent"
     assert ingest.warehouse.stats.conflicts == 0
-    assert uplink.stats.quarantined == 0
+    assert uplink.stats.records_quarantined == 0
     assert await store.fetchall("SELECT count(*) FROM outbox") == [(0,)]

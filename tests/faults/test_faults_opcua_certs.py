@@ -18,10 +18,10 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
-from adapters.base import LinkState
 from adapters.opcua import OpcUaAdapter
 from adapters.simulators.opcua_server import APPLICATION_URI
-from gateway.clock import SystemClock
+from gateway.core.clock import SystemClock
+from gateway.core.link import LinkState
 from tests.support.collector import Collector, running
 from tests.support.faultproxy import FaultProxy
 from tests.support.opcua_harness import GATEWAY_URI, Simulator, make_certificate, secure_device

@@ -32,11 +32,11 @@ from pathlib import Path
 import pytest
 
 from adapters.simulators import SimulatorSettings, run_simulators
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import PackEvent
-from gateway.schema import RECORD_STREAMS
+from gateway.core.clock import SystemClock
+from gateway.core.records import PackEvent
 from gateway.store import Store
+from gateway.store.schema import RECORD_STREAMS
 from sync.ingest import IngestService
 from sync.mqtt_uplink import MqttUplink
 from tests.support.mosquitto import Mosquitto

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import LinkState
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import AlertRecord, PackEvent, Severity
+from gateway.core.clock import SystemClock
+from gateway.core.link import LinkState
+from gateway.core.records import AlertRecord, PackEvent, Severity
 from gateway.store import Store
 from sync.ingest import IngestService
 from sync.mqtt_uplink import MqttUplink

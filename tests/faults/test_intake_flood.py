@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from gateway.control import send_command
-from gateway.records import RecordFlag
+from gateway.core.records import RecordFlag
 from tests.support import flood_peers, modbus_harness, opcua_harness
 from tests.support.flood_peers import MODBUS_TAGS, TARE_G
 from tests.support.paths import REPO, repo_pythonpath

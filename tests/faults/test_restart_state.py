@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.erp.model import run_from_json
 from adapters.erp.simulator import ErpSimulator
-from gateway.clock import ManualClock
 from gateway.config import load_config
 from gateway.control import send_command
-from gateway.records import AlertRecord, EmarkBatchRecord, Record
+from gateway.core.clock import ManualClock
+from gateway.core.records import AlertRecord, EmarkBatchRecord, Record
+from gateway.core.runs import run_from_json
 from gateway.report import build_report
 from gateway.rules_engine import RulesEngine
 from gateway.rules_replay import _event, _pack

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from adapters.simulators import SimulatorSettings, run_simulators
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import PackEvent
+from gateway.core.clock import SystemClock
+from gateway.core.records import PackEvent
 from gateway.store import Store
 from sync.ingest import IngestService
 from sync.ingest.warehouse import SqliteWarehouse

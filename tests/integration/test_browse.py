@@ -21,8 +21,8 @@ from asyncua.server.server import Server
 from adapters.opcua.client import OpcUaAdapter
 from adapters.simulators.opcua_server import APPLICATION_URI
 from gateway.cli import main
-from gateway.clock import SystemClock
 from gateway.config import OpcUaDevice, load_config
+from gateway.core.clock import SystemClock
 from tests.support.collector import Collector, running
 from tests.support.configs import minimal_config_text
 from tests.support.opcua_harness import GATEWAY_URI, Simulator, make_certificate

@@ -36,12 +36,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
-from adapters.codecs.registers import Table
 from adapters.erp.simulator import ErpSimulator
 from adapters.simulators import ScannerSimulator
 from gateway.config import load_config
 from gateway.control import send_command
+from gateway.core.codecs.gs1 import encode_element_string, gtin_check_digit
+from gateway.core.codecs.registers import Table
 from gateway.report import build_report
 from tests.support.modbus_harness import CountingSimulator
 from tests.support.running_gateway import gateway_in_process

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from adapters.codecs.registers import Table
 from adapters.modbus import ModbusAdapter
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import RecordFlag
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.registers import Table
+from gateway.core.records import RecordFlag
 from gateway.store import Store
 from tests.support.collector import running
 from tests.support.modbus_harness import CountingSimulator, device

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from adapters.simulators import ScannerSimulator, ScenarioName
-from gateway.doctor import Finding, Report, clock_synchronised, tcp_probe
+from gateway.doctor import Finding, Report
+from gateway.doctor.host_checks import clock_synchronised
+from gateway.doctor.probes import tcp_probe
 from tests.support.configs import minimal_config_text
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO

@@ -1,8 +1,9 @@
 """The HTTP ERP source against a loopback simulated ERP that serves runs, and garbage.
 
 docs/reference/reliability.md §7 row 15: every kind of garbage gives a clear error of the right
-class from the adapters/erp/errors tree, nothing else escapes, and the fake's request log shows that
-nothing but GET was ever sent (checked after every test by the ``erp`` fixture).
+class from the ERP branch of gateway/core/errors.py, nothing else escapes, and the fake's
+request log shows that nothing but GET was ever sent (checked after every test by the ``erp``
+fixture).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
-from adapters.erp.errors import ErpDataError, ErpError, ErpRefused, ErpUnavailable
-from adapters.erp.http_source import HttpErpSource, parse_retry_after
-from adapters.erp.model import ProductionRun, RunStatus, Tier
+from adapters.erp.http_source import HttpErpSource
 from adapters.erp.simulator import RUNS_PATH, ErpFault, ErpSimulator, RequestRecord
 from adapters.erp.source import FetchResult
 from gateway.config import HttpErp
+from gateway.core.errors import ErpDataError, ErpError, ErpRefused, ErpUnavailable
+from gateway.core.runs import ProductionRun, RunStatus, Tier
 
 NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
 DAY = "260105"
@@ -935,22 +936,3 @@ async def test_a_run_served_twice_keeps_its_newest_version_only() -> None:
         ("R1", RunStatus.RUNNING),
     ]
     assert result.watermark == dt.datetime(2026, 1, 5, 9, 10, tzinfo=dt.UTC)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        ("0", 0.0),
-        ("120", 120.0),
-        (" 5 ", 5.0),
-        ("Mon, 05 Jan 2026 10:00:30 GMT", 30.0),
-        ("Mon, 05 Jan 2026 09:00:00 GMT", 0.0),  # in the past: now
-        ("-5", None),
-        ("1.5", None),
-        ("soon", None),
-        ("\u0662", None),  # a non-ASCII digit is not delay-seconds
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value, now=NOW) == expected

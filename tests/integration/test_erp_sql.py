@@ -19,11 +19,11 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from pydantic import SecretStr
 
-from adapters.erp.errors import ErpError, ErpRefused, ErpUnavailable
-from adapters.erp.model import ProductionRun, RunRejection
 from adapters.erp.sql_guard import check_login, check_query, render_query, watermark_column
 from adapters.erp.sql_source import PsycopgDriver, SqlErpSource
 from gateway.config import SqlErp
+from gateway.core.errors import ErpError, ErpRefused, ErpUnavailable
+from gateway.core.runs import ProductionRun, RunRejection
 from tests.support.ports import free_port
 
 HOST, PORT = "127.0.0.1", 5432

@@ -13,12 +13,12 @@ import pytest
 
 from adapters.erp.http_source import HttpErpSource
 from adapters.erp.simulator import ErpFault, ErpSimulator
-from gateway.clock import ManualClock
 from gateway.config import HttpErp, StoreSection
 from gateway.control import ControlServer, RunControl, send_command
+from gateway.core.clock import ManualClock
+from gateway.core.records import PackEvent, RecordFlag, TemperatureReading
 from gateway.erp_sync import FAILURES_BEFORE_ALERT, WATERMARK_KEY, ErpPoller
 from gateway.pipeline import Pipeline
-from gateway.records import PackEvent, RecordFlag, TemperatureReading
 from gateway.report import build_report, format_report
 from gateway.runs import RunIndex, to_us
 from gateway.store import Store

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.base import LinkState
-from gateway.backoff import Backoff
-from gateway.records import Severity
+from gateway.core.backoff import Backoff
+from gateway.core.clock import ManualClock
+from gateway.core.link import LinkState
+from gateway.core.records import Severity
 from gateway.store import Store
 from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings
@@ -45,6 +48,12 @@ Send = Callable[[Message], Awaitable[None]]
 CLIENT_TIMEOUT_S = 2.0
 """Long enough that a loaded machine (a second suite alongside) never times out a request
 the ingest answers; the "hang" fault waits this long."""
+
+
+MANUAL_PLUS_1S = email.utils.format_datetime(
+    datetime.fromtimestamp(ManualClock().wall_us() / 1_000_000 + 1, UTC), usegmt=True
+)
+"""An HTTP-date one second after a fresh :class:`ManualClock`."""
 
 
 @dataclass
@@ -100,6 +109,9 @@ class FaultInjector:
             await _answer(send, 500, {"error": "injected", "reason": "after commit"})
         elif fault == "429":
             await _answer(send, 429, {"error": "slow down"}, {"retry-after": "1"})
+        elif fault == "429-date":
+            # One second after the gateway's (manual) clock, whatever the wall clock says.
+            await _answer(send, 429, {"error": "slow down"}, {"retry-after": MANUAL_PLUS_1S})
         elif fault == "hang":
             # Never answer: wait until the client gives up and closes the connection.
             with contextlib.suppress(TimeoutError):
@@ -225,10 +237,10 @@ async def test_delivers_the_outbox_in_priority_order_and_acks_delete(
         assert first_key.startswith(f"{GW}:alerts:")  # alerts first
         # 1 alert batch, 3 pack batches (10/10/5), 1 telemetry batch.
         assert len(ingest.faults.seen) == 5
-        assert uplink.stats.sent == 5
-        assert uplink.stats.acked == len(seqs)
-        assert (uplink.stats.retries, uplink.stats.duplicates_seen) == (0, 0)
-        assert uplink.stats.quarantined == 0
+        assert uplink.stats.batches_sent == 5
+        assert uplink.stats.records_acked == len(seqs)
+        assert (uplink.stats.batches_resent, uplink.stats.duplicates_seen) == (0, 0)
+        assert uplink.stats.records_quarantined == 0
 
 
 # ---------------------------------------------------------------- ambiguous outcomes
@@ -250,9 +262,9 @@ async def test_commit_then_failure_is_resent_with_the_same_key_and_stored_once(
         assert ingest.faults.keys[faulted.key] == 2
         assert ingest.faults.seen[2].key == faulted.key
         assert ingest.faults.duplicates == 1
-        assert uplink.stats.retries == 1
+        assert uplink.stats.batches_resent == 1
         assert uplink.stats.duplicates_seen == 1
-        assert uplink.stats.acked == len(seqs)
+        assert uplink.stats.records_acked == len(seqs)
         if fault == "hang":
             assert "Timeout" in uplink.stats.last_error
         else:
@@ -270,9 +282,26 @@ async def test_429_honours_retry_after(tmp_path: Path, ingest: Ingest) -> None:
         assert first.key == second.key
         assert second.at - first.at >= 0.95  # Retry-After: 1, not the 0.05 s backoff
         assert ingest.faults.duplicates == 1
-        assert uplink.stats.retries == 1
+        assert uplink.stats.batches_resent == 1
         assert uplink.stats.duplicates_seen == 0  # a 429 says "not processed"
         assert uplink.stats.last_error.startswith("HTTP 429")
+
+
+async def test_a_retry_after_date_is_read_against_the_gateways_clock(
+    tmp_path: Path, ingest: Ingest
+) -> None:
+    # The HTTP-date is one second after the store's clock (a manual one, far from the wall
+    # clock): the wait is that second, not "a date long past, now" nor months.
+    ingest.faults.script = ["429-date"]
+    async with running_store(tmp_path, ManualClock()) as store:
+        seqs = await commit(store, workload())
+        async with running_uplink(store, ingest) as uplink:
+            await wait_for(lambda: uplink.state is LinkState.DEGRADED, 5)
+            await assert_conserved(store, ingest, seqs)
+        first, second = ingest.faults.seen[:2]
+        assert first.key == second.key
+        assert 0.95 <= second.at - first.at < 5  # Retry-After: 1 s by the gateway's clock
+        assert uplink.stats.batches_resent == 1
 
 
 # ---------------------------------------------------------------- refusal
@@ -300,9 +329,9 @@ async def test_a_refused_request_keeps_its_records_alerts_and_is_sent_again(
         assert refused.key == f"{GW}:packs:{packs[0]}-{packs[9]}:10"
         assert ingest.faults.keys[refused.key] == 2  # sent again, same key
         assert await outbox.quarantined() == []
-        assert uplink.stats.quarantined == 0
+        assert uplink.stats.records_quarantined == 0
         assert uplink.stats.refusals == 1
-        assert uplink.stats.retries == 1
+        assert uplink.stats.batches_resent == 1
         per_seq = ingest.rows_per_seq()
         assert all(per_seq[seq] == 1 for seq in packs)
         (raised,) = [
@@ -336,7 +365,7 @@ async def test_connect_errors_and_tls_failures_never_escape_run(
                 backoff=Backoff(initial=0.05, maximum=0.1),
             )
             task = asyncio.create_task(uplink.run())
-            await wait_for(lambda u=uplink: u.stats.retries >= 2, 5)  # type: ignore[misc]
+            await wait_for(lambda u=uplink: u.stats.batches_resent >= 2, 5)  # type: ignore[misc]
             assert uplink.state is LinkState.DOWN
             assert "ConnectError" in uplink.stats.last_error
             assert uplink.stats.duplicates_seen == 0  # nothing was sent
@@ -383,7 +412,7 @@ async def test_credentials_refused_keep_every_record_and_resume(
             await wait_for(lambda: unauthorized_states() == ["raised", "cleared"], 15)
             await wait_for(lambda: outbox_empty(outbox), 15)
         assert await outbox.quarantined() == []
-        assert uplink.stats.quarantined == 0
+        assert uplink.stats.records_quarantined == 0
         per_seq = ingest.rows_per_seq()
         assert all(per_seq[seq] == 1 for seq in packs)
         assert unauthorized_states() == ["raised", "cleared"]

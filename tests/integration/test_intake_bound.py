@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import DeviceRecorder, LinkState
-from gateway.clock import ManualClock
+from adapters.base import DeviceRecorder
 from gateway.config import RulesSection, StoreSection
-from gateway.errors import RecordShedError
+from gateway.core.clock import ManualClock
+from gateway.core.errors import RecordShedError
+from gateway.core.link import LinkState
+from gateway.core.records import AlertRecord, DeviceEvent, LabelScan, Record, Severity
 from gateway.pipeline import Pipeline
-from gateway.records import AlertRecord, DeviceEvent, LabelScan, Record, Severity
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex
 from gateway.shedding import ALERT_ID, SHED_EVENT_KIND

@@ -22,15 +22,15 @@ from typing import Any
 
 import pytest
 
-from adapters.base import LinkState
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
-from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
 from adapters.erp.simulator import ErpSimulator
 from adapters.scanner import ScannerAdapter
 from adapters.simulators import ScannerSimulator
 from adapters.simulators.scenario import LineSpec
-from gateway.clock import SystemClock
 from gateway.config import RulesSection, ScannerTcpDevice, StoreSection
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.gs1 import encode_element_string, gtin_check_digit
+from gateway.core.link import LinkState
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier
 from gateway.pipeline import Pipeline
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex

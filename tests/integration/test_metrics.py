@@ -15,10 +15,10 @@ from prometheus_client.samples import Sample
 
 from adapters.erp.simulator import ErpSimulator
 from adapters.simulators import ScannerSimulator, ScenarioName
-from gateway.clock import ManualClock
 from gateway.config import load_config
+from gateway.core.clock import ManualClock
+from gateway.core.records import LabelScan, RejectedInput
 from gateway.metrics import GatewayMetrics
-from gateway.records import LabelScan, RejectedInput
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex
 from gateway.shedding import ShedLedger
@@ -109,6 +109,10 @@ async def test_metrics_page_parses_and_has_every_named_metric(
     families = _samples(text)
     missing = {name: what for name, what in NAMED.items() if name not in families}
     assert not missing, f"missing metrics: {missing}"
+    sent = families["lineside_sync_batches_sent"]
+    assert _value(sent, "lineside_sync_batches_sent_total") >= 1
+    resent = families["lineside_sync_batches_resent"]
+    assert _value(resent, "lineside_sync_batches_resent_total") >= 0
 
     readings = families["lineside_readings"]
     assert _value(readings, "lineside_readings_total", kind="label_scan") == 1
@@ -237,6 +241,11 @@ async def test_https_uplink_acknowledgements_are_timed_too(tmp_path: Path) -> No
     assert _value(acked, "lineside_sync_records_acked_total") >= 1
     uplink = families["lineside_sync_link_state"]
     assert _value(uplink, "lineside_sync_link_state", kind="https", state="up") == 1
+    # The uplinks' shared counters, under the same names as the MQTT uplink's.
+    sent = families["lineside_sync_batches_sent"]
+    assert _value(sent, "lineside_sync_batches_sent_total") >= 1
+    quarantined = families["lineside_sync_records_quarantined"]
+    assert _value(quarantined, "lineside_sync_records_quarantined_total") == 0
 
 
 async def test_shed_records_are_exported_per_device_and_kind(tmp_path: Path) -> None:

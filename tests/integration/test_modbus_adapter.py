@@ -18,19 +18,19 @@ from typing import Any
 
 import pytest
 
-from adapters.base import LinkState
-from adapters.codecs.registers import Table
 from adapters.modbus import ModbusAdapter, classify_exception
-from gateway.backoff import Backoff
-from gateway.clock import SystemClock
 from gateway.config import ModbusRtuDevice, StoreSection
-from gateway.errors import (
+from gateway.core.backoff import Backoff
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.registers import Table
+from gateway.core.errors import (
     DeviceBusy,
     DeviceConfigError,
     DeviceFailure,
     DeviceUnreachable,
 )
-from gateway.records import (
+from gateway.core.link import LinkState
+from gateway.core.records import (
     DeviceEvent,
     Record,
     TemperatureReading,

@@ -13,9 +13,9 @@ import io
 import re
 import tomllib
 
-from adapters.codecs.registers import DataType, Table, WordOrder, encode_registers
 from gateway.cli import main
 from gateway.config import ModbusTag
+from gateway.core.codecs.registers import DataType, Table, WordOrder, encode_registers
 from tests.support.modbus_harness import CountingSimulator
 
 

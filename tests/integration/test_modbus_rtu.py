@@ -33,14 +33,14 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
-from adapters.base import LinkState
-from adapters.codecs.registers import Table
 from adapters.modbus import ModbusAdapter
 from adapters.simulators import ModbusSimulator
 from adapters.simulators.modbus_server import DEVICE_ID
-from gateway.clock import SystemClock
 from gateway.config import ModbusRtuDevice
-from gateway.records import DeviceEvent
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.registers import Table
+from gateway.core.link import LinkState
+from gateway.core.records import DeviceEvent
 from tests.support.collector import Collector, running
 from tests.support.waiting import wait_for
 

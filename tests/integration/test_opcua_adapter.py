@@ -23,21 +23,22 @@ from asyncua import ua
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from adapters.base import LinkState, Quality
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
+from adapters.base import Quality
 from adapters.opcua import OpcUaAdapter
 from adapters.opcua.packs import PackAssembler
 from adapters.opcua.status import plain_value, quality_of, sample_from, translate_error
 from adapters.simulators.opcua_server import APPLICATION_URI
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.errors import (
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.gs1 import encode_element_string, gtin_check_digit
+from gateway.core.errors import (
     DeviceBusy,
     DeviceConfigError,
     DeviceSecurityError,
     DeviceUnreachable,
 )
-from gateway.records import (
+from gateway.core.link import LinkState
+from gateway.core.records import (
     DeviceEvent,
     LabelScan,
     Record,

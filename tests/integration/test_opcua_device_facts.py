@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.opcua.client import OpcUaAdapter
-from gateway.clock import SystemClock
+from gateway.core.clock import SystemClock
 from tests.support.collector import Collector, running
 from tests.support.opcua_harness import Simulator, device
 from tests.support.waiting import wait_for

@@ -13,8 +13,8 @@ import pytest
 
 from adapters.opcua.client import OpcUaAdapter
 from adapters.simulators.opcua_server import NAMESPACE_URI
-from gateway.clock import SystemClock
 from gateway.config import OpcUaDevice
+from gateway.core.clock import SystemClock
 from tests.support.collector import Collector, running
 from tests.support.opcua_harness import Simulator, device
 from tests.support.waiting import wait_for

@@ -14,10 +14,10 @@ from typing import Any
 from asyncua import ua
 from asyncua.server.server import Server
 
-from adapters.base import LinkState
 from adapters.opcua.client import OpcUaAdapter
-from gateway.clock import SystemClock
 from gateway.config import OpcUaDevice
+from gateway.core.clock import SystemClock
+from gateway.core.link import LinkState
 from tests.support.collector import Collector, running
 from tests.support.opcua_harness import device
 from tests.support.ua_server import eu, ua_server

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.config import load_config
 from gateway.control import send_command
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from tests.support.cli_runs import lineside_async
 from tests.support.configs import minimal_config_text
 from tests.support.ports import free_port

@@ -28,12 +28,13 @@ from asyncua.common.node import Node
 from pymodbus.client import ModbusBaseClient
 from pymodbus.pdu import ModbusPDU
 
-from adapters.codecs.registers import DataType, ReadBlock, Table, encode_registers
 from adapters.modbus import ModbusAdapter
 from adapters.opcua import OpcUaAdapter
 from adapters.simulators import ModbusSimulator
-from gateway.clock import SystemClock
-from gateway.records import PackEvent, RecordFlag
+from gateway.core.clock import SystemClock
+from gateway.core.codecs.read_plan import ReadBlock
+from gateway.core.codecs.registers import DataType, Table, encode_registers
+from gateway.core.records import PackEvent, RecordFlag
 from tests.support.collector import Collector, running
 from tests.support.modbus_harness import device as modbus_device
 from tests.support.opcua_harness import Simulator, checkweigher

@@ -16,10 +16,10 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from adapters.codecs.registers import Table
 from adapters.modbus import ModbusAdapter
-from gateway.clock import ManualClock
 from gateway.config import ProbeRules, RulesSection, StoreSection
+from gateway.core.clock import ManualClock
+from gateway.core.codecs.registers import Table
 from gateway.pipeline import Pipeline
 from gateway.rules_engine import RulesEngine
 from gateway.rules_replay import rebuild_rules

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clock import SystemClock
 from gateway.config import load_config
-from gateway.records import PackEvent, TemperatureReading
+from gateway.core.clock import SystemClock
+from gateway.core.records import PackEvent, TemperatureReading
 from gateway.service import run_gateway
 from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings

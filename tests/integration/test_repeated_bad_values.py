@@ -8,7 +8,7 @@ import asyncio
 import math
 
 from adapters.opcua.client import OpcUaAdapter
-from gateway.clock import SystemClock
+from gateway.core.clock import SystemClock
 from tests.support.collector import Collector, running
 from tests.support.opcua_harness import Simulator, probes
 from tests.support.waiting import wait_for

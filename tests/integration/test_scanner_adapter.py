@@ -9,12 +9,12 @@ import socket
 import pytest
 
 import adapters.scanner.client as scanner_client
-from adapters.base import LinkState
 from adapters.scanner import ScannerAdapter
 from adapters.simulators import ScannerSimulator, ScenarioName
-from gateway.clock import SystemClock
 from gateway.config import ScannerTcpDevice
-from gateway.records import LabelScan, RejectedInput
+from gateway.core.clock import SystemClock
+from gateway.core.link import LinkState
+from gateway.core.records import LabelScan, RejectedInput
 from tests.support.collector import Collector, HeldSink
 from tests.support.waiting import wait_for
 

@@ -26,8 +26,6 @@ from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
-from adapters.codecs.gs1 import Gs1Label, gtin_check_digit, parse_gs1
-from adapters.codecs.registers import DataType, Table, WordOrder, decode_registers
 from adapters.simulators import (
     ModbusSimulator,
     OpcUaSimulator,
@@ -46,6 +44,8 @@ from adapters.simulators.scenario import (
     ScenarioName,
     SimEvent,
 )
+from gateway.core.codecs.gs1 import Gs1Label, gtin_check_digit, parse_gs1
+from gateway.core.codecs.registers import DataType, Table, WordOrder, decode_registers
 from tests.support.waiting import wait_for, wait_for_value
 
 PACK_DATE = date(2025, 3, 14)

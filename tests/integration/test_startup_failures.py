@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
+from gateway.core.clock import SystemClock
 from gateway.store import Store
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO, repo_pythonpath

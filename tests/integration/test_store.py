@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clock import ManualClock
 from gateway.config import StoreSection
-from gateway.errors import StoreError
-from gateway.records import (
+from gateway.core.clock import ManualClock
+from gateway.core.errors import StoreError
+from gateway.core.records import (
     AlertRecord,
     DeviceEvent,
     LabelScan,
@@ -23,8 +23,8 @@ from gateway.records import (
     Severity,
     TemperatureReading,
 )
-from gateway.schema import SCHEMA_VERSION
 from gateway.store import Store, StoreState
+from gateway.store.schema import SCHEMA_VERSION
 from tests.support.waiting import wait_for
 
 
@@ -148,8 +148,14 @@ async def test_schema_is_strict_wal_full_and_versioned(store_config: StoreSectio
         assert (await store.fetchall("PRAGMA synchronous"))[0][0] == 2  # FULL
         assert (await store.fetchall("PRAGMA user_version"))[0][0] == SCHEMA_VERSION
         with pytest.raises(sqlite3.IntegrityError):  # STRICT: no text in an INTEGER column
-            await store.fetchall(
-                "INSERT INTO packs (seq, ts_us, line, device, net_g) VALUES (1, 'x', 'L', 'd', 1.0)"
+            await store.write_in_transaction(
+                [
+                    (
+                        "INSERT INTO packs (seq, ts_us, line, device, net_g) "
+                        "VALUES (1, 'x', 'L', 'd', 1.0)",
+                        (),
+                    )
+                ]
             )
     # Re-opening an up-to-date database migrates nothing and keeps the data.
     async with Store(store_config, ManualClock()) as store:

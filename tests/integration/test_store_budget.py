@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from gateway import eviction
-from gateway.clock import ManualClock
 from gateway.config import StoreSection
-from gateway.errors import StoreFullError
-from gateway.records import (
+from gateway.core.clock import ManualClock
+from gateway.core.errors import StoreFullError
+from gateway.core.records import (
     DeviceEvent,
     LabelScan,
     PackEvent,
@@ -27,6 +26,7 @@ from gateway.records import (
     TemperatureReading,
 )
 from gateway.store import MIB, Store, StoreState
+from gateway.store.eviction import ALERT_ID
 from tests.support.waiting import wait_for
 
 PAD = "x" * 400
@@ -80,7 +80,7 @@ async def count(store: Store, sql: str, *parameters: object) -> int:
 async def full_alerts(store: Store, state: str) -> list[str]:
     rows = await store.fetchall(
         "SELECT message FROM alerts WHERE alert_id = ? AND state = ? ORDER BY seq",
-        (eviction.ALERT_ID, state),
+        (ALERT_ID, state),
     )
     return [str(r[0]) for r in rows]
 
@@ -234,7 +234,7 @@ async def test_budget_is_recomputed_from_free_disk_space_on_retry(
         size = cfg.path.stat().st_size if cfg.path.exists() else 0
         return usage._replace(free=max(2 * MIB - size, 0))
 
-    monkeypatch.setattr("gateway.store.shutil.disk_usage", disk_usage)
+    monkeypatch.setattr("gateway.store.budget.shutil.disk_usage", disk_usage)
     async with Store(cfg, ManualClock()) as store:
         assert store.stats.max_pages * 4096 <= 1 * MIB
         with committing(store) as task:
@@ -277,7 +277,7 @@ async def test_enospc_from_the_os_is_handled_like_a_full_store(
 
         # An I/O error while the volume has no free space is a full disk, not a fatal error.
         usage = shutil.disk_usage(tmp_path)._replace(free=0)
-        monkeypatch.setattr("gateway.store.shutil.disk_usage", lambda path: usage)
+        monkeypatch.setattr("gateway.store.sqlite_errors.shutil.disk_usage", lambda path: usage)
         error = sqlite3.OperationalError("disk I/O error")
         error.sqlite_errorcode = 778  # SQLITE_IOERR_WRITE
         assert store._classify(error) is StoreFullError

@@ -16,9 +16,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.clock import SystemClock
 from gateway.config import StoreSection, load_config
-from gateway.records import AlertRecord, PackEvent, Severity
+from gateway.core.clock import SystemClock
+from gateway.core.records import AlertRecord, PackEvent, Severity
 from gateway.service import run_gateway
 from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings

@@ -26,10 +26,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-import gateway.service
-from adapters.base import LinkState
+import gateway.composition
+import gateway.uplink_factory
 from gateway.config import LinesideConfig, load_config
-from gateway.records import PackEvent
+from gateway.core.link import LinkState
+from gateway.core.records import PackEvent
 from gateway.service import run_gateway
 from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
@@ -214,7 +215,7 @@ def gateway_config(
 def uplinks(monkeypatch: pytest.MonkeyPatch) -> list[MqttUplink]:
     """The uplinks the gateway service builds, to watch their state."""
     built: list[MqttUplink] = []
-    original = gateway.service.build_uplink
+    original = gateway.uplink_factory.build_uplink
 
     def capture(*args: object, **kwargs: object) -> MqttUplink | None:
         uplink = original(*args, **kwargs)  # type: ignore[arg-type]
@@ -222,7 +223,7 @@ def uplinks(monkeypatch: pytest.MonkeyPatch) -> list[MqttUplink]:
             built.append(uplink)
         return uplink
 
-    monkeypatch.setattr(gateway.service, "build_uplink", capture)
+    monkeypatch.setattr(gateway.composition, "build_uplink", capture)
     return built
 
 

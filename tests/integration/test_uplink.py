@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.backoff import Backoff
-from gateway.clock import ManualClock
 from gateway.config import StoreSection
-from gateway.records import (
+from gateway.core.backoff import Backoff
+from gateway.core.clock import ManualClock
+from gateway.core.records import (
     LabelScan,
 )
 from gateway.store import Store
@@ -380,7 +380,7 @@ async def restart_and_expect(
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from gateway.clock import SystemClock
+from gateway.core.clock import SystemClock
 from gateway.config import StoreSection
 from gateway.store import Store
 from sync.mqtt_uplink import MqttUplink

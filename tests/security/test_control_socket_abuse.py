@@ -33,15 +33,15 @@ from typing import Any
 
 import pytest
 
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
 from gateway.control import (
     MAX_REQUEST_BYTES,
     ControlServer,
     send_command,
 )
-from gateway.errors import ControlSocketError
-from gateway.records import AlertRecord, Severity
+from gateway.core.clock import SystemClock
+from gateway.core.errors import ControlSocketError
+from gateway.core.records import AlertRecord, Severity
 from gateway.store import Store
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO

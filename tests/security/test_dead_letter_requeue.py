@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
 from gateway.demo import ACTIVE_ALERTS
 from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings

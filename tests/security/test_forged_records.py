@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
 from sync.https_uplink import HttpsUplink
 from sync.ingest.http_app import INGEST_PATH
 from sync.protocol import Batch, data_topic, encode_batch

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from adapters.base import LinkState
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
+from gateway.core.link import LinkState
 from gateway.store import Store
 from sync.https_uplink import HttpsUplink
 from sync.ingest import IngestService, IngestSettings
@@ -198,7 +198,7 @@ async def test_a_proxy_answering_404_keeps_every_record_until_it_is_fixed(
             # Nothing quarantined, nothing lost: every record still waits in the outbox.
             assert await outbox.quarantined() == []
             assert await outbox.quarantine_count() == 0
-            assert uplink.stats.quarantined == 0
+            assert uplink.stats.records_quarantined == 0
             waiting = {s for (s,) in await store.fetchall("SELECT seq FROM outbox")}
             assert set(seqs) <= waiting
             # The same batch again and again (capped backoff), never the next one.
@@ -243,7 +243,7 @@ async def test_a_proxy_body_limit_413_is_met_with_smaller_batches(
         async with running_uplink(store, warehouse.url) as uplink:
             await wait_for(lambda: _empty(outbox), 20, "the outbox drained")
             assert await outbox.quarantined() == []
-            assert uplink.stats.quarantined == 0
+            assert uplink.stats.records_quarantined == 0
             assert uplink.stats.refusals >= 1
         # Met by the gateway itself: logged, no alert (a single record too large would be).
         assert await stored_alert_states(store, "sync_refused") == []

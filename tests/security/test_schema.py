@@ -2,7 +2,7 @@
 coercion (issue 18). Before, ``int(r["seq"])`` read a seq of 3.9 as 3, "4" as 4 and ``true``
 as 1, and any field of any type was stored.
 
-The schema is the gateway's own (``gateway/schema.py``, :mod:`sync.record_schema`), so a
+The schema is the gateway's own (``gateway/store/schema.py``, :mod:`sync.record_schema`), so a
 real gateway's records always pass: the conservation check at the end of each test proves it.
 """
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import LinkState
+from gateway.core.link import LinkState
 from sync.ingest.ack_keys import AckKeys
 from sync.outbox import Outbox
 from tests.security.conftest import Client

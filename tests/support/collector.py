@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, TypeVar
 
-from gateway.records import DeviceEvent, PackEvent, Record, RejectedInput, TemperatureReading
+from gateway.core.records import DeviceEvent, PackEvent, Record, RejectedInput, TemperatureReading
 
 R = TypeVar("R")
 

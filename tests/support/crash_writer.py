@@ -12,9 +12,9 @@ import itertools
 import sys
 from pathlib import Path
 
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import DeviceEvent
+from gateway.core.clock import SystemClock
+from gateway.core.records import DeviceEvent
 from gateway.store import Store
 
 BATCH = 50

@@ -26,8 +26,8 @@ import signal
 import sys
 from typing import Any
 
-from adapters.codecs.registers import Table
 from adapters.simulators import ModbusSimulator, OpcUaSimulator
+from gateway.core.codecs.registers import Table
 from tests.support.opcua_harness import LINE
 
 TARE_G = 12.5

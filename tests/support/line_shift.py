@@ -10,12 +10,11 @@ import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
-from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
 from adapters.roles import LabelInterpreter
-from gateway.clock import ManualClock
 from gateway.config import ProbeRules, RulesSection, ScannerTcpDevice
-from gateway.records import (
+from gateway.core.clock import ManualClock
+from gateway.core.codecs.gs1 import encode_element_string, gtin_check_digit
+from gateway.core.records import (
     AlertRecord,
     DeviceEvent,
     LabelScan,
@@ -23,6 +22,7 @@ from gateway.records import (
     Record,
     TemperatureReading,
 )
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, to_us
 from rules.devices import WatchedDevice

@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from adapters.erp.model import run_to_json
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import DeviceEvent, PackEvent, RunVersion
+from gateway.core.clock import SystemClock
+from gateway.core.records import DeviceEvent, PackEvent, RunVersion
+from gateway.core.runs import run_to_json
 from gateway.runs import to_us
 from gateway.store import Store
 from tests.support.line_shift import RUN, START, LineShift

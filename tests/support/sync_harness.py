@@ -12,10 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.schema import RECORD_STREAMS
+from gateway.core.clock import SystemClock
 from gateway.store import Store
+from gateway.store.schema import RECORD_STREAMS
 from sync.ingest import IngestService, IngestSettings
 from sync.mqtt_uplink import MqttUplink
 from tests.support.mosquitto import Mosquitto

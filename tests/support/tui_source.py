@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gateway.api import GatewayUnavailable
 from rules.actions import DEFAULT_ACTIONS
 from rules.alarm_rates import Raise, alarm_load
 from rules.alert_refs import alert_ref
-from tui.client import GatewayUnavailable
 
 STATUS = json.loads((Path(__file__).parent / "data" / "tui_status.json").read_text())
 SIZES = [(80, 24), (120, 40)]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from asyncua import ua
 from asyncua.server.server import Server
 
-from adapters.codecs.units import unit_id
+from gateway.core.codecs.units import unit_id
 from tests.support.ports import free_port
 
 UNECE_NS = "http://www.opcfoundation.org/UA/units/un/cefact"

@@ -13,10 +13,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gateway.backoff import Backoff
-from gateway.clock import SystemClock
 from gateway.config import StoreSection
-from gateway.records import (
+from gateway.core.backoff import Backoff
+from gateway.core.clock import SystemClock
+from gateway.core.records import (
     AlertRecord,
     DeviceEvent,
     LabelScan,

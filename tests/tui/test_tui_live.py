@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from gateway.api import AlertView
 from gateway.config import load_config
 from sync.protocol import andon_topic
 from tests.support.mosquitto import Mosquitto
@@ -73,13 +74,13 @@ def stored_transitions(db_path: Path, alert_id: str) -> list[tuple[str, dict[str
     return [(state, json.loads(detail)) for state, detail in rows]
 
 
-def active(app: LinesideApp, rule: str) -> dict[str, Any] | None:
+def active(app: LinesideApp, rule: str) -> AlertView | None:
     if app.snapshot is None:
         return None
     return next((a for a in app.snapshot["alerts"]["active"] if a["rule"] == rule), None)
 
 
-def selected_alert(screen: AlertsScreen) -> dict[str, Any]:
+def selected_alert(screen: AlertsScreen) -> AlertView:
     alert = screen.selected()
     assert alert is not None, "an alert is highlighted"
     return alert

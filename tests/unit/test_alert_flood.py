@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from gateway.config import RulesSection
-from gateway.records import AlertRecord
+from gateway.core.records import AlertRecord
 from gateway.runs import to_us
 from rules.alarm_rates import Raise, alarm_load
 from tests.support.line_shift import START, LineShift

@@ -5,14 +5,13 @@ acknowledged; corrective actions carried with each alert."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from gateway.config import RulesSection, parse_config
 from gateway.control import AlertControl, CommandError
-from gateway.errors import ConfigError
-from gateway.records import AlertRecord, DeviceEvent, Record
+from gateway.core.errors import ConfigError
+from gateway.core.records import AlertRecord, DeviceEvent, Record
 from rules.alert_refs import REF_LENGTH, alert_ref
 from tests.support.line_shift import PACK_DATE, PROBE, LineShift
 
@@ -102,7 +101,7 @@ def control(line: LineShift) -> tuple[AlertControl, Store]:
 async def test_the_control_socket_acknowledges_by_rule_and_line() -> None:
     line = wrong_labels_and_dates()
     alerts, store = control(line)
-    answer: dict[str, Any] = await alerts.acknowledge(
+    answer = await alerts.acknowledge(
         {"rule": "label_weight", "line": "L1", "operator": "Ann", "comment": "labeller fixed"}
     )
     assert answer["ok"]

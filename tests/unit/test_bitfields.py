@@ -6,13 +6,13 @@ import pytest
 from asyncua import ua
 
 from adapters.base import Quality, TagSample
-from adapters.codecs.bitfields import extract_field, is_contiguous, mask_shift
-from adapters.codecs.registers import DataType, decode_registers
 from adapters.modbus import ModbusAdapter
 from adapters.modbus.client import tag_sample
 from adapters.opcua.status import BAD_TYPE_MISMATCH, bit_field, sample_from
-from gateway.clock import ManualClock
 from gateway.config import ModbusTag
+from gateway.core.clock import ManualClock
+from gateway.core.codecs.bitfields import extract_field, is_contiguous, mask_shift
+from gateway.core.codecs.registers import DataType, decode_registers
 from tests.support.collector import Collector
 from tests.support.modbus_harness import device
 

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import LinesideConfig, json_schema, load_config, parse_config
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO
 
@@ -84,8 +84,8 @@ def test_check_config_reports_toml_syntax_errors(tmp_path: Path) -> None:
     bad.write_text("[gateway\nid = 1\n")
     result = lineside("check-config", str(bad))
     assert result.returncode != 0
-    assert "(syntax)" in result.stderr
-    assert "TOML" in result.stderr
+    assert f"{bad}: (syntax): TOML: " in result.stderr
+    assert "value (missing)" not in result.stderr  # nothing is missing: the file is no TOML
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -194,6 +194,25 @@ def test_secret_in_clear_text_is_refused_and_not_echoed(tmp_path: Path) -> None:
     result = lineside("check-config", str(path))
     assert "hunter2-secret" not in result.stderr + result.stdout
     assert "'***'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        '[erp]\nkind = "http"\nurl = "https://erp.example/api/runs"\ntoken = "hunter2-secret"\n',
+        '[sync.mqtt]\nhost = "broker"\nack_key = "hunter2-secret"\n',
+        '[sync.mqtt]\nhost = "broker"\npasword = "hunter2-secret"\n',  # misspelt key
+        '[sync.mqt]\nhost = "broker"\npassword = "hunter2-secret"\n',  # misspelt table
+    ],
+    ids=["erp-token", "ack-key", "misspelt-key", "misspelt-table"],
+)
+def test_no_secret_is_echoed_by_check_config(tmp_path: Path, section: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(minimal_config_text(tmp_path / "db") + section)
+    result = lineside("check-config", str(path))
+    assert result.returncode == 3
+    assert "hunter2-secret" not in result.stderr + result.stdout
+    assert "not valid" in result.stderr
 
 
 def test_secret_from_env_file_and_credentials_directory(tmp_path: Path) -> None:

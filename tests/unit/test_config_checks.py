@@ -19,8 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from gateway.cli import main
 from gateway.config import LinesideConfig, ModbusTcpDevice, load_config
-from gateway.config_coverage import coverage_warnings
-from gateway.errors import ConfigError
+from gateway.config.coverage import coverage_warnings
+from gateway.core.errors import ConfigError
 from gateway.tls_files import client_tls_context
 from tests.support.configs import minimal_config_text
 from tests.support.paths import REPO

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.config import ModbusTcpDevice, OpcUaDevice, parse_config
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 
 def _config(tags: list[dict[str, Any]], *, role: str, kind: str = "modbus_tcp") -> dict[str, Any]:

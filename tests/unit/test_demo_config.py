@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.shipped import DEMO_CONFIG, EXAMPLE_CONFIG, shipped_path
 from gateway.demo_config import demo_config_path, load_demo_config, operator_hint
-from gateway.shipped import DEMO_CONFIG, EXAMPLE_CONFIG, shipped_path
 from tests.support.paths import REPO
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.records import RecordFlag
+from gateway.core.records import RecordFlag
 from sync.ingest.warehouse import edge_columns
 from tests.support.paths import REPO
 

@@ -21,7 +21,7 @@ from adapters.erp.contract import (
     load_schema,
     schema_violations,
 )
-from adapters.erp.model import ProductionRun, RunRejection, parse_run
+from gateway.core.runs import ProductionRun, RunRejection, parse_run
 
 TZ = ZoneInfo("Europe/London")
 DOC = Path(__file__).resolve().parents[2] / "docs" / "erp-contract.md"

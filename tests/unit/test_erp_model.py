@@ -1,4 +1,4 @@
-"""Tests for the pure ERP run model (adapters.erp.model): text parsing, coercion, parse_run."""
+"""Tests for the pure ERP run model (gateway.core.runs): text parsing, coercion, parse_run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.erp.model import (
+from gateway.core.runs import (
     Product,
     ProductionRun,
     RunRejection,

@@ -1,4 +1,4 @@
-"""Tests for the pure GS1 element-string codec (adapters.codecs.gs1)."""
+"""Tests for the pure GS1 element-string codec (gateway.core.codecs.gs1)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.codecs.gs1 import (
+from gateway.core.codecs.gs1 import (
     GS,
     REASONS,
     Gs1Label,

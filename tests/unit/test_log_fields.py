@@ -11,7 +11,8 @@ from typing import TextIO
 
 import pytest
 
-from gateway.logs import bind_log_context, configure_logging, log_context, set_gateway_id
+from gateway.core.log_context import bind_log_context, log_context, set_gateway_id
+from gateway.logs import configure_logging
 from sync.paho_codes import describe_rc, seq_text
 
 

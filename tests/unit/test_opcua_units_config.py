@@ -1,4 +1,4 @@
-"""OPC UA tag units in the config and the pure unit codec (adapters/codecs/units.py)."""
+"""OPC UA tag units in the config and the pure unit codec (gateway/core/codecs/units.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.base import TagSample
-from adapters.codecs.units import UNITS, common_code, from_common_code, to_rule_unit, unit_id
 from adapters.opcua.units import engineering_sample
 from gateway.config import OpcUaDevice, OpcUaTag
+from gateway.core.codecs.units import UNITS, common_code, from_common_code, to_rule_unit, unit_id
 
 
 def _device(role: str, tags: list[dict[str, Any]]) -> OpcUaDevice:

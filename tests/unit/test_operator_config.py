@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.operator_config import load_operator_config
 
 SECRETS = """

@@ -14,10 +14,10 @@ from adapters.base import Quality, TagSample
 from adapters.opcua.packs import PackAssembler
 from adapters.roles import CheckweigherInterpreter, interpreter_for
 from gateway.config import parse_config
-from gateway.records import DeviceEvent, PackEvent, RecordFlag
+from gateway.core.records import DeviceEvent, PackEvent, RecordFlag
 from rules.emark import EmarkTracker
 from rules.giveaway import GiveawayStats
-from rules.model import ProductSpec, RunContext, Tier
+from rules.model import Product, RunContext, Tier
 
 UNCERTAIN = RecordFlag.VALUES_UNCERTAIN
 TAGS = ["net_weight", "label_sequence"]
@@ -229,7 +229,7 @@ def test_a_bad_value_is_still_rejected_in_a_doubtful_pack() -> None:
 
 
 T0 = 1_714_543_200_000_000
-SPEC = ProductSpec(plu="10120", nominal_g=Decimal("250"), tier=Tier.PREMIUM)
+SPEC = Product(plu="10120", nominal_g=Decimal("250"), tier=Tier.PREMIUM)
 RUN = RunContext(
     run_number="R42",
     line="L1",
@@ -267,7 +267,7 @@ def test_flagged_packs_are_not_in_the_emark_batch_nor_raise_t2() -> None:
 def test_a_flagged_pack_alone_starts_and_closes_no_batch() -> None:
     tracker = EmarkTracker()
     tracker.observe(pack(1, 251.0), RUN, SPEC, T0 + 1)
-    other = ProductSpec(plu="10200", nominal_g=Decimal("500"), tier=Tier.PREMIUM)
+    other = Product(plu="10200", nominal_g=Decimal("500"), tier=Tier.PREMIUM)
     run = RunContext(
         run_number="R42",
         line="L1",

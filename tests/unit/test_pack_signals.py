@@ -11,7 +11,7 @@ from adapters.modbus.client import tag_sample
 from adapters.pack_signals import Edge, RejectPairing, count_of, flag, program_text
 from adapters.roles import CheckweigherInterpreter, TemperatureInterpreter, interpreter_for
 from gateway.config import ModbusTag, ModbusTcpDevice, parse_config
-from gateway.records import (
+from gateway.core.records import (
     SENSOR_FAULT_CODE,
     DeviceEvent,
     PackEvent,

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.codecs.precision import scaled, shortest_float32
-from adapters.codecs.registers import DataType, decode_registers, scale
 from adapters.modbus.client import tag_sample
 from adapters.opcua.status import plain_value
 from gateway.config import ModbusTag
+from gateway.core.codecs.precision import scaled, shortest_float32
+from gateway.core.codecs.registers import DataType, decode_registers, scale
 
 
 @pytest.mark.parametrize(

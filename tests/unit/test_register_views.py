@@ -1,4 +1,4 @@
-"""Every way a block of registers reads (adapters/codecs/register_views.py)."""
+"""Every way a block of registers reads (gateway/core/codecs/register_views.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from adapters.codecs.register_views import every_view, tag_fragment, views_as_json
-from adapters.codecs.registers import DataType, Table, WordOrder, encode_registers
+from gateway.core.codecs.register_views import every_view, tag_fragment, views_as_json
+from gateway.core.codecs.registers import DataType, Table, WordOrder, encode_registers
 from gateway.modbus_probe import parse_target
 
 

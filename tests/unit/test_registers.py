@@ -1,4 +1,4 @@
-"""Tests for the pure Modbus register codec (adapters/codecs/registers.py).
+"""Tests for the pure Modbus register codec (gateway/core/codecs/registers.py).
 
 Golden values are written out as literal register words (computed by hand from the IEEE 754 /
 two's-complement bit patterns), never derived from the code under test. Reference:
@@ -14,21 +14,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.codecs.registers import (
+from gateway.core.codecs.read_plan import ReadBlock, RegisterSpan, plan_reads, slice_block
+from gateway.core.codecs.registers import (
     DataType,
-    ReadBlock,
     RegisterDecodeError,
-    RegisterSpan,
     Table,
     WordOrder,
     decode_registers,
     encode_registers,
     is_finite_number,
     parse_modicon_address,
-    plan_reads,
     register_count,
     scale,
-    slice_block,
 )
 
 A, B, C, D = WordOrder.ABCD, WordOrder.BADC, WordOrder.CDAB, WordOrder.DCBA

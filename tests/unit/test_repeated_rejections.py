@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.rejections import RepeatedRejections
-from gateway.records import Record, RejectedInput, TemperatureReading
+from gateway.core.records import Record, RejectedInput, TemperatureReading
 
 S = 1_000_000
 

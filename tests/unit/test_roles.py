@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from adapters.base import Quality, TagSample
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
 from adapters.roles import (
     CheckweigherInterpreter,
     LabelInterpreter,
@@ -13,7 +12,14 @@ from adapters.roles import (
     interpreter_for,
 )
 from gateway.config import LinesideConfig, parse_config
-from gateway.records import DeviceEvent, LabelScan, PackEvent, RejectedInput, TemperatureReading
+from gateway.core.codecs.gs1 import encode_element_string, gtin_check_digit
+from gateway.core.records import (
+    DeviceEvent,
+    LabelScan,
+    PackEvent,
+    RejectedInput,
+    TemperatureReading,
+)
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 

@@ -21,11 +21,11 @@ from rules.compliance import (
     check_run,
     mentions_tails,
 )
-from rules.model import AlertEvent, Finding, ProductSpec, RunContext, Severity, Tier
+from rules.model import AlertEvent, Finding, Product, RunContext, Severity, Tier
 
-PREMIUM = ProductSpec("10120", Decimal(120), Tier.PREMIUM, species="salmon", description="")
-GG = ProductSpec("20280", Decimal(280), Tier.GG, species="salmon")
-EXPORT = ProductSpec("30999", None, Tier.EXPORT, catch_weight=True, species="salmon")
+PREMIUM = Product("10120", Decimal(120), Tier.PREMIUM, species="salmon", description="")
+GG = Product("20280", Decimal(280), Tier.GG, species="salmon")
+EXPORT = Product("30999", None, Tier.EXPORT, catch_weight=True, species="salmon")
 
 
 def run(**changes: object) -> RunContext:
@@ -275,7 +275,7 @@ def test_corrected_run_clears_the_alert() -> None:
 def test_no_upward_flow_goes_unflagged(batch_tiers: list[Tier], product_tiers: list[Tier]) -> None:
     rank = {Tier.PREMIUM: 1, Tier.GG: 2, Tier.EXPORT: 3}
     products = tuple(
-        ProductSpec(f"P{i}", None, t, catch_weight=True) for i, t in enumerate(product_tiers)
+        Product(f"P{i}", None, t, catch_weight=True) for i, t in enumerate(product_tiers)
     )
     tiers = {f"B{i}": t for i, t in enumerate(batch_tiers)}
     findings = check_run(run(products=products, batch_tiers=tiers, batch_species={}), 1)

@@ -4,9 +4,9 @@ from a replay."""
 
 from __future__ import annotations
 
-from gateway.clock import ManualClock
 from gateway.config import RulesSection
-from gateway.records import AlertRecord
+from gateway.core.clock import ManualClock
+from gateway.core.records import AlertRecord
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, to_us
 from rules.devices import WatchedDevice

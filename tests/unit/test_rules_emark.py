@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.records import PackEvent, Severity
+from gateway.core.records import PackEvent, Severity
 from rules.emark import (
     BatchRecord,
     EmarkTracker,
@@ -20,7 +20,7 @@ from rules.emark import (
     net_for_emark,
     tne_g,
 )
-from rules.model import Finding, ProductSpec, RunContext, Tier
+from rules.model import Finding, Product, RunContext, Tier
 
 D = Decimal
 T0 = 1_714_543_200_000_000  # 2024-05-01T06:00:00Z
@@ -185,8 +185,8 @@ def test_tne_monotone(a: Decimal, b: Decimal) -> None:
 
 def product(
     qn: str | None = "250", *, plu: str = "10120", catch: bool = False, **kw: object
-) -> ProductSpec:
-    return ProductSpec(
+) -> Product:
+    return Product(
         plu=plu,
         nominal_g=None if qn is None else D(qn),
         tier=Tier.PREMIUM,
@@ -453,7 +453,7 @@ def test_bad_batch_settings(kw: dict[str, int]) -> None:
 # -- tracker -------------------------------------------------------------------------------
 
 
-def run_ctx(run_number: str = "R42", *products: ProductSpec) -> RunContext:
+def run_ctx(run_number: str = "R42", *products: Product) -> RunContext:
     return RunContext(
         run_number=run_number,
         line="L1",
@@ -530,7 +530,7 @@ def test_tracker_rolls_over_on_changeover(change: str) -> None:
     [product("250", catch=True), product(None), product("26000"), product("4")],
     ids=["catch-flag", "no-nominal", "above-25kg", "below-5g"],
 )
-def test_tracker_excludes_products_outside_the_average_system(spec: ProductSpec) -> None:
+def test_tracker_excludes_products_outside_the_average_system(spec: Product) -> None:
     tracker = EmarkTracker(min_packs=1)
     run = run_ctx("R42", spec)
     for i in range(5):

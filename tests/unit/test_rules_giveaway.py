@@ -6,19 +6,17 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.records import PackEvent, Severity
+from gateway.core.records import PackEvent, Severity
 from rules.giveaway import GiveawayStats, TargetSuggestion, check, suggest_target
-from rules.model import ProductSpec, Tier
+from rules.model import Product, Tier
 
 D = Decimal
 T0 = 1_714_543_200_000_000
 S = 1_000_000
 
 
-def product(
-    qn: str | None = "250", *, price: str | None = None, catch: bool = False
-) -> ProductSpec:
-    return ProductSpec(
+def product(qn: str | None = "250", *, price: str | None = None, catch: bool = False) -> Product:
+    return Product(
         plu="10120",
         nominal_g=None if qn is None else D(qn),
         tier=Tier.GG,

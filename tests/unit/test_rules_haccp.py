@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.records import TemperatureReading
+from gateway.core.records import TemperatureReading
 from rules.haccp import (
     FROZEN_PRODUCT_CCP,
     RULE_LOWER,

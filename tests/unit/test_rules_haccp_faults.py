@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from gateway.clock import ManualClock
 from gateway.config import ProbeRules, RulesSection
-from gateway.records import (
+from gateway.core.clock import ManualClock
+from gateway.core.records import (
     SENSOR_FAULT_CODE,
     AlertRecord,
     Record,

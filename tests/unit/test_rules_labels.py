@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records import DeviceEvent, LabelScan, PackEvent, Record, RejectedInput
+from gateway.core.records import DeviceEvent, LabelScan, PackEvent, Record, RejectedInput
 from gateway.runs import to_us
 from rules.labels import (
     RULE_BATCH,
@@ -24,7 +24,7 @@ from rules.labels import (
     label_subject,
     sequence_number,
 )
-from rules.model import Finding, ProductSpec, RunContext, Severity, Tier
+from rules.model import Finding, Product, RunContext, Severity, Tier
 from rules.outages import DEVICE_OFFLINE, GATEWAY_DOWN, OutageLog
 
 
@@ -276,10 +276,8 @@ def test_duplicates_are_exactly_the_repeats(numbers: list[int]) -> None:
 # ------------------------------------------------------------------------------ content
 
 PRODUCTS = (
-    ProductSpec(
-        plu="10120", nominal_g=None, tier=Tier.GG, catch_weight=True, gtin="09506000134352"
-    ),
-    ProductSpec(plu="10240", nominal_g=Decimal(240), tier=Tier.GG, gtin="5060000000017"),
+    Product(plu="10120", nominal_g=None, tier=Tier.GG, catch_weight=True, gtin="09506000134352"),
+    Product(plu="10240", nominal_g=Decimal(240), tier=Tier.GG, gtin="5060000000017"),
 )
 RUN = RunContext(
     run_number="R42",

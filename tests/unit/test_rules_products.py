@@ -8,12 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.codecs.gs1 import encode_element_string, gtin_check_digit
-from adapters.erp.model import Product, ProductionRun, RunStatus, Tier
 from adapters.roles import LabelInterpreter
-from gateway.clock import ManualClock
 from gateway.config import RulesSection, ScannerTcpDevice
-from gateway.records import (
+from gateway.core.clock import ManualClock
+from gateway.core.codecs.gs1 import encode_element_string, gtin_check_digit
+from gateway.core.records import (
     AlertRecord,
     DeviceEvent,
     EmarkBatchRecord,
@@ -22,6 +21,7 @@ from gateway.records import (
     Record,
     RecordFlag,
 )
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier
 from gateway.rules_engine import RulesEngine, run_context
 from gateway.runs import RunIndex, to_us
 from rules.products import decide

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records import LabelScan
+from gateway.core.records import LabelScan
 from rules.model import RunContext, Severity
 from rules.shelf_life import (
     RULE_FREEZE_DOWN,

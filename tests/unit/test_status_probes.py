@@ -4,12 +4,12 @@ reading is expected (the TUI shows a reading's age once it is older than that)."
 from __future__ import annotations
 
 from gateway.config import load_config
-from gateway.status import _probe_tags
+from gateway.status_views import probe_tags
 from tests.support.paths import REPO
 
 
 def test_probe_tags_carry_their_location_and_expected_interval() -> None:
-    tags = _probe_tags(load_config(REPO / "config" / "demo.toml"))
+    tags = probe_tags(load_config(REPO / "config" / "demo.toml"))
     assert tags["probes-opcua", "P1"] == ("product core", None), "subscribed: on change"
     assert tags["probes-opcua", "P2"] == ("chill room", None)
     assert tags["tt-modbus", "T1"] == ("infeed", 1.0), "polled every 1000 ms"
