@@ -108,6 +108,19 @@ ENGINE_RULES: Final = frozenset(
 )
 """Every rule the gateway's rules engine evaluates (gateway/rules_engine/)."""
 
+ALL_RULES: Final = frozenset(
+    {
+        *ENGINE_RULES,
+        *STORE_RULES,
+        SYNC_QUARANTINED,
+        SYNC_SESSION_TAKEN_OVER,
+        ERP_UNAVAILABLE,
+        ERP_RUN_CHANGED,
+        INTAKE_SHED,
+    }
+)
+"""Every rule id an alert can carry; an operator command naming another is a typo."""
+
 # policies
 LATCHING_RULES: Final = frozenset({*LABEL_RULES, SHELF_LIFE_USE_BY})
 """Rules about one thing that happened (a wrong label, a wrong date), not a lasting
@@ -118,6 +131,7 @@ NEVER_SUPPRESSED: Final = frozenset({*HACCP_RULES, *STORE_RULES, *EMARK_VERDICTS
 verdicts (a batch closes at changeover, and an underweight batch is illegal regardless)."""
 
 __all__ = [
+    "ALL_RULES",
     "COMPLIANCE_GG_IN_PREMIUM",
     "COMPLIANCE_RULES",
     "COMPLIANCE_SCANBACK_ORPHAN",

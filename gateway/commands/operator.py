@@ -12,6 +12,7 @@ from typing import Any
 from gateway import api
 from gateway.commands.common import (
     EXIT_OK,
+    EXIT_USAGE,
     CommandFailed,
     SubCommands,
     add_gateway_target,
@@ -36,6 +37,19 @@ def _cmd_run_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _known_rule(rule: str | None, command: str) -> None:
+    """Refuse a ``--rule`` that no alert can carry: the gateway would answer "no alert of
+    rule x", which reads as "all clear" when the id is only misspelt."""
+    from gateway.config.hints import did_you_mean  # noqa: PLC0415
+    from rules.ids import ALL_RULES  # noqa: PLC0415
+
+    if rule and rule not in ALL_RULES:
+        raise CommandFailed(
+            f"lineside {command}: unknown rule {printable(rule)!r}{did_you_mean(rule, ALL_RULES)}",
+            EXIT_USAGE,
+        )
+
+
 def _cmd_alerts(args: argparse.Namespace) -> int:
     from gateway.alerts_command import (  # noqa: PLC0415
         AlertsUnavailable,
@@ -45,6 +59,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
     )
     from gateway.control import ControlClientError, send_command  # noqa: PLC0415
 
+    _known_rule(args.rule, "alerts")
     request = api.Alerts.unchecked(line=args.line or None, rule=args.rule or None)
     path = control_socket(args)
     try:
@@ -89,6 +104,7 @@ def _selector(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
+    _known_rule(args.rule, "ack")
     request = api.Acknowledge.unchecked(
         **_selector(args), operator=args.operator, comment=args.comment
     )
@@ -99,6 +115,7 @@ def _cmd_ack(args: argparse.Namespace) -> int:
 
 
 def _cmd_shelve(args: argparse.Namespace) -> int:
+    _known_rule(args.rule, "shelve")
     request = api.Shelve.unchecked(
         **_selector(args), minutes=args.minutes, operator=args.operator, comment=args.comment
     )

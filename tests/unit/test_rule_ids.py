@@ -87,3 +87,7 @@ def test_no_engine_rule_id_is_written_out_again() -> None:
         for line, value in _rule_id_literals(path)
     ]
     assert found == []
+
+
+def test_all_rules_names_every_id() -> None:
+    assert _ALL_IDS == ids.ALL_RULES
