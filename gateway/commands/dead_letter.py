@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from gateway import api
 from gateway.commands.common import (
@@ -14,9 +19,12 @@ from gateway.commands.common import (
     SubCommands,
     add_gateway_target,
     control_socket,
+    operator_config,
     printable,
-    send_control,
 )
+
+MAX_RECORDS = 1000
+"""At most this many records a page, as the gateway answers (gateway/control_commands.py)."""
 
 
 def _seq_args(values: Sequence[str]) -> list[int | list[int]]:
@@ -46,40 +54,122 @@ def _when(ts_us: object) -> str:
     return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _cmd_dead_letter(args: argparse.Namespace) -> int:
+_STORE_ACTIONS = ("list", "show")
+"""What ``dead-letter`` can read from a stopped gateway's store; re-queueing writes the
+outbox, which only the running gateway's single writer may do
+(gateway/store/outbox.py)."""
+
+
+def _unreachable(args: argparse.Namespace, path: Path, exc: BaseException) -> CommandFailed:
+    reason = printable(exc) or type(exc).__name__
+    if args.action in _STORE_ACTIONS:
+        then = "with --config, list and show read a stopped gateway's store"
+    else:
+        then = "requeue is done by the running gateway: start it (`lineside run`), then requeue"
+    return CommandFailed(
+        f"lineside dead-letter {args.action}: cannot reach the gateway at {path}: {reason}; {then}"
+    )
+
+
+def _ask(args: argparse.Namespace, request: api.Request) -> dict[str, Any]:
+    """The gateway's answer; for list and show with ``--config`` and no gateway answering
+    (it is stopped), the same answer read from its store."""
+    from gateway.control import ControlClientError, send_command  # noqa: PLC0415
+
     path = control_socket(args)
+    try:
+        answer = asyncio.run(send_command(path, request.wire()))
+    except (OSError, TimeoutError, ControlClientError) as exc:
+        if args.config is None or args.action not in _STORE_ACTIONS:
+            raise _unreachable(args, path, exc) from None
+        answer = _from_store(args, operator_config(args.config).store.path)
+        print(f"lineside dead-letter: no gateway at {path}; read from its store", file=sys.stderr)
+    if not answer.get("ok"):
+        raise CommandFailed(f"lineside: refused: {printable(answer.get('error'))}")
+    return answer
+
+
+def _from_store(args: argparse.Namespace, store_path: Path) -> dict[str, Any]:
+    """What the gateway would answer, read through a read-only connection."""
+    import sqlite3  # noqa: PLC0415
+
+    from gateway.store import outbox  # noqa: PLC0415
+
+    try:
+        db = sqlite3.connect(f"{store_path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            if args.action == "list":
+                limit = max(1, min(args.limit, MAX_RECORDS))
+                total = db.execute(outbox.QUARANTINE_COUNT).fetchone()[0]
+                page = db.execute(outbox.QUARANTINE_PAGE, (args.after or 0, limit + 1)).fetchall()
+                records = [dataclasses.asdict(outbox.quarantined_entry(r)) for r in page]
+                return {
+                    "ok": True,
+                    "total": total,
+                    "records": records[:limit],
+                    "more": len(page) > limit,
+                }
+            row = db.execute(outbox.QUARANTINE_ENTRY, (args.seq,)).fetchone()
+            if row is None:
+                return {"ok": False, "error": f"record {args.seq} is not in the quarantine"}
+            entry = outbox.quarantined_entry(row)
+            query = outbox.record_query(entry.stream)
+            found = db.execute(query, (args.seq,)).fetchone() if query else None
+            data = outbox.record_data(entry.stream, found) if found else None
+            return {"ok": True, "record": dataclasses.asdict(entry), "data": data}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise CommandFailed(
+            f"lineside dead-letter {args.action}: no gateway answers and its store cannot be "
+            f"read: {store_path}: {printable(exc)}"
+        ) from None
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    answer = _ask(args, api.DeadLetterList.unchecked(limit=args.limit, after=args.after or 0))
+    records = answer.get("records") or []
+    for entry in records:
+        print(
+            f"{entry.get('seq'):>12}  {printable(entry.get('stream')):<16} "
+            f"{_when(entry.get('ts_us'))}  {printable(entry.get('reason'))}"
+        )
+    total = answer.get("total", len(records))
+    if not total:
+        print("the sync quarantine is empty")
+    else:
+        more = f"; more after {records[-1].get('seq')} (--after)" if answer.get("more") else ""
+        print(f"{total} record(s) in the sync quarantine{more}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    answer = _ask(args, api.DeadLetterShow.unchecked(seq=args.seq))
+    entry = answer.get("record") or {}
+    print(f"seq          {entry.get('seq')}")
+    print(f"stream       {printable(entry.get('stream'))}")
+    print(f"quarantined  {_when(entry.get('ts_us'))}")
+    print(f"reason       {printable(entry.get('reason'))}")
+    data = answer.get("data")
+    shown = (
+        json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+        if data is not None
+        else "(gone)"
+    )
+    print(f"record       {shown}")
+    return EXIT_OK
+
+
+def _cmd_dead_letter(args: argparse.Namespace) -> int:
     if args.action == "list":
-        request = api.DeadLetterList.unchecked(limit=args.limit, after=args.after or 0)
-        answer = send_control(path, request.wire())
-        records = answer.get("records") or []
-        for entry in records:
-            print(
-                f"{entry.get('seq'):>12}  {printable(entry.get('stream')):<16} "
-                f"{_when(entry.get('ts_us'))}  {printable(entry.get('reason'))}"
-            )
-        total = answer.get("total", len(records))
-        if not total:
-            print("the sync quarantine is empty")
-        else:
-            more = f"; more after {records[-1].get('seq')} (--after)" if answer.get("more") else ""
-            print(f"{total} record(s) in the sync quarantine{more}")
-        return EXIT_OK
+        return _cmd_list(args)
     if args.action == "show":
-        answer = send_control(path, api.DeadLetterShow.unchecked(seq=args.seq).wire())
-        entry = answer.get("record") or {}
-        print(f"seq          {entry.get('seq')}")
-        print(f"stream       {printable(entry.get('stream'))}")
-        print(f"quarantined  {_when(entry.get('ts_us'))}")
-        print(f"reason       {printable(entry.get('reason'))}")
-        data = answer.get("data")
-        shown = json.dumps(data, indent=2, sort_keys=True) if data is not None else "(gone)"
-        print(f"record       {shown}")
-        return EXIT_OK
-    answer = send_control(
-        path,
+        return _cmd_show(args)
+    answer = _ask(
+        args,
         api.DeadLetterRequeue.unchecked(
             seqs=_seq_args(args.seqs), reason=args.reason, operator=args.operator
-        ).wire(),
+        ),
     )
     print(f"re-queued {answer.get('requeued')} record(s): {printable(answer.get('seqs'))}")
     for why, seqs in (answer.get("not_requeued") or {}).items():

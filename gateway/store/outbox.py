@@ -77,9 +77,34 @@ class QuarantinedRecord:
     """When it was quarantined (wall clock)."""
 
 
-def _quarantined(row: Sequence[Any]) -> QuarantinedRecord:
+# The quarantine's reads, shared with ``lineside dead-letter`` reading a stopped gateway's
+# store through a read-only connection (gateway/commands/dead_letter.py).
+QUARANTINE_COUNT = "SELECT count(*) FROM outbox_quarantine"
+QUARANTINE_PAGE = (
+    "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+QUARANTINE_ENTRY = "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq = ?"
+
+
+def quarantined_entry(row: Sequence[Any]) -> QuarantinedRecord:
+    """A row of :data:`QUARANTINE_PAGE` or :data:`QUARANTINE_ENTRY`."""
     seq, stream, reason, ts_us = row
     return QuarantinedRecord(int(seq), str(stream), str(reason or ""), int(ts_us or 0))
+
+
+def record_query(stream: str) -> str | None:
+    """The statement reading a record of ``stream`` by its ``seq``; ``None`` for a stream
+    that is not a record table."""
+    columns = STREAM_COLUMNS.get(stream)
+    if columns is None:
+        return None
+    # The table and column names come from RECORD_TABLES, never from the database.
+    return f"SELECT {', '.join(columns)} FROM {stream} WHERE seq = ?"  # noqa: S608
+
+
+def record_data(stream: str, row: Sequence[Any]) -> dict[str, Any]:
+    """A row of :func:`record_query` as JSON-ready values by column name."""
+    return {name: wire_value(v) for name, v in zip(STREAM_COLUMNS[stream], row, strict=True)}
 
 
 def wire_value(value: object) -> object:
@@ -217,7 +242,7 @@ class OutboxTable:
             "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
             (encoded,),
         )
-        entries = {entry.seq: entry for entry in map(_quarantined, rows)}
+        entries = {entry.seq: entry for entry in map(quarantined_entry, rows)}
         missing = [seq for seq in wanted if seq not in entries]
         if missing:
             refused["not in the quarantine"] = missing
@@ -268,42 +293,30 @@ class OutboxTable:
 
     async def quarantine_count(self) -> int:
         """How many records wait in the quarantine."""
-        rows = await self.store.fetchall("SELECT count(*) FROM outbox_quarantine")
+        rows = await self.store.fetchall(QUARANTINE_COUNT)
         return int(rows[0][0])
 
     async def quarantine_page(
         self, *, after: int = 0, limit: int = 1000
     ) -> list[QuarantinedRecord]:
         """Up to ``limit`` quarantined records with a sequence number above ``after``."""
-        rows = await self.store.fetchall(
-            "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [_quarantined(row) for row in rows]
+        rows = await self.store.fetchall(QUARANTINE_PAGE, (after, limit))
+        return [quarantined_entry(row) for row in rows]
 
     async def quarantined_record(
         self, seq: int
     ) -> tuple[QuarantinedRecord, dict[str, Any] | None] | None:
         """A quarantined record and its stored data (``None`` when the row is gone, e.g.
         evicted telemetry); ``None`` when ``seq`` is not in the quarantine."""
-        rows = await self.store.fetchall(
-            "SELECT seq, stream, reason, ts_us FROM outbox_quarantine WHERE seq = ?", (seq,)
-        )
+        rows = await self.store.fetchall(QUARANTINE_ENTRY, (seq,))
         if not rows:
             return None
-        entry = _quarantined(rows[0])
-        columns = STREAM_COLUMNS.get(entry.stream)
-        if columns is None:
+        entry = quarantined_entry(rows[0])
+        query = record_query(entry.stream)
+        if query is None:
             return entry, None
-        # The table and column names come from RECORD_TABLES, never from the database.
-        found = await self.store.fetchall(
-            f"SELECT {', '.join(columns)} FROM {entry.stream} WHERE seq = ?",  # noqa: S608
-            (seq,),
-        )
-        if not found:
-            return entry, None
-        return entry, {name: wire_value(v) for name, v in zip(columns, found[0], strict=True)}
+        found = await self.store.fetchall(query, (seq,))
+        return entry, record_data(entry.stream, found[0]) if found else None
 
     async def quarantined_in(
         self, ranges: Iterable[tuple[int, int]], *, limit: int = 1_000_000
