@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,9 +53,33 @@ def config_problems(exc: ValidationError, raw: Mapping[str, Any]) -> list[Config
         if error["type"] == "extra_forbidden":
             message = f"unknown key{hint or ' (misspelt? see config/example.toml)'}"
         else:
-            message = error["msg"].removeprefix("Value error, ")
+            message = error["msg"].removeprefix("Value error, ") + _quoted_number_hint(
+                error["type"], error.get("input"), location
+            )
         problems.append(ConfigProblem(location, value, message))
     return problems
+
+
+_NUMBER_TYPES = {"int_type": int, "float_type": float}
+"""pydantic's strict-mode errors for a key that takes a number (the config is strict:
+gateway/config/base.py), and what the text must parse as to be that number."""
+
+
+def _quoted_number_hint(error_type: str, value: object, location: str) -> str:
+    """``"; write it without quotes: port = 502"`` for a number written as a TOML string."""
+    parse = _NUMBER_TYPES.get(error_type)
+    if parse is None or not isinstance(value, str):
+        return ""
+    text = value.strip()
+    try:
+        number = parse(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    key = location.rsplit(".", 1)[-1]
+    written = text if key.endswith("]") else f"{key} = {text}"
+    return f"; write it without quotes: {written}"
 
 
 def _key_path(loc: tuple[int | str, ...], raw: object) -> str:

@@ -184,6 +184,31 @@ def test_values_must_have_the_keys_type(
     assert problems[key][1].startswith(reason), problems
 
 
+@pytest.mark.parametrize(
+    ("setting", "key", "hint"),
+    [
+        ('port = "502"', "devices[0].port", "; write it without quotes: port = 502"),
+        ('timeout_s = "2.5"', "devices[0].timeout_s", "; write it without quotes: timeout_s = 2.5"),
+        ('timeout_s = " 3 "', "devices[0].timeout_s", "; write it without quotes: timeout_s = 3"),
+        ('port = "five"', "devices[0].port", ""),
+        ('port = "5.5"', "devices[0].port", ""),
+        ('timeout_s = "nan"', "devices[0].timeout_s", ""),
+        ('enabled = "true"', "devices[0].enabled", ""),
+    ],
+)
+def test_a_number_in_quotes_is_shown_without_them(
+    tmp_path: Path, setting: str, key: str, hint: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        minimal_config_text(tmp_path / "gw.db")
+        + DEVICE
+        + f"{setting}\ntags = [{{ name = 'T1', address = 0 }}]\n"
+    )
+    reason = problems_of(config)[key][1]
+    assert reason.endswith(hint) if hint else "without quotes" not in reason, reason
+
+
 def test_toml_integers_still_fill_number_keys_and_enum_names_still_read(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(
