@@ -39,7 +39,8 @@ async def read_block(
     if table.is_bit_table or not 1 <= count <= MAX_READ_COUNT[table]:
         raise ValueError(f"reads 1..{MAX_READ_COUNT[Table.HOLDING]} holding or input registers")
     peer = f"{host}:{port}"
-    where = f"{table} registers {address}..{address + count - 1} of {host}:{port} unit {unit}"
+    # The error names the peer already ("device HOST:PORT: ..."): the block and unit only.
+    where = f"{table} registers {address}..{address + count - 1} of unit {unit}"
     client = AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0)
     try:
         async with asyncio.timeout(timeout_s * 2):

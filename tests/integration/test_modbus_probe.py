@@ -79,5 +79,7 @@ async def test_probe_names_the_registers_the_device_refused() -> None:
         )
     assert code == 1
     assert out == ""
-    assert "input registers 900..901" in err
-    assert f"127.0.0.1:{sim.port}" in err
+    assert "input registers 900..901 of unit 1" in err
+    # The device is named once, by the error's own "device HOST:PORT:" prefix.
+    assert err.count(f"127.0.0.1:{sim.port}") == 1, err
+    assert err.startswith(f"lineside modbus-probe: device 127.0.0.1:{sim.port}: "), err
