@@ -10,7 +10,14 @@ from collections.abc import Sequence
 
 from gateway import __version__, modbus_probe, opcua_browse
 from gateway.commands import dead_letter, erp, ingest, operator, reports, service, simulation
-from gateway.commands.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailed
+from gateway.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandFailed,
+    tolerant_stdio,
+)
 
 __all__ = [
     "EXIT_CONFIG",
@@ -57,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lineside`` console script."""
+    tolerant_stdio()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -112,3 +114,33 @@ def add_output_options(command: argparse.ArgumentParser, all_help: str) -> None:
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
     command.add_argument("--all", "--verbose", action="store_true", dest="all", help=all_help)
+
+
+def stdout_is_utf8() -> bool:
+    """Whether stdout writes UTF-8 (under the C locale Python 3.11 does, PEP 538/540)."""
+    import codecs  # noqa: PLC0415
+
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def print_json(document: object) -> None:
+    """A ``--json`` document on stdout: ℮ and names as UTF-8 text, not ``\\u`` escapes; on a
+    stdout that cannot write them (a non-UTF-8 locale), escaped, so it is still valid JSON."""
+    print(
+        json.dumps(
+            document, indent=2, sort_keys=True, default=str, ensure_ascii=not stdout_is_utf8()
+        )
+    )
+
+
+def tolerant_stdio() -> None:
+    """On a terminal whose encoding cannot write a character (℮ in a non-UTF-8 locale), write
+    it as an escape instead of failing the command with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and stream.errors == "strict":
+            reconfigure(errors="backslashreplace")

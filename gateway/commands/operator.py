@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from gateway.commands.common import (
     add_output_options,
     control_socket,
     operator_config,
+    print_json,
     printable,
     send_control,
 )
@@ -87,7 +87,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
     if not answer.get("ok"):
         raise CommandFailed(f"lineside: refused: {printable(answer.get('error'))}")
     if args.json:
-        print(json.dumps(alerts_document(answer, source=source), indent=2, sort_keys=True))
+        print_json(alerts_document(answer, source=source))
     else:
         print(format_alerts(answer, show_all=args.all, printable=printable))
     return EXIT_OK

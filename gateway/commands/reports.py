@@ -20,13 +20,13 @@ from gateway.commands.common import (
     add_output_options,
     gateway_config,
     operator_config,
+    print_json,
     printable,
     send_control,
 )
 
 
 def _cmd_shelf_life(args: argparse.Namespace) -> int:
-    import json  # noqa: PLC0415
     import sqlite3  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
@@ -82,7 +82,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "report"
         ]
         if args.json:
-            print(json.dumps(document, indent=2, sort_keys=True))
+            print_json(document)
         else:
             print(format_summary(document, printable=printable) + SUMMARY_HINT)
         return EXIT_OK
@@ -95,7 +95,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     document = report_document(report, losses, alerts, with_transitions=args.all)
     if args.json:
-        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+        print_json(document)
     else:
         text = format_summary(document, printable=printable)
         print(text + (format_full(report) if args.all else SUMMARY_HINT))
@@ -123,7 +123,7 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     result = asyncio.run(compare())
     if args.json:
         document = reconcile_document(result, config.gateway.id)
-        print(json.dumps(document, indent=2, sort_keys=True))
+        print_json(document)
     else:
         print(format_reconcile(result, config.gateway.id))
     if result.differences:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,36 @@ def test_alerts_text_fits_a_screen_and_json_counts_them_all(
     every = lineside("alerts", "-c", str(config), "--all")
     refs = {a["ref"] for a in document["alerts"]}
     assert all(ref in every.stdout for ref in refs)
+
+
+def _environment(**overrides: str) -> dict[str, str]:
+    """This environment without the locale and encoding settings, then ``overrides``."""
+    unset = ("LANG", "LANGUAGE", "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONCOERCECLOCALE")
+    env = {k: v for k, v in os.environ.items() if k not in unset and not k.startswith("LC_")}
+    return {**env, **overrides}
+
+
+@pytest.mark.parametrize("command", [("report", "R"), ("alerts",)])
+def test_json_is_utf8_under_the_c_locale(
+    shift: tuple[Path, ShiftFacts], command: tuple[str, ...]
+) -> None:
+    config, facts = shift
+    args = [facts.run_number if a == "R" else a for a in command]
+    done = lineside(*args, "-c", str(config), "--json", env=_environment(LC_ALL="C", LANG="C"))
+    assert done.returncode == 0, done.stderr
+    assert "℮" in done.stdout
+    assert "\\u212e" not in done.stdout
+    json.loads(done.stdout)
+
+
+def test_a_stdout_that_cannot_write_the_e_mark_escapes_it(
+    shift: tuple[Path, ShiftFacts],
+) -> None:
+    config, facts = shift
+    ascii_out = _environment(PYTHONIOENCODING="ascii")
+    text = lineside("report", facts.run_number, "-c", str(config), env=ascii_out)
+    assert text.returncode == 0, text.stderr
+    assert "every \\u212e batch" in text.stdout
+    document = lineside("report", facts.run_number, "-c", str(config), "--json", env=ascii_out)
+    assert document.returncode == 0, document.stderr
+    assert "℮" in json.dumps(json.loads(document.stdout), ensure_ascii=False)

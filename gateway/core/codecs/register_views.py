@@ -118,7 +118,8 @@ def views_as_json(table: Table, address: int, words: Sequence[int]) -> str:
         for v in every_view(address, words)
     ]
     return json.dumps(
-        {"table": str(table), "address": address, "registers": list(words), "views": views}
+        {"table": str(table), "address": address, "registers": list(words), "views": views},
+        ensure_ascii=False,
     )
 
 
