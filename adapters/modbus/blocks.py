@@ -12,6 +12,7 @@ from gateway.core.codecs.bitfields import extract_field
 from gateway.core.codecs.precision import shortest_float32
 from gateway.core.codecs.read_plan import ReadBlock, RegisterSpan, plan_reads
 from gateway.core.codecs.registers import DataType, scale
+from gateway.core.codecs.units import UNITS, to_rule_unit
 from gateway.core.errors import DeviceConfigError
 
 
@@ -66,6 +67,7 @@ def tag_sample(tag: ModbusTag, raw: int | float | bool | str) -> TagSample:
     * a float32 is its shortest decimal (a register pair holding 6.8 reads 6.8, not
       6.800000190734863);
     * scale and offset are applied in decimal, so 68 x 0.1 is 6.8 (docs/devices.md);
+    * a ``unit`` (kg, lb, degF, ...) converts the result into grams or degC;
       integers stay integers when nothing is scaled (counters must stay exact).
 
     ``raw`` is kept on the sample whenever the value was derived from it: the tag's
@@ -78,6 +80,12 @@ def tag_sample(tag: ModbusTag, raw: int | float | bool | str) -> TagSample:
         return TagSample(tag.name, extract_field(int(raw), bit=tag.bit, mask=tag.mask), raw=raw)
     if tag.type is DataType.FLOAT32:
         raw = shortest_float32(raw)
-    if tag.scale == 1.0 and tag.offset == 0.0:
+    plain = tag.scale == 1.0 and tag.offset == 0.0
+    if plain and tag.unit is None:
         return TagSample(tag.name, raw)
-    return TagSample(tag.name, scale(raw, factor=tag.scale, offset=tag.offset), raw=raw)
+    value = raw if plain else scale(raw, factor=tag.scale, offset=tag.offset)
+    if tag.unit is not None:
+        # The config allows a unit only on a weight or temperature, so it converts into
+        # grams or degC (docs/devices.md, "Units and scale").
+        value = to_rule_unit(value, UNITS[tag.unit])
+    return TagSample(tag.name, value, raw=raw)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
 from gateway.config.base import Identifier, StrictModel
+from gateway.core.codecs.units import CELSIUS, GRAM, UNITS
 
 Role = Literal["checkweigher", "temperature_probe", "label_scanner"]
 
@@ -69,6 +71,31 @@ class DeviceBase(StrictModel):
     def bit_fields(self) -> dict[str, str]:
         """Tags that read part of a value: name -> ``bit`` or ``mask``."""
         return {}
+
+    def rule_unit(self, tag: str) -> str | None:
+        """The unit the rules take ``tag`` in (g, degC), or None when it is not a measure."""
+        if self.role == "temperature_probe":
+            return CELSIUS
+        if self.role == "checkweigher" and tag in CHECKWEIGHER_WEIGHTS:
+            return GRAM
+        return None
+
+    def _units_fit_the_role(self, units: Iterable[tuple[str, str | None]]) -> None:
+        """Each ``(tag, unit)`` given a unit is a weight or temperature of that quantity."""
+        for name, unit in units:
+            expected = self.rule_unit(name)
+            if unit is None:
+                continue
+            if expected is None:
+                raise ValueError(
+                    f"tag {name}: unit applies to weights and temperatures; "
+                    f"a {self.role}'s {name} has none"
+                )
+            if UNITS[unit].quantity != UNITS[expected].quantity:
+                raise ValueError(
+                    f"tag {name}: unit {unit} is a {UNITS[unit].quantity}, but "
+                    f"{name} is a {UNITS[expected].quantity} (the rules use {expected})"
+                )
 
     def _bit_fields_fit_the_role(self) -> None:
         fields = self.bit_fields()

@@ -17,6 +17,7 @@ from gateway.core.codecs.registers import (
     parse_modicon_address,
     register_count,
 )
+from gateway.core.codecs.units import UNIT_ALIASES, UnitName
 
 INTEGER_TYPES = {DataType.INT16: 16, DataType.UINT16: 16, DataType.INT32: 32, DataType.UINT32: 32}
 """Modbus data types a ``bit`` or ``mask`` may be taken from, and their width in bits."""
@@ -38,18 +39,22 @@ class ModbusTag(TagLimits):
     length: int = Field(default=0, ge=0, le=250)
     """Characters, for ``string`` tags."""
     scale: float = 1.0
-    """Engineering value = raw × scale + offset."""
+    """Value = raw × scale + offset, in ``unit`` (docs/devices.md, "Units and scale")."""
     offset: float = 0.0
     """Added after scaling."""
+    unit: UnitName | None = None
+    """Unit of raw × scale + offset when it is not the rule's (grams for weights, degC for
+    temperatures), e.g. ``kg``, ``lb`` or ``degF``: the value is converted. Modbus carries
+    no unit, so nothing on the device is checked against it."""
     bit: int | None = Field(default=None, ge=0, le=31)
     """A flag in an integer register (a status word): bit 0 is the least significant bit of
     the value as decoded; the tag reads true or false. Several tags may name bits of the same
-    register, which is still read once. Not with mask, scale, offset, min, max or
+    register, which is still read once. Not with mask, scale, offset, unit, min, max or
     fault_codes."""
     mask: int | None = Field(default=None, ge=1, le=0xFFFF_FFFF)
     """A group of adjacent bits of an integer register (e.g. ``0x0F00``), shifted down: the
     tag reads that number (a one-bit mask reads 0 or 1; use ``bit`` for a flag). Not with
-    bit, scale, offset or fault_codes."""
+    bit, scale, offset, unit or fault_codes."""
 
     @model_validator(mode="before")
     @classmethod
@@ -62,6 +67,11 @@ class ModbusTag(TagLimits):
             table, address = parse_modicon_address(str(data.pop("modicon")))
             data["table"], data["address"] = table, address
         return data
+
+    @field_validator("unit", mode="before")
+    @classmethod
+    def _unit_alias(cls, value: object) -> object:
+        return UNIT_ALIASES.get(value, value) if isinstance(value, str) else value
 
     @field_validator("bit", "mask")
     @classmethod
@@ -77,8 +87,8 @@ class ModbusTag(TagLimits):
                 f"{key} needs an integer type ({', '.join(map(str, INTEGER_TYPES))}), "
                 f"not {data_type}"
             )
-        if data.get("scale", 1.0) != 1.0 or data.get("offset", 0.0) != 0.0:
-            raise ValueError(f"a bit field is not scaled: remove scale and offset, or {key}")
+        if data.get("scale", 1.0) != 1.0 or data.get("offset", 0.0) != 0.0 or data.get("unit"):
+            raise ValueError(f"a bit field is not scaled: remove scale, offset and unit, or {key}")
         check_bit_field(key, data)
         width = INTEGER_TYPES[data_type]
         if key == "bit" and value >= width:
@@ -94,6 +104,8 @@ class ModbusTag(TagLimits):
             raise ValueError(f"{self.table} holds bits: type must be bool")
         if self.fault_codes and self.type in (DataType.BOOL, DataType.STRING):
             raise ValueError(f"fault_codes are numbers; a {self.type} tag has none")
+        if self.unit is not None and self.type in (DataType.BOOL, DataType.STRING):
+            raise ValueError(f"unit converts numbers; a {self.type} tag has none")
         if self.type == DataType.STRING and self.length == 0:
             raise ValueError("string tags need length (characters)")
         if not bit_table and self.address + self.registers > 65536:
@@ -121,6 +133,11 @@ class ModbusDeviceBase(DeviceBase):
     """Unused registers allowed inside one read request when merging neighbouring tags."""
     tags: tuple[ModbusTag, ...] = Field(min_length=1)
     """The values to read."""
+
+    @model_validator(mode="after")
+    def _units_fit_the_tags(self) -> Self:
+        self._units_fit_the_role((t.name, t.unit) for t in self.tags)
+        return self
 
     def tag_names(self) -> list[str]:
         """All tag names."""

@@ -9,12 +9,12 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.config.base import Identifier, StrictModel
-from gateway.config.device_base import CHECKWEIGHER_WEIGHTS, DeviceBase
+from gateway.config.device_base import DeviceBase
 from gateway.config.paths import ConfigFile, ConfigFolder
 from gateway.config.secret import Secret
 from gateway.config.tag_limits import TagLimits, check_bit_field, check_mask
 from gateway.config.urls import check_url_credentials
-from gateway.core.codecs.units import CELSIUS, GRAM, UNIT_ALIASES, UNITS, UnitName
+from gateway.core.codecs.units import UNIT_ALIASES, UnitName
 
 
 class OpcUaTag(TagLimits):
@@ -156,30 +156,9 @@ class OpcUaDevice(DeviceBase):
         return self
 
     @model_validator(mode="after")
-    def _units_fit_the_role(self) -> Self:
-        for tag in (t for g in self.groups for t in g.tags):
-            expected = self.rule_unit(tag.name)
-            if tag.unit is None:
-                continue
-            if expected is None:
-                raise ValueError(
-                    f"tag {tag.name}: unit applies to weights and temperatures; "
-                    f"a {self.role}'s {tag.name} has none"
-                )
-            if UNITS[tag.unit].quantity != UNITS[expected].quantity:
-                raise ValueError(
-                    f"tag {tag.name}: unit {tag.unit} is a {UNITS[tag.unit].quantity}, but "
-                    f"{tag.name} is a {UNITS[expected].quantity} (the rules use {expected})"
-                )
+    def _units_fit_the_tags(self) -> Self:
+        self._units_fit_the_role((t.name, t.unit) for g in self.groups for t in g.tags)
         return self
-
-    def rule_unit(self, tag: str) -> str | None:
-        """The unit the rules take ``tag`` in (g, degC), or None when it is not a measure."""
-        if self.role == "temperature_probe":
-            return CELSIUS
-        if self.role == "checkweigher" and tag in CHECKWEIGHER_WEIGHTS:
-            return GRAM
-        return None
 
     def tag_names(self) -> list[str]:
         """All tag names across the groups."""
