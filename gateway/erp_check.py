@@ -143,5 +143,7 @@ def run_erp_check(
             result = ErpCheckResult(url=url, error=why)
     if result is None:
         result = asyncio.run(check_erp(url, token=token, timezone=timezone, ca_file=ca_file))
-    text = json.dumps(result.to_json(), ensure_ascii=False) if as_json else result.format()
+    # Everything in the result may come from the ERP (keys, values, a Location header):
+    # ASCII-only JSON keeps C1 controls and bidi overrides escaped for the terminal too.
+    text = json.dumps(result.to_json(), ensure_ascii=True) if as_json else result.format()
     return text, result.exit_code

@@ -9,6 +9,7 @@ from gateway.commands.common import (
     EXIT_CONFIG,
     CommandFailed,
     SubCommands,
+    printable,
 )
 from gateway.core.errors import ConfigError
 
@@ -34,7 +35,8 @@ def _cmd_erp_check(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         ca_file=args.ca_file,
     )
-    print(text)
+    # The findings quote what the ERP sent: escape sequences are shown, never passed on.
+    print("\n".join(printable(line) for line in text.splitlines()))
     return code
 
 
