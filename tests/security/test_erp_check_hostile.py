@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.erp_check import MAX_CHECKED_RUNS, MAX_SHOWN_FINDINGS
 from tests.integration.test_erp_check import erp_check
 
 ESC = "\x1b]0;owned\x07\x1b[2J"
@@ -118,3 +119,21 @@ async def test_deep_nesting_inside_the_size_bound_is_a_clear_answer(hostile: Hos
     result = await erp_check(hostile.url)
     assert result.code in (1, 4), result
     assert "Traceback" not in result.err, result.err
+
+
+async def test_a_page_of_a_million_runs_is_checked_in_bounded_time_and_output(
+    hostile: HostileHttp,
+) -> None:
+    # A million empty runs fit in the default max_response_bytes (5 MiB). Unbounded, the
+    # check took minutes and gigabytes and printed four million findings.
+    hostile.response = json_response(b"[" + b",".join([b"{}"] * 1_000_000) + b"]")
+    result = await erp_check(hostile.url)
+    assert result.code == 1, result.err
+    assert "the first page (1000000 runs) does not conform" in result.out
+    assert f"Only the first {MAX_CHECKED_RUNS} of the 1000000 runs were checked" in result.out
+    assert "more (--json lists them all)" in result.out
+    assert len(result.out.splitlines()) < MAX_SHOWN_FINDINGS + 10
+    result = await erp_check(hostile.url, "--json")
+    report = json.loads(result.out)
+    assert (report["runs"], report["checked_runs"]) == (1_000_000, MAX_CHECKED_RUNS)
+    assert len(report["findings"]) <= 10 * MAX_CHECKED_RUNS
