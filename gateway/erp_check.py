@@ -103,8 +103,10 @@ async def check_erp(
     token: str | None = None,
     timezone: str = "Europe/London",
     ca_file: Path | None = None,
+    timeout_s: float = 60.0,
 ) -> ErpCheckResult:
-    """Fetch the first page of ``url`` (a full reload's request) and check it."""
+    """Fetch the first page of ``url`` (a full reload's request) and check it, giving up
+    after ``timeout_s`` (a server that drips its answer is cut off there)."""
     result = ErpCheckResult(url=url)
     try:
         config = HttpErp(
@@ -114,6 +116,7 @@ async def check_erp(
             timezone=timezone,
             ca_file=ca_file,
             retries=0,
+            total_timeout_s=timeout_s,
         )
     except ValidationError as exc:
         # pydantic's "Value error, " prefix says nothing to someone who typed a URL.
@@ -161,6 +164,7 @@ def run_erp_check(
     as_json: bool,
     timezone: str = "Europe/London",
     ca_file: Path | None = None,
+    timeout_s: float = 60.0,
 ) -> tuple[str, int]:
     """The command: the text to print and the exit code."""
     token: str | None = None
@@ -172,7 +176,9 @@ def run_erp_check(
             why = f"cannot read token file {token_file}: {exc.strerror}"
             result = ErpCheckResult(url=url, error=why)
     if result is None:
-        result = asyncio.run(check_erp(url, token=token, timezone=timezone, ca_file=ca_file))
+        result = asyncio.run(
+            check_erp(url, token=token, timezone=timezone, ca_file=ca_file, timeout_s=timeout_s)
+        )
     # Everything in the result may come from the ERP (keys, values, a Location header):
     # ASCII-only JSON keeps C1 controls and bidi overrides escaped for the terminal too.
     text = json.dumps(result.to_json(), ensure_ascii=True) if as_json else result.format()

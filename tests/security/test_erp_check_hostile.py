@@ -9,6 +9,7 @@ and tests/integration/test_erp_http.py; this file covers what reaches the termin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -137,3 +138,25 @@ async def test_a_page_of_a_million_runs_is_checked_in_bounded_time_and_output(
     report = json.loads(result.out)
     assert (report["runs"], report["checked_runs"]) == (1_000_000, MAX_CHECKED_RUNS)
     assert len(report["findings"]) <= 10 * MAX_CHECKED_RUNS
+
+
+async def test_an_answer_that_never_ends_is_cut_off_at_the_timeout() -> None:
+    # A slowloris server: a valid start, then one byte at a time, for ever.
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"1\r\n[\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        result = await erp_check(f"http://127.0.0.1:{port}/api/runs", "--timeout", "0.5")
+    assert result.code == 4, result
+    assert "did not answer within 0.5 s" in result.out, result.out
