@@ -330,5 +330,7 @@ def browse_json(
             ],
             "fragment": format_fragments(devices, endpoint, line),
         },
-        ensure_ascii=False,
+        # ASCII only: the server's names may hold C1 controls and bidi overrides, which
+        # JSON leaves raw otherwise and the terminal would act on.
+        ensure_ascii=True,
     )

@@ -9,6 +9,7 @@ string and define keys of its own. A cyclic address space must stop at ``--depth
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from asyncua import ua
@@ -50,7 +51,11 @@ async def test_hostile_names_are_escaped_and_cannot_inject_config_keys(tmp_path:
         await _hostile_plant(server)
         await server.start()
         code, out, err = await _lineside("browse", endpoint, "--line", "L1")
+        json_code, json_out, _ = await _lineside("browse", endpoint, "--json")
     assert (code, err) == (0, ""), (out, err)
+    assert json_code == 0
+    _no_control_characters(json_out)
+    assert any(INJECT in n["path"][0] for n in json.loads(json_out)["nodes"])
     _no_control_characters(out)
     fragment = out.split("(docs/devices.md) ----\n", 1)[1]
     store = tmp_path / "store.db"
