@@ -14,7 +14,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
 from adapters.modbus.client import classify_exception
-from gateway.core.codecs.registers import MAX_READ_COUNT, Table
+from gateway.core.codecs.registers import ADDRESS_SPACE, MAX_READ_COUNT, Table
 from gateway.core.errors import DeviceFailure, DeviceUnreachable
 
 __all__ = ["read_block"]
@@ -33,11 +33,19 @@ async def read_block(
     """``count`` holding or input registers from 0-based ``address`` of unit ``unit``.
 
     Raises:
-        ValueError: a bit table, or a count beyond one request's limit (125).
+        ValueError: a bit table, a count beyond one request's limit (125), or a block
+            outside the register addresses 0..65535.
         DeviceError: no connection, no reply, or an exception response (named).
     """
     if table.is_bit_table or not 1 <= count <= MAX_READ_COUNT[table]:
         raise ValueError(f"reads 1..{MAX_READ_COUNT[Table.HOLDING]} holding or input registers")
+    # The block must fit the 16-bit address space (gateway/core/codecs/registers.py,
+    # ADDRESS_SPACE): refused here, with the range, instead of by pymodbus or the device.
+    if address < 0 or address + count > ADDRESS_SPACE:
+        raise ValueError(
+            f"registers {address}..{address + count - 1} are outside the register "
+            f"addresses 0..{ADDRESS_SPACE - 1}"
+        )
     peer = f"{host}:{port}"
     # The error names the peer already ("device HOST:PORT: ..."): the block and unit only.
     where = f"{table} registers {address}..{address + count - 1} of unit {unit}"

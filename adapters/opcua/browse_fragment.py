@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Final
@@ -234,16 +235,34 @@ def _unit_key(signal: str, role: str, var: BrowsedNode) -> str:
     return "" if unit.name == rule else f', unit = "{unit.name}"'
 
 
+# Control and format characters (escape sequences, bidi overrides, line separators): a
+# browse name or node id is the server's text, and must neither drive the terminal nor
+# end a TOML comment or string early.
+_UNSAFE: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def _shown(text: str) -> str:
+    """Text for a listing line or a TOML comment: unsafe characters as ``\\xNN`` escapes."""
+    return "".join(ascii(ch)[1:-1] if unicodedata.category(ch) in _UNSAFE else ch for ch in text)
+
+
 def _toml(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    """A TOML basic string. JSON's escapes are TOML's, but JSON leaves DEL, C1 and format
+    characters raw; TOML refuses DEL and the terminal would act on the others."""
+    return "".join(
+        (f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        if unicodedata.category(ch) in _UNSAFE
+        else ch
+        for ch in json.dumps(text, ensure_ascii=False)
+    )
 
 
 def format_fragments(devices: Iterable[DeviceFragment], endpoint: str, line: str) -> str:
     """The ``[[devices]]`` blocks, ready to paste after the ``[[lines]]`` of a config."""
     blocks = []
     for device in devices:
-        lines = [f"# {device.role} recognised by {device.source}"]
-        lines += [f"# NOTE: {note}" for note in device.notes]
+        lines = [_shown(f"# {device.role} recognised by {device.source}")]
+        lines += [_shown(f"# NOTE: {note}") for note in device.notes]
         lines += [
             "[[devices]]",
             f"id = {_toml(device.device_id)}",
@@ -261,7 +280,7 @@ def format_fragments(devices: Iterable[DeviceFragment], endpoint: str, line: str
             shown = f"  # {'.'.join(var.path)}, {var.data_type}"
             if var.unit_name or var.unit:
                 shown += f", {var.unit_name or var.unit}"
-            lines.append(shown)
+            lines.append(_shown(shown))
             lines.append(f"  {{ name = {_toml(signal)}, node = {_toml(var.node_id)}{unit} }},")
         lines.append("]")
         blocks.append("\n".join(lines))
@@ -279,6 +298,7 @@ def format_listing(nodes: Sequence[BrowsedNode], *, truncated: bool) -> str:
             continue
         unit = f"  [{node.unit_name or node.unit}]" if node.unit or node.unit_name else ""
         out.append(f"{path}  {node.data_type}{unit}  {node.node_id}")
+    out = [_shown(line) for line in out]
     if truncated:
         out.append("... (stopped at --max-nodes; browse a deeper --depth or a larger limit)")
     return "\n".join(out)
@@ -310,5 +330,7 @@ def browse_json(
             ],
             "fragment": format_fragments(devices, endpoint, line),
         },
-        ensure_ascii=False,
+        # ASCII only: the server's names may hold C1 controls and bidi overrides, which
+        # JSON leaves raw otherwise and the terminal would act on.
+        ensure_ascii=True,
     )

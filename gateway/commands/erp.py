@@ -9,6 +9,7 @@ from gateway.commands.common import (
     EXIT_CONFIG,
     CommandFailed,
     SubCommands,
+    printable,
 )
 from gateway.core.errors import ConfigError
 
@@ -33,8 +34,10 @@ def _cmd_erp_check(args: argparse.Namespace) -> int:
         as_json=args.json,
         timezone=args.timezone,
         ca_file=args.ca_file,
+        timeout_s=args.timeout,
     )
-    print(text)
+    # The findings quote what the ERP sent: escape sequences are shown, never passed on.
+    print("\n".join(printable(line) for line in text.splitlines()))
     return code
 
 
@@ -57,5 +60,8 @@ def add_erp_check(commands: SubCommands) -> None:
     erp_check.add_argument("--token-file", type=Path, help="file holding the bearer token")
     erp_check.add_argument("--ca-file", type=Path, help="CA bundle for the ERP's certificate")
     erp_check.add_argument("--timezone", default="Europe/London", help="the ERP's time zone")
+    erp_check.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds for the whole answer (default 60)"
+    )
     erp_check.add_argument("--json", action="store_true", help="print the findings as JSON")
     erp_check.set_defaults(handler=_cmd_erp_check)
