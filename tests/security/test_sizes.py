@@ -220,9 +220,16 @@ async def test_the_shipped_broker_disconnects_the_sender_of_an_oversized_message
     clients.append(sender)
     assert sender.connect() == 0
     info = sender.client.publish(data_topic(SITE, VICTIM, "packs"), b"\x00" * (5 * MB), qos=1)
-    assert info.rc == mqtt.MQTT_ERR_SUCCESS
-    await wait_for(lambda: bool(sender.disconnects), 10, "the broker hanging up")
-    assert "disconnected due to oversize packet" in shipped_broker.log_tail(200)
+    # paho writes what the socket takes at once from inside publish(): the broker reads the
+    # packet's length, hangs up, and on a loaded machine that can happen before publish()
+    # returns (MQTT_ERR_NO_CONN). Either way the broker is what refused it, as its log says.
+    assert info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
+    await wait_for(
+        lambda: "disconnected due to oversize packet" in shipped_broker.log_tail(200),
+        10,
+        "the broker hanging up on the oversized packet",
+    )
+    await wait_for(lambda: not sender.client.is_connected(), 10, "the sender disconnected")
     consumer = ingest.service.consumer
     assert consumer is not None
     assert consumer.stats.received == 0
