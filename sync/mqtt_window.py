@@ -195,15 +195,13 @@ class BatchWindow:
     async def settle(self, ack: Ack) -> bool:
         """Delete what the ack commits and quarantine its conflicts, for a batch in flight
         only and only that batch's records. False: not a batch in flight."""
-        entry = self.entries.pop(ack.batch_id, None)
+        entry = self.entries.get(ack.batch_id)
         if entry is None:
             return False
         # Only what this batch carried: an ack never deletes records it did not cover.
         mine = set(entry.seqs)
         committed = [seq for seq in ack.committed if seq in mine]
         conflicts = [(seq, reason) for seq, reason in ack.conflicts if seq in mine]
-        self.seqs.difference_update(mine)
-        self.next_poll = 0.0
         latency = time.monotonic() - entry.first_sent
         for observe in self.ack_observers:
             observe(latency)
@@ -213,6 +211,11 @@ class BatchWindow:
             by_reason.setdefault(reason, []).append(seq)
         for reason, seqs in by_reason.items():
             await self._quarantine(ack.batch_id, entry.batch.stream, seqs, f"ingest: {reason}")
+        # Out of the window only once its records are out of the outbox: whoever sees
+        # nothing in flight also sees an outbox without them.
+        self.entries.pop(ack.batch_id, None)
+        self.seqs.difference_update(mine)
+        self.next_poll = 0.0
         return True
 
     async def refuse(self, batch: Batch, reason: str) -> None:
