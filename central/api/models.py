@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import textwrap
 import types
 import typing
@@ -31,11 +32,10 @@ def field_docs(cls: type) -> dict[str, str]:
     except (OSError, TypeError):
         return {}
     docs: dict[str, str] = {}
-    [node] = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)][:1] or [None]
-    if node is None:
+    classes = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+    if not classes:
         return docs
-    body = node.body
-    for current, following in zip(body, body[1:], strict=False):
+    for current, following in itertools.pairwise(classes[0].body):
         if (
             isinstance(current, ast.AnnAssign)
             and isinstance(current.target, ast.Name)
@@ -53,9 +53,10 @@ def _annotation(hint: Any) -> Any:
         return model_for(hint)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin in (tuple, list):
-        item = args[0] if args else Any
-        return list[_annotation(item)]  # type: ignore[misc]
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        return list[_annotation(args[0])]  # type: ignore[misc]
+    if origin is tuple:
+        return list[Any]
     if origin in (typing.Union, types.UnionType):
         converted = tuple(_annotation(a) for a in args)
         return typing.Union[converted]  # noqa: UP007 (built from a tuple)

@@ -36,8 +36,8 @@ _TEXT = {"min_length": 1, "max_length": 128}
 Site = Annotated[str | None, Query(description="only this site", **_TEXT)]
 Line = Annotated[str | None, Query(description="only this line id", **_TEXT)]
 GatewayId = Annotated[
-    str | None, Query(description="the gateway (needed when two gateways used the run number)",
-                      **_TEXT)
+    str | None,
+    Query(description="the gateway (needed when two gateways used the run number)", **_TEXT),
 ]
 Since = Annotated[
     datetime | None,
@@ -50,9 +50,20 @@ Until = Annotated[
 Limit = Annotated[
     int | None, Query(description="at most this many rows (default and maximum: see docs)", ge=1)
 ]
-FormatParam = Annotated[
-    str | None, Query(alias="format", description="json (default) or csv", pattern="^(json|csv)$")
-]
+
+
+def format_param(
+    fmt: Annotated[
+        str | None,
+        Query(
+            alias="format",
+            description="json (default) or csv; without it, the Accept header decides",
+            pattern="^(json|csv)$",
+        ),
+    ] = None,
+) -> str | None:
+    """``?format=``: checked here (and documented), read by :func:`central.api.responses.answer`."""
+    return fmt
 
 
 def utc(value: datetime | None) -> datetime | None:

@@ -26,12 +26,14 @@ def answer(
     name: str,
     row_type: type | None = None,
     table: Callable[[Any], Iterable[Any]] | None = None,
+    columns: Iterable[str] = (),
     truncated: bool = False,
 ) -> Response:
     """``value`` in the format the request asks for.
 
     ``table`` gives the CSV rows of a value that is not itself a list (a report: its
-    products); ``row_type`` the CSV header of an empty list; ``name`` the download's name.
+    products); ``row_type`` (or ``columns``) the CSV header even of an empty list; ``name``
+    the download's name.
     """
     fmt = choose(request.query_params.get("format"), request.headers.get("accept"))
     headers = {"cache-control": "no-store"}
@@ -45,7 +47,7 @@ def answer(
         rows = value
     else:
         rows = [value]
-    columns = columns_of(row_type) if row_type is not None else []
+    header = [*columns, *(columns_of(row_type) if row_type is not None else [])]
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "export"
     headers["content-disposition"] = f'attachment; filename="{safe}.csv"'
-    return Response(to_csv(rows, columns), media_type=CSV_TYPE, headers=headers)
+    return Response(to_csv(rows, header), media_type=CSV_TYPE, headers=headers)
