@@ -161,9 +161,7 @@ def format_tokens(tokens: dict[str, TokenHash], *, header: str = INGEST_HEADER) 
     return "\n".join(lines) + "\n"
 
 
-def write_tokens(
-    path: Path, tokens: dict[str, TokenHash], *, header: str = INGEST_HEADER
-) -> None:
+def write_tokens(path: Path, tokens: dict[str, TokenHash], *, header: str = INGEST_HEADER) -> None:
     """Replace the tokens file atomically (mode 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
