@@ -432,7 +432,9 @@ def build_fact(
     try:
         ts_us = payload["ts_us"]
         values = table.build(payload)
-    except (KeyError, TypeError) as exc:  # the schema check makes these unreachable
+    except FactError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:  # the schema check makes these rare
         raise FactError(f"not a {stream} record ({exc!r})") from None
     return Fact(stream, gateway, site, seq, timestamp(ts_us), ts_us, values, received_at)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from sync.ingest.backfill import CHUNK_RECORDS, Backfill, BackfillSummary, Progress
 from sync.ingest.facts import Fact, FactError, build_fact
 from sync.ingest.facts_sql import FactWriter
 from sync.ingest.warehouse_records import (
@@ -130,6 +131,14 @@ class Warehouse(ABC):
     async def record_hashes(self, gateway: str) -> dict[int, str]:
         """seq → payload SHA-256 of every stored record of a gateway."""
         return await self._call(self._record_hashes, gateway)
+
+    async def backfill(
+        self, *, chunk: int = CHUNK_RECORDS, progress: Progress | None = None
+    ) -> BackfillSummary:
+        """Derive every missing fact, current-state and dimension row from ``records``
+        (idempotent, resumable; see :mod:`sync.ingest.backfill`). ``progress`` is called
+        after each chunk, on the warehouse's thread."""
+        return await self._call(Backfill(self, chunk).run, progress)
 
     async def ping(self) -> None:
         """A trivial query; raises :class:`WarehouseError` if the database is unusable."""
