@@ -130,12 +130,12 @@ def _cmd_token(args: argparse.Namespace) -> int:
         tokens = read_tokens(args.tokens)
     except TokenFileError as exc:
         raise CommandFailed(f"lineside warehouse token: {exc}") from None
-    if args.action == "list":
+    if args.token_action == "list":
         for name in sorted(tokens):
             print(f"{name}\t{tokens[name].scheme}")
         return EXIT_OK
     name = args.name
-    if args.action == "remove":
+    if args.token_action == "remove":
         if tokens.pop(name, None) is None:
             raise CommandFailed(f"lineside warehouse token: {name} has no token in {args.tokens}")
         write_tokens(args.tokens, tokens, header=TOKENS_HEADER)
@@ -249,7 +249,7 @@ def _add_token(actions: SubCommands) -> None:
     token = actions.add_parser(
         "token", help="manage the API's read tokens (stored as hashes; not ingest tokens)"
     )
-    token_actions = token.add_subparsers(dest="action", required=True)
+    token_actions = token.add_subparsers(dest="token_action", required=True)
     add = token_actions.add_parser("add", help="make a token for a reader (printed once)")
     add.add_argument("name", help="who reads with it (e.g. powerbi, grafana)")
     add.add_argument(
