@@ -56,7 +56,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         raise CommandFailed(f"lineside warehouse backfill: {printable(exc)}") from None
     if args.json:
-        print_json(dataclasses.asdict(summary))
+        print_json({"version": 1, **dataclasses.asdict(summary)})
     else:
         streams = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_stream.items())) or "none"
         print(
@@ -97,4 +97,11 @@ def add_warehouse(commands: SubCommands) -> None:
     backfill.add_argument(
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
-    backfill.set_defaults(handler=_cmd_backfill)
+    warehouse.set_defaults(handler=_cmd_warehouse)
+
+
+_ACTIONS = {"backfill": _cmd_backfill}
+
+
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    return _ACTIONS[args.action](args)
