@@ -57,9 +57,7 @@ async def announce_names(config: LinesideConfig, store: Store, clock: Clock) -> 
     if last == detail:
         return False
     store.submit(
-        DeviceEvent(
-            ts_us=clock.wall_us(), device=config.gateway.id, kind=NAMES_KIND, detail=detail
-        )
+        DeviceEvent(ts_us=clock.wall_us(), device=config.gateway.id, kind=NAMES_KIND, detail=detail)
     )
     log.info("names changed: recorded for the warehouse")
     return True
