@@ -61,7 +61,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         raise CommandFailed(f"lineside warehouse backfill: {printable(exc)}") from None
     if args.json:
-        print_json(dataclasses.asdict(summary))
+        print_json({"version": 1, **dataclasses.asdict(summary)})
     else:
         streams = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_stream.items())) or "none"
         print(
@@ -77,7 +77,6 @@ def add_warehouse(commands: SubCommands) -> None:
         "warehouse", help="the central warehouse: schema and data, read API, tokens, roles"
     )
     actions = warehouse.add_subparsers(dest="action", required=True)
-    warehouse.set_defaults(handler=_no_action)
     backfill = actions.add_parser(
         "backfill",
         help="upgrade the schema, then derive every missing typed row from the stored records"
@@ -106,13 +105,14 @@ def add_warehouse(commands: SubCommands) -> None:
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
     backfill.set_defaults(handler=_cmd_backfill)
+    warehouse.set_defaults(handler=_cmd_warehouse)
     warehouse_serve.add_warehouse_serve(actions)
 
 
-def _no_action(args: argparse.Namespace) -> int:
-    """Never reached (an action is required); there so the group has a handler like every
-    command."""
-    del args
-    raise CommandFailed(
-        "lineside warehouse: give an action (lineside warehouse --help)", EXIT_USAGE
-    )
+_ACTIONS = {"backfill": _cmd_backfill}
+
+
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    """The group's handler (each action sets its own; this one is there for the parser's
+    one-handler-per-command rule)."""
+    return _ACTIONS[args.action](args)
