@@ -184,7 +184,7 @@ async def test_every_list_endpoint_gives_the_same_rows_as_json_and_csv(
     in_process: str, filled: Filled
 ) -> None:
     run = filled.facts.run_number
-    since = START.isoformat()
+    since = START.strftime("%Y-%m-%dT%H:%M:%SZ")
     lists = [
         "/api/v1/sites",
         "/api/v1/lines",
