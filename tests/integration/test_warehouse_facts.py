@@ -248,8 +248,8 @@ def test_alerts_current_is_the_newest_transition_in_any_order(
         seq, state = ALERT_LIFE[index]
         commit(warehouse, batch("alerts", (seq, alert(seq, state))))
         if index == order[0] == 0:  # raised only: active
-            current = typed_rows(warehouse, "alerts_current")
-            assert (current[0]["state"], current[0]["active"]) == ("raised", True)
+            [first] = typed_rows(warehouse, "alerts_current")
+            assert (first["state"], first["active"]) == ("raised", True)
     [current] = typed_rows(warehouse, "alerts_current")
     assert current == {
         "gateway": GW,

@@ -73,7 +73,10 @@ def typed_rows(
         f"SELECT {', '.join(types)} FROM {table} {where} ORDER BY {key}",
     )
     return [
-        {name: normalise(pg_type, value) for (name, pg_type), value in zip(types.items(), row)}
+        {
+            name: normalise(pg_type, value)
+            for (name, pg_type), value in zip(types.items(), row, strict=True)
+        }
         for row in found
     ]
 
@@ -91,6 +94,20 @@ def _date_or_none(text: str | None) -> date | None:
         return None
 
 
+def _typed(stream: str, name: str, kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if (stream, name) in JSON_TEXT:
+        return json.loads(value)
+    if name in DECIMALS:
+        return Decimal(value)
+    if name in BOOLEANS:
+        return bool(value)
+    if kind == "number":
+        return float(value)
+    return value
+
+
 def expected_fact(
     stream: str, gateway: str, site: str, seq: int, payload: dict[str, Any]
 ) -> dict[str, Any]:
@@ -104,21 +121,8 @@ def expected_fact(
         "ts_us": payload["ts_us"],
     }
     for name, field in fields.items():
-        if name == "ts_us":
-            continue
-        value = payload.get(name)
-        if value is None:
-            expected[name] = None
-        elif (stream, name) in JSON_TEXT:
-            expected[name] = json.loads(value)
-        elif name in DECIMALS:
-            expected[name] = Decimal(value)
-        elif name in BOOLEANS:
-            expected[name] = bool(value)
-        elif field.kind == "number":
-            expected[name] = float(value)
-        else:
-            expected[name] = value
+        if name != "ts_us":
+            expected[name] = _typed(stream, name, field.kind, payload.get(name))
     columns = column_types(TABLE[stream])
     for name, bit in FLAG_COLUMNS.items():
         if name in columns:
