@@ -23,6 +23,7 @@ from gateway.commands.common import (
     print_json,
     printable,
 )
+from gateway.commands.warehouse_read import add_warehouse_read
 
 if TYPE_CHECKING:
     from sync.ingest.backfill import BackfillSummary
@@ -77,6 +78,7 @@ def add_warehouse(commands: SubCommands) -> None:
         "warehouse", help="the central warehouse: schema and data, read API, tokens, roles"
     )
     actions = warehouse.add_subparsers(dest="action", required=True)
+    add_warehouse_read(actions)
     backfill = actions.add_parser(
         "backfill",
         help="upgrade the schema, then derive every missing typed row from the stored records"
@@ -113,6 +115,7 @@ _ACTIONS = {"backfill": _cmd_backfill}
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
-    """The group's handler (each action sets its own; this one is there for the parser's
-    one-handler-per-command rule)."""
-    return _ACTIONS[args.action](args)
+    """The group's handler: backfill and the read actions; the API's actions (serve,
+    token, grant-readonly) set their own handler."""
+    handler = _ACTIONS.get(args.action)
+    return handler(args) if handler is not None else int(args.read_handler(args))

@@ -184,7 +184,7 @@ async def test_every_list_endpoint_gives_the_same_rows_as_json_and_csv(
     in_process: str, filled: Filled
 ) -> None:
     run = filled.facts.run_number
-    since = START.isoformat()
+    since = START.strftime("%Y-%m-%dT%H:%M:%SZ")
     lists = [
         "/api/v1/sites",
         "/api/v1/lines",
@@ -227,6 +227,7 @@ async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
         trace_labels = (
             await client.get(f"/api/v1/trace/batch/{BATCH}?format=csv&table=labels")
         ).text
+        cut = await client.get(f"/api/v1/trace/batch/{BATCH}?limit=100")
     _same_rows(report["products"], products)
     net = [g for product in weights["products"] for g in product["net_g"]]
     assert [float(r["net_g"]) for r in csv.DictReader(io.StringIO(weight_rows))] == net
@@ -235,6 +236,8 @@ async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
     assert len(packs) == filled.facts.packs
     _same_rows(packs, trace_packs)
     _same_rows(labels, trace_labels)
+    assert cut.headers["x-lineside-truncated"] == "true"
+    assert [r["packs"] for r in cut.json()["runs"]] == [r["packs"][:100] for r in trace["runs"]]
 
 
 def test_the_served_api_answers_503_once_the_database_is_gone(served: str, filled: Filled) -> None:
