@@ -31,7 +31,7 @@ from central.rows import (
     TemperatureSeries,
     WeightSample,
 )
-from gateway.report import ProductLine, RunReport
+from gateway.report_output import report_document
 
 RunNumber = Annotated[str, Path(description="the run number", min_length=1, max_length=128)]
 Status = Annotated[
@@ -74,8 +74,16 @@ def _temperature_rows(series: list[TemperatureSeries]) -> Iterator[dict[str, Any
             }
 
 
-def _report_rows(report: RunReport) -> Iterable[ProductLine]:
-    return report.products
+_REPORT_PRODUCT_COLUMNS = (
+    "plu", "description", "nominal_g", "catch_weight", "packs", "kg", "mean_g", "sd_g",
+    "giveaway_g", "giveaway_pct", "giveaway_kg", "below_t1", "below_t2", "target_g", "rejected",
+)  # fmt: skip
+"""The CSV header of a report: its ``products`` (gateway/report_output.py report_document)."""
+
+
+def _report_rows(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    rows: list[dict[str, Any]] = document["products"]
+    return rows
 
 
 def runs_router() -> APIRouter:
@@ -119,14 +127,21 @@ def runs_router() -> APIRouter:
         "/runs/{run}/report",
         summary="The run's report, exactly as `lineside report` gives it on the gateway",
         description="CSV: one row per product of the run.",
-        response_model=model_for(RunReport),
+        response_model=dict[str, Any],
     )
     def report(
         request: Request, reader: Reader, run: RunNumber, gateway: GatewayId = None
     ) -> Response:
-        found = reader.run_report(run, gateway=gateway)
+        # The very document `lineside report --json` prints (docs/command-output.md), built
+        # by the same function from the warehouse's copy of the run.
+        parts = reader.run_report_parts(run, gateway=gateway)
+        document = report_document(parts.report, parts.losses, parts.alerts, with_transitions=False)
         return answer(
-            request, found, name=f"report-{run}", row_type=ProductLine, table=_report_rows
+            request,
+            document,
+            name=f"report-{run}",
+            columns=_REPORT_PRODUCT_COLUMNS,
+            table=_report_rows,
         )
 
     @router.get(
