@@ -23,10 +23,12 @@ from tests.support.processes import end_group
 from tests.support.sync_harness import demo_config
 from tests.support.waiting import wait_for, wait_for_sync
 
-SPEED = 20.0
-"""Simulated seconds per real second: the demo's 780 s cycle of faults in under 40 s."""
-PACK_RATE_HZ = 0.5
-"""Packs per simulated second per checkweigher (10 a second each at :data:`SPEED`)."""
+SPEED = 30.0
+"""Simulated seconds per real second: the demo's 780 s cycle of faults in 26 s."""
+PACK_RATE_HZ = 0.25
+"""Packs per simulated second per checkweigher (7.5 a second each at :data:`SPEED`)."""
+CYCLE_PACKS = round(780 * PACK_RATE_HZ)
+"""Packs per checkweigher in one cycle of the demo scenario (780 simulated seconds)."""
 
 # The second line: the Modbus simulator's scale (checkweigher CW2, register map in
 # adapters/simulators/modbus_server.py) and its temperature transmitters, on L2.
@@ -39,12 +41,12 @@ role = "checkweigher"
 host = "127.0.0.1"
 port = {port}
 unit_id = 1
-poll_interval_ms = 20
+poll_interval_ms = 50
 tags = [
-  {{ name = "net_weight", table = "holding", address = 200, type = "float32", min = 0, max = 5000 }},
-  {{ name = "gross_weight", table = "holding", address = 202, type = "float32", min = 0, max = 6000 }},
-  {{ name = "pack_counter", table = "holding", address = 204, type = "uint32" }},
-  {{ name = "accepted", table = "holding", address = 206, bit = 1 }},
+  {{ name = "net_weight", address = 200, type = "float32", min = 0, max = 5000 }},
+  {{ name = "gross_weight", address = 202, type = "float32", min = 0, max = 6000 }},
+  {{ name = "pack_counter", address = 204, type = "uint32" }},
+  {{ name = "accepted", address = 206, bit = 1 }},
 ]
 """
 
@@ -56,13 +58,14 @@ def gateway_config(
     simulators, a second line (L2: the Modbus scale and transmitters), the short P1
     excursion debounce the sped-up scenario needs, syncing to ``broker``."""
     text = demo_config(addresses, db_path, broker)
+    transmitters = 'role = "temperature_probe"\nhost'
     replaced = (
         text.replace('id = "demo-gw1"', f'id = "{gateway}"')
         .replace('site = "demo-site"', f'site = "{site}"')
-        .replace('line = "L1"\nrole = "temperature_probe"\nhost', 'line = "L2"\nrole = "temperature_probe"\nhost')
+        .replace(f'line = "L1"\n{transmitters}', f'line = "L2"\n{transmitters}')
         .replace("debounce_s = 60 ", "debounce_s = 3 ")
         .replace("poll_interval_s = 5", "poll_interval_s = 1")
-    )  # fmt: skip
+    )
     for expected in (f'"{gateway}"', f'"{site}"', 'line = "L2"', "debounce_s = 3 "):
         assert expected in replaced, expected
     modbus_port = addresses["modbus"].rsplit(":", 1)[1]
@@ -94,7 +97,9 @@ class Group:
         """True while it runs; a child that exited fails the test, with its log."""
         if self.proc.poll() is None:
             return True
-        raise AssertionError(f"{self.proc.args} exited with {self.proc.returncode}:\n{self.tail()}")
+        raise AssertionError(
+            f"{self.proc.args!r} exited with {self.proc.returncode}:\n{self.tail()}"
+        )
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

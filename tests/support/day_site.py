@@ -18,6 +18,7 @@ its packs are that product, the only one of the run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -107,10 +108,8 @@ async def _until_terminated(seed: int, first_label: int, speed: float, rate: flo
 
 def main(argv: list[str]) -> int:
     seed, first_label, speed, rate = int(argv[0]), int(argv[1]), float(argv[2]), float(argv[3])
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(_until_terminated(seed, first_label, speed, rate))
-    except asyncio.CancelledError:
-        pass
     return 0
 
 

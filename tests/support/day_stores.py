@@ -34,6 +34,25 @@ def counter_reached(db_path: Path, device: str) -> int:
     return int(row[0] or 0)
 
 
+class CycleWatch:
+    """Whether each checkweigher of each store has packed ``packs`` more after the first
+    pack its gateway recorded (the scenario's clock ran since the simulators started, so
+    the counters do not start at 1)."""
+
+    def __init__(self, stores: list[Path], devices: tuple[str, ...], packs: int) -> None:
+        self.keys = [(store, device) for store in stores for device in devices]
+        self.packs = packs
+        self.first: dict[tuple[Path, str], int] = {}
+
+    def done(self) -> bool:
+        finished = True
+        for store, device in self.keys:
+            reached = counter_reached(store, device)
+            start = self.first.setdefault((store, device), reached) if reached else None
+            finished = finished and start is not None and reached > start + self.packs
+        return finished
+
+
 def run_numbers(db_path: Path) -> list[str]:
     """Every run the gateway knows (its ``runs`` table: the newest version of each)."""
     with read_only(db_path) as db:
@@ -47,7 +66,7 @@ def outbox_left(db_path: Path) -> int:
 
 def record_seqs(db_path: Path, table: str) -> set[int]:
     with read_only(db_path) as db:
-        return {int(s) for (s,) in db.execute(f"SELECT seq FROM {table}")}  # noqa: S608
+        return {int(s) for (s,) in db.execute(f"SELECT seq FROM {table}")}
 
 
 @dataclass(frozen=True)
@@ -106,13 +125,16 @@ def labels_with_serial(db_path: Path, gateway: str, serial: str) -> dict[tuple[s
 
 
 def a_label_serial(db_path: Path, run: str) -> str:
-    """A serial scanned exactly once on ``run`` (the middle one of the run's scans)."""
+    """A serial scanned exactly once on ``run`` whose pack was recorded too (a pack the
+    gateway missed still has its label read): the middle one of the run's scans."""
     with read_only(db_path) as db:
         serials = [
             str(s)
             for (s,) in db.execute(
-                "SELECT serial FROM label_scans WHERE run_number = ? AND serial IS NOT NULL "
-                "GROUP BY serial HAVING count(*) = 1 ORDER BY min(seq)",
+                "SELECT l.serial FROM label_scans l JOIN packs p ON p.line = l.line "
+                "AND p.run_number = l.run_number AND p.label_seq = CAST(l.serial AS INTEGER) "
+                "WHERE l.run_number = ? AND l.serial IS NOT NULL "
+                "GROUP BY l.serial HAVING count(*) = 1 ORDER BY min(l.seq)",
                 (run,),
             )
         ]
