@@ -94,6 +94,7 @@ def test_the_role_reads_facts_and_dimensions_and_writes_nothing(
 ) -> None:
     dsn, role = warehouse_dsn
     document = _grant(dsn, role, capsys, monkeypatch)
+    assert document["version"] == 1
     assert document["created"] is True
     granted = set(document["relations"])
     assert {"packs", "runs", "sites", "gateways", "lines", "alerts_current"} <= granted
