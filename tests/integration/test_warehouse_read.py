@@ -30,6 +30,7 @@ from gateway.report import build_report
 from gateway.report_output import run_alerts, run_losses
 from sync.ingest.warehouse import PostgresWarehouse, SqliteWarehouse, Warehouse
 from tests.support.cli_runs import lineside
+from tests.support.command_docs import documented_keys
 from tests.support.configs import minimal_config_text
 from tests.support.warehouse_day import (
     GRIMSBY,
@@ -306,6 +307,7 @@ def test_warehouse_trace_command(day: Day) -> None:
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
+    assert set(document) == documented_keys("The trace document")
     assert document["version"] == 1
     assert {r["run"]["run_number"] for r in document["runs"]} == {"R-100", "R-101"}
     text = lineside("warehouse", "trace", "--serial", "30", "--sqlite", day.targets["sqlite"])
