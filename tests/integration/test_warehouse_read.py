@@ -30,6 +30,7 @@ from gateway.report import build_report
 from gateway.report_output import run_alerts, run_losses
 from sync.ingest.warehouse import PostgresWarehouse, SqliteWarehouse, Warehouse
 from tests.support.cli_runs import lineside
+from tests.support.command_docs import documented_keys
 from tests.support.configs import minimal_config_text
 from tests.support.warehouse_day import (
     GRIMSBY,
@@ -306,6 +307,7 @@ def test_warehouse_trace_command(day: Day) -> None:
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
+    assert set(document) == documented_keys("The trace document")
     assert document["version"] == 1
     assert {r["run"]["run_number"] for r in document["runs"]} == {"R-100", "R-101"}
     text = lineside("warehouse", "trace", "--serial", "30", "--sqlite", day.targets["sqlite"])
@@ -314,3 +316,70 @@ def test_warehouse_trace_command(day: Day) -> None:
     missing = lineside("warehouse", "trace", "--batch", "NOPE", "--sqlite", day.targets["sqlite"])
     assert missing.returncode == 1
     assert "NOPE" in missing.stderr
+
+
+def _query(day: Day, kind: str, statement: str) -> list[tuple[object, ...]]:
+    if kind == "postgres":
+        with psycopg.connect(day.targets["postgres"]) as conn:
+            return conn.execute(statement).fetchall()
+    db = sqlite3.connect(day.targets["sqlite"])
+    try:
+        return db.execute(statement).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_the_analytics_views_answer_in_both_databases(day: Day, kind: str) -> None:
+    from sync.ingest.migrations.analytics_ddl import VIEWS  # noqa: PLC0415
+
+    for view in VIEWS:
+        assert _query(day, kind, f"SELECT * FROM {view}"), view
+    report = build_report(day.stores["grimsby-gw1"], "R-100")
+    [(packs, kg, emark, verdict, gaps, breaches)] = _query(
+        day,
+        kind,
+        "SELECT packs, kg, emark_batches, emark_verdict, label_gaps, haccp_breaches "
+        "FROM run_summary WHERE gateway = 'grimsby-gw1' AND run_number = 'R-100'",
+    )
+    assert packs == report.packs
+    assert kg == pytest.approx(report.kg)
+    assert emark == len(report.emark_batches)
+    expected_verdict = (
+        "fail" if any(b["verdict"] == "fail" for b in report.emark_batches) else "pass"
+    )
+    assert verdict == expected_verdict
+    assert gaps == sum(a["state"] == "raised" for a in report.label_gaps)
+    assert breaches == sum(a["state"] == "raised" for a in report.temperature_breaches)
+    [(temperature_ok, label_gaps_ok, yield_ok)] = _query(
+        day,
+        kind,
+        "SELECT temperature_ok, label_gaps_ok, yield_ok FROM run_compliance "
+        "WHERE gateway = 'grimsby-gw1' AND run_number = 'R-100'",
+    )
+    assert not temperature_ok
+    assert not label_gaps_ok
+    assert yield_ok == (report.yield_pct is None or report.yield_pct >= 90)
+    shifts = _query(day, kind, "SELECT DISTINCT shift FROM giveaway_by_line_shift")
+    assert shifts == [("early",)]  # the day runs 06:00-08:02 UTC
+
+
+def test_the_reports_and_traces_queries_are_served_by_indexes(day: Day) -> None:
+    db = sqlite3.connect(day.targets["sqlite"])
+    try:
+        for statement in (
+            "SELECT * FROM packs WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM label_scans WHERE serial = '30'",
+            "SELECT * FROM label_scans WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM run_batch_codes WHERE batch_code = 'B-SHARED'",
+            "SELECT * FROM temperatures WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM emark_batches WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM alerts WHERE gateway = 'hull-gw1' AND line = 'L1' AND ts_us <= 1",
+            "SELECT * FROM device_events WHERE gateway = 'hull-gw1' AND kind = 'pack_product' "
+            "AND ts >= '2026-12-01'",
+        ):
+            plan = " ".join(str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {statement}"))
+            assert "USING INDEX" in plan or "USING PRIMARY KEY" in plan, (statement, plan)
+            assert "records" not in plan
+    finally:
+        db.close()
