@@ -322,8 +322,10 @@ def test_lineside_ingest_refuses_a_newer_warehouse_in_one_line(
     # The warehouse is opened before any transport starts: port 1 is never dialled.
     code = main(["ingest", "--sqlite", str(path), "--no-http", "--mqtt-port", "1"])
     assert code == 1
-    assert capsys.readouterr().err.splitlines()[-1].startswith(
-        "lineside ingest: the warehouse schema is at revision '0099_from_the_future'"
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("lineside ingest: the warehouse schema is at revision '0099_from_the_future'")
     )
 
 
