@@ -20,6 +20,7 @@ from central.api.params import (
     Site,
     Until,
     format_param,
+    known_parameters_only,
     limit_of,
     span,
 )
@@ -80,7 +81,11 @@ def _report_rows(report: RunReport) -> Iterable[ProductLine]:
 
 def runs_router() -> APIRouter:
     """The run endpoints."""
-    router = APIRouter(tags=["runs"], responses=_ERRORS, dependencies=[Depends(format_param)])
+    router = APIRouter(
+        tags=["runs"],
+        responses=_ERRORS,
+        dependencies=[Depends(format_param), Depends(known_parameters_only)],
+    )
 
     @router.get(
         "/runs",
