@@ -237,6 +237,7 @@ async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
         ).text
         cut = await client.get(f"/api/v1/trace/batch/{BATCH}?limit=100")
     _same_rows(report["products"], products)
+    assert {r["run_number"] for r in csv.DictReader(io.StringIO(products))} == {run}
     net = [g for product in weights["products"] for g in product["net_g"]]
     assert [float(r["net_g"]) for r in csv.DictReader(io.StringIO(weight_rows))] == net
     packs = [p for r in trace["runs"] for p in r["packs"]]
