@@ -372,6 +372,7 @@ def test_the_reports_and_traces_queries_are_served_by_indexes(day: Day) -> None:
             "SELECT * FROM label_scans WHERE serial = '30'",
             "SELECT * FROM label_scans WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
             "SELECT * FROM run_batch_codes WHERE batch_code = 'B-SHARED'",
+            "SELECT gateway FROM runs WHERE run_number = 'R-100'",
             "SELECT * FROM temperatures WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
             "SELECT * FROM emark_batches WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
             "SELECT * FROM alerts WHERE gateway = 'hull-gw1' AND line = 'L1' AND ts_us <= 1",
