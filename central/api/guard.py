@@ -58,7 +58,8 @@ class AuthGate:
             self._logged.clear()
         self._logged[address] = (now, 0)
         more = f" (and {suppressed} more since)" if suppressed else ""
-        logger.warning("refused %s from %s: %s%s", scope["path"], address, refusal.reason, more)
+        path = ascii(str(scope["path"])[:200])  # a path is the client's text: never raw in a log
+        logger.warning("refused %s from %s: %s%s", path, address, refusal.reason, more)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
