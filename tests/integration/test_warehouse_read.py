@@ -265,7 +265,14 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert series
     assert series[0].breaches
     assert reader.temperature_breaches(line="L1")
-    assert reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    nearing = reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    assert {(r.gateway, r.run_number) for r in nearing} == set(RUNS)
+    assert {(r.use_by, r.days_left, r.day, r.freeze_down_on) for r in nearing} == {
+        (date(2026, 12, 11), 0, 11, date(2026, 12, 13))  # packed 1 Dec, +9 +1 rubber clock
+    }
+    assert reader.shelf_life(as_of=date(2026, 12, 5), within_days=1) == []
+    [due] = {r.freeze_down_due for r in reader.shelf_life(as_of=date(2026, 12, 13))}
+    assert due
     fleet = reader.fleet(now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert {f.gateway for f in fleet} == {"hull-gw1", "grimsby-gw1"}
     assert {s.site for s in reader.sites()} == {"hull", "grimsby"}
