@@ -41,7 +41,12 @@ from tests.support.warehouse_day import (
 )
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-RUNS = (("hull-gw1", "R-100"), ("hull-gw1", "R-101"), ("grimsby-gw1", "R-100"))
+RUNS = (
+    ("hull-gw1", "R-100"),
+    ("hull-gw1", "R-101"),
+    ("grimsby-gw1", "R-100"),
+    ("grimsby-gw1", "R-201"),
+)
 PLANS = {HULL.gateway: HULL, GRIMSBY.gateway: GRIMSBY}
 
 
@@ -235,8 +240,8 @@ def test_a_serial_traces_back_to_its_runs_and_batch_codes(
     trace = reader.trace_serial("30")
     scans = {(lb.gateway, lb.seq) for t in trace.runs for lb in t.labels}
     assert scans == _store_rows(day, "SELECT seq FROM label_scans WHERE serial = ?", "30")
-    assert len(scans) == 3  # L1 and L2 at hull, L1 at grimsby
-    assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1"}
+    assert len(scans) == 4  # on each line of each site
+    assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1", "B-GRIM-2"}
     assert trace.unmatched_labels == ()
 
 
@@ -255,7 +260,7 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert by_run.packs == product.packs
     assert by_run.giveaway_kg == pytest.approx(product.giveaway_kg)
     for by in ("line_hour", "line_shift"):
-        rows = [g for g in reader.giveaway(by=by) if g.gateway == "grimsby-gw1"]
+        rows = [g for g in reader.giveaway(by=by) if (g.gateway, g.line) == ("grimsby-gw1", "L1")]
         assert sum(g.packs for g in rows) == product.packs, by
     weights = reader.pack_weights("R-100", gateway="hull-gw1")
     fixed = next(p for p in weights.products if p.plu == "41240")
@@ -265,11 +270,18 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert series
     assert series[0].breaches
     assert reader.temperature_breaches(line="L1")
-    assert reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    nearing = reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    assert {(r.gateway, r.run_number) for r in nearing} == set(RUNS)
+    assert {(r.use_by, r.days_left, r.day, r.freeze_down_on) for r in nearing} == {
+        (date(2026, 12, 11), 0, 11, date(2026, 12, 13))  # packed 1 Dec, +9 +1 rubber clock
+    }
+    assert reader.shelf_life(as_of=date(2026, 12, 5), within_days=1) == []
+    [due] = {r.freeze_down_due for r in reader.shelf_life(as_of=date(2026, 12, 13))}
+    assert due
     fleet = reader.fleet(now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert {f.gateway for f in fleet} == {"hull-gw1", "grimsby-gw1"}
     assert {s.site for s in reader.sites()} == {"hull", "grimsby"}
-    assert len(reader.runs()) == 3
+    assert len(reader.runs()) == 4
 
 
 def _config(day: Day, gateway: str) -> Path:
@@ -311,7 +323,7 @@ def test_warehouse_trace_command(day: Day) -> None:
     assert {r["run"]["run_number"] for r in document["runs"]} == {"R-100", "R-101"}
     text = lineside("warehouse", "trace", "--serial", "30", "--sqlite", day.targets["sqlite"])
     assert text.returncode == 0, text.stderr
-    assert text.stdout.startswith("serial 30: 3 run(s)")
+    assert text.stdout.startswith("serial 30: 4 run(s)")
     missing = lineside("warehouse", "trace", "--batch", "NOPE", "--sqlite", day.targets["sqlite"])
     assert missing.returncode == 1
     assert "NOPE" in missing.stderr
