@@ -1,8 +1,8 @@
 """The central team's read-only HTTP API: ``create_app(reader_factory, settings)``.
 
-Every endpoint is a GET under ``/api/v1`` (the list and its docs: docs/warehouse-api.md);
-OpenAPI at ``/api/v1/openapi.json``. Each request opens a
-reader through ``reader_factory`` (one connection, read-only), asks it one question and
+Every endpoint is a GET under ``/api/v1`` (the list and its docs: docs/warehouse-api.md §2);
+OpenAPI at ``/api/v1/openapi.json``. Each request opens a reader through
+``reader_factory`` (one connection, read-only), asks it one question and
 closes it; the endpoints are synchronous and run in the server's thread pool, so a slow
 query never blocks the event loop. The dashboard's pages are mounted at ``/`` behind the
 same authentication gate (:mod:`central.api.guard`).
@@ -72,9 +72,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         }
         document["security"] = [{"bearer": []}]
         for path, operations in document["paths"].items():
-            if path in PUBLIC_PATHS:
-                for operation in operations.values():
+            for operation in operations.values():
+                # A bad query string is answered 400 (central/api/failures.py), never 422.
+                operation.get("responses", {}).pop("422", None)
+                if path in PUBLIC_PATHS:
                     operation["security"] = []
+        for name in ("HTTPValidationError", "ValidationError"):
+            document["components"].get("schemas", {}).pop(name, None)
         app.openapi_schema = document
     return app.openapi_schema
 

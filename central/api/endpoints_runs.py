@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -20,6 +20,7 @@ from central.api.params import (
     Site,
     Until,
     format_param,
+    known_parameters_only,
     limit_of,
     span,
 )
@@ -75,20 +76,28 @@ def _temperature_rows(series: list[TemperatureSeries]) -> Iterator[dict[str, Any
 
 
 _REPORT_PRODUCT_COLUMNS = (
+    "run_number", "line",
     "plu", "description", "nominal_g", "catch_weight", "packs", "kg", "mean_g", "sd_g",
     "giveaway_g", "giveaway_pct", "giveaway_kg", "below_t1", "below_t2", "target_g", "rejected",
 )  # fmt: skip
-"""The CSV header of a report: its ``products`` (gateway/report_output.py report_document)."""
+"""The CSV header of a report: its ``products`` (gateway/report_output.py report_document),
+each named by its run (so several runs' rows can be stacked)."""
 
 
-def _report_rows(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    rows: list[dict[str, Any]] = document["products"]
-    return rows
+def _report_rows(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """One CSV row per product of the report document."""
+    run = document["run"]
+    for product in document["products"]:
+        yield {"run_number": run["run_number"], "line": run["line"], **product}
 
 
 def runs_router() -> APIRouter:
     """The run endpoints."""
-    router = APIRouter(tags=["runs"], responses=_ERRORS, dependencies=[Depends(format_param)])
+    router = APIRouter(
+        tags=["runs"],
+        responses=_ERRORS,
+        dependencies=[Depends(format_param), Depends(known_parameters_only)],
+    )
 
     @router.get(
         "/runs",

@@ -189,6 +189,14 @@ async def test_a_token_is_required_and_a_valid_one_reads(server: Serve) -> None:
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
         openapi = (await client.get("/api/v1/openapi.json")).json()
         assert openapi["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert {path.removeprefix("/api/v1") for path in openapi["paths"]} == {
+            "/sites", "/lines", "/runs", "/runs/{run}/report", "/runs/{run}/summary",
+            "/runs/{run}/compliance", "/runs/{run}/weights", "/runs/{run}/temperatures",
+            "/trace/batch/{code}", "/trace/serial/{serial}", "/breaches", "/giveaway",
+            "/alerts/active", "/shelf-life", "/fleet", "/health",
+        }  # fmt: skip
+        operations = [op for ops in openapi["paths"].values() for op in ops.values()]
+        assert all("422" not in op["responses"] for op in operations)
         site = openapi["components"]["schemas"]["SiteRow"]["properties"]["site"]
         assert site["description"] == "The site id the gateways are configured with."
 
@@ -247,6 +255,8 @@ async def test_limits_and_query_parameters_are_checked(server: Serve) -> None:
             "/api/v1/sites?format=xml": "format",
             "/api/v1/shelf-life?within_days=-1": "within_days",
             "/api/v1/trace/batch/GG1?table=secrets": "table",
+            "/api/v1/runs?sites=hull": "unknown query parameter(s): 'sites'",
+            "/api/v1/fleet?now=2020-01-01": "unknown query parameter(s): 'now'",
         }
         for url, reason in refusals.items():
             answer = await client.get(url)

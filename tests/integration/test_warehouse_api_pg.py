@@ -45,6 +45,8 @@ from tests.support.waiting import wait_for
 from tests.support.warehouse_fill import commit_outbox
 
 GW, SITE = "hull-gw1", "hull"
+GW2, SITE2 = "grimsby-gw1", "grimsby"
+"""A second gateway that ran a run of the same number (the same shift, its own store)."""
 TOKEN = "central-bi.dGVzdHMgb25seTogbm90IGEgcmVhbCByZWFkIHRva2Vu"
 NOW_US = to_us(START) + 10 * 3600 * 1_000_000  # two hours after the shift's end
 
@@ -67,10 +69,12 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
 
         async def fill() -> ShiftFacts:
             facts = await write_shift(store)
+            await write_shift(directory / "gateway2.db")
             warehouse = PostgresWarehouse(dsn)
             await warehouse.open()
             try:
                 await commit_outbox(store, warehouse, gateway=GW, site=SITE)
+                await commit_outbox(directory / "gateway2.db", warehouse, gateway=GW2, site=SITE2)
             finally:
                 await warehouse.close()
             return facts
@@ -89,6 +93,8 @@ def served(filled: Filled) -> Iterator[str]:
     """``lineside warehouse serve`` over the database, as its own process group."""
     port = free_port()
     env = {**os.environ, "WAREHOUSE_DSN": filled.dsn}
+    # Its log goes to a file: a pipe nobody reads could fill and stall the server.
+    log = (filled.store.parent / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -105,7 +111,7 @@ def served(filled: Filled) -> Iterator[str]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -118,12 +124,11 @@ def served(filled: Filled) -> Iterator[str]:
 
     try:
         asyncio.run(wait_for(up, timeout=30))
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        assert proc.poll() is None, (filled.store.parent / "serve.log").read_text()
         yield base
     finally:
         end_group(proc)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        log.close()
 
 
 def test_the_served_api_needs_a_token_and_reports_the_run_as_the_gateway_does(
@@ -132,7 +137,11 @@ def test_the_served_api_needs_a_token_and_reports_the_run_as_the_gateway_does(
     run = filled.facts.run_number
     assert httpx.get(f"{served}/api/v1/runs").status_code == 401
     assert httpx.get(f"{served}/api/v1/health").json() == {"status": "ok"}
-    answer = httpx.get(f"{served}/api/v1/runs/{run}/report", headers=_auth())
+    # Two gateways ran this run number: which one must be said.
+    ambiguous = httpx.get(f"{served}/api/v1/runs/{run}/report", headers=_auth())
+    assert ambiguous.status_code == 409
+    assert ambiguous.json()["error"] == "ambiguous"
+    answer = httpx.get(f"{served}/api/v1/runs/{run}/report?gateway={GW}", headers=_auth())
     assert answer.status_code == 200, answer.text
     # The warehouse's report is the gateway's own `lineside report --json`, figure for figure.
     report = build_report(filled.store, run)
@@ -141,7 +150,7 @@ def test_the_served_api_needs_a_token_and_reports_the_run_as_the_gateway_does(
         with_transitions=False,
     )  # fmt: skip
     assert answer.json() == jsonable(own)
-    summary = httpx.get(f"{served}/api/v1/runs/{run}/summary", headers=_auth()).json()
+    summary = httpx.get(f"{served}/api/v1/runs/{run}/summary?gateway={GW}", headers=_auth()).json()
     assert summary["packs"] == answer.json()["figures"]["packs"]
     assert summary["missed_packs"] == filled.facts.missed_packs
     missing = httpx.get(f"{served}/api/v1/runs/NO-SUCH-RUN/report", headers=_auth())
@@ -195,7 +204,7 @@ async def test_every_list_endpoint_gives_the_same_rows_as_json_and_csv(
         "/api/v1/sites",
         "/api/v1/lines",
         f"/api/v1/runs?since={since}",
-        f"/api/v1/runs/{run}/compliance",
+        f"/api/v1/runs/{run}/compliance?gateway={GW2}",
         f"/api/v1/breaches?since={since}",
         "/api/v1/giveaway?by=run",
         "/api/v1/giveaway?by=line_hour",
@@ -215,19 +224,19 @@ async def test_every_list_endpoint_gives_the_same_rows_as_json_and_csv(
             _same_rows(as_json.json(), as_csv.text)
             seen[url.split("?")[0]] = len(as_json.json())
     # The shift is there: its site, line, run, its HACCP breaches and its gateway.
-    assert seen["/api/v1/sites"] == 1
-    assert seen["/api/v1/runs"] == 1
+    assert seen["/api/v1/sites"] == 2
+    assert seen["/api/v1/runs"] == 2
     assert seen["/api/v1/breaches"] > 0
-    assert seen["/api/v1/fleet"] == 1
+    assert seen["/api/v1/fleet"] == 2
 
 
 async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
     run = filled.facts.run_number
     async with httpx.AsyncClient(base_url=in_process, headers=_auth()) as client:
-        report = (await client.get(f"/api/v1/runs/{run}/report")).json()
-        products = (await client.get(f"/api/v1/runs/{run}/report?format=csv")).text
-        weights = (await client.get(f"/api/v1/runs/{run}/weights")).json()
-        weight_rows = (await client.get(f"/api/v1/runs/{run}/weights?format=csv")).text
+        report = (await client.get(f"/api/v1/runs/{run}/report?gateway={GW}")).json()
+        products = (await client.get(f"/api/v1/runs/{run}/report?gateway={GW}&format=csv")).text
+        weights = (await client.get(f"/api/v1/runs/{run}/weights?gateway={GW}")).json()
+        weight_rows = (await client.get(f"/api/v1/runs/{run}/weights?gateway={GW}&format=csv")).text
         trace = (await client.get(f"/api/v1/trace/batch/{BATCH}")).json()
         trace_packs = (await client.get(f"/api/v1/trace/batch/{BATCH}?format=csv")).text
         trace_labels = (
@@ -235,11 +244,15 @@ async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
         ).text
         cut = await client.get(f"/api/v1/trace/batch/{BATCH}?limit=100")
     _same_rows(report["products"], products)
+    assert {r["run_number"] for r in csv.DictReader(io.StringIO(products))} == {run}
     net = [g for product in weights["products"] for g in product["net_g"]]
     assert [float(r["net_g"]) for r in csv.DictReader(io.StringIO(weight_rows))] == net
     packs = [p for r in trace["runs"] for p in r["packs"]]
     labels = [lab for r in trace["runs"] for lab in r["labels"]]
-    assert len(packs) == filled.facts.packs
+    # The batch code was used by both gateways' runs: every pack of both, nothing more.
+    assert sorted(r["run"]["gateway"] for r in trace["runs"]) == [GW2, GW]
+    assert len(packs) == 2 * filled.facts.packs
+    assert len({(p["gateway"], p["seq"]) for p in packs}) == len(packs)
     _same_rows(packs, trace_packs)
     _same_rows(labels, trace_labels)
     assert cut.headers["x-lineside-truncated"] == "true"
@@ -258,3 +271,7 @@ def test_the_served_api_answers_503_once_the_database_is_gone(served: str, fille
     health = httpx.get(f"{served}/api/v1/health")
     assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
     assert name not in health.text
+    # The server said why; it never wrote a reader's token.
+    log = (filled.store.parent / "serve.log").read_text()
+    assert "warehouse unavailable" in log
+    assert TOKEN.split(".", 1)[1] not in log
