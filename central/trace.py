@@ -14,6 +14,7 @@ from central import db as conv
 from central.db import Db
 from central.errors import NotFound
 from central.rows import RunRow, Trace, TraceLabel, TracePack, TraceRun, TraceTemperature
+from rules.label_subjects import sequence_number
 
 _LABEL_COLUMNS = (
     "gateway, seq, ts, line, run_number, gtin, batch, serial, pack_date, use_by, net_weight_g, raw"
@@ -61,25 +62,36 @@ def trace_serial(db: Db, serial: str) -> Trace:
         raise NotFound(f"no label with serial {serial!r} was scanned")
     keys = sorted({(s.gateway, s.run_number) for s in scans if s.run_number is not None})
     runs = _runs(db, [(g, r) for g, r in keys if r is not None])
-    traced = tuple(
-        TraceRun(
-            run=run,
-            products=_products(db, run),
-            packs=(),
-            labels=tuple(
-                s for s in scans if (s.gateway, s.run_number) == (run.gateway, run.run_number)
-            ),
-            temperatures=_temperatures(db, run),
+    number = sequence_number(serial)
+    traced = []
+    for run in runs:
+        labels = tuple(
+            s for s in scans if (s.gateway, s.run_number) == (run.gateway, run.run_number)
         )
-        for run in runs
-    )
+        # The label's pack: the one its line's checkweigher numbered with the label's
+        # number, as the gateway pairs them (rules/products.py).
+        packs = tuple(
+            pack
+            for line in sorted({s.line for s in labels})
+            if number is not None
+            for pack in _packs(db, run, labelled=(line, number))
+        )
+        traced.append(
+            TraceRun(
+                run=run,
+                products=_products(db, run),
+                packs=packs,
+                labels=labels,
+                temperatures=_temperatures(db, run),
+            )
+        )
     known = {(r.gateway, r.run_number) for r in runs}
     codes = sorted({code for r in runs for code in r.batch_codes})
     return Trace(
         kind="serial",
         key=serial,
         batch_codes=tuple(codes),
-        runs=traced,
+        runs=tuple(traced),
         unmatched_labels=tuple(s for s in scans if (s.gateway, s.run_number) not in known),
     )
 
@@ -99,7 +111,14 @@ def _products(db: Db, run: RunRow) -> tuple[str, ...]:
     )
 
 
-def _packs(db: Db, run: RunRow) -> tuple[TracePack, ...]:
+def _packs(
+    db: Db, run: RunRow, *, labelled: tuple[str, int] | None = None
+) -> tuple[TracePack, ...]:
+    """The run's packs; with ``labelled`` (line, label number) only that label's pack."""
+    where = "gateway = ? AND run_number = ?"
+    params: tuple[Any, ...] = (run.gateway, run.run_number)
+    if labelled is not None:
+        where, params = f"{where} AND line = ? AND label_seq = ?", (*params, *labelled)
     return tuple(
         TracePack(
             gateway=r[0],
@@ -115,9 +134,9 @@ def _packs(db: Db, run: RunRow) -> tuple[TracePack, ...]:
             flags=int(r[10]),
         )
         for r in db.rows(
-            "SELECT gateway, seq, ts, line, device, run_number, pack_counter, plu, net_g, "
-            "accepted, flags FROM packs WHERE gateway = ? AND run_number = ? ORDER BY ts, seq",
-            (run.gateway, run.run_number),
+            "SELECT gateway, seq, ts, line, device, run_number, pack_counter, plu, net_g, "  # noqa: S608
+            f"accepted, flags FROM packs WHERE {where} ORDER BY ts, seq",
+            params,
         )
     )
 

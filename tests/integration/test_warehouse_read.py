@@ -241,6 +241,10 @@ def test_a_serial_traces_back_to_its_runs_and_batch_codes(
     scans = {(lb.gateway, lb.seq) for t in trace.runs for lb in t.labels}
     assert scans == _store_rows(day, "SELECT seq FROM label_scans WHERE serial = ?", "30")
     assert len(scans) == 4  # on each line of each site
+    # With each scan, its pack: the one its line numbered 30 (the label number).
+    packs = {(p.gateway, p.seq) for t in trace.runs for p in t.packs}
+    assert packs == _store_rows(day, "SELECT seq FROM packs WHERE label_seq = ?", 30)
+    assert len(packs) == 4
     assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1", "B-GRIM-2"}
     assert trace.unmatched_labels == ()
 
