@@ -279,11 +279,12 @@ def _check_serial_trace(api: str, played: list[PlayedSite]) -> None:
     assert [(r["run"]["gateway"], r["run"]["run_number"]) for r in trace["runs"]] == [
         (site.spec.gateway, L1_RUN)
     ]
-    assert SHARED_BATCH in trace["batch_codes"]
+    assert trace["batch_codes"] == [SHARED_BATCH]  # the L1 run's only batch code
     assert trace["unmatched_labels"] == []
-    # Its pack: the one the labeller numbered with it, on the same run.
-    (pack,) = pack_of_label(site.store, site.spec.gateway, serial).values()
-    assert (pack["run_number"], pack["line"]) == (L1_RUN, "L1")
+    # Its pack: the one the line numbered with the label's number, on the same run.
+    pack = pack_of_label(site.store, site.spec.gateway, serial)
+    assert [(p["run_number"], p["line"]) for p in pack.values()] == [(L1_RUN, "L1")]
+    assert got.packs == pack
 
 
 async def test_a_simulated_day_reads_back_exactly_as_the_gateways_recorded_it(
