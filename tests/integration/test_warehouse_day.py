@@ -5,7 +5,7 @@ API (``lineside warehouse serve``) and checked against each gateway's own figure
 Each site has its own simulators (tests/support/day_site.py: OPC UA checkweigher CW1 and
 probes on L1 with the label scanner, the Modbus scale CW2 and transmitters on L2, the ERP)
 and its own gateway (``lineside run``, config/demo.toml with a second line). The demo
-scenario is played 20 times faster than life: underweight drift with packs below T2, a
+scenario is played 30 times faster than life: underweight drift with packs below T2, a
 short and a long probe excursion (a HACCP breach), a label gap, a device dropout. The
 ERP's runs (fixed date, so nothing here depends on today's) span several products: the L1
 run lists a 240 g and a 400 g product, the L2 run packs a catch-weight product, and both
@@ -16,10 +16,12 @@ left in their outboxes is delivered (acknowledged), and then:
 
 * for every run of every gateway, the API's report is the document
   ``lineside report RUN --json`` gives on that gateway's own store (counts, mean,
-  giveaway, the ℮ verdict, breaches, label gaps: all of it, exactly);
+  giveaway, ℮ batches and their verdicts, alerts, missed packs: all of it, exactly),
+  and the API's summary row (℮ verdict, HACCP breaches and their duration, label gaps)
+  is the one the gateway's own report gives;
 * a trace by the shared batch code returns exactly the packs and labels the two
   gateways' stores hold for the runs that used it, and a trace by a label's serial
-  exactly that label, with its run and batch codes.
+  exactly that label, with its pack, its run and its batch codes.
 """
 
 from __future__ import annotations
@@ -240,9 +242,13 @@ def _check_reports(api: str, played: list[PlayedSite]) -> None:
     for site in played:
         gw = site.spec.gateway
         l1, l2 = seen[f"{gw}/{L1_RUN}"], seen[f"{gw}/{L2_RUN}"]
-        assert min(l1["packs"], l2["packs"]) > CYCLE_PACKS // 2, (l1["packs"], l2["packs"])
+        # (A loaded machine makes the gateway miss packs, as a real one would: they are
+        # counted as missed, and compared above like every other figure.)
+        assert min(l1["packs"], l2["packs"]) > CYCLE_PACKS // 5, (l1["packs"], l2["packs"])
         assert l1["haccp_breaches"] > 0, "the long P1 excursion is a HACCP breach"
         assert l1["label_gaps"] > 0, "the labeller skipped three numbers"
+        assert l1["emark_batches"] > 0, "℮ batches closed"
+        assert l1["emark_verdict"] is not None
         catch = [p for p in l2["products"] if p["plu"] == CATCH_PLU]
         assert [(p["catch_weight"], p["packs"] > 0) for p in catch] == [(True, True)], catch
 
@@ -262,8 +268,8 @@ def _check_batch_trace(api: str, played: list[PlayedSite]) -> None:
     got = trace_recorded(trace)
     assert got.packs == expected.packs
     assert got.labels == expected.labels
-    assert len(expected.packs) > 2 * CYCLE_PACKS
-    assert len(expected.labels) > CYCLE_PACKS
+    assert len(expected.packs) > CYCLE_PACKS
+    assert len(expected.labels) > CYCLE_PACKS // 2
 
 
 def _check_serial_trace(api: str, played: list[PlayedSite]) -> None:

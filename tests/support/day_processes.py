@@ -65,8 +65,10 @@ def gateway_config(
         .replace(f'line = "L1"\n{transmitters}', f'line = "L2"\n{transmitters}')
         .replace("debounce_s = 60 ", "debounce_s = 3 ")
         .replace("poll_interval_s = 5", "poll_interval_s = 1")
+        # ℮ batches of 6 s, so several close (and are judged) on each line within the day.
+        .replace("emark_batch_minutes = 60", "emark_batch_minutes = 0.1")
     )
-    for expected in (f'"{gateway}"', f'"{site}"', 'line = "L2"', "debounce_s = 3 "):
+    for expected in (f'"{gateway}"', f'"{site}"', 'line = "L2"', "debounce_s = 3 ", "= 0.1"):
         assert expected in replaced, expected
     modbus_port = addresses["modbus"].rsplit(":", 1)[1]
     head, sync = replaced.split("\n[sync.mqtt]", 1)
