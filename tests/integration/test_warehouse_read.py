@@ -419,3 +419,22 @@ def test_postgres_serves_the_reports_and_traces_queries_by_index(day: Day) -> No
             assert "Index" in plan, (statement, plan)
             assert "Seq Scan" not in plan, (statement, plan)
             assert "records" not in plan
+
+
+def test_a_run_the_gateways_parser_refuses_is_a_read_error(tmp_path: Path) -> None:
+    from bench.warehouse_read import migrate  # noqa: PLC0415
+    from central.errors import WarehouseReadError  # noqa: PLC0415
+
+    path = tmp_path / "warehouse.db"
+    asyncio.run(migrate(None, path))
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO runs (gateway, run_number, site, seq, line, status, source, provisional, "
+        "description, shelf_life_adjust, payload) VALUES ('gw', 'R1', 's', 1, 'L1', 'running', "
+        "'erp', 0, '', 0, '{\"run_number\": 5}')"
+    )
+    db.commit()
+    db.close()
+    with WarehouseReader.open(str(path)) as reader, pytest.raises(WarehouseReadError) as caught:
+        reader.run_report("R1")
+    assert "R1" in str(caught.value)
