@@ -18,6 +18,8 @@ from gateway.commands import (
     service,
     simulation,
     warehouse,
+    warehouse_read,
+    warehouse_serve,
 )
 from gateway.commands.common import (
     EXIT_CONFIG,
@@ -66,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_tui(commands)
     ingest.add_ingest(commands)
     ingest.add_ingest_token(commands)
-    warehouse.add_warehouse(commands)
+    warehouse_actions = warehouse.add_warehouse(commands)
+    warehouse_read.add_warehouse_read(warehouse_actions)
+    warehouse_serve.add_warehouse_serve(warehouse_actions)
     modbus_probe.add_parser(commands)
     opcua_browse.add_parser(commands)
     return parser

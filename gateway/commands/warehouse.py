@@ -1,8 +1,4 @@
-"""``lineside warehouse``: the central warehouse's own chores (``backfill``).
-
-Each part of the central side adds its own actions to the group: ``serve``, ``token`` and
-``grant-readonly`` come from :mod:`gateway.commands.warehouse_serve`.
-"""
+"""``lineside warehouse``: the central warehouse's own chores (``backfill``)."""
 
 from __future__ import annotations
 
@@ -14,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.commands import warehouse_serve
 from gateway.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -23,7 +18,6 @@ from gateway.commands.common import (
     print_json,
     printable,
 )
-from gateway.commands.warehouse_read import add_warehouse_read
 
 if TYPE_CHECKING:
     from sync.ingest.backfill import BackfillSummary
@@ -76,13 +70,9 @@ def add_warehouse(commands: SubCommands) -> SubCommands:
     """``lineside warehouse``; its actions, to which other command modules add theirs (each
     action sets its own ``handler``: argparse applies an action's defaults after the
     group's)."""
-    warehouse = commands.add_parser(
-        "warehouse", help="the central warehouse: schema and data, read API, tokens, roles"
-    )
+    warehouse = commands.add_parser("warehouse", help="the central warehouse's schema and data")
     actions = warehouse.add_subparsers(dest="action", required=True)
-    add_warehouse_read(actions)
     add_backfill(actions)
-    warehouse_serve.add_warehouse_serve(actions)
     warehouse.set_defaults(handler=_cmd_warehouse)
     return actions
 
@@ -120,9 +110,5 @@ def add_backfill(actions: SubCommands) -> None:
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
-    # The read actions leave their handler as ``read_handler``; every other action sets its
-    # own ``handler``, so this is reached only for a read action.
-    read_handler = getattr(args, "read_handler", None)
-    if read_handler is None:
-        raise CommandFailed(f"lineside warehouse: no handler for {args.action!r}", EXIT_USAGE)
-    return int(read_handler(args))
+    # Reached only for an action that set no handler of its own.
+    raise CommandFailed(f"lineside warehouse: no handler for {args.action!r}", EXIT_USAGE)

@@ -20,6 +20,7 @@ from gateway.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandFailed,
+    SubCommands,
     print_json,
     printable,
 )
@@ -137,7 +138,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_warehouse_read(actions: Any) -> None:
+def add_warehouse_read(actions: SubCommands) -> None:
     """``lineside warehouse trace``, added to the ``warehouse`` group's sub-commands."""
     trace = actions.add_parser(
         "trace", help="a batch code to its runs, packs, labels and temperatures, or a serial back"
@@ -149,4 +150,4 @@ def add_warehouse_read(actions: Any) -> None:
     trace.add_argument(
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
-    trace.set_defaults(read_handler=_cmd_trace)
+    trace.set_defaults(handler=_cmd_trace)
