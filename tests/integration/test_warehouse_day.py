@@ -174,11 +174,17 @@ async def _play_the_day(
     for gateway in gateways:
         await gateway.ready()
     # The day ends once every line has packed a whole cycle of the demo scenario (all its
-    # faults) and a few packs more.
-    watch = CycleWatch([site.store for site in played], ("cw1", "cw2"), CYCLE_PACKS + 10)
+    # faults) and a few packs more, and each gateway has seen a HACCP breach come and go
+    # and a label gap.
+    watch = CycleWatch(
+        [site.store for site in played],
+        ("cw1", "cw2"),
+        CYCLE_PACKS + 10,
+        (("haccp_upper", "raised"), ("haccp_upper", "cleared"), ("label_gap", "raised")),
+    )
     await wait_for(
         lambda: all(g.alive() for g in gateways) and watch.done(),
-        90,
+        150,
         "a demo cycle packed on every line",
         interval=0.2,
     )
