@@ -70,6 +70,11 @@ module in brackets), so each part keeps its own errors and still hangs them on t
                                  (gateway.alerts_command)
         DemoAlreadyRunning       another demo holds the demo folder [RuntimeError]
                                  (gateway.demo_site)
+      CentralError             the central read side (central/) could not answer
+                               (central.errors)
+        WarehouseReadError       the warehouse cannot be reached or read
+        NotFound                 no such run, batch code or serial [LookupError]
+        Ambiguous                a run number of several gateways, none named [LookupError]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 import gateway.core.errors
 from gateway.core.errors import LinesideError
 
-PACKAGES = ("gateway", "adapters", "rules", "sync", "tui")
+PACKAGES = ("gateway", "adapters", "rules", "sync", "tui", "central")
 
 # Errors that callers also catch as a built-in kind keep that base (the tree shows it in
 # brackets): changing it would silently change what an ``except ValueError`` catches.
@@ -29,6 +29,8 @@ BUILT_IN_BASES = {
     "gateway.api.GatewayUnavailable": ConnectionError,
     "gateway.report.ReportError": LookupError,
     "gateway.demo_site.DemoAlreadyRunning": RuntimeError,
+    "central.errors.NotFound": LookupError,
+    "central.errors.Ambiguous": LookupError,
 }
 
 
