@@ -176,75 +176,86 @@ def build_report(db_path: Path, run_number: str) -> RunReport:
     """Collect the report of ``run_number`` from the store at ``db_path``."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
-        row = db.execute("SELECT payload FROM runs WHERE run_number = ?", (run_number,)).fetchone()
-        if row is None:
-            raise ReportError(f"run {run_number!r} is not in {db_path}")
-        run = run_from_json(json.loads(row[0]))
-        db.execute(_RUN_PACKS[0], (run_number,))
-        db.execute(_RUN_PACKS[1])
-        db.execute(_RUN_PACKS[2])
-        fixed = [
-            (float(p.nominal_g), p.plu)
-            for p in run.products
-            if p.nominal_g is not None and not p.catch_weight
-        ]
-        qns = [qn for qn, _plu in fixed]
-        db.executemany(
-            "INSERT INTO by_qn (qn, plu) VALUES (?, ?)",
-            [(qn, plu) for qn, plu in fixed if qns.count(qn) == 1],
-        )
-        db.execute(_RUN_PACKS[3], (int(RecordFlag.PRODUCT_UNKNOWN), run_number))
-        products = []
-        assigned = 0
-        for product in run.products:
-            line = _product_line(db, product)
-            assigned += line.packs
-            products.append(line)
-        packs, grams, uncertain = db.execute(
-            "SELECT count(*), coalesce(sum(net_g), 0), coalesce(sum(flags & ? != 0), 0) "
-            "FROM packs WHERE run_number = ? AND accepted IS NOT 0",
-            (_UNCERTAIN, run_number),
-        ).fetchone()
-        batches = tuple(
-            dict(
-                zip(
-                    (
-                        "plu",
-                        "start_us",
-                        "end_us",
-                        "n",
-                        "mean_g",
-                        "sd_g",
-                        "below_t1",
-                        "below_t2",
-                        "verdict",
-                        "reasons",
-                    ),
-                    r,
-                    strict=True,
-                )
-            )
-            for r in db.execute(
-                "SELECT plu, start_us, end_us, n, mean_g, sd_g, below_t1, below_t2, verdict, "
-                "reasons FROM emark_batches WHERE run_number = ? ORDER BY start_us",
-                (run_number,),
-            )
-        )
-        start = run.actual_start or run.planned_start
-        end = run.actual_end
-        window = (to_us(start) if start else 0, to_us(end) if end else 2**62)
-        load = _alarm_load(db, run.line, run_number, window)
-        alerts = tuple(
-            dict(zip(("ts_us", "rule", "subject", "severity", "state", "message"), r, strict=True))
-            for r in db.execute(
-                "SELECT ts_us, rule, subject, severity, state, message FROM alerts "
-                "WHERE (subject LIKE ? OR subject LIKE ? OR (line = ? AND ts_us BETWEEN ? AND ?)) "
-                "ORDER BY seq",
-                (f"%/{run_number}/%", f"%/{run_number}", run.line, *window),
-            )
-        )
+        return build_report_from(db, run_number, where=str(db_path))
     finally:
         db.close()
+
+
+def build_report_from(
+    db: sqlite3.Connection, run_number: str, *, where: str = "the store"
+) -> RunReport:
+    """Collect the report of ``run_number`` over ``db``: a store, or any SQLite database with
+    the store's schema (gateway/store/schema.py) holding the run's rows, such as the copy the
+    warehouse reader makes, so both give the same report. Creates TEMP tables on ``db``."""
+    row = db.execute("SELECT payload FROM runs WHERE run_number = ?", (run_number,)).fetchone()
+    if row is None:
+        raise ReportError(f"run {run_number!r} is not in {where}")
+    run = run_from_json(json.loads(row[0]))
+    for name in ("late", "by_qn", "run_packs"):
+        db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    db.execute(_RUN_PACKS[0], (run_number,))
+    db.execute(_RUN_PACKS[1])
+    db.execute(_RUN_PACKS[2])
+    fixed = [
+        (float(p.nominal_g), p.plu)
+        for p in run.products
+        if p.nominal_g is not None and not p.catch_weight
+    ]
+    qns = [qn for qn, _plu in fixed]
+    db.executemany(
+        "INSERT INTO by_qn (qn, plu) VALUES (?, ?)",
+        [(qn, plu) for qn, plu in fixed if qns.count(qn) == 1],
+    )
+    db.execute(_RUN_PACKS[3], (int(RecordFlag.PRODUCT_UNKNOWN), run_number))
+    products = []
+    assigned = 0
+    for product in run.products:
+        line = _product_line(db, product)
+        assigned += line.packs
+        products.append(line)
+    packs, grams, uncertain = db.execute(
+        "SELECT count(*), coalesce(sum(net_g), 0), coalesce(sum(flags & ? != 0), 0) "
+        "FROM packs WHERE run_number = ? AND accepted IS NOT 0",
+        (_UNCERTAIN, run_number),
+    ).fetchone()
+    batches = tuple(
+        dict(
+            zip(
+                (
+                    "plu",
+                    "start_us",
+                    "end_us",
+                    "n",
+                    "mean_g",
+                    "sd_g",
+                    "below_t1",
+                    "below_t2",
+                    "verdict",
+                    "reasons",
+                ),
+                r,
+                strict=True,
+            )
+        )
+        for r in db.execute(
+            "SELECT plu, start_us, end_us, n, mean_g, sd_g, below_t1, below_t2, verdict, "
+            "reasons FROM emark_batches WHERE run_number = ? ORDER BY start_us",
+            (run_number,),
+        )
+    )
+    start = run.actual_start or run.planned_start
+    end = run.actual_end
+    window = (to_us(start) if start else 0, to_us(end) if end else 2**62)
+    load = _alarm_load(db, run.line, run_number, window)
+    alerts = tuple(
+        dict(zip(("ts_us", "rule", "subject", "severity", "state", "message"), r, strict=True))
+        for r in db.execute(
+            "SELECT ts_us, rule, subject, severity, state, message FROM alerts "
+            "WHERE (subject LIKE ? OR subject LIKE ? OR (line = ? AND ts_us BETWEEN ? AND ?)) "
+            "ORDER BY seq",
+            (f"%/{run_number}/%", f"%/{run_number}", run.line, *window),
+        )
+    )
     raw = float(run.raw_material_kg) if run.raw_material_kg else None
     use_by = (
         expected_use_by(run.pack_date, run.shelf_life_adjust) if run.pack_date is not None else None

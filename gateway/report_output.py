@@ -63,51 +63,61 @@ def _window(report: RunReport) -> tuple[int, int]:
 
 def run_losses(db_path: Path, report: RunReport) -> RunLosses:
     """Count the run's missed, shed and refused inputs and its buffered records."""
-    run = report.run
-    start, end = _window(report)
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
-        (missed,) = db.execute(
-            "SELECT coalesce(sum(json_extract(detail, '$.missed')), 0) FROM device_events "
-            "WHERE kind = 'missed_packs' AND line = ? AND ts_us BETWEEN ? AND ?",
-            (run.line, start, end),
-        ).fetchone()
-        (shed,) = db.execute(
-            "SELECT coalesce(sum(json_extract(detail, '$.kinds.packs')), 0) FROM device_events "
-            "WHERE kind = 'records_shed' AND line = ? AND ts_us BETWEEN ? AND ?",
-            (run.line, start, end),
-        ).fetchone()
-        (rejected,) = db.execute(
-            "SELECT count(*) FROM rejected_inputs WHERE line = ? AND ts_us BETWEEN ? AND ?",
-            (run.line, start, end),
-        ).fetchone()
-        buffered = 0
-        for table in ("packs", "temperatures", "label_scans"):
-            (n,) = db.execute(
-                f"SELECT count(*) FROM outbox o JOIN {table} t ON t.seq = o.seq "  # noqa: S608 (fixed names)
-                "WHERE o.stream = ? AND t.run_number = ?",
-                (table, run.run_number),
-            ).fetchone()
-            buffered += int(n)
+        return run_losses_from(db, report)
     finally:
         db.close()
+
+
+def run_losses_from(db: sqlite3.Connection, report: RunReport) -> RunLosses:
+    """:func:`run_losses` over ``db`` (a store, or a database with its schema)."""
+    run = report.run
+    start, end = _window(report)
+    (missed,) = db.execute(
+        "SELECT coalesce(sum(json_extract(detail, '$.missed')), 0) FROM device_events "
+        "WHERE kind = 'missed_packs' AND line = ? AND ts_us BETWEEN ? AND ?",
+        (run.line, start, end),
+    ).fetchone()
+    (shed,) = db.execute(
+        "SELECT coalesce(sum(json_extract(detail, '$.kinds.packs')), 0) FROM device_events "
+        "WHERE kind = 'records_shed' AND line = ? AND ts_us BETWEEN ? AND ?",
+        (run.line, start, end),
+    ).fetchone()
+    (rejected,) = db.execute(
+        "SELECT count(*) FROM rejected_inputs WHERE line = ? AND ts_us BETWEEN ? AND ?",
+        (run.line, start, end),
+    ).fetchone()
+    buffered = 0
+    for table in ("packs", "temperatures", "label_scans"):
+        (n,) = db.execute(
+            f"SELECT count(*) FROM outbox o JOIN {table} t ON t.seq = o.seq "  # noqa: S608 (fixed names)
+            "WHERE o.stream = ? AND t.run_number = ?",
+            (table, run.run_number),
+        ).fetchone()
+        buffered += int(n)
     return RunLosses(int(missed), int(shed), int(rejected), buffered)
 
 
 def run_alerts(db_path: Path, report: RunReport) -> RunAlerts:
     """Fold the run's alert transitions (the report's own selection) into alerts."""
-    run = report.run
-    start, end = _window(report)
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
-        rows = db.execute(
-            "SELECT ts_us, alert_id, rule, subject, line, severity, state, message, detail "
-            "FROM alerts WHERE (subject LIKE ? OR subject LIKE ? "
-            "OR (line = ? AND ts_us BETWEEN ? AND ?)) ORDER BY seq",
-            (f"%/{run.run_number}/%", f"%/{run.run_number}", run.line, start, end),
-        ).fetchall()
+        return run_alerts_from(db, report)
     finally:
         db.close()
+
+
+def run_alerts_from(db: sqlite3.Connection, report: RunReport) -> RunAlerts:
+    """:func:`run_alerts` over ``db`` (a store, or a database with its schema)."""
+    run = report.run
+    start, end = _window(report)
+    rows = db.execute(
+        "SELECT ts_us, alert_id, rule, subject, line, severity, state, message, detail "
+        "FROM alerts WHERE (subject LIKE ? OR subject LIKE ? "
+        "OR (line = ? AND ts_us BETWEEN ? AND ?)) ORDER BY seq",
+        (f"%/{run.run_number}/%", f"%/{run.run_number}", run.line, start, end),
+    ).fetchall()
     from gateway.alert_listing import urgency  # noqa: PLC0415
     from gateway.status import alert_json  # noqa: PLC0415
     from rules.alert_refs import short_refs  # noqa: PLC0415

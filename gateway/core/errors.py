@@ -47,6 +47,8 @@ module in brackets), so each part keeps its own errors and still hangs them on t
         WarehouseError           the warehouse could not commit a batch
                                  (sync.ingest.warehouse_records)
           WarehouseUnavailable     transient (connection lost, locked, full): retry later
+          SchemaTooNew             the warehouse is at a revision the code does not know
+                                   (sync.ingest.migrations.runner)
         TokenFileError           the ingest's tokens file is unreadable [ValueError]
                                  (sync.ingest.auth)
         AckKeyFileError          the ingest's ack keys file is unreadable [ValueError]

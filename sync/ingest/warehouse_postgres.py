@@ -1,6 +1,6 @@
-"""The warehouse in PostgreSQL: the schema (payload as JSONB), typed views per stream, its
-SQL dialect, and the connection (``synchronous_commit = on``, TCP keep-alives, reconnected
-on loss). See :mod:`sync.ingest.warehouse` for the commit rules.
+"""The warehouse in PostgreSQL: its SQL dialect, the schema's upgrade at open
+(:mod:`sync.ingest.migrations`), and the connection (``synchronous_commit = on``, TCP
+keep-alives, reconnected on loss). See :mod:`sync.ingest.warehouse` for the commit rules.
 """
 
 from __future__ import annotations
@@ -11,89 +11,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 from psycopg import conninfo as pg_conninfo
 
+from sync.ingest.migrations import postgres_engine, upgrade_to_head
 from sync.ingest.warehouse_base import Dialect, Warehouse
 from sync.ingest.warehouse_records import (
     Prepared,
     WarehouseError,
     WarehouseUnavailable,
-    edge_columns,
-    quote_identifier,
-    sql_literal,
 )
 from sync.protocol import Batch
 
 # The module's old name: operators' log filters know the warehouse's messages by it.
 logger = logging.getLogger("sync.ingest.warehouse")
-
-
-_PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    gateway        TEXT        NOT NULL,
-    site           TEXT        NOT NULL,
-    seq            BIGINT      NOT NULL,
-    stream         TEXT        NOT NULL,
-    payload        JSONB       NOT NULL,
-    payload_sha256 TEXT        NOT NULL,
-    received_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (gateway, seq)
-);
-CREATE INDEX IF NOT EXISTS records_gateway_stream ON records (gateway, stream, seq);
-CREATE TABLE IF NOT EXISTS conflicts (
-    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    gateway         TEXT        NOT NULL,
-    site            TEXT        NOT NULL,
-    seq             BIGINT      NOT NULL,
-    stream          TEXT        NOT NULL,
-    payload         TEXT        NOT NULL,
-    payload_sha256  TEXT        NOT NULL,
-    existing_sha256 TEXT,
-    reason          TEXT        NOT NULL,
-    occurrences     BIGINT      NOT NULL DEFAULT 1,
-    first_seen      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    last_seen       TIMESTAMPTZ NOT NULL DEFAULT now(),
-    UNIQUE (gateway, seq, payload_sha256)
-);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    gateway     TEXT        NOT NULL,
-    key         TEXT        NOT NULL,
-    fingerprint TEXT        NOT NULL,
-    first_seen  TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (gateway, key)
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_first_seen ON idempotency_keys (first_seen);
-"""
-
-
-def _pg_column(name: str, declared: str) -> str:
-    value, text = f"payload->{sql_literal(name)}", f"payload->>{sql_literal(name)}"
-    if declared == "INTEGER":
-        return (
-            f"CASE jsonb_typeof({value})"
-            f" WHEN 'number' THEN CASE WHEN abs(({text})::numeric) < 9e18"
-            f" THEN trunc(({text})::numeric)::bigint END"
-            f" WHEN 'boolean' THEN ({text})::boolean::int::bigint END AS {quote_identifier(name)}"
-        )
-    if declared == "REAL":
-        return (
-            f"CASE WHEN jsonb_typeof({value}) = 'number'"
-            f" AND abs(({text})::numeric) < 1e300"
-            f" THEN ({text})::double precision END AS {quote_identifier(name)}"
-        )
-    return f"{text} AS {quote_identifier(name)}"
-
-
-def _pg_views() -> list[str]:
-    views = []
-    for stream, columns in edge_columns().items():
-        select = ", ".join(_pg_column(name, declared) for name, declared in columns)
-        views.append(
-            f"CREATE OR REPLACE VIEW {quote_identifier(stream)} AS"  # noqa: S608 (names from the schema)
-            f" SELECT gateway, site, seq, received_at, {select}"
-            f" FROM records WHERE stream = {sql_literal(stream)}"
-        )
-    return views
 
 
 _PG_HOUR = (
@@ -167,14 +98,23 @@ class PostgresWarehouse(Warehouse):
         return self._conn
 
     def _open(self) -> None:
-        conn = self._connection()
+        self._upgrade_schema()
         with self._transaction():
-            # Several ingest instances may start together: serialise the DDL.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('lineside-ingest-schema'))")
-            conn.execute(_PG_SCHEMA)
-            for view in _pg_views():
-                conn.execute(view)
             self._prune_keys()
+
+    def _upgrade_schema(self) -> None:
+        """``upgrade head`` on a connection of its own, made with the warehouse's settings;
+        under an advisory lock, as several ingest instances may start together."""
+        engine = postgres_engine(self._conninfo)
+        try:
+            with engine.connect() as connection:
+                upgrade_to_head(connection)
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc.orig, psycopg.Error):
+                raise _pg_error(exc.orig, broken=exc.connection_invalidated) from exc
+            raise WarehouseUnavailable(f"PostgreSQL: {exc}") from exc
+        finally:
+            engine.dispose()
 
     def _close(self) -> None:
         if self._conn is not None:

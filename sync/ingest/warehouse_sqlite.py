@@ -1,6 +1,6 @@
-"""The embedded warehouse in SQLite: the schema, typed views per stream, its SQL dialect,
-and the connection (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE`` per commit). See
-:mod:`sync.ingest.warehouse` for the commit rules.
+"""The embedded warehouse in SQLite: its SQL dialect, the schema's upgrade at open
+(:mod:`sync.ingest.migrations`), and the connection (WAL, ``synchronous=FULL``,
+``BEGIN IMMEDIATE`` per commit). See :mod:`sync.ingest.warehouse` for the commit rules.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
+from sync.ingest.migrations import sqlite_engine, upgrade_to_head
 from sync.ingest.warehouse_base import Dialect, Warehouse
 from sync.ingest.warehouse_records import (
     HOUR_US,
@@ -19,81 +22,11 @@ from sync.ingest.warehouse_records import (
     Prepared,
     WarehouseError,
     WarehouseUnavailable,
-    edge_columns,
-    quote_identifier,
-    sql_literal,
 )
 from sync.protocol import Batch
 
 # The module's old name: operators' log filters know the warehouse's messages by it.
 logger = logging.getLogger("sync.ingest.warehouse")
-
-
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    gateway        TEXT    NOT NULL,
-    site           TEXT    NOT NULL,
-    seq            INTEGER NOT NULL,
-    stream         TEXT    NOT NULL,
-    payload        TEXT    NOT NULL CHECK (json_valid(payload)),
-    payload_sha256 TEXT    NOT NULL,
-    received_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (gateway, seq)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS records_gateway_stream ON records (gateway, stream, seq);
-CREATE TABLE IF NOT EXISTS conflicts (
-    id              INTEGER PRIMARY KEY,
-    gateway         TEXT    NOT NULL,
-    site            TEXT    NOT NULL,
-    seq             INTEGER NOT NULL,
-    stream          TEXT    NOT NULL,
-    payload         TEXT    NOT NULL,
-    payload_sha256  TEXT    NOT NULL,
-    existing_sha256 TEXT,
-    reason          TEXT    NOT NULL,
-    occurrences     INTEGER NOT NULL DEFAULT 1,
-    first_seen      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    last_seen       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    UNIQUE (gateway, seq, payload_sha256)
-) STRICT;
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    gateway     TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    first_seen  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (gateway, key)
-) STRICT;
-CREATE INDEX IF NOT EXISTS idempotency_keys_first_seen ON idempotency_keys (first_seen);
-"""
-
-
-def _sqlite_column(name: str, declared: str) -> str:
-    path = sql_literal(f"$.{quote_identifier(name)}")
-    value, kind = f"json_extract(payload, {path})", f"json_type(payload, {path})"
-    if declared == "INTEGER":
-        return (
-            f"CASE {kind} WHEN 'integer' THEN {value} WHEN 'real' THEN CAST({value} AS INTEGER)"
-            f" WHEN 'true' THEN 1 WHEN 'false' THEN 0 END AS {quote_identifier(name)}"
-        )
-    if declared == "REAL":
-        return (
-            f"CASE WHEN {kind} IN ('integer', 'real') THEN CAST({value} AS REAL) END"
-            f" AS {quote_identifier(name)}"
-        )
-    return f"{value} AS {quote_identifier(name)}"
-
-
-def _sqlite_views() -> list[str]:
-    views = []
-    for stream, columns in edge_columns().items():
-        select = ", ".join(_sqlite_column(name, declared) for name, declared in columns)
-        views.append(f"DROP VIEW IF EXISTS {quote_identifier(stream)}")
-        views.append(
-            f"CREATE VIEW {quote_identifier(stream)} AS"  # noqa: S608 (names from the schema)
-            f" SELECT gateway, site, seq, received_at, {select}"
-            f" FROM records WHERE stream = {sql_literal(stream)}"
-        )
-    return views
 
 
 # Floor division for integers (SQLite's '/' truncates towards zero), without relying on
@@ -160,13 +93,26 @@ class SqliteWarehouse(Warehouse):
         return self._db
 
     def _open(self) -> None:
-        with self._transaction() as db:
-            for statement in _SQLITE_SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            for view in _sqlite_views():
-                db.execute(view)
+        self._upgrade_schema()
+        with self._transaction():
             self._prune_keys()
+
+    def _upgrade_schema(self) -> None:
+        """``upgrade head`` in one ``BEGIN IMMEDIATE`` transaction on the same file."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseUnavailable(f"SQLite {self.path}: {exc}") from exc
+        engine = sqlite_engine(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        try:
+            with engine.connect() as connection:
+                upgrade_to_head(connection)
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc.orig, sqlite3.Error):
+                raise _sqlite_error(exc.orig, self.path) from exc
+            raise WarehouseUnavailable(f"SQLite {self.path}: {exc}") from exc
+        finally:
+            engine.dispose()
 
     def _close(self) -> None:
         if self._db is not None:
