@@ -1,0 +1,71 @@
+"""The authentication gate in front of the whole app (API and dashboard alike).
+
+A pure ASGI middleware, so it covers every route the app serves, the dashboard's included,
+without each route having to ask: a request is let through only when
+:func:`central.api.auth.authenticate` names a reader, except on the public paths
+(``/api/v1/health``; the dashboard may add its login page). A refusal is ``401`` with a
+``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3) and a JSON body; the token itself is
+never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from central.api.auth import Refusal, authenticate
+from central.api.settings import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+READER_KEY = "lineside.reader"
+"""Where the authenticated reader's name is left in the request's scope."""
+
+
+class AuthGate:
+    """``AuthGate(app, settings, public=...)``: only authenticated requests reach ``app``."""
+
+    def __init__(self, app: ASGIApp, *, settings: ApiSettings, public: frozenset[str]) -> None:
+        self.app = app
+        self.settings = settings
+        self.public = public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point."""
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public:
+            await self.app(scope, receive, send)
+            return
+        outcome = await authenticate(HTTPConnection(scope), self.settings)
+        if isinstance(outcome, Refusal):
+            await self._refuse(scope, send, outcome)
+            return
+        scope[READER_KEY] = outcome
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, send: Send, refusal: Refusal) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        client = scope.get("client")
+        logger.info(
+            "refused %s from %s: %s", scope["path"], client[0] if client else "?", refusal.reason
+        )
+        body = json.dumps({"error": "unauthorized", "reason": refusal.reason}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", refusal.challenge.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
