@@ -55,7 +55,8 @@ class Renderer:
 
     def page(self, template: str, **context: Any) -> str:
         """``template`` rendered with ``context`` (and the refresh interval)."""
-        return self._env.get_template(template).render(refresh_s=self._refresh_s, **context)
+        context.setdefault("refresh_s", self._refresh_s)
+        return self._env.get_template(template).render(**context)
 
 
 __all__ = ["STYLESHEET", "Renderer", "environment", "svg_uri"]

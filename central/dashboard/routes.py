@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from central.dashboard.login import login, logout
 from central.dashboard.pages import Page, fleet_page, line_page, site_page, trace_page
 from central.dashboard.render import STYLESHEET, Renderer
 from central.dashboard.run_page import run_page
@@ -52,6 +53,9 @@ def routes(
 
         return serve
 
+    async def login_page(request: Request) -> Response:
+        return await login(request, renderer)
+
     def stylesheet(_request: Request) -> Response:
         return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
@@ -87,6 +91,8 @@ def routes(
             ),
             name="dash_trace",
         ),
+        Route("/login", login_page, methods=["GET", "POST"], name="dash_login"),
+        Route("/logout", logout, name="dash_logout"),
         Route("/dashboard.css", stylesheet, name="dash_css"),
     ]
 
