@@ -118,7 +118,10 @@ def _serve(
 def _problem(
     renderer: Renderer, status: int, title: str, detail: str, *, retry: bool = False
 ) -> Response:
-    body = renderer.page("problem.html", title=title, status=status, detail=detail, retry=retry)
+    extra = {"refresh_s": RETRY_AFTER_S} if retry else {}
+    body = renderer.page(
+        "problem.html", title=title, status=status, detail=detail, retry=retry, **extra
+    )
     headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else {}
     return HTMLResponse(body, status_code=status, headers=headers)
 
