@@ -14,10 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import matplotlib as mpl
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
+
+# The SVG's element ids from a fixed salt, not a random one: the same data gives the same
+# bytes (a chart can be cached and compared). Nothing else in the process draws with it.
+mpl.rcParams["svg.hashsalt"] = "lineside-dashboard"
 
 _SIZE = (7.2, 3.4)
 """Inches; at 100 dpi a chart fills the page's main column without scaling its text much."""
