@@ -9,7 +9,16 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__, modbus_probe, opcua_browse
-from gateway.commands import dead_letter, erp, ingest, operator, reports, service, simulation
+from gateway.commands import (
+    dead_letter,
+    erp,
+    ingest,
+    operator,
+    reports,
+    service,
+    simulation,
+    warehouse,
+)
 from gateway.commands.common import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -57,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_tui(commands)
     ingest.add_ingest(commands)
     ingest.add_ingest_token(commands)
+    warehouse.add_warehouse(commands)
     modbus_probe.add_parser(commands)
     opcua_browse.add_parser(commands)
     return parser

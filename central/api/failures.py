@@ -5,7 +5,7 @@ which it would answer 422: a bad query string is a bad request); ``404`` nothing
 (:class:`~central.errors.NotFound`); ``409`` a run number on more than one gateway and no
 ``gateway`` given (:class:`~central.errors.Ambiguous`); ``503`` with ``Retry-After`` when the
 warehouse cannot be reached (:class:`~central.errors.WarehouseReadError`); ``500`` anything
-else, logged here with its traceback and answered without it.
+else, logged by the server with its traceback and answered without it.
 """
 
 from __future__ import annotations
@@ -74,8 +74,10 @@ def install_handlers(app: FastAPI, settings: ApiSettings) -> None:
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return problem(exc.status_code, error, reason, headers)
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        logger.error("%s failed", request.url.path, exc_info=exc)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        # Starlette raises it again once this answer is sent: the server logs it with its
+        # traceback (uvicorn's "Exception in ASGI application"), the client never sees it.
+        del exc
         return problem(500, "internal_error", "the request failed")
 
     app.add_exception_handler(RequestValidationError, invalid)

@@ -77,6 +77,8 @@ module in brackets), so each part keeps its own errors and still hangs them on t
         WarehouseReadError       the warehouse cannot be reached or read
         NotFound                 no such run, batch code or serial [LookupError]
         Ambiguous                a run number of several gateways, none named [LookupError]
+        BadRequest               a query parameter the read API cannot answer [ValueError]
+                                 (central.api.problems)
 """
 
 from __future__ import annotations

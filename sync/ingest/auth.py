@@ -151,20 +151,23 @@ def parse_tokens(text: str, *, source: str = "<tokens>") -> dict[str, TokenHash]
     return tokens
 
 
-def format_tokens(tokens: dict[str, TokenHash]) -> str:
-    """The text of a tokens file."""
-    lines = ["# gateway id:hash of its ingest token (lineside ingest-token add ...)"]
+INGEST_HEADER = "# gateway id:hash of its ingest token (lineside ingest-token add ...)"
+
+
+def format_tokens(tokens: dict[str, TokenHash], *, header: str = INGEST_HEADER) -> str:
+    """The text of a tokens file (``header``: its first line, a comment)."""
+    lines = [header]
     lines += [f"{gateway}:{tokens[gateway].text()}" for gateway in sorted(tokens)]
     return "\n".join(lines) + "\n"
 
 
-def write_tokens(path: Path, tokens: dict[str, TokenHash]) -> None:
+def write_tokens(path: Path, tokens: dict[str, TokenHash], *, header: str = INGEST_HEADER) -> None:
     """Replace the tokens file atomically (mode 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(format_tokens(tokens))
+        out.write(format_tokens(tokens, header=header))
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)

@@ -24,7 +24,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_sub_command_is_handled_by_a_command_module() -> None:
     commands = _commands()
-    assert len(commands) == 22
+    assert len(commands) == 23
     for name, parser in commands.items():
         handler = parser.get_default("handler")
         assert callable(handler), name
@@ -35,7 +35,7 @@ def test_every_sub_command_is_handled_by_a_command_module() -> None:
 def test_the_help_lists_the_commands_in_their_usual_order() -> None:
     names = list(_commands())
     assert names[:6] == ["run", "check-config", "doctor", "simulate", "demo", "run-start"]
-    assert names[-4:] == ["ingest", "ingest-token", "modbus-probe", "browse"]
+    assert names[-5:] == ["ingest", "ingest-token", "warehouse", "modbus-probe", "browse"]
 
 
 def test_erp_sync_with_an_invalid_config_prints_its_problems_not_a_traceback(

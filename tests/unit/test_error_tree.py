@@ -28,6 +28,7 @@ BUILT_IN_BASES = {
     "gateway.api.InvalidRequest": ValueError,
     "gateway.api.GatewayUnavailable": ConnectionError,
     "gateway.report.ReportError": LookupError,
+    "central.api.problems.BadRequest": ValueError,
     "gateway.demo_site.DemoAlreadyRunning": RuntimeError,
     "central.errors.NotFound": LookupError,
     "central.errors.Ambiguous": LookupError,
