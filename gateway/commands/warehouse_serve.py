@@ -130,12 +130,12 @@ def _cmd_token(args: argparse.Namespace) -> int:
         tokens = read_tokens(args.tokens)
     except TokenFileError as exc:
         raise CommandFailed(f"lineside warehouse token: {exc}") from None
-    if args.action == "list":
+    if args.tokens_chore == "list":
         for name in sorted(tokens):
             print(f"{name}\t{tokens[name].scheme}")
         return EXIT_OK
     name = args.name
-    if args.action == "remove":
+    if args.tokens_chore == "remove":
         if tokens.pop(name, None) is None:
             raise CommandFailed(f"lineside warehouse token: {name} has no token in {args.tokens}")
         write_tokens(args.tokens, tokens, header=TOKENS_HEADER)
@@ -249,15 +249,15 @@ def _add_token(actions: SubCommands) -> None:
     token = actions.add_parser(
         "token", help="manage the API's read tokens (stored as hashes; not ingest tokens)"
     )
-    token_actions = token.add_subparsers(dest="action", required=True)
-    add = token_actions.add_parser("add", help="make a token for a reader (printed once)")
+    tokens_chores = token.add_subparsers(dest="tokens_chore", required=True)
+    add = tokens_chores.add_parser("add", help="make a token for a reader (printed once)")
     add.add_argument("name", help="who reads with it (e.g. powerbi, grafana)")
     add.add_argument(
         "--scheme", choices=["sha256", "scrypt"], default="sha256", help="how the hash is made"
     )
-    remove = token_actions.add_parser("remove", help="revoke a reader's token")
+    remove = tokens_chores.add_parser("remove", help="revoke a reader's token")
     remove.add_argument("name")
-    listing = token_actions.add_parser("list", help="the readers that have a token")
+    listing = tokens_chores.add_parser("list", help="the readers that have a token")
     for sub in (add, remove, listing):
         sub.add_argument(
             "--tokens", type=Path, required=True, metavar="FILE", help="the API's tokens file"

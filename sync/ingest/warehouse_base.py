@@ -7,6 +7,7 @@ each database's :class:`Dialect` (placeholders, JSON access, time). See
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import threading
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from sync.ingest.backfill import CHUNK_RECORDS, Backfill, BackfillSummary, Progress
+from sync.ingest.facts import Fact, FactError, build_fact
+from sync.ingest.facts_sql import FactWriter
 from sync.ingest.warehouse_records import (
     BIGINT_MAX,
     IDEMPOTENCY_KEY_DAYS,
@@ -128,17 +132,29 @@ class Warehouse(ABC):
         """seq → payload SHA-256 of every stored record of a gateway."""
         return await self._call(self._record_hashes, gateway)
 
+    async def backfill(
+        self, *, chunk: int = CHUNK_RECORDS, progress: Progress | None = None
+    ) -> BackfillSummary:
+        """Derive every missing fact, current-state and dimension row from ``records``
+        (idempotent, resumable; see :mod:`sync.ingest.backfill`). ``progress`` is called
+        after each chunk, on the warehouse's thread."""
+        return await self._call(Backfill(self, chunk).run, progress)
+
     async def ping(self) -> None:
         """A trivial query; raises :class:`WarehouseError` if the database is unusable."""
         await self._call(self._ping)
 
     def _commit_sync(self, batch: Batch, idempotency_key: str | None = None) -> Ack:
-        prepared = [prepare(seq, data, batch.stream) for seq, data in batch.records]
+        prepared, facts = prepare_with_facts(batch)
         valid = [p for p in prepared if p.problem is None]
         with self._transaction():
             if idempotency_key is not None:
                 self._check_key(batch, idempotency_key, fingerprint(batch, prepared))
             inserted, stored = self._insert_and_read(batch, valid)
+            # The typed rows of the records this batch stored, in the same transaction.
+            writer = self._fact_writer()
+            writer.touch(batch.gateway, batch.site, sorted(inserted))
+            writer.write([facts[seq] for seq in sorted(inserted)])
             outcome = classify(batch, prepared, inserted, stored)
             rows = [row for row in outcome.conflict_rows if 0 <= row[0].seq <= BIGINT_MAX]
             if rows:
@@ -194,6 +210,10 @@ class Warehouse(ABC):
                 self._prune_keys()
 
     # Backend primitives, all called on the warehouse thread.
+
+    @abstractmethod
+    def _fact_writer(self) -> FactWriter:
+        """The writer of facts, current state and dimensions on this connection."""
 
     @abstractmethod
     def _open(self) -> None: ...
@@ -315,4 +335,22 @@ class Warehouse(ABC):
         self._query("SELECT 1", ())
 
 
-__all__ = ["Dialect", "Warehouse"]
+def prepare_with_facts(batch: Batch) -> tuple[list[Prepared], dict[int, Fact]]:
+    """Every record prepared, and the fact of each valid one (by seq, its first valid
+    occurrence: the one an insert stores). A record whose fact cannot be built is invalid."""
+    prepared: list[Prepared] = []
+    facts: dict[int, Fact] = {}
+    for seq, data in batch.records:
+        record = prepare(seq, data, batch.stream)
+        if record.problem is None:
+            try:
+                fact = build_fact(batch.stream, batch.gateway, batch.site, seq, data)
+            except FactError as exc:
+                record = dataclasses.replace(record, problem=f"invalid record: {exc}"[:500])
+            else:
+                facts.setdefault(seq, fact)
+        prepared.append(record)
+    return prepared, facts
+
+
+__all__ = ["Dialect", "Warehouse", "prepare_with_facts"]

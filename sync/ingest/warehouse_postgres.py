@@ -6,14 +6,17 @@ keep-alives, reconnected on loss). See :mod:`sync.ingest.warehouse` for the comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from psycopg import conninfo as pg_conninfo
 
+from sync.ingest.facts_pg import POSTGRES_FACTS, Partitions
+from sync.ingest.facts_sql import FactWriter
 from sync.ingest.migrations import postgres_engine, upgrade_to_head
 from sync.ingest.warehouse_base import Dialect, Warehouse
 from sync.ingest.warehouse_records import (
@@ -64,8 +67,16 @@ class PostgresWarehouse(Warehouse):
     kind = "postgres"
     dialect = POSTGRES
 
-    def __init__(self, dsn: str, *, statement_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        statement_timeout_s: float = 30.0,
+        today: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         super().__init__()
+        self._today = today
+        self._partitions = Partitions(self._execute)
         params = pg_conninfo.conninfo_to_dict(dsn)
         defaults: dict[str, str | int] = {
             "connect_timeout": 10,
@@ -100,7 +111,14 @@ class PostgresWarehouse(Warehouse):
     def _open(self) -> None:
         self._upgrade_schema()
         with self._transaction():
+            self._partitions.load()
+            self._partitions.ensure_months(self._today())
             self._prune_keys()
+
+    def _fact_writer(self) -> FactWriter:
+        return FactWriter(
+            POSTGRES_FACTS, self._execute, self._executemany, self._partitions.ensure_for
+        )
 
     def _upgrade_schema(self) -> None:
         """``upgrade head`` on a connection of its own, made with the warehouse's settings;
@@ -128,10 +146,15 @@ class PostgresWarehouse(Warehouse):
             with conn.transaction():
                 yield conn
         except psycopg.Error as exc:
+            self._partitions.rolled_back()
             broken = conn.broken or conn.closed
             if broken:
                 self._close()
             raise _pg_error(exc, broken=bool(broken)) from exc
+        except BaseException:
+            self._partitions.rolled_back()
+            raise
+        self._partitions.committed()
 
     def _insert_records(self, batch: Batch, records: Sequence[Prepared]) -> set[int]:
         conn = self._connection()

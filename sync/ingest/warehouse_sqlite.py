@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync.ingest.facts_sql import FactWriter
+from sync.ingest.facts_sqlite import SQLITE_FACTS
 from sync.ingest.migrations import sqlite_engine, upgrade_to_head
 from sync.ingest.warehouse_base import Dialect, Warehouse
 from sync.ingest.warehouse_records import (
@@ -113,6 +115,9 @@ class SqliteWarehouse(Warehouse):
             raise WarehouseUnavailable(f"SQLite {self.path}: {exc}") from exc
         finally:
             engine.dispose()
+
+    def _fact_writer(self) -> FactWriter:
+        return FactWriter(SQLITE_FACTS, self._execute, self._executemany)
 
     def _close(self) -> None:
         if self._db is not None:

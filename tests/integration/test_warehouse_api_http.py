@@ -140,7 +140,10 @@ async def server() -> AsyncIterator[Callable[..., Any]]:
         }
         options.update(overrides)
         ports: list[int] = []
-        tasks.append(asyncio.create_task(serve(reader, ApiSettings(**options), bound=ports.append)  # type: ignore[arg-type]))
+        factory: Any = reader
+        tasks.append(
+            asyncio.create_task(serve(factory, ApiSettings(**options), bound=ports.append))
+        )
         await wait_for(lambda: bool(ports), timeout=10)
         return f"{scheme}://127.0.0.1:{ports[0]}"
 

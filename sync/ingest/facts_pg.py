@@ -1,0 +1,134 @@
+"""The facts in PostgreSQL: the SQL pieces, and the monthly partitions of the partitioned
+fact tables, made when needed (docs/warehouse-schema.md).
+
+Each partitioned table has ``<table>_YYYYMM`` per month and ``<table>_default``. The
+partitions of the current month and the next two are made at open; a record of a month
+without its partition gets it made in the batch's own transaction, before the insert. A
+month outside :data:`FIRST_YEAR`..:data:`LAST_YEAR` (a gateway clock far off) goes to the
+default partition, which therefore never holds a row of a month that has a partition.
+The partitions known are cached (loaded at open, added after COMMIT), so a batch of
+known months costs one set difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sync.ingest.facts import PARTITIONED_FACTS, Fact
+from sync.ingest.facts_sql import FactDialect
+
+FIRST_YEAR = 2000
+LAST_YEAR = 2099
+PARTITION_LOCK = "lineside-warehouse-partitions"
+
+
+def _identity(value: object) -> object:
+    return value
+
+
+POSTGRES_FACTS = FactDialect(
+    mark="%s",
+    now="now()",
+    greatest="GREATEST",
+    least="LEAST",
+    ts_param="%s::timestamptz",
+    records_received_at="received_at",
+    adapt=_identity,
+)
+
+Month = tuple[int, int]
+
+
+def months_from(today: datetime, count: int) -> list[Month]:
+    """``count`` months starting with ``today``'s."""
+    year, month = today.year, today.month
+    months = []
+    for _ in range(count):
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def partition_name(table: str, month: Month) -> str:
+    return f"{table}_{month[0]:04d}{month[1]:02d}"
+
+
+def _bounds(month: Month) -> tuple[str, str]:
+    year, mon = month
+    after = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return f"{year:04d}-{mon:02d}-01 00:00:00+00", f"{after[0]:04d}-{after[1]:02d}-01 00:00:00+00"
+
+
+class Partitions:
+    """The monthly partitions: which exist, and making the missing ones."""
+
+    def __init__(self, execute: Callable[[str, Sequence[object]], Any]) -> None:
+        self._execute = execute
+        self.known: set[str] = set()
+        self._pending: set[str] = set()
+
+    def load(self) -> None:
+        """Read the existing partitions (at open)."""
+        rows = self._execute(
+            "SELECT c.relname FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+            " WHERE p.relname = ANY(%s) AND p.relnamespace = to_regnamespace(current_schema())",
+            (sorted(PARTITIONED_FACTS),),
+        ).fetchall()
+        self.known = {str(row[0]) for row in rows}
+
+    def ensure(self, wanted: Iterable[tuple[str, Month]]) -> None:
+        """Make the partitions of ``(table, month)`` not known yet (in the transaction)."""
+        missing = sorted(
+            {
+                (table, month)
+                for table, month in wanted
+                if FIRST_YEAR <= month[0] <= LAST_YEAR
+                and partition_name(table, month) not in self.known
+            }
+        )
+        if not missing:
+            return
+        # Several ingest instances may need the same month at once.
+        self._execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PARTITION_LOCK,))
+        for table, month in missing:
+            low, high = _bounds(month)
+            name = partition_name(table, month)
+            self._execute(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table}"
+                f" FOR VALUES FROM ('{low}') TO ('{high}')",
+                (),
+            )
+            self._pending.add(name)
+
+    def ensure_for(self, facts: Sequence[Fact]) -> None:
+        """The partitions the facts of a batch go to."""
+        self.ensure(
+            {(f.stream, (f.ts.year, f.ts.month)) for f in facts if f.stream in PARTITIONED_FACTS}
+        )
+
+    def ensure_months(self, today: datetime, count: int = 3) -> None:
+        """The partitions of ``today``'s month and the next ones (at open)."""
+        self.ensure(
+            (table, month) for table in PARTITIONED_FACTS for month in months_from(today, count)
+        )
+
+    def committed(self) -> None:
+        """The transaction that made the pending partitions committed."""
+        self.known |= self._pending
+        self._pending.clear()
+
+    def rolled_back(self) -> None:
+        self._pending.clear()
+
+
+__all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "POSTGRES_FACTS",
+    "Partitions",
+    "months_from",
+    "partition_name",
+]
