@@ -12,6 +12,38 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from central.series_rows import (
+    BreachInterval,
+    ProductWeights,
+    TemperaturePoint,
+    TemperatureSeries,
+    WeightSample,
+)
+
+__all__ = [
+    "AlertRow",
+    "BreachInterval",
+    "BreachRow",
+    "ComplianceCheck",
+    "FleetRow",
+    "GiveawayRow",
+    "LineRow",
+    "ProductSummary",
+    "ProductWeights",
+    "RunRow",
+    "RunSummary",
+    "ShelfLifeRow",
+    "SiteRow",
+    "TemperaturePoint",
+    "TemperatureSeries",
+    "Trace",
+    "TraceLabel",
+    "TracePack",
+    "TraceRun",
+    "TraceTemperature",
+    "WeightSample",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class SiteRow:
@@ -283,6 +315,8 @@ class Trace:
     """The batch codes reached (for a serial: its runs' batch codes)."""
     runs: tuple[TraceRun, ...]
     """The runs reached."""
+    unmatched_labels: tuple[TraceLabel, ...] = ()
+    """For a serial: its scans not joined to any run (no run was active on the line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,75 +484,3 @@ class FleetRow:
     """Share of ten-minute periods in flood (more than 10 raised), percent."""
     stale: int
     """Alerts active more than a day."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProductWeights:
-    """The net weights of one product's accepted, certain packs, with its ℮ limits."""
-
-    plu: str
-    """The PLU."""
-    description: str
-    """Its description."""
-    catch_weight: bool
-    """Catch weight (no limits)."""
-    nominal_g: Decimal | None
-    """Qn."""
-    t1_g: Decimal | None
-    """T1 = Qn - TNE."""
-    t2_g: Decimal | None
-    """T2 = Qn - 2 TNE."""
-    net_g: tuple[float, ...]
-    """Every pack's net grams, in the order weighed."""
-
-
-@dataclass(frozen=True, slots=True)
-class WeightSample:
-    """A run's pack weights per product (for a histogram against Qn, T1, T2)."""
-
-    gateway: str
-    """The gateway."""
-    run_number: str
-    """The run."""
-    products: tuple[ProductWeights, ...]
-    """Per product."""
-
-
-@dataclass(frozen=True, slots=True)
-class TemperaturePoint:
-    """One reading."""
-
-    ts: datetime
-    """When."""
-    celsius: float
-    """Degrees Celsius."""
-
-
-@dataclass(frozen=True, slots=True)
-class BreachInterval:
-    """One HACCP breach of a probe during a run."""
-
-    rule: str
-    """The HACCP rule."""
-    severity: str
-    """Severity."""
-    start: datetime
-    """Raised."""
-    end: datetime | None
-    """Cleared (None: still active at the run's end)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TemperatureSeries:
-    """One probe's readings during a run and its breaches."""
-
-    probe: str
-    """The probe."""
-    location: str
-    """Where it is."""
-    line: str
-    """The line."""
-    points: tuple[TemperaturePoint, ...]
-    """Its readings during the run."""
-    breaches: tuple[BreachInterval, ...]
-    """Its breaches during the run."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from adapters.base import DeviceAdapter
 from gateway import __version__
+from gateway.announced_names import announce_names
 from gateway.clockwatch import ClockStep, ClockWatch
 from gateway.config import LinesideConfig
 from gateway.control import (
@@ -119,6 +120,7 @@ async def build(
     steps_before = len(clock.steps)
     started = gateway_event(clock, "gateway_started", started_detail(config))
     store.submit(started)
+    await announce_names(config, store, clock)
     # The runs known before this start are in force until the ERP answers.
     index = RunIndex(await load_known_runs(store))
     poller = None

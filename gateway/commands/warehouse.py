@@ -61,7 +61,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         raise CommandFailed(f"lineside warehouse backfill: {printable(exc)}") from None
     if args.json:
-        print_json(dataclasses.asdict(summary))
+        print_json({"version": 1, **dataclasses.asdict(summary)})
     else:
         streams = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_stream.items())) or "none"
         print(

@@ -17,6 +17,9 @@ class GatewaySection(StrictModel):
     """Gateway id, unique across the company; part of every synced record's identity."""
     site: Identifier
     """Site (factory) id; part of the MQTT topic layout."""
+    site_name: str | None = Field(default=None, min_length=1, max_length=200)
+    """The site's name for people (e.g. ``Grimsby smokehouse``): announced to the warehouse
+    with the lines' names (docs/warehouse-schema.md). Default: none."""
     log_format: Literal["plain", "json"] = "plain"
     """``plain`` for people, ``json`` (one object per line) for journald and log shippers."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -44,6 +44,8 @@ module in brackets), so each part keeps its own errors and still hangs them on t
           IdempotencyKeyReused     a key reused for other content (sync.ingest.warehouse_records)
         SchemaViolation          a record that does not match its stream's schema
                                  [ValueError] (sync.record_schema)
+        FactError                a record its typed fact row cannot hold faithfully
+                                 [ValueError] (sync.ingest.facts)
         WarehouseError           the warehouse could not commit a batch
                                  (sync.ingest.warehouse_records)
           WarehouseUnavailable     transient (connection lost, locked, full): retry later

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.core.errors import SyncError
 from gateway.core.records import RecordFlag
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,7 +30,7 @@ FACT_HEAD: tuple[str, ...] = ("gateway", "site", "seq", "ts", "ts_us")
 """The columns every fact table starts with (``received_at`` is the database's)."""
 
 
-class FactError(ValueError):
+class FactError(SyncError, ValueError):
     """A record's values its fact table cannot hold faithfully."""
 
 

@@ -22,6 +22,7 @@ BUILT_IN_BASES = {
     "sync.mqtt_uplink.UplinkRefused": ConnectionError,
     "sync.protocol.ProtocolError": ValueError,
     "sync.record_schema.SchemaViolation": ValueError,
+    "sync.ingest.facts.FactError": ValueError,
     "sync.ingest.auth.TokenFileError": ValueError,
     "sync.ingest.ack_keys.AckKeyFileError": ValueError,
     "gateway.control_client.ControlClientError": ValueError,

@@ -1,7 +1,8 @@
 """The warehouse's schema migrations (Alembic, configured in code: no ``alembic.ini``).
 
 Revisions, in ``versions/``: ``0001_baseline`` (the schema before the migrations, adopted
-as it is), ``0002_typed_facts`` (the typed facts, current state and dimensions). The ingest
+as it is), ``0002_typed_facts`` (the typed facts, current state and dimensions), ``0003_analytics``
+(the analytics views, docs/warehouse-analytics.md). The ingest
 upgrades to head at every open (:func:`upgrade_to_head`); see docs/warehouse-schema.md.
 """
 

@@ -1,0 +1,28 @@
+"""The analytics views over the typed facts (docs/warehouse-analytics.md).
+
+Revision ID: 0003_analytics
+Revises: 0002_typed_facts
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from sync.ingest.migrations.analytics_ddl import drop_statements, view_statements
+
+revision = "0003_analytics"
+down_revision: str | None = "0002_typed_facts"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    for statement in view_statements(bind.dialect.name == "postgresql"):
+        bind.exec_driver_sql(statement)
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    for statement in drop_statements():
+        bind.exec_driver_sql(statement)
