@@ -159,7 +159,7 @@ def temperature_chart(
         [_num(p[0]) for p in points],
         [p[1] for p in points],
         color=_COLOURS["line"],
-        linewidth=1.5,
+        linewidth=1.0,
         label="reading (°C)",
     )
     if high_c is not None:
@@ -172,7 +172,7 @@ def temperature_chart(
             _num(span.start),
             _num(span.end),
             color=_COLOURS["t2"],
-            alpha=0.18,
+            alpha=0.35,
             label=label,
         )
     _dates(ax)

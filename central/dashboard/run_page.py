@@ -98,7 +98,8 @@ def _temperature(
     )
     end = series.points[-1].ts if series.points else None
     spans = [charts.Interval(b.start, b.end or end or b.start) for b in series.breaches]
-    caption = f"Probe {series.probe} ({series.location}), line {series.line}"
+    where = f" ({series.location})" if series.location else ""
+    caption = f"Probe {series.probe}{where}, line {series.line}"
     svg = charts.temperature_chart(
         f"Temperature, {caption}",
         [(p.ts, p.celsius) for p in series.points],

@@ -82,8 +82,9 @@ def browser(width: int = 1300, height: int = 900) -> Iterator[WebDriver]:
 def screenshot(driver: WebDriver, folder: Path, name: str) -> Path:
     """The whole page as ``folder/name.png`` (the window grown to the page's height);
     copied to ``$LINESIDE_SCREENSHOTS_DIR`` when that is set."""
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     width = driver.get_window_size()["width"]
+    driver.set_window_size(width, 600)  # so a short page is not measured at the last one's height
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     driver.set_window_size(width, min(max(height + 120, 600), 6000))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
