@@ -23,6 +23,7 @@ from gateway.commands.common import (
     print_json,
     printable,
 )
+from gateway.commands.warehouse_read import add_warehouse_read
 
 if TYPE_CHECKING:
     from sync.ingest.backfill import BackfillSummary
@@ -78,6 +79,7 @@ def add_warehouse(commands: SubCommands) -> None:
     )
     actions = warehouse.add_subparsers(dest="action", required=True)
     warehouse.set_defaults(handler=_no_action)
+    add_warehouse_read(actions)
     backfill = actions.add_parser(
         "backfill",
         help="upgrade the schema, then derive every missing typed row from the stored records"
@@ -110,9 +112,11 @@ def add_warehouse(commands: SubCommands) -> None:
 
 
 def _no_action(args: argparse.Namespace) -> int:
-    """Never reached (an action is required); there so the group has a handler like every
-    command."""
-    del args
+    """The group's handler: an action that sets its own ``handler`` never reaches it; the
+    read actions (:mod:`gateway.commands.warehouse_read`) set ``read_handler`` instead."""
+    read_handler = getattr(args, "read_handler", None)
+    if read_handler is not None:
+        return int(read_handler(args))
     raise CommandFailed(
         "lineside warehouse: give an action (lineside warehouse --help)", EXIT_USAGE
     )
