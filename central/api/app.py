@@ -73,9 +73,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         }
         document["security"] = [{"bearer": []}]
         for path, operations in document["paths"].items():
-            if path in PUBLIC_PATHS:
-                for operation in operations.values():
+            for operation in operations.values():
+                # A bad query string is answered 400 (central/api/failures.py), never 422.
+                operation.get("responses", {}).pop("422", None)
+                if path in PUBLIC_PATHS:
                     operation["security"] = []
+        for name in ("HTTPValidationError", "ValidationError"):
+            document["components"].get("schemas", {}).pop(name, None)
         app.openapi_schema = document
     return app.openapi_schema
 

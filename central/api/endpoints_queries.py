@@ -3,6 +3,7 @@ life and the fleet."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -55,6 +56,14 @@ _TRACE_TYPES: dict[str, type] = {
     "runs": RunRow,
 }
 Key = Annotated[str, Path(min_length=1, max_length=128)]
+TraceLimit = Annotated[
+    int | None,
+    Query(
+        description="at most this many packs, labels and temperatures per run "
+        "(default and maximum: the server's --max-rows)",
+        ge=1,
+    ),
+]
 Table = Annotated[
     TraceTable,
     Query(description="CSV only: which rows of the trace (JSON always holds all of them)"),
@@ -67,6 +76,24 @@ def _trace_rows(trace: Trace, table: str) -> Iterator[Any]:
             yield run.run
         else:
             yield from getattr(run, table)
+
+
+def _bounded(trace: Trace, limit: int) -> tuple[Trace, bool]:
+    """The trace with at most ``limit`` packs, labels and temperatures per run (whether any
+    were cut): a batch code used for weeks must not become an answer of millions of rows."""
+    names = ("packs", "labels", "temperatures")
+    cut = any(len(getattr(run, name)) > limit for run in trace.runs for name in names)
+    if not cut:
+        return trace, False
+    runs = tuple(
+        dataclasses.replace(run, **{name: getattr(run, name)[:limit] for name in names})
+        for run in trace.runs
+    )
+    return dataclasses.replace(trace, runs=runs), True
+
+
+def _trace_limit(settings: ApiSettings, limit: int | None) -> int:
+    return settings.max_rows if limit is None else limit_of(settings, limit)
 
 
 def _now(settings: ApiSettings) -> datetime:
@@ -89,13 +116,15 @@ def query_router() -> APIRouter:
     def lines(request: Request, reader: Reader, site: Site = None) -> Response:
         return answer(request, reader.lines(site=site), name="lines", row_type=LineRow)
 
-    def trace(request: Request, found: Trace, table: str) -> Response:
+    def trace(request: Request, found: Trace, table: str, limit: int) -> Response:
+        bounded, truncated = _bounded(found, limit)
         return answer(
             request,
-            found,
+            bounded,
             name=f"trace-{found.kind}-{found.key}-{table}",
             row_type=_TRACE_TYPES[table],
             table=lambda t: _trace_rows(t, table),
+            truncated=truncated,
         )
 
     @router.get(
@@ -105,9 +134,15 @@ def query_router() -> APIRouter:
         responses=_NOT_FOUND,
     )
     def trace_batch(
-        request: Request, reader: Reader, code: Key, table: Table = "packs"
+        request: Request,
+        *,
+        reader: Reader,
+        settings: Settings,
+        code: Key,
+        table: Table = "packs",
+        limit: TraceLimit = None,
     ) -> Response:
-        return trace(request, reader.trace_batch(code), table)
+        return trace(request, reader.trace_batch(code), table, _trace_limit(settings, limit))
 
     @router.get(
         "/trace/serial/{serial}",
@@ -116,9 +151,15 @@ def query_router() -> APIRouter:
         responses=_NOT_FOUND,
     )
     def trace_serial(
-        request: Request, reader: Reader, serial: Key, table: Table = "labels"
+        request: Request,
+        *,
+        reader: Reader,
+        settings: Settings,
+        serial: Key,
+        table: Table = "labels",
+        limit: TraceLimit = None,
     ) -> Response:
-        return trace(request, reader.trace_serial(serial), table)
+        return trace(request, reader.trace_serial(serial), table, _trace_limit(settings, limit))
 
     @router.get(
         "/breaches",

@@ -36,7 +36,8 @@ def answer(
     the download's name.
     """
     fmt = choose(request.query_params.get("format"), request.headers.get("accept"))
-    headers = {"cache-control": "no-store"}
+    # The same URL answers JSON or CSV by its Accept header: caches must keep them apart.
+    headers = {"cache-control": "no-store", "vary": "Accept"}
     if truncated:
         headers[TRUNCATED] = "true"
     if fmt == "json":

@@ -78,7 +78,6 @@ def add_warehouse(commands: SubCommands) -> None:
         "warehouse", help="the central warehouse: schema and data, read API, tokens, roles"
     )
     actions = warehouse.add_subparsers(dest="action", required=True)
-    warehouse.set_defaults(handler=_no_action)
     add_warehouse_read(actions)
     backfill = actions.add_parser(
         "backfill",
@@ -108,15 +107,15 @@ def add_warehouse(commands: SubCommands) -> None:
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
     backfill.set_defaults(handler=_cmd_backfill)
+    warehouse.set_defaults(handler=_cmd_warehouse)
     warehouse_serve.add_warehouse_serve(actions)
 
 
-def _no_action(args: argparse.Namespace) -> int:
-    """The group's handler: an action that sets its own ``handler`` never reaches it; the
-    read actions (:mod:`gateway.commands.warehouse_read`) set ``read_handler`` instead."""
-    read_handler = getattr(args, "read_handler", None)
-    if read_handler is not None:
-        return int(read_handler(args))
-    raise CommandFailed(
-        "lineside warehouse: give an action (lineside warehouse --help)", EXIT_USAGE
-    )
+_ACTIONS = {"backfill": _cmd_backfill}
+
+
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    """The group's handler: backfill and the read actions; the API's actions (serve,
+    token, grant-readonly) set their own handler."""
+    handler = _ACTIONS.get(args.action)
+    return handler(args) if handler is not None else int(args.read_handler(args))

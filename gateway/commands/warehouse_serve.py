@@ -188,7 +188,12 @@ def _cmd_grant_readonly(args: argparse.Namespace) -> int:
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CommandFailed(f"lineside warehouse grant-readonly: {reason}", EXIT_FAILURE) from None
-    document: dict[str, Any] = {"role": args.role, "created": created, "relations": relations}
+    document: dict[str, Any] = {
+        "version": 1,
+        "role": args.role,
+        "created": created,
+        "relations": relations,
+    }
     if args.json:
         print_json(document)
     else:

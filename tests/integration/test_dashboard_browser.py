@@ -41,7 +41,7 @@ from tests.support.gateway_tokens import token_for, tokens
 from tests.support.line_shift import BATCH, START
 from tests.support.ports import free_port
 from tests.support.shift_store import write_shift
-from tests.support.warehouse_fill import drain_into
+from tests.support.warehouse_fill import commit_outbox
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             for gateway, site in GATEWAYS:
                 store = folder / f"{gateway}.db"
                 await write_shift(store)
-                assert await drain_into(store, target, gateway=gateway, site=site) > 0
+                assert await commit_outbox(store, target, gateway=gateway, site=site) > 0
         finally:
             await target.close()
 

@@ -189,6 +189,14 @@ async def test_a_token_is_required_and_a_valid_one_reads(server: Serve) -> None:
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
         openapi = (await client.get("/api/v1/openapi.json")).json()
         assert openapi["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert {path.removeprefix("/api/v1") for path in openapi["paths"]} == {
+            "/sites", "/lines", "/runs", "/runs/{run}/report", "/runs/{run}/summary",
+            "/runs/{run}/compliance", "/runs/{run}/weights", "/runs/{run}/temperatures",
+            "/trace/batch/{code}", "/trace/serial/{serial}", "/breaches", "/giveaway",
+            "/alerts/active", "/shelf-life", "/fleet", "/health",
+        }  # fmt: skip
+        operations = [op for ops in openapi["paths"].values() for op in ops.values()]
+        assert all("422" not in op["responses"] for op in operations)
         site = openapi["components"]["schemas"]["SiteRow"]["properties"]["site"]
         assert site["description"] == "The site id the gateways are configured with."
 

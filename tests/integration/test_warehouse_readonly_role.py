@@ -94,6 +94,7 @@ def test_the_role_reads_facts_and_dimensions_and_writes_nothing(
 ) -> None:
     dsn, role = warehouse_dsn
     document = _grant(dsn, role, capsys, monkeypatch)
+    assert document["version"] == 1
     assert document["created"] is True
     granted = set(document["relations"])
     assert {"packs", "runs", "sites", "gateways", "lines", "alerts_current"} <= granted
@@ -111,6 +112,11 @@ def test_the_role_reads_facts_and_dimensions_and_writes_nothing(
         for name in sorted(granted):
             query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
             assert conn.execute(query).fetchone() == counts[name], name
+        # The batch's typed rows, as the ingest wrote them.
+        assert conn.execute("SELECT count(*) FROM packs").fetchone() == (3,)
+        assert conn.execute("SELECT gateway, site, records FROM gateways").fetchall() == [
+            ("gw1", "hull", 3)
+        ]
         # Read-only sessions by default ...
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("DELETE FROM packs")

@@ -1,6 +1,6 @@
-"""A warehouse filled the way the real path fills it: a gateway store's outbox, batch by
-batch, through :meth:`Warehouse.commit_batch` (what the ingest calls for each batch it
-receives), then acknowledged in the store as the uplink would."""
+"""A real gateway store's outbox committed into a warehouse through the real
+``Warehouse.commit_batch``, batch by batch, as the uplink would (acknowledged records leave
+the outbox), without a broker in between."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ from gateway.core.clock import SystemClock
 from gateway.store import Store
 from sync.ingest.warehouse import Warehouse
 from sync.outbox import Outbox, batch_seqs
-
-BATCH_RECORDS = 500
-BATCH_BYTES = 512 * 1024
+from sync.protocol import MAX_BATCH_BYTES
 
 
-async def drain_into(store_path: Path, warehouse: Warehouse, *, gateway: str, site: str) -> int:
-    """Commit every record of the store at ``store_path`` to ``warehouse`` as ``gateway`` of
-    ``site``; the number of records committed."""
+async def commit_outbox(store_path: Path, warehouse: Warehouse, *, gateway: str, site: str) -> int:
+    """Commit every record of the store's outbox; how many records were committed."""
     committed = 0
     async with Store(StoreSection(path=store_path), SystemClock()) as store:
         outbox = Outbox(store, gateway=gateway, site=site)
-        while (batch := await outbox.next_batch(BATCH_RECORDS, BATCH_BYTES)) is not None:
-            await warehouse.commit_batch(batch)
+        while (batch := await outbox.next_batch(1000, MAX_BATCH_BYTES)) is not None:
+            ack = await warehouse.commit_batch(batch, idempotency_key=batch.batch_id)
+            assert not ack.conflicts, ack
+            committed += len(ack.committed)
             await outbox.acknowledge(batch_seqs(batch))
-            committed += len(batch.records)
     return committed
