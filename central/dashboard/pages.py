@@ -15,7 +15,7 @@ from central.dashboard import charts
 from central.dashboard.render import svg_uri
 from central.errors import NotFound
 from central.reader import WarehouseReader
-from central.rows import GiveawayRow, RunRow, RunSummary
+from central.rows import GiveawayRow
 
 LINE_RUNS = 20
 """Runs listed on a line page, newest first; each costs one run summary."""
@@ -113,9 +113,4 @@ def trace_page(reader: WarehouseReader, *, batch: str, serial: str) -> Page:
     return Page("trace.html", context)
 
 
-def run_link(run: RunRow | RunSummary) -> str:
-    """The run page's path for a run row or summary (used by the templates)."""
-    return f"/runs/{run.gateway}/{run.run_number}"
-
-
-__all__ = ["Page", "fleet_page", "line_page", "run_link", "site_page", "trace_page"]
+__all__ = ["Page", "fleet_page", "line_page", "site_page", "trace_page"]
