@@ -30,6 +30,7 @@ from gateway.report import build_report
 from gateway.report_output import run_alerts, run_losses
 from sync.ingest.warehouse import PostgresWarehouse, SqliteWarehouse, Warehouse
 from tests.support.cli_runs import lineside
+from tests.support.command_docs import documented_keys
 from tests.support.configs import minimal_config_text
 from tests.support.warehouse_day import (
     GRIMSBY,
@@ -306,6 +307,7 @@ def test_warehouse_trace_command(day: Day) -> None:
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
+    assert set(document) == documented_keys("The trace document")
     assert document["version"] == 1
     assert {r["run"]["run_number"] for r in document["runs"]} == {"R-100", "R-101"}
     text = lineside("warehouse", "trace", "--serial", "30", "--sqlite", day.targets["sqlite"])
@@ -370,6 +372,7 @@ def test_the_reports_and_traces_queries_are_served_by_indexes(day: Day) -> None:
             "SELECT * FROM label_scans WHERE serial = '30'",
             "SELECT * FROM label_scans WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
             "SELECT * FROM run_batch_codes WHERE batch_code = 'B-SHARED'",
+            "SELECT gateway FROM runs WHERE run_number = 'R-100'",
             "SELECT * FROM temperatures WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
             "SELECT * FROM emark_batches WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
             "SELECT * FROM alerts WHERE gateway = 'hull-gw1' AND line = 'L1' AND ts_us <= 1",
