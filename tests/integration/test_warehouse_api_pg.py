@@ -44,6 +44,8 @@ from tests.support.waiting import wait_for
 from tests.support.warehouse_fill import commit_outbox
 
 GW, SITE = "hull-gw1", "hull"
+GW2, SITE2 = "grimsby-gw1", "grimsby"
+"""A second gateway that ran a run of the same number (the same shift, its own store)."""
 TOKEN = "central-bi.dGVzdHMgb25seTogbm90IGEgcmVhbCByZWFkIHRva2Vu"
 NOW_US = to_us(START) + 10 * 3600 * 1_000_000  # two hours after the shift's end
 
@@ -66,10 +68,12 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
 
         async def fill() -> ShiftFacts:
             facts = await write_shift(store)
+            await write_shift(directory / "gateway2.db")
             warehouse = PostgresWarehouse(dsn)
             await warehouse.open()
             try:
                 await commit_outbox(store, warehouse, gateway=GW, site=SITE)
+                await commit_outbox(directory / "gateway2.db", warehouse, gateway=GW2, site=SITE2)
             finally:
                 await warehouse.close()
             return facts
@@ -131,11 +135,15 @@ def test_the_served_api_needs_a_token_and_reports_the_run_as_the_gateway_does(
     run = filled.facts.run_number
     assert httpx.get(f"{served}/api/v1/runs").status_code == 401
     assert httpx.get(f"{served}/api/v1/health").json() == {"status": "ok"}
-    answer = httpx.get(f"{served}/api/v1/runs/{run}/report", headers=_auth())
+    # Two gateways ran this run number: which one must be said.
+    ambiguous = httpx.get(f"{served}/api/v1/runs/{run}/report", headers=_auth())
+    assert ambiguous.status_code == 409
+    assert ambiguous.json()["error"] == "ambiguous"
+    answer = httpx.get(f"{served}/api/v1/runs/{run}/report?gateway={GW}", headers=_auth())
     assert answer.status_code == 200, answer.text
     # The warehouse's report is the gateway's own, figure for figure.
     assert answer.json() == jsonable(build_report(filled.store, run))
-    summary = httpx.get(f"{served}/api/v1/runs/{run}/summary", headers=_auth()).json()
+    summary = httpx.get(f"{served}/api/v1/runs/{run}/summary?gateway={GW}", headers=_auth()).json()
     assert summary["packs"] == answer.json()["packs"]
     assert summary["missed_packs"] == filled.facts.missed_packs
     missing = httpx.get(f"{served}/api/v1/runs/NO-SUCH-RUN/report", headers=_auth())
@@ -189,7 +197,7 @@ async def test_every_list_endpoint_gives_the_same_rows_as_json_and_csv(
         "/api/v1/sites",
         "/api/v1/lines",
         f"/api/v1/runs?since={since}",
-        f"/api/v1/runs/{run}/compliance",
+        f"/api/v1/runs/{run}/compliance?gateway={GW2}",
         f"/api/v1/breaches?since={since}",
         "/api/v1/giveaway?by=run",
         "/api/v1/giveaway?by=line_hour",
@@ -209,19 +217,19 @@ async def test_every_list_endpoint_gives_the_same_rows_as_json_and_csv(
             _same_rows(as_json.json(), as_csv.text)
             seen[url.split("?")[0]] = len(as_json.json())
     # The shift is there: its site, line, run, its HACCP breaches and its gateway.
-    assert seen["/api/v1/sites"] == 1
-    assert seen["/api/v1/runs"] == 1
+    assert seen["/api/v1/sites"] == 2
+    assert seen["/api/v1/runs"] == 2
     assert seen["/api/v1/breaches"] > 0
-    assert seen["/api/v1/fleet"] == 1
+    assert seen["/api/v1/fleet"] == 2
 
 
 async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
     run = filled.facts.run_number
     async with httpx.AsyncClient(base_url=in_process, headers=_auth()) as client:
-        report = (await client.get(f"/api/v1/runs/{run}/report")).json()
-        products = (await client.get(f"/api/v1/runs/{run}/report?format=csv")).text
-        weights = (await client.get(f"/api/v1/runs/{run}/weights")).json()
-        weight_rows = (await client.get(f"/api/v1/runs/{run}/weights?format=csv")).text
+        report = (await client.get(f"/api/v1/runs/{run}/report?gateway={GW}")).json()
+        products = (await client.get(f"/api/v1/runs/{run}/report?gateway={GW}&format=csv")).text
+        weights = (await client.get(f"/api/v1/runs/{run}/weights?gateway={GW}")).json()
+        weight_rows = (await client.get(f"/api/v1/runs/{run}/weights?gateway={GW}&format=csv")).text
         trace = (await client.get(f"/api/v1/trace/batch/{BATCH}")).json()
         trace_packs = (await client.get(f"/api/v1/trace/batch/{BATCH}?format=csv")).text
         trace_labels = (
@@ -233,7 +241,10 @@ async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
     assert [float(r["net_g"]) for r in csv.DictReader(io.StringIO(weight_rows))] == net
     packs = [p for r in trace["runs"] for p in r["packs"]]
     labels = [lab for r in trace["runs"] for lab in r["labels"]]
-    assert len(packs) == filled.facts.packs
+    # The batch code was used by both gateways' runs: every pack of both, nothing more.
+    assert sorted(r["run"]["gateway"] for r in trace["runs"]) == [GW2, GW]
+    assert len(packs) == 2 * filled.facts.packs
+    assert len({(p["gateway"], p["seq"]) for p in packs}) == len(packs)
     _same_rows(packs, trace_packs)
     _same_rows(labels, trace_labels)
     assert cut.headers["x-lineside-truncated"] == "true"
