@@ -25,9 +25,11 @@ $(WHEELHOUSE)/.complete: pyproject.toml $(STAMP)
 wheelhouse: $(WHEELHOUSE)/.complete
 
 ## Debian packages the tests run as real peers or tools: mosquitto (the broker),
-## systemd-analyze (unit checks), unshare/nsenter (the full-disk test's mount namespace).
+## systemd-analyze (unit checks), unshare/nsenter (the full-disk test's mount namespace),
+## chromium + chromedriver (the dashboard's browser tests, driven by Selenium).
 ## Installed only when missing (as root, with apt-get).
-SYSTEM_TOOLS := mosquitto:mosquitto systemd-analyze:systemd unshare:util-linux nsenter:util-linux
+SYSTEM_TOOLS := mosquitto:mosquitto systemd-analyze:systemd unshare:util-linux nsenter:util-linux \
+	chromium:chromium chromedriver:chromium-driver
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$pkg"; done; \

@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from central import dashboard
 from central.api.endpoints_queries import query_router
 from central.api.endpoints_runs import runs_router
 from central.api.failures import install_handlers
@@ -28,9 +29,9 @@ from central.reader import WarehouseReader
 from gateway.core.clock import Clock
 
 PREFIX = "/api/v1"
-PUBLIC_PATHS = frozenset({f"{PREFIX}/health", f"{PREFIX}/openapi.json"})
+PUBLIC_PATHS = frozenset({f"{PREFIX}/health", f"{PREFIX}/openapi.json"}) | dashboard.PUBLIC_PATHS
 """Reachable without authentication: the health check and the API's description (neither
-says anything about the data)."""
+says anything about the data), and the dashboard's login form and stylesheet."""
 
 
 def create_app(reader_factory: Callable[[], WarehouseReader], settings: ApiSettings) -> FastAPI:
@@ -89,5 +90,4 @@ def _dashboard_routes(
     """The dashboard's pages, served at ``/`` after the API's routes (so ``/api/v1/...``
     always reaches the API). The dashboard package provides them:
     ``central.dashboard.routes(reader_factory, clock)``; this is where they join the app."""
-    del reader_factory, clock
-    return []
+    return dashboard.routes(reader_factory, clock)

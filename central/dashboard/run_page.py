@@ -1,0 +1,120 @@
+"""The run page: KPI cards, weight histograms, temperatures, compliance and alerts.
+
+Every figure comes from the reader (docs/dashboard.md): the KPI cards from
+``run_summary`` (built from the gateway's own run report, so they equal ``lineside report``),
+the histograms from ``pack_weights``, the temperatures from ``temperature_series``, the
+checks from ``compliance`` and the alerts and label gaps from ``run_report``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from central.dashboard import charts
+from central.dashboard.pages import Page
+from central.dashboard.render import svg_uri
+from central.reader import WarehouseReader
+from central.rows import ProductWeights, TemperatureSeries
+
+_LIMIT = re.compile(r"\b(above|below) its critical limit (-?\d+(?:\.\d+)?) °C")
+"""The limit in a HACCP breach's message (gateway/rules: rules/haccp.py writes it so)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """One chart on the page: its caption and its ``data:`` URI."""
+
+    caption: str
+    uri: str
+
+
+def run_page(reader: WarehouseReader, gateway: str, run_number: str) -> Page:
+    """Everything about one run of one gateway."""
+    summary = reader.run_summary(run_number, gateway=gateway)
+    report = reader.run_report(run_number, gateway=gateway)
+    weights = reader.pack_weights(run_number, gateway=gateway)
+    series = reader.temperature_series(run_number, gateway=gateway)
+    limits = probe_limits(report.temperature_breaches)
+    return Page(
+        "run.html",
+        {
+            "title": f"Run {run_number}",
+            "summary": summary,
+            "run": report.run,
+            "report": report,
+            "histograms": [_histogram(product) for product in weights.products],
+            "temperatures": [_temperature(one, limits) for one in series],
+            "checks": reader.compliance(run_number, gateway=gateway),
+            "alerts": [_alert(a) for a in report.alerts],
+            "label_gaps": [_alert(a) for a in report.label_gaps],
+        },
+    )
+
+
+def _histogram(product: ProductWeights) -> Chart:
+    label = f"PLU {product.plu} {product.description}".strip()
+    limits = charts.Limits(
+        qn_g=None if product.nominal_g is None else float(product.nominal_g),
+        t1_g=None if product.t1_g is None else float(product.t1_g),
+        t2_g=None if product.t2_g is None else float(product.t2_g),
+    )
+    svg = charts.weight_histogram(f"Net weights, {label}", product.net_g, limits)
+    return Chart(label, svg_uri(svg))
+
+
+def probe_limits(
+    breaches: Iterable[Mapping[str, Any]],
+) -> dict[str, tuple[float | None, float | None]]:
+    """Per probe subject (``device/probe``): the (lower, upper) limits its breaches name.
+
+    The warehouse has a probe's limits only through its breaches (the limits are the
+    gateway's config): a probe that never breached is drawn without limit lines.
+    """
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for alert in breaches:
+        match = _LIMIT.search(str(alert.get("message", "")))
+        if match is None:
+            continue
+        low, high = found.get(str(alert.get("subject", "")), (None, None))
+        value = float(match.group(2))
+        if match.group(1) == "above":
+            high = value
+        else:
+            low = value
+        found[str(alert.get("subject", ""))] = (low, high)
+    return found
+
+
+def _temperature(
+    series: TemperatureSeries, limits: Mapping[str, tuple[float | None, float | None]]
+) -> Chart:
+    low, high = next(
+        (value for subject, value in limits.items() if subject.endswith(f"/{series.probe}")),
+        (None, None),
+    )
+    end = series.points[-1].ts if series.points else None
+    spans = [charts.Interval(b.start, b.end or end or b.start) for b in series.breaches]
+    where = f" ({series.location})" if series.location else ""
+    caption = f"Probe {series.probe}{where}, line {series.line}"
+    svg = charts.temperature_chart(
+        f"Temperature, {caption}",
+        [(p.ts, p.celsius) for p in series.points],
+        low_c=low,
+        high_c=high,
+        breaches=spans,
+    )
+    return Chart(caption, svg_uri(svg))
+
+
+def _alert(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert of the run report with its time as a datetime (the report keeps µs)."""
+    ts_us = alert.get("ts_us")
+    at = datetime.fromtimestamp(ts_us / 1_000_000, UTC) if isinstance(ts_us, int) else None
+    return {**alert, "at": at}
+
+
+__all__ = ["Chart", "probe_limits", "run_page"]
