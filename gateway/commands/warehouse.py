@@ -1,7 +1,8 @@
 """``lineside warehouse``: the central warehouse's own chores (``backfill``).
 
 Each part of the central side adds its own actions to the group: ``serve``, ``token`` and
-``grant-readonly`` come from :mod:`gateway.commands.warehouse_serve`.
+``grant-readonly`` come from :mod:`gateway.commands.warehouse_serve`, ``trace`` from
+:mod:`gateway.commands.warehouse_read`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from gateway.commands.common import (
     print_json,
     printable,
 )
-from gateway.commands.warehouse_read import add_warehouse_read
 
 if TYPE_CHECKING:
     from sync.ingest.backfill import BackfillSummary
@@ -72,13 +72,22 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_warehouse(commands: SubCommands) -> None:
-    """``lineside warehouse``."""
+def add_warehouse(commands: SubCommands) -> SubCommands:
+    """``lineside warehouse``; its actions, to which other command modules add theirs (each
+    action sets its own ``handler``: argparse applies an action's defaults after the
+    group's)."""
     warehouse = commands.add_parser(
         "warehouse", help="the central warehouse: schema and data, read API, tokens, roles"
     )
     actions = warehouse.add_subparsers(dest="action", required=True)
-    add_warehouse_read(actions)
+    add_backfill(actions)
+    warehouse_serve.add_warehouse_serve(actions)
+    warehouse.set_defaults(handler=_cmd_warehouse)
+    return actions
+
+
+def add_backfill(actions: SubCommands) -> None:
+    """``lineside warehouse backfill``."""
     backfill = actions.add_parser(
         "backfill",
         help="upgrade the schema, then derive every missing typed row from the stored records"
@@ -107,15 +116,8 @@ def add_warehouse(commands: SubCommands) -> None:
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
     backfill.set_defaults(handler=_cmd_backfill)
-    warehouse.set_defaults(handler=_cmd_warehouse)
-    warehouse_serve.add_warehouse_serve(actions)
-
-
-_ACTIONS = {"backfill": _cmd_backfill}
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
-    """The group's handler: backfill and the read actions; the API's actions (serve,
-    token, grant-readonly) set their own handler."""
-    handler = _ACTIONS.get(args.action)
-    return handler(args) if handler is not None else int(args.read_handler(args))
+    # Reached only for an action that set no handler of its own.
+    raise CommandFailed(f"lineside warehouse: no handler for {args.action!r}", EXIT_USAGE)

@@ -182,8 +182,12 @@ class FactWriter:
                 first, last = min(first, at), max(last, at)
             seen[key] = (fact.site, first, last)
         if seen:
+            # In key order: concurrent ingests lock the rows in the same order (no deadlock).
             self._upsert_lines(
-                [(g, line, site, first, last) for (g, line), (site, first, last) in seen.items()]
+                [
+                    (g, line, site, first, last)
+                    for (g, line), (site, first, last) in sorted(seen.items())
+                ]
             )
 
     def _upsert_lines(
@@ -273,7 +277,10 @@ class FactWriter:
             " ON CONFLICT (gateway) DO UPDATE SET"
             f" first_seen = {d.least}(gateways.first_seen, excluded.first_seen),"
             f" last_seen = {d.greatest}(gateways.last_seen, excluded.last_seen),"
-            " last_seq = excluded.last_seq, records = excluded.records",
+            f" last_seq = {d.greatest}(gateways.last_seq, excluded.last_seq),"
+            # Records are never deleted: a live batch committed after this statement's
+            # snapshot has counted itself already, and must not be counted away.
+            f" records = {d.greatest}(gateways.records, excluded.records)",
             (),
         )
 

@@ -41,7 +41,13 @@ from tests.support.warehouse_day import (
 )
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-RUNS = (("hull-gw1", "R-100"), ("hull-gw1", "R-101"), ("grimsby-gw1", "R-100"))
+RUNS = (
+    ("hull-gw1", "R-100"),
+    ("hull-gw1", "R-101"),
+    ("hull-gw1", "R-102"),
+    ("grimsby-gw1", "R-100"),
+    ("grimsby-gw1", "R-201"),
+)
 PLANS = {HULL.gateway: HULL, GRIMSBY.gateway: GRIMSBY}
 
 
@@ -130,7 +136,8 @@ def test_the_run_report_equals_the_gateways_own(
         assert getattr(got, name) == getattr(expected, name), name
     assert got == expected
     assert expected.packs > 0
-    assert expected.emark_batches
+    # ℮ batches close every hour: R-102 runs 20 minutes, after R-100 on the same line.
+    assert bool(expected.emark_batches) == (run != "R-102")
     parts = reader.run_report_parts(run, gateway=gateway)
     assert parts.losses == run_losses(store, expected)
     assert parts.alerts == run_alerts(store, expected)
@@ -235,8 +242,8 @@ def test_a_serial_traces_back_to_its_runs_and_batch_codes(
     trace = reader.trace_serial("30")
     scans = {(lb.gateway, lb.seq) for t in trace.runs for lb in t.labels}
     assert scans == _store_rows(day, "SELECT seq FROM label_scans WHERE serial = ?", "30")
-    assert len(scans) == 3  # L1 and L2 at hull, L1 at grimsby
-    assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1"}
+    assert len(scans) == 4  # on each line of each site
+    assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1", "B-GRIM-2"}
     assert trace.unmatched_labels == ()
 
 
@@ -255,7 +262,7 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert by_run.packs == product.packs
     assert by_run.giveaway_kg == pytest.approx(product.giveaway_kg)
     for by in ("line_hour", "line_shift"):
-        rows = [g for g in reader.giveaway(by=by) if g.gateway == "grimsby-gw1"]
+        rows = [g for g in reader.giveaway(by=by) if (g.gateway, g.line) == ("grimsby-gw1", "L1")]
         assert sum(g.packs for g in rows) == product.packs, by
     weights = reader.pack_weights("R-100", gateway="hull-gw1")
     fixed = next(p for p in weights.products if p.plu == "41240")
@@ -265,11 +272,18 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert series
     assert series[0].breaches
     assert reader.temperature_breaches(line="L1")
-    assert reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    nearing = reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    assert {(r.gateway, r.run_number) for r in nearing} == set(RUNS)
+    assert {(r.use_by, r.days_left, r.day, r.freeze_down_on) for r in nearing} == {
+        (date(2026, 12, 11), 0, 11, date(2026, 12, 13))  # packed 1 Dec, +9 +1 rubber clock
+    }
+    assert reader.shelf_life(as_of=date(2026, 12, 5), within_days=1) == []
+    [due] = {r.freeze_down_due for r in reader.shelf_life(as_of=date(2026, 12, 13))}
+    assert due
     fleet = reader.fleet(now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert {f.gateway for f in fleet} == {"hull-gw1", "grimsby-gw1"}
     assert {s.site for s in reader.sites()} == {"hull", "grimsby"}
-    assert len(reader.runs()) == 3
+    assert len(reader.runs()) == 5
 
 
 def _config(day: Day, gateway: str) -> Path:
@@ -278,9 +292,8 @@ def _config(day: Day, gateway: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("as_json", [False, True])
-def test_report_warehouse_prints_what_the_gateway_prints(day: Day, as_json: bool) -> None:
-    extra = ("--json",) if as_json else ()
+@pytest.mark.parametrize("extra", [(), ("--json",), ("--all",), ("--json", "--all")])
+def test_report_warehouse_prints_what_the_gateway_prints(day: Day, extra: tuple[str, ...]) -> None:
     gateway_side = lineside("report", "R-100", "-c", str(_config(day, "hull-gw1")), *extra)
     assert gateway_side.returncode == 0, gateway_side.stderr
     from_sqlite = lineside(
@@ -312,7 +325,7 @@ def test_warehouse_trace_command(day: Day) -> None:
     assert {r["run"]["run_number"] for r in document["runs"]} == {"R-100", "R-101"}
     text = lineside("warehouse", "trace", "--serial", "30", "--sqlite", day.targets["sqlite"])
     assert text.returncode == 0, text.stderr
-    assert text.stdout.startswith("serial 30: 3 run(s)")
+    assert text.stdout.startswith("serial 30: 4 run(s)")
     missing = lineside("warehouse", "trace", "--batch", "NOPE", "--sqlite", day.targets["sqlite"])
     assert missing.returncode == 1
     assert "NOPE" in missing.stderr
@@ -384,3 +397,44 @@ def test_the_reports_and_traces_queries_are_served_by_indexes(day: Day) -> None:
             assert "records" not in plan
     finally:
         db.close()
+
+
+def test_postgres_serves_the_reports_and_traces_queries_by_index(day: Day) -> None:
+    # With sequential scans priced out, a plan that still scans a table would mean no index
+    # can serve the query; the planner picks index (or bitmap index) scans on the partitions.
+    statements = (
+        "SELECT * FROM packs WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM label_scans WHERE serial = '30'",
+        "SELECT * FROM label_scans WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM run_batch_codes WHERE batch_code = 'B-SHARED'",
+        "SELECT gateway FROM runs WHERE run_number = 'R-100'",
+        "SELECT * FROM temperatures WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM emark_batches WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM alerts WHERE gateway = 'hull-gw1' AND line = 'L1' AND ts_us <= 1",
+    )
+    with psycopg.connect(day.targets["postgres"]) as conn:
+        conn.execute("SET enable_seqscan = off")
+        for statement in statements:
+            plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {statement}"))
+            assert "Index" in plan, (statement, plan)
+            assert "Seq Scan" not in plan, (statement, plan)
+            assert "records" not in plan
+
+
+def test_a_run_the_gateways_parser_refuses_is_a_read_error(tmp_path: Path) -> None:
+    from bench.warehouse_read import migrate  # noqa: PLC0415
+    from central.errors import WarehouseReadError  # noqa: PLC0415
+
+    path = tmp_path / "warehouse.db"
+    asyncio.run(migrate(None, path))
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO runs (gateway, run_number, site, seq, line, status, source, provisional, "
+        "description, shelf_life_adjust, payload) VALUES ('gw', 'R1', 's', 1, 'L1', 'running', "
+        "'erp', 0, '', 0, '{\"run_number\": 5}')"
+    )
+    db.commit()
+    db.close()
+    with WarehouseReader.open(str(path)) as reader, pytest.raises(WarehouseReadError) as caught:
+        reader.run_report("R1")
+    assert "R1" in str(caught.value)
