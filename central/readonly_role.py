@@ -1,7 +1,7 @@
 """A PostgreSQL role that may only read the warehouse's facts, views and dimensions.
 
 For BI tools (Grafana, Metabase, Power BI) that connect to the database directly
-(docs/warehouse-api.md, "A read-only database role"). :func:`grant_readonly` grants the role:
+(docs/warehouse-api.md §5). :func:`grant_readonly` grants the role:
 
 - ``CONNECT`` on the database and ``USAGE`` on the schema;
 - ``SELECT`` on every table and view of the schema **except** the ingest's own bookkeeping:

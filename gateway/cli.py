@@ -19,6 +19,7 @@ from gateway.commands import (
     simulation,
     warehouse,
     warehouse_read,
+    warehouse_serve,
 )
 from gateway.commands.common import (
     EXIT_CONFIG,
@@ -67,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_tui(commands)
     ingest.add_ingest(commands)
     ingest.add_ingest_token(commands)
-    warehouse_read.add_warehouse_read(warehouse.add_warehouse(commands))
+    warehouse_actions = warehouse.add_warehouse(commands)
+    warehouse_read.add_warehouse_read(warehouse_actions)
+    warehouse_serve.add_warehouse_serve(warehouse_actions)
     modbus_probe.add_parser(commands)
     opcua_browse.add_parser(commands)
     return parser

@@ -1,8 +1,8 @@
 """The central team's read-only HTTP API: ``create_app(reader_factory, settings)``.
 
-Every endpoint is a GET under ``/api/v1`` (the list and its docs: docs/warehouse-api.md);
-OpenAPI at ``/api/v1/openapi.json``. Each request opens a
-reader through ``reader_factory`` (one connection, read-only), asks it one question and
+Every endpoint is a GET under ``/api/v1`` (the list and its docs: docs/warehouse-api.md §2);
+OpenAPI at ``/api/v1/openapi.json``. Each request opens a reader through
+``reader_factory`` (one connection, read-only), asks it one question and
 closes it; the endpoints are synchronous and run in the server's thread pool, so a slow
 query never blocks the event loop. The dashboard's pages are mounted at ``/`` behind the
 same authentication gate (:mod:`central.api.guard`).

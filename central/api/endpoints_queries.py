@@ -22,6 +22,7 @@ from central.api.params import (
     Site,
     Until,
     format_param,
+    known_parameters_only,
     limit_of,
     span,
 )
@@ -106,7 +107,11 @@ def _limited(request: Request, rows: list[Any], limit: int, **options: Any) -> R
 
 def query_router() -> APIRouter:
     """The endpoints over many runs."""
-    router = APIRouter(tags=["warehouse"], responses=_ERRORS, dependencies=[Depends(format_param)])
+    router = APIRouter(
+        tags=["warehouse"],
+        responses=_ERRORS,
+        dependencies=[Depends(format_param), Depends(known_parameters_only)],
+    )
 
     @router.get("/sites", summary="Every site", response_model=list[model_for(SiteRow)])  # type: ignore[misc]
     def sites(request: Request, reader: Reader) -> Response:

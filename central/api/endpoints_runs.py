@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -20,6 +21,7 @@ from central.api.params import (
     Site,
     Until,
     format_param,
+    known_parameters_only,
     limit_of,
     span,
 )
@@ -74,13 +76,20 @@ def _temperature_rows(series: list[TemperatureSeries]) -> Iterator[dict[str, Any
             }
 
 
-def _report_rows(report: RunReport) -> Iterable[ProductLine]:
-    return report.products
+def _report_rows(report: RunReport) -> Iterator[dict[str, Any]]:
+    """One CSV row per product, named by its run (so several runs' rows can be stacked)."""
+    for product in report.products:
+        row = {f.name: getattr(product, f.name) for f in dataclasses.fields(product)}
+        yield {"run_number": report.run.run_number, "line": report.run.line, **row}
 
 
 def runs_router() -> APIRouter:
     """The run endpoints."""
-    router = APIRouter(tags=["runs"], responses=_ERRORS, dependencies=[Depends(format_param)])
+    router = APIRouter(
+        tags=["runs"],
+        responses=_ERRORS,
+        dependencies=[Depends(format_param), Depends(known_parameters_only)],
+    )
 
     @router.get(
         "/runs",
@@ -126,7 +135,12 @@ def runs_router() -> APIRouter:
     ) -> Response:
         found = reader.run_report(run, gateway=gateway)
         return answer(
-            request, found, name=f"report-{run}", row_type=ProductLine, table=_report_rows
+            request,
+            found,
+            name=f"report-{run}",
+            columns=["run_number", "line"],
+            row_type=ProductLine,
+            table=_report_rows,
         )
 
     @router.get(

@@ -62,9 +62,9 @@ def install_handlers(app: FastAPI, settings: ApiSettings) -> None:
         if isinstance(exc, Ambiguous):
             return problem(409, "ambiguous", str(exc))
         if isinstance(exc, WarehouseReadError):
-            logger.warning("%s: warehouse unavailable: %s", request.url.path, exc)
+            logger.warning("%s: warehouse unavailable: %s", ascii(request.url.path[:200]), exc)
             return problem(503, "unavailable", "warehouse unavailable", retry)
-        logger.error("%s: %s", request.url.path, exc)
+        logger.error("%s: %s", ascii(request.url.path[:200]), exc)
         return problem(500, "internal_error", "the request failed")
 
     async def http(_: Request, exc: Exception) -> Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,6 +29,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+LOG_EVERY_S = 10.0
+"""Refusals from one address are logged at most this often."""
 READER_KEY = "lineside.reader"
 """Where the authenticated reader's name is left in the request's scope."""
 
@@ -39,6 +42,24 @@ class AuthGate:
         self.app = app
         self.settings = settings
         self.public = public
+        self._logged: dict[str, tuple[float, int]] = {}
+
+    def _log_refusal(self, scope: Scope, refusal: Refusal) -> None:
+        """At most one line per client address every :data:`LOG_EVERY_S` (with a count of
+        the refusals in between): a client retrying without a token must not flood the log."""
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
+        now = time.monotonic()
+        last, suppressed = self._logged.get(address, (-LOG_EVERY_S, 0))
+        if now - last < LOG_EVERY_S:
+            self._logged[address] = (last, suppressed + 1)
+            return
+        if len(self._logged) > 10_000:  # many addresses: forget the old ones
+            self._logged.clear()
+        self._logged[address] = (now, 0)
+        more = f" (and {suppressed} more since)" if suppressed else ""
+        path = ascii(str(scope["path"])[:200])  # a path is the client's text: never raw in a log
+        logger.warning("refused %s from %s: %s%s", path, address, refusal.reason, more)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
@@ -56,10 +77,7 @@ class AuthGate:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        client = scope.get("client")
-        logger.info(
-            "refused %s from %s: %s", scope["path"], client[0] if client else "?", refusal.reason
-        )
+        self._log_refusal(scope, refusal)
         body = json.dumps({"error": "unauthorized", "reason": refusal.reason}).encode()
         headers = [
             (b"content-type", b"application/json"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from starlette.requests import Request
@@ -64,6 +64,25 @@ def format_param(
 ) -> str | None:
     """``?format=``: checked here (and documented), read by :func:`central.api.responses.answer`."""
     return fmt
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {str(field.alias) for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_parameters_only(request: Request) -> None:
+    """A query parameter the endpoint does not take is a 400, never silently ignored: a
+    misspelt filter (``?sites=hull``) would otherwise answer every site."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise BadRequest(f"unknown query parameter(s): {shown}")
 
 
 def utc(value: datetime | None) -> datetime | None:

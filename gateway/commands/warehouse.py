@@ -1,8 +1,8 @@
 """``lineside warehouse``: the central warehouse's own chores (``backfill``).
 
-Each part of the central side adds its own actions to the group: ``serve``, ``token`` and
-``grant-readonly`` come from :mod:`gateway.commands.warehouse_serve`, ``trace`` from
-:mod:`gateway.commands.warehouse_read`.
+Each part of the central side adds its own actions to the group (``gateway/cli.py`` does
+it): ``serve``, ``token`` and ``grant-readonly`` come from
+:mod:`gateway.commands.warehouse_serve`, ``trace`` from :mod:`gateway.commands.warehouse_read`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.commands import warehouse_serve
 from gateway.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -81,7 +80,6 @@ def add_warehouse(commands: SubCommands) -> SubCommands:
     )
     actions = warehouse.add_subparsers(dest="action", required=True)
     add_backfill(actions)
-    warehouse_serve.add_warehouse_serve(actions)
     warehouse.set_defaults(handler=_cmd_warehouse)
     return actions
 

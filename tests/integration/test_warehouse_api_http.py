@@ -255,6 +255,8 @@ async def test_limits_and_query_parameters_are_checked(server: Serve) -> None:
             "/api/v1/sites?format=xml": "format",
             "/api/v1/shelf-life?within_days=-1": "within_days",
             "/api/v1/trace/batch/GG1?table=secrets": "table",
+            "/api/v1/runs?sites=hull": "unknown query parameter(s): 'sites'",
+            "/api/v1/fleet?now=2020-01-01": "unknown query parameter(s): 'now'",
         }
         for url, reason in refusals.items():
             answer = await client.get(url)

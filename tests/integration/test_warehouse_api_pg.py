@@ -92,6 +92,8 @@ def served(filled: Filled) -> Iterator[str]:
     """``lineside warehouse serve`` over the database, as its own process group."""
     port = free_port()
     env = {**os.environ, "WAREHOUSE_DSN": filled.dsn}
+    # Its log goes to a file: a pipe nobody reads could fill and stall the server.
+    log = (filled.store.parent / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -108,7 +110,7 @@ def served(filled: Filled) -> Iterator[str]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -121,12 +123,11 @@ def served(filled: Filled) -> Iterator[str]:
 
     try:
         asyncio.run(wait_for(up, timeout=30))
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        assert proc.poll() is None, (filled.store.parent / "serve.log").read_text()
         yield base
     finally:
         end_group(proc)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        log.close()
 
 
 def test_the_served_api_needs_a_token_and_reports_the_run_as_the_gateway_does(
@@ -237,6 +238,7 @@ async def test_nested_answers_as_csv(in_process: str, filled: Filled) -> None:
         ).text
         cut = await client.get(f"/api/v1/trace/batch/{BATCH}?limit=100")
     _same_rows(report["products"], products)
+    assert {r["run_number"] for r in csv.DictReader(io.StringIO(products))} == {run}
     net = [g for product in weights["products"] for g in product["net_g"]]
     assert [float(r["net_g"]) for r in csv.DictReader(io.StringIO(weight_rows))] == net
     packs = [p for r in trace["runs"] for p in r["packs"]]
@@ -263,3 +265,7 @@ def test_the_served_api_answers_503_once_the_database_is_gone(served: str, fille
     health = httpx.get(f"{served}/api/v1/health")
     assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
     assert name not in health.text
+    # The server said why; it never wrote a reader's token.
+    log = (filled.store.parent / "serve.log").read_text()
+    assert "warehouse unavailable" in log
+    assert TOKEN.split(".", 1)[1] not in log

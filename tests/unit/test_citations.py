@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.paths import REPO
 
-PACKAGES = ("gateway", "adapters", "rules", "sync", "tui")
+PACKAGES = ("gateway", "adapters", "rules", "sync", "tui", "central")
 
 REFERENCE_PAGES = ("reliability.md", "domain-rules.md", "glossary.md")
 """The reference pages, which must always be cited by their path under docs/reference/."""
