@@ -3,7 +3,8 @@ by run / line-hour / line-shift / product-day, active alerts, shelf life, the fl
 pack weights and temperatures (docs/warehouse-analytics.md).
 
 Each reads the typed facts and current-state tables through their indexes, or the views of
-revision ``0003_analytics``; the judgements are the rules' own pure functions (rules/).
+revisions ``0003_analytics`` and ``0004_pack_products`` (a pack's product as the gateway's
+report decides it); the judgements are the rules' own pure functions (rules/).
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ def _giveaway_row(by: str, r: tuple[Any, ...]) -> GiveawayRow:
         packs=packs,
         kg=net / 1000,
         mean_g=net / packs if packs else None,
-        giveaway_g=(net - qn) / packs if packs else None,
-        giveaway_pct=(net - qn) / qn * 100 if qn else None,
+        # As the report: mean - Qn and (mean - Qn) / Qn (the mean Qn of a mixed group).
+        giveaway_g=net / packs - qn / packs if packs else None,
+        giveaway_pct=(net / packs - qn / packs) / (qn / packs) * 100 if qn and packs else None,
         giveaway_kg=(net - qn) / 1000 if packs else None,
     )
 
@@ -275,8 +277,9 @@ def pack_weights(db: Db, gateway: str, run_number: str) -> WeightSample:
     )
     weights: dict[str, list[float]] = defaultdict(list)
     for plu, net_g in db.rows(
-        "SELECT plu, net_g FROM packs WHERE gateway = ? AND run_number = ? AND plu IS NOT NULL "
-        "AND (accepted IS NULL OR accepted = ?) AND values_uncertain = ? "
+        # pack_products: the product as the gateway's report decides it, late labels included.
+        "SELECT plu, net_g FROM pack_products WHERE gateway = ? AND run_number = ? "
+        "AND plu IS NOT NULL AND (accepted IS NULL OR accepted = ?) AND values_uncertain = ? "
         "AND product_unknown = ? ORDER BY ts, seq",
         (gateway, run_number, *_booleans(db, True, False, False)),
     ):

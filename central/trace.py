@@ -116,7 +116,8 @@ def _packs(db: Db, run: RunRow) -> tuple[TracePack, ...]:
         )
         for r in db.rows(
             "SELECT gateway, seq, ts, line, device, run_number, pack_counter, plu, net_g, "
-            "accepted, flags FROM packs WHERE gateway = ? AND run_number = ? ORDER BY ts, seq",
+            "accepted, flags FROM pack_products WHERE gateway = ? AND run_number = ? "
+            "ORDER BY ts, seq",
             (run.gateway, run.run_number),
         )
     )
