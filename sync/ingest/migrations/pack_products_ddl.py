@@ -12,7 +12,7 @@ A pack's product is, in this order (gateway/report.py, ``_RUN_PACKS``):
    were decided per pack, or by a tool).
 
 The view ``pack_products`` does it per pack, so a pack's product follows whichever of the
-pack and its event arrived last; the partial expression index on ``device_events`` serves
+pack and its event arrived last; the expression index on ``device_events`` serves
 step 2 for one pack at a time, and ``run_products``' primary key serves step 3. Only
 ``fixed_weight_packs`` of 0003 read ``packs.plu``; it is recreated over ``pack_products``
 and every view above it is recreated unchanged (docs/warehouse-analytics.md).
@@ -39,10 +39,18 @@ text, so a malformed event can never make an insert fail on a cast."""
 
 
 def index_statement(postgres: bool) -> str:
-    """The partial index of ``pack_product`` events by gateway, device and the pack's time."""
+    """The index of device events by gateway, device and the pack's time they name. Not
+    partial: PostgreSQL's planner ignores the statistics of a partial index's expression,
+    and without them it prices each probe as hundreds of rows."""
+    return f"CREATE INDEX {INDEX} ON device_events (gateway, device, {_EVENT_KEY[postgres]})"
+
+
+def event_names_pack(postgres: bool) -> str:
+    """SQL: device event ``e`` names pack ``p`` (served by :data:`INDEX`)."""
+    pack_ts = "CAST(p.ts_us AS TEXT)" if postgres else "p.ts_us"
     return (
-        f"CREATE INDEX {INDEX} ON device_events (gateway, device, {_EVENT_KEY[postgres]}) "
-        "WHERE kind = 'pack_product'"
+        "e.gateway = p.gateway AND e.device = p.device "
+        f"AND {_EVENT_KEY[postgres].replace('detail', 'e.detail')} = {pack_ts}"
     )
 
 
@@ -51,11 +59,9 @@ def pack_products_statement(postgres: bool) -> str:
     false = "FALSE" if postgres else "0"
     real = "DOUBLE PRECISION" if postgres else "REAL"
     if postgres:
-        pack_ts = "CAST(p.ts_us AS TEXT)"
         event_run = "e.detail ->> 'run_number'"
         event_plu = "e.detail ->> 'plu'"
     else:
-        pack_ts = "p.ts_us"
         event_run = "json_extract(e.detail, '$.run_number')"
         event_plu = "json_extract(e.detail, '$.plu')"
     return f"""
@@ -66,8 +72,7 @@ SELECT p.gateway, p.site, p.line, p.device, p.run_number, p.pack_counter, p.seq,
        coalesce(
          p.plu,
          (SELECT max({event_plu}) FROM device_events e
-          WHERE e.gateway = p.gateway AND e.device = p.device AND e.kind = 'pack_product'
-            AND {_EVENT_KEY[postgres].replace("detail", "e.detail")} = {pack_ts}
+          WHERE {event_names_pack(postgres)} AND e.kind = 'pack_product'
             AND {event_run} = p.run_number),
          CASE WHEN p.product_source IS NULL AND p.product_unknown = {false} THEN
            (SELECT max(rp.plu) FROM run_products rp
