@@ -105,6 +105,14 @@ def test_duration(seconds: float | None, shown: str) -> None:
     assert fmt.duration(seconds) == shown
 
 
+def test_a_negative_age_says_the_clock_is_ahead() -> None:
+    assert fmt.age(-300.0) == "clock ahead by 5 min 00 s"
+    assert fmt.age(0.2) == fmt.age(-0.2) == "0 s"
+    assert fmt.age(125.0) == "2 min 05 s"
+    assert fmt.age(None) == fmt.DASH
+    assert "-" not in fmt.age(-86_400 * 3)
+
+
 def test_numbers_counts_times_and_verdicts() -> None:
     assert fmt.number(1234.5678, 2) == "1,234.57"
     assert fmt.number(Decimal("240"), 1) == "240.0"
@@ -131,6 +139,13 @@ def test_templates_escape_everything_from_the_warehouse() -> None:
     assert "gw&lt;1&gt;" in page
     # A link built from untrusted text is one escaped path segment.
     assert 'href="/sites/%3Cscript%3E' in page
+
+
+def test_the_fleet_page_shows_a_clock_ahead_in_words() -> None:
+    ahead = FleetRow("gw1", "oslo", None, T0, 1.0, -90.0, 10, 10, None, 0, 0, 0.0, 0, 0.0, 0)
+    page = Renderer().page("fleet.html", title="Fleet", now=T0, sites=[], fleet=[ahead], alerts=[])
+    assert 'data-figure="since_contact">clock ahead by 1 min 30 s<' in page
+    assert "-1 min" not in page
 
 
 @pytest.mark.parametrize(
