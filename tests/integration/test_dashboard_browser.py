@@ -296,9 +296,10 @@ def test_every_page_shows_the_apis_figures(site_url: str, tmp_path: Path) -> Non
     api = Api(site_url)
     shots = tmp_path / "screenshots"
     with api.client, browser() as driver:
-        # Without a token the pages are refused; the login form is open.
-        driver.get(f"{site_url}/")
-        assert "unauthorized" in driver.page_source
+        # Without a session a page sends the browser to the login form.
+        driver.get(f"{site_url}/runs/{GATEWAYS[0][0]}/R1")
+        assert driver.current_url == f"{site_url}/login"
+        assert "unauthorized" not in driver.page_source
         _login(driver, site_url)
         assert driver.find_element(By.TAG_NAME, "h1").text == "Fleet"
         _check_fleet(driver, api)
