@@ -253,7 +253,8 @@ def _plan(target: str, postgres: bool, run: str) -> list[str]:
         f"SELECT plu, net_g FROM pack_products WHERE gateway = 'bench-gw' AND run_number = '{run}'"
     )
     if postgres:
-        with psycopg.connect(target) as conn:
+        # As the reader's sessions (central/db.py): jit off.
+        with psycopg.connect(target, options="-c jit=off") as conn:
             return [str(r[0]) for r in conn.execute(f"EXPLAIN {statement}")]
     db = sqlite3.connect(target)
     try:
