@@ -3,11 +3,14 @@ by run / line-hour / line-shift / product-day, active alerts, shelf life, the fl
 pack weights and temperatures (docs/warehouse-analytics.md).
 
 Each reads the typed facts and current-state tables through their indexes, or the views of
-revision ``0003_analytics``; the judgements are the rules' own pure functions (rules/).
+revisions ``0003_analytics`` and ``0004_pack_products`` (a pack's product as the gateway's
+report decides it); the judgements are the rules' own pure functions (rules/).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -137,8 +140,9 @@ def _giveaway_row(by: str, r: tuple[Any, ...]) -> GiveawayRow:
         packs=packs,
         kg=net / 1000,
         mean_g=net / packs if packs else None,
-        giveaway_g=(net - qn) / packs if packs else None,
-        giveaway_pct=(net - qn) / qn * 100 if qn else None,
+        # As the report: mean - Qn and (mean - Qn) / Qn (the mean Qn of a mixed group).
+        giveaway_g=net / packs - qn / packs if packs else None,
+        giveaway_pct=(net / packs - qn / packs) / (qn / packs) * 100 if qn and packs else None,
         giveaway_kg=(net - qn) / 1000 if packs else None,
     )
 
@@ -275,8 +279,9 @@ def pack_weights(db: Db, gateway: str, run_number: str) -> WeightSample:
     )
     weights: dict[str, list[float]] = defaultdict(list)
     for plu, net_g in db.rows(
-        "SELECT plu, net_g FROM packs WHERE gateway = ? AND run_number = ? AND plu IS NOT NULL "
-        "AND (accepted IS NULL OR accepted = ?) AND values_uncertain = ? "
+        # pack_products: the product as the gateway's report decides it, late labels included.
+        "SELECT plu, net_g FROM pack_products WHERE gateway = ? AND run_number = ? "
+        "AND plu IS NOT NULL AND (accepted IS NULL OR accepted = ?) AND values_uncertain = ? "
         "AND product_unknown = ? ORDER BY ts, seq",
         (gateway, run_number, *_booleans(db, True, False, False)),
     ):
@@ -314,16 +319,40 @@ def temperature_series(db: Db, gateway: str, run_number: str) -> list[Temperatur
     series = []
     for (device, probe, location, ln), readings in sorted(points.items()):
         span = (readings[0].ts, readings[-1].ts)
+        breaches = _probe_breaches(db, gateway, ln, f"{device}/{probe}", span)
         series.append(
             TemperatureSeries(
                 probe=probe,
                 location=location,
                 line=ln,
                 points=tuple(readings),
-                breaches=_probe_breaches(db, gateway, ln, f"{device}/{probe}", span),
+                breaches=breaches,
+                lower_limit_c=_limit(breaches, "lower"),
+                upper_limit_c=_limit(breaches, "upper"),
             )
         )
     return series
+
+
+def _limit(breaches: tuple[BreachInterval, ...], side: str) -> float | None:
+    """The limit of ``side`` the latest breach of it records."""
+    limits = [b.limit_c for b in breaches if b.side == side and b.limit_c is not None]
+    return limits[-1] if limits else None
+
+
+def breach_side_and_limit(detail: Any) -> tuple[str | None, float | None]:
+    """The side (``upper``/``lower``) and limit (°C) a HACCP alert's detail records
+    (rules/haccp.py); the detail is the gateway's JSON, so anything else reads as unknown."""
+    try:
+        found = conv.parsed(detail) if detail is not None else None
+    except ValueError:
+        return None, None
+    if not isinstance(found, dict) or found.get("side") not in ("upper", "lower"):
+        return None, None
+    side, limit = str(found["side"]), found.get("limit_c")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and math.isfinite(limit):
+        return side, float(limit)
+    return side, None
 
 
 def _probe_breaches(
@@ -334,18 +363,19 @@ def _probe_breaches(
     haccp = sorted(ids.HACCP_RULES)
     marks = ", ".join("?" * len(haccp))
     rows = db.rows(
-        "SELECT alert_id, rule, severity, state, ts FROM alerts WHERE gateway = ? "  # noqa: S608
+        "SELECT alert_id, rule, severity, state, ts, detail FROM alerts WHERE gateway = ? "  # noqa: S608
         f"AND line = ? AND ts <= ? AND subject = ? AND rule IN ({marks}) ORDER BY seq",
         (gateway, line, db.ts_param(span[1]), subject, *haccp),
     )
-    opened: dict[str, tuple[str, str, datetime]] = {}
+    opened: dict[str, BreachInterval] = {}
     found = []
-    for alert_id, rule, severity, state, ts in rows:
+    for alert_id, rule, severity, state, ts, detail in rows:
         if state == "raised" and alert_id not in opened:
-            opened[alert_id] = (rule, severity, conv.ts(ts))
+            side, limit = breach_side_and_limit(detail)
+            opened[alert_id] = BreachInterval(rule, severity, conv.ts(ts), None, side, limit)
         elif state == "cleared" and alert_id in opened:
-            r, sev, began = opened.pop(alert_id)
+            began = opened.pop(alert_id)
             if conv.ts(ts) >= span[0]:
-                found.append(BreachInterval(r, sev, began, conv.ts(ts)))
-    found += [BreachInterval(r, sev, began, None) for r, sev, began in opened.values()]
+                found.append(dataclasses.replace(began, end=conv.ts(ts)))
+    found += opened.values()
     return tuple(sorted(found, key=lambda b: b.start))

@@ -48,7 +48,10 @@ class Db:
                     target,
                     autocommit=True,
                     connect_timeout=10,
-                    options="-c default_transaction_read_only=on",
+                    # jit off: the reader's queries are per-run index lookups whose estimated
+                    # cost (one subplan per pack in pack_products) crosses jit_above_cost on a
+                    # long run, and compiling then costs a second the lookup itself does not.
+                    options="-c default_transaction_read_only=on -c jit=off",
                 )
                 self._lite: sqlite3.Connection | None = None
             else:

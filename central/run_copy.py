@@ -36,6 +36,7 @@ from central.db import Db
 from central.errors import Ambiguous, NotFound
 from gateway.core.runs import run_from_json
 from gateway.store.schema import MIGRATIONS
+from sync.ingest.migrations.pack_products_ddl import event_names_pack
 
 OPEN_END_US = 2**62
 """The report's end of a run that has not ended (gateway/report.py)."""
@@ -157,11 +158,15 @@ def _copy_events(db: Db, mem: sqlite3.Connection, run: _Run, first_pack: int | N
     gateway, run_number, line = run.gateway, run.run_number, run.line
     rows: list[tuple[Any, ...]] = []
     if first_pack is not None:
-        # A pack's product told later by its label: the event comes after the pack.
+        # A pack's product told later by its label: the events naming the run's packs, found
+        # pack by pack through the index of revision 0004_pack_products (not every later
+        # event of the gateway).
+        columns = ", ".join(f"e.{c}" for c in _EVENT_COLUMNS.split(", "))
         rows += db.rows(
-            f"SELECT {_EVENT_COLUMNS} FROM device_events WHERE gateway = ? "  # noqa: S608
-            f"AND kind = 'pack_product' AND ts >= ? AND {db.json_text('detail', 'run_number')} = ?",
-            (gateway, db.ts_param(conv.from_us(first_pack)), run_number),
+            f"SELECT {columns} FROM packs p JOIN device_events e "  # noqa: S608
+            f"ON {event_names_pack(db.postgres)} WHERE p.gateway = ? AND p.run_number = ? "
+            f"AND e.kind = 'pack_product' AND {db.json_text('e.detail', 'run_number')} = ?",
+            (gateway, run_number, run_number),
         )
     start, end = run.start, run.end
     for kind in ("missed_packs", "records_shed"):

@@ -64,6 +64,12 @@ class BreachInterval:
     """Raised."""
     end: datetime | None
     """Cleared (None: still active at the run's end)."""
+    side: str | None = None
+    """Which limit it crossed, ``upper`` or ``lower``, from the alert's detail (None: a
+    sensor fault)."""
+    limit_c: float | None = None
+    """The probe's critical limit it crossed, °C, from the alert's detail (rules/haccp.py
+    records it there; None: a sensor fault)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +86,9 @@ class TemperatureSeries:
     """Its readings during the run."""
     breaches: tuple[BreachInterval, ...]
     """Its breaches during the run."""
+    lower_limit_c: float | None = None
+    """The probe's lower critical limit, °C, as its latest breach of it records (None: no
+    such breach overlaps the run; the limits themselves are the gateway's config)."""
+    upper_limit_c: float | None = None
+    """The probe's upper critical limit, °C, as its latest breach of it records (None: no
+    such breach overlaps the run)."""

@@ -135,7 +135,7 @@ def _packs(
         )
         for r in db.rows(
             "SELECT gateway, seq, ts, line, device, run_number, pack_counter, plu, net_g, "  # noqa: S608
-            f"accepted, flags FROM packs WHERE {where} ORDER BY ts, seq",
+            f"accepted, flags FROM pack_products WHERE {where} ORDER BY ts, seq",
             params,
         )
     )

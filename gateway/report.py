@@ -94,7 +94,10 @@ _EXCLUDED = int(RecordFlag.VALUES_UNCERTAIN | RecordFlag.PRODUCT_UNKNOWN)
 _RUN_PACKS = (
     # The product of each pack: decided when it was stored (packs.plu), or later by its
     # label (a pack_product event naming the pack by device and time).
-    "CREATE TEMP TABLE late AS SELECT device, json_extract(detail, '$.pack_ts_us') AS ts, "
+    # ts CAST: an INTEGER column, so late_key serves (device, ts) = the pack's ts_us; a
+    # column without affinity would serve device alone (every event of the device per pack).
+    "CREATE TEMP TABLE late AS SELECT device, "
+    "CAST(json_extract(detail, '$.pack_ts_us') AS INTEGER) AS ts, "
     "json_extract(detail, '$.plu') AS plu FROM device_events WHERE kind = 'pack_product' "
     "AND json_extract(detail, '$.run_number') = ?",
     "CREATE INDEX temp.late_key ON late (device, ts)",

@@ -4,8 +4,9 @@ A pure ASGI middleware, so it covers every route the app serves, the dashboard's
 without each route having to ask: a request is let through only when
 :func:`central.api.auth.authenticate` names a reader, except on the public paths
 (``/api/v1/health``; the dashboard may add its login page). A refusal is ``401`` with a
-``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3) and a JSON body; the token itself is
-never logged.
+``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3) and a JSON body; except for a browser
+asking for a dashboard page (``Accept: text/html``, not under ``/api/``), which is sent to the
+login form (``303``). The token itself is never logged.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ LOG_EVERY_S = 10.0
 """Refusals from one address are logged at most this often."""
 READER_KEY = "lineside.reader"
 """Where the authenticated reader's name is left in the request's scope."""
+
+
+LOGIN_PATH = "/login"
+"""Where a browser without a session is sent (the dashboard's login form)."""
+
+
+def wants_page(scope: Scope) -> bool:
+    """A browser asking for a page: ``Accept`` names ``text/html`` and the path is not the
+    API's. API clients (``/api/`` paths, or JSON asked for) get the 401 and its challenge."""
+    if str(scope.get("path", "")).startswith("/api/") or scope.get("method") not in ("GET", "HEAD"):
+        return False
+    accept = b",".join(v for k, v in scope.get("headers", ()) if k == b"accept").decode("latin-1")
+    return "text/html" in accept.lower()
 
 
 class AuthGate:
@@ -78,6 +92,16 @@ class AuthGate:
             await send({"type": "websocket.close", "code": 1008})
             return
         self._log_refusal(scope, refusal)
+        if wants_page(scope):
+            # A person at a browser: the login form, not a JSON error (docs/dashboard.md).
+            headers = [
+                (b"location", LOGIN_PATH.encode()),
+                (b"content-length", b"0"),
+                (b"cache-control", b"no-store"),
+            ]
+            await send({"type": "http.response.start", "status": 303, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = json.dumps({"error": "unauthorized", "reason": refusal.reason}).encode()
         headers = [
             (b"content-type", b"application/json"),

@@ -51,6 +51,14 @@ def duration(seconds: float | None) -> str:
     return f"{sign}{secs} s"
 
 
+def age(seconds: float | None) -> str:
+    """How long since a gateway's last contact; a negative age (the gateway or the warehouse
+    stamps with a clock ahead of the server's) says so in words, never as a negative time."""
+    if seconds is not None and round(seconds) < 0:
+        return f"clock ahead by {duration(-seconds)}"
+    return duration(seconds)
+
+
 def segment(value: str) -> str:
     """``value`` as one URL path segment (a ``/`` in a run number stays inside it)."""
     return quote(value, safe="")
@@ -61,4 +69,4 @@ def verdict(value: str | None) -> str:
     return DASH if value is None else value.upper()
 
 
-__all__ = ["DASH", "count", "duration", "number", "segment", "verdict", "when"]
+__all__ = ["DASH", "age", "count", "duration", "number", "segment", "verdict", "when"]

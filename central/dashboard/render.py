@@ -39,6 +39,7 @@ def environment() -> Environment:
         count=fmt.count,
         when=fmt.when,
         duration=fmt.duration,
+        age=fmt.age,
         verdict=fmt.verdict,
         seg=fmt.segment,
     )

@@ -8,8 +8,7 @@ checks from ``compliance`` and the alerts and label gaps from ``run_report``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +18,6 @@ from central.dashboard.pages import Page
 from central.dashboard.render import svg_uri
 from central.reader import WarehouseReader
 from central.rows import ProductWeights, TemperatureSeries
-
-_LIMIT = re.compile(r"\b(above|below) its critical limit (-?\d+(?:\.\d+)?) °C")
-"""The limit in a HACCP breach's message (gateway/rules: rules/haccp.py writes it so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +34,6 @@ def run_page(reader: WarehouseReader, gateway: str, run_number: str) -> Page:
     report = reader.run_report(run_number, gateway=gateway)
     weights = reader.pack_weights(run_number, gateway=gateway)
     series = reader.temperature_series(run_number, gateway=gateway)
-    limits = probe_limits(report.temperature_breaches)
     return Page(
         "run.html",
         {
@@ -47,7 +42,7 @@ def run_page(reader: WarehouseReader, gateway: str, run_number: str) -> Page:
             "run": report.run,
             "report": report,
             "histograms": [_histogram(product) for product in weights.products],
-            "temperatures": [_temperature(one, limits) for one in series],
+            "temperatures": [temperature_chart(one) for one in series],
             "checks": reader.compliance(run_number, gateway=gateway),
             "alerts": [_alert(a) for a in report.alerts],
             "label_gaps": [_alert(a) for a in report.label_gaps],
@@ -66,36 +61,10 @@ def _histogram(product: ProductWeights) -> Chart:
     return Chart(label, svg_uri(svg))
 
 
-def probe_limits(
-    breaches: Iterable[Mapping[str, Any]],
-) -> dict[str, tuple[float | None, float | None]]:
-    """Per probe subject (``device/probe``): the (lower, upper) limits its breaches name.
-
-    The warehouse has a probe's limits only through its breaches (the limits are the
-    gateway's config): a probe that never breached is drawn without limit lines.
-    """
-    found: dict[str, tuple[float | None, float | None]] = {}
-    for alert in breaches:
-        match = _LIMIT.search(str(alert.get("message", "")))
-        if match is None:
-            continue
-        low, high = found.get(str(alert.get("subject", "")), (None, None))
-        value = float(match.group(2))
-        if match.group(1) == "above":
-            high = value
-        else:
-            low = value
-        found[str(alert.get("subject", ""))] = (low, high)
-    return found
-
-
-def _temperature(
-    series: TemperatureSeries, limits: Mapping[str, tuple[float | None, float | None]]
-) -> Chart:
-    low, high = next(
-        (value for subject, value in limits.items() if subject.endswith(f"/{series.probe}")),
-        (None, None),
-    )
+def temperature_chart(series: TemperatureSeries) -> Chart:
+    """One probe's readings against its limits, its breaches shaded."""
+    # The limits come with the series, from its HACCP alerts' detail (never their message).
+    low, high = series.lower_limit_c, series.upper_limit_c
     end = series.points[-1].ts if series.points else None
     spans = [charts.Interval(b.start, b.end or end or b.start) for b in series.breaches]
     where = f" ({series.location})" if series.location else ""
@@ -117,4 +86,4 @@ def _alert(alert: Mapping[str, Any]) -> dict[str, Any]:
     return {**alert, "at": at}
 
 
-__all__ = ["Chart", "probe_limits", "run_page"]
+__all__ = ["Chart", "run_page", "temperature_chart"]

@@ -1,4 +1,9 @@
-"""``lineside warehouse``: the central warehouse's own chores (``backfill``)."""
+"""``lineside warehouse``: the central warehouse's own chores (``backfill``).
+
+Each part of the central side adds its own actions to the group (``gateway/cli.py`` does
+it): ``serve``, ``token`` and ``grant-readonly`` come from
+:mod:`gateway.commands.warehouse_serve`, ``trace`` from :mod:`gateway.commands.warehouse_read`.
+"""
 
 from __future__ import annotations
 
@@ -70,7 +75,9 @@ def add_warehouse(commands: SubCommands) -> SubCommands:
     """``lineside warehouse``; its actions, to which other command modules add theirs (each
     action sets its own ``handler``: argparse applies an action's defaults after the
     group's)."""
-    warehouse = commands.add_parser("warehouse", help="the central warehouse's schema and data")
+    warehouse = commands.add_parser(
+        "warehouse", help="the central warehouse: schema and data, read API, tokens, roles"
+    )
     actions = warehouse.add_subparsers(dest="action", required=True)
     add_backfill(actions)
     warehouse.set_defaults(handler=_cmd_warehouse)

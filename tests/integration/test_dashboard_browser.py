@@ -49,7 +49,12 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 GATEWAYS = (("gw-oslo", "oslo"), ("gw-bergen", "bergen"))
 READER = "central-team"
 NOW = START + timedelta(hours=9)
-"""The server's "now": an hour after the shift (a fixed date, never the wall clock)."""
+"""The "now" of the server over a warehouse that is not there: an hour after the shift."""
+AFTER_CONTACT = timedelta(minutes=5)
+"""The server's "now" over the filled warehouse: this long after the newest last contact.
+The warehouse stamps a gateway's last contact with its own clock (when the batch was
+committed), so "now" is taken from it, never from the wall clock nor the shift's date: the
+"since contact" figures are then the same on every run of the test."""
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +101,20 @@ def warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return where
 
 
-def _settings() -> ApiSettings:
-    return ApiSettings(tokens=tokens(READER), clock=ManualClock(int(NOW.timestamp() * 1e6)))
+def _settings(now: datetime = NOW) -> ApiSettings:
+    return ApiSettings(tokens=tokens(READER), clock=ManualClock(int(now.timestamp() * 1e6)))
+
+
+def _now(warehouse: str) -> datetime:
+    """:data:`AFTER_CONTACT` after the newest last contact the warehouse recorded."""
+    with WarehouseReader.open(warehouse) as reader:
+        return max(row.last_contact for row in reader.fleet(now=NOW)) + AFTER_CONTACT
 
 
 @pytest.fixture
 def site_url(warehouse: str) -> Iterator[str]:
     """The app (API and dashboard) over the filled warehouse; its base URL."""
-    app = create_app(lambda: WarehouseReader.open(warehouse), _settings())
+    app = create_app(lambda: WarehouseReader.open(warehouse), _settings(_now(warehouse)))
     with serving(app) as url:
         yield url
 
@@ -156,13 +167,16 @@ def _login(driver: WebDriver, base: str) -> None:
 def _check_fleet(driver: WebDriver, api: Api) -> None:
     fleet = api.get("/fleet")
     assert {row["gateway"] for row in fleet} == {gateway for gateway, _ in GATEWAYS}
+    # "now" is AFTER_CONTACT after the newest contact: no age is negative.
+    assert min(row["since_contact_s"] for row in fleet) == AFTER_CONTACT.total_seconds()
+    assert all(row["since_contact_s"] >= 0 for row in fleet)
     for row in fleet:
         shown = _figures(
             driver.find_element(By.CSS_SELECTOR, f"tr[data-gateway='{row['gateway']}']")
         )
         assert shown == {
             "last_contact": _when(row["last_contact"]),
-            "since_contact": fmt.duration(row["since_contact_s"]),
+            "since_contact": fmt.age(row["since_contact_s"]),
             "sync_lag": fmt.duration(row["sync_lag_s"]),
             "backlog": fmt.count(row["backlog"]),
             "records": fmt.count(row["records"]),
@@ -282,9 +296,10 @@ def test_every_page_shows_the_apis_figures(site_url: str, tmp_path: Path) -> Non
     api = Api(site_url)
     shots = tmp_path / "screenshots"
     with api.client, browser() as driver:
-        # Without a token the pages are refused; the login form is open.
-        driver.get(f"{site_url}/")
-        assert "unauthorized" in driver.page_source
+        # Without a session a page sends the browser to the login form.
+        driver.get(f"{site_url}/runs/{GATEWAYS[0][0]}/R1")
+        assert driver.current_url == f"{site_url}/login"
+        assert "unauthorized" not in driver.page_source
         _login(driver, site_url)
         assert driver.find_element(By.TAG_NAME, "h1").text == "Fleet"
         _check_fleet(driver, api)

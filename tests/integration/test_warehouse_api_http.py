@@ -201,6 +201,26 @@ async def test_a_token_is_required_and_a_valid_one_reads(server: Serve) -> None:
         assert site["description"] == "The site id the gateways are configured with."
 
 
+async def test_a_browser_without_a_session_is_sent_to_the_login_form(server: Serve) -> None:
+    base = await server(StandIn())
+    page = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    async with httpx.AsyncClient(base_url=base) as client:
+        for path in ("/", "/sites/hull", "/runs/hull-gw1/R-100", "/trace?batch=B1"):
+            answer = await client.get(path, headers={"accept": page})
+            assert answer.status_code == 303, path
+            assert answer.headers["location"] == "/login"
+            assert "www-authenticate" not in answer.headers
+        # API clients keep the 401 and its challenge: an /api/ path even from a browser,
+        # and a page asked for as JSON.
+        for path, accept in (("/api/v1/sites", page), ("/", "application/json"), ("/", "*/*")):
+            answer = await client.get(path, headers={"accept": accept})
+            assert answer.status_code == 401, (path, accept)
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+            assert answer.json()["error"] == "unauthorized"
+        # The login form itself stays reachable.
+        assert (await client.get("/login", headers={"accept": page})).status_code == 200
+
+
 async def test_csv_and_json_hold_the_same_rows_and_no_formula_runs(server: Serve) -> None:
     base = await server(StandIn())
     async with httpx.AsyncClient(base_url=base, headers=_auth()) as client:

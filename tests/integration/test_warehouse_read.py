@@ -275,6 +275,9 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     series = reader.temperature_series("R-100", gateway="hull-gw1")
     assert series
     assert series[0].breaches
+    # The limit from the HACCP alerts' detail (tests/support/warehouse_day.py: P1 <= 5.0 °C).
+    assert (series[0].lower_limit_c, series[0].upper_limit_c) == (None, 5.0)
+    assert {(b.side, b.limit_c) for b in series[0].breaches} == {("upper", 5.0)}
     assert reader.temperature_breaches(line="L1")
     nearing = reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
     assert {(r.gateway, r.run_number) for r in nearing} == set(RUNS)
@@ -442,3 +445,82 @@ def test_a_run_the_gateways_parser_refuses_is_a_read_error(tmp_path: Path) -> No
     with WarehouseReader.open(str(path)) as reader, pytest.raises(WarehouseReadError) as caught:
         reader.run_report("R1")
     assert "R1" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+@pytest.mark.parametrize(("gateway", "run"), RUNS)
+def test_every_product_figure_groups_packs_as_the_report_does(
+    day: Day, kind: str, gateway: str, run: str
+) -> None:
+    # Packs decided after they were stored (by their label: a pack_product event) count under
+    # their product in the views and the histogram exactly as in the gateway's report.
+    report = build_report(day.stores[gateway], run)
+    fixed = [p for p in report.products if not p.catch_weight]
+    assert fixed
+    by_run = {
+        plu: (packs, mean, giveaway_g, giveaway_kg)
+        for plu, packs, mean, giveaway_g, giveaway_kg in _query(
+            day,
+            kind,
+            "SELECT plu, packs, mean_g, giveaway_g, giveaway_kg FROM giveaway_by_run "
+            f"WHERE gateway = '{gateway}' AND run_number = '{run}'",
+        )
+    }
+    assert by_run == {
+        p.plu: (p.packs, p.mean_g, p.giveaway_g, p.giveaway_kg) for p in fixed if p.packs
+    }
+    with WarehouseReader.open(day.targets[kind]) as reader:
+        weights = {p.plu: p.net_g for p in reader.pack_weights(run, gateway=gateway).products}
+        rows = {
+            g.plu: g
+            for g in reader.giveaway(by="run")
+            if (g.gateway, g.run_number) == (gateway, run)
+        }
+    for product in report.products:
+        sample = weights[product.plu]
+        assert len(sample) == product.packs, product.plu
+        assert (min(sample, default=None), max(sample, default=None)) == (
+            product.min_g,
+            product.max_g,
+        )
+    for product in fixed:
+        if product.packs:
+            assert (rows[product.plu].packs, rows[product.plu].mean_g) == (
+                product.packs,
+                product.mean_g,
+            )
+            assert rows[product.plu].giveaway_kg == product.giveaway_kg
+
+
+def test_the_day_has_packs_decided_only_by_their_label(day: Day) -> None:
+    # Without them the test above would not tell the two groupings apart.
+    [(late,)] = _query(
+        day,
+        "sqlite",
+        "SELECT count(*) FROM pack_products p JOIN packs q ON q.gateway = p.gateway "
+        "AND q.seq = p.seq WHERE q.plu IS NULL AND p.plu IS NOT NULL",
+    )
+    assert isinstance(late, int)
+    assert late > 0
+
+
+def test_a_runs_pack_products_are_served_by_indexes(day: Day) -> None:
+    statement = (
+        "SELECT plu, net_g FROM pack_products WHERE gateway = 'hull-gw1' AND run_number = 'R-100'"
+    )
+    db = sqlite3.connect(day.targets["sqlite"])
+    try:
+        plan = [str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {statement}")]
+    finally:
+        db.close()
+    assert not [step for step in plan if step.startswith("SCAN")], plan
+    with psycopg.connect(day.targets["postgres"]) as conn:
+        conn.execute("SET enable_seqscan = off")
+        pg_plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {statement}"))
+    assert "Seq Scan" not in pg_plan, pg_plan
+    # Each pack's event and Qn are probed by index (on this small day the planner may take
+    # device_events (gateway, kind, ts) over device_events_pack_product; both are indexes).
+    probes = [step for step in pg_plan.splitlines() if " on device_events" in step]
+    assert probes, pg_plan
+    assert all("Index Scan" in step for step in probes), pg_plan
+    assert "run_products_pkey" in pg_plan, pg_plan

@@ -17,5 +17,7 @@ def test_the_read_bench_fills_and_reads_a_warehouse(tmp_path: Path) -> None:
     assert result["database"] == "sqlite"
     assert result["packs"] == 600
     assert result["packs_per_run"] == 200
-    for key in ("fill_s", "run_report_ms", "trace_batch_ms"):
+    for key in ("fill_s", "run_report_ms", "trace_batch_ms", "pack_weights_ms"):
         assert isinstance(result[key], float), key
+    plan = result["pack_products_plan"]
+    assert not [step for step in plan if step.startswith("SCAN")], plan

@@ -9,6 +9,7 @@ runs the pages against a real one.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -17,14 +18,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from central.analytics import breach_side_and_limit
 from central.api import auth
-from central.dashboard import charts, login, routes
+from central.dashboard import charts, login, routes, run_page
 from central.dashboard import format as fmt
 from central.dashboard.render import Renderer, svg_uri
-from central.dashboard.run_page import probe_limits
 from central.errors import NotFound, WarehouseReadError
 from central.reader import WarehouseReader
 from central.rows import AlertRow, FleetRow, SiteRow
+from central.series_rows import BreachInterval, TemperaturePoint, TemperatureSeries
 from gateway.core.clock import ManualClock
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -103,6 +105,14 @@ def test_duration(seconds: float | None, shown: str) -> None:
     assert fmt.duration(seconds) == shown
 
 
+def test_a_negative_age_says_the_clock_is_ahead() -> None:
+    assert fmt.age(-300.0) == "clock ahead by 5 min 00 s"
+    assert fmt.age(0.2) == fmt.age(-0.2) == "0 s"
+    assert fmt.age(125.0) == "2 min 05 s"
+    assert fmt.age(None) == fmt.DASH
+    assert "-" not in fmt.age(-86_400 * 3)
+
+
 def test_numbers_counts_times_and_verdicts() -> None:
     assert fmt.number(1234.5678, 2) == "1,234.57"
     assert fmt.number(Decimal("240"), 1) == "240.0"
@@ -131,13 +141,47 @@ def test_templates_escape_everything_from_the_warehouse() -> None:
     assert 'href="/sites/%3Cscript%3E' in page
 
 
-def test_the_limits_named_by_breach_messages() -> None:
-    breaches = [
-        {"subject": "probes/P1", "message": "probes/P1 above its critical limit 5.0 °C for 60 s"},
-        {"subject": "probes/P1", "message": "probes/P1 back to 4.2 °C (limit 5.0 °C, ...)"},
-        {"subject": "probes/P2", "message": "probes/P2 below its critical limit -1.5 °C for 60 s"},
-    ]
-    assert probe_limits(breaches) == {"probes/P1": (None, 5.0), "probes/P2": (-1.5, None)}
+def test_the_fleet_page_shows_a_clock_ahead_in_words() -> None:
+    ahead = FleetRow("gw1", "oslo", None, T0, 1.0, -90.0, 10, 10, None, 0, 0, 0.0, 0, 0.0, 0)
+    page = Renderer().page("fleet.html", title="Fleet", now=T0, sites=[], fleet=[ahead], alerts=[])
+    assert 'data-figure="since_contact">clock ahead by 1 min 30 s<' in page
+    assert "-1 min" not in page
+
+
+@pytest.mark.parametrize(
+    ("detail", "found"),
+    [
+        ({"side": "upper", "limit_c": 5.0, "value_c": 6.1}, ("upper", 5.0)),
+        ('{"side": "lower", "limit_c": -1.5}', ("lower", -1.5)),
+        ({"side": "upper", "limit_c": "5"}, ("upper", None)),
+        ({"side": "upper", "limit_c": True}, ("upper", None)),
+        ({"faults": ["no_data"]}, (None, None)),
+        ({"side": "<b>", "limit_c": 5}, (None, None)),
+        ("not json at all", (None, None)),
+        (None, (None, None)),
+    ],
+)
+def test_a_breachs_limit_is_read_from_its_detail(detail: object, found: object) -> None:
+    # The limit lines come from the HACCP alert's detail (rules/haccp.py), never its message.
+    assert breach_side_and_limit(detail) == found
+
+
+def test_the_temperature_chart_draws_the_series_limits() -> None:
+    start = T0 + timedelta(minutes=1)
+    series = TemperatureSeries(
+        probe="P1",
+        location="chiller",
+        line="L1",
+        points=(TemperaturePoint(T0, 3.0), TemperaturePoint(start, 6.0)),
+        breaches=(BreachInterval("haccp_upper", "critical", start, None, "upper", 5.0),),
+        lower_limit_c=-1.5,
+        upper_limit_c=5.0,
+    )
+    with_limits = run_page.temperature_chart(series)
+    without = run_page.temperature_chart(
+        dataclasses.replace(series, lower_limit_c=None, upper_limit_c=None)
+    )
+    assert with_limits.uri != without.uri
 
 
 def test_the_login_cookie_is_the_one_the_gate_reads() -> None:

@@ -9,7 +9,8 @@ import sqlite3
 
 import pytest
 
-from sync.ingest.migrations.analytics_ddl import VIEWS, view_statements
+from sync.ingest.migrations.analytics_ddl import VIEWS
+from sync.ingest.migrations.pack_products_ddl import VIEW, index_statement, view_statements
 from sync.ingest.migrations.typed_ddl import sqlite_statements
 from tests.support.paths import REPO
 
@@ -19,9 +20,10 @@ PAGE = (REPO / "docs" / "warehouse-analytics.md").read_text(encoding="utf-8")
 def _view_columns() -> dict[str, list[str]]:
     db = sqlite3.connect(":memory:")
     try:
-        for statement in (*sqlite_statements(), *view_statements(postgres=False)):
+        statements = (*sqlite_statements(), index_statement(False), *view_statements(False))
+        for statement in statements:
             db.execute(statement)
-        return {v: [r[1] for r in db.execute(f"PRAGMA table_info({v})")] for v in VIEWS}
+        return {v: [r[1] for r in db.execute(f"PRAGMA table_info({v})")] for v in (VIEW, *VIEWS)}
     finally:
         db.close()
 
