@@ -116,10 +116,11 @@ def giveaway(
     run_col = "run_number" if by == "run" else "NULL"
     plu_col = "plu" if by in ("run", "product_day") else "NULL"
     period_col = period or "first_ts"
+    order = ", ".join(c for c in (period_col, "gateway", line_col, plu_col) if c != "NULL")
     rows = db.rows(
         f"SELECT gateway, site, {line_col}, {run_col}, {plu_col}, {period_col}, packs, "  # noqa: S608 (fixed names)
         f"net_g_sum, qn_g_sum FROM {view} WHERE {where} "
-        f"ORDER BY {period_col}, gateway, {line_col}, {plu_col}",
+        f"ORDER BY {order}",
         params,
     )
     return [_giveaway_row(by, r) for r in rows]

@@ -96,9 +96,16 @@ def send_control(target: LinesideConfig | Path, request: dict[str, Any]) -> dict
     return answer
 
 
-def add_gateway_target(command: argparse.ArgumentParser) -> None:
-    """``--config`` or ``--socket``: where an operator command finds the running gateway."""
+def add_gateway_target(command: argparse.ArgumentParser, *, warehouse: bool = False) -> None:
+    """``--config`` or ``--socket``: where an operator command finds the running gateway
+    (or, with ``warehouse``, ``--warehouse``: the central warehouse instead)."""
     where = command.add_mutually_exclusive_group(required=True)
+    if warehouse:
+        where.add_argument(
+            "--warehouse",
+            action="store_true",
+            help="from the central warehouse (--postgres-dsn-env or --sqlite, and --gateway)",
+        )
     where.add_argument("--config", "-c", type=Path, help="the gateway's config file")
     where.add_argument(
         "--socket",

@@ -24,6 +24,7 @@ from gateway.commands.common import (
     printable,
     send_control,
 )
+from gateway.commands.warehouse_read import add_warehouse_target, report_from_warehouse
 
 
 def _cmd_shelf_life(args: argparse.Namespace) -> int:
@@ -74,6 +75,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         run_losses,
     )
 
+    if args.warehouse:
+        return report_from_warehouse(args)
     if args.socket is not None:
         # From the running gateway: no config, no store access needed (no --all there).
         if args.all:
@@ -146,7 +149,8 @@ def add_report(commands: SubCommands) -> None:
     """``lineside report``."""
     report = commands.add_parser("report", help="print the report of a production run")
     report.add_argument("run", help="run number")
-    add_gateway_target(report)
+    add_gateway_target(report, warehouse=True)
+    add_warehouse_target(report)
     add_output_options(report, "also every ℮ batch and every alert transition")
     report.set_defaults(handler=_cmd_report)
 

@@ -18,6 +18,7 @@ from gateway.commands.common import (
     print_json,
     printable,
 )
+from gateway.commands.warehouse_read import add_warehouse_read
 
 if TYPE_CHECKING:
     from sync.ingest.backfill import BackfillSummary
@@ -70,6 +71,7 @@ def add_warehouse(commands: SubCommands) -> None:
     """``lineside warehouse``."""
     warehouse = commands.add_parser("warehouse", help="the central warehouse's schema and data")
     actions = warehouse.add_subparsers(dest="action", required=True)
+    add_warehouse_read(actions)
     backfill = actions.add_parser(
         "backfill",
         help="upgrade the schema, then derive every missing typed row from the stored records"
@@ -104,4 +106,5 @@ _ACTIONS = {"backfill": _cmd_backfill}
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
-    return _ACTIONS[args.action](args)
+    handler = _ACTIONS.get(args.action)
+    return handler(args) if handler is not None else int(args.read_handler(args))

@@ -36,6 +36,7 @@ from paho.mqtt.properties import Properties
 from psycopg import sql
 
 from sync.ingest import IngestService, IngestSettings, run_ingest
+from sync.ingest.migrations.typed_ddl import TABLES
 from sync.ingest.mqtt_consumer import topic_ids
 from sync.ingest.warehouse import (
     REASON_DIFFERENT_PAYLOAD,
@@ -116,7 +117,7 @@ async def _open_warehouse(kind: str, pg_dsn: str, tmp_path: Path) -> Warehouse:
         warehouse: Warehouse = PostgresWarehouse(pg_dsn)
         await warehouse.open()
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE records, conflicts")
+            conn.execute(f"TRUNCATE records, conflicts, {', '.join(t.name for t in TABLES)}")
         return warehouse
     warehouse = SqliteWarehouse(tmp_path / "warehouse" / "ingest.db")
     await warehouse.open()

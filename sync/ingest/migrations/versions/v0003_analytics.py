@@ -18,8 +18,10 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    for statement in view_statements(bind.dialect.name == "postgresql"):
-        bind.exec_driver_sql(statement)
+    postgres = bind.dialect.name == "postgresql"
+    for statement in view_statements(postgres):
+        # psycopg reads % as a placeholder even without parameters: doubled, it is a literal.
+        bind.exec_driver_sql(statement.replace("%", "%%") if postgres else statement)
 
 
 def downgrade() -> None:
