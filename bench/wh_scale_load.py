@@ -159,6 +159,11 @@ async def _commit_runs(dsn: str, plan: Plan) -> int:
 # --------------------------------------------------------------------------------------
 # Bulk facts
 
+_US_TS = """
+CREATE FUNCTION pg_temp.us_ts(us bigint) RETURNS timestamptz LANGUAGE sql IMMUTABLE
+AS $$ SELECT timestamptz 'epoch' + us * interval '1 microsecond' $$"""
+"""Microseconds since the epoch as timestamptz, exactly (no float on the way)."""
+
 _RUNS_TABLE = """
 CREATE TEMP TABLE bench_runs (
     idx integer PRIMARY KEY, line_idx integer, gateway text, site text, line text,
@@ -171,10 +176,10 @@ INSERT INTO packs (gateway, site, seq, ts, ts_us, received_at, line, device, run
     pack_counter, net_g, gross_g, tare_g, accepted, label_seq, flags, nominal_g, program,
     catch_weight, plu, product_source, time_uncertain, provisional_run, values_uncertain,
     product_unknown)
-SELECT r.gateway, r.site, p.seq, (timestamptz 'epoch' + p.ts_us * interval '1 microsecond'), p.ts_us,
-    (timestamptz 'epoch' + p.ts_us * interval '1 microsecond') + interval '5 seconds', r.line, 'cw-' || r.line, r.run_number,
+SELECT r.gateway, r.site, p.seq, pg_temp.us_ts(p.ts_us), p.ts_us,
+    pg_temp.us_ts(p.ts_us) + interval '5 seconds', r.line, 'cw-' || r.line, r.run_number,
     p.k + 1, p.net_g, p.net_g + 12.0, 12.0, p.net_g >= p.nominal - 1.4, p.seq + 1, 0,
-    p.nominal, 'P' || p.nominal, false, p.plu, 'run', false, false, false, false
+    p.nominal, 'P' || p.nominal, false, p.plu, 'device', false, false, false, false
 FROM bench_runs r
 JOIN LATERAL (
     SELECT g.i - r.first_pack AS k, %(base)s + 2 * g.i AS seq,
@@ -194,8 +199,8 @@ _LABELS = """
 INSERT INTO label_scans (gateway, site, seq, ts, ts_us, received_at, line, device, run_number,
     raw, gtin, batch, use_by, use_by_text, pack_date, pack_date_text, serial, net_weight_g,
     parsed, flags, time_uncertain, provisional_run)
-SELECT r.gateway, r.site, p.seq, (timestamptz 'epoch' + p.ts_us * interval '1 microsecond'), p.ts_us,
-    (timestamptz 'epoch' + p.ts_us * interval '1 microsecond') + interval '5 seconds', r.line, 'ls-' || r.line, r.run_number,
+SELECT r.gateway, r.site, p.seq, pg_temp.us_ts(p.ts_us), p.ts_us,
+    pg_temp.us_ts(p.ts_us) + interval '5 seconds', r.line, 'ls-' || r.line, r.run_number,
     '(01)' || p.gtin || '(10)' || r.batch_code || '(17)' || to_char(p.use_by, 'YYMMDD')
         || '(21)' || p.serial,
     p.gtin, r.batch_code, p.use_by, to_char(p.use_by, 'YYYY-MM-DD'), p.pack_date,
@@ -221,12 +226,12 @@ WHERE r.packs > 0 AND r.first_pack < %(hi)s AND r.first_pack + r.packs > %(lo)s
 _TEMPERATURES = """
 INSERT INTO temperatures (gateway, site, seq, ts, ts_us, received_at, line, device, probe,
     location, run_number, celsius, flags, time_uncertain, provisional_run)
-SELECT l.gateway, l.site, %(base)s + g.j * 8 + l.line_idx, (timestamptz 'epoch' + t.ts_us * interval '1 microsecond'),
-    t.ts_us, (timestamptz 'epoch' + t.ts_us * interval '1 microsecond') + interval '5 seconds', l.line, 'tp-' || l.line,
+SELECT l.gateway, l.site, %(base)s + g.j * 8 + l.line_idx, pg_temp.us_ts(t.ts_us),
+    t.ts_us, pg_temp.us_ts(t.ts_us) + interval '5 seconds', l.line, 'tp-' || l.line,
     'p1', 'chiller', r.run_number, 2.0 + ((g.j * 31 + l.line_idx * 7) %% 40) / 10.0, 0,
     false, false
 FROM (SELECT DISTINCT line_idx, gateway, site, line FROM bench_runs) l
-CROSS JOIN generate_series(%(lo)s, %(hi)s - 1) AS g(j)
+CROSS JOIN generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS g(j)
 CROSS JOIN LATERAL (SELECT %(start)s + g.j * %(every)s AS ts_us) t
 LEFT JOIN bench_runs r ON r.idx = ((t.ts_us - %(start)s) / %(shift)s) * %(lines)s + l.line_idx
     AND t.ts_us <= r.end_us
@@ -236,10 +241,10 @@ _EMARK = """
 INSERT INTO emark_batches (gateway, site, seq, ts, ts_us, received_at, line, run_number, plu,
     qn_g, tne_g, t1_g, t2_g, start_us, end_us, start_at, end_at, n, mean_g, sd_g, below_t1,
     below_t2, verdict, reasons, flags, rejected, uncertain)
-SELECT r.gateway, r.site, %(base)s + 2 * r.idx + h.half, (timestamptz 'epoch' + h.end_us * interval '1 microsecond'),
-    h.end_us, (timestamptz 'epoch' + h.end_us * interval '1 microsecond'), r.line, r.run_number,
+SELECT r.gateway, r.site, %(base)s + 2 * r.idx + h.half, pg_temp.us_ts(h.end_us),
+    h.end_us, pg_temp.us_ts(h.end_us), r.line, r.run_number,
     r.line || h.suffix || r.shift, h.qn, h.qn * 0.03, h.qn * 0.97, h.qn * 0.94,
-    h.start_us, h.end_us, (timestamptz 'epoch' + h.start_us * interval '1 microsecond'), (timestamptz 'epoch' + h.end_us * interval '1 microsecond'),
+    h.start_us, h.end_us, pg_temp.us_ts(h.start_us), pg_temp.us_ts(h.end_us),
     h.n, h.qn + 3.5, 2.9, 0, 0, 'pass', '[]'::jsonb, 0, 0, 0
 FROM bench_runs r
 CROSS JOIN LATERAL (VALUES
@@ -252,10 +257,10 @@ WHERE r.packs > 1
 _ALERTS = """
 INSERT INTO alerts (gateway, site, seq, ts, ts_us, received_at, line, alert_id, rule, subject,
     severity, state, message, detail, flags)
-SELECT r.gateway, r.site, %(base)s + 2 * r.idx + s.n, (timestamptz 'epoch' + s.ts_us * interval '1 microsecond'), s.ts_us,
-    (timestamptz 'epoch' + s.ts_us * interval '1 microsecond'), r.line,
+SELECT r.gateway, r.site, %(base)s + 2 * r.idx + s.n, pg_temp.us_ts(s.ts_us), s.ts_us,
+    pg_temp.us_ts(s.ts_us), r.line,
     'haccp:tp-' || r.line || '/p1:' || (r.start_us + 3600000000), 'haccp', 'tp-' || r.line || '/p1',
-    'high', s.state, 'chiller above 5.0 °C', '{}'::jsonb, 0
+    'major', s.state, 'chiller above 5.0 °C', '{}'::jsonb, 0
 FROM bench_runs r
 CROSS JOIN LATERAL (VALUES
     (0, 'active-unacknowledged', r.start_us + 3600000000),
@@ -274,6 +279,7 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
 
 
 def _runs_table(conn: psycopg.Connection[tuple[Any, ...]], plan: Plan) -> None:
+    conn.execute(_US_TS)
     conn.execute(_RUNS_TABLE)
     with conn.cursor().copy("COPY bench_runs FROM STDIN") as copy:
         for r in plan.runs:
@@ -306,7 +312,7 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
     steps["runs_via_commit_path_s"] = time.perf_counter() - began
     log(f"{versions:,} run versions committed in {steps['runs_via_commit_path_s']:.1f} s")
     with _connect(dsn) as conn:
-        partitions = Partitions(lambda q, p: conn.execute(q, p))
+        partitions = Partitions(conn.execute)
         with conn.transaction():
             partitions.load()
             partitions.ensure(
@@ -351,12 +357,25 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
     return steps
 
 
+TABLES = (
+    "packs",
+    "label_scans",
+    "temperatures",
+    "emark_batches",
+    "alerts",
+    "runs",
+    "run_products",
+    "run_batch_codes",
+    "run_versions",
+    "records",
+)
+
+
 def table_sizes(dsn: str) -> dict[str, dict[str, int]]:
     """Rows and bytes (with indexes) of each fact table, its partitions included."""
     out: dict[str, dict[str, int]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for table in ("packs", "label_scans", "temperatures", "emark_batches", "alerts",
-                      "runs", "run_products", "run_batch_codes", "run_versions", "records"):  # fmt: skip
+        for table in TABLES:
             rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
             count = int(rows.fetchone()[0])  # type: ignore[index]
             size = conn.execute(
