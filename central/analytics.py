@@ -30,10 +30,8 @@ from central.rows import (
 from rules import ids
 from rules.alarm_rates import alarm_load, raises_from_rows
 from rules.emark import limits
-from rules.shelf_life import day_of_life, expected_use_by, freeze_down_due
+from rules.shelf_life import FREEZE_DOWN_DAY, day_of_life, expected_use_by, freeze_down_due
 from sync.ingest.migrations.analytics_ddl import GIVEAWAY_VIEWS
-
-DAY_US = 86_400_000_000
 
 
 def _filters(
@@ -171,7 +169,9 @@ def active_alerts(db: Db, *, site: str | None, line: str | None) -> list[AlertRo
 
 
 def shelf_life(db: Db, *, as_of: date, within_days: int) -> list[ShelfLifeRow]:
-    """Runs packed within the longest life (+ the freeze-down day) of ``as_of``."""
+    """Runs packed in the 30 days to ``as_of`` nearing their use-by (``within_days``),
+    past it, due to be frozen down, or reaching their freeze-down day within
+    ``within_days``."""
     oldest = as_of - timedelta(days=30)
     rows = db.rows(
         "SELECT gateway, site, line, run_number, pack_date, shelf_life_adjust FROM runs "
@@ -187,7 +187,10 @@ def shelf_life(db: Db, *, as_of: date, within_days: int) -> list[ShelfLifeRow]:
         use_by = expected_use_by(pack_date, int(adjust or 0))
         days_left = (use_by - as_of).days
         due = freeze_down_due(pack_date, as_of)
-        if days_left <= within_days or due:
+        freeze_on = pack_date + timedelta(days=FREEZE_DOWN_DAY - 1)
+        # As rules.shelf_life.nearing_date, and also what reaches its freeze-down day soon
+        # (day 12 of life with a day's notice: the product to plan the freezer for).
+        if days_left <= within_days or due or (freeze_on - as_of).days <= within_days:
             found.append(
                 ShelfLifeRow(
                     gateway=gw,
@@ -200,6 +203,7 @@ def shelf_life(db: Db, *, as_of: date, within_days: int) -> list[ShelfLifeRow]:
                     days_left=days_left,
                     expired=days_left < 0,
                     freeze_down_due=due,
+                    freeze_down_on=freeze_on,
                 )
             )
     found.sort(key=lambda r: (r.use_by, r.gateway, r.run_number))

@@ -448,6 +448,8 @@ class ShelfLifeRow:
     """Past its use-by."""
     freeze_down_due: bool
     """Day 13 or later: must be frozen down (rules/shelf_life.py)."""
+    freeze_down_on: date | None = None
+    """The day it must be frozen down from: day 13 of life, pack date + 12."""
 
 
 @dataclass(frozen=True, slots=True)

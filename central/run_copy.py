@@ -16,7 +16,11 @@ What is copied (every query uses an index of the typed facts; docs/warehouse-ana
   its line while it ran, and the refused inputs of its line while it ran;
 * its ℮ batches;
 * the alerts of its line up to its end (the report's alarm load folds the line's alerts
-  raised before the end) and, after the end, those whose subject names the run.
+  raised before the end) and, after the end, those of its line or of no line whose subject
+  names the run. Every rule names a run's subject with the run's own line first
+  (``{line}/{run}...``, rules/label_subjects.py, rules/compliance.py), so an alert of
+  another line naming the run is not looked for: the one place the report over a store
+  could read a row the copy leaves out, and the gateway records none such.
 """
 
 from __future__ import annotations

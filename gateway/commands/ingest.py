@@ -35,6 +35,7 @@ def _read_secret_file(path: Path, what: str) -> str:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging  # noqa: PLC0415
     from sync.ingest import run_ingest  # noqa: PLC0415
+    from sync.ingest.warehouse import WarehouseError  # noqa: PLC0415
 
     configure_logging(level=args.log_level)
     dsn = os.environ.get(args.postgres_dsn_env) if args.postgres_dsn_env else None
@@ -44,8 +45,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     _check_pairs(args)
     settings = _ingest_settings(args, dsn)
     _warn_in_clear(args, settings)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_ingest(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_ingest(settings))
+    except WarehouseError as exc:
+        # e.g. a warehouse upgraded by a newer release: refused, said in one line.
+        raise CommandFailed(f"lineside ingest: {exc}") from None
     return EXIT_OK
 
 

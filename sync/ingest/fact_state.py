@@ -188,7 +188,7 @@ def newest_runs(facts: list[Fact]) -> list[RunState]:
         key = (fact.gateway, str(fact.value("run_number")))
         if key not in newest or newest[key].seq < fact.seq:
             newest[key] = fact
-    return [run_state(fact) for fact in newest.values()]
+    return [run_state(newest[key]) for key in sorted(newest)]  # a fixed lock order
 
 
 @dataclass(frozen=True, slots=True)

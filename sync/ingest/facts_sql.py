@@ -182,8 +182,12 @@ class FactWriter:
                 first, last = min(first, at), max(last, at)
             seen[key] = (fact.site, first, last)
         if seen:
+            # In key order: concurrent ingests lock the rows in the same order (no deadlock).
             self._upsert_lines(
-                [(g, line, site, first, last) for (g, line), (site, first, last) in seen.items()]
+                [
+                    (g, line, site, first, last)
+                    for (g, line), (site, first, last) in sorted(seen.items())
+                ]
             )
 
     def _upsert_lines(

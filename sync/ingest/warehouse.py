@@ -36,15 +36,22 @@ Durability: an ack makes the gateway delete the records from its outbox, so a co
 survive power loss before it is acknowledged: SQLite runs ``synchronous=FULL`` in WAL mode,
 and PostgreSQL sessions force ``synchronous_commit = on`` whatever the server default.
 
-Per-stream views (``packs``, ``temperatures``, ``label_scans``, …) expose the edge columns
-(taken from :mod:`gateway.store.schema`, so they follow its migrations) typed from the JSON, and
-``counts(gateway)`` is the reconciliation query: records per gateway, stream, run and hour
-of the record's own ``ts_us``.
+In the same transaction, each record inserted gets its typed fact row (``packs``,
+``temperatures``, ``label_scans``, …), and the current state (``alerts_current``, ``runs``)
+and dimensions (``sites``, ``gateways``, ``lines``) it changes are updated
+(docs/warehouse-schema.md). ``counts(gateway)`` is the reconciliation query: records per
+gateway, stream, run and hour of the record's own ``ts_us``.
+
+The schema is made by migrations (:mod:`sync.ingest.migrations`), upgraded to head at
+:meth:`Warehouse.open`.
 
 Files: :mod:`sync.ingest.warehouse_records` (errors, rows, the preparation and checks of
 records), :mod:`sync.ingest.warehouse_base` (the commit and the queries both databases
 share), :mod:`sync.ingest.warehouse_postgres` and :mod:`sync.ingest.warehouse_sqlite` (the
-schemas, dialects and connections). This module names them all and picks one.
+dialects and connections), :mod:`sync.ingest.facts` (a record's typed row),
+:mod:`sync.ingest.fact_state` (runs and names from facts), :mod:`sync.ingest.facts_sql` with
+:mod:`sync.ingest.facts_pg` and :mod:`sync.ingest.facts_sqlite` (writing them),
+:mod:`sync.ingest.backfill`. This module names the warehouse's parts and picks one.
 """
 
 from __future__ import annotations
@@ -67,7 +74,6 @@ from sync.ingest.warehouse_records import (
     canonical_json,
     check_batch,
     decode_message,
-    edge_columns,
     payload_sha256,
 )
 from sync.ingest.warehouse_sqlite import SqliteWarehouse
@@ -101,6 +107,5 @@ __all__ = [
     "check_batch",
     "create_warehouse",
     "decode_message",
-    "edge_columns",
     "payload_sha256",
 ]

@@ -1,25 +1,21 @@
 """The warehouse's records before and after SQL: errors, result rows, the preparation and
 checks of a batch's records (canonical JSON, SHA-256, schema), how a commit's outcome is
-classified, and the edge columns of the typed views. No database access here.
+classified. No database access here.
 
 See :mod:`sync.ingest.warehouse` for the commit rules.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.core.errors import SyncError
-from gateway.store.schema import MIGRATIONS, RECORD_STREAMS
 from sync.protocol import MAX_BATCH_BYTES, Batch, ProtocolError, decode_batch
 from sync.record_schema import SchemaViolation, stream_schemas, validate_record
 
@@ -225,38 +221,6 @@ def classify(
     return outcome
 
 
-# --------------------------------------------------------------------------------------
-# The edge columns, for the typed per-stream views
-
-
-@functools.cache
-def edge_columns() -> dict[str, tuple[tuple[str, str], ...]]:
-    """(column, declared type) of every edge record table, except ``seq``, in table order.
-
-    Read from the edge schema itself (applied to an in-memory SQLite database), so the views
-    follow the gateway's migrations; added columns are appended, as ``ALTER TABLE`` does.
-    """
-    with contextlib.closing(sqlite3.connect(":memory:")) as db:
-        for migration in MIGRATIONS:
-            db.executescript(migration)
-        return {
-            table: tuple(
-                (str(row[1]), str(row[2]).upper())
-                for row in db.execute(f"PRAGMA table_info({table})")
-                if row[1] != "seq"
-            )
-            for table in RECORD_STREAMS
-        }
-
-
-def quote_identifier(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def fingerprint(batch: Batch, prepared: Sequence[Prepared]) -> str:
     """What an Idempotency-Key stands for: the batch's site, stream and records."""
     digest = hashlib.sha256(f"{batch.site}\n{batch.stream}\n".encode())
@@ -300,10 +264,7 @@ __all__ = [
     "classify",
     "count_row",
     "decode_message",
-    "edge_columns",
     "fingerprint",
     "payload_sha256",
     "prepare",
-    "quote_identifier",
-    "sql_literal",
 ]

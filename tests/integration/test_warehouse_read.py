@@ -30,6 +30,7 @@ from gateway.report import build_report
 from gateway.report_output import run_alerts, run_losses
 from sync.ingest.warehouse import PostgresWarehouse, SqliteWarehouse, Warehouse
 from tests.support.cli_runs import lineside
+from tests.support.command_docs import documented_keys
 from tests.support.configs import minimal_config_text
 from tests.support.warehouse_day import (
     GRIMSBY,
@@ -40,7 +41,12 @@ from tests.support.warehouse_day import (
 )
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-RUNS = (("hull-gw1", "R-100"), ("hull-gw1", "R-101"), ("grimsby-gw1", "R-100"))
+RUNS = (
+    ("hull-gw1", "R-100"),
+    ("hull-gw1", "R-101"),
+    ("grimsby-gw1", "R-100"),
+    ("grimsby-gw1", "R-201"),
+)
 PLANS = {HULL.gateway: HULL, GRIMSBY.gateway: GRIMSBY}
 
 
@@ -234,8 +240,8 @@ def test_a_serial_traces_back_to_its_runs_and_batch_codes(
     trace = reader.trace_serial("30")
     scans = {(lb.gateway, lb.seq) for t in trace.runs for lb in t.labels}
     assert scans == _store_rows(day, "SELECT seq FROM label_scans WHERE serial = ?", "30")
-    assert len(scans) == 3  # L1 and L2 at hull, L1 at grimsby
-    assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1"}
+    assert len(scans) == 4  # on each line of each site
+    assert set(trace.batch_codes) == {SHARED_BATCH, "B-HULL-1", "B-GRIM-1", "B-GRIM-2"}
     assert trace.unmatched_labels == ()
 
 
@@ -254,7 +260,7 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert by_run.packs == product.packs
     assert by_run.giveaway_kg == pytest.approx(product.giveaway_kg)
     for by in ("line_hour", "line_shift"):
-        rows = [g for g in reader.giveaway(by=by) if g.gateway == "grimsby-gw1"]
+        rows = [g for g in reader.giveaway(by=by) if (g.gateway, g.line) == ("grimsby-gw1", "L1")]
         assert sum(g.packs for g in rows) == product.packs, by
     weights = reader.pack_weights("R-100", gateway="hull-gw1")
     fixed = next(p for p in weights.products if p.plu == "41240")
@@ -264,11 +270,18 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     assert series
     assert series[0].breaches
     assert reader.temperature_breaches(line="L1")
-    assert reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    nearing = reader.shelf_life(as_of=date(2026, 12, 11), within_days=1)
+    assert {(r.gateway, r.run_number) for r in nearing} == set(RUNS)
+    assert {(r.use_by, r.days_left, r.day, r.freeze_down_on) for r in nearing} == {
+        (date(2026, 12, 11), 0, 11, date(2026, 12, 13))  # packed 1 Dec, +9 +1 rubber clock
+    }
+    assert reader.shelf_life(as_of=date(2026, 12, 5), within_days=1) == []
+    [due] = {r.freeze_down_due for r in reader.shelf_life(as_of=date(2026, 12, 13))}
+    assert due
     fleet = reader.fleet(now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert {f.gateway for f in fleet} == {"hull-gw1", "grimsby-gw1"}
     assert {s.site for s in reader.sites()} == {"hull", "grimsby"}
-    assert len(reader.runs()) == 3
+    assert len(reader.runs()) == 4
 
 
 def _config(day: Day, gateway: str) -> Path:
@@ -277,9 +290,8 @@ def _config(day: Day, gateway: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("as_json", [False, True])
-def test_report_warehouse_prints_what_the_gateway_prints(day: Day, as_json: bool) -> None:
-    extra = ("--json",) if as_json else ()
+@pytest.mark.parametrize("extra", [(), ("--json",), ("--all",), ("--json", "--all")])
+def test_report_warehouse_prints_what_the_gateway_prints(day: Day, extra: tuple[str, ...]) -> None:
     gateway_side = lineside("report", "R-100", "-c", str(_config(day, "hull-gw1")), *extra)
     assert gateway_side.returncode == 0, gateway_side.stderr
     from_sqlite = lineside(
@@ -306,11 +318,102 @@ def test_warehouse_trace_command(day: Day) -> None:
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
+    assert set(document) == documented_keys("The trace document")
     assert document["version"] == 1
     assert {r["run"]["run_number"] for r in document["runs"]} == {"R-100", "R-101"}
     text = lineside("warehouse", "trace", "--serial", "30", "--sqlite", day.targets["sqlite"])
     assert text.returncode == 0, text.stderr
-    assert text.stdout.startswith("serial 30: 3 run(s)")
+    assert text.stdout.startswith("serial 30: 4 run(s)")
     missing = lineside("warehouse", "trace", "--batch", "NOPE", "--sqlite", day.targets["sqlite"])
     assert missing.returncode == 1
     assert "NOPE" in missing.stderr
+
+
+def _query(day: Day, kind: str, statement: str) -> list[tuple[object, ...]]:
+    if kind == "postgres":
+        with psycopg.connect(day.targets["postgres"]) as conn:
+            return conn.execute(statement).fetchall()
+    db = sqlite3.connect(day.targets["sqlite"])
+    try:
+        return db.execute(statement).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_the_analytics_views_answer_in_both_databases(day: Day, kind: str) -> None:
+    from sync.ingest.migrations.analytics_ddl import VIEWS  # noqa: PLC0415
+
+    for view in VIEWS:
+        assert _query(day, kind, f"SELECT * FROM {view}"), view
+    report = build_report(day.stores["grimsby-gw1"], "R-100")
+    [(packs, kg, emark, verdict, gaps, breaches)] = _query(
+        day,
+        kind,
+        "SELECT packs, kg, emark_batches, emark_verdict, label_gaps, haccp_breaches "
+        "FROM run_summary WHERE gateway = 'grimsby-gw1' AND run_number = 'R-100'",
+    )
+    assert packs == report.packs
+    assert kg == pytest.approx(report.kg)
+    assert emark == len(report.emark_batches)
+    expected_verdict = (
+        "fail" if any(b["verdict"] == "fail" for b in report.emark_batches) else "pass"
+    )
+    assert verdict == expected_verdict
+    assert gaps == sum(a["state"] == "raised" for a in report.label_gaps)
+    assert breaches == sum(a["state"] == "raised" for a in report.temperature_breaches)
+    [(temperature_ok, label_gaps_ok, yield_ok)] = _query(
+        day,
+        kind,
+        "SELECT temperature_ok, label_gaps_ok, yield_ok FROM run_compliance "
+        "WHERE gateway = 'grimsby-gw1' AND run_number = 'R-100'",
+    )
+    assert not temperature_ok
+    assert not label_gaps_ok
+    assert yield_ok == (report.yield_pct is None or report.yield_pct >= 90)
+    shifts = _query(day, kind, "SELECT DISTINCT shift FROM giveaway_by_line_shift")
+    assert shifts == [("early",)]  # the day runs 06:00-08:02 UTC
+
+
+def test_the_reports_and_traces_queries_are_served_by_indexes(day: Day) -> None:
+    db = sqlite3.connect(day.targets["sqlite"])
+    try:
+        for statement in (
+            "SELECT * FROM packs WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM label_scans WHERE serial = '30'",
+            "SELECT * FROM label_scans WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM run_batch_codes WHERE batch_code = 'B-SHARED'",
+            "SELECT gateway FROM runs WHERE run_number = 'R-100'",
+            "SELECT * FROM temperatures WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM emark_batches WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+            "SELECT * FROM alerts WHERE gateway = 'hull-gw1' AND line = 'L1' AND ts_us <= 1",
+            "SELECT * FROM device_events WHERE gateway = 'hull-gw1' AND kind = 'pack_product' "
+            "AND ts >= '2026-12-01'",
+        ):
+            plan = " ".join(str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {statement}"))
+            assert "USING INDEX" in plan or "USING PRIMARY KEY" in plan, (statement, plan)
+            assert "records" not in plan
+    finally:
+        db.close()
+
+
+def test_postgres_serves_the_reports_and_traces_queries_by_index(day: Day) -> None:
+    # With sequential scans priced out, a plan that still scans a table would mean no index
+    # can serve the query; the planner picks index (or bitmap index) scans on the partitions.
+    statements = (
+        "SELECT * FROM packs WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM label_scans WHERE serial = '30'",
+        "SELECT * FROM label_scans WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM run_batch_codes WHERE batch_code = 'B-SHARED'",
+        "SELECT gateway FROM runs WHERE run_number = 'R-100'",
+        "SELECT * FROM temperatures WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM emark_batches WHERE gateway = 'hull-gw1' AND run_number = 'R-100'",
+        "SELECT * FROM alerts WHERE gateway = 'hull-gw1' AND line = 'L1' AND ts_us <= 1",
+    )
+    with psycopg.connect(day.targets["postgres"]) as conn:
+        conn.execute("SET enable_seqscan = off")
+        for statement in statements:
+            plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {statement}"))
+            assert "Index" in plan, (statement, plan)
+            assert "Seq Scan" not in plan, (statement, plan)
+            assert "records" not in plan

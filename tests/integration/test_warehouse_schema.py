@@ -311,6 +311,24 @@ def test_a_warehouse_newer_than_the_code_is_refused(
     execute(warehouse, f"UPDATE alembic_version SET version_num = '{head_revision()}'")
 
 
+def test_lineside_ingest_refuses_a_newer_warehouse_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.db"
+    warehouse = _warehouse("sqlite", "", path)
+    asyncio.run(warehouse.open())
+    asyncio.run(warehouse.close())
+    execute(warehouse, "UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    # The warehouse is opened before any transport starts: port 1 is never dialled.
+    code = main(["ingest", "--sqlite", str(path), "--no-http", "--mqtt-port", "1"])
+    assert code == 1
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("lineside ingest: the warehouse schema is at revision '0099_from_the_future'")
+    )
+
+
 def test_ingest_instances_starting_together_upgrade_once(tmp_path: Path) -> None:
     with fresh_database("lineside_race") as dsn:
         warehouses = [_warehouse("postgres", dsn, tmp_path / "unused.db") for _ in range(4)]

@@ -5,7 +5,8 @@ Gateway ``hull-gw1`` (site ``hull``) runs two lines: L1 packs run ``R-100`` (a 2
 fixed-weight Premium product, then a catch-weight product, the change told by the
 checkweigher's program; a few packs decided later by their label; ended) and L2 packs run
 ``R-101`` (one 400 g product; still running). Gateway ``grimsby-gw1`` (site ``grimsby``)
-packs its own run ``R-100`` (so the number is ambiguous without a gateway). Batch code
+packs its own run ``R-100`` on L1 (so the number is ambiguous without a gateway) and
+``R-201`` on L2: two sites of two lines. Batch code
 ``B-SHARED`` feeds both hull runs. Along the day: probe excursions (HACCP breaches), labels
 not read (label gaps), checkweigher rejects, a pack whose values are uncertain, a skipped
 pack counter, ℮ batches closed every hour.
@@ -122,7 +123,10 @@ HULL = GatewayPlan(
 GRIMSBY = GatewayPlan(
     "grimsby-gw1",
     "grimsby",
-    (LinePlan(_run("R-100", "L1", (FIXED,), ("B-GRIM-1",)), ends=True),),
+    (
+        LinePlan(_run("R-100", "L1", (FIXED,), ("B-GRIM-1",)), ends=True),
+        LinePlan(_run("R-201", "L2", (COD,), ("B-GRIM-2",)), ends=True),
+    ),
 )
 
 

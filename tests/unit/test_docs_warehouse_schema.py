@@ -1,29 +1,59 @@
-"""docs/warehouse-schema.md names every column of every warehouse view and every flag bit,
-so the page cannot fall behind a migration or a new flag."""
+"""docs/warehouse-schema.md names every column of every warehouse table, in order and with
+both databases' types, and every flag bit, so the page cannot fall behind a migration or a
+new flag. The tables are made here as the migrations make them in SQLite (in memory)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 
 from gateway.core.records import RecordFlag
-from sync.ingest.warehouse import edge_columns
+from sync.ingest.migrations.baseline_ddl import SQLITE_BASELINE
+from sync.ingest.migrations.typed_ddl import SQLITE_TYPES, TABLES, sqlite_statements
 from tests.support.paths import REPO
 
 PAGE = (REPO / "docs" / "warehouse-schema.md").read_text(encoding="utf-8")
+ROW = re.compile(r"^\| `(\w+)` \| ([A-Z ]+?)( NULL)? \| ([A-Z]+) \|", re.MULTILINE)
 
 
-def _documented_columns() -> dict[str, list[str]]:
+def _documented() -> dict[str, list[tuple[str, str, bool, str]]]:
+    """table → (column, PostgreSQL type, nullable, SQLite type) as the page lists them."""
     sections = re.split(r"^### `(\w+)`", PAGE, flags=re.MULTILINE)
     return {
-        name: re.findall(r"^\| `(\w+)` \|", body, flags=re.MULTILINE)
+        name: [(c, pg, bool(null), lite) for c, pg, null, lite in ROW.findall(body)]
         for name, body in zip(sections[1::2], sections[2::2], strict=True)
     }
 
 
-def test_every_view_column_is_documented_in_order() -> None:
-    documented = _documented_columns()
-    for stream, columns in edge_columns().items():
-        assert documented.get(stream) == [name for name, _ in columns], stream
+def _sqlite_tables() -> dict[str, list[tuple[str, str]]]:
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        for statement in (*SQLITE_BASELINE, *sqlite_statements()):
+            db.execute(statement)
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {
+            name: [(str(r[1]), str(r[2])) for r in db.execute(f"PRAGMA table_info({name})")]
+            for name in names
+        }
+
+
+def test_every_table_and_column_is_documented_in_order() -> None:
+    documented = _documented()
+    tables = _sqlite_tables()
+    assert set(tables) <= set(documented)
+    for table, columns in tables.items():
+        assert [(c, lite) for c, _, _, lite in documented[table]] == columns, table
+
+
+def test_the_typed_tables_document_their_postgresql_types() -> None:
+    documented = _documented()
+    for table in TABLES:
+        expected = []
+        for column in table.columns:
+            name, _, rest = column.partition(" ")
+            pg = rest.removesuffix(" NULL")
+            expected.append((name, pg, rest.endswith(" NULL"), SQLITE_TYPES[pg]))
+        assert documented[table.name] == expected, table.name
 
 
 def test_every_flag_bit_is_documented() -> None:

@@ -179,3 +179,17 @@ def test_no_new_import_breaks_a_contract(contract: Contract) -> None:
 def test_known_violations_are_still_real() -> None:
     # A pair fixed by a later step must leave the list, so the list only ever shrinks.
     assert sorted(KNOWN_VIOLATIONS - violations()) == []
+
+
+def test_only_the_commands_import_the_central_side() -> None:
+    # The gateway runs without the central side: only a ``lineside`` command module may
+    # import ``central`` (lazily, inside the command), never the gateway, adapters, sync,
+    # rules or TUI.
+    importers = sorted(
+        importer
+        for importer, names in _project_imports().items()
+        if any(_within(name, "central") for name in names)
+        and not _within(importer, "central")
+        and not _within(importer, "gateway.commands")
+    )
+    assert importers == []

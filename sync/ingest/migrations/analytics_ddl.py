@@ -229,6 +229,17 @@ FROM gateways g LEFT JOIN sites s ON s.site = g.site"""
     return [fixed, by_run, by_hour, by_shift, by_day, breaches, summary, compliance, shelf, fleet]
 
 
+INDEXES: Final = (("runs_run_number", "runs", "run_number"),)
+"""A run asked for by its number alone (which gateways recorded it) is found by index."""
+
+
+def index_statements() -> list[str]:
+    """CREATE INDEX of the revision's indexes (the same in both databases)."""
+    return [f"CREATE INDEX {name} ON {table} ({column})" for name, table, column in INDEXES]
+
+
 def drop_statements() -> list[str]:
-    """Every view of the revision, dropped (the downgrade)."""
-    return [f"DROP VIEW IF EXISTS {view}" for view in reversed(VIEWS)]
+    """Every view and index of the revision, dropped (the downgrade)."""
+    return [f"DROP VIEW IF EXISTS {view}" for view in reversed(VIEWS)] + [
+        f"DROP INDEX IF EXISTS {name}" for name, _table, _column in INDEXES
+    ]

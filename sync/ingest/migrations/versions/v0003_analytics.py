@@ -1,4 +1,5 @@
-"""The analytics views over the typed facts (docs/warehouse-analytics.md).
+"""The analytics views over the typed facts, and an index on runs by number
+(docs/warehouse-analytics.md).
 
 Revision ID: 0003_analytics
 Revises: 0002_typed_facts
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 from alembic import op
 
-from sync.ingest.migrations.analytics_ddl import drop_statements, view_statements
+from sync.ingest.migrations.analytics_ddl import (
+    drop_statements,
+    index_statements,
+    view_statements,
+)
 
 revision = "0003_analytics"
 down_revision: str | None = "0002_typed_facts"
@@ -19,6 +24,8 @@ depends_on: str | None = None
 def upgrade() -> None:
     bind = op.get_bind()
     postgres = bind.dialect.name == "postgresql"
+    for statement in index_statements():
+        bind.exec_driver_sql(statement)
     for statement in view_statements(postgres):
         # psycopg reads % as a placeholder even without parameters: doubled, it is a literal.
         bind.exec_driver_sql(statement.replace("%", "%%") if postgres else statement)
