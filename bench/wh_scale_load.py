@@ -7,7 +7,8 @@
   ``run_batch_codes``, ``run_versions`` and the dimensions are what the ingest writes;
 * the monthly partitions of every month the data touches, made by the ingest's own
   :class:`~sync.ingest.facts_pg.Partitions`;
-* the bulk facts (packs, label scans, temperatures, ℮ batches, HACCP alerts) by
+* the bulk facts (packs, label scans, temperatures, ℮ batches, device events, HACCP
+  alerts) by
   ``INSERT … SELECT generate_series`` joined to a temporary table of the runs: the typed
   facts only (a synced record's ``records`` row is not what the read side reads, and
   writing 20 million JSON payloads would only slow the load);
@@ -39,6 +40,8 @@ ADMIN_DB = "postgres"
 CHUNK_PACKS = 500_000
 """Packs (or label scans) per INSERT statement: progress, and short transactions."""
 VERSION_BATCH = 500
+LATE_EVERY = 100
+"""One pack in this many waits for its label to tell its product (a ``pack_product`` event)."""
 Log = Callable[[str], None]
 
 
@@ -179,10 +182,13 @@ INSERT INTO packs (gateway, site, seq, ts, ts_us, received_at, line, device, run
 SELECT r.gateway, r.site, p.seq, pg_temp.us_ts(p.ts_us), p.ts_us,
     pg_temp.us_ts(p.ts_us) + interval '5 seconds', r.line, 'cw-' || r.line, r.run_number,
     p.k + 1, p.net_g, p.net_g + 12.0, 12.0, p.net_g >= p.nominal - 1.4, p.seq + 1, 0,
-    p.nominal, 'P' || p.nominal, false, p.plu, 'device', false, false, false, false
+    p.nominal, 'P' || p.nominal, false,
+    -- One pack in LATE_EVERY waits for its label to tell its product (a pack_product event).
+    CASE WHEN p.late THEN NULL ELSE p.plu END, CASE WHEN p.late THEN NULL ELSE 'device' END,
+    false, false, false, false
 FROM bench_runs r
 JOIN LATERAL (
-    SELECT g.i - r.first_pack AS k, %(base)s + 2 * g.i AS seq,
+    SELECT g.i - r.first_pack AS k, %(base)s + 2 * g.i AS seq, g.i %% %(late)s = 0 AS late,
         r.start_us + (g.i - r.first_pack) * ((r.end_us - r.start_us) / r.packs) AS ts_us,
         CASE WHEN g.i - r.first_pack < r.packs / 2 THEN 250.0 ELSE 500.0 END AS nominal,
         r.line || CASE WHEN g.i - r.first_pack < r.packs / 2 THEN 'A' ELSE 'B' END
@@ -221,6 +227,39 @@ JOIN LATERAL (
                          least(r.first_pack + r.packs, %(hi)s) - 1) AS g(i)
 ) p ON true
 WHERE r.packs > 0 AND r.first_pack < %(hi)s AND r.first_pack + r.packs > %(lo)s
+"""
+
+_DEVICE_EVENTS = """
+INSERT INTO device_events (gateway, site, seq, ts, ts_us, received_at, device, line, kind,
+    detail, flags)
+SELECT r.gateway, r.site, e.seq, pg_temp.us_ts(e.ts_us), e.ts_us,
+    pg_temp.us_ts(e.ts_us) + interval '5 seconds', 'cw-' || r.line, r.line, e.kind, e.detail, 0
+FROM bench_runs r
+CROSS JOIN LATERAL (
+    -- The checkweigher's link quality, every 10 minutes of the shift.
+    SELECT %(base)s + 4 * (r.idx * 64 + q.n) AS seq,
+        r.start_us + q.n * 600000000 AS ts_us, 'quality_change' AS kind,
+        jsonb_build_object('quality', CASE WHEN q.n %% 2 = 0 THEN 'good' ELSE 'uncertain' END)
+            AS detail
+    FROM generate_series(0, %(shift)s / 600000000 - 1) AS q(n)
+    UNION ALL
+    -- One missed pack per run, half way through.
+    SELECT %(base)s + 4 * (r.idx * 64) + 1, r.start_us + (r.end_us - r.start_us) / 2,
+        'missed_packs', jsonb_build_object('missed', 1, 'previous', r.packs / 2,
+        'counter', r.packs / 2 + 2)
+    UNION ALL
+    -- The late product of each waiting pack, told by its label a second after it.
+    SELECT %(base)s + 256 * %(runs)s + 10 + g.i,
+        r.start_us + (g.i - r.first_pack) * ((r.end_us - r.start_us) / r.packs) + 1000000,
+        'pack_product', jsonb_build_object('run_number', r.run_number,
+        'pack_counter', g.i - r.first_pack + 1, 'label_seq', %(pack_base)s + 2 * g.i + 1,
+        'pack_ts_us', r.start_us + (g.i - r.first_pack) * ((r.end_us - r.start_us) / r.packs),
+        'plu', r.line || CASE WHEN g.i - r.first_pack < r.packs / 2 THEN 'A' ELSE 'B' END
+            || r.shift, 'source', 'label', 'reason', NULL)
+    FROM generate_series(r.first_pack, r.first_pack + r.packs - 1) AS g(i)
+    WHERE g.i %% %(late)s = 0
+) e
+WHERE r.packs > 0 AND r.idx >= %(lo)s AND r.idx < %(hi)s
 """
 
 _TEMPERATURES = """
@@ -333,11 +372,12 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
         "shift": plan.shift_us,
         "lines": len(plan.lines),
     }
+    late = {"late": LATE_EVERY}
     began = time.perf_counter()
     # Two sessions at once: one per core of the benchmark machine.
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = [
-            pool.submit(_bulk, dsn, plan, _PACKS, pack_base, chunks, {}, log, "packs"),
+            pool.submit(_bulk, dsn, plan, _PACKS, pack_base, chunks, late, log, "packs"),
             pool.submit(_bulk, dsn, plan, _LABELS, pack_base, chunks, {}, log, "label scans"),
         ]
         for future in done:
@@ -347,8 +387,16 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
     _bulk(dsn, plan, _TEMPERATURES, temp_base, _chunks(temps, 50_000), temp_extra, log,
           "temperature slots")  # fmt: skip
     _bulk(dsn, plan, _EMARK, other_base, [(0, 0)], {}, log, "℮ batches")
+    events = {
+        "pack_base": pack_base,
+        "shift": plan.shift_us,
+        "late": LATE_EVERY,
+        "runs": len(plan.runs),
+    }
+    _bulk(dsn, plan, _DEVICE_EVENTS, other_base + 8 * len(plan.runs) + 10,
+          _chunks(len(plan.runs), 1000), events, log, "runs' device events")  # fmt: skip
     _bulk(dsn, plan, _ALERTS, other_base + 2 * len(plan.runs) + 10, [(0, 0)], {}, log, "alerts")
-    steps["temperatures_emark_alerts_s"] = time.perf_counter() - began
+    steps["temperatures_emark_events_alerts_s"] = time.perf_counter() - began
     began = time.perf_counter()
     with _connect(dsn) as conn:
         conn.execute("VACUUM (ANALYZE)")
@@ -361,6 +409,7 @@ TABLES = (
     "packs",
     "label_scans",
     "temperatures",
+    "device_events",
     "emark_batches",
     "alerts",
     "runs",

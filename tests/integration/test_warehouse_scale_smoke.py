@@ -89,6 +89,9 @@ def test_every_figure_is_produced_and_sane(smoke: tuple[dict[str, Any], str, str
     assert tables["label_scans"]["rows"] == PACKS
     assert tables["temperatures"]["rows"] == results["plan"]["temperatures"] > 0
     assert tables["runs"]["rows"] == results["plan"]["runs"]
+    assert tables["device_events"]["rows"] > tables["runs"]["rows"]
+    assert tables["emark_batches"]["rows"] > 0
+    assert tables["alerts"]["rows"] > 0
     # Run versions came through the commit path: a records row each, and nothing else there.
     assert tables["records"]["rows"] == tables["run_versions"]["rows"] == 2 * tables["runs"]["rows"]
     assert set(results["operations"]) == OPERATIONS
