@@ -39,6 +39,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--packs", type=int, default=10_000_000, help="packs to load")
     parser.add_argument("--days", type=int, default=183, help="days the packs span")
     parser.add_argument("--runs-per-day", type=int, default=3, help="runs per line per day")
+    parser.add_argument(
+        "--late-every",
+        type=int,
+        default=100,
+        help="one pack in this many gets its product from its label later (default 100)",
+    )
     parser.add_argument("--reps", type=int, default=25, help="items timed per operation (≥ 20)")
     parser.add_argument("--warmup", type=int, default=3, help="items run first, not counted")
     parser.add_argument("--host", default="127.0.0.1")
@@ -75,7 +81,9 @@ def _machine(dsn: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    plan = make_plan(args.packs, days=args.days, runs_per_day=args.runs_per_day)
+    plan = make_plan(
+        args.packs, days=args.days, runs_per_day=args.runs_per_day, late_every=args.late_every
+    )
     dsn = load.dsn_of(args.host, args.port, args.database)
     comment = load.plan_comment(plan)
     began = time.perf_counter()
@@ -103,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "packs": plan.packs,
             "days": plan.days,
             "runs_per_day": plan.runs_per_day,
+            "late_every": plan.late_every,
             "lines": len(plan.lines),
             "runs": len(plan.runs),
             "packs_per_run": plan.packs_per_run,

@@ -40,8 +40,6 @@ ADMIN_DB = "postgres"
 CHUNK_PACKS = 500_000
 """Packs (or label scans) per INSERT statement: progress, and short transactions."""
 VERSION_BATCH = 500
-LATE_EVERY = 100
-"""One pack in this many waits for its label to tell its product (a ``pack_product`` event)."""
 Log = Callable[[str], None]
 
 
@@ -183,7 +181,7 @@ SELECT r.gateway, r.site, p.seq, pg_temp.us_ts(p.ts_us), p.ts_us,
     pg_temp.us_ts(p.ts_us) + interval '5 seconds', r.line, 'cw-' || r.line, r.run_number,
     p.k + 1, p.net_g, p.net_g + 12.0, 12.0, p.net_g >= p.nominal - 1.4, p.seq + 1, 0,
     p.nominal, 'P' || p.nominal, false,
-    -- One pack in LATE_EVERY waits for its label to tell its product (a pack_product event).
+    -- One pack in every `late` waits for its label to tell its product (a pack_product event).
     CASE WHEN p.late THEN NULL ELSE p.plu END, CASE WHEN p.late THEN NULL ELSE 'device' END,
     false, false, false, false
 FROM bench_runs r
@@ -372,7 +370,7 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
         "shift": plan.shift_us,
         "lines": len(plan.lines),
     }
-    late = {"late": LATE_EVERY}
+    late = {"late": plan.late_every}
     began = time.perf_counter()
     # Two sessions at once: one per core of the benchmark machine.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -390,7 +388,7 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
     events = {
         "pack_base": pack_base,
         "shift": plan.shift_us,
-        "late": LATE_EVERY,
+        "late": plan.late_every,
         "runs": len(plan.runs),
     }
     _bulk(dsn, plan, _DEVICE_EVENTS, other_base + 8 * len(plan.runs) + 10,
@@ -439,6 +437,11 @@ def table_sizes(dsn: str) -> dict[str, dict[str, int]]:
 
 def plan_comment(plan: Plan) -> str:
     return json.dumps(
-        {"packs": plan.packs, "days": plan.days, "runs_per_day": plan.runs_per_day},
+        {
+            "packs": plan.packs,
+            "days": plan.days,
+            "runs_per_day": plan.runs_per_day,
+            "late_every": plan.late_every,
+        },
         sort_keys=True,
     )

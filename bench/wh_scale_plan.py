@@ -65,6 +65,9 @@ class Plan:
     lines: tuple[Line, ...]
     runs: tuple[Run, ...]
     packs_per_run: int
+    late_every: int = 100
+    """One pack in this many waits for its label to tell its product (a ``pack_product``
+    device event a second later, the pack stored without a PLU)."""
 
     @property
     def start_us(self) -> int:
@@ -124,7 +127,7 @@ def make_lines() -> tuple[Line, ...]:
     return tuple(lines)
 
 
-def make_plan(packs: int, *, days: int, runs_per_day: int) -> Plan:
+def make_plan(packs: int, *, days: int, runs_per_day: int, late_every: int = 100) -> Plan:
     """Packs spread evenly over every line's runs, in run order."""
     lines = make_lines()
     total_runs = len(lines) * days * runs_per_day
@@ -154,4 +157,4 @@ def make_plan(packs: int, *, days: int, runs_per_day: int) -> Plan:
                 packs=count,
             )
         )
-    return Plan(packs, days, runs_per_day, lines, tuple(runs), per_run)
+    return Plan(packs, days, runs_per_day, lines, tuple(runs), per_run, late_every)

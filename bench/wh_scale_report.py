@@ -129,7 +129,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{plan['packs']:,} packs over {plan['days']} days ({', '.join(plan['months'])}), "
         f"{plan['lines']} lines (2 sites × 2 gateways × 2 lines), {plan['runs']:,} runs of "
-        f"{plan['packs_per_run']:,} packs, one label scan per pack, "
+        f"{plan['packs_per_run']:,} packs (one in {plan['late_every']:,} given its product "
+        "later by its label), one label scan per pack, "
         f"{plan['temperatures']:,} temperature readings. Tables: {tables}.",
         "",
         load_line,
