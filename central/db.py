@@ -35,6 +35,13 @@ def from_us(ts_us: int) -> datetime:
     return EPOCH + timedelta(microseconds=ts_us)
 
 
+SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC"
+"""Read-only, and in UTC: every timestamp is handed out in UTC (:func:`ts`), and psycopg
+gives a session in UTC its datetimes in ``datetime.UTC`` itself, where another zone's cost a
+zone conversion per value (a third of a batch trace's time at 10 million packs:
+docs/benchmarks.md). The views' SQL names UTC itself, so no figure depends on it."""
+
+
 class Db:
     """A read-only connection; ``rows`` runs one parameterised statement."""
 
@@ -47,7 +54,7 @@ class Db:
                     target,
                     autocommit=True,
                     connect_timeout=10,
-                    options="-c default_transaction_read_only=on",
+                    options=SESSION_OPTIONS,
                 )
                 self._lite: sqlite3.Connection | None = None
             else:
