@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from bench.wh_scale_plan import Plan
-from central.db import Db
+from central.db import SESSION_OPTIONS, Db
 from central.reader import WarehouseReader
 
 LARGE_ROWS = 10_000
@@ -139,7 +139,8 @@ def measure(
     picked = samples(plan, reps, warmup)
     db = RecordingDb(dsn)
     reader = WarehouseReader(db)
-    bare = psycopg.connect(dsn, autocommit=True, options="-c default_transaction_read_only=on")
+    # The reader's own session settings (read-only, UTC).
+    bare = psycopg.connect(dsn, autocommit=True, options=SESSION_OPTIONS)
     results = []
     try:
         for op, keys in picked.items():
