@@ -184,7 +184,10 @@ def shelf_life(db: Db, *, as_of: date, within_days: int) -> list[ShelfLifeRow]:
         pack_date = conv.day(packed)
         if pack_date is None:
             continue
-        use_by = expected_use_by(pack_date, int(adjust or 0))
+        try:
+            use_by = expected_use_by(pack_date, int(adjust or 0))
+        except ValueError:
+            continue  # an adjustment the ERP model refuses (0..3): no use-by to judge
         days_left = (use_by - as_of).days
         due = freeze_down_due(pack_date, as_of)
         freeze_on = pack_date + timedelta(days=FREEZE_DOWN_DAY - 1)

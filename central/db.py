@@ -22,6 +22,7 @@ import psycopg
 from central.errors import WarehouseReadError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 _SQLITE_TS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 

@@ -8,6 +8,7 @@ the run's rows copied from the warehouse, so it equals ``lineside report`` on th
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -16,6 +17,7 @@ from typing import Literal
 from central import analytics, catalog, run_copy, summary, trace
 from central.compliance import compliance
 from central.db import Db
+from central.errors import WarehouseReadError
 from central.rows import (
     AlertRow,
     BreachRow,
@@ -122,11 +124,18 @@ class WarehouseReader:
         """The report with its losses and alerts, as ``lineside report`` prints them (its
         buffered records are 0: what the warehouse holds is no longer buffered)."""
         found = run_copy.resolve_gateway(self._db, run_number, gateway)
-        mem = run_copy.copy_run(self._db, found, run_number)
+        try:
+            mem = run_copy.copy_run(self._db, found, run_number)
+        except (ValueError, TypeError, KeyError, sqlite3.Error) as exc:
+            # A stored run the gateway's own parser refuses, or rows the store's schema does
+            # not take: the warehouse holds what it should not.
+            raise WarehouseReadError(f"run {run_number!r} cannot be read: {exc}") from exc
         try:
             report = build_report_from(mem, run_number, where="the warehouse")
             losses = run_losses_from(mem, report)
             alerts = run_alerts_from(mem, report)
+        except (ValueError, TypeError, KeyError, sqlite3.Error) as exc:
+            raise WarehouseReadError(f"run {run_number!r} cannot be reported: {exc}") from exc
         finally:
             mem.close()
         row = catalog.run_row(self._db, found, run_number)

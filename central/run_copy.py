@@ -15,10 +15,11 @@ What is copied (every query uses an index of the typed facts; docs/warehouse-ana
 * the ``pack_product`` events naming it, the ``missed_packs`` and ``records_shed`` events of
   its line while it ran, and the refused inputs of its line while it ran;
 * its ℮ batches;
-* the alerts of its line up to its end (the report's alarm load folds the line's alerts
-  raised before the end) and, after the end, those of its line or of no line whose subject
-  names the run. Every rule names a run's subject with the run's own line first
-  (``{line}/{run}...``, rules/label_subjects.py, rules/compliance.py), so an alert of
+* the alerts of its line while it ran, those of its line or of no line whose subject names
+  the run, and the alerts of its line still active at its end (the report's alarm load
+  folds them: active and stale alarms), each with every one of its transitions. Every
+  rule names a run's subject with the run's own line first (``{line}/{run}...``,
+  rules/label_subjects.py, rules/compliance.py), so an alert of
   another line naming the run is not looked for: the one place the report over a store
   could read a row the copy leaves out, and the gateway records none such.
 """
@@ -225,19 +226,55 @@ _ALERT_COLUMNS = (
 
 
 def _copy_alerts(db: Db, mem: sqlite3.Connection, run: _Run) -> None:
-    gateway, run_number, line, end = run.gateway, run.run_number, run.line, run.end
-    named = (f"%/{run_number}/%", f"%/{run_number}")
-    rows = db.rows(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE gateway = ? AND line = ? "  # noqa: S608
-        "AND (ts_us <= ? OR subject LIKE ? OR subject LIKE ?)",
-        (gateway, line, end, *named),
-    )
-    rows += db.rows(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE gateway = ? AND line IS NULL "  # noqa: S608
-        "AND (subject LIKE ? OR subject LIKE ?)",
-        (gateway, *named),
-    )
+    """The alerts the report reads (see the module's docstring), each alert with all its
+    transitions, so folding them gives the same alerts as over the store."""
+    gateway, line = run.gateway, run.line
+    named = (f"%/{run.run_number}/%", f"%/{run.run_number}")
+    seen: dict[int, tuple[Any, ...]] = {}
+    # The run's span on its line: the report's own alerts and the raises of its alarm load.
+    for r in db.rows(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE gateway = ? AND line = ? AND ts >= ? "  # noqa: S608
+        "AND ts_us BETWEEN ? AND ?",
+        (gateway, line, db.ts_param(conv.from_us(run.start)), run.start, run.end),
+    ):
+        seen[int(r[0])] = r
+    # Those naming the run, whenever they were recorded.
+    for r in db.rows(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE gateway = ? "  # noqa: S608
+        "AND (line = ? OR line IS NULL) AND (subject LIKE ? OR subject LIKE ?)",
+        (gateway, line, *named),
+    ):
+        seen[int(r[0])] = r
+    # Alerts of the line still active at the run's end (the alarm load's active and stale
+    # ones): active now, or changed since the end. A superset: the fold decides.
+    ids = {str(r[2]) for r in seen.values()}
+    ids |= {
+        str(alert_id)
+        for (alert_id,) in db.rows(
+            "SELECT alert_id FROM alerts_current WHERE gateway = ? AND line = ? "
+            "AND (active = ? OR ts >= ?)",
+            (gateway, line, True if db.postgres else 1, db.ts_param(_end_moment(run.end))),
+        )
+    }
+    # Every transition of each of them (by the alerts' (gateway, alert_id, seq) index).
+    listed = sorted(ids)
+    for i in range(0, len(listed), _IDS_PER_QUERY):
+        chunk = listed[i : i + _IDS_PER_QUERY]
+        for r in db.rows(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE gateway = ? "  # noqa: S608
+            f"AND alert_id IN ({', '.join('?' * len(chunk))})",
+            (gateway, *chunk),
+        ):
+            seen[int(r[0])] = r
     mem.executemany(
         f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 11)})",  # noqa: S608
-        [(*r[:9], conv.compact_json(r[9]), r[10]) for r in rows],
+        [(*r[:9], conv.compact_json(r[9]), r[10]) for _seq, r in sorted(seen.items())],
     )
+
+
+_IDS_PER_QUERY = 500
+
+
+def _end_moment(end_us: int) -> Any:
+    """The run's end as a time (an open run: the far future, which nothing is after)."""
+    return conv.from_us(min(end_us, conv.to_us(conv.FAR_FUTURE)))

@@ -18,6 +18,7 @@ from gateway.commands import (
     service,
     simulation,
     warehouse,
+    warehouse_read,
 )
 from gateway.commands.common import (
     EXIT_CONFIG,
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_tui(commands)
     ingest.add_ingest(commands)
     ingest.add_ingest_token(commands)
-    warehouse.add_warehouse(commands)
+    warehouse_read.add_warehouse_read(warehouse.add_warehouse(commands))
     modbus_probe.add_parser(commands)
     opcua_browse.add_parser(commands)
     return parser

@@ -77,6 +77,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.warehouse:
         return report_from_warehouse(args)
+    if args.sqlite is not None or args.postgres_dsn_env or args.gateway:
+        raise CommandFailed(
+            "lineside report: --sqlite, --postgres-dsn-env and --gateway go with --warehouse",
+            EXIT_USAGE,
+        )
     if args.socket is not None:
         # From the running gateway: no config, no store access needed (no --all there).
         if args.all:

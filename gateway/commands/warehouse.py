@@ -18,7 +18,6 @@ from gateway.commands.common import (
     print_json,
     printable,
 )
-from gateway.commands.warehouse_read import add_warehouse_read
 
 if TYPE_CHECKING:
     from sync.ingest.backfill import BackfillSummary
@@ -67,11 +66,19 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_warehouse(commands: SubCommands) -> None:
-    """``lineside warehouse``."""
+def add_warehouse(commands: SubCommands) -> SubCommands:
+    """``lineside warehouse``; its actions, to which other command modules add theirs (each
+    action sets its own ``handler``: argparse applies an action's defaults after the
+    group's)."""
     warehouse = commands.add_parser("warehouse", help="the central warehouse's schema and data")
     actions = warehouse.add_subparsers(dest="action", required=True)
-    add_warehouse_read(actions)
+    add_backfill(actions)
+    warehouse.set_defaults(handler=_cmd_warehouse)
+    return actions
+
+
+def add_backfill(actions: SubCommands) -> None:
+    """``lineside warehouse backfill``."""
     backfill = actions.add_parser(
         "backfill",
         help="upgrade the schema, then derive every missing typed row from the stored records"
@@ -99,12 +106,9 @@ def add_warehouse(commands: SubCommands) -> None:
     backfill.add_argument(
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
-    warehouse.set_defaults(handler=_cmd_warehouse)
-
-
-_ACTIONS = {"backfill": _cmd_backfill}
+    backfill.set_defaults(handler=_cmd_backfill)
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
-    handler = _ACTIONS.get(args.action)
-    return handler(args) if handler is not None else int(args.read_handler(args))
+    # Reached only for an action that set no handler of its own.
+    raise CommandFailed(f"lineside warehouse: no handler for {args.action!r}", EXIT_USAGE)

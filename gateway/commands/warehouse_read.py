@@ -20,6 +20,7 @@ from gateway.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandFailed,
+    SubCommands,
     print_json,
     printable,
 )
@@ -29,19 +30,20 @@ if TYPE_CHECKING:
     from central.rows import Trace
 
 
-def add_warehouse_target(command: argparse.ArgumentParser) -> None:
-    """``--postgres-dsn-env VAR`` / ``--sqlite PATH`` and ``--gateway``."""
+def add_warehouse_target(command: argparse.ArgumentParser, *, gateway: bool = True) -> None:
+    """``--postgres-dsn-env VAR`` / ``--sqlite PATH``, and ``--gateway`` when a run is named."""
     command.add_argument(
         "--postgres-dsn-env",
         metavar="VAR",
         help="environment variable holding the warehouse's PostgreSQL DSN",
     )
     command.add_argument(
-        "--sqlite", type=Path, default=None, help="the warehouse's SQLite file instead"
+        "--sqlite", type=Path, default=None, metavar="PATH", help="the warehouse's SQLite file"
     )
-    command.add_argument(
-        "--gateway", default=None, help="the gateway that recorded the run (when several did)"
-    )
+    if gateway:
+        command.add_argument(
+            "--gateway", default=None, help="the gateway that recorded the run (when several did)"
+        )
 
 
 def _open(args: argparse.Namespace, command: str) -> WarehouseReader:
@@ -137,7 +139,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_warehouse_read(actions: Any) -> None:
+def add_warehouse_read(actions: SubCommands) -> None:
     """``lineside warehouse trace``, added to the ``warehouse`` group's sub-commands."""
     trace = actions.add_parser(
         "trace", help="a batch code to its runs, packs, labels and temperatures, or a serial back"
@@ -145,8 +147,8 @@ def add_warehouse_read(actions: Any) -> None:
     key = trace.add_mutually_exclusive_group(required=True)
     key.add_argument("--batch", metavar="CODE", help="a raw-material batch code")
     key.add_argument("--serial", metavar="S", help="a label's GS1 serial (21)")
-    add_warehouse_target(trace)
+    add_warehouse_target(trace, gateway=False)
     trace.add_argument(
         "--json", action="store_true", help="one JSON document on stdout (docs/command-output.md)"
     )
-    trace.set_defaults(read_handler=_cmd_trace)
+    trace.set_defaults(handler=_cmd_trace)

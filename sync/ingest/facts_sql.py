@@ -277,7 +277,10 @@ class FactWriter:
             " ON CONFLICT (gateway) DO UPDATE SET"
             f" first_seen = {d.least}(gateways.first_seen, excluded.first_seen),"
             f" last_seen = {d.greatest}(gateways.last_seen, excluded.last_seen),"
-            " last_seq = excluded.last_seq, records = excluded.records",
+            f" last_seq = {d.greatest}(gateways.last_seq, excluded.last_seq),"
+            # Records are never deleted: a live batch committed after this statement's
+            # snapshot has counted itself already, and must not be counted away.
+            f" records = {d.greatest}(gateways.records, excluded.records)",
             (),
         )
 

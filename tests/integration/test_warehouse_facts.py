@@ -74,15 +74,15 @@ def commit(warehouse: Warehouse, *batches: Batch) -> None:
 # --------------------------------------------------------------------------------------
 # Every stream: the fact equals the payload, typed (property-style over the record types)
 
-_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
-# (NUL and lone surrogates: refused as invalid, see the test after the property.)
+# No NUL, no lone surrogate: refused as invalid (see the test after the property).
+_chars = st.characters(blacklist_categories=("Cs", "Cc"))
+_text = st.text(_chars, min_size=1, max_size=12)
 _weight = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 _maybe_weight = st.none() | _weight
 _flags = st.integers(min_value=0, max_value=15)
 _when = st.integers(min_value=0, max_value=4_102_444_800_000_000)  # 1970 .. 2100
 _decimal = st.decimals(min_value=-10_000, max_value=10_000, places=3, allow_nan=False).map(str)
 _day = st.dates().map(lambda d: d.isoformat()) | st.sampled_from(["261212", "2026-13-01", ""])
-_chars = st.characters(blacklist_categories=("Cs", "Cc"))
 _json = st.dictionaries(
     st.text(_chars, max_size=5), st.integers() | st.text(_chars, max_size=5), max_size=3
 )
@@ -113,7 +113,7 @@ def _records() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
             _when,
             st.floats(min_value=-200, max_value=1000, allow_nan=False),
             _flags,
-            st.text(max_size=8),
+            st.text(_chars, max_size=8),
         ),
         st.builds(
             lambda ts, use_by, pack_date, parsed, net: (
@@ -148,7 +148,7 @@ def _records() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
                 rejected_input(0, ts_us=ts, raw=raw, serial=serial),
             ),
             _when,
-            st.text(max_size=10),
+            st.text(_chars, max_size=10),
             st.none() | _text,
         ),
         st.builds(
@@ -184,6 +184,7 @@ def _records() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
 
 @settings(
     max_examples=60,
+    derandomize=True,  # the same examples on every run: a failure is reproducible
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

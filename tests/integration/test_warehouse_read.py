@@ -44,6 +44,7 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 RUNS = (
     ("hull-gw1", "R-100"),
     ("hull-gw1", "R-101"),
+    ("hull-gw1", "R-102"),
     ("grimsby-gw1", "R-100"),
     ("grimsby-gw1", "R-201"),
 )
@@ -135,7 +136,8 @@ def test_the_run_report_equals_the_gateways_own(
         assert getattr(got, name) == getattr(expected, name), name
     assert got == expected
     assert expected.packs > 0
-    assert expected.emark_batches
+    # ℮ batches close every hour: R-102 runs 20 minutes, after R-100 on the same line.
+    assert bool(expected.emark_batches) == (run != "R-102")
     parts = reader.run_report_parts(run, gateway=gateway)
     assert parts.losses == run_losses(store, expected)
     assert parts.alerts == run_alerts(store, expected)
@@ -281,7 +283,7 @@ def test_compliance_giveaway_and_series(reader: WarehouseReader, day: Day) -> No
     fleet = reader.fleet(now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert {f.gateway for f in fleet} == {"hull-gw1", "grimsby-gw1"}
     assert {s.site for s in reader.sites()} == {"hull", "grimsby"}
-    assert len(reader.runs()) == 4
+    assert len(reader.runs()) == 5
 
 
 def _config(day: Day, gateway: str) -> Path:
@@ -417,3 +419,22 @@ def test_postgres_serves_the_reports_and_traces_queries_by_index(day: Day) -> No
             assert "Index" in plan, (statement, plan)
             assert "Seq Scan" not in plan, (statement, plan)
             assert "records" not in plan
+
+
+def test_a_run_the_gateways_parser_refuses_is_a_read_error(tmp_path: Path) -> None:
+    from bench.warehouse_read import migrate  # noqa: PLC0415
+    from central.errors import WarehouseReadError  # noqa: PLC0415
+
+    path = tmp_path / "warehouse.db"
+    asyncio.run(migrate(None, path))
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO runs (gateway, run_number, site, seq, line, status, source, provisional, "
+        "description, shelf_life_adjust, payload) VALUES ('gw', 'R1', 's', 1, 'L1', 'running', "
+        "'erp', 0, '', 0, '{\"run_number\": 5}')"
+    )
+    db.commit()
+    db.close()
+    with WarehouseReader.open(str(path)) as reader, pytest.raises(WarehouseReadError) as caught:
+        reader.run_report("R1")
+    assert "R1" in str(caught.value)

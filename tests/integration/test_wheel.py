@@ -33,9 +33,13 @@ SHIPPED_FILES = {
     "gateway/share/systemd/lineside-gateway.service",
     "gateway/share/systemd/lineside-ingest.service",
     "gateway/share/systemd/lineside-tui.service",
+    "sync/ingest/migrations/versions/v0001_baseline.py",
+    "sync/ingest/migrations/versions/v0002_typed_facts.py",
+    "sync/ingest/migrations/versions/v0003_analytics.py",
 }
-"""What the wheel carries besides code: the demo and example configs, the config schema, the
-broker config and ACL, the systemd units (``[tool.setuptools.package-data]``)."""
+"""What the wheel carries besides the code's packages: the demo and example configs, the config
+schema, the broker config and ACL, the systemd units (``[tool.setuptools.package-data]``), and
+the warehouse's migrations, which Alembic reads as files."""
 
 DEMO_SECONDS = 60.0
 

@@ -110,7 +110,13 @@ class GatewayPlan:
     gateway: str
     site: str
     lines: tuple[LinePlan, ...]
+    after: tuple[LinePlan, ...] = ()
+    """Runs started once the first ones have ended (at :data:`AFTER_START`), for
+    :data:`AFTER_PACKS` packs: what the line raised before them is history to them."""
 
+
+AFTER_START = START + timedelta(seconds=RUN_HOURS * 3600 + 120)
+AFTER_PACKS = 200
 
 HULL = GatewayPlan(
     "hull-gw1",
@@ -118,6 +124,18 @@ HULL = GatewayPlan(
     (
         LinePlan(_run("R-100", "L1", (FIXED, CATCH), (SHARED_BATCH, "B-HULL-1")), ends=True),
         LinePlan(_run("R-101", "L2", (COD,), (SHARED_BATCH,)), ends=False),
+    ),
+    after=(
+        LinePlan(
+            dataclasses.replace(
+                _run("R-102", "L1", (FIXED,), ("B-HULL-2",)),
+                planned_start=AFTER_START,
+                planned_end=AFTER_START + timedelta(hours=1),
+                actual_start=AFTER_START,
+                updated=AFTER_START,
+            ),
+            ends=True,
+        ),
     ),
 )
 GRIMSBY = GatewayPlan(
@@ -152,7 +170,7 @@ class GatewayDay:
         )
         self.engine = RulesEngine(
             RulesSection(probes=probes),
-            RunIndex([p.run for p in plan.lines]),
+            RunIndex([p.run for p in (*plan.lines, *plan.after)]),
             self.clock,
             devices=devices,
             programs={f"cw-{ln}": {"1": p.run.products[0].plu, "2": p.run.products[-1].plu}
@@ -250,12 +268,19 @@ class GatewayDay:
         return RUN_HOURS * 3600 // PACK_EVERY_S // 2
 
     def play(self) -> None:
-        for p in self.plan.lines:
+        self._phase(self.plan.lines, RUN_HOURS * 3600 // PACK_EVERY_S)
+        self.advance(120)
+        if self.plan.after:
+            assert self.clock.wall_us() == to_us(AFTER_START)
+            self._phase(self.plan.after, AFTER_PACKS)
+            self.advance(60)
+
+    def _phase(self, plans: tuple[LinePlan, ...], packs: int) -> None:
+        for p in plans:
             self.version(p.run)
-        packs = RUN_HOURS * 3600 // PACK_EVERY_S
         for n in range(1, packs + 1):
             minute = (n * PACK_EVERY_S) // 60
-            for p in self.plan.lines:
+            for p in plans:
                 line = p.run.line
                 # The chiller door open 3 minutes in every 20: a HACCP breach each time.
                 self.feed(
@@ -276,7 +301,7 @@ class GatewayDay:
                         )
                     )  # fmt: skip
             self.advance(PACK_EVERY_S)
-        for p in self.plan.lines:
+        for p in plans:
             if p.ends:
                 ended = dataclasses.replace(
                     p.run,
@@ -284,7 +309,6 @@ class GatewayDay:
                     actual_end=datetime.fromtimestamp(self.clock.wall_us() / 1e6, UTC),
                 )
                 self.version(ended)
-        self.advance(120)
 
 
 async def write_store(plan: GatewayPlan, db_path: Path) -> None:
