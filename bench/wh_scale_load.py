@@ -308,6 +308,21 @@ WHERE r.shift = 0 AND r.packs > 0
 """
 
 
+_ALERTS_CURRENT = """
+INSERT INTO alerts_current (gateway, alert_id, seq, site, rule, subject, line, severity, state,
+    message, ts, ts_us, raised_at, active)
+-- Each alert's newest transition, as the ingest keeps it (sync/ingest/facts_sql.py).
+SELECT DISTINCT ON (a.gateway, a.alert_id) a.gateway, a.alert_id, a.seq, a.site, a.rule,
+    a.subject, a.line, a.severity, a.state, a.message, a.ts, a.ts_us,
+    (SELECT r.ts FROM alerts r WHERE r.gateway = a.gateway AND r.alert_id = a.alert_id
+        AND r.state = 'raised' ORDER BY r.seq DESC LIMIT 1),
+    NOT EXISTS (SELECT 1 FROM alerts c WHERE c.gateway = a.gateway
+        AND c.alert_id = a.alert_id AND c.state IN ('cleared', 'resolved'))
+FROM alerts a WHERE %(lo)s = %(hi)s
+ORDER BY a.gateway, a.alert_id, a.seq DESC
+"""
+
+
 def _connect(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
     conn = psycopg.connect(dsn, autocommit=True)
     # A load, not an ack: nothing is lost if the machine dies mid-way (it is reloaded).
@@ -395,6 +410,7 @@ def load(dsn: str, plan: Plan, log: Log) -> dict[str, float]:
     _bulk(dsn, plan, _DEVICE_EVENTS, other_base + 8 * len(plan.runs) + 10,
           _chunks(len(plan.runs), 1000), events, log, "runs' device events")  # fmt: skip
     _bulk(dsn, plan, _ALERTS, other_base + 2 * len(plan.runs) + 10, [(0, 0)], {}, log, "alerts")
+    _bulk(dsn, plan, _ALERTS_CURRENT, 0, [(0, 0)], {}, log, "alerts' current state")
     steps["temperatures_emark_events_alerts_s"] = time.perf_counter() - began
     began = time.perf_counter()
     with _connect(dsn) as conn:
@@ -416,6 +432,7 @@ TABLES = (
     "device_events",
     "emark_batches",
     "alerts",
+    "alerts_current",
     "runs",
     "run_products",
     "run_batch_codes",

@@ -91,7 +91,7 @@ def test_every_figure_is_produced_and_sane(smoke: tuple[dict[str, Any], str, str
     assert tables["runs"]["rows"] == results["plan"]["runs"]
     assert tables["device_events"]["rows"] > tables["runs"]["rows"]
     assert tables["emark_batches"]["rows"] > 0
-    assert tables["alerts"]["rows"] > 0
+    assert tables["alerts"]["rows"] == 2 * tables["alerts_current"]["rows"] > 0
     # Run versions came through the commit path: a records row each, and nothing else there.
     assert tables["records"]["rows"] == tables["run_versions"]["rows"] == 2 * tables["runs"]["rows"]
     assert set(results["operations"]) == OPERATIONS
@@ -118,7 +118,9 @@ def test_every_figure_is_produced_and_sane(smoke: tuple[dict[str, Any], str, str
 def test_every_statement_is_explained_and_checked(smoke: tuple[dict[str, Any], str, str]) -> None:
     results, markdown, _ = smoke
     for name, op in results["operations"].items():
-        assert len(op["explain"]) == op["statements"], name
+        # Every statement of the first item (a run's report may send more than another
+        # run's: one more per chunk of the alerts it copies).
+        assert 1 <= len(op["explain"]) <= op["statements"], name
         for explained in op["explain"]:
             assert explained["sql"].startswith("SELECT"), name
             assert explained["plan_text"], name
