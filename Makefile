@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean soak bench system-deps wheelhouse
+.PHONY: demo test lint typecheck unit venv clean soak bench bench-warehouse system-deps wheelhouse
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,3 +72,12 @@ soak: $(STAMP)
 ## written to bench/results/latest.{json,md}. E.g. make bench BENCH_ARGS="--only drain --keep"
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## The warehouse's read side at scale (not in CI; about 15 minutes and 20 GB of disk at the
+## default 10 million packs): a fresh PostgreSQL database on 127.0.0.1:5432 loaded through
+## the real migrations and commit path, then the reader's run report and traces timed beside
+## bare psycopg, with EXPLAIN checks; results in bench/results/warehouse-latest.{json,md}.
+## E.g. make bench-warehouse WAREHOUSE_BENCH_ARGS="--packs 1000000 --keep"
+WAREHOUSE_BENCH_ARGS ?= --packs 10000000
+bench-warehouse: $(STAMP)
+	$(BIN)/python -m bench.warehouse_scale $(WAREHOUSE_BENCH_ARGS)

@@ -36,6 +36,13 @@ def from_us(ts_us: int) -> datetime:
     return EPOCH + timedelta(microseconds=ts_us)
 
 
+SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC"
+"""Read-only, and in UTC: every timestamp is handed out in UTC (:func:`ts`), and psycopg
+gives a session in UTC its datetimes in ``datetime.UTC`` itself, where another zone's cost a
+zone conversion per value (a third of a batch trace's time at 10 million packs:
+docs/benchmarks.md). The views' SQL names UTC itself, so no figure depends on it."""
+
+
 class Db:
     """A read-only connection; ``rows`` runs one parameterised statement."""
 
@@ -51,7 +58,7 @@ class Db:
                     # jit off: the reader's queries are per-run index lookups whose estimated
                     # cost (one subplan per pack in pack_products) crosses jit_above_cost on a
                     # long run, and compiling then costs a second the lookup itself does not.
-                    options="-c default_transaction_read_only=on -c jit=off",
+                    options=SESSION_OPTIONS + " -c jit=off",
                 )
                 self._lite: sqlite3.Connection | None = None
             else:

@@ -233,13 +233,28 @@ INDEXES: Final = (("runs_run_number", "runs", "run_number"),)
 """A run asked for by its number alone (which gateways recorded it) is found by index."""
 
 
-def index_statements() -> list[str]:
-    """CREATE INDEX of the revision's indexes (the same in both databases)."""
-    return [f"CREATE INDEX {name} ON {table} ({column})" for name, table, column in INDEXES]
+PACK_PRODUCT_INDEX: Final = "device_events_pack_product_run"
+"""A run's ``pack_product`` events (packs whose product their label told later), found by the
+run number in their detail: the run report copies them (central/run_copy.py). Without it the
+copy read every later ``pack_product`` event of the gateway: a sequential scan of each month's
+partition for an old run once labels decide many products (bench/results/warehouse-latest.md)."""
+
+
+def index_statements(postgres: bool = True) -> list[str]:
+    """CREATE INDEX of the revision's indexes (the same in both databases; the run number of
+    a JSON detail is written in each database's own form, as the reader's query writes it)."""
+    run_number = "(detail ->> 'run_number')" if postgres else "json_extract(detail, '$.run_number')"
+    return [
+        *(f"CREATE INDEX {name} ON {table} ({column})" for name, table, column in INDEXES),
+        f"CREATE INDEX {PACK_PRODUCT_INDEX} ON device_events (gateway, {run_number}) "
+        "WHERE kind = 'pack_product'",
+    ]
 
 
 def drop_statements() -> list[str]:
     """Every view and index of the revision, dropped (the downgrade)."""
-    return [f"DROP VIEW IF EXISTS {view}" for view in reversed(VIEWS)] + [
-        f"DROP INDEX IF EXISTS {name}" for name, _table, _column in INDEXES
-    ]
+    return (
+        [f"DROP VIEW IF EXISTS {view}" for view in reversed(VIEWS)]
+        + [f"DROP INDEX IF EXISTS {name}" for name, _table, _column in INDEXES]
+        + [f"DROP INDEX IF EXISTS {PACK_PRODUCT_INDEX}"]
+    )

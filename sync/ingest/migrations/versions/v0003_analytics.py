@@ -24,7 +24,7 @@ depends_on: str | None = None
 def upgrade() -> None:
     bind = op.get_bind()
     postgres = bind.dialect.name == "postgresql"
-    for statement in index_statements():
+    for statement in index_statements(postgres):
         bind.exec_driver_sql(statement)
     for statement in view_statements(postgres):
         # psycopg reads % as a placeholder even without parameters: doubled, it is a literal.
