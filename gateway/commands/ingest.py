@@ -145,33 +145,17 @@ def _loopback(host: str) -> bool:
 
 
 def _cmd_ingest_token(args: argparse.Namespace) -> int:
-    from sync.ingest.auth import (  # noqa: PLC0415
-        TokenFileError,
-        hash_token,
-        new_token,
-        read_tokens,
-        write_tokens,
-    )
+    from gateway.commands.token_files import TokenFile  # noqa: PLC0415
 
-    try:
-        tokens = read_tokens(args.tokens)
-    except TokenFileError as exc:
-        raise CommandFailed(f"lineside ingest-token: {exc}") from None
+    tokens_file = TokenFile("lineside ingest-token", args.tokens, "the ingest")
     if args.action == "list":
-        for gateway in sorted(tokens):
-            print(f"{gateway}\t{tokens[gateway].scheme}")
+        tokens_file.list()
         return EXIT_OK
     gateway = args.gateway
     if args.action == "remove":
-        if tokens.pop(gateway, None) is None:
-            raise CommandFailed(f"lineside ingest-token: {gateway} has no token in {args.tokens}")
-        write_tokens(args.tokens, tokens)
-        print(f"{gateway}: token revoked (the ingest re-reads {args.tokens} within a second)")
+        tokens_file.revoke(gateway)
         return EXIT_OK
-    try:
-        token = new_token(gateway)
-    except ValueError as exc:
-        raise CommandFailed(f"lineside ingest-token: {exc}", EXIT_USAGE) from None
+    token, tokens = tokens_file.mint(gateway, args.scheme)
     if args.token_file is not None:
         # The gateway's copy: only its owner may read it; never overwritten silently.
         try:
@@ -182,8 +166,7 @@ def _cmd_ingest_token(args: argparse.Namespace) -> int:
             ) from None
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(token + "\n")
-    tokens[gateway] = hash_token(token, scheme=args.scheme)
-    write_tokens(args.tokens, tokens)
+    tokens_file.save(tokens)
     if args.token_file is None:
         print(token)
     else:

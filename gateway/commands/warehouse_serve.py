@@ -118,36 +118,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    from sync.ingest.auth import (  # noqa: PLC0415
-        TokenFileError,
-        hash_token,
-        new_token,
-        read_tokens,
-        write_tokens,
-    )
+    from gateway.commands.token_files import TokenFile  # noqa: PLC0415
 
-    try:
-        tokens = read_tokens(args.tokens)
-    except TokenFileError as exc:
-        raise CommandFailed(f"lineside warehouse token: {exc}") from None
+    tokens_file = TokenFile("lineside warehouse token", args.tokens, "the server", TOKENS_HEADER)
     if args.tokens_chore == "list":
-        for name in sorted(tokens):
-            print(f"{name}\t{tokens[name].scheme}")
-        return EXIT_OK
-    name = args.name
-    if args.tokens_chore == "remove":
-        if tokens.pop(name, None) is None:
-            raise CommandFailed(f"lineside warehouse token: {name} has no token in {args.tokens}")
-        write_tokens(args.tokens, tokens, header=TOKENS_HEADER)
-        print(f"{name}: token revoked (the server re-reads {args.tokens} within a second)")
-        return EXIT_OK
-    try:
-        token = new_token(name)
-    except ValueError as exc:
-        raise CommandFailed(f"lineside warehouse token: {exc}", EXIT_USAGE) from None
-    tokens[name] = hash_token(token, scheme=args.scheme)
-    write_tokens(args.tokens, tokens, header=TOKENS_HEADER)
-    print(token)  # once: only its hash is kept
+        tokens_file.list()
+    elif args.tokens_chore == "remove":
+        tokens_file.revoke(args.name)
+    else:
+        token, tokens = tokens_file.mint(args.name, args.scheme)
+        tokens_file.save(tokens)
+        print(token)  # once: only its hash is kept
     return EXIT_OK
 
 
