@@ -221,8 +221,9 @@ def fleet(db: Db, *, now: datetime) -> list[FleetRow]:
     names = dict(db.rows("SELECT site, name FROM sites"))
     start = now - timedelta(days=1)
     found = []
-    for gw, st, last_seen, last_seq, records in db.rows(
-        "SELECT gateway, site, last_seen, last_seq, records FROM gateways ORDER BY site, gateway"
+    for gw, st, last_seen, last_seq, records, backlog, backlog_at in db.rows(
+        "SELECT gateway, site, last_seen, last_seq, records, backlog, backlog_at FROM gateways"
+        " ORDER BY site, gateway"
     ):
         lag = db.rows(
             "SELECT ts, received_at FROM packs WHERE gateway = ? AND ts <= ? "
@@ -259,7 +260,8 @@ def fleet(db: Db, *, now: datetime) -> list[FleetRow]:
                 since_contact_s=(now - seen).total_seconds(),
                 last_seq=int(last_seq),
                 records=int(records),
-                backlog=None,
+                backlog=None if backlog is None else int(backlog),
+                backlog_at=None if backlog_at is None else conv.ts(backlog_at),
                 active_alerts=int(active),
                 raised_24h=load.raised,
                 per_10_min=load.per_10_min,

@@ -473,7 +473,10 @@ class FleetRow:
     records: int
     """Records stored."""
     backlog: int | None
-    """Records the gateway still holds unsent, when it reported it (None: unknown)."""
+    """Records the gateway still held unsent when it last reported it with a batch (None:
+    unknown, a gateway without ``[sync] report_backlog``)."""
+    backlog_at: datetime | None
+    """When the gateway counted that backlog, by its own clock."""
     active_alerts: int
     """Alerts active now."""
     raised_24h: int

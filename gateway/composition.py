@@ -196,7 +196,12 @@ async def restored_engine(
 
 async def restored_outbox(config: LinesideConfig, store: Store) -> Outbox:
     """The sync outbox, with the quarantine's alert raised again if records wait there."""
-    outbox = Outbox(store, gateway=config.gateway.id, site=config.gateway.site)
+    outbox = Outbox(
+        store,
+        gateway=config.gateway.id,
+        site=config.gateway.site,
+        report_backlog=config.sync.report_backlog,
+    )
     # Records in the sync quarantine wait for an operator whatever the restart: the alert
     # that says so is raised again now (the engine's restore cleared it).
     quarantined = await quarantine_alert_at_start(outbox)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gateway.core.errors import StoreError
@@ -42,6 +43,10 @@ SCAN_FACTOR = 8
 priority class from the head on, so a rare stream behind a huge backlog of another stream of
 the same class costs a bounded scan (it then goes in a smaller batch)."""
 
+BACKLOG_REFRESH_S = 1.0
+"""The outbox depth a batch reports is counted at most once in this many seconds: a
+``count(*)`` per batch would cost the drain most when the backlog is largest."""
+
 _WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 """``json.dumps`` with the wire options, made once (it sizes every record read)."""
 
@@ -54,10 +59,26 @@ def batch_seqs(batch: Batch) -> tuple[int, ...]:
 class Outbox(OutboxTable):
     """Batches of unsent records from the store's outbox, alerts first."""
 
-    def __init__(self, store: Store, *, gateway: str, site: str) -> None:
+    def __init__(
+        self, store: Store, *, gateway: str, site: str, report_backlog: bool = False
+    ) -> None:
         super().__init__(store)
         self.gateway = gateway
         self.site = site
+        self.report_backlog = report_backlog
+        """Whether batches carry the outbox depth (the ingest must know the fields)."""
+        self._backlog: tuple[float, int, int] | None = None
+        """(monotonic time counted, depth, wall clock µs then), reused for a second."""
+
+    async def backlog(self) -> tuple[int, int]:
+        """The outbox depth and the wall clock (µs) when it was counted, counted again only
+        when the last count is :data:`BACKLOG_REFRESH_S` old."""
+        now = self.store.clock.monotonic()
+        cached = self._backlog
+        if cached is None or now - cached[0] >= BACKLOG_REFRESH_S or now < cached[0]:
+            cached = (now, await self.depth(), self.store.clock.wall_us())
+            self._backlog = cached
+        return cached[1], cached[2]
 
     async def next_batch(
         self,
@@ -130,7 +151,12 @@ class Outbox(OutboxTable):
             await self.quarantine(seqs, reason)
         if not records:
             return None
-        return Batch(gateway=self.gateway, site=self.site, stream=stream, records=tuple(records))
+        batch = Batch(gateway=self.gateway, site=self.site, stream=stream, records=tuple(records))
+        if not self.report_backlog:
+            return batch
+        depth, at_us = await self.backlog()
+        # Counted before this cut at most a second ago: never fewer than this batch holds.
+        return replace(batch, backlog=max(depth, len(records)), backlog_at_us=at_us)
 
 
 def _all_if_they_fit(

@@ -20,7 +20,13 @@ zlib-compressed JSON (the same body is POSTed over HTTPS with ``Content-Encoding
 and ``Idempotency-Key: <batch_id>``)::
 
     {"v": 1, "gateway": "hull-gw1", "site": "hull", "batch_id": "hull-gw1:1001-1050",
-     "stream": "packs", "records": [{"seq": 1001, "data": {...}}, ...]}
+     "stream": "packs", "records": [{"seq": 1001, "data": {...}}, ...],
+     "backlog": 1200, "backlog_at_us": 1764921600000000}
+
+``backlog`` (records in the gateway's outbox when the batch was cut) and ``backlog_at_us``
+(the gateway's clock then) are optional and go together. An ingest older than them refuses
+unknown keys, so a gateway sends them only when ``[sync] report_backlog`` says its ingest
+knows them (docs/topics-and-payloads.md).
 
 An **ack** lists the sequence numbers the warehouse has committed (a record leaves the
 gateway's outbox only then), and those it refused::
@@ -124,6 +130,11 @@ class Batch:
     stream: str
     records: tuple[tuple[int, Mapping[str, Any]], ...]
     """(sequence number, record data) in sequence order."""
+    backlog: int | None = None
+    """Records in the gateway's outbox when the batch was cut (optional; not part of the
+    batch id: a resent batch carries the figure of its first encoding)."""
+    backlog_at_us: int | None = None
+    """The gateway's wall clock when ``backlog`` was counted (µs since the Unix epoch)."""
 
     @property
     def batch_id(self) -> str:
@@ -152,10 +163,20 @@ def encode_batch(batch: Batch) -> bytes:
         "stream": batch.stream,
         "records": [{"seq": seq, "data": dict(data)} for seq, data in batch.records],
     }
+    if batch.backlog is not None and batch.backlog_at_us is not None:
+        body["backlog"] = batch.backlog
+        body["backlog_at_us"] = batch.backlog_at_us
     return zlib.compress(json.dumps(body, allow_nan=False, separators=(",", ":")).encode())
 
 
-_BATCH_KEYS = frozenset({"v", "gateway", "site", "batch_id", "stream", "records"})
+_BATCH_KEYS = frozenset(
+    {"v", "gateway", "site", "batch_id", "stream", "records", "backlog", "backlog_at_us"}
+)
+BACKLOG_MAX = 2**63 - 1
+"""A backlog is a BIGINT in the warehouse: 0 ≤ backlog ≤ this."""
+BACKLOG_AT_MAX_US = 253_402_300_799_999_999
+"""``backlog_at_us`` is a time in µs since the epoch: 0 ≤ it ≤ this, 9999-12-31 23:59:59.999999
+UTC, the last instant a ``datetime`` (and so the warehouse's ``backlog_at``) holds."""
 _RECORD_KEYS = frozenset({"seq", "data"})
 _ACK_KEYS = frozenset({"v", "gateway", "batch_id", "committed", "conflicts"})
 _CONFLICT_KEYS = frozenset({"seq", "reason"})
@@ -206,10 +227,32 @@ def decode_batch(payload: bytes, *, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
         records.append((seq, data))
     if not records:
         raise ProtocolError("empty batch")
-    batch = Batch(gateway=gateway, site=site, stream=stream, records=tuple(records))
+    backlog, backlog_at_us = _backlog_fields(body)
+    batch = Batch(
+        gateway=gateway,
+        site=site,
+        stream=stream,
+        records=tuple(records),
+        backlog=backlog,
+        backlog_at_us=backlog_at_us,
+    )
     if body.get("batch_id") != batch.batch_id:
         raise ProtocolError("batch_id does not match the records")
     return batch
+
+
+def _backlog_fields(body: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The optional backlog of a batch: both fields or neither, integers in range."""
+    backlog, at_us = body.get("backlog"), body.get("backlog_at_us")
+    if backlog is None and at_us is None:
+        return None, None
+    if not isinstance(backlog, int) or not is_int(backlog) or not 0 <= backlog <= BACKLOG_MAX:
+        raise ProtocolError(f"malformed batch: backlog must be an integer ≥ 0, got {backlog!r:.40}")
+    if not isinstance(at_us, int) or not is_int(at_us) or not 0 <= at_us <= BACKLOG_AT_MAX_US:
+        raise ProtocolError(
+            f"malformed batch: backlog_at_us must be a time in µs, got {at_us!r:.40}"
+        )
+    return backlog, at_us
 
 
 def encode_ack(ack: Ack) -> bytes:

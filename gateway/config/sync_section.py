@@ -128,6 +128,10 @@ class SyncSection(StrictModel):
     """The MQTT uplink (also publishes the andon state); without it, no andon."""
     https: HttpsSync | None = None
     """The HTTPS uplink to the central ingest."""
+    report_backlog: bool = False
+    """Batches carry the outbox depth when they were cut (``backlog``, ``backlog_at_us``),
+    for the warehouse's fleet view. Only for an ingest that knows these fields: an older
+    one refuses a batch with keys it does not know (docs/topics-and-payloads.md)."""
 
     @model_validator(mode="after")
     def _one_record_path(self) -> Self:

@@ -258,6 +258,17 @@ class FactWriter:
             (gateway, site, max(inserted, default=-1), len(inserted)),
         )
 
+    def backlog(self, gateway: str, backlog: int, at: datetime) -> None:
+        """The gateway's outbox depth as a batch reports it, kept only when counted later
+        than the stored one: a resent or late batch never turns the figure back."""
+        d, m = self.dialect, self.dialect.mark
+        at_value = d.adapt(at)
+        self._execute(
+            f"UPDATE gateways SET backlog = {m}, backlog_at = {d.ts_param}"  # noqa: S608 (the dialect's SQL)
+            f" WHERE gateway = {m} AND (backlog_at IS NULL OR backlog_at < {d.ts_param})",
+            (backlog, at_value, gateway, at_value),
+        )
+
     def recount(self) -> None:
         """Sites and gateways derived from every stored record (the backfill's last step):
         the same values live ingest keeps, so running it again changes nothing."""

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sync.ingest.backfill import CHUNK_RECORDS, Backfill, BackfillSummary, Progress
-from sync.ingest.facts import Fact, FactError, build_fact
+from sync.ingest.facts import Fact, FactError, build_fact, timestamp
 from sync.ingest.facts_sql import FactWriter
 from sync.ingest.warehouse_records import (
     BIGINT_MAX,
@@ -154,6 +154,8 @@ class Warehouse(ABC):
             # The typed rows of the records this batch stored, in the same transaction.
             writer = self._fact_writer()
             writer.touch(batch.gateway, batch.site, sorted(inserted))
+            if batch.backlog is not None and batch.backlog_at_us is not None:
+                writer.backlog(batch.gateway, batch.backlog, timestamp(batch.backlog_at_us))
             writer.write([facts[seq] for seq in sorted(inserted)])
             outcome = classify(batch, prepared, inserted, stored)
             rows = [row for row in outcome.conflict_rows if 0 <= row[0].seq <= BIGINT_MAX]

@@ -93,7 +93,9 @@ class StandIn:
 
     def fleet(self, *, now: datetime) -> list[FleetRow]:
         self.asked.append(("fleet", {"now": now}))
-        return [FleetRow("gw1", "hull", None, T, 1.5, 3600.0, 10, 10, None, 1, 2, 0.1, 1, 0.0, 0)]
+        return [
+            FleetRow("gw1", "hull", None, T, 1.5, 3600.0, 10, 10, None, None, 1, 2, 0.1, 1, 0.0, 0)
+        ]
 
     def shelf_life(self, **kw: Any) -> list[Any]:
         self.asked.append(("shelf_life", kw))

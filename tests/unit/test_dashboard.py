@@ -130,7 +130,7 @@ def test_templates_escape_everything_from_the_warehouse() -> None:
         "gw<1>", "site&", None, "a1", "haccp_upper", HOSTILE, "critical", "raised", HOSTILE, T0, T0
     )
     site = SiteRow(HOSTILE, HOSTILE, T0, T0, 1, 1)
-    fleet = FleetRow("gw<1>", HOSTILE, None, T0, 1.0, 2.0, 10, 10, None, 1, 1, 0.1, 1, 0.0, 0)
+    fleet = FleetRow("gw<1>", HOSTILE, None, T0, 1.0, 2.0, 10, 10, None, None, 1, 1, 0.1, 1, 0.0, 0)
     page = Renderer().page(
         "fleet.html", title="Fleet", now=T0, sites=[site], fleet=[fleet], alerts=[alert]
     )
@@ -142,7 +142,7 @@ def test_templates_escape_everything_from_the_warehouse() -> None:
 
 
 def test_the_fleet_page_shows_a_clock_ahead_in_words() -> None:
-    ahead = FleetRow("gw1", "oslo", None, T0, 1.0, -90.0, 10, 10, None, 0, 0, 0.0, 0, 0.0, 0)
+    ahead = FleetRow("gw1", "oslo", None, T0, 1.0, -90.0, 10, 10, None, None, 0, 0, 0.0, 0, 0.0, 0)
     page = Renderer().page("fleet.html", title="Fleet", now=T0, sites=[], fleet=[ahead], alerts=[])
     assert 'data-figure="since_contact">clock ahead by 1 min 30 s<' in page
     assert "-1 min" not in page

@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 
+from sync.ingest.migrations import gateway_backlog_ddl
 from sync.ingest.migrations.analytics_ddl import VIEWS
 from sync.ingest.migrations.pack_products_ddl import VIEW, index_statement, view_statements
 from sync.ingest.migrations.typed_ddl import sqlite_statements
@@ -20,7 +21,12 @@ PAGE = (REPO / "docs" / "warehouse-analytics.md").read_text(encoding="utf-8")
 def _view_columns() -> dict[str, list[str]]:
     db = sqlite3.connect(":memory:")
     try:
-        statements = (*sqlite_statements(), index_statement(False), *view_statements(False))
+        statements = (
+            *sqlite_statements(),
+            index_statement(False),
+            *view_statements(False),
+            *gateway_backlog_ddl.upgrade_statements(postgres=False),
+        )
         for statement in statements:
             db.execute(statement)
         return {v: [r[1] for r in db.execute(f"PRAGMA table_info({v})")] for v in (VIEW, *VIEWS)}

@@ -9,6 +9,7 @@ import re
 import sqlite3
 
 from gateway.core.records import RecordFlag
+from sync.ingest.migrations import gateway_backlog_ddl
 from sync.ingest.migrations.baseline_ddl import SQLITE_BASELINE
 from sync.ingest.migrations.typed_ddl import SQLITE_TYPES, TABLES, sqlite_statements
 from tests.support.paths import REPO
@@ -28,7 +29,8 @@ def _documented() -> dict[str, list[tuple[str, str, bool, str]]]:
 
 def _sqlite_tables() -> dict[str, list[tuple[str, str]]]:
     with contextlib.closing(sqlite3.connect(":memory:")) as db:
-        for statement in (*SQLITE_BASELINE, *sqlite_statements()):
+        later = gateway_backlog_ddl.upgrade_statements(postgres=False)
+        for statement in (*SQLITE_BASELINE, *sqlite_statements(), *later):
             db.execute(statement)
         names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {
@@ -53,6 +55,9 @@ def test_the_typed_tables_document_their_postgresql_types() -> None:
             name, _, rest = column.partition(" ")
             pg = rest.removesuffix(" NULL")
             expected.append((name, pg, rest.endswith(" NULL"), SQLITE_TYPES[pg]))
+        if table.name == "gateways":
+            # Added by revision 0005_gateway_backlog, nullable.
+            expected += [(c, pg, True, lite) for c, pg, lite in gateway_backlog_ddl.COLUMNS]
         assert documented[table.name] == expected, table.name
 
 

@@ -28,8 +28,14 @@ def _names(table: str) -> list[str]:
 def test_the_revisions_chain_from_the_baseline_to_the_head() -> None:
     script = script_directory()
     chain = [r.revision for r in script.walk_revisions("base", "heads")]
-    assert chain == ["0004_pack_products", "0003_analytics", "0002_typed_facts", "0001_baseline"]
-    assert head_revision() == "0004_pack_products"
+    assert chain == [
+        "0005_gateway_backlog",
+        "0004_pack_products",
+        "0003_analytics",
+        "0002_typed_facts",
+        "0001_baseline",
+    ]
+    assert head_revision() == "0005_gateway_backlog"
 
 
 def test_the_fact_writers_fill_the_tables_the_migration_makes() -> None:
