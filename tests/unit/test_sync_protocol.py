@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import zlib
 
@@ -11,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.protocol import (
+    BACKLOG_AT_MAX_US,
+    BACKLOG_MAX,
     MAX_BATCH_BYTES,
     Ack,
     Batch,
@@ -111,3 +114,59 @@ def test_decoding_arbitrary_bytes_only_ever_raises_protocol_error(payload: bytes
 def test_seq_ranges() -> None:
     assert seq_ranges([5, 1, 2, 3, 7, 8, 3]) == [(1, 3), (5, 5), (7, 8)]
     assert seq_ranges([]) == []
+
+
+BACKLOG_AT = 1_764_921_600_000_000
+
+
+def _body(**extra: object) -> bytes:
+    body = json.loads(zlib.decompress(encode_batch(BATCH)))
+    body.update(extra)
+    return zlib.compress(json.dumps(body).encode())
+
+
+def test_a_batch_with_its_backlog_round_trips_with_the_same_id() -> None:
+    reported = dataclasses.replace(BATCH, backlog=1200, backlog_at_us=BACKLOG_AT)
+    decoded = decode_batch(encode_batch(reported))
+    assert decoded == reported
+    assert (decoded.backlog, decoded.backlog_at_us) == (1200, BACKLOG_AT)
+    assert decoded.batch_id == BATCH.batch_id
+    body = json.loads(zlib.decompress(encode_batch(reported)))
+    assert (body["backlog"], body["backlog_at_us"]) == (1200, BACKLOG_AT)
+    assert body["records"] == json.loads(zlib.decompress(encode_batch(BATCH)))["records"]
+
+
+def test_a_batch_without_a_backlog_has_neither_field() -> None:
+    body = json.loads(zlib.decompress(encode_batch(BATCH)))
+    assert "backlog" not in body
+    assert "backlog_at_us" not in body
+    decoded = decode_batch(encode_batch(BATCH))
+    assert (decoded.backlog, decoded.backlog_at_us) == (None, None)
+
+
+def test_the_backlog_bounds_are_accepted() -> None:
+    low = decode_batch(_body(backlog=0, backlog_at_us=0))
+    assert (low.backlog, low.backlog_at_us) == (0, 0)
+    high = decode_batch(_body(backlog=BACKLOG_MAX, backlog_at_us=BACKLOG_AT_MAX_US))
+    assert (high.backlog, high.backlog_at_us) == (BACKLOG_MAX, BACKLOG_AT_MAX_US)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"backlog": -1, "backlog_at_us": BACKLOG_AT},
+        {"backlog": BACKLOG_MAX + 1, "backlog_at_us": BACKLOG_AT},
+        {"backlog": 3.5, "backlog_at_us": BACKLOG_AT},
+        {"backlog": "12", "backlog_at_us": BACKLOG_AT},
+        {"backlog": True, "backlog_at_us": BACKLOG_AT},
+        {"backlog": 12, "backlog_at_us": -1},
+        {"backlog": 12, "backlog_at_us": BACKLOG_AT_MAX_US + 1},
+        {"backlog": 12, "backlog_at_us": 1.5e15},
+        {"backlog": 12},
+        {"backlog_at_us": BACKLOG_AT},
+        {"backlog": None, "backlog_at_us": BACKLOG_AT},
+    ],
+)
+def test_a_malformed_backlog_refuses_the_batch(fields: dict[str, object]) -> None:
+    with pytest.raises(ProtocolError, match="backlog"):
+        decode_batch(_body(**fields))
