@@ -119,18 +119,18 @@ async def test_the_warehouse_holds_the_backlog_a_batch_was_cut_with(
             await ingest_task
 
     assert len(outbox.cuts) >= WAITING // 50
-    backlogs = [backlog for backlog, _, _ in outbox.cuts]
     # Each batch reports the depth the outbox had when it was cut, never 0 while draining.
     assert all(backlog == depth for backlog, _, depth in outbox.cuts), outbox.cuts
+    backlogs = [depth for _, _, depth in outbox.cuts]
     assert backlogs[0] == WAITING
     assert all(b > 0 for b in backlogs)
     assert backlogs == sorted(backlogs, reverse=True)
-    last_backlog, last_at, _ = outbox.cuts[-1]
+    _, last_at, last_backlog = outbox.cuts[-1]
     assert last_at is not None
     assert last_at == max(at for _, at, _ in outbox.cuts if at is not None)
     # The warehouse keeps the one counted last: true when that batch was cut.
     assert _gateway_row(target) == (last_backlog, _at(last_at))
-    assert 0 < last_backlog <= backlogs[0]  # type: ignore[operator]
+    assert 0 < last_backlog <= backlogs[0]
     with WarehouseReader.open(target) as reader:
         [row] = reader.fleet(now=NOW)
     assert (row.backlog, row.backlog_at) == (last_backlog, _at(last_at))
