@@ -132,8 +132,8 @@ async def build(
     outbox = await restored_outbox(config, store)
     shedding = ShedLedger()
     board = build_andon(config, engine, clock)
-    mqtt = build_uplink(config, store, board) if board is not None else None
-    https = build_https_uplink(config, store)
+    mqtt = build_uplink(config, store, board, outbox) if board is not None else None
+    https = build_https_uplink(config, store, outbox)
     status = GatewayStatus(
         config,
         store=store,

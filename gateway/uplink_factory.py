@@ -18,6 +18,7 @@ from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
 from sync.https_uplink import HttpsUplink
 from sync.mqtt_uplink import MqttUplink
+from sync.outbox import Outbox
 
 
 class AndonBoard:
@@ -42,8 +43,11 @@ class AndonBoard:
             self.show(record.line)
 
 
-def build_uplink(config: LinesideConfig, store: Store, board: AndonBoard) -> MqttUplink | None:
-    """The MQTT uplink when ``[sync.mqtt]`` is configured, publishing ``board``."""
+def build_uplink(
+    config: LinesideConfig, store: Store, board: AndonBoard, outbox: Outbox | None = None
+) -> MqttUplink | None:
+    """The MQTT uplink when ``[sync.mqtt]`` is configured, publishing ``board``, sending
+    ``outbox`` (the gateway's one, which knows whether batches report the backlog)."""
     settings = config.sync.mqtt
     if settings is None:
         return None
@@ -68,6 +72,7 @@ def build_uplink(config: LinesideConfig, store: Store, board: AndonBoard) -> Mqt
         max_records=settings.batch_records,
         max_bytes=settings.batch_bytes,
         window=settings.window,
+        outbox=outbox,
         ack_key=settings.ack_key.get_secret_value().encode() if settings.ack_key else None,
     )
 
@@ -80,8 +85,10 @@ def build_andon(config: LinesideConfig, engine: RulesEngine, clock: Clock) -> An
     return AndonBoard(andon, engine, [line.id for line in config.lines])
 
 
-def build_https_uplink(config: LinesideConfig, store: Store) -> HttpsUplink | None:
-    """The HTTPS uplink when ``[sync.https]`` is configured."""
+def build_https_uplink(
+    config: LinesideConfig, store: Store, outbox: Outbox | None = None
+) -> HttpsUplink | None:
+    """The HTTPS uplink when ``[sync.https]`` is configured, sending ``outbox``."""
     settings = config.sync.https
     if settings is None:
         return None
@@ -99,4 +106,5 @@ def build_https_uplink(config: LinesideConfig, store: Store) -> HttpsUplink | No
         max_records=settings.batch_records,
         max_bytes=settings.batch_bytes,
         timeout_s=settings.timeout_s,
+        outbox=outbox,
     )

@@ -17,13 +17,18 @@ import psycopg
 import pytest
 
 from central.reader import WarehouseReader
+from gateway.config import load_config
 from gateway.core.clock import ManualClock
+from gateway.core.records import PackEvent
+from gateway.service import run_gateway
 from gateway.store import Store
 from sync.ingest import IngestService, IngestSettings
 from sync.ingest.migrations.typed_ddl import TABLES
 from sync.ingest.warehouse import PostgresWarehouse, SqliteWarehouse, Warehouse
 from sync.outbox import BACKLOG_REFRESH_S, Outbox, batch_seqs
 from sync.protocol import Batch
+from tests.support.configs import minimal_config_text
+from tests.support.gateway_tokens import token_for, tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.pg_database import fresh_database
 from tests.support.uplink_harness import GW, SITE, commit, pack, running_store, running_uplink
@@ -243,3 +248,61 @@ async def test_the_outbox_counts_its_depth_at_most_once_a_second(tmp_path: Path)
         third = await outbox.next_batch(50, 1_000_000)
         assert third is not None
         assert (third.backlog, third.backlog_at_us) == (20, clock.wall_us())
+
+
+async def test_a_gateway_with_report_backlog_reports_it_over_https(tmp_path: Path) -> None:
+    warehouse_path = tmp_path / "warehouse.db"
+    ingest = IngestService(
+        IngestSettings(
+            mqtt_enabled=False,
+            http_port=0,
+            sqlite_path=warehouse_path,
+            gateway_tokens=tokens("gw-test"),
+        )
+    )
+    ingest_task = asyncio.create_task(ingest.run())
+    token_path = tmp_path / "ingest-token"
+    token_path.write_text(token_for("gw-test") + "\n")
+    config_path = tmp_path / "gw.toml"
+    stop = asyncio.Event()
+    gateway: asyncio.Task[object] | None = None
+    try:
+        await asyncio.wait_for(ingest.ready.wait(), 15)
+        config_path.write_text(
+            minimal_config_text(tmp_path / "gw.db", commit_interval_ms=20)
+            + "[sync]\nreport_backlog = true\n"
+            + f'[sync.https]\nurl = "http://127.0.0.1:{ingest.http_port}/v1/ingest"\n'
+            + f'token = {{ file = "{token_path}" }}\nbatch_records = 20\n'
+        )
+        started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        gateway = asyncio.create_task(
+            run_gateway(load_config(config_path), stop=stop, on_ready=started.set_result)
+        )
+        store = await asyncio.wait_for(started, 15)
+        await asyncio.gather(
+            *(
+                store.submit(PackEvent(ts_us=2_000_000 + i, line="L1", device="cw1", net_g=241.0))
+                for i in range(100)
+            )
+        )
+
+        async def drained() -> bool:
+            rows = await store.fetchall("SELECT count(*) FROM outbox")
+            return int(rows[0][0]) == 0
+
+        await wait_for(drained, 30, "the outbox drained")
+    finally:
+        stop.set()
+        if gateway is not None:
+            await asyncio.wait_for(gateway, 15)
+        ingest_task.cancel()
+        await asyncio.gather(ingest_task, return_exceptions=True)
+    with contextlib.closing(sqlite3.connect(warehouse_path)) as db:
+        [(backlog, backlog_at)] = db.execute(
+            "SELECT backlog, backlog_at FROM gateways WHERE gateway = 'gw-test'"
+        ).fetchall()
+    # Every batch reports at least its own records; the figure kept is a count the gateway
+    # made of its outbox, never more than all it ever held.
+    assert isinstance(backlog, int)
+    assert 0 < backlog <= 100 + 20  # the packs, and the gateway's own records at start
+    assert datetime.fromisoformat(backlog_at).tzinfo is not None
