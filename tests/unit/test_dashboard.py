@@ -148,6 +148,16 @@ def test_the_fleet_page_shows_a_clock_ahead_in_words() -> None:
     assert "-1 min" not in page
 
 
+def test_the_fleet_page_shows_a_reported_backlog_as_a_number() -> None:
+    known = FleetRow("gw1", "oslo", None, T0, 1.0, 2.0, 10, 10, 12345, T0, 0, 0, 0.0, 0, 0.0, 0)
+    unknown = dataclasses.replace(known, gateway="gw2", backlog=None, backlog_at=None)
+    page = Renderer().page(
+        "fleet.html", title="Fleet", now=T0, sites=[], fleet=[known, unknown], alerts=[]
+    )
+    assert 'data-figure="backlog">12,345<' in page
+    assert f'data-figure="backlog">{fmt.DASH}<' in page
+
+
 @pytest.mark.parametrize(
     ("detail", "found"),
     [
