@@ -28,7 +28,7 @@ from gateway.core.errors import StoreError
 from gateway.core.records import AlertRecord, Severity
 from gateway.store import Store
 from gateway.store.outbox import STREAM_COLUMNS, OutboxTable, Span
-from sync.protocol import MAX_BATCH_BYTES, Batch, seq_ranges
+from sync.protocol import BACKLOG_AT_MAX_US, MAX_BATCH_BYTES, Batch, seq_ranges
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,8 @@ class Outbox(OutboxTable):
         if not self.report_backlog:
             return batch
         depth, at_us = await self.backlog()
+        if not 0 <= at_us <= BACKLOG_AT_MAX_US:
+            return batch  # a clock the protocol cannot carry: the records go, the figure not
         # Counted before this cut at most a second ago: never fewer than this batch holds.
         return replace(batch, backlog=max(depth, len(records)), backlog_at_us=at_us)
 

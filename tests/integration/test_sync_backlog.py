@@ -306,3 +306,16 @@ async def test_a_gateway_with_report_backlog_reports_it_over_https(tmp_path: Pat
     assert isinstance(backlog, int)
     assert 0 < backlog <= 100 + 20  # the packs, and the gateway's own records at start
     assert datetime.fromisoformat(backlog_at).tzinfo is not None
+
+
+async def test_a_clock_the_protocol_cannot_carry_sends_the_records_without_the_figure(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(wall_us=-SECOND)  # before 1970: a gateway whose clock was never set
+    async with running_store(tmp_path, clock) as store:
+        await commit(store, [pack(i) for i in range(3)])
+        outbox = Outbox(store, gateway=GW, site=SITE, report_backlog=True)
+        batch = await outbox.next_batch(50, 1_000_000)
+    assert batch is not None
+    assert len(batch.records) == 3
+    assert (batch.backlog, batch.backlog_at_us) == (None, None)
