@@ -26,10 +26,11 @@ wheelhouse: $(WHEELHOUSE)/.complete
 
 ## Debian packages the tests run as real peers or tools: mosquitto (the broker),
 ## systemd-analyze (unit checks), unshare/nsenter (the full-disk test's mount namespace),
-## chromium + chromedriver (the dashboard's browser tests, driven by Selenium).
+## chromium + chromedriver (the dashboard's browser tests, driven by Selenium), haproxy (the
+## load balancer in front of several HTTPS ingest instances in the fleet test).
 ## Installed only when missing (as root, with apt-get).
 SYSTEM_TOOLS := mosquitto:mosquitto systemd-analyze:systemd unshare:util-linux nsenter:util-linux \
-	chromium:chromium chromedriver:chromium-driver
+	chromium:chromium chromedriver:chromium-driver haproxy:haproxy
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$pkg"; done; \
