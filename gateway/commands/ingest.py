@@ -132,6 +132,8 @@ def _optional_settings(args: argparse.Namespace) -> dict[str, Any]:
         options["max_message_bytes"] = args.max_message_bytes
     if args.share_group is not None:
         options["share_group"] = args.share_group
+    if args.db_pool_size is not None:
+        options["db_pool_size"] = args.db_pool_size
     return options
 
 
@@ -250,6 +252,13 @@ def add_ingest(commands: SubCommands) -> None:
         "--postgres-dsn-env",
         metavar="VAR",
         help="environment variable holding the PostgreSQL DSN (default: a SQLite file)",
+    )
+    ingest.add_argument(
+        "--db-pool-size",
+        type=int,
+        metavar="N",
+        help="PostgreSQL connections of this instance, 1-32 (default 4): as many batches "
+        "commit at once",
     )
     ingest.add_argument(
         "--sqlite",

@@ -11,6 +11,8 @@ from sync.ingest.ack_keys import AckKeys
 from sync.ingest.auth import TokenFile
 from sync.protocol import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SHARE_GROUP_PATTERN
 
+DB_POOL_SIZE_MAX = 32
+
 
 def default_client_id() -> str:
     """``lineside-ingest-<host name>``: unique per machine, the same across restarts.
@@ -75,6 +77,9 @@ class IngestSettings:
     postgres_dsn: str | None = field(default=None, repr=False)
     """When set, the warehouse is PostgreSQL; otherwise the SQLite file ``sqlite_path``."""
     sqlite_path: Path = Path("var/ingest.db")
+    db_pool_size: int = 4
+    """PostgreSQL connections of this instance (1..32): as many batches commit at once.
+    The embedded SQLite warehouse always commits one at a time."""
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -105,6 +110,8 @@ class IngestSettings:
 
     def _check_scale_out(self) -> None:
         """The settings that let several instances share the load."""
+        if not 1 <= self.db_pool_size <= DB_POOL_SIZE_MAX:
+            raise ValueError(f"db_pool_size must be in 1..{DB_POOL_SIZE_MAX}")
         if self.share_group is not None and not SHARE_GROUP_PATTERN.fullmatch(self.share_group):
             raise ValueError(
                 f"share_group {self.share_group!r}: use 1 to 64 of A-Z a-z 0-9 _ - (no /, + or #)"
