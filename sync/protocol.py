@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,22 @@ def ack_topic(site: str, gateway: str) -> str:
 
 DATA_SUBSCRIPTION = f"{PREFIX}/+/gateways/+/data/+"
 """What the central ingest subscribes to."""
+SHARE_GROUP_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""A share group's name: no ``/``, ``+`` or ``#`` (MQTT 5 §4.8.2), bounded."""
+
+
+def shared_subscription(group: str) -> str:
+    """:data:`DATA_SUBSCRIPTION` shared by every ingest instance of ``group`` (MQTT 5 §4.8.2).
+
+    The broker hands each batch to one member of the group; the message it delivers keeps
+    its original topic (never the ``$share/...`` filter), so the topic still names the
+    gateway the broker's ACL let publish there.
+    """
+    if SHARE_GROUP_PATTERN.fullmatch(group) is None:
+        raise ValueError(f"share group {group!r}: use 1 to 64 of A-Z a-z 0-9 _ -")
+    return f"$share/{group}/{DATA_SUBSCRIPTION}"
+
+
 ANDON_SUBSCRIPTION = f"{PREFIX}/+/gateways/+/andon/+"
 """What an andon board subscribes to (every line of every gateway; narrow it to a site)."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.commands.common import (
+    EXIT_CONFIG,
     EXIT_OK,
     EXIT_USAGE,
     CommandFailed,
@@ -35,6 +36,7 @@ def _read_secret_file(path: Path, what: str) -> str:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging  # noqa: PLC0415
     from sync.ingest import run_ingest  # noqa: PLC0415
+    from sync.ingest.mqtt_consumer import IngestSessionTakenOver  # noqa: PLC0415
     from sync.ingest.warehouse import WarehouseError  # noqa: PLC0415
 
     configure_logging(level=args.log_level)
@@ -48,6 +50,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_ingest(settings))
+    except IngestSessionTakenOver as exc:
+        # Two instances with one client id: a restart would only steal the session back
+        # (exit 3: the unit's RestartPreventExitStatus, fix the config first).
+        raise CommandFailed(f"lineside ingest: {exc}", EXIT_CONFIG) from None
     except WarehouseError as exc:
         # e.g. a warehouse upgraded by a newer release: refused, said in one line.
         raise CommandFailed(f"lineside ingest: {exc}") from None
@@ -124,6 +130,10 @@ def _optional_settings(args: argparse.Namespace) -> dict[str, Any]:
         options["client_id"] = args.client_id
     if args.max_message_bytes is not None:
         options["max_message_bytes"] = args.max_message_bytes
+    if args.share_group is not None:
+        options["share_group"] = args.share_group
+    if args.db_pool_size is not None:
+        options["db_pool_size"] = args.db_pool_size
     return options
 
 
@@ -186,6 +196,13 @@ def add_ingest(commands: SubCommands) -> None:
         help="MQTT client id (default lineside-ingest-<host name>: stable across restarts, "
         "so the broker keeps the ingest's session; give each instance on one host its own)",
     )
+    ingest.add_argument(
+        "--share-group",
+        metavar="NAME",
+        help="consume through the shared subscription $share/NAME/... with the other "
+        "instances of NAME (1-64 of A-Z a-z 0-9 _ -): the broker gives each batch to one; "
+        "each instance needs its own --client-id (and broker user)",
+    )
     ingest.add_argument("--mqtt-username", help="the ingest's broker user name")
     ingest.add_argument(
         "--mqtt-password-file",
@@ -235,6 +252,13 @@ def add_ingest(commands: SubCommands) -> None:
         "--postgres-dsn-env",
         metavar="VAR",
         help="environment variable holding the PostgreSQL DSN (default: a SQLite file)",
+    )
+    ingest.add_argument(
+        "--db-pool-size",
+        type=int,
+        metavar="N",
+        help="PostgreSQL connections of this instance, 1-32 (default 4): as many batches "
+        "commit at once",
     )
     ingest.add_argument(
         "--sqlite",

@@ -8,11 +8,18 @@ month outside :data:`FIRST_YEAR`..:data:`LAST_YEAR` (a gateway clock far off) go
 default partition, which therefore never holds a row of a month that has a partition.
 The partitions known are cached (loaded at open, added after COMMIT), so a batch of
 known months costs one set difference.
+
+Several threads (and several ingest instances) make partitions at once: each transaction
+takes an advisory transaction lock before ``CREATE TABLE IF NOT EXISTS``, so one makes a
+month and the others, once it committed, find it there. The partitions a transaction made
+are its own (per thread) until it committed; only then does the shared cache learn them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -62,12 +69,35 @@ def _bounds(month: Month) -> tuple[str, str]:
 
 
 class Partitions:
-    """The monthly partitions: which exist, and making the missing ones."""
+    """The monthly partitions: which exist, and making the missing ones. Safe to use from
+    several threads, each running one transaction at a time (:meth:`transaction`)."""
 
     def __init__(self, execute: Callable[[str, Sequence[object]], Any]) -> None:
         self._execute = execute
-        self.known: set[str] = set()
-        self._pending: set[str] = set()
+        self.known: frozenset[str] = frozenset()
+        """The partitions known to exist (committed); replaced whole, never mutated."""
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def _pending(self) -> set[str]:
+        """The partitions this thread's transaction made, not committed yet."""
+        pending: set[str] | None = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = set()
+        return pending
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Around one transaction (outside its COMMIT): the partitions it made become
+        known if it committed, and are forgotten if it did not."""
+        self._pending.clear()
+        try:
+            yield
+        except BaseException:
+            self.rolled_back()
+            raise
+        self.committed()
 
     def load(self) -> None:
         """Read the existing partitions (at open)."""
@@ -77,7 +107,8 @@ class Partitions:
             " WHERE p.relname = ANY(%s) AND p.relnamespace = to_regnamespace(current_schema())",
             (sorted(PARTITIONED_FACTS),),
         ).fetchall()
-        self.known = {str(row[0]) for row in rows}
+        with self._lock:
+            self.known = frozenset(str(row[0]) for row in rows)
 
     def ensure(self, wanted: Iterable[tuple[str, Month]]) -> None:
         """Make the partitions of ``(table, month)`` not known yet (in the transaction)."""
@@ -117,8 +148,11 @@ class Partitions:
 
     def committed(self) -> None:
         """The transaction that made the pending partitions committed."""
-        self.known |= self._pending
-        self._pending.clear()
+        pending = self._pending
+        if pending:
+            with self._lock:
+                self.known = self.known | pending
+            pending.clear()
 
     def rolled_back(self) -> None:
         self._pending.clear()

@@ -33,8 +33,19 @@ broker without the shipped ACL cannot be used to forge acks. A gateway without a
 file gets unsigned acks (logged once per gateway).
 
 **Session takeover.** A DISCONNECT with reason code 0x8E "Session taken over" means another
-client connected with the ingest's client id; it is logged as such (an error), not as an
-ordinary lost connection.
+client connected with the ingest's client id. Reconnecting would take the session back, and
+the other one would do the same: two instances stealing one session forever. So the consumer
+logs an error naming the client id, does not reconnect, and :meth:`MqttConsumer.run` raises
+:class:`IngestSessionTakenOver` (``lineside ingest`` exits 3, which its systemd unit does not
+restart: docs/operations.md). A restarted instance taking over its own dead session is normal:
+the new connection is the one that stays, the old holder is the one told.
+
+**Shared subscriptions.** With ``share_group`` the consumer subscribes to
+``$share/<group>/lineside/v1/+/gateways/+/data/+`` (:func:`sync.protocol.shared_subscription`),
+and the broker hands each batch to one instance of the group. A delivered message keeps its
+original topic, so :func:`topic_ids` and the topic check below are unchanged. Any instance
+may acknowledge any gateway's batch (the ack keys file is the same on every instance); a
+batch redelivered to another instance after a crash lands there as a duplicate.
 
 So a crash, kill or cancellation anywhere before the commit leaves the message unacknowledged
 in the broker's session, and the broker redelivers it (DUP) when the ingest reconnects. A crash
@@ -72,6 +83,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.core.backoff import Backoff
+from gateway.core.errors import SyncError
 from sync.ingest.settings import IngestSettings
 from sync.ingest.warehouse import (
     Warehouse,
@@ -90,10 +102,16 @@ from sync.protocol import (
     ProtocolError,
     ack_topic,
     encode_ack,
+    shared_subscription,
     sign_ack,
 )
 
 logger = logging.getLogger(__name__)
+
+
+class IngestSessionTakenOver(SyncError):
+    """Another client connected to the broker with this ingest's client id (DISCONNECT
+    0x8E): the consumer stops instead of taking the session back."""
 
 
 @dataclass(slots=True)
@@ -173,6 +191,13 @@ class MqttConsumer:
             initial=settings.reconnect_initial_s, maximum=settings.reconnect_max_s
         )
         self._unsigned_warned: set[str] = set()
+        self.subscription = (
+            DATA_SUBSCRIPTION
+            if settings.share_group is None
+            else shared_subscription(settings.share_group)
+        )
+        """The topic filter the consumer subscribes to (shared with its group, if any)."""
+        self._taken_over: asyncio.Event | None = None
         self._client = self._make_client()
 
     @property
@@ -261,7 +286,7 @@ class MqttConsumer:
             flags.session_present,
         )
         # Also on a resumed session: harmless, and repairs a session the broker lost.
-        client.subscribe(DATA_SUBSCRIPTION, qos=1)
+        client.subscribe(self.subscription, qos=1)
 
     def _on_subscribe(
         self,
@@ -272,10 +297,10 @@ class MqttConsumer:
         properties: Properties | None,
     ) -> None:
         if any(code.is_failure for code in reason_codes):
-            logger.error("subscription to %s refused: %s", DATA_SUBSCRIPTION, reason_codes)
+            logger.error("subscription to %s refused: %s", self.subscription, reason_codes)
             return
         if any(code.value == 0 for code in reason_codes):
-            logger.warning("the broker granted only QoS 0 for %s", DATA_SUBSCRIPTION)
+            logger.warning("the broker granted only QoS 0 for %s", self.subscription)
         self._to_loop(self.subscribed.set)
 
     def _on_disconnect(
@@ -291,17 +316,22 @@ class MqttConsumer:
         if self._stopping:
             logger.info("disconnected from MQTT (the session stays at the broker)")
             return
+        if reason_code.value == SESSION_TAKEN_OVER:
+            # Not reconnecting: taking the session back would make the other instance do
+            # the same, forever. disconnect() ends paho's reconnect loop.
+            self._stopping = True
+            self.stats.sessions_taken_over += 1
+            client.disconnect()
+            logger.error(
+                "session taken over: another ingest connected with the same client id (%s); "
+                "give each instance its own --client-id. This ingest stops.",
+                self.settings.client_id,
+            )
+            if self._taken_over is not None:
+                self._to_loop(self._taken_over.set)
+            return
         delay = self._backoff.next_delay()
         self._set_reconnect_delay(client, delay)
-        if reason_code.value == SESSION_TAKEN_OVER:
-            self.stats.sessions_taken_over += 1
-            logger.error(
-                "session taken over by another client with our client id (%s); "
-                "reconnecting in %.2f s",
-                self.settings.client_id,
-                delay,
-            )
-            return
         logger.warning("MQTT connection lost (%s); reconnecting in %.2f s", reason_code, delay)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -349,16 +379,30 @@ class MqttConsumer:
             clean_start=False,
             properties=self._connect_properties(),
         )
+        self._taken_over = asyncio.Event()
         self._client.loop_start()
         try:
-            while True:
-                item = await self._queue.get()
-                await self._handle(item)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._consume(), name="ingest-mqtt-consume")
+                await self._taken_over.wait()
+                raise IngestSessionTakenOver(
+                    f"another ingest connected with the same client id "
+                    f"({self.settings.client_id}); give each instance its own --client-id"
+                )
+        except ExceptionGroup as failures:
+            if len(failures.exceptions) == 1:
+                raise failures.exceptions[0] from None
+            raise
         finally:
             self._connected = False
             self.subscribed.clear()
             # Unacknowledged messages stay in the broker's session for the next start.
             await asyncio.to_thread(self._stop_client)
+
+    async def _consume(self) -> None:
+        while True:
+            item = await self._queue.get()
+            await self._handle(item)
 
     def _stop_client(self) -> None:
         self._stopping = True

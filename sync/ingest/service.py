@@ -38,7 +38,9 @@ class IngestService:
         self.settings = settings
         self._owns_warehouse = warehouse is None
         self.warehouse = warehouse or create_warehouse(
-            postgres_dsn=settings.postgres_dsn, sqlite_path=settings.sqlite_path
+            postgres_dsn=settings.postgres_dsn,
+            sqlite_path=settings.sqlite_path,
+            pool_size=settings.db_pool_size,
         )
         self.consumer = MqttConsumer(settings, self.warehouse) if settings.mqtt_enabled else None
         self.app = IngestApp(

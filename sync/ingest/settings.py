@@ -9,7 +9,9 @@ from pathlib import Path
 
 from sync.ingest.ack_keys import AckKeys
 from sync.ingest.auth import TokenFile
-from sync.protocol import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from sync.protocol import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SHARE_GROUP_PATTERN
+
+DB_POOL_SIZE_MAX = 32
 
 
 def default_client_id() -> str:
@@ -51,6 +53,10 @@ class IngestSettings:
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     mqtt_enabled: bool = True
+    share_group: str | None = None
+    """Consume through the shared subscription of this group (1..64 of ``[A-Za-z0-9_-]``):
+    the broker gives each batch to one instance of the group. None: a plain subscription
+    (one ingest gets every batch). Every instance needs its own ``client_id``."""
     ack_keys: AckKeys | None = field(default=None, repr=False)
     """Per-gateway keys the acks are signed with (:mod:`sync.ingest.ack_keys`); None: acks
     go out unsigned (a gateway configured with an ack key refuses them)."""
@@ -71,6 +77,9 @@ class IngestSettings:
     postgres_dsn: str | None = field(default=None, repr=False)
     """When set, the warehouse is PostgreSQL; otherwise the SQLite file ``sqlite_path``."""
     sqlite_path: Path = Path("var/ingest.db")
+    db_pool_size: int = 4
+    """PostgreSQL connections of this instance (1..32): as many batches commit at once.
+    The embedded SQLite warehouse always commits one at a time."""
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -97,3 +106,13 @@ class IngestSettings:
             raise ValueError("http_tls_client_ca needs http_tls_cert and http_tls_key")
         if not (self.mqtt_enabled or self.http_enabled):
             raise ValueError("enable MQTT, HTTP or both")
+        self._check_scale_out()
+
+    def _check_scale_out(self) -> None:
+        """The settings that let several instances share the load."""
+        if not 1 <= self.db_pool_size <= DB_POOL_SIZE_MAX:
+            raise ValueError(f"db_pool_size must be in 1..{DB_POOL_SIZE_MAX}")
+        if self.share_group is not None and not SHARE_GROUP_PATTERN.fullmatch(self.share_group):
+            raise ValueError(
+                f"share_group {self.share_group!r}: use 1 to 64 of A-Z a-z 0-9 _ - (no /, + or #)"
+            )

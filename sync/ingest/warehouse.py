@@ -25,12 +25,13 @@ transaction. The same key again with the same content is a retry (acked again); 
 content it is refused whole (:class:`IdempotencyKeyReused`, HTTP 422) and nothing of it is
 stored. Keys are kept :data:`IDEMPOTENCY_KEY_DAYS` days.
 
-Two implementations share that logic: :class:`PostgresWarehouse` (psycopg 3, JSONB) and
-:class:`SqliteWarehouse` (stdlib ``sqlite3``, the embedded default). Each runs all of its
-database work on one dedicated thread, so the event loop never blocks, transactions are
-serialised, and a caller cancelled mid-commit never leaves a transaction half done: the
-thread finishes it (COMMIT or ROLLBACK) and the result is discarded — the batch is then not
-acknowledged, is sent again, and lands as a duplicate.
+Two implementations share that logic: :class:`PostgresWarehouse` (psycopg 3, JSONB, a pool
+of connections) and :class:`SqliteWarehouse` (stdlib ``sqlite3``, the embedded default).
+Each runs its database work on threads of its own (SQLite: one, so its transactions are
+serialised; PostgreSQL: one per pooled connection, so that many batches commit at once), so
+the event loop never blocks, and a caller cancelled mid-commit never leaves a transaction
+half done: the thread finishes it (COMMIT or ROLLBACK) and the result is discarded — the
+batch is then not acknowledged, is sent again, and lands as a duplicate.
 
 Durability: an ack makes the gateway delete the records from its outbox, so a commit must
 survive power loss before it is acknowledged: SQLite runs ``synchronous=FULL`` in WAL mode,
@@ -79,10 +80,13 @@ from sync.ingest.warehouse_records import (
 from sync.ingest.warehouse_sqlite import SqliteWarehouse
 
 
-def create_warehouse(*, postgres_dsn: str | None, sqlite_path: Path | None) -> Warehouse:
-    """PostgreSQL when a DSN is given, otherwise the embedded SQLite file."""
+def create_warehouse(
+    *, postgres_dsn: str | None, sqlite_path: Path | None, pool_size: int = 4
+) -> Warehouse:
+    """PostgreSQL (``pool_size`` connections) when a DSN is given, otherwise the embedded
+    SQLite file."""
     if postgres_dsn:
-        return PostgresWarehouse(postgres_dsn)
+        return PostgresWarehouse(postgres_dsn, pool_size=pool_size)
     if sqlite_path is None:
         raise ValueError("give a PostgreSQL DSN or a SQLite path for the warehouse")
     return SqliteWarehouse(sqlite_path)

@@ -64,16 +64,20 @@ class Dialect:
 
 
 class Warehouse(ABC):
-    """Where batches are committed. Async API; all database work on one dedicated thread."""
+    """Where batches are committed. Async API; the database work on the warehouse's own
+    threads: one (SQLite), or as many as PostgreSQL connections (each thread runs one
+    transaction at a time, on a connection of its own)."""
 
     kind: str = "warehouse"
     dialect: Dialect
     """The SQL pieces that differ between the databases (set by each subclass)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, workers: int = 1) -> None:
         self.stats = WarehouseStats()
         self._stats_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.kind}")
+        self.workers = workers
+        """Transactions that may run at once."""
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.kind)
         self._closed = False
         self._keyed_commits = 0
 
@@ -145,6 +149,16 @@ class Warehouse(ABC):
         await self._call(self._ping)
 
     def _commit_sync(self, batch: Batch, idempotency_key: str | None = None) -> Ack:
+        return self._retrying(
+            f"batch {batch.batch_id}", functools.partial(self._commit_once, batch, idempotency_key)
+        )
+
+    def _retrying(self, what: str, transaction: Callable[[], T]) -> T:
+        """Run one whole transaction; a database where concurrent transactions can abort
+        each other runs it again (:mod:`sync.ingest.pg_retry`)."""
+        return transaction()
+
+    def _commit_once(self, batch: Batch, idempotency_key: str | None) -> Ack:
         prepared, facts = prepare_with_facts(batch)
         valid = [p for p in prepared if p.problem is None]
         with self._transaction():

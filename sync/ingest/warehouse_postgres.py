@@ -1,23 +1,39 @@
 """The warehouse in PostgreSQL: its SQL dialect, the schema's upgrade at open
-(:mod:`sync.ingest.migrations`), and the connection (``synchronous_commit = on``, TCP
-keep-alives, reconnected on loss). See :mod:`sync.ingest.warehouse` for the commit rules.
+(:mod:`sync.ingest.migrations`), and its connections: a pool of ``pool_size``
+(``lineside ingest --db-pool-size``), each with ``synchronous_commit = on``, a statement
+timeout and TCP keep-alives; a connection found broken is discarded and replaced by the pool.
+See :mod:`sync.ingest.warehouse` for the commit rules.
+
+**Concurrency.** Up to ``pool_size`` batches commit at once, each on a thread and a
+connection of its own (READ COMMITTED). Locks are taken in one order in every transaction:
+the batch's ``records`` keys in ``seq`` order, then its site and gateway rows, then the
+facts, the current state and the dimensions of that gateway (in key order), so two
+transactions never wait for each other in a cycle. The gateway row, locked from the
+gateway's upsert to COMMIT, serialises the batches of one gateway from that point on: each
+re-derives the gateway's current state from the facts committed before it, and the
+``seq`` guards of the upserts make the result independent of the commit order. A
+transaction PostgreSQL aborts anyway (deadlock, serialisation) is run again
+(:mod:`sync.ingest.pg_retry`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
 from psycopg import conninfo as pg_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sync.ingest.facts_pg import POSTGRES_FACTS, Partitions
 from sync.ingest.facts_sql import FactWriter
 from sync.ingest.migrations import postgres_engine, upgrade_to_head
+from sync.ingest.pg_retry import retry_transaction
 from sync.ingest.warehouse_base import Dialect, Warehouse
 from sync.ingest.warehouse_records import (
     Prepared,
@@ -28,6 +44,11 @@ from sync.protocol import Batch
 
 # The module's old name: operators' log filters know the warehouse's messages by it.
 logger = logging.getLogger("sync.ingest.warehouse")
+
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+POOL_SIZE_MAX = 32
 
 
 _PG_HOUR = (
@@ -62,7 +83,8 @@ POSTGRES = Dialect(
 
 
 class PostgresWarehouse(Warehouse):
-    """The warehouse in PostgreSQL (payload as JSONB). One connection, reconnected on loss."""
+    """The warehouse in PostgreSQL (payload as JSONB), on a pool of ``pool_size``
+    connections; as many transactions may run at once."""
 
     kind = "postgres"
     dialect = POSTGRES
@@ -71,15 +93,20 @@ class PostgresWarehouse(Warehouse):
         self,
         dsn: str,
         *,
+        pool_size: int = 4,
         statement_timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
         today: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__()
+        if not 1 <= pool_size <= POOL_SIZE_MAX:
+            raise ValueError(f"pool_size must be in 1..{POOL_SIZE_MAX}")
+        super().__init__(workers=pool_size)
+        self.pool_size = pool_size
         self._today = today
         self._partitions = Partitions(self._execute)
         params = pg_conninfo.conninfo_to_dict(dsn)
         defaults: dict[str, str | int] = {
-            "connect_timeout": 10,
+            "connect_timeout": max(1, round(connect_timeout_s)),
             "application_name": "lineside-ingest",
             # Detect a dead server or a cut network instead of waiting forever.
             "keepalives": 1,
@@ -91,25 +118,51 @@ class PostgresWarehouse(Warehouse):
             dsn, **{k: v for k, v in defaults.items() if k not in params}
         )
         self._statement_timeout_ms = int(statement_timeout_s * 1000)
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._connect_timeout_s = connect_timeout_s
+        self._pool: ConnectionPool[Connection] | None = None
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+        """The connection of the transaction running on this thread."""
 
-    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
-        if self._conn is not None and (self._conn.closed or self._conn.broken):
-            self._conn.close()
-            self._conn = None
-        if self._conn is None:
+    def _configure(self, conn: Connection) -> None:
+        """Every pooled connection, once, when the pool makes it."""
+        # An ack promises durability: never let a server default weaken COMMIT.
+        conn.execute("SET synchronous_commit = on")
+        conn.execute(f"SET statement_timeout = {self._statement_timeout_ms}")
+
+    def _open_pool(self) -> ConnectionPool[Connection]:
+        with self._pool_lock:
+            if self._pool is not None:
+                return self._pool
+            pool: ConnectionPool[Connection] = ConnectionPool(
+                self._conninfo,
+                kwargs={"autocommit": True},
+                min_size=self.pool_size,
+                max_size=self.pool_size,
+                configure=self._configure,
+                # A connection the server closed while it was idle is replaced, not handed out.
+                check=ConnectionPool.check_connection,
+                timeout=self._connect_timeout_s,
+                name="lineside-ingest",
+                open=False,
+            )
             try:
-                conn = psycopg.connect(self._conninfo, autocommit=True)
-                # An ack promises durability: never let a server default weaken COMMIT.
-                conn.execute("SET synchronous_commit = on")
-                conn.execute(f"SET statement_timeout = {self._statement_timeout_ms}")
-            except psycopg.Error as exc:
+                pool.open(wait=True, timeout=self._connect_timeout_s)
+            except PoolTimeout as exc:
+                pool.close(timeout=0)
                 raise WarehouseUnavailable(f"PostgreSQL unreachable: {exc}") from exc
-            self._conn = conn
-        return self._conn
+            self._pool = pool
+            return pool
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            raise RuntimeError("warehouse statement outside a transaction")
+        return conn
 
     def _open(self) -> None:
         self._upgrade_schema()
+        self._open_pool()
         with self._transaction():
             self._partitions.load()
             self._partitions.ensure_months(self._today())
@@ -119,6 +172,9 @@ class PostgresWarehouse(Warehouse):
         return FactWriter(
             POSTGRES_FACTS, self._execute, self._executemany, self._partitions.ensure_for
         )
+
+    def _retrying(self, what: str, transaction: Callable[[], T]) -> T:
+        return retry_transaction(what, transaction)
 
     def _upgrade_schema(self) -> None:
         """``upgrade head`` on a connection of its own, made with the warehouse's settings;
@@ -135,29 +191,33 @@ class PostgresWarehouse(Warehouse):
             engine.dispose()
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        conn = self._connection()
+    def _transaction(self) -> Iterator[Connection]:
+        pool = self._open_pool()
         try:
-            with conn.transaction():
-                yield conn
-        except psycopg.Error as exc:
-            self._partitions.rolled_back()
-            broken = conn.broken or conn.closed
-            if broken:
-                self._close()
-            raise _pg_error(exc, broken=bool(broken)) from exc
-        except BaseException:
-            self._partitions.rolled_back()
-            raise
-        self._partitions.committed()
+            with pool.connection() as conn:
+                self._local.conn = conn
+                try:
+                    # The partitions made here are known to all threads after COMMIT only.
+                    with self._partitions.transaction(), conn.transaction():
+                        yield conn
+                except psycopg.Error as exc:
+                    # The pool discards a broken connection when it gets it back.
+                    raise _pg_error(exc, broken=bool(conn.broken or conn.closed)) from exc
+                finally:
+                    self._local.conn = None
+        except PoolTimeout as exc:
+            raise WarehouseUnavailable(f"PostgreSQL: no connection: {exc}") from exc
 
     def _insert_records(self, batch: Batch, records: Sequence[Prepared]) -> set[int]:
         conn = self._connection()
+        # In seq order: two batches with common sequences lock their keys in one order.
+        records = sorted(records, key=lambda r: r.seq)
         cur = conn.execute(
             "INSERT INTO records (gateway, site, seq, stream, payload, payload_sha256)"
             " SELECT %s, %s, t.seq, %s, t.payload::jsonb, t.sha"

@@ -611,17 +611,36 @@ async def test_postgres_connection_loss_is_transient_and_reconnects(
     pg_dsn: str, tmp_path: Path
 ) -> None:
     warehouse = await _open_warehouse("postgres", pg_dsn, tmp_path)
+    kill_ingest = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'lineside-ingest' AND datname = current_database()"
+    )
     try:
         await warehouse.commit_batch(make_batch([1]))
+        # Connections killed while idle in the pool are checked and replaced before use.
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'lineside-ingest' AND datname = current_database()"
-            )
-        with pytest.raises(WarehouseUnavailable):  # the consumer retries these
-            await warehouse.commit_batch(make_batch([2]))
+            admin.execute(kill_ingest)
         assert (await warehouse.commit_batch(make_batch([2]))).committed == (2,)
-        assert sorted(await warehouse.record_hashes(GW)) == [1, 2]
+
+        # Killed in the middle of a transaction (held up by a lock here): transient.
+        with psycopg.connect(pg_dsn) as admin:
+            admin.execute("LOCK TABLE records IN EXCLUSIVE MODE")
+            commit = asyncio.create_task(warehouse.commit_batch(make_batch([3])))
+            with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+
+                def waiting() -> bool:
+                    return watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND application_name = 'lineside-ingest'"
+                        " AND datname = current_database()"
+                    ).fetchone() == (1,)
+
+                await wait_for(waiting, 10, "the commit waiting for the lock")
+                watcher.execute(kill_ingest)
+            with pytest.raises(WarehouseUnavailable):  # the consumer retries these
+                await commit
+        assert (await warehouse.commit_batch(make_batch([3]))).committed == (3,)
+        assert sorted(await warehouse.record_hashes(GW)) == [1, 2, 3]
     finally:
         await warehouse.close()
 

@@ -5,7 +5,8 @@ the gateway's client id: the broker disconnects the gateway with "Session taken 
 gateway logs it by name, its link state's last error says so, and it stores a MAJOR
 ``sync_session_taken_over`` alert naming the client id; it reconnects (taking the session
 back), clears the alert once the connection lasts, and every record still lands exactly
-once. The same client id trick against the ingest is logged by name, too.
+once. The same client id trick against the ingest is logged by name, and that ingest stops
+(two ingests with one client id would otherwise steal the session from each other forever).
 
 The mosquitto here is 2.0.11, which closes the old connection without the DISCONNECT 0x8E
 that MQTT 5 §3.1.4 asks for (sent from 2.0.15 on, mosquitto issue #2607). So the victim
@@ -26,7 +27,9 @@ from pathlib import Path
 import pytest
 
 from gateway.core.link import LinkState
+from sync.ingest import IngestService, IngestSettings
 from sync.ingest.ack_keys import AckKeys
+from sync.ingest.mqtt_consumer import IngestSessionTakenOver
 from sync.outbox import Outbox
 from tests.security.conftest import Client
 from tests.security.test_signed_acks import KEY, _empty, real_ingest
@@ -175,26 +178,51 @@ async def test_gateway_session_takeover_raises_an_alert_and_loses_nothing(
     assert uplink.stats.records_quarantined == 0
 
 
-async def test_ingest_session_takeover_is_reported_by_name(
+async def test_ingest_session_takeover_stops_the_ingest_by_name(
     tmp_path: Path, open_broker: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Two real ingests with one client id: the first (reached through the relay that adds
+    the 0x8E mosquitto 2.0.11 omits) is told and stops; the second keeps the session."""
     caplog.set_level(logging.INFO, logger="sync.ingest.mqtt_consumer")
-    async with (
-        TakeoverProxy(open_broker).running() as proxy,
-        real_ingest(open_broker, tmp_path / "warehouse.db", None, port=proxy.port) as ingest,
-    ):
-        consumer = ingest.service.consumer
-        assert consumer is not None
-        impostor = Client(open_broker, client_id=ingest.service.settings.client_id)
-        proxy.armed = True
+    async with TakeoverProxy(open_broker).running() as proxy:
+        first = IngestService(_ingest_settings(open_broker, tmp_path / "a.db", proxy.port))
+        first_task = asyncio.create_task(first.run(), name="first-ingest")
+        second_task: asyncio.Task[None] | None = None
         try:
-            assert impostor.connect() == 0
-            await wait_for(
-                lambda: consumer.stats.sessions_taken_over >= 1, 10, "the takeover noticed"
-            )
-            # The ingest reconnects and takes its session back.
-            await wait_for(consumer.subscribed.is_set, 10, "the ingest subscribed again")
+            assert first.consumer is not None
+            await wait_for(first.consumer.subscribed.is_set, 15, "the first ingest subscribed")
+            proxy.armed = True
+            second = IngestService(_ingest_settings(open_broker, tmp_path / "b.db", None))
+            second_task = asyncio.create_task(second.run(), name="second-ingest")
+            with pytest.raises(IngestSessionTakenOver, match="same client id"):
+                await asyncio.wait_for(first_task, 15)
+            assert first.consumer.stats.sessions_taken_over == 1
+            assert second.consumer is not None
+            await wait_for(second.consumer.subscribed.is_set, 10, "the second ingest subscribed")
+            assert not second_task.done()
+            # The first one does not come back to take the session again.
+            assert proxy.injected == 1
         finally:
-            impostor.close()
+            for task in (first_task, second_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert any(TAKEN_OVER in m and "lineside-ingest-test" in m for m in messages)
+    assert any(
+        "another ingest connected with the same client id (lineside-ingest-test)" in m
+        and "give each instance its own --client-id" in m
+        for m in messages
+    )
+
+
+def _ingest_settings(broker: Mosquitto, warehouse: Path, port: int | None) -> IngestSettings:
+    return IngestSettings(
+        mqtt_host=broker.host,
+        mqtt_port=port or broker.port,
+        client_id="lineside-ingest-test",
+        reconnect_initial_s=0.05,
+        reconnect_max_s=0.3,
+        http_enabled=False,
+        sqlite_path=warehouse,
+    )
