@@ -37,7 +37,7 @@ from central.rows import (
 )
 from gateway.core.clock import ManualClock
 from sync.ingest.auth import TokenFile
-from tests.integration.test_sync_tls import issue, make_ca
+from tests.support.pki import issue, make_ca
 from tests.support.waiting import wait_for
 
 TOKEN = "powerbi.Zm9yIHRlc3RzIG9ubHk-bm90IGEgcmVhbCB0b2tlbg"

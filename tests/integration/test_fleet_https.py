@@ -1,0 +1,129 @@
+"""Three HTTPS ingest instances behind HAProxy share twenty gateways, through an instance crash.
+
+Real parties: HAProxy from Debian in TCP mode, passing TLS through to the instances
+(tests/support/haproxy.py says why), three ``lineside ingest --no-mqtt`` processes serving
+HTTPS with the test CA's certificate and one gateway tokens file, into one fresh PostgreSQL
+database; twenty gateways of the fleet generator (bench/fleet_gateways.py: each its own store,
+outbox, token and the real HTTPS uplink) in this process, posting to HAProxy.
+
+One instance is SIGKILLed in the middle of the drain, while the gateways are still producing:
+the requests it had open fail (or time out), the gateways post the same batches again with the
+same Idempotency-Key, and HAProxy sends them to the other two. Then: every record each gateway
+committed is in the warehouse exactly once with the same payload hash, the typed fact rows
+match, each instance committed a share of the batches, and every outbox is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
+from bench.fleet_records import expected_streams
+from tests.support.fleet_ingest import FleetIngest, write_tokens_file
+from tests.support.fleet_warehouse import assert_fleet_stored, stored_records
+from tests.support.haproxy import HaProxy
+from tests.support.pg_database import fresh_database
+from tests.support.pki import issue, make_ca
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+GATEWAYS = 20
+RECORDS = 400
+"""Records per gateway."""
+RATE = 60.0
+"""Records/s per gateway: producing takes about 7 s, so the crash falls while producing."""
+
+
+@contextlib.contextmanager
+def https_instances(
+    tmp_path: Path, dsn: str, tokens: dict[str, str]
+) -> Iterator[tuple[list[FleetIngest], Path]]:
+    """Three instances with the same server certificate and tokens file; and the CA."""
+    ca = make_ca(tmp_path, "fleet-test-ca")
+    server = issue(tmp_path, ca, "ingest", server=True)
+    tokens_file = write_tokens_file(tmp_path / "tokens", tokens)
+    started: list[FleetIngest] = []
+    try:
+        for n in (1, 2, 3):
+            started.append(
+                FleetIngest(
+                    f"ingest-{n}",
+                    tmp_path,
+                    dsn,
+                    tokens=tokens_file,
+                    tls=(server.cert, server.key),
+                    ca_file=ca.path,
+                )
+            )
+        yield started, ca.path
+    finally:
+        for ingest in started:
+            ingest.end()
+
+
+async def test_three_https_ingests_behind_haproxy_share_the_fleet_through_a_crash(
+    tmp_path: Path,
+) -> None:
+    unbound = FleetSpec(gateways=GATEWAYS, transport="https", ingest_url="https://unset")
+    tokens = fleet_tokens(unbound)
+    with (
+        fresh_database("fleet_https") as dsn,
+        https_instances(tmp_path, dsn, tokens) as (ingests, ca),
+    ):
+        await asyncio.gather(*(ingest.ready() for ingest in ingests))
+        backends = {ingest.name: ingest.http_port for ingest in ingests}
+        with HaProxy(tmp_path / "haproxy", backends, ca) as proxy:
+            await proxy.ready()
+            spec = FleetSpec(
+                gateways=GATEWAYS,
+                sites=4,
+                transport="https",
+                ingest_url=f"https://127.0.0.1:{proxy.port}/v1/ingest",
+                ca_file=ca,
+                tokens=tokens,
+                records_per_s=RATE,
+                batch_records=40,
+                request_timeout_s=5.0,
+                poll_interval_s=0.1,
+                reconnect_min_s=0.1,
+                reconnect_max_s=1.0,
+                commit_interval_ms=50,
+            )
+            victim = ingests[0]
+            async with Fleet(spec, tmp_path / "fleet") as fleet:
+                producing = asyncio.create_task(fleet.produce(RECORDS))
+
+                async def victim_busy() -> bool:
+                    await asyncio.to_thread(victim.status)
+                    return victim.batches >= 5
+
+                await wait_for(victim_busy, 30, "the first instance committing", interval=0.1)
+                assert not producing.done(), "the gateways produced everything before the crash"
+                victim.kill()
+                at_kill = await stored_records(dsn)
+                assert 0 < at_kill < GATEWAYS * RECORDS
+                await producing
+                drained = await fleet.wait_drained(timeout_s=45)
+                assert drained, f"{await fleet.outbox_depth()} records left in the outboxes"
+                committed = await fleet.committed()
+                resent = fleet.resent()
+            sessions = {name: int(row["stot"]) for name, row in proxy.servers().items()}
+
+        await assert_fleet_stored(dsn, committed, expected_streams(RECORDS))
+        for ingest in ingests[1:]:
+            await asyncio.to_thread(ingest.status)
+        shares = {ingest.name: ingest.batches for ingest in ingests}
+        assert all(batches > 0 for batches in shares.values()), shares
+        duplicates = sum(ingest.duplicates for ingest in ingests)
+        print(
+            f"batches per instance {shares}; HAProxy sessions {sessions}; "
+            f"resent {resent}; duplicates seen {duplicates}"
+        )
+        # Every connection to the killed instance failed: its gateways posted again elsewhere.
+        assert resent > 0
