@@ -24,7 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -364,7 +364,7 @@ async def test_batches_commit_concurrently_and_pubacks_keep_arrival_order(
             client_ack = consumer._client.ack
             on_message = consumer._client.on_message
 
-            def spy_ack(mid: int, qos: int) -> mqtt.MQTTErrorCode:
+            def spy_ack(mid: int, qos: int) -> MQTTErrorCode:
                 pubacks.append(mid)
                 return client_ack(mid, qos)
 
