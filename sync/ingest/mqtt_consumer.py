@@ -222,6 +222,26 @@ class MqttConsumer:
         """Whether the broker accepted the current connection."""
         return self._connected
 
+    def status(self) -> dict[str, object]:
+        """Who this consumer is and its counters since start (the ingest's health answer)."""
+        st = self.stats
+        return {
+            "client_id": self.settings.client_id,
+            "share_group": self.settings.share_group,
+            "subscription": self.subscription,
+            "connected": self._connected,
+            "workers": self.workers,
+            "received": st.received,
+            "committed": st.committed,
+            "redelivered": st.redelivered,
+            "dropped": st.dropped_protocol + st.dropped_topic + st.dropped_too_large,
+            "failed": st.failed,
+            "commit_retries": st.commit_retries,
+            "held_pubacks": self._order.waiting,
+            "connects": st.connects,
+            "sessions_taken_over": st.sessions_taken_over,
+        }
+
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(

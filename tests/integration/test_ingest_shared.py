@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -41,6 +42,7 @@ from sync.protocol import (
     shared_subscription,
 )
 from tests.integration.test_ingest import pack
+from tests.support.gateway_tokens import tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import wait_for
 
@@ -154,6 +156,16 @@ def _up(service: IngestService, task: asyncio.Task[None]) -> Callable[[], bool]:
     return lambda: task.done() or consumer.subscribed.is_set()
 
 
+async def healthz(service: IngestService) -> dict[str, Any]:
+    """The instance's ``GET /v1/healthz`` answer."""
+    base = f"http://127.0.0.1:{service.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        answer = await http.get("/v1/healthz")
+    assert answer.status_code == 200
+    body: dict[str, Any] = answer.json()
+    return body
+
+
 async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -175,18 +187,28 @@ async def test_two_instances_share_the_batches_each_committed_once(
     gateways = Gateways(open_broker)
     try:
         await wait_for(gateways.subscribed.is_set, 10, "the gateways subscribed")
+        with_http = {"http_enabled": True, "http_port": 0, "gateway_tokens": tokens(*GATEWAYS)}
         async with running(
             warehouse,
-            settings(open_broker, "lineside-ingest-a"),
-            settings(open_broker, "lineside-ingest-b"),
+            settings(open_broker, "lineside-ingest-a", **with_http),
+            settings(open_broker, "lineside-ingest-b", **with_http),
         ) as services:
             sent = [batch(gw, 1 + 10 * i) for i in range(6) for gw in GATEWAYS]
             for b in sent:
                 gateways.publish(b)
             await wait_for(lambda: len(gateways.acks) >= len(sent), 20, "every batch acked")
             stats = [s.consumer.stats for s in services if s.consumer is not None]
+            health = [await healthz(s) for s in services]
     finally:
         gateways.close()
+
+    # Each instance says who it is and how many batches it took.
+    consumers = [h["consumer"] for h in health]
+    assert [c["client_id"] for c in consumers] == ["lineside-ingest-a", "lineside-ingest-b"]
+    assert all(c["share_group"] == GROUP and c["connected"] is True for c in consumers)
+    assert [c["received"] for c in consumers] == [st.received for st in stats]
+    assert sum(c["committed"] for c in consumers) == len(sent)
+    assert all(h["mqtt"] == "connected" and h["status"] == "ok" for h in health)
 
     # Each batch went to one instance only, which took its (original) topic apart.
     assert sum(st.received for st in stats) == len(sent)
