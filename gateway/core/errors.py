@@ -55,6 +55,8 @@ module in brackets), so each part keeps its own errors and still hangs them on t
                                  (sync.ingest.auth)
         AckKeyFileError          the ingest's ack keys file is unreadable [ValueError]
                                  (sync.ingest.ack_keys)
+        IngestSessionTakenOver   another ingest connected with the same MQTT client id:
+                                 the ingest stops (exit 3) (sync.ingest.mqtt_consumer)
       ControlError             the operator control socket, on either side
         ControlSocketError       the socket cannot be set up as configured (group, mode)
         InvalidRequest           a request field the gateway refuses [ValueError]

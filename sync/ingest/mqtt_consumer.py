@@ -53,15 +53,21 @@ after the commit but before the PUBACK also redelivers it; the warehouse then fi
 record already stored with the same hash and acknowledges the batch again: duplicates on the
 wire, exactly one row per ``(gateway, seq)``.
 
-Messages are handled one at a time, in arrival order, so PUBACKs go out in the order the
-PUBLISHes came in (MQTT 5 §4.6). ``receive_maximum`` bounds how many the broker has in flight
-to the ingest, which bounds the queue here. A PUBACK is only sent on the connection that
-delivered the message (paho's packet ids restart per connection, #634): after a reconnect the
-broker resends the unacknowledged ones anyway.
+**Concurrency.** Up to ``workers`` batches (the warehouse's: ``--db-pool-size`` with
+PostgreSQL, 1 with SQLite) are committed at once by as many worker tasks, taking messages
+in arrival order. Each batch's ack is published as soon as its batch committed; its PUBACK
+waits in :class:`~sync.ingest.puback_order.ArrivalOrder` until every message that arrived
+before it is done, so PUBACKs go out in the order the PUBLISHes came in (MQTT 5 §4.6).
+Two batches of one gateway may commit concurrently: ``(gateway, seq)`` is their identity
+and the warehouse's current state is newest-seq-wins (:mod:`sync.ingest.warehouse_postgres`).
+``receive_maximum`` bounds how many the broker has in flight to the ingest, which bounds the
+queue and the held PUBACKs here. A PUBACK is only sent on the connection that delivered the
+message (paho's packet ids restart per connection, #634): after a reconnect the broker
+resends the unacknowledged ones anyway.
 
 Threads: paho's network thread (``loop_start``) only copies messages onto the asyncio loop
 (``call_soon_threadsafe``); decoding, the warehouse commit (itself on the warehouse's own
-thread), ack publishing and PUBACKs run in the worker coroutine. Reconnects use
+threads), ack publishing and PUBACKs run in the worker tasks. Reconnects use
 :class:`gateway.core.backoff.Backoff` (capped exponential, full jitter), fed to paho's reconnect
 loop before each wait.
 """
@@ -70,6 +76,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from collections.abc import Callable
@@ -84,6 +91,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.core.backoff import Backoff
 from gateway.core.errors import SyncError
+from sync.ingest.puback_order import ArrivalOrder
 from sync.ingest.settings import IngestSettings
 from sync.ingest.warehouse import (
     Warehouse,
@@ -147,6 +155,8 @@ class ConsumerStats:
 
 @dataclass(frozen=True, slots=True)
 class _Inbound:
+    arrival: int
+    """Its place in the order messages came in (:class:`ArrivalOrder`)."""
     generation: int
     mid: int
     qos: int
@@ -198,12 +208,39 @@ class MqttConsumer:
         )
         """The topic filter the consumer subscribes to (shared with its group, if any)."""
         self._taken_over: asyncio.Event | None = None
+        self._order: ArrivalOrder[_Inbound] = ArrivalOrder()
+        self._handled: set[int] = set()
+        """Arrivals whose handling finished (committed and acked, or dropped): PUBACKable."""
+        # Fakes in tests may lack ``workers``: they commit one batch at a time.
+        warehouse_workers = getattr(warehouse, "workers", 1)
+        self.workers = max(1, min(settings.db_pool_size, warehouse_workers))
+        """Batches committed at once."""
         self._client = self._make_client()
 
     @property
     def connected(self) -> bool:
         """Whether the broker accepted the current connection."""
         return self._connected
+
+    def status(self) -> dict[str, object]:
+        """Who this consumer is and its counters since start (the ingest's health answer)."""
+        st = self.stats
+        return {
+            "client_id": self.settings.client_id,
+            "share_group": self.settings.share_group,
+            "subscription": self.subscription,
+            "connected": self._connected,
+            "workers": self.workers,
+            "received": st.received,
+            "committed": st.committed,
+            "redelivered": st.redelivered,
+            "dropped": st.dropped_protocol + st.dropped_topic + st.dropped_too_large,
+            "failed": st.failed,
+            "commit_retries": st.commit_retries,
+            "held_pubacks": self._order.waiting,
+            "connects": st.connects,
+            "sessions_taken_over": st.sessions_taken_over,
+        }
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
@@ -353,20 +390,21 @@ class MqttConsumer:
         # Too large: not copied, only counted and acknowledged (see _handle).
         payload = b"" if size > self.settings.max_message_bytes else bytes(message.payload)
         item = _Inbound(
-            self._generation, message.mid, message.qos, topic, payload, message.dup, size
+            -1, self._generation, message.mid, message.qos, topic, payload, message.dup, size
         )
         self._to_loop(self._enqueue, item)
 
     # -- the asyncio side --------------------------------------------------------------
 
     def _enqueue(self, item: _Inbound) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if self._queue.full():
             # Only QoS 0 floods can get here. A QoS 1 message left without PUBACK would come
             # back after the next reconnect; a QoS 0 one is gone (its sender accepted that).
             self.stats.dropped_overflow += 1
             logger.warning("ingest queue full: dropped a message on %r", item.topic)
+            return
+        # Numbered here, on the loop, in the order paho received them.
+        self._queue.put_nowait(dataclasses.replace(item, arrival=self._order.arrived()))
 
     async def run(self) -> None:
         """Connect, consume and commit until cancelled; then disconnect (session kept)."""
@@ -383,7 +421,8 @@ class MqttConsumer:
         self._client.loop_start()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._consume(), name="ingest-mqtt-consume")
+                for n in range(self.workers):
+                    group.create_task(self._consume(), name=f"ingest-mqtt-worker-{n}")
                 await self._taken_over.wait()
                 raise IngestSessionTakenOver(
                     f"another ingest connected with the same client id "
@@ -400,9 +439,16 @@ class MqttConsumer:
             await asyncio.to_thread(self._stop_client)
 
     async def _consume(self) -> None:
+        """One worker: takes the oldest message waiting, commits it, publishes its ack."""
         while True:
             item = await self._queue.get()
-            await self._handle(item)
+            try:
+                await self._handle(item)
+            finally:
+                # Also on cancellation: the messages after it are not held back for nothing
+                # (a message released without its commit gets no PUBACK: see _puback).
+                for ready in self._order.done(item.arrival, item):
+                    self._puback(ready)
 
     def _stop_client(self) -> None:
         self._stopping = True
@@ -418,7 +464,7 @@ class MqttConsumer:
             ack = await self._commit(batch)
             if ack is not None:
                 self._publish_ack(item.topic, batch, ack)
-        self._puback(item)
+        self._handled.add(item.arrival)
 
     def _decode(self, item: _Inbound) -> Batch | None:
         if item.size > self.settings.max_message_bytes:
@@ -503,6 +549,9 @@ class MqttConsumer:
         return props
 
     def _puback(self, item: _Inbound) -> None:
+        if item.arrival not in self._handled:
+            return  # its worker was cancelled: the broker redelivers it
+        self._handled.discard(item.arrival)
         if item.qos == 0:
             return
         if item.generation != self._generation:

@@ -54,9 +54,26 @@ class IngestService:
         """Set once the warehouse is open and the HTTP port is listening."""
 
     def _status(self) -> dict[str, object]:
+        """What ``GET /v1/healthz`` adds: this instance's counters since start (no secrets;
+        read from memory, no query). docs/operations.md describes each field."""
+        w = self.warehouse.stats
+        status: dict[str, object] = {
+            "records": {
+                "batches": w.batches,
+                "inserted": w.inserted,
+                "duplicates": w.duplicates,
+                "conflicts": w.conflicts,
+                "invalid": w.invalid,
+            },
+            "http": {"committed": self.app.stats.committed},
+        }
         if self.consumer is None:
-            return {"mqtt": "disabled"}
-        return {"mqtt": "connected" if self.consumer.connected else "disconnected"}
+            return {"mqtt": "disabled", **status}
+        return {
+            "mqtt": "connected" if self.consumer.connected else "disconnected",
+            "consumer": self.consumer.status(),
+            **status,
+        }
 
     async def run(self) -> None:
         """Serve until cancelled (or until one side fails, which ends both)."""

@@ -7,7 +7,9 @@ batch is committed once and acknowledged. Under the shipped broker config
 (``use_username_as_clientid``, the shipped ACL) two ingest logins may both share the
 subscription, and a gateway's login may not. A batch committed by an instance that died
 before its PUBACK, resent by its gateway and taken by another instance, is a duplicate:
-stored once, acknowledged again by the other instance.
+stored once, acknowledged again by the other instance. One instance commits several batches
+at once: a later batch may commit (and be acknowledged to its gateway) first, and the
+PUBACKs still go out in the order the PUBLISHes arrived.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -39,6 +42,7 @@ from sync.protocol import (
     shared_subscription,
 )
 from tests.integration.test_ingest import pack
+from tests.support.gateway_tokens import tokens
 from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import wait_for
 
@@ -152,6 +156,16 @@ def _up(service: IngestService, task: asyncio.Task[None]) -> Callable[[], bool]:
     return lambda: task.done() or consumer.subscribed.is_set()
 
 
+async def healthz(service: IngestService) -> dict[str, Any]:
+    """The instance's ``GET /v1/healthz`` answer."""
+    base = f"http://127.0.0.1:{service.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        answer = await http.get("/v1/healthz")
+    assert answer.status_code == 200
+    body: dict[str, Any] = answer.json()
+    return body
+
+
 async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -173,18 +187,28 @@ async def test_two_instances_share_the_batches_each_committed_once(
     gateways = Gateways(open_broker)
     try:
         await wait_for(gateways.subscribed.is_set, 10, "the gateways subscribed")
+        with_http = {"http_enabled": True, "http_port": 0, "gateway_tokens": tokens(*GATEWAYS)}
         async with running(
             warehouse,
-            settings(open_broker, "lineside-ingest-a"),
-            settings(open_broker, "lineside-ingest-b"),
+            settings(open_broker, "lineside-ingest-a", **with_http),
+            settings(open_broker, "lineside-ingest-b", **with_http),
         ) as services:
             sent = [batch(gw, 1 + 10 * i) for i in range(6) for gw in GATEWAYS]
             for b in sent:
                 gateways.publish(b)
             await wait_for(lambda: len(gateways.acks) >= len(sent), 20, "every batch acked")
             stats = [s.consumer.stats for s in services if s.consumer is not None]
+            health = [await healthz(s) for s in services]
     finally:
         gateways.close()
+
+    # Each instance says who it is and how many batches it took.
+    consumers = [h["consumer"] for h in health]
+    assert [c["client_id"] for c in consumers] == ["lineside-ingest-a", "lineside-ingest-b"]
+    assert all(c["share_group"] == GROUP and c["connected"] is True for c in consumers)
+    assert [c["received"] for c in consumers] == [st.received for st in stats]
+    assert sum(c["committed"] for c in consumers) == len(sent)
+    assert all(h["mqtt"] == "connected" and h["status"] == "ok" for h in health)
 
     # Each batch went to one instance only, which took its (original) topic apart.
     assert sum(st.received for st in stats) == len(sent)
@@ -315,3 +339,73 @@ async def test_the_shipped_acl_lets_ingest_logins_share_and_no_gateway(
     assert sorted(a.batch_id for a in gateway.acks) == sorted(b.batch_id for b in sent)
     # The ACL refuses a gateway's login the other gateways' batches, shared or not.
     assert snoop_got == [], snoop_got
+
+
+class FirstWaitsForSecond:
+    """Two commits at once: the first batch's commit waits until the second one's is done."""
+
+    def __init__(self, inner: Warehouse) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.workers = 2
+        self.order: list[str] = []
+        self._second_done = asyncio.Event()
+        self._calls = 0
+
+    async def commit_batch(self, sent: Batch, *, idempotency_key: str | None = None) -> Ack:
+        self._calls += 1
+        first = self._calls == 1
+        if first:
+            await self._second_done.wait()
+        ack = await self.inner.commit_batch(sent, idempotency_key=idempotency_key)
+        self.order.append(sent.batch_id)
+        if not first:
+            self._second_done.set()
+        return ack
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+
+async def test_batches_commit_concurrently_and_pubacks_keep_arrival_order(
+    open_broker: Mosquitto, warehouse: SqliteWarehouse
+) -> None:
+    gateways = Gateways(open_broker)
+    held = FirstWaitsForSecond(warehouse)
+    try:
+        await wait_for(gateways.subscribed.is_set, 10, "the gateways subscribed")
+        async with running(
+            held,  # type: ignore[arg-type]
+            settings(open_broker, "lineside-ingest-a", share_group=None),
+        ) as [service]:
+            consumer = service.consumer
+            assert consumer is not None
+            assert consumer.workers == 2
+            pubacks: list[int] = []
+            received: list[int] = []
+            client_ack = consumer._client.ack
+            on_message = consumer._client.on_message
+
+            def spy_ack(mid: int, qos: int) -> MQTTErrorCode:
+                pubacks.append(mid)
+                return client_ack(mid, qos)
+
+            def spy_message(client: mqtt.Client, userdata: Any, message: Any) -> None:
+                received.append(message.mid)
+                assert on_message is not None
+                on_message(client, userdata, message)
+
+            consumer._client.ack = spy_ack  # type: ignore[method-assign]
+            consumer._client.on_message = spy_message
+            first, second = batch("hull-gw1", 1), batch("hull-gw1", 4)
+            gateways.publish(first)
+            gateways.publish(second)
+            await wait_for(lambda: len(pubacks) >= 2, 15, "both messages PUBACKed")
+    finally:
+        gateways.close()
+    # The second batch committed (and was acked to its gateway) first; the PUBACKs still
+    # went out in the order the PUBLISHes came in.
+    assert held.order == [second.batch_id, first.batch_id]
+    assert [a.batch_id for a in gateways.acks] == [second.batch_id, first.batch_id]
+    assert pubacks == received
+    assert sorted(await warehouse.record_hashes("hull-gw1")) == [1, 2, 3, 4, 5, 6]
