@@ -102,13 +102,20 @@ class FleetIngest(Group):
         return committed_batches(self.last_status)
 
     @property
+    def redelivered(self) -> int:
+        """MQTT messages the broker gave it again (DUP), as its last status said."""
+        consumer = self.last_status.get("consumer", {})
+        return int(consumer.get("redelivered", 0)) if isinstance(consumer, Mapping) else 0
+
+    @property
     def duplicates(self) -> int:
         """Records it found already stored (redeliveries, resends), as its last status said."""
         return int(_counters(self.last_status).get("duplicates", 0))
 
 
 def _counters(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    counters = status.get("warehouse_stats", status.get("counters", {}))
+    """The ``records`` counters of a status answer (docs/operations.md)."""
+    counters = status.get("records", {})
     return counters if isinstance(counters, Mapping) else {}
 
 
