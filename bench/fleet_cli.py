@@ -12,9 +12,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
@@ -71,27 +74,38 @@ def spec_from(args: argparse.Namespace) -> FleetSpec:
 
 
 async def run(spec: FleetSpec, directory: Path, count: int, drain_timeout_s: float) -> int:
+    opening = time.monotonic()
     async with Fleet(spec, directory) as fleet:
         started = time.monotonic()
+        cpu_started = _cpu_s()
+        print(f"{spec.gateways} gateways started in {started - opening:.1f} s", flush=True)
         producing = asyncio.create_task(fleet.produce(count), name="fleet.produce")
         while not producing.done():
             await asyncio.sleep(1.0)
             await _report(fleet, started)
         await producing
         produced_s = time.monotonic() - started
-        cpu_s = _cpu_s()
+        cpu_s = _cpu_s() - cpu_started
         drained = False
         deadline = time.monotonic() + drain_timeout_s
         while not drained and time.monotonic() < deadline:
             drained = await fleet.wait_drained(timeout_s=1.0)
             await _report(fleet, started)
-        print(
-            f"produced {fleet.produced()} records in {produced_s:.1f} s "
-            f"({fleet.produced() / produced_s:.0f} records/s), generator CPU "
-            f"{cpu_s:.1f} s until then; {'drained' if drained else 'NOT drained'} after "
-            f"{time.monotonic() - started:.1f} s",
-            flush=True,
-        )
+        footprint = Footprint.now()
+        cpu_total_s = _cpu_s() - cpu_started
+        drained_s = time.monotonic() - started
+        stopping = time.monotonic()
+    stopped_s = time.monotonic() - stopping
+    delivered = fleet.delivered()
+    print(
+        f"produced {fleet.produced()} records in {produced_s:.1f} s "
+        f"({fleet.produced() / produced_s:.0f} records/s), "
+        f"{'drained' if drained else 'NOT drained'} after {drained_s:.1f} s; "
+        f"generator CPU {cpu_s:.1f} s while producing, {cpu_total_s:.1f} s until drained "
+        f"({1e6 * cpu_total_s / max(1, delivered):.0f} us per record delivered); "
+        f"{footprint}; stopped in {stopped_s:.1f} s",
+        flush=True,
+    )
     return 0 if drained else 1
 
 
@@ -102,6 +116,29 @@ async def _report(fleet: Fleet, started: float) -> None:
         f"resent={fleet.resent()}",
         flush=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """This process's threads, open descriptors and peak memory."""
+
+    threads: int
+    descriptors: int
+    peak_rss_mb: float
+
+    @classmethod
+    def now(cls) -> Footprint:
+        return cls(
+            threads=threading.active_count(),
+            descriptors=len(os.listdir("/proc/self/fd")),
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.threads} threads, {self.descriptors} open descriptors, "
+            f"peak RSS {self.peak_rss_mb:.0f} MiB"
+        )
 
 
 def _cpu_s() -> float:
