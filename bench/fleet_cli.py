@@ -1,9 +1,11 @@
 """``python -m bench.fleet_gateways``: load a real ingest with a fleet of simulated gateways.
 
 Prints one line a second (records produced, delivered, still in the outboxes, batches resent)
-and a summary with the generator's own CPU time. Over HTTPS, ``--ingest-tokens FILE`` mints a
-token per simulated gateway and writes their hashes to FILE, the ingest's
-``--gateway-tokens`` file (it reloads it when it changes).
+and a summary with the generator's own CPU time, threads and descriptors (docs/fleet-load.md).
+Over HTTPS, ``--ingest-tokens FILE`` mints a token per simulated gateway and writes their
+hashes to FILE, the ingest's ``--gateway-tokens`` file (it reloads it when it changes). Over
+MQTT, ``--credentials DIR`` gives each gateway its own broker user and ack key, for a broker
+running the shipped ACL.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
+from bench.fleet_gateways import (
+    Fleet,
+    FleetSpec,
+    fleet_credentials,
+    fleet_tokens,
+    write_ack_keys,
+)
+from sync.broker_auth import write_password_file
 from sync.ingest.auth import hash_token, write_tokens
 
 
@@ -43,7 +52,13 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--ingest-url", metavar="URL", help="HTTPS transport: .../v1/ingest")
     p.add_argument("--ca-file", type=Path, help="CA of the broker's or the ingest's certificate")
     p.add_argument("--ingest-tokens", type=Path, metavar="FILE", help="write the ingest's tokens")
-    p.add_argument("--ack-key-file", type=Path, help="the ingest's ack signing key (MQTT)")
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="DIR",
+        help="MQTT: a broker user (the gateway id) and an ack key per gateway, written to "
+        "DIR/gateways.passwd (mosquitto password_file lines) and DIR/ack-keys (--ack-keys)",
+    )
     p.add_argument("--batch-records", type=int, default=500)
     p.add_argument("--drain-timeout", type=float, default=120.0)
     p.add_argument("--directory", type=Path, help="where the stores go (default: a temp dir)")
@@ -63,8 +78,13 @@ def spec_from(args: argparse.Namespace) -> FleetSpec:
     }
     if args.broker is not None:
         host, port = args.broker
-        key = args.ack_key_file.read_bytes().strip() if args.ack_key_file else None
-        return FleetSpec(broker_host=host, broker_port=port, ack_key=key, **common)
+        spec = FleetSpec(broker_host=host, broker_port=port, **common)
+        if args.credentials is None:
+            return spec
+        spec = fleet_credentials(spec)
+        write_password_file(args.credentials / "gateways.passwd", spec.mqtt_passwords)
+        write_ack_keys(args.credentials / "ack-keys", spec.ack_keys)
+        return spec
     spec = FleetSpec(transport="https", ingest_url=args.ingest_url, **common)
     if args.ingest_tokens is None:
         return spec
