@@ -28,7 +28,8 @@ Use it from a test or a benchmark::
         assert await fleet.wait_drained(timeout_s=60)
         expected = await fleet.committed()
 
-or from a shell, printing produced, delivered and backlog every second::
+or from a shell (docs/fleet-load.md: options, resources, what it costs), printing produced,
+delivered and backlog every second::
 
     python -m bench.fleet_gateways --gateways 200 --rate 20 --broker 127.0.0.1:1883 --duration 30
 """

@@ -1,17 +1,19 @@
 """Three MQTT ingest instances share twenty gateways, through an ingest crash and a broker crash.
 
-Real parties: one mosquitto with persistence, three ``lineside ingest`` processes in one shared
-subscription group (``--share-group fleet``, each its own ``--client-id``) into one fresh
-PostgreSQL database, and twenty gateways of the fleet generator (bench/fleet_gateways.py: each
-its own store, outbox and the real MQTT uplink) in this process.
+Real parties: one mosquitto with persistence running the shipped configuration and ACL (each
+gateway logs in as itself, each ingest instance as ``lineside-ingest-N``), three ``lineside
+ingest`` processes in one shared subscription group (``--share-group fleet``) signing their
+acks with each gateway's key, into one fresh PostgreSQL database, and twenty gateways of the
+fleet generator (bench/fleet_gateways.py: each its own store, outbox and the real MQTT uplink)
+in this process.
 
 One instance is SIGKILLed in the middle of the drain, while the gateways are still producing;
 the batches it had taken and not acknowledged are sent again by their gateways after the ack
 timeout and land on the other two. Later, while more records are delivered, the broker is
-SIGKILLed and started again on the same port. Then (docs/fleet.md): every record each gateway
-committed is in the warehouse exactly once with the same payload hash, the typed fact rows
-match, each of the three instances committed a share of the batches, and every outbox is
-empty.
+SIGKILLed and started again on the same port. Then (docs/fleet-load.md): every record each
+gateway committed is in the warehouse exactly once with the same payload hash, the typed fact
+rows match, each of the three instances committed a share of the batches, and every outbox
+is empty.
 """
 
 from __future__ import annotations
