@@ -238,6 +238,7 @@ class Fleet:
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
         self._uplink_tasks: list[asyncio.Task[None]] = []
+        self._producing = asyncio.Lock()
 
     # ---------------------------------------------------------------- life cycle
 
@@ -301,8 +302,9 @@ class Fleet:
 
     async def produce(self, records_per_gateway: int) -> None:
         """Commit ``records_per_gateway`` more records to every gateway's store, paced at
-        ``records_per_s`` per gateway (or flat out); returns when all are committed."""
-        async with asyncio.TaskGroup() as group:
+        ``records_per_s`` per gateway (or flat out); returns when all are committed. One
+        call at a time: a second one waits for the first (record indexes follow on)."""
+        async with self._producing, asyncio.TaskGroup() as group:
             for g in self.gateways:
                 group.create_task(
                     self._produce(g, records_per_gateway), name=f"{g.gateway}.produce"

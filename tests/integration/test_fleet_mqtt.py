@@ -128,17 +128,17 @@ async def test_three_ingests_share_the_fleet_through_an_ingest_and_a_broker_cras
             await timeline.mark("gateways started")
             await produce_and_kill(fleet, victim, timeline, FIRST)
 
-            producing = asyncio.create_task(fleet.produce(SECOND))
             before = await stored_records(dsn)
 
             async def delivering() -> bool:
                 return await stored_records(dsn) >= before + GATEWAYS * 20
 
-            await wait_for(delivering, 30, "delivery after the ingest's crash", interval=0.1)
-            broker.kill()
-            await timeline.mark("broker killed")
-            broker.start()
-            await producing
+            async with asyncio.TaskGroup() as group:
+                group.create_task(fleet.produce(SECOND), name="fleet.produce")
+                await wait_for(delivering, 30, "delivery after the ingest's crash", interval=0.1)
+                await asyncio.to_thread(broker.kill)
+                await timeline.mark("broker killed")
+                await asyncio.to_thread(broker.start)  # the same port, the persistence file
             drained = await fleet.wait_drained(timeout_s=45)
             assert drained, f"{await fleet.outbox_depth()} records left in the outboxes"
             await timeline.mark("drained")

@@ -134,7 +134,6 @@ async def produce_and_kill(
     records or more but not all), SIGKILL ``victim``; return once every record is committed
     to the stores."""
     total = fleet.produced() + len(fleet.gateways) * records_per_gateway
-    producing = asyncio.create_task(fleet.produce(records_per_gateway))
 
     async def victim_busy() -> bool:
         await asyncio.to_thread(victim.status)
@@ -142,11 +141,12 @@ async def produce_and_kill(
             return False
         return await stored_records(timeline.dsn) >= total // 10
 
-    await wait_for(victim_busy, 30, f"{victim.name} committing", interval=0.1)
-    victim.kill()
-    at_kill = await timeline.mark(f"{victim.name} killed")
-    assert 0 < at_kill < total, "not in the middle of the drain"
-    await producing
+    async with asyncio.TaskGroup() as group:
+        group.create_task(fleet.produce(records_per_gateway), name="fleet.produce")
+        await wait_for(victim_busy, 30, f"{victim.name} committing", interval=0.1)
+        victim.kill()
+        at_kill = await timeline.mark(f"{victim.name} killed")
+        assert 0 < at_kill < total, "not in the middle of the drain"
 
 
 async def batches_per_instance(ingests: Sequence[FleetIngest]) -> dict[str, int]:
