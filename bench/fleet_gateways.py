@@ -219,6 +219,15 @@ def descriptors_kept_low(below: int) -> Iterator[None]:
             os.close(fd)
 
 
+async def close_stores(stores: list[Store]) -> None:
+    """Close every store (each commits what is pending), all at once; a store that fails
+    to close does not keep the others open."""
+    results = await asyncio.gather(*(store.close() for store in stores), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise BaseExceptionGroup("closing the fleet's stores", failures)
+
+
 def raise_fd_limit() -> int:
     """Lift the soft limit of open files to the hard one; the soft limit now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -247,8 +256,7 @@ class Fleet:
         await self._stack.__aenter__()
         try:
             stores = [self._store(gw) for gw, _ in self.spec.identities()]
-            for store in stores:
-                self._stack.push_async_callback(store.close)
+            self._stack.push_async_callback(close_stores, stores)
             with descriptors_kept_low(self._sockets_below()):
                 await asyncio.gather(*(store.open() for store in stores))
             for (gw, site), store in zip(self.spec.identities(), stores, strict=True):
@@ -313,6 +321,8 @@ class Fleet:
     async def _produce(self, g: SimulatedGateway, count: int) -> None:
         first, end = g.produced, g.produced + count
         rate = self.spec.records_per_s
+        # Paced on this machine's monotonic clock, not the fleet's: the load is real; only the
+        # records' timestamps are simulated.
         started = time.monotonic()
         index = first
         while index < end:
