@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
+from bench.fleet_credentials import fleet_tokens
+from bench.fleet_gateways import Fleet, FleetSpec
 from bench.fleet_records import expected_streams
 from tests.support.fleet_ingest import (
     FleetIngest,

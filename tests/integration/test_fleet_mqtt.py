@@ -28,7 +28,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.fleet_gateways import Fleet, FleetSpec, fleet_credentials, write_ack_keys
+from bench.fleet_credentials import fleet_credentials, write_ack_keys
+from bench.fleet_gateways import Fleet, FleetSpec
 from bench.fleet_records import expected_streams
 from tests.support.fleet_ingest import (
     FleetIngest,
