@@ -77,6 +77,13 @@ class Sizes:
     """memory_probes × memory_hz readings/s during the memory and alert-latency phase."""
     rss_interval_s: float = 5.0
     startup_runs: int = 5
+    fleet_gateways: str = "20,200"
+    """Simulated gateway counts of the fleet phase (comma-separated)."""
+    fleet_instances: str = "1,2,3"
+    """Ingest instance counts of the fleet phase."""
+    fleet_records: int = 100_000
+    """Backlog of each fleet drain, spread over the gateways."""
+    fleet_batch_records: int = 500
 
 
 QUICK = Sizes(
@@ -99,6 +106,10 @@ QUICK = Sizes(
     memory_hz=10.0,
     rss_interval_s=0.5,
     startup_runs=1,
+    fleet_gateways="4",
+    fleet_instances="1,2",
+    fleet_records=1200,
+    fleet_batch_records=100,
 )
 """Tiny sizes for the smoke test: every figure is produced, none is meaningful."""
 
