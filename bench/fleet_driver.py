@@ -42,6 +42,8 @@ def _spec(args: argparse.Namespace, broker_port: int) -> FleetSpec:
         broker_port=broker_port,
         batch_records=args.batch_records,
         window=args.window,
+        ack_timeout_s=args.ack_timeout,
+        ack_timeout_max_s=max(args.ack_timeout, 120.0),
         prefix=PREFIX,
     )
 
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker-port", type=int, default=0, help="the broker (drain)")
     parser.add_argument("--batch-records", type=int, default=500)
     parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--ack-timeout", type=float, default=10.0, help="seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.mode == "fill":

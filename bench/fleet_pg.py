@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -44,11 +45,10 @@ def fresh_database(prefix: str = "lineside_fleet_bench") -> Iterator[str]:
             )
 
 
-def database_exists(name: str) -> bool:
-    """True if the local server has a database called ``name``."""
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    return found is not None
+def _row(dsn: str, query: LiteralString, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+    """The first row of one query on a connection of its own."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(query, params).fetchone()
 
 
 def _server_pids(dsn: str) -> tuple[list[int], list[int]]:
@@ -116,13 +116,13 @@ class CommitWindow:
 
 def commit_window(dsn: str) -> CommitWindow:
     """The warehouse's records and the span of their commits."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*), extract(epoch FROM max(received_at) - min(received_at)),"
-            " count(*) FILTER (WHERE received_at = (SELECT max(received_at) FROM records)),"
-            " count(DISTINCT received_at)"
-            " FROM records"
-        ).fetchone()
+    row = _row(
+        dsn,
+        "SELECT count(*), extract(epoch FROM max(received_at) - min(received_at)),"
+        " count(*) FILTER (WHERE received_at = (SELECT max(received_at) FROM records)),"
+        " count(DISTINCT received_at)"
+        " FROM records",
+    )
     if row is None or not row[0]:
         return CommitWindow(0, 0.0, 0, 0)
     return CommitWindow(int(row[0]), float(row[1] or 0.0), int(row[2]), int(row[3]))
@@ -130,29 +130,25 @@ def commit_window(dsn: str) -> CommitWindow:
 
 def duplicate_keys(dsn: str) -> int:
     """``(gateway, seq)`` pairs stored more than once (the primary key says 0; checked)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) - count(DISTINCT (gateway, seq)) FROM records"
-        ).fetchone()
+    row = _row(dsn, "SELECT count(*) - count(DISTINCT (gateway, seq)) FROM records")
     return int(row[0]) if row else 0
 
 
 def bytes_on_disk(dsn: str) -> int:
     """Every table of the warehouse with its indexes and TOAST (partitions included)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public'"
-        ).fetchone()
+    row = _row(
+        dsn,
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public'",
+    )
     return int(row[0]) if row else 0
 
 
 def wal_position(dsn: str) -> int:
     """The server's current WAL position in bytes (the whole server: other databases' writes
     count too)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
+    row = _row(dsn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
     return int(row[0]) if row else 0
 
 
@@ -173,7 +169,6 @@ __all__ = [
     "ServerCpu",
     "bytes_on_disk",
     "commit_window",
-    "database_exists",
     "dsn_of",
     "duplicate_keys",
     "fresh_database",

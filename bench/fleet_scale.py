@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -56,7 +57,13 @@ class FleetPlan:
     """Batches in flight per gateway (the gateway's default)."""
     pool_size: int = POOL_SIZE
     """PostgreSQL connections per ingest instance."""
-    drain_timeout_s: float = 240.0
+    drain_timeout_s: float = 300.0
+    ack_timeout_s: float = 300.0
+    """The uplinks' ack timeout. The gateway's is 10 s (doubling to 120 s): in a drain every
+    gateway has its whole window in flight at once, and a batch that waits longer than
+    that in the broker's queue is sent again, a duplicate that costs the ingest as much as
+    a new one. This measures what the instances can store, so nothing is resent here;
+    docs/scale-out.md says what resends do to a catch-up."""
 
 
 def _log(message: str) -> None:
@@ -75,7 +82,8 @@ def _driver(mode: str, plan: FleetPlan, gateways: int, stores: Path, *extra: str
     """The arguments of ``python -m bench.fleet_driver MODE ...``."""
     return [
         "bench.fleet_driver", mode, "--gateways", str(gateways), "--directory", str(stores),
-        "--batch-records", str(plan.batch_records), "--window", str(plan.window), *extra,
+        "--batch-records", str(plan.batch_records), "--window", str(plan.window),
+        "--ack-timeout", str(plan.ack_timeout_s), *extra,
     ]  # fmt: skip
 
 
@@ -278,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_of(phases.QUICK if args.quick else phases.Sizes())
     if args.records:
         plan = replace(plan, records=args.records)
+    # A SIGTERM ends the run like Ctrl-C: every instance, broker and database is cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="lineside-fleet-"))
     began = time.monotonic()
     try:

@@ -5,6 +5,7 @@ disk per million records, and the table ``make bench`` and fleet-latest.md show.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ def drain(
 
 
 def analysed(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setattr(fleet_report.os, "cpu_count", lambda: CORES)
+    monkeypatch.setattr(os, "cpu_count", lambda: CORES)
     first = drain(20, 1, rate=10_000, ingest_s=9.5, machine_s=14.0)
     first["bare"] = [
         {"rows": 100_000, "batches": 200, "seconds": 2.0, "connections": 2},
