@@ -42,7 +42,8 @@ EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM outbox)"
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big each phase is. The defaults fit ``make bench`` in 10 minutes on 2 cores."""
+    """How big each phase is. The defaults fit ``make bench`` in about 15 minutes on 2 cores
+    (the fleet phase about 7 of them)."""
 
     probes: int = 100
     """OPC UA probe variables the ingest phase subscribes to."""
@@ -81,8 +82,9 @@ class Sizes:
     """Simulated gateway counts of the fleet phase (comma-separated)."""
     fleet_instances: str = "1,2,3"
     """Ingest instance counts of the fleet phase."""
-    fleet_records: int = 100_000
-    """Backlog of each fleet drain, spread over the gateways."""
+    fleet_records: int = 50_000
+    """Backlog of each fleet drain, spread over the gateways (docs/scale-out.md quotes a run
+    with 100,000: ``python -m bench.fleet_scale --records 100000``)."""
     fleet_batch_records: int = 500
 
 
