@@ -14,7 +14,8 @@ from psycopg import errors
 
 from gateway import logs
 from gateway.cli import main
-from gateway.commands.common import EXIT_USAGE
+from gateway.commands.common import EXIT_CONFIG, EXIT_USAGE
+from sync.ingest.mqtt_consumer import IngestSessionTakenOver
 from sync.ingest.pg_retry import is_retried, retry_transaction, sqlstate_of
 from sync.ingest.puback_order import ArrivalOrder
 from sync.ingest.settings import IngestSettings
@@ -145,3 +146,21 @@ def test_the_command_refuses_bad_scale_out_options(
 ) -> None:
     assert main(["ingest", "--no-http", *option]) == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("_no_logging_setup")
+def test_a_session_taken_over_ends_the_command_with_exit_3(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync.ingest  # noqa: PLC0415
+
+    async def taken_over(settings: IngestSettings) -> None:
+        raise IngestSessionTakenOver(
+            f"another ingest connected with the same client id ({settings.client_id}); "
+            "give each instance its own --client-id"
+        )
+
+    monkeypatch.setattr(sync.ingest, "run_ingest", taken_over)
+    code = main(["ingest", "--no-http", "--client-id", "lineside-ingest-2"])
+    assert code == EXIT_CONFIG == 3
+    assert "same client id (lineside-ingest-2)" in capsys.readouterr().err
