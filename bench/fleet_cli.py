@@ -1,9 +1,11 @@
 """``python -m bench.fleet_gateways``: load a real ingest with a fleet of simulated gateways.
 
 Prints one line a second (records produced, delivered, still in the outboxes, batches resent)
-and a summary with the generator's own CPU time. Over HTTPS, ``--ingest-tokens FILE`` mints a
-token per simulated gateway and writes their hashes to FILE, the ingest's
-``--gateway-tokens`` file (it reloads it when it changes).
+and a summary with the generator's own CPU time, threads and descriptors (docs/fleet-load.md).
+Over HTTPS, ``--ingest-tokens FILE`` mints a token per simulated gateway and writes their
+hashes to FILE, the ingest's ``--gateway-tokens`` file (it reloads it when it changes). Over
+MQTT, ``--credentials DIR`` gives each gateway its own broker user and ack key, for a broker
+running the shipped ACL.
 """
 
 from __future__ import annotations
@@ -12,12 +14,22 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
+from bench.fleet_gateways import (
+    Fleet,
+    FleetSpec,
+    fleet_credentials,
+    fleet_tokens,
+    write_ack_keys,
+)
+from sync.broker_auth import write_password_file
 from sync.ingest.auth import hash_token, write_tokens
 
 
@@ -40,7 +52,13 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--ingest-url", metavar="URL", help="HTTPS transport: .../v1/ingest")
     p.add_argument("--ca-file", type=Path, help="CA of the broker's or the ingest's certificate")
     p.add_argument("--ingest-tokens", type=Path, metavar="FILE", help="write the ingest's tokens")
-    p.add_argument("--ack-key-file", type=Path, help="the ingest's ack signing key (MQTT)")
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="DIR",
+        help="MQTT: a broker user (the gateway id) and an ack key per gateway, written to "
+        "DIR/gateways.passwd (mosquitto password_file lines) and DIR/ack-keys (--ack-keys)",
+    )
     p.add_argument("--batch-records", type=int, default=500)
     p.add_argument("--drain-timeout", type=float, default=120.0)
     p.add_argument("--directory", type=Path, help="where the stores go (default: a temp dir)")
@@ -60,8 +78,13 @@ def spec_from(args: argparse.Namespace) -> FleetSpec:
     }
     if args.broker is not None:
         host, port = args.broker
-        key = args.ack_key_file.read_bytes().strip() if args.ack_key_file else None
-        return FleetSpec(broker_host=host, broker_port=port, ack_key=key, **common)
+        spec = FleetSpec(broker_host=host, broker_port=port, **common)
+        if args.credentials is None:
+            return spec
+        spec = fleet_credentials(spec)
+        write_password_file(args.credentials / "gateways.passwd", spec.mqtt_passwords)
+        write_ack_keys(args.credentials / "ack-keys", spec.ack_keys)
+        return spec
     spec = FleetSpec(transport="https", ingest_url=args.ingest_url, **common)
     if args.ingest_tokens is None:
         return spec
@@ -71,27 +94,38 @@ def spec_from(args: argparse.Namespace) -> FleetSpec:
 
 
 async def run(spec: FleetSpec, directory: Path, count: int, drain_timeout_s: float) -> int:
+    opening = time.monotonic()
     async with Fleet(spec, directory) as fleet:
         started = time.monotonic()
+        cpu_started = _cpu_s()
+        print(f"{spec.gateways} gateways started in {started - opening:.1f} s", flush=True)
         producing = asyncio.create_task(fleet.produce(count), name="fleet.produce")
         while not producing.done():
             await asyncio.sleep(1.0)
             await _report(fleet, started)
         await producing
         produced_s = time.monotonic() - started
-        cpu_s = _cpu_s()
+        cpu_s = _cpu_s() - cpu_started
         drained = False
         deadline = time.monotonic() + drain_timeout_s
         while not drained and time.monotonic() < deadline:
             drained = await fleet.wait_drained(timeout_s=1.0)
             await _report(fleet, started)
-        print(
-            f"produced {fleet.produced()} records in {produced_s:.1f} s "
-            f"({fleet.produced() / produced_s:.0f} records/s), generator CPU "
-            f"{cpu_s:.1f} s until then; {'drained' if drained else 'NOT drained'} after "
-            f"{time.monotonic() - started:.1f} s",
-            flush=True,
-        )
+        footprint = Footprint.now()
+        cpu_total_s = _cpu_s() - cpu_started
+        drained_s = time.monotonic() - started
+        stopping = time.monotonic()
+    stopped_s = time.monotonic() - stopping
+    delivered = fleet.delivered()
+    print(
+        f"produced {fleet.produced()} records in {produced_s:.1f} s "
+        f"({fleet.produced() / produced_s:.0f} records/s), "
+        f"{'drained' if drained else 'NOT drained'} after {drained_s:.1f} s; "
+        f"generator CPU {cpu_s:.1f} s while producing, {cpu_total_s:.1f} s until drained "
+        f"({1e6 * cpu_total_s / max(1, delivered):.0f} us per record delivered); "
+        f"{footprint}; stopped in {stopped_s:.1f} s",
+        flush=True,
+    )
     return 0 if drained else 1
 
 
@@ -102,6 +136,29 @@ async def _report(fleet: Fleet, started: float) -> None:
         f"resent={fleet.resent()}",
         flush=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """This process's threads, open descriptors and peak memory."""
+
+    threads: int
+    descriptors: int
+    peak_rss_mb: float
+
+    @classmethod
+    def now(cls) -> Footprint:
+        return cls(
+            threads=threading.active_count(),
+            descriptors=len(os.listdir("/proc/self/fd")),
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.threads} threads, {self.descriptors} open descriptors, "
+            f"peak RSS {self.peak_rss_mb:.0f} MiB"
+        )
 
 
 def _cpu_s() -> float:

@@ -28,7 +28,8 @@ Use it from a test or a benchmark::
         assert await fleet.wait_drained(timeout_s=60)
         expected = await fleet.committed()
 
-or from a shell, printing produced, delivered and backlog every second::
+or from a shell (docs/fleet-load.md: options, resources, what it costs), printing produced,
+delivered and backlog every second::
 
     python -m bench.fleet_gateways --gateways 200 --rate 20 --broker 127.0.0.1:1883 --duration 30
 """
@@ -39,9 +40,10 @@ import asyncio
 import contextlib
 import os
 import resource
+import secrets
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -55,6 +57,7 @@ from gateway.store.outbox import STREAM_COLUMNS, record_data
 from gateway.tls_files import client_tls_context
 from sync.alert_feed import AlertFeed
 from sync.https_uplink import HttpsUplink
+from sync.ingest.ack_keys import new_ack_key
 from sync.ingest.auth import new_token
 from sync.ingest.warehouse_records import payload_sha256
 from sync.mqtt_uplink import RECONNECT_MAX_S, RECONNECT_MIN_S, MqttUplink
@@ -93,7 +96,13 @@ class FleetSpec:
     tokens: Mapping[str, str] = field(default_factory=dict)
     """Bearer token per gateway id (HTTPS), as ``lineside ingest-token add`` makes them."""
     ack_key: bytes | None = None
-    """The ingest's ack signing key (MQTT); None: acks are not authenticated."""
+    """The ingest's ack signing key (MQTT) for every gateway without one in ``ack_keys``;
+    None: acks are not authenticated."""
+    ack_keys: Mapping[str, bytes] = field(default_factory=dict)
+    """Ack signing key per gateway id (MQTT), as the ingest's ``--ack-keys`` file holds them."""
+    mqtt_passwords: Mapping[str, str] = field(default_factory=dict)
+    """Broker password per gateway id (MQTT): each gateway then logs in as its own user, its
+    gateway id, as the shipped ACL's ``%u`` patterns expect (docs/broker.md)."""
     records_per_s: float = 0.0
     """Per gateway; 0 = as fast as the store takes them."""
     batch_records: int = 500
@@ -180,13 +189,15 @@ def build_uplink(
         alerts=AlertFeed(store, site=site, gateway=gw),
         backoff=backoff,
         tls_context=tls,
+        username=gw if gw in spec.mqtt_passwords else None,
+        password=spec.mqtt_passwords.get(gw),
         max_records=spec.batch_records,
         max_bytes=spec.batch_bytes,
         window=spec.window,
         ack_timeout_s=spec.ack_timeout_s,
         ack_timeout_max_s=spec.ack_timeout_max_s,
         poll_interval_s=spec.poll_interval_s,
-        ack_key=spec.ack_key,
+        ack_key=spec.ack_keys.get(gw, spec.ack_key),
     )
 
 
@@ -355,6 +366,27 @@ class Fleet:
         for g in self.gateways:
             result[g.gateway] = await stored_hashes(g.store)
         return result
+
+
+def fleet_credentials(spec: FleetSpec) -> FleetSpec:
+    """``spec`` with a new broker password and ack key for every gateway (write them for the
+    broker with :func:`sync.broker_auth.write_password_file` and for the ingest with
+    :func:`write_ack_keys`)."""
+    gateways = [gw for gw, _ in spec.identities()]
+    return replace(
+        spec,
+        mqtt_passwords={gw: secrets.token_urlsafe(18) for gw in gateways},
+        ack_keys={gw: new_ack_key().encode() for gw in gateways},
+    )
+
+
+def write_ack_keys(path: Path, keys: Mapping[str, bytes]) -> Path:
+    """The ingest's ``--ack-keys`` file for ``keys`` (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.writelines(f"{gw}:{key.decode()}\n" for gw, key in keys.items())
+    return path
 
 
 def fleet_tokens(spec: FleetSpec) -> dict[str, str]:

@@ -25,7 +25,7 @@ import pytest
 from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
 from bench.fleet_records import expected_streams
 from tests.support.fleet_ingest import FleetIngest, write_tokens_file
-from tests.support.fleet_warehouse import assert_fleet_stored, stored_records
+from tests.support.fleet_warehouse import Timeline, assert_fleet_stored
 from tests.support.haproxy import HaProxy
 from tests.support.pg_database import fresh_database
 from tests.support.pki import issue, make_ca
@@ -96,7 +96,9 @@ async def test_three_https_ingests_behind_haproxy_share_the_fleet_through_a_cras
                 commit_interval_ms=50,
             )
             victim = ingests[0]
+            timeline = Timeline(dsn)
             async with Fleet(spec, tmp_path / "fleet") as fleet:
+                await timeline.mark("gateways started")
                 producing = asyncio.create_task(fleet.produce(RECORDS))
 
                 async def victim_busy() -> bool:
@@ -106,11 +108,12 @@ async def test_three_https_ingests_behind_haproxy_share_the_fleet_through_a_cras
                 await wait_for(victim_busy, 30, "the first instance committing", interval=0.1)
                 assert not producing.done(), "the gateways produced everything before the crash"
                 victim.kill()
-                at_kill = await stored_records(dsn)
+                at_kill = await timeline.mark(f"{victim.name} killed")
                 assert 0 < at_kill < GATEWAYS * RECORDS
                 await producing
                 drained = await fleet.wait_drained(timeout_s=45)
                 assert drained, f"{await fleet.outbox_depth()} records left in the outboxes"
+                await timeline.mark("drained")
                 committed = await fleet.committed()
                 resent = fleet.resent()
             sessions = {name: int(row["stot"]) for name, row in proxy.servers().items()}
@@ -121,9 +124,9 @@ async def test_three_https_ingests_behind_haproxy_share_the_fleet_through_a_cras
         shares = {ingest.name: ingest.batches for ingest in ingests}
         assert all(batches > 0 for batches in shares.values()), shares
         duplicates = sum(ingest.duplicates for ingest in ingests)
-        print(
-            f"batches per instance {shares}; HAProxy sessions {sessions}; "
-            f"resent {resent}; duplicates seen {duplicates}"
-        )
-        # Every connection to the killed instance failed: its gateways posted again elsewhere.
-        assert resent > 0
+        print(timeline, f"batches per instance {shares}", f"HAProxy sessions {sessions}", sep="\n")
+        print(f"resent {resent}; duplicates {duplicates}")
+        # The gateways connected to the killed instance (round robin gave it some of the
+        # twenty) connected again, through HAProxy, to the others. Whether a POST was open
+        # at the crash (and so resent) is chance: reported, not asserted.
+        assert sum(sessions.values()) > GATEWAYS, sessions

@@ -42,6 +42,8 @@ class FleetIngest(Group):
         tls: tuple[Path, Path] | None = None,
         ca_file: Path | None = None,
         pool_size: int = 2,
+        password_file: Path | None = None,
+        ack_keys: Path | None = None,
     ) -> None:
         self.name = name
         self.http_port = free_port()
@@ -60,6 +62,11 @@ class FleetIngest(Group):
             argv.append("--no-mqtt")
         else:
             argv += ["--mqtt-host", broker.host, "--mqtt-port", str(broker.port)]
+        if password_file is not None:
+            # The broker user is the client id (the shipped ACL names lineside-ingest-1...).
+            argv += ["--mqtt-username", name, "--mqtt-password-file", str(password_file)]
+        if ack_keys is not None:
+            argv += ["--ack-keys", str(ack_keys)]
         if share_group is not None:
             argv += ["--share-group", share_group]
         if tls is not None:
@@ -102,13 +109,20 @@ class FleetIngest(Group):
         return committed_batches(self.last_status)
 
     @property
+    def redelivered(self) -> int:
+        """MQTT messages the broker gave it again (DUP), as its last status said."""
+        consumer = self.last_status.get("consumer", {})
+        return int(consumer.get("redelivered", 0)) if isinstance(consumer, Mapping) else 0
+
+    @property
     def duplicates(self) -> int:
         """Records it found already stored (redeliveries, resends), as its last status said."""
         return int(_counters(self.last_status).get("duplicates", 0))
 
 
 def _counters(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    counters = status.get("warehouse_stats", status.get("counters", {}))
+    """The ``records`` counters of a status answer (docs/operations.md)."""
+    counters = status.get("records", {})
     return counters if isinstance(counters, Mapping) else {}
 
 

@@ -8,6 +8,7 @@ SHA-256, computed from each store as the outbox sends it); the warehouse's side 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import psycopg
@@ -25,6 +26,25 @@ def _count(dsn: str) -> int:
 async def stored_records(dsn: str) -> int:
     """Rows in the warehouse's ``records`` table now."""
     return await asyncio.to_thread(_count, dsn)
+
+
+class Timeline:
+    """What happened when in a fleet test, with the warehouse's record count then (printed
+    with the test's result: how far the drain was at each crash)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.started = time.monotonic()
+        self.events: list[tuple[float, str, int]] = []
+
+    async def mark(self, event: str) -> int:
+        """Note ``event``; the records stored now."""
+        stored = await stored_records(self.dsn)
+        self.events.append((time.monotonic() - self.started, event, stored))
+        return stored
+
+    def __str__(self) -> str:
+        return "; ".join(f"{at:.1f} s {event} ({n} stored)" for at, event, n in self.events)
 
 
 def _read(dsn: str) -> tuple[list[tuple[str, int, str]], dict[str, Counter[str]]]:
