@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from typing import Any
 
@@ -21,7 +20,7 @@ from psycopg import sql
 
 from tests.support.paths import REPO
 from tests.support.pg_database import admin
-from tests.support.processes import end_group
+from tests.support.processes import run_in_group
 
 DRAINS = {(4, 1), (4, 2)}
 """(gateways, ingest instances) of the quick sizes."""
@@ -43,19 +42,12 @@ def _bench_databases() -> set[str]:
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], set[str], set[str]]:
     out = tmp_path_factory.mktemp("fleet-bench")
     before = _bench_databases()
-    proc = subprocess.Popen(
+    code, stderr = run_in_group(
         [sys.executable, "-m", "bench", "--quick", "--only", "fleet", "--out", str(out)],
         cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        timeout=100,
     )
-    try:
-        _, stderr = proc.communicate(timeout=100)
-    finally:
-        end_group(proc)
-    assert proc.returncode == 0, stderr[-4000:]
+    assert code == 0, stderr[-4000:]
     return json.loads((out / "latest.json").read_text()), before, _bench_databases()
 
 
