@@ -124,7 +124,8 @@ class IngestService:
 
     async def _serve_http(self, sock: socket.socket) -> None:
         app: Any = self.app
-        # Each request may hold a 4 MiB body: bound the memory.
+        # Each request may hold a 4 MiB body: bound the memory (32 × 4 MiB). Of those, up to
+        # the warehouse's pool size commit at once; the others wait for a connection.
         config = server_config(app, graceful_s=5, limit_concurrency=32, **self._tls_options())
         server = QuietServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))

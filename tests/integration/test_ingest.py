@@ -44,6 +44,7 @@ from sync.ingest.warehouse import (
     PostgresWarehouse,
     SqliteWarehouse,
     Warehouse,
+    WarehouseStats,
     WarehouseUnavailable,
     payload_sha256,
 )
@@ -380,6 +381,7 @@ class StallingWarehouse:
 
     def __init__(self) -> None:
         self.received = asyncio.Event()
+        self.stats = WarehouseStats()
 
     async def commit_batch(self, batch: Batch, *, idempotency_key: str | None = None) -> Ack:
         self.received.set()
@@ -397,6 +399,7 @@ class FlakyWarehouse:
 
     def __init__(self, inner: Warehouse, failures: int) -> None:
         self.inner, self.failures, self.calls = inner, failures, 0
+        self.stats = inner.stats
 
     async def commit_batch(self, batch: Batch, *, idempotency_key: str | None = None) -> Ack:
         self.calls += 1

@@ -106,6 +106,17 @@ def open_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
+async def gateways(open_broker: Mosquitto) -> AsyncIterator[Gateways]:
+    """The gateways' client, subscribed to every gateway's acks."""
+    client = Gateways(open_broker)
+    try:
+        await wait_for(client.subscribed.is_set, 10, "the gateways subscribed")
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
 async def warehouse(tmp_path: Path) -> AsyncIterator[SqliteWarehouse]:
     """One warehouse every instance writes to (the database is shared in production too)."""
     opened = SqliteWarehouse(tmp_path / "warehouse.db")
@@ -182,25 +193,20 @@ def test_the_shared_filter_is_the_data_subscription_under_share() -> None:
 
 
 async def test_two_instances_share_the_batches_each_committed_once(
-    open_broker: Mosquitto, warehouse: SqliteWarehouse
+    open_broker: Mosquitto, warehouse: SqliteWarehouse, gateways: Gateways
 ) -> None:
-    gateways = Gateways(open_broker)
-    try:
-        await wait_for(gateways.subscribed.is_set, 10, "the gateways subscribed")
-        with_http = {"http_enabled": True, "http_port": 0, "gateway_tokens": tokens(*GATEWAYS)}
-        async with running(
-            warehouse,
-            settings(open_broker, "lineside-ingest-a", **with_http),
-            settings(open_broker, "lineside-ingest-b", **with_http),
-        ) as services:
-            sent = [batch(gw, 1 + 10 * i) for i in range(6) for gw in GATEWAYS]
-            for b in sent:
-                gateways.publish(b)
-            await wait_for(lambda: len(gateways.acks) >= len(sent), 20, "every batch acked")
-            stats = [s.consumer.stats for s in services if s.consumer is not None]
-            health = [await healthz(s) for s in services]
-    finally:
-        gateways.close()
+    with_http = {"http_enabled": True, "http_port": 0, "gateway_tokens": tokens(*GATEWAYS)}
+    async with running(
+        warehouse,
+        settings(open_broker, "lineside-ingest-a", **with_http),
+        settings(open_broker, "lineside-ingest-b", **with_http),
+    ) as services:
+        sent = [batch(gw, 1 + 10 * i) for i in range(6) for gw in GATEWAYS]
+        for b in sent:
+            gateways.publish(b)
+        await wait_for(lambda: len(gateways.acks) >= len(sent), 20, "every batch acked")
+        stats = [s.consumer.stats for s in services if s.consumer is not None]
+        health = [await healthz(s) for s in services]
 
     # Each instance says who it is and how many batches it took.
     consumers = [h["consumer"] for h in health]
@@ -232,13 +238,24 @@ def test_topic_ids_of_a_delivered_shared_message_name_the_gateway() -> None:
     assert topic_ids(shared_subscription(GROUP)) is None
 
 
-class CommitsThenHangs:
-    """Commits the batch, then never returns: the instance dies before its PUBACK."""
+class Wrapping:
+    """A warehouse around a real one (its ``commit_batch`` changed by a subclass)."""
 
     def __init__(self, inner: Warehouse) -> None:
         self.inner = inner
-        self.committed = asyncio.Event()
         self.kind = inner.kind
+        self.stats = inner.stats
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+
+class CommitsThenHangs(Wrapping):
+    """Commits the batch, then never returns: the instance dies before its PUBACK."""
+
+    def __init__(self, inner: Warehouse) -> None:
+        super().__init__(inner)
+        self.committed = asyncio.Event()
 
     async def commit_batch(self, sent: Batch, *, idempotency_key: str | None = None) -> Ack:
         await self.inner.commit_batch(sent, idempotency_key=idempotency_key)
@@ -246,41 +263,33 @@ class CommitsThenHangs:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    async def ping(self) -> None:
-        await self.inner.ping()
-
 
 async def test_a_batch_resent_after_an_instance_died_is_a_duplicate_at_the_other(
-    open_broker: Mosquitto, warehouse: SqliteWarehouse
+    open_broker: Mosquitto, warehouse: SqliteWarehouse, gateways: Gateways
 ) -> None:
-    gateways = Gateways(open_broker)
-    try:
-        await wait_for(gateways.subscribed.is_set, 10, "the gateways subscribed")
-        dying = CommitsThenHangs(warehouse)
-        async with running(
-            dying,  # type: ignore[arg-type]
-            settings(open_broker, "lineside-ingest-a"),
-        ) as [first]:
-            sent = batch("hull-gw2", 100)
-            gateways.publish(sent)
-            await asyncio.wait_for(dying.committed.wait(), 15)
-        # Committed, never acknowledged: the gateway resends after its ack timeout. The
-        # broker may queue a resend in the dead instance's session (it round-robins over
-        # the group's sessions, connected or not): the gateway resends until acked.
-        assert gateways.acked(sent.batch_id) == []
-        async with running(warehouse, settings(open_broker, "lineside-ingest-b")) as [second]:
-            assert second.consumer is not None
+    dying = CommitsThenHangs(warehouse)
+    async with running(
+        dying,  # type: ignore[arg-type]
+        settings(open_broker, "lineside-ingest-a"),
+    ) as [first]:
+        sent = batch("hull-gw2", 100)
+        gateways.publish(sent)
+        await asyncio.wait_for(dying.committed.wait(), 15)
+    # Committed, never acknowledged: the gateway resends after its ack timeout. The
+    # broker may queue a resend in the dead instance's session (it round-robins over
+    # the group's sessions, connected or not): the gateway resends until acked.
+    assert gateways.acked(sent.batch_id) == []
+    async with running(warehouse, settings(open_broker, "lineside-ingest-b")) as [second]:
+        assert second.consumer is not None
 
-            async def resent_and_acked() -> bool:
-                if not gateways.acked(sent.batch_id):
-                    gateways.publish(sent)
-                    await asyncio.sleep(0.5)
-                return bool(gateways.acked(sent.batch_id))
+        async def resent_and_acked() -> bool:
+            if not gateways.acked(sent.batch_id):
+                gateways.publish(sent)
+                await asyncio.sleep(0.5)
+            return bool(gateways.acked(sent.batch_id))
 
-            await wait_for(resent_and_acked, 20, "the resent batch acked by the other instance")
-            assert second.consumer.stats.committed >= 1
-    finally:
-        gateways.close()
+        await wait_for(resent_and_acked, 20, "the resent batch acked by the other instance")
+        assert second.consumer.stats.committed >= 1
     assert first.consumer is not None
     assert first.consumer.stats.committed == 0
     [ack, *_] = gateways.acked(sent.batch_id)
@@ -341,12 +350,11 @@ async def test_the_shipped_acl_lets_ingest_logins_share_and_no_gateway(
     assert snoop_got == [], snoop_got
 
 
-class FirstWaitsForSecond:
+class FirstWaitsForSecond(Wrapping):
     """Two commits at once: the first batch's commit waits until the second one's is done."""
 
     def __init__(self, inner: Warehouse) -> None:
-        self.inner = inner
-        self.kind = inner.kind
+        super().__init__(inner)
         self.workers = 2
         self.order: list[str] = []
         self._second_done = asyncio.Event()
@@ -363,46 +371,38 @@ class FirstWaitsForSecond:
             self._second_done.set()
         return ack
 
-    async def ping(self) -> None:
-        await self.inner.ping()
-
 
 async def test_batches_commit_concurrently_and_pubacks_keep_arrival_order(
-    open_broker: Mosquitto, warehouse: SqliteWarehouse
+    open_broker: Mosquitto, warehouse: SqliteWarehouse, gateways: Gateways
 ) -> None:
-    gateways = Gateways(open_broker)
     held = FirstWaitsForSecond(warehouse)
-    try:
-        await wait_for(gateways.subscribed.is_set, 10, "the gateways subscribed")
-        async with running(
-            held,  # type: ignore[arg-type]
-            settings(open_broker, "lineside-ingest-a", share_group=None),
-        ) as [service]:
-            consumer = service.consumer
-            assert consumer is not None
-            assert consumer.workers == 2
-            pubacks: list[int] = []
-            received: list[int] = []
-            client_ack = consumer._client.ack
-            on_message = consumer._client.on_message
+    async with running(
+        held,  # type: ignore[arg-type]
+        settings(open_broker, "lineside-ingest-a", share_group=None),
+    ) as [service]:
+        consumer = service.consumer
+        assert consumer is not None
+        assert consumer.workers == 2
+        pubacks: list[int] = []
+        received: list[int] = []
+        client_ack = consumer._client.ack
+        on_message = consumer._client.on_message
 
-            def spy_ack(mid: int, qos: int) -> MQTTErrorCode:
-                pubacks.append(mid)
-                return client_ack(mid, qos)
+        def spy_ack(mid: int, qos: int) -> MQTTErrorCode:
+            pubacks.append(mid)
+            return client_ack(mid, qos)
 
-            def spy_message(client: mqtt.Client, userdata: Any, message: Any) -> None:
-                received.append(message.mid)
-                assert on_message is not None
-                on_message(client, userdata, message)
+        def spy_message(client: mqtt.Client, userdata: Any, message: Any) -> None:
+            received.append(message.mid)
+            assert on_message is not None
+            on_message(client, userdata, message)
 
-            consumer._client.ack = spy_ack  # type: ignore[method-assign]
-            consumer._client.on_message = spy_message
-            first, second = batch("hull-gw1", 1), batch("hull-gw1", 4)
-            gateways.publish(first)
-            gateways.publish(second)
-            await wait_for(lambda: len(pubacks) >= 2, 15, "both messages PUBACKed")
-    finally:
-        gateways.close()
+        consumer._client.ack = spy_ack  # type: ignore[method-assign]
+        consumer._client.on_message = spy_message
+        first, second = batch("hull-gw1", 1), batch("hull-gw1", 4)
+        gateways.publish(first)
+        gateways.publish(second)
+        await wait_for(lambda: len(pubacks) >= 2, 15, "both messages PUBACKed")
     # The second batch committed (and was acked to its gateway) first; the PUBACKs still
     # went out in the order the PUBLISHes came in.
     assert held.order == [second.batch_id, first.batch_id]

@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 
 from gateway.core.link import LinkState
-from sync.ingest import IngestService, IngestSettings
+from sync.ingest import IngestService
 from sync.ingest.ack_keys import AckKeys
 from sync.ingest.mqtt_consumer import IngestSessionTakenOver
 from sync.outbox import Outbox
 from tests.security.conftest import Client
-from tests.security.test_signed_acks import KEY, _empty, real_ingest
+from tests.security.test_signed_acks import KEY, _empty, ingest_settings, real_ingest
 from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_harness import GW, SITE, commit, pack, running_store, running_uplink
 from tests.support.waiting import wait_for
@@ -185,14 +185,16 @@ async def test_ingest_session_takeover_stops_the_ingest_by_name(
     the 0x8E mosquitto 2.0.11 omits) is told and stops; the second keeps the session."""
     caplog.set_level(logging.INFO, logger="sync.ingest.mqtt_consumer")
     async with TakeoverProxy(open_broker).running() as proxy:
-        first = IngestService(_ingest_settings(open_broker, tmp_path / "a.db", proxy.port))
+        first = IngestService(
+            ingest_settings(open_broker, tmp_path / "a.db", None, port=proxy.port)
+        )
         first_task = asyncio.create_task(first.run(), name="first-ingest")
         second_task: asyncio.Task[None] | None = None
         try:
             assert first.consumer is not None
             await wait_for(first.consumer.subscribed.is_set, 15, "the first ingest subscribed")
             proxy.armed = True
-            second = IngestService(_ingest_settings(open_broker, tmp_path / "b.db", None))
+            second = IngestService(ingest_settings(open_broker, tmp_path / "b.db", None))
             second_task = asyncio.create_task(second.run(), name="second-ingest")
             with pytest.raises(IngestSessionTakenOver, match="same client id"):
                 await asyncio.wait_for(first_task, 15)
@@ -213,16 +215,4 @@ async def test_ingest_session_takeover_stops_the_ingest_by_name(
         "another ingest connected with the same client id (lineside-ingest-test)" in m
         and "give each instance its own --client-id" in m
         for m in messages
-    )
-
-
-def _ingest_settings(broker: Mosquitto, warehouse: Path, port: int | None) -> IngestSettings:
-    return IngestSettings(
-        mqtt_host=broker.host,
-        mqtt_port=port or broker.port,
-        client_id="lineside-ingest-test",
-        reconnect_initial_s=0.05,
-        reconnect_max_s=0.3,
-        http_enabled=False,
-        sqlite_path=warehouse,
     )

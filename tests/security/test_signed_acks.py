@@ -57,23 +57,28 @@ def open_broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
 
 
+def ingest_settings(
+    broker: Mosquitto, warehouse: Path, keys: AckKeys | None, *, port: int | None = None
+) -> IngestSettings:
+    """A test ingest's settings: MQTT only, quick reconnects, one fixed client id."""
+    return IngestSettings(
+        mqtt_host=broker.host,
+        mqtt_port=port or broker.port,
+        client_id="lineside-ingest-test",
+        reconnect_initial_s=0.05,
+        reconnect_max_s=0.3,
+        http_enabled=False,
+        sqlite_path=warehouse,
+        ack_keys=keys,
+    )
+
+
 @contextlib.asynccontextmanager
 async def real_ingest(
     broker: Mosquitto, warehouse: Path, keys: AckKeys | None, *, port: int | None = None
 ) -> AsyncIterator[Ingest]:
     """The central ingest on ``broker`` (or on a relay to it at ``port``)."""
-    service = IngestService(
-        IngestSettings(
-            mqtt_host=broker.host,
-            mqtt_port=port or broker.port,
-            client_id="lineside-ingest-test",
-            reconnect_initial_s=0.05,
-            reconnect_max_s=0.3,
-            http_enabled=False,
-            sqlite_path=warehouse,
-            ack_keys=keys,
-        )
-    )
+    service = IngestService(ingest_settings(broker, warehouse, keys, port=port))
     task = asyncio.create_task(service.run())
     consumer = service.consumer
     assert consumer is not None
