@@ -22,13 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fleet_gateways import (
-    Fleet,
-    FleetSpec,
-    fleet_credentials,
-    fleet_tokens,
-    write_ack_keys,
-)
+from bench.fleet_credentials import fleet_credentials, fleet_tokens, write_ack_keys
+from bench.fleet_gateways import Fleet, FleetSpec
 from sync.broker_auth import write_password_file
 from sync.ingest.auth import hash_token, write_tokens
 

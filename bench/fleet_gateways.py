@@ -16,9 +16,9 @@ fails ends the whole fleet (its error is raised from the ``async with``).
 
 Resources per gateway: one aiosqlite thread, one paho network thread (MQTT) and about seven
 file descriptors (the database, its WAL and shared memory, the lock file, the socket and
-paho's wake-up socket pair). :func:`raise_fd_limit` lifts the soft limit of open files to the
-hard one, and the stores are opened above the descriptor numbers the sockets need
-(:data:`SELECT_LIMIT`): 200 gateways in one process start, deliver and stop cleanly.
+paho's wake-up socket pair). The soft limit of open files is lifted to the hard one, and the
+stores are opened above the descriptor numbers the sockets need (:mod:`bench.fleet_descriptors`
+says why): 200 gateways in one process start, deliver and stop cleanly.
 
 Use it from a test or a benchmark::
 
@@ -38,16 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import resource
-import secrets
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from bench.fleet_descriptors import descriptors_kept_low, raise_fd_limit, sockets_below
 from bench.fleet_records import TimeBase, fleet_record
 from gateway.config import StoreSection
 from gateway.core.backoff import Backoff
@@ -57,8 +55,6 @@ from gateway.store.outbox import STREAM_COLUMNS, record_data
 from gateway.tls_files import client_tls_context
 from sync.alert_feed import AlertFeed
 from sync.https_uplink import HttpsUplink
-from sync.ingest.ack_keys import new_ack_key
-from sync.ingest.auth import new_token
 from sync.ingest.warehouse_records import payload_sha256
 from sync.mqtt_uplink import RECONNECT_MAX_S, RECONNECT_MIN_S, MqttUplink
 from sync.outbox import Outbox
@@ -67,14 +63,6 @@ Transport = Literal["mqtt", "https"]
 
 CHUNK = 500
 """Records submitted before their commits are awaited, per gateway, when producing flat out."""
-
-SELECT_LIMIT = 1024
-"""paho's network loop waits with ``select()``, which cannot watch a descriptor numbered
-this or higher: such a client never connects. Real gateways have one client each; a fleet
-in one process has hundreds, so it opens its stores above the numbers its sockets need."""
-
-SOCKETS_PER_CLIENT = 3
-"""An MQTT client's connection plus the socket pair paho wakes its loop with."""
 
 TICK_S = 0.05
 """How often a paced producer submits the records that have become due."""
@@ -201,30 +189,13 @@ def build_uplink(
     )
 
 
-@contextlib.contextmanager
-def descriptors_kept_low(below: int) -> Iterator[None]:
-    """Hold every free descriptor number under ``below`` while the block runs, so the files
-    it opens (and keeps open) get higher numbers; the low ones are free again after it, for
-    the sockets opened later (a new descriptor always takes the lowest free number)."""
-    held: list[int] = []
-    try:
-        while below > 0:
-            fd = os.open(os.devnull, os.O_RDONLY)
-            held.append(fd)
-            if fd >= below - 1:
-                break
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
-
-
-def raise_fd_limit() -> int:
-    """Lift the soft limit of open files to the hard one; the soft limit now."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+async def close_stores(stores: list[Store]) -> None:
+    """Close every store (each commits what is pending), all at once; a store that fails
+    to close does not keep the others open."""
+    results = await asyncio.gather(*(store.close() for store in stores), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise BaseExceptionGroup("closing the fleet's stores", failures)
 
 
 class Fleet:
@@ -238,6 +209,7 @@ class Fleet:
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
         self._uplink_tasks: list[asyncio.Task[None]] = []
+        self._producing = asyncio.Lock()
 
     # ---------------------------------------------------------------- life cycle
 
@@ -246,8 +218,7 @@ class Fleet:
         await self._stack.__aenter__()
         try:
             stores = [self._store(gw) for gw, _ in self.spec.identities()]
-            for store in stores:
-                self._stack.push_async_callback(store.close)
+            self._stack.push_async_callback(close_stores, stores)
             with descriptors_kept_low(self._sockets_below()):
                 await asyncio.gather(*(store.open() for store in stores))
             for (gw, site), store in zip(self.spec.identities(), stores, strict=True):
@@ -286,9 +257,7 @@ class Fleet:
 
     def _sockets_below(self) -> int:
         """The descriptor numbers kept free for the MQTT clients' sockets."""
-        if self.spec.transport != "mqtt":
-            return 0
-        return min(SELECT_LIMIT - 64, SOCKETS_PER_CLIENT * self.spec.gateways + 64)
+        return sockets_below(self.spec.gateways) if self.spec.transport == "mqtt" else 0
 
     def _store(self, gateway: str) -> Store:
         config = StoreSection(
@@ -301,8 +270,9 @@ class Fleet:
 
     async def produce(self, records_per_gateway: int) -> None:
         """Commit ``records_per_gateway`` more records to every gateway's store, paced at
-        ``records_per_s`` per gateway (or flat out); returns when all are committed."""
-        async with asyncio.TaskGroup() as group:
+        ``records_per_s`` per gateway (or flat out); returns when all are committed. One
+        call at a time: a second one waits for the first (record indexes follow on)."""
+        async with self._producing, asyncio.TaskGroup() as group:
             for g in self.gateways:
                 group.create_task(
                     self._produce(g, records_per_gateway), name=f"{g.gateway}.produce"
@@ -311,6 +281,8 @@ class Fleet:
     async def _produce(self, g: SimulatedGateway, count: int) -> None:
         first, end = g.produced, g.produced + count
         rate = self.spec.records_per_s
+        # Paced on this machine's monotonic clock, not the fleet's: the load is real; only the
+        # records' timestamps are simulated.
         started = time.monotonic()
         index = first
         while index < end:
@@ -366,33 +338,6 @@ class Fleet:
         for g in self.gateways:
             result[g.gateway] = await stored_hashes(g.store)
         return result
-
-
-def fleet_credentials(spec: FleetSpec) -> FleetSpec:
-    """``spec`` with a new broker password and ack key for every gateway (write them for the
-    broker with :func:`sync.broker_auth.write_password_file` and for the ingest with
-    :func:`write_ack_keys`)."""
-    gateways = [gw for gw, _ in spec.identities()]
-    return replace(
-        spec,
-        mqtt_passwords={gw: secrets.token_urlsafe(18) for gw in gateways},
-        ack_keys={gw: new_ack_key().encode() for gw in gateways},
-    )
-
-
-def write_ack_keys(path: Path, keys: Mapping[str, bytes]) -> Path:
-    """The ingest's ``--ack-keys`` file for ``keys`` (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.writelines(f"{gw}:{key.decode()}\n" for gw, key in keys.items())
-    return path
-
-
-def fleet_tokens(spec: FleetSpec) -> dict[str, str]:
-    """A new bearer token for every gateway of ``spec`` (the ingest's tokens file holds their
-    hashes: :func:`sync.ingest.auth.write_tokens` with :func:`sync.ingest.auth.hash_token`)."""
-    return {gw: new_token(gw) for gw, _ in spec.identities()}
 
 
 async def stored_hashes(store: Store) -> dict[int, str]:

@@ -6,7 +6,7 @@ HTTPS with the test CA's certificate and one gateway tokens file, into one fresh
 database; twenty gateways of the fleet generator (bench/fleet_gateways.py: each its own store,
 outbox, token and the real HTTPS uplink) in this process, posting to HAProxy.
 
-One instance is SIGKILLed in the middle of the drain, while the gateways are still producing:
+One instance is SIGKILLed in the middle of the drain (the warehouse holds a tenth or more):
 the requests it had open fail (or time out), the gateways post the same batches again with the
 same Idempotency-Key, and HAProxy sends them to the other two. Then: every record each gateway
 committed is in the warehouse exactly once with the same payload hash, the typed fact rows
@@ -22,14 +22,19 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet_gateways import Fleet, FleetSpec, fleet_tokens
+from bench.fleet_credentials import fleet_tokens
+from bench.fleet_gateways import Fleet, FleetSpec
 from bench.fleet_records import expected_streams
-from tests.support.fleet_ingest import FleetIngest, write_tokens_file
+from tests.support.fleet_ingest import (
+    FleetIngest,
+    batches_per_instance,
+    produce_and_kill,
+    write_tokens_file,
+)
 from tests.support.fleet_warehouse import Timeline, assert_fleet_stored
 from tests.support.haproxy import HaProxy
 from tests.support.pg_database import fresh_database
 from tests.support.pki import issue, make_ca
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +42,7 @@ GATEWAYS = 20
 RECORDS = 400
 """Records per gateway."""
 RATE = 60.0
-"""Records/s per gateway: producing takes about 7 s, so the crash falls while producing."""
+"""Records/s per gateway: producing takes about 7 s, and the drain follows it closely."""
 
 
 @contextlib.contextmanager
@@ -99,18 +104,7 @@ async def test_three_https_ingests_behind_haproxy_share_the_fleet_through_a_cras
             timeline = Timeline(dsn)
             async with Fleet(spec, tmp_path / "fleet") as fleet:
                 await timeline.mark("gateways started")
-                producing = asyncio.create_task(fleet.produce(RECORDS))
-
-                async def victim_busy() -> bool:
-                    await asyncio.to_thread(victim.status)
-                    return victim.batches >= 5
-
-                await wait_for(victim_busy, 30, "the first instance committing", interval=0.1)
-                assert not producing.done(), "the gateways produced everything before the crash"
-                victim.kill()
-                at_kill = await timeline.mark(f"{victim.name} killed")
-                assert 0 < at_kill < GATEWAYS * RECORDS
-                await producing
+                await produce_and_kill(fleet, victim, timeline, RECORDS)
                 drained = await fleet.wait_drained(timeout_s=45)
                 assert drained, f"{await fleet.outbox_depth()} records left in the outboxes"
                 await timeline.mark("drained")
@@ -119,9 +113,7 @@ async def test_three_https_ingests_behind_haproxy_share_the_fleet_through_a_cras
             sessions = {name: int(row["stot"]) for name, row in proxy.servers().items()}
 
         await assert_fleet_stored(dsn, committed, expected_streams(RECORDS))
-        for ingest in ingests[1:]:
-            await asyncio.to_thread(ingest.status)
-        shares = {ingest.name: ingest.batches for ingest in ingests}
+        shares = await batches_per_instance(ingests)
         assert all(batches > 0 for batches in shares.values()), shares
         duplicates = sum(ingest.duplicates for ingest in ingests)
         print(timeline, f"batches per instance {shares}", f"HAProxy sessions {sessions}", sep="\n")

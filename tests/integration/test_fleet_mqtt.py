@@ -7,7 +7,7 @@ acks with each gateway's key, into one fresh PostgreSQL database, and twenty gat
 fleet generator (bench/fleet_gateways.py: each its own store, outbox and the real MQTT uplink)
 in this process.
 
-One instance is SIGKILLed in the middle of the drain, while the gateways are still producing;
+One instance is SIGKILLed in the middle of the drain (the warehouse holds a tenth or more);
 the batches it had taken and not acknowledged are sent again by their gateways after the ack
 timeout and land on the other two. Later, while more records are delivered, the broker is
 SIGKILLed and started again on the same port. Then (docs/fleet-load.md): every record each
@@ -28,9 +28,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.fleet_gateways import Fleet, FleetSpec, fleet_credentials, write_ack_keys
+from bench.fleet_credentials import fleet_credentials, write_ack_keys
+from bench.fleet_gateways import Fleet, FleetSpec
 from bench.fleet_records import expected_streams
-from tests.support.fleet_ingest import FleetIngest, write_tokens_file
+from tests.support.fleet_ingest import (
+    FleetIngest,
+    batches_per_instance,
+    produce_and_kill,
+    write_tokens_file,
+)
 from tests.support.fleet_warehouse import Timeline, assert_fleet_stored, stored_records
 from tests.support.mosquitto import Mosquitto
 from tests.support.pg_database import fresh_database
@@ -44,7 +50,7 @@ FIRST = 240
 SECOND = 120
 """Records per gateway produced afterwards, delivered through the broker's crash."""
 RATE = 60.0
-"""Records/s per gateway: the first part takes 4 s, so the crash falls while producing."""
+"""Records/s per gateway: the first part takes 4 s, and the drain follows it closely."""
 
 
 INSTANCES = ("lineside-ingest-1", "lineside-ingest-2", "lineside-ingest-3")
@@ -117,34 +123,23 @@ async def test_three_ingests_share_the_fleet_through_an_ingest_and_a_broker_cras
     ):
         # The three start together: their migrations meet under the advisory lock.
         await asyncio.gather(*(ingest.ready() for ingest in ingests))
-        victim, survivors = ingests[0], ingests[1:]
+        victim = ingests[0]
         timeline = Timeline(dsn)
         async with Fleet(replace(spec, broker_port=broker.port), tmp_path / "fleet") as fleet:
             await timeline.mark("gateways started")
-            producing = asyncio.create_task(fleet.produce(FIRST))
+            await produce_and_kill(fleet, victim, timeline, FIRST)
 
-            async def victim_busy() -> bool:
-                await asyncio.to_thread(victim.status)
-                return victim.batches >= 5
-
-            await wait_for(victim_busy, 30, "the first instance committing", interval=0.1)
-            assert not producing.done(), "the gateways produced everything before the crash"
-            victim.kill()
-            at_kill = await timeline.mark(f"{victim.name} killed")
-            assert 0 < at_kill < GATEWAYS * FIRST
-            await producing
-
-            producing = asyncio.create_task(fleet.produce(SECOND))
             before = await stored_records(dsn)
 
             async def delivering() -> bool:
                 return await stored_records(dsn) >= before + GATEWAYS * 20
 
-            await wait_for(delivering, 30, "delivery after the ingest's crash", interval=0.1)
-            broker.kill()
-            await timeline.mark("broker killed")
-            broker.start()
-            await producing
+            async with asyncio.TaskGroup() as group:
+                group.create_task(fleet.produce(SECOND), name="fleet.produce")
+                await wait_for(delivering, 30, "delivery after the ingest's crash", interval=0.1)
+                await asyncio.to_thread(broker.kill)
+                await timeline.mark("broker killed")
+                await asyncio.to_thread(broker.start)  # the same port, the persistence file
             drained = await fleet.wait_drained(timeout_s=45)
             assert drained, f"{await fleet.outbox_depth()} records left in the outboxes"
             await timeline.mark("drained")
@@ -153,9 +148,7 @@ async def test_three_ingests_share_the_fleet_through_an_ingest_and_a_broker_cras
             resent = fleet.resent()
 
         await assert_fleet_stored(dsn, committed, expected_streams(FIRST + SECOND))
-        for ingest in survivors:
-            await asyncio.to_thread(ingest.status)
-        shares = {ingest.name: ingest.batches for ingest in ingests}
+        shares = await batches_per_instance(ingests)
         assert all(batches > 0 for batches in shares.values()), shares
         duplicates = sum(ingest.duplicates for ingest in ingests)
         print(

@@ -8,23 +8,29 @@ is a crash (SIGKILL to the whole group); :meth:`FleetIngest.end` a clean stop.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import ssl
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.fleet_gateways import Fleet
 from sync.ingest.auth import hash_token, write_tokens
 from tests.support.day_processes import Group
+from tests.support.fleet_warehouse import Timeline, stored_records
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 DSN_VARIABLE = "FLEET_WAREHOUSE_DSN"
+
+VICTIM_BATCHES = 5
+"""Batches the instance a test kills commits first: its share is then never nothing."""
 
 
 class FleetIngest(Group):
@@ -118,6 +124,38 @@ class FleetIngest(Group):
     def duplicates(self) -> int:
         """Records it found already stored (redeliveries, resends), as its last status said."""
         return int(_counters(self.last_status).get("duplicates", 0))
+
+
+async def produce_and_kill(
+    fleet: Fleet, victim: FleetIngest, timeline: Timeline, records_per_gateway: int
+) -> None:
+    """Produce ``records_per_gateway`` more records on every gateway and, in the middle of
+    the drain (``victim`` has committed a few batches, the warehouse holds a tenth of the
+    records or more but not all), SIGKILL ``victim``; return once every record is committed
+    to the stores."""
+    total = fleet.produced() + len(fleet.gateways) * records_per_gateway
+
+    async def victim_busy() -> bool:
+        await asyncio.to_thread(victim.status)
+        if victim.batches < VICTIM_BATCHES:
+            return False
+        return await stored_records(timeline.dsn) >= total // 10
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(fleet.produce(records_per_gateway), name="fleet.produce")
+        await wait_for(victim_busy, 30, f"{victim.name} committing", interval=0.1)
+        victim.kill()
+        at_kill = await timeline.mark(f"{victim.name} killed")
+        assert 0 < at_kill < total, "not in the middle of the drain"
+
+
+async def batches_per_instance(ingests: Sequence[FleetIngest]) -> dict[str, int]:
+    """The batches each instance committed: asked now of those still running, as last
+    polled for one that was killed."""
+    for ingest in ingests:
+        if ingest.proc.poll() is None:
+            await asyncio.to_thread(ingest.status)
+    return {ingest.name: ingest.batches for ingest in ingests}
 
 
 def _counters(status: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -3,13 +3,16 @@ options (bench/fleet_records.py, bench/fleet_gateways.py, bench/fleet_cli.py).""
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from bench.fleet_cli import parser, spec_from
-from bench.fleet_gateways import FleetSpec, fleet_credentials, fleet_tokens, write_ack_keys
+from bench.fleet_credentials import fleet_credentials, fleet_tokens, write_ack_keys
+from bench.fleet_descriptors import SELECT_LIMIT, descriptors_kept_low, sockets_below
+from bench.fleet_gateways import FleetSpec
 from bench.fleet_records import (
     SIMULATED_START_US,
     STREAM_OF_KIND,
@@ -108,3 +111,16 @@ def test_the_cli_writes_what_the_ingest_and_the_broker_need(tmp_path: Path) -> N
     assert read_ack_keys(tmp_path / "c" / "ack-keys") == dict(mqtt.ack_keys)
     users = (tmp_path / "c" / "gateways.passwd").read_text().splitlines()
     assert sorted(line.split(":", 1)[0] for line in users) == sorted(mqtt.mqtt_passwords)
+
+
+def test_files_opened_while_the_low_descriptors_are_held_sit_above_them(tmp_path: Path) -> None:
+    below = sockets_below(40)  # 40 clients' sockets
+    with descriptors_kept_low(below):
+        kept = (tmp_path / "store").open("w")
+    try:
+        assert kept.fileno() >= below - 1
+        with socket.socket() as sock:
+            assert sock.fileno() < below  # the lowest free number again
+    finally:
+        kept.close()
+    assert sockets_below(10_000) < SELECT_LIMIT
