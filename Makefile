@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean soak bench bench-warehouse system-deps wheelhouse
+.PHONY: demo test lint typecheck unit venv clean soak bench bench-fleet bench-warehouse system-deps wheelhouse
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,10 +69,17 @@ SOAK_MINUTES ?= 30
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
-## Benchmarks (about 8 minutes on 2 cores): each gateway figure beside the bare library's,
-## written to bench/results/latest.{json,md}. E.g. make bench BENCH_ARGS="--only drain --keep"
+## Benchmarks (about 15 minutes on 2 cores, 7 of them the fleet rows): each gateway figure
+## beside the bare library's, written to bench/results/latest.{json,md}. E.g. make bench BENCH_ARGS="--only drain --keep"
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## The fleet rows alone (also part of `make bench`): warehouse records/s with 1, 2 and 3 ingest
+## instances for 20 and 200 simulated gateways, on fresh PostgreSQL databases (127.0.0.1:5432);
+## the detailed table in bench/results/fleet-latest.{json,md} (docs/scale-out.md quotes it).
+## E.g. make bench-fleet FLEET_BENCH_ARGS="--records 100000 --keep"
+bench-fleet: $(STAMP)
+	$(BIN)/python -m bench.fleet_scale $(FLEET_BENCH_ARGS)
 
 ## The warehouse's read side at scale (not in CI; about 15 minutes and 20 GB of disk at the
 ## default 10 million packs): a fresh PostgreSQL database on 127.0.0.1:5432 loaded through

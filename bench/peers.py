@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.common import free_port
 
@@ -206,7 +206,10 @@ class OpcUaPeer:
         # pack's values with its counter by source time (docs/devices.md).
         await self._server.write_attribute_value(
             nodeid,
-            ua.DataValue(ua.Variant(value, variant_type), SourceTimestamp=datetime.now(UTC)),
+            ua.DataValue(
+                ua.Variant(value, variant_type),
+                SourceTimestamp=cast("ua.DateTime", datetime.now(UTC)),
+            ),
         )
 
     async def _probe_loop(self, hz: float) -> None:

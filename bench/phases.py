@@ -42,7 +42,8 @@ EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM outbox)"
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big each phase is. The defaults fit ``make bench`` in 10 minutes on 2 cores."""
+    """How big each phase is. The defaults fit ``make bench`` in about 15 minutes on 2 cores
+    (the fleet phase about 7 of them)."""
 
     probes: int = 100
     """OPC UA probe variables the ingest phase subscribes to."""
@@ -77,6 +78,14 @@ class Sizes:
     """memory_probes × memory_hz readings/s during the memory and alert-latency phase."""
     rss_interval_s: float = 5.0
     startup_runs: int = 5
+    fleet_gateways: str = "20,200"
+    """Simulated gateway counts of the fleet phase (comma-separated)."""
+    fleet_instances: str = "1,2,3"
+    """Ingest instance counts of the fleet phase."""
+    fleet_records: int = 50_000
+    """Backlog of each fleet drain, spread over the gateways (docs/scale-out.md quotes a run
+    with 100,000: ``python -m bench.fleet_scale --records 100000``)."""
+    fleet_batch_records: int = 500
 
 
 QUICK = Sizes(
@@ -99,6 +108,10 @@ QUICK = Sizes(
     memory_hz=10.0,
     rss_interval_s=0.5,
     startup_runs=1,
+    fleet_gateways="4",
+    fleet_instances="1,2",
+    fleet_records=1200,
+    fleet_batch_records=100,
 )
 """Tiny sizes for the smoke test: every figure is produced, none is meaningful."""
 

@@ -238,6 +238,52 @@ def rows(results: Results) -> list[Row]:
                 "bare: interpreter start + the same library imports",
             )
         )
+    if "fleet" in phases and "error" not in phases["fleet"]:
+        out += _fleet_rows(phases["fleet"])
+    return out
+
+
+def _fleet_rows(phase: dict[str, Any]) -> list[Row]:
+    """Per drain: records/s vs bare psycopg, the scaling factor, the ingest's CPU per record."""
+    out: list[Row] = []
+    figures: dict[str, float] = phase.get("gateway", {})
+    bare: dict[str, float] = phase.get("bare", {})
+    keys = [k.removesuffix("_records_per_s") for k in figures if k.endswith("_records_per_s")]
+    for key in keys:
+        gateways, instances = key.removeprefix("gw").split("_i")
+        where = f"{gateways} gateways, {instances} ingest instance(s)"
+        out.append(
+            _row(
+                f"fleet.{key}_records_per_s",
+                f"8. Fleet drain into PostgreSQL, records/s, {where}",
+                "/s",
+                figures[f"{key}_records_per_s"],
+                bare.get(f"{key}_records_per_s"),
+                note="bare: psycopg, the same rows and statement, as many connections as the "
+                "instances' pools",
+            )
+        )
+        if instances != "1":
+            out.append(
+                _row(
+                    f"fleet.{key}_scaling",
+                    f"8. Fleet scaling factor, rate with {instances} instances / with 1, "
+                    f"{gateways} gateways",
+                    "×",
+                    figures[f"{key}_scaling"],
+                    None,
+                )
+            )
+        out.append(
+            _row(
+                f"fleet.{key}_ingest_cpu_us",
+                f"8. Ingest CPU per stored record, {where}",
+                "µs",
+                figures[f"{key}_ingest_cpu_us"],
+                None,
+                note=f"PostgreSQL: {figures[f'{key}_postgres_cpu_us']:,.1f} µs per record",
+            )
+        )
     return out
 
 
@@ -252,6 +298,8 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:,.1f} MiB"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "×":
+        return f"{value:.2f}×"
     return f"{value:,.2f}"
 
 

@@ -8,6 +8,8 @@ Phases (each in :mod:`bench.phases`, each with its own peers and gateway process
 4. ``drain``: a buffered backlog to the warehouse over MQTT and HTTPS, vs bare paho QoS 1.
 5. + 6. ``latency``: below-T2 pack to andon p50/p99, and RSS over the run, under load.
 7. ``startup``: process start to READY=1.
+8. ``fleet``: warehouse records/s with 1, 2, 3 ingest instances for 20 and 200 simulated
+   gateways, vs bare psycopg (:mod:`bench.fleet_scale`).
 
 Options: ``--quick`` (tiny sizes, the test suite's smoke run), ``--only ingest,store``,
 ``--set memory_s=600`` (any :class:`bench.phases.Sizes` field), ``--out DIR`` (default
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import phases, report
+from bench import fleet_scale, phases, report
 from bench.common import REPO
 
 RESULTS = REPO / "bench" / "results"
@@ -48,6 +50,7 @@ PHASES: dict[str, Callable[[phases.Sizes, Path], phases.Phase]] = {
     "drain": phases.drain,
     "latency": phases.latency_memory,
     "startup": phases.startup,
+    "fleet": fleet_scale.phase,
 }
 LIBRARIES = ("asyncua", "pymodbus", "paho-mqtt", "aiosqlite", "httpx", "uvicorn", "pydantic")
 BUSY_LOAD = 0.5

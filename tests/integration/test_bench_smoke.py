@@ -1,5 +1,8 @@
 """The benchmark harness at tiny sizes (``python -m bench --quick``), so it cannot rot.
 
+The fleet phase has its own smoke test (test_fleet_bench_smoke.py): it needs PostgreSQL and
+the time of several drains, so this one runs the other phases.
+
 Every phase runs against its real peers (asyncua and pymodbus servers, mosquitto, the
 central ingest) and the real ``lineside run`` process. Nothing here looks at how fast
 anything was: a smoke run's figures mean nothing. It checks that every figure, ratio and
@@ -50,7 +53,16 @@ def _finite(value: Any) -> bool:
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            ",".join(sorted(PHASES)),
+            "--out",
+            str(out),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

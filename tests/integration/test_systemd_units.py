@@ -110,6 +110,7 @@ def test_every_unit_verifies_without_errors(tmp_path: Path) -> None:
     assert {u.name for u in units} == {
         "lineside-gateway.service",
         "lineside-ingest.service",
+        "lineside-ingest@.service",
         "lineside-tui.service",
     }
     for unit in units:
@@ -166,7 +167,7 @@ def test_every_command_in_the_units_is_a_valid_lineside_command() -> None:
         env = dict(v.split("=", 1) for v in values(unit, "Environment"))
         for key in ("ExecStartPre", "ExecStart"):
             for line in values(unit, key):
-                expanded = line
+                expanded = line.replace("%i", "1")  # a template's instance name
                 for name, value in env.items():
                     expanded = expanded.replace(f"${{{name}}}", value)
                 argv = shlex.split(expanded)
@@ -175,9 +176,34 @@ def test_every_command_in_the_units_is_a_valid_lineside_command() -> None:
                 commands.append((unit.name, args.command))
     assert ("lineside-gateway.service", "run") in commands
     assert ("lineside-ingest.service", "ingest") in commands
+    assert ("lineside-ingest@.service", "ingest") in commands
     tui = values(UNITS / "lineside-tui.service", "ExecStart")
     assert [shlex.split(line)[1:] for line in tui] == [
         ["tui", "--socket", "/var/lib/lineside/control.sock"]
+    ]
+
+
+def test_ingest_template_instances_share_a_group_each_with_its_own_identity() -> None:
+    template = UNITS / "lineside-ingest@.service"
+    [start] = values(template, "ExecStart")
+    start = start.replace("%i", "2").replace("${LINESIDE_MQTT_PORT}", "1883")
+    args = build_parser().parse_args(shlex.split(start)[1:])
+    assert args.share_group == "lineside"
+    # Client id and broker login alike, per instance: the shipped ACL's lineside-ingest-N.
+    assert args.client_id == args.mqtt_username == "lineside-ingest-2"
+    assert args.http_port == 8082
+    assert "lineside-ingest-2" in (REPO / "config" / "mosquitto" / "acl").read_text()
+    assert values(template, "LoadCredential") == [
+        "pgpass",
+        "mqtt-password:/etc/credstore/mqtt-password-%i",
+        "gateway-tokens",
+    ]
+    assert values(template, "StateDirectory") == ["lineside-ingest-%i"]
+    # The rest of the service is the single ingest's: the same restarts and hardening.
+    single = UNITS / "lineside-ingest.service"
+    skip = {"ExecStart", "LoadCredential", "StateDirectory", "WorkingDirectory"}
+    assert [d for d in directives(template) if d[0] == "Service" and d[1] not in skip] == [
+        d for d in directives(single) if d[0] == "Service" and d[1] not in skip
     ]
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import subprocess
 import sys
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 from psycopg import sql
 
 from tests.support.paths import REPO
-from tests.support.processes import end_group
+from tests.support.processes import run_in_group
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 OPERATIONS = {"run_report", "trace_batch", "trace_serial"}
@@ -50,18 +49,9 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
         sys.executable, "-m", "bench.warehouse_scale", "--packs", str(PACKS), "--days", "40",
         "--reps", str(REPS), "--warmup", "2", "--database", database, "--out", str(out),
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        command,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
     try:
-        _, stderr = proc.communicate(timeout=100)
+        code, stderr = run_in_group(command, cwd=REPO, timeout=100)
     finally:
-        end_group(proc)
         if _database_exists(database):
             with psycopg.connect(PG, autocommit=True) as conn:
                 conn.execute(
@@ -70,7 +60,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
                     )
                 )
             pytest.fail(f"the benchmark left its database {database} behind")
-    assert proc.returncode == 0, stderr[-4000:]
+    assert code == 0, stderr[-4000:]
     results = json.loads((out / "warehouse-latest.json").read_text())
     return results, (out / "warehouse-latest.md").read_text(), database
 

@@ -102,3 +102,21 @@ def end_group(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # anything it started that outlived it
     return code
+
+
+def run_in_group(argv: list[str], *, cwd: Path, timeout: float) -> tuple[int, str]:
+    """Run a command to its end in a session of its own; (exit code, stderr). Whatever it
+    started is ended with it, also when ``timeout`` expires (then TimeoutExpired)."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    finally:
+        end_group(proc)
+    return proc.returncode, stderr
