@@ -47,6 +47,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     _check_pairs(args)
     settings = _ingest_settings(args, dsn)
     _warn_in_clear(args, settings)
+    if args.end_session:
+        return _end_session(settings)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_ingest(settings))
@@ -57,6 +59,21 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         # e.g. a warehouse upgraded by a newer release: refused, said in one line.
         raise CommandFailed(f"lineside ingest: {exc}") from None
+    return EXIT_OK
+
+
+def _end_session(settings: IngestSettings) -> int:
+    """``--end-session``: the broker forgets this instance (see sync/ingest/session_end.py)."""
+    from sync.ingest.session_end import SessionEndFailed, end_session  # noqa: PLC0415
+
+    try:
+        end_session(settings)
+    except SessionEndFailed as exc:
+        raise CommandFailed(f"lineside ingest --end-session: {exc}") from None
+    print(
+        f"ended the broker session of {settings.client_id}: the broker no longer queues "
+        "batches for it; the gateways resend what it held to the instances that remain"
+    )
     return EXIT_OK
 
 
@@ -202,6 +219,12 @@ def add_ingest(commands: SubCommands) -> None:
         help="consume through the shared subscription $share/NAME/... with the other "
         "instances of NAME (1-64 of A-Z a-z 0-9 _ -): the broker gives each batch to one; "
         "each instance needs its own --client-id (and broker user)",
+    )
+    ingest.add_argument(
+        "--end-session",
+        action="store_true",
+        help="end this client id's broker session and exit, when the instance leaves its "
+        "share group for good: the broker stops queuing a share of the batches for it",
     )
     ingest.add_argument("--mqtt-username", help="the ingest's broker user name")
     ingest.add_argument(

@@ -78,7 +78,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -92,6 +91,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.core.backoff import Backoff
 from gateway.core.errors import SyncError
 from sync.ingest.puback_order import ArrivalOrder
+from sync.ingest.session_end import apply_credentials
 from sync.ingest.settings import IngestSettings
 from sync.ingest.warehouse import (
     Warehouse,
@@ -250,16 +250,7 @@ class MqttConsumer:
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
-        if s.tls_ca is not None or s.tls_cert is not None:
-            client.tls_set(
-                ca_certs=str(s.tls_ca) if s.tls_ca else None,
-                certfile=str(s.tls_cert) if s.tls_cert else None,
-                keyfile=str(s.tls_key) if s.tls_key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
+        apply_credentials(client, s)
         # Acks waiting for a connection are bounded; the gateway resends what got no ack.
         client.max_queued_messages_set(1000)
         self._set_reconnect_delay(client, s.reconnect_initial_s)

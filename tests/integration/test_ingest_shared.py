@@ -42,8 +42,10 @@ from sync.protocol import (
     shared_subscription,
 )
 from tests.integration.test_ingest import pack
+from tests.support.cli_runs import lineside_async
 from tests.support.gateway_tokens import tokens
 from tests.support.mosquitto import Mosquitto
+from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 SITE = "hull"
@@ -409,3 +411,52 @@ async def test_batches_commit_concurrently_and_pubacks_keep_arrival_order(
     assert [a.batch_id for a in gateways.acks] == [second.batch_id, first.batch_id]
     assert pubacks == received
     assert sorted(await warehouse.record_hashes("hull-gw1")) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_an_instance_that_ended_its_session_takes_no_more_share(
+    open_broker: Mosquitto, warehouse: SqliteWarehouse, gateways: Gateways
+) -> None:
+    gone = settings(open_broker, "lineside-ingest-gone")
+    async with running(warehouse, gone):
+        pass  # subscribed once, then stopped: its persistent session stays at the broker
+    async with running(warehouse, settings(open_broker, "lineside-ingest-stays")) as [stays]:
+        # While its session lives, the broker keeps queuing a share for the stopped instance.
+        before = [batch("hull-gw1", 1 + 10 * i) for i in range(10)]
+        for b in before:
+            gateways.publish(b)
+        # The instance leaves for good, as an operator removes it.
+        ended = await lineside_async(
+            "ingest",
+            "--end-session",
+            "--client-id",
+            gone.client_id,
+            "--mqtt-port",
+            str(open_broker.port),
+            "--no-http",
+        )
+        assert ended.returncode == 0, ended.stderr
+        assert f"ended the broker session of {gone.client_id}" in ended.stdout
+        after = [batch("hull-gw2", 1 + 10 * i) for i in range(10)]
+        for b in after:
+            gateways.publish(b)
+        await wait_for(
+            lambda: all(gateways.acked(b.batch_id) for b in after), 20, "the later batches acked"
+        )
+        consumer = stays.consumer
+        assert consumer is not None
+        committed = consumer.stats.committed
+
+    # Every later batch went to the instance that stays; of the earlier ones, the share queued
+    # for the stopped instance went with its session (its gateway resends them in production).
+    acked_before = [b for b in before if gateways.acked(b.batch_id)]
+    assert 0 < len(acked_before) < len(before)
+    assert committed == len(acked_before) + len(after)
+
+
+async def test_end_session_says_why_it_failed() -> None:
+    ended = await lineside_async(
+        "ingest", "--end-session", "--mqtt-port", str(free_port()), "--no-http"
+    )
+    assert ended.returncode == 1
+    assert "lineside ingest --end-session: broker 127.0.0.1:" in ended.stderr
+    assert "unreachable" in ended.stderr
