@@ -27,6 +27,9 @@ from sync.ingest.fact_state import (
 )
 from sync.ingest.facts import FACT_TABLES, Fact
 
+JsonRows = Callable[[str, Sequence[str], Sequence[Sequence[object]]], tuple[str, str]]
+"""(table, columns, rows) → (one INSERT of all the rows, its JSON parameter)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FactDialect:
@@ -44,6 +47,10 @@ class FactDialect:
     """``records.received_at`` in the facts' form."""
     adapt: Callable[[object], object]
     """A fact value (datetime, bool, date, ...) as the driver should send it."""
+    json_rows: JsonRows | None = None
+    """Given a table, its columns and rows: an INSERT of all the rows as one JSON parameter,
+    and that parameter (:func:`sync.ingest.facts_pg.json_rows_insert`); None: one
+    ``executemany`` of single-row INSERTs."""
 
 
 Execute = Callable[[str, Sequence[object]], Any]
@@ -113,6 +120,13 @@ class FactWriter:
         columns = FACT_TABLES[stream].all_columns + (("received_at",) if with_received else ())
         marks = ", ".join([self.dialect.mark] * len(columns))
         rows = [self._row((*f.row, f.received_at) if with_received else f.row) for f in facts]
+        if self.dialect.json_rows is not None:
+            # One statement for the whole batch: a pipelined executemany costs the driver a
+            # protocol round per row, which was most of the ingest's CPU per record
+            # (docs/scale-out.md).
+            sql, param = self.dialect.json_rows(stream, columns, rows)
+            self._execute(sql, (param,))
+            return
         self._executemany(
             f"INSERT INTO {stream} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 (fixed names)
             " ON CONFLICT DO NOTHING",

@@ -37,7 +37,7 @@ class Table:
     partitioned: bool = False
 
 
-def _parse(column: str) -> tuple[str, str, bool]:
+def column_parts(column: str) -> tuple[str, str, bool]:
     name, _, rest = column.partition(" ")
     nullable = rest.endswith(" NULL")
     return name, rest.removesuffix(" NULL"), nullable
@@ -334,7 +334,7 @@ PARTITIONED: tuple[str, ...] = tuple(t.name for t in FACTS if t.partitioned)
 def _columns_sql(table: Table, *, sqlite: bool) -> str:
     parts = []
     for column in table.columns:
-        name, pg_type, nullable = _parse(column)
+        name, pg_type, nullable = column_parts(column)
         sql_type = SQLITE_TYPES[pg_type] if sqlite else pg_type
         text = f"{name} {sql_type}" + ("" if nullable else " NOT NULL")
         if name == "received_at":
