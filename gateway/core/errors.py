@@ -57,6 +57,8 @@ module in brackets), so each part keeps its own errors and still hangs them on t
                                  (sync.ingest.ack_keys)
         IngestSessionTakenOver   another ingest connected with the same MQTT client id:
                                  the ingest stops (exit 3) (sync.ingest.mqtt_consumer)
+        SessionEndFailed         ``lineside ingest --end-session`` could not reach the broker
+                                 or was refused (sync.ingest.session_end)
       ControlError             the operator control socket, on either side
         ControlSocketError       the socket cannot be set up as configured (group, mode)
         InvalidRequest           a request field the gateway refuses [ValueError]

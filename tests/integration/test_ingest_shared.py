@@ -405,6 +405,8 @@ async def test_batches_commit_concurrently_and_pubacks_keep_arrival_order(
         gateways.publish(first)
         gateways.publish(second)
         await wait_for(lambda: len(pubacks) >= 2, 15, "both messages PUBACKed")
+        # The acks travel to the gateways' client on their own: wait for both to arrive.
+        await wait_for(lambda: len(gateways.acks) >= 2, 15, "both batches acked")
     # The second batch committed (and was acked to its gateway) first; the PUBACKs still
     # went out in the order the PUBLISHes came in.
     assert held.order == [second.batch_id, first.batch_id]
