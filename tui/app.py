@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, ModeError, ScreenError
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
 
@@ -241,9 +241,18 @@ class LinesideApp(App[None]):
 
     def redraw(self) -> None:
         """Draw the current screen from the latest snapshot."""
-        screen = self.screen
+        screen = self._shown_screen()
         if isinstance(screen, StatusScreen) and screen.is_mounted:
             screen.show(self.snapshot, self.problem, self.stale_s)
+
+    def _shown_screen(self) -> object:
+        """The screen on show, or None while the app is closing: a poll answered late, or a
+        worker failing then, finds the screens already gone, and ``self.screen`` would raise
+        ScreenStackError out of the closing app."""
+        try:
+            return self.screen
+        except (ScreenError, ModeError):
+            return None
 
     async def action_lines(self) -> None:
         """``1``: the lines list, from anywhere; from a line's detail too, whose key bar
@@ -287,7 +296,7 @@ class LinesideApp(App[None]):
             return
         if isinstance(error, asyncio.CancelledError):
             return
-        screen = self.screen
+        screen = self._shown_screen()
         if isinstance(screen, StatusScreen) and screen.is_mounted:
             problem = f"✗ Display error: {render.clean(repr(error))}. Retrying every second."
             screen.show(None, problem, self.stale_s)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from textual.screen import Screen
 from textual.widgets import Input, Static
+from textual.worker import WorkerState
 
 from tests.support.tui_source import STATUS, FixedSource, SetClock, SilentSource
 from tests.support.waiting import wait_for
@@ -176,3 +178,17 @@ async def test_every_key_goes_back_where_its_label_says() -> None:
         assert isinstance(current(app), LinesScreen)
         await pilot.press("3", "2")
         assert isinstance(current(app), AlertsScreen)
+
+
+async def test_an_answer_or_a_failure_after_the_app_has_closed_is_no_crash() -> None:
+    """A poll answered, or a worker failing, once the screens are gone (the app closing) once
+    raised ScreenStackError out of the closing app; there is nothing left to draw on."""
+    app = LinesideApp(FixedSource(STATUS), poll_interval_s=0.1)
+    async with app.run_test(size=(80, 24)):
+        await wait_for(lambda: app.polls >= 1)
+    assert not app.screen_stack
+    app.redraw()
+    # What Textual hands the handler when a worker fails: its state and its error.
+    failed = SimpleNamespace(worker=SimpleNamespace(error=RuntimeError("drawing failed")))
+    failed.state = WorkerState.ERROR
+    app.on_worker_state_changed(cast(Any, failed))
