@@ -136,6 +136,8 @@ class LinesideApp(App[None]):
         self.polls = 0
         """Requests finished (answered or failed), for tests to wait on."""
         self._request: Worker[None] | None = None
+        self._drawn_stale_s: float | None = None
+        """The gateway's silence, in seconds, on the screen as last drawn."""
         self.stop_on_signals = False
         """Whether SIGTERM and SIGHUP end the app (set when it owns the process)."""
 
@@ -162,7 +164,9 @@ class LinesideApp(App[None]):
         left to finish (cancelling it would lose the very answer that shows the gateway is
         back) and the screen is redrawn so the stale ages keep counting."""
         if self._request is not None and not self._request.is_finished:
-            if self.state is not ConnectionState.UP:
+            # Only when the age has moved: a table redrawn with nothing new flickers through
+            # its header-wide columns until the next idle measures them again.
+            if self.state is not ConnectionState.UP and self.stale_s != self._drawn_stale_s:
                 self.redraw()
             return
         self._request = self.run_worker(self._fetch(), group="poll", exit_on_error=False)
@@ -243,7 +247,8 @@ class LinesideApp(App[None]):
         """Draw the current screen from the latest snapshot."""
         screen = self._shown_screen()
         if isinstance(screen, StatusScreen) and screen.is_mounted:
-            screen.show(self.snapshot, self.problem, self.stale_s)
+            self._drawn_stale_s = self.stale_s
+            screen.show(self.snapshot, self.problem, self._drawn_stale_s)
 
     def _shown_screen(self) -> object:
         """The screen on show, or None while the app is closing: a poll answered late, or a

@@ -51,6 +51,20 @@ def app_with(snapshot: dict[str, Any] | None) -> LinesideApp:
     return LinesideApp(FixedSource(snapshot), operator="", gateway_name="demo-gw1")
 
 
+async def settled(pilot: Pilot[None], *, within_s: float = 10.0) -> None:
+    """Wait until two pictures of the screen 50 ms apart agree: a table re-measures its
+    columns on a later refresh than the one that fills it, and on a busy machine the picture
+    was once taken between the two (the right text in the previous layout)."""
+    previous = None
+    for _ in range(int(within_s / 0.05)):
+        await pilot.pause(0.05)
+        picture = pilot.app.export_screenshot()
+        if picture == previous:
+            return
+        previous = picture
+    raise AssertionError(f"the screen still changed after {within_s:g} s")
+
+
 def after(*keys: str) -> Callable[[Pilot[None]], Any]:
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
@@ -58,7 +72,7 @@ def after(*keys: str) -> Callable[[Pilot[None]], Any]:
         while app.polls < 1:
             await pilot.pause(0.01)
         await pilot.press(*keys)
-        await pilot.pause()
+        await settled(pilot)
 
     return run_before
 
@@ -113,7 +127,7 @@ def stale_after(clock: SetClock, *keys: str) -> Callable[[Pilot[None]], Any]:
         while app.state is not ConnectionState.DOWN:
             await pilot.pause(0.05)
         await pilot.press(*keys)
-        await pilot.pause()
+        await settled(pilot)
 
     return run_before
 
