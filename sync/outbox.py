@@ -28,7 +28,7 @@ from gateway.core.errors import StoreError
 from gateway.core.records import AlertRecord, Severity
 from gateway.store import Store
 from gateway.store.outbox import STREAM_COLUMNS, OutboxTable, Span
-from sync.protocol import BACKLOG_AT_MAX_US, MAX_BATCH_BYTES, Batch, seq_ranges
+from sync.protocol import BACKLOG_AT_MAX_US, MAX_BATCH_BYTES, Batch, seq_ranges, wire_records
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,11 @@ class Outbox(OutboxTable):
         """The records that fit in ``max_bytes`` as a batch, the unusable ones quarantined;
         ``None`` when none is left."""
         refused: dict[str, list[int]] = {}
-        records = _all_if_they_fit(entries, max_bytes, refused)
-        if records is None:
+        wire = None
+        fitting = _all_if_they_fit(entries, max_bytes, refused)
+        if fitting is not None:
+            records, wire = fitting
+        else:
             records = []
             size = 0
             for seq, entry in entries:
@@ -151,7 +154,13 @@ class Outbox(OutboxTable):
             await self.quarantine(seqs, reason)
         if not records:
             return None
-        batch = Batch(gateway=self.gateway, site=self.site, stream=stream, records=tuple(records))
+        batch = Batch(
+            gateway=self.gateway,
+            site=self.site,
+            stream=stream,
+            records=tuple(records),
+            wire_records=wire,
+        )
         if not self.report_backlog:
             return batch
         depth, at_us = await self.backlog()
@@ -165,28 +174,38 @@ def _all_if_they_fit(
     entries: Sequence[tuple[int, dict[str, Any] | None]],
     max_bytes: int,
     refused: dict[str, list[int]],
-) -> list[tuple[int, Mapping[str, Any]]] | None:
-    """Every record, when all encode and fit in ``max_bytes`` together (the usual case),
-    sized with one encoder call for them all; ``None`` when each must be looked at.
+) -> tuple[list[tuple[int, Mapping[str, Any]]], str] | None:
+    """Every record and their wire text (:func:`~sync.protocol.wire_records`), when all
+    encode and fit in ``max_bytes`` together (the usual case): sized with the one encoder
+    call whose text the batch is then sent with. ``None`` when each must be looked at.
 
-    The same answer as sizing them one by one: a list's JSON is its items' JSON joined by
-    commas in brackets, so the sum of the items' lengths is the list's length less
-    ``len + 1``. Missing record rows are refused here as they would be there.
+    The same answer as sizing them one by one (each record's ``data`` JSON + 20): the wire
+    text is the items ``{"seq":N,"data":D}`` joined by commas in brackets, so the data's
+    lengths sum to its length less the brackets, the commas and each item's wrapping. Missing
+    record rows are refused here as they would be there.
     """
-    present = [data for _, data in entries if data is not None]
-    if not present:
+    records: list[tuple[int, Mapping[str, Any]]] = [
+        (seq, data) for seq, data in entries if data is not None
+    ]
+    if not records:
         return None
     try:
-        lengths = len(_WIRE_JSON.encode(present)) - 1 - len(present)
+        wire = wire_records(records)
     except ValueError:
         return None  # one of them is not encodable: found and refused one by one
-    total = lengths + 20 * len(present)
+    wrapping = sum(_ITEM_WRAPPING + len(str(seq)) for seq, _ in records)
+    lengths = len(wire) - 2 - (len(records) - 1) - wrapping
+    total = lengths + 20 * len(records)
     if total > max_bytes or total > MAX_BATCH_BYTES:
         return None
     for seq, data in entries:
         if data is None:
             refused.setdefault("record row missing", []).append(seq)
-    return [(seq, data) for seq, data in entries if data is not None]
+    return records, wire
+
+
+_ITEM_WRAPPING = len('{"seq":,"data":}')
+"""The characters of a record's wire item besides its seq digits and its data."""
 
 
 def only_quarantine_alerts(batch: Batch) -> bool:

@@ -152,6 +152,11 @@ class Batch:
     batch id: a resent batch carries the figure of its first encoding)."""
     backlog_at_us: int | None = None
     """The gateway's wall clock when ``backlog`` was counted (µs since the Unix epoch)."""
+    wire_records: str | None = field(default=None, compare=False, repr=False)
+    """``records`` as :func:`encode_batch` writes them (the JSON array of ``{"seq", "data"}``),
+    when whoever cut the batch has already made that text (the outbox sizes a batch with it):
+    each record is then encoded once, not once to size it and again to send it. Must say the
+    same as ``records``; :func:`wire_records` makes it."""
 
     @property
     def batch_id(self) -> str:
@@ -170,20 +175,42 @@ class Ack:
     conflicts: tuple[tuple[int, str], ...] = field(default=())
 
 
+_WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+"""``json.dumps`` with the wire's options (compact; NaN and infinities refused), made once."""
+
+
+def wire_records(records: Sequence[tuple[int, Mapping[str, Any]]]) -> str:
+    """The JSON text of a batch's ``records`` array, exactly as :func:`encode_batch` writes
+    it. Raises ``ValueError`` for a value JSON cannot carry (NaN, an infinity)."""
+    return _WIRE_JSON.encode(
+        [{"seq": seq, "data": data if type(data) is dict else dict(data)} for seq, data in records]
+    )
+
+
 def encode_batch(batch: Batch) -> bytes:
-    """A batch as compressed JSON (NaN is refused: it never reaches the warehouse)."""
-    body = {
+    """A batch as compressed JSON (NaN is refused: it never reaches the warehouse).
+
+    The body is the JSON object of ``v, gateway, site, batch_id, stream, records`` and, when
+    reported, ``backlog, backlog_at_us``, in that order; its ``records`` text is the batch's
+    :attr:`Batch.wire_records` when it has it, so a record sized at the outbox is not encoded
+    a second time here.
+    """
+    head = {
         "v": VERSION,
         "gateway": batch.gateway,
         "site": batch.site,
         "batch_id": batch.batch_id,
         "stream": batch.stream,
-        "records": [{"seq": seq, "data": dict(data)} for seq, data in batch.records],
     }
+    records = batch.wire_records
+    if records is None:
+        records = wire_records(batch.records)
+    tail = ""
     if batch.backlog is not None and batch.backlog_at_us is not None:
-        body["backlog"] = batch.backlog
-        body["backlog_at_us"] = batch.backlog_at_us
-    return zlib.compress(json.dumps(body, allow_nan=False, separators=(",", ":")).encode())
+        tail = _WIRE_JSON.encode({"backlog": batch.backlog, "backlog_at_us": batch.backlog_at_us})
+        tail = "," + tail[1:-1]
+    text = f'{_WIRE_JSON.encode(head)[:-1]},"records":{records}{tail}}}'
+    return zlib.compress(text.encode())
 
 
 _BATCH_KEYS = frozenset(

@@ -32,8 +32,11 @@ from sync.outbox import Outbox, batch_seqs
 from sync.protocol import (
     alerts_topic,
     andon_topic,
+    decode_batch,
+    encode_batch,
     gateway_alerts_topic,
     status_topic,
+    wire_records,
 )
 from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO
@@ -75,6 +78,8 @@ async def test_outbox_batches_by_priority_then_seq_and_acks_delete(tmp_path: Pat
         assert second is not None
         assert batch_seqs(second) == tuple(packs[:10])
         assert set(second.records[0][1]) >= {"net_g", "pack_counter", "nominal_g"}
+        # Sized with the text it is sent with: each record encoded once.
+        assert second.wire_records == wire_records(second.records)
         tiny = await outbox.next_batch(10, 1, exclude=[*batch_seqs(first), *batch_seqs(second)])
         assert tiny is not None
         assert batch_seqs(tiny) == (packs[10],)
@@ -556,3 +561,29 @@ async def test_a_full_paho_queue_holds_alerts_back_and_loses_none(
                 assert feed.stats.not_accepted > 0  # the queue was full, and nothing was lost
     finally:
         watcher.stop()
+
+
+async def test_the_byte_cut_is_the_same_whether_the_batch_is_sized_at_once_or_record_by_record(
+    tmp_path: Path,
+) -> None:
+    """A batch is sized in one go when everything read fits (and keeps that text to send), or
+    record by record when not; both count a record as its data's JSON + 20 bytes, so a limit
+    of exactly the records' total takes them all and one byte less takes one fewer."""
+    async with running_store(tmp_path, ManualClock()) as store:
+        packs = await commit(store, [pack(i) for i in range(20)])
+        outbox = Outbox(store, gateway=GW, site=SITE)
+        whole = await outbox.next_batch(20, 1_000_000)
+        assert whole is not None
+        assert batch_seqs(whole) == tuple(packs)
+        total = sum(len(json.dumps(data, separators=(",", ":"))) + 20 for _, data in whole.records)
+
+        exact = await outbox.next_batch(20, total)
+        assert exact is not None
+        assert batch_seqs(exact) == tuple(packs)
+        assert exact.wire_records == wire_records(exact.records)
+
+        short = await outbox.next_batch(20, total - 1)
+        assert short is not None
+        assert batch_seqs(short) == tuple(packs[:19])
+        assert short.wire_records is None  # cut record by record: encoded when sent
+        assert decode_batch(encode_batch(short)).records == short.records

@@ -28,6 +28,7 @@ from sync.protocol import (
     encode_batch,
     seq_ranges,
     status_topic,
+    wire_records,
 )
 
 BATCH = Batch(
@@ -170,3 +171,66 @@ def test_the_backlog_bounds_are_accepted() -> None:
 def test_a_malformed_backlog_refuses_the_batch(fields: dict[str, object]) -> None:
     with pytest.raises(ProtocolError, match="backlog"):
         decode_batch(_body(**fields))
+
+
+def body_as_dumped(batch: Batch) -> bytes:
+    """The body as the whole object through ``json.dumps``: the form :func:`encode_batch`
+    assembles from its parts (and from the records' text made when the batch was sized)."""
+    body: dict[str, object] = {
+        "v": 1,
+        "gateway": batch.gateway,
+        "site": batch.site,
+        "batch_id": batch.batch_id,
+        "stream": batch.stream,
+        "records": [{"seq": seq, "data": dict(data)} for seq, data in batch.records],
+    }
+    if batch.backlog is not None and batch.backlog_at_us is not None:
+        body["backlog"] = batch.backlog
+        body["backlog_at_us"] = batch.backlog_at_us
+    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    records=st.lists(
+        st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4), min_size=1, max_size=5
+    ),
+    first=st.integers(min_value=0, max_value=2**62),
+    backlog=st.none() | st.integers(min_value=0, max_value=BACKLOG_MAX),
+    sized=st.booleans(),
+)
+def test_the_body_is_the_same_bytes_however_it_is_assembled(
+    records: list[dict[str, object]], first: int, backlog: int | None, sized: bool
+) -> None:
+    batch = Batch(
+        gateway="hull-gw1",
+        site="hull",
+        stream="packs",
+        records=tuple((first + i, data) for i, data in enumerate(records)),
+        backlog=backlog,
+        backlog_at_us=None if backlog is None else 1_765_000_000_000_000,
+    )
+    if sized:
+        batch = dataclasses.replace(batch, wire_records=wire_records(batch.records))
+    assert zlib.decompress(encode_batch(batch)) == body_as_dumped(batch)
+    assert decode_batch(encode_batch(batch)) == batch
+
+
+def test_a_value_json_cannot_carry_is_refused_whichever_way_the_records_are_encoded() -> None:
+    bad = (1, {"net_g": float("nan")})
+    with pytest.raises(ValueError, match="JSON"):
+        wire_records([bad])
+    with pytest.raises(ValueError, match="JSON"):
+        encode_batch(dataclasses.replace(BATCH, records=(bad,)))
