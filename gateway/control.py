@@ -50,7 +50,6 @@ import logging
 import os
 import socket
 import stat
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ from gateway.control_commands import (
     RunControl,
 )
 from gateway.control_peer import CONNECTION_PEER, Peer, current_peer, peer_of
+from gateway.core.clock import Clock, SystemClock
 from gateway.core.errors import ControlSocketError, StoreInUseError
 from gateway.rate_limited_log import LOG_INTERVAL_S, RateLimitedLog
 
@@ -152,6 +152,7 @@ class ControlServer:
         evict_idle_s: float = EVICT_IDLE_S,
         group: str | None = None,
         mode: int = SOCKET_MODE,
+        clock: Clock | None = None,
     ) -> None:
         if max_connections < 1 or idle_timeout_s <= 0 or evict_idle_s < 0:
             raise ValueError("max_connections and idle_timeout_s must be positive")
@@ -168,6 +169,8 @@ class ControlServer:
         self.stats = ControlStats()
         self._connections: set[_Connection] = set()
         self._log = RateLimitedLog()
+        self._clock: Clock = clock or SystemClock()
+        """Whose ``monotonic`` times the connections' idleness (a test moves it)."""
 
     async def serve(self) -> None:
         """Serve until cancelled; removes its own socket file on exit.
@@ -244,7 +247,7 @@ class ControlServer:
         """Whether a new connection fits, closing the longest idle one if that helps."""
         if len(self._connections) < self.max_connections:
             return True
-        now = time.monotonic()
+        now = self._clock.monotonic()
         idle = [c for c in self._connections if c.idle_since is not None]
         if not idle:
             return False
@@ -291,7 +294,7 @@ class ControlServer:
             self._refuse(writer, peer)
             return
         self.stats.accepted += 1
-        connection = _Connection(writer, peer, time.monotonic())
+        connection = _Connection(writer, peer, self._clock.monotonic())
         self._connections.add(connection)
         CONNECTION_PEER.set(peer)  # this task's context: the handlers see who asks
         try:
@@ -313,7 +316,7 @@ class ControlServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
     ) -> None:
         while True:
-            connection.idle_since = time.monotonic()
+            connection.idle_since = self._clock.monotonic()
             try:
                 async with asyncio.timeout(self.idle_timeout_s):
                     line = await reader.readline()

@@ -39,7 +39,7 @@ from gateway.control import (
     ControlServer,
     send_command,
 )
-from gateway.core.clock import SystemClock
+from gateway.core.clock import ManualClock, SystemClock
 from gateway.core.errors import ControlSocketError
 from gateway.core.records import AlertRecord, Severity
 from gateway.store import Store
@@ -410,12 +410,15 @@ async def _status(_request: dict[str, Any]) -> dict[str, Any]:
 async def test_beyond_the_limit_a_new_connection_is_refused_at_once_or_an_idle_one_goes(
     tmp_path: Path,
 ) -> None:
+    clock = ManualClock()
     server = ControlServer(
-        tmp_path / "c.sock", {"status": _status}, max_connections=2, evict_idle_s=0.5
+        tmp_path / "c.sock", {"status": _status}, max_connections=2, evict_idle_s=0.5, clock=clock
     )
     task = await _serve(server)
     try:
         first = await asyncio.open_unix_connection(str(server.path))
+        await wait_for(lambda: server.stats.accepted == 1, 5)
+        clock.advance(0.1)  # the first is the older
         second = await asyncio.open_unix_connection(str(server.path))
         await wait_for(lambda: server.stats.accepted == 2, 5)
         # Both fresh: the third is refused at once, with a reason.
@@ -426,7 +429,7 @@ async def test_beyond_the_limit_a_new_connection_is_refused_at_once_or_an_idle_o
         assert "busy" in answer["error"]
         assert server.stats.refused_busy == 1
         # Once they have idled a while, the oldest makes room.
-        await asyncio.sleep(0.6)
+        clock.advance(0.6)
         assert await send_command(server.path, {"command": "status"}) == {
             "ok": True,
             "system": {},
