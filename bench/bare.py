@@ -14,6 +14,10 @@
   asyncua client subscribed to the checkweigher's pack counter (same publishing interval)
   that publishes each new counter to MQTT at once (QoS 1, retained), in the shape the
   andon watcher reads. It runs until stdin closes (a :class:`bench.common.JsonPeer`).
+* ``probe-relay``: the bare pipeline beside the end-to-end row: an asyncua client
+  subscribed to the probes (same items, interval and queue size as the gateway) that
+  publishes every change at once as one QoS 1 MQTT message holding one record; nothing is
+  validated, joined, stored or acknowledged end to end.
 * ``imports``: a fresh interpreter importing the libraries the gateway imports at start-up.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sqlite3
 import sys
 import tempfile
@@ -268,6 +273,20 @@ def _paho(args: argparse.Namespace) -> None:
     )
 
 
+def _subscription_parameters(publishing_ms: int) -> Any:
+    """The subscription the relays make: the given publishing interval, no cap on the
+    notifications per publish."""
+    from asyncua import ua  # noqa: PLC0415
+
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = float(publishing_ms)
+    params.RequestedMaxKeepAliveCount = 100
+    params.RequestedLifetimeCount = 300
+    params.MaxNotificationsPerPublish = 0
+    params.PublishingEnabled = True
+    return params
+
+
 async def _relay(args: argparse.Namespace) -> None:
     import paho.mqtt.client as mqtt  # noqa: PLC0415
     from asyncua import ua  # noqa: PLC0415
@@ -282,12 +301,9 @@ async def _relay(args: argparse.Namespace) -> None:
     await client.connect()
     try:
         ns = await client.get_namespace_index(args.namespace)
-        params = ua.CreateSubscriptionParameters()
-        params.RequestedPublishingInterval = float(args.publishing_ms)
-        params.RequestedMaxKeepAliveCount = 100
-        params.RequestedLifetimeCount = 300
-        params.PublishingEnabled = True
-        subscription = await client.create_subscription(params, None, queue_maxsize=10_000)
+        subscription = await client.create_subscription(
+            _subscription_parameters(args.publishing_ms), None, queue_maxsize=10_000
+        )
         counter = client.get_node(ua.NodeId.from_string(f"ns={ns};s=CW1.PackCounter"))
         await subscription.subscribe_data_change(
             counter, queuesize=100, sampling_interval=ua.Double(0)
@@ -309,6 +325,93 @@ async def _relay(args: argparse.Namespace) -> None:
         await client.disconnect()
         publisher.disconnect()
         publisher.loop_stop()
+
+
+async def _probe_relay(args: argparse.Namespace) -> None:
+    """The bare pipeline of the end-to-end row: every probe change, as it arrives, published
+    as one QoS 1 MQTT message (one record, shaped like the gateway's), nothing stored."""
+    import paho.mqtt.client as mqtt  # noqa: PLC0415
+    from asyncua import ua  # noqa: PLC0415
+    from asyncua.client.client import Client  # noqa: PLC0415
+    from asyncua.common.subscription import DataChangeEvent  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: PLC0415
+
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    publisher.max_inflight_messages_set(1000)
+    acked = 0
+
+    def on_publish(*_args: object) -> None:
+        nonlocal acked
+        acked += 1
+
+    publisher.on_publish = on_publish
+    publisher.connect("127.0.0.1", args.mqtt_port)
+    publisher.loop_start()
+    client = Client(args.endpoint, timeout=5)
+    await client.connect()
+    try:
+        ns = await client.get_namespace_index(args.namespace)
+        subscription = await client.create_subscription(
+            _subscription_parameters(args.publishing_ms), None, queue_maxsize=10_000
+        )
+        nodes = [
+            client.get_node(ua.NodeId.from_string(f"ns={ns};s=P{index}.Temperature"))
+            for index in range(args.nodes)
+        ]
+        await subscription.subscribe_data_change(
+            nodes, queuesize=args.queue_size, sampling_interval=ua.Double(0)
+        )
+        loop = asyncio.get_running_loop()
+        window: dict[str, float] = {}
+        seq = 0
+
+        async def relay() -> None:
+            nonlocal seq
+            async for event in subscription:
+                if isinstance(event, DataChangeEvent):
+                    seq += 1
+                    record = {
+                        "seq": seq,
+                        "data": {
+                            "ts_us": time.time_ns() // 1000,
+                            "line": "L1",
+                            "device": "probes",
+                            "probe": str(event.node.nodeid.Identifier),
+                            "celsius": event.value,
+                        },
+                    }
+                    publisher.publish(args.topic, json.dumps(record), qos=1)
+
+        task = asyncio.create_task(relay())
+        start_at = loop.time() + args.warmup
+        await asyncio.sleep(args.warmup)
+        window["acked0"], window["cpu0"], window["t0"] = acked, time.process_time(), loop.time()
+        await asyncio.sleep(max(start_at + args.seconds - loop.time(), 0))
+        window["acked1"], window["cpu1"], window["t1"] = acked, time.process_time(), loop.time()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await client.disconnect()
+        publisher.disconnect()
+        publisher.loop_stop()
+    relayed = window["acked1"] - window["acked0"]
+    seconds = window["t1"] - window["t0"]
+    _result(
+        relayed=int(relayed),
+        seconds=seconds,
+        per_s=relayed / seconds,
+        cpu_us=(window["cpu1"] - window["cpu0"]) * 1e6 / max(relayed, 1),
+        cpu_pct=(window["cpu1"] - window["cpu0"]) * 100 / seconds,
+        rss_mb=_rss_mb(),
+    )
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
 
 
 def _imports(_args: argparse.Namespace) -> None:
@@ -360,10 +463,26 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--publishing-ms", type=int, required=True)
     relay.add_argument("--mqtt-port", type=int, required=True)
     relay.add_argument("--topic", required=True)
+    probe_relay = kinds.add_parser("probe-relay")
+    probe_relay.add_argument("--endpoint", required=True)
+    probe_relay.add_argument("--namespace", default="urn:lineside:bench")
+    probe_relay.add_argument("--nodes", type=int, required=True)
+    probe_relay.add_argument("--publishing-ms", type=int, required=True)
+    probe_relay.add_argument("--queue-size", type=int, required=True)
+    probe_relay.add_argument("--mqtt-port", type=int, required=True)
+    probe_relay.add_argument("--topic", required=True)
+    probe_relay.add_argument("--warmup", type=float, default=2.0)
+    probe_relay.add_argument("--seconds", type=float, default=10.0)
     kinds.add_parser("imports")
     args = parser.parse_args(argv)
-    if args.kind in ("asyncua", "modbus", "relay"):
-        asyncio.run({"asyncua": _asyncua, "modbus": _modbus, "relay": _relay}[args.kind](args))
+    if args.kind in ("asyncua", "modbus", "relay", "probe-relay"):
+        runners = {
+            "asyncua": _asyncua,
+            "modbus": _modbus,
+            "relay": _relay,
+            "probe-relay": _probe_relay,
+        }
+        asyncio.run(runners[args.kind](args))
     else:
         {"sqlite": _sqlite, "paho": _paho, "imports": _imports}[args.kind](args)
     return 0

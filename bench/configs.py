@@ -106,9 +106,9 @@ def probe_rules(device: str, names: Sequence[str], *, upper_c: float = 8.0) -> s
     )
 
 
-DEFAULT_BATCH_RECORDS = 500
-DEFAULT_BATCH_BYTES = 256 * 1024
-DEFAULT_WINDOW = 4
+DEFAULT_BATCH_RECORDS = 2000
+DEFAULT_BATCH_BYTES = 1024 * 1024
+DEFAULT_WINDOW = 8
 """The shipped defaults of ``[sync.mqtt]`` / ``[sync.https]`` (``gateway/config/``)."""
 
 

@@ -86,6 +86,14 @@ class Sizes:
     """Backlog of each fleet drain, spread over the gateways (docs/scale-out.md quotes a run
     with 100,000: ``python -m bench.fleet_scale --records 100000``)."""
     fleet_batch_records: int = 500
+    delivery_probes: int = 100
+    """OPC UA probe variables of the end-to-end phase (bench/delivery.py)."""
+    delivery_hz: str = "50,100,140"
+    """Changes per probe per second, one window each (5,000, 10,000 and 14,000 records/s)."""
+    delivery_window_s: float = 20.0
+    delivery_sync: str = ""
+    """``RECORDS,BYTES,WINDOW`` for ``[sync.mqtt]`` in the end-to-end phase instead of the
+    defaults, e.g. ``500,262144,4``: the fixed sizes before the delivery pace."""
 
 
 QUICK = Sizes(
@@ -112,6 +120,9 @@ QUICK = Sizes(
     fleet_instances="1,2",
     fleet_records=1200,
     fleet_batch_records=100,
+    delivery_probes=5,
+    delivery_hz="20",
+    delivery_window_s=1.0,
 )
 """Tiny sizes for the smoke test: every figure is produced, none is meaningful."""
 
@@ -152,7 +163,28 @@ def run_json(args: Sequence[str], *, log: Path, timeout: float = 600.0) -> dict[
     return read_json_line(done.stdout)
 
 
-def _slope(points: Sequence[tuple[float, float]]) -> float:
+def ingest_peer(folder: Path, broker: Mosquitto, cert: Path, key: Path, *extra: str) -> JsonPeer:
+    """The central ingest (``bench.peers ingest``) on ``broker``, its warehouse a SQLite file in
+    ``folder``, HTTPS with ``cert`` and ``key``."""
+    return JsonPeer(
+        [
+            "bench.peers",
+            "ingest",
+            "--mqtt-port",
+            str(broker.port),
+            "--sqlite",
+            str(folder / "warehouse.db"),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            *extra,
+        ],
+        log=folder / "ingest.log",
+    )
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float:
     """Least-squares slope of (x, y) points (rate of y per unit of x)."""
     if len(points) < 2:
         return math.nan
@@ -189,7 +221,7 @@ def _steady_state(
     last = Sample(time.monotonic(), gateway.cpu_seconds(), count(db, sql))
     produced = (offered() - produced) if offered else 0
     points.append((last.at, last.done))
-    per_s = _slope(points)
+    per_s = slope(points)
     _, cpu_us = rate(first, last)
     return per_s, cpu_us, produced / (last.at - first.at)
 
@@ -426,12 +458,13 @@ def store(sizes: Sizes, work: Path) -> Phase:
 # 4. Backlog drain
 
 
-UPLINKS = ("mqtt", "https", "mqtt_tuned", "https_tuned")
-TUNED_BATCH_RECORDS = 2000
-TUNED_BATCH_BYTES = 1024 * 1024
-TUNED_WINDOW = 8
-"""Catch-up settings an engineer may choose for a site that buffers a lot (all within the
-config's limits), measured beside the defaults."""
+UPLINKS = ("mqtt", "https", "mqtt_fixed", "https_fixed")
+FIXED_BATCH_RECORDS = 500
+FIXED_BATCH_BYTES = 256 * 1024
+FIXED_WINDOW = 4
+"""The sizes the delivery pace starts from, set as the ceilings too, so the pace cannot grow:
+the fixed sizes the uplinks had before it (sync/delivery_pace.py), measured beside the
+defaults."""
 
 
 def _copy_store(source: Path, target: Path) -> None:
@@ -474,34 +507,18 @@ def drain(sizes: Sizes, work: Path) -> Phase:
             log=folder / "paho.log",
         )
         phase.bare = {"messages_per_s": paho["per_s"], "cpu_us_per_message": paho["cpu_us"]}
-        https_ids = [f"{configs.GATEWAY_ID}-{name}" for name in ("https", "https_tuned")]
+        https_ids = [f"{configs.GATEWAY_ID}-{name}" for name in ("https", "https_fixed")]
         tokens = configs.enrol_https_gateways(folder, https_ids)
-        with JsonPeer(
-            [
-                "bench.peers",
-                "ingest",
-                "--mqtt-port",
-                str(broker.port),
-                "--sqlite",
-                str(folder / "warehouse.db"),
-                "--cert",
-                str(cert),
-                "--key",
-                str(key),
-                "--tokens",
-                str(tokens),
-            ],
-            log=folder / "ingest.log",
-        ) as ingest:
+        with ingest_peer(folder, broker, cert, key, "--tokens", str(tokens)) as ingest:
             url = f"https://127.0.0.1:{ingest.ready['https_port']}/v1/ingest"
-            tuned = {"batch_records": TUNED_BATCH_RECORDS, "batch_bytes": TUNED_BATCH_BYTES}
+            fixed = {"batch_records": FIXED_BATCH_RECORDS, "batch_bytes": FIXED_BATCH_BYTES}
             for uplink, sync in (
                 ("mqtt", configs.mqtt_sync(broker.port)),
                 ("https", configs.https_sync(url, ca, folder / f"{https_ids[0]}.token")),
-                ("mqtt_tuned", configs.mqtt_sync(broker.port, window=TUNED_WINDOW, **tuned)),
+                ("mqtt_fixed", configs.mqtt_sync(broker.port, window=FIXED_WINDOW, **fixed)),
                 (
-                    "https_tuned",
-                    configs.https_sync(url, ca, folder / f"{https_ids[1]}.token", **tuned),
+                    "https_fixed",
+                    configs.https_sync(url, ca, folder / f"{https_ids[1]}.token", **fixed),
                 ),
             ):
                 db = folder / uplink / "gateway.db"
@@ -556,9 +573,10 @@ def drain(sizes: Sizes, work: Path) -> Phase:
         "backlog: nine temperature readings to one pack; the warehouse is SQLite "
         "(synchronous=FULL) in the ingest process; HTTPS is TLS on loopback; default "
         f"settings: batch_records {configs.DEFAULT_BATCH_RECORDS}, batch_bytes "
-        f"{configs.DEFAULT_BATCH_BYTES // 1024} KiB, window {configs.DEFAULT_WINDOW}; "
-        f"tuned: batch_records {TUNED_BATCH_RECORDS}, batch_bytes "
-        f"{TUNED_BATCH_BYTES // 1024} KiB, window {TUNED_WINDOW} (MQTT)"
+        f"{configs.DEFAULT_BATCH_BYTES // 1024} KiB, window {configs.DEFAULT_WINDOW} as the "
+        "ceilings of the delivery pace; fixed (the sizes before the pace): batch_records "
+        f"{FIXED_BATCH_RECORDS}, batch_bytes {FIXED_BATCH_BYTES // 1024} KiB, window "
+        f"{FIXED_WINDOW} (MQTT) as start and ceiling"
     )
     return phase
 
@@ -618,21 +636,7 @@ def latency_memory(sizes: Sizes, work: Path) -> Phase:
             ["bench.peers", "opcua", "--probes", str(sizes.memory_probes)],
             log=folder / "opcua.log",
         ) as server,
-        JsonPeer(
-            [
-                "bench.peers",
-                "ingest",
-                "--mqtt-port",
-                str(broker.port),
-                "--sqlite",
-                str(folder / "warehouse.db"),
-                "--cert",
-                str(cert),
-                "--key",
-                str(key),
-            ],
-            log=folder / "ingest.log",
-        ),
+        ingest_peer(folder, broker, cert, key),
     ):
         endpoint = server.ready["endpoint"]
         relay_topic = "bench/relay/andon"
@@ -736,7 +740,7 @@ def latency_memory(sizes: Sizes, work: Path) -> Phase:
             readings = count(db, "SELECT count(*) FROM temperatures") - readings_start
             code = gateway.stop()
     half = [p for p in series if p[0] >= series[0][0] + (series[-1][0] - series[0][0]) / 2]
-    slope_per_s = _slope(half)
+    slope_per_s = slope(half)
     phase.gateway = {
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
@@ -838,8 +842,10 @@ __all__ = [
     "Sizes",
     "drain",
     "ingest",
+    "ingest_peer",
     "latency_memory",
     "modbus",
+    "slope",
     "startup",
     "store",
 ]

@@ -10,6 +10,9 @@ Phases (each in :mod:`bench.phases`, each with its own peers and gateway process
 7. ``startup``: process start to READY=1.
 8. ``fleet``: warehouse records/s with 1, 2, 3 ingest instances for 20 and 200 simulated
    gateways, vs bare psycopg (:mod:`bench.fleet_scale`).
+9. ``delivery``: end to end (OPC UA → gateway → MQTT → ingest → warehouse), CPU per
+   delivered record vs a bare asyncua → paho relay, and sustained delivery at 5,000, 10,000
+   and 14,000 records/s on the default settings (:mod:`bench.delivery`).
 
 Options: ``--quick`` (tiny sizes, the test suite's smoke run), ``--only ingest,store``,
 ``--set memory_s=600`` (any :class:`bench.phases.Sizes` field), ``--out DIR`` (default
@@ -36,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fleet_scale, phases, report
+from bench import delivery, fleet_scale, phases, report
 from bench.common import REPO
 
 RESULTS = REPO / "bench" / "results"
@@ -51,6 +54,7 @@ PHASES: dict[str, Callable[[phases.Sizes, Path], phases.Phase]] = {
     "latency": phases.latency_memory,
     "startup": phases.startup,
     "fleet": fleet_scale.phase,
+    "delivery": delivery.phase,
 }
 LIBRARIES = ("asyncua", "pymodbus", "paho-mqtt", "aiosqlite", "httpx", "uvicorn", "pydantic")
 BUSY_LOAD = 0.5

@@ -57,6 +57,7 @@ from gateway.core.link import LinkState
 from gateway.core.records import AlertRecord, Severity
 from gateway.core.retry_after import parse_retry_after, utc_from_us
 from gateway.store import Store
+from sync.delivery_pace import DeliveryPace
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
 from sync.protocol import Ack, Batch, ProtocolError, decode_ack, encode_batch
 
@@ -149,8 +150,8 @@ class HttpsUplink:
         ca_file: Path | None = None,
         client_cert: tuple[Path, Path] | None = None,
         token: str | None = None,
-        max_records: int = 500,
-        max_bytes: int = 256 * 1024,
+        max_records: int = 2000,
+        max_bytes: int = 1024 * 1024,
         timeout_s: float = 10.0,
         poll_interval_s: float = 0.5,
         backoff: Backoff | None = None,
@@ -180,9 +181,11 @@ class HttpsUplink:
         """Called with the seconds from a batch's first POST to the ingest's ack."""
         self._unauthorized_alerted = False
         self._refused_alerted = False
-        self._batch_records = max_records
-        """Records per batch now: ``max_records`` until a 413 halves it."""
-        self._batch_bytes = max_bytes
+        # One batch in flight by design; its size follows how quickly the ingest answers,
+        # up to max_records and max_bytes (or less once a 413 has said how much fits).
+        self.pace = DeliveryPace(
+            max_records=max_records, max_bytes=max_bytes, max_window=1, target_s=timeout_s / 4
+        )
         self._headers = {
             "content-type": "application/json",
             "content-encoding": "deflate",
@@ -232,7 +235,8 @@ class HttpsUplink:
 
     async def _next_batch(self) -> Batch | None:
         try:
-            return await self.outbox.next_batch(self._batch_records, self._batch_bytes)
+            limits = self.pace.limits
+            return await self.outbox.next_batch(limits.records, limits.bytes)
         except StoreError as exc:
             self.stats.last_error = f"outbox: {exc}"
             log.error("https uplink: cannot read the outbox: %s", exc)
@@ -247,6 +251,7 @@ class HttpsUplink:
             return
         attempts = 0
         ambiguous = False
+        full = self.pace.is_full(batch)
         first_sent = time.monotonic()
         while True:
             attempts += 1
@@ -259,6 +264,7 @@ class HttpsUplink:
             try:
                 ack = await self._post(client, batch, payload)
             except _Retry as exc:
+                self.pace.overdue()
                 ambiguous = ambiguous or exc.ambiguous
                 self.state = LinkState.DOWN if exc.down else LinkState.DEGRADED
                 self.stats.last_error = exc.reason
@@ -288,6 +294,7 @@ class HttpsUplink:
             latency = time.monotonic() - first_sent
             for observe in self.ack_observers:
                 observe(latency)
+            self.pace.acked(latency, full=full)
             await self._on_ack(batch, ack)
             return
 
@@ -400,13 +407,14 @@ class HttpsUplink:
             self._alert("refused", "cleared", "the central ingest accepts batches again")
 
     def _shrink(self, batch: Batch) -> None:
-        self._batch_records = max(1, len(batch.records) // 2)
-        self._batch_bytes = max(1024, self._batch_bytes // 2)
+        self.pace.lower_ceiling(
+            max(1, len(batch.records) // 2), max(1024, self.pace.limits.bytes // 2)
+        )
         log.warning(
             "https uplink: the ingest refused a body as too large; batches of at most %d "
             "records and %d bytes from now on",
-            self._batch_records,
-            self._batch_bytes,
+            self.pace.ceiling.records,
+            self.pace.ceiling.bytes,
         )
 
     def _alert(self, kind: str, state: str, message: str) -> None:

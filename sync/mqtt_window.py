@@ -7,6 +7,9 @@ ack comes the batch stays here and is published again, as the same bytes with th
 reconnect; the warehouse dedupes on ``(gateway, seq)``. Batches are taken alerts →
 compliance → telemetry, and ``alert_slots`` slots beyond the window are kept for alerts, so
 a new alert is not starved by a backlog replay (docs/reference/reliability.md §7 rows 19, 22).
+How big the batches are and how many are in flight follows the link
+(:class:`sync.delivery_pace.DeliveryPace`): ``size``, ``max_records`` and ``max_bytes`` are
+the ceilings.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sync.alert_feed import QUOTA_EXCEEDED
+from sync.delivery_pace import DeliveryPace
 from sync.mqtt_client import Connection
 from sync.mqtt_stats import UplinkStats
 from sync.outbox import Outbox, batch_seqs, only_quarantine_alerts, quarantine_with_alert
@@ -44,6 +48,8 @@ class InFlight:
     """Monotonic time to publish again if no ack has come."""
     first_sent: float = 0.0
     """Monotonic time of the first publish: the acknowledgement latency counts from here."""
+    full: bool = False
+    """Cut at the pace's limits: the outbox had more waiting."""
 
     @property
     def seqs(self) -> tuple[int, ...]:
@@ -57,9 +63,12 @@ class WindowSettings:
     site: str
     gateway: str
     size: int
+    """Most batches in flight (besides the alert slots)."""
     alert_slots: int
     max_records: int
+    """Most records in a batch."""
     max_bytes: int
+    """Most bytes of JSON records in a batch."""
     ack_timeout_s: float
     ack_timeout_max_s: float
     poll_interval_s: float
@@ -79,6 +88,14 @@ class BatchWindow:
         """Monotonic time to look at the outbox again."""
         self.ack_observers: list[Callable[[float], None]] = []
         """Called with the seconds from a batch's first publish to the warehouse's ack."""
+        # An ack within a quarter of the ack timeout leaves room for the queue ahead of a
+        # batch to double before anything is sent again for want of an ack.
+        self.pace = DeliveryPace(
+            max_records=settings.max_records,
+            max_bytes=settings.max_bytes,
+            max_window=settings.size,
+            target_s=settings.ack_timeout_s / 4,
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -99,6 +116,8 @@ class BatchWindow:
         overdue_here = False
         for entry in [e for e in self.entries.values() if e.deadline <= now]:
             overdue_here = overdue_here or entry.generation == conn.generation
+            if entry.generation == conn.generation:
+                self.pace.overdue()
             log.info(
                 "uplink: no ack for %s after %d attempts, publishing again",
                 entry.batch.batch_id,
@@ -111,13 +130,15 @@ class BatchWindow:
         """Publish new batches while the window (and, for alerts, the reserved slots) has room."""
         if time.monotonic() < self.next_poll:
             return
-        limit = self.settings.size + self.settings.alert_slots
-        while conn.ready and len(self.entries) < limit:
+        while conn.ready:
+            pace = self.pace.limits
+            if len(self.entries) >= pace.window + self.settings.alert_slots:
+                return
             # Past the normal window, only alerts may use the reserved slots.
-            urgent_only = len(self.entries) >= self.settings.size
+            urgent_only = len(self.entries) >= pace.window
             batch = await self.outbox.next_batch(
-                self.settings.max_records,
-                self.settings.max_bytes,
+                pace.records,
+                pace.bytes,
                 exclude=self.seqs,
                 max_priority=0 if urgent_only else None,
             )
@@ -131,6 +152,7 @@ class BatchWindow:
                 continue
             topic = data_topic(self.settings.site, self.settings.gateway, batch.stream)
             entry = InFlight(batch, payload, topic)
+            entry.full = self.pace.is_full(batch)
             self.entries[batch.batch_id] = entry
             self.seqs.update(entry.seqs)
             self.send(conn, entry)
@@ -205,6 +227,7 @@ class BatchWindow:
         latency = time.monotonic() - entry.first_sent
         for observe in self.ack_observers:
             observe(latency)
+        self.pace.acked(latency, full=entry.full)
         self.stats.records_acked += await self.outbox.acknowledge(committed)
         by_reason: dict[str, list[int]] = {}
         for seq, reason in conflicts:

@@ -38,12 +38,17 @@ class MqttSync(StrictModel):
     """The client certificate's private key."""
     keepalive_s: int = Field(default=15, ge=5, le=600)
     """MQTT keep-alive: a hung broker is noticed within 1.5 x this."""
-    batch_records: int = Field(default=500, ge=1, le=10_000)
-    """Records per batch."""
-    batch_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
-    """Uncompressed bytes per batch."""
-    window: int = Field(default=4, ge=1, le=16)
-    """Batches in flight waiting for the warehouse's acknowledgement."""
+    batch_records: int = Field(default=2000, ge=1, le=10_000)
+    """Most records per batch. Batches start at 500 records (or this, if lower) and grow
+    towards this while the warehouse acknowledges full batches quickly (a backlog the link
+    carries), shrinking again when acks slow down (docs/architecture.md, "Delivery pace")."""
+    batch_bytes: int = Field(default=1024 * 1024, ge=1024, le=4 * 1024 * 1024)
+    """Most uncompressed bytes per batch; starts at 256 KiB (or this, if lower), like
+    ``batch_records``."""
+    window: int = Field(default=8, ge=1, le=16)
+    """Most batches in flight waiting for the warehouse's acknowledgement (besides one slot
+    kept for alerts); starts at 4 (or this, if lower) and widens once batches are at their
+    largest, like ``batch_records``."""
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     """First delay before reconnecting to a lost broker; doubles with jitter up to
     ``reconnect_max_s``."""
@@ -94,10 +99,12 @@ class HttpsSync(StrictModel):
     """This gateway's bearer token (a secret table; ``lineside ingest-token add`` makes it)."""
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     """Per-request timeout; a timed-out batch is sent again with the same key."""
-    batch_records: int = Field(default=500, ge=1, le=10_000)
-    """Records per batch."""
-    batch_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
-    """Uncompressed bytes per batch."""
+    batch_records: int = Field(default=2000, ge=1, le=10_000)
+    """Most records per batch. Batches start at 500 records (or this, if lower) and grow
+    towards this while the ingest answers full batches quickly, shrinking again when its
+    answers slow down (docs/architecture.md, "Delivery pace")."""
+    batch_bytes: int = Field(default=1024 * 1024, ge=1024, le=4 * 1024 * 1024)
+    """Most uncompressed bytes per batch; starts at 256 KiB (or this, if lower)."""
 
     @field_validator("url")
     @classmethod

@@ -21,28 +21,36 @@ import pytest
 
 from tests.support.paths import REPO
 
-PHASES = {"ingest", "modbus", "store", "drain", "latency", "startup"}
+PHASES = {"ingest", "modbus", "store", "drain", "latency", "startup", "delivery"}
 ROWS_WITH_GOALS = {
     "ingest.readings_per_s",
     "ingest.cpu_us_per_reading",
     "store.rows_per_s",
     "drain.mqtt_records_per_s",
     "drain.https_records_per_s",
-    "drain.mqtt_tuned_records_per_s",
-    "drain.https_tuned_records_per_s",
     "latency.p99_ms",
     "memory.rss_start_mb",
     "memory.rss_end_mb",
     "memory.rss_growth_mb",
     "startup.ready_s",
+    "delivery.gateway_cpu_us",
+    "delivery.ingest_cpu_us",
+    "delivery.sustained_100",
 }
 ROWS_WITHOUT_GOALS = {
     "modbus.tags_per_s",
     "modbus.cpu_us_per_tag",
     "store.rows_per_s_vs_table_only",
+    "drain.mqtt_fixed_records_per_s",
+    "drain.https_fixed_records_per_s",
     "latency.p50_ms",
 }
-ROWS_WITHOUT_BARE = {"memory.rss_end_mb", "memory.rss_growth_mb"}
+ROWS_WITHOUT_BARE = {
+    "memory.rss_end_mb",
+    "memory.rss_growth_mb",
+    "delivery.ingest_cpu_us",
+    "delivery.sustained_100",
+}
 
 
 def _finite(value: Any) -> bool:
@@ -123,10 +131,14 @@ def test_records_are_conserved(smoke: tuple[dict[str, Any], str]) -> None:
     store = phases["store"]["counts"]
     assert store["rows_submitted"] == store["rows_stored"] == store["rows_queued"]
     drain = phases["drain"]["counts"]
-    for uplink in ("mqtt", "https", "mqtt_tuned", "https_tuned"):
+    for uplink in ("mqtt", "https", "mqtt_fixed", "https_fixed"):
         assert drain[f"{uplink}_in_warehouse"] == drain["backlog"]
         assert drain[f"{uplink}_conflicts"] == 0
     latency = phases["latency"]["counts"]
     assert latency["packs_sent"] > 0
     assert latency["packs_stored"] == latency["packs_timed"] == latency["packs_sent"]
     assert latency["below_t2_alert_updates"] >= latency["packs_sent"]
+    delivery = phases["delivery"]["counts"]
+    assert delivery["readings_stored"] > 0
+    assert delivery["warehouse_inserted"] > 0
+    assert delivery["warehouse_conflicts"] == 0
