@@ -88,8 +88,7 @@ class FactWriter:
         self._before_insert = before_insert
 
     def _row(self, values: Iterable[object]) -> tuple[object, ...]:
-        adapt = self.dialect.adapt
-        return tuple(adapt(value) for value in values)
+        return tuple(map(self.dialect.adapt, values))
 
     def _seen(self) -> str:
         d = self.dialect

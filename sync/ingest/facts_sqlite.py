@@ -16,8 +16,14 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+_AS_IS = frozenset({str, int, float, type(None)})
+"""Values SQLite keeps as they are (checked by exact type: a bool is not an int here)."""
+
+
 def sqlite_value(value: object) -> object:
     """A fact value as SQLite keeps it."""
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return iso_utc(value)
     if isinstance(value, bool):
