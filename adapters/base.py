@@ -16,7 +16,6 @@ from typing import Protocol
 
 from adapters.rejections import RepeatedRejections
 from gateway.core.clock import Clock
-from gateway.core.errors import RecordShedError
 from gateway.core.link import LinkState
 from gateway.core.records import DeviceEvent, Record
 
@@ -113,23 +112,15 @@ class DeviceRecorder:
         return RepeatedRejections()
 
     def _emit(self, records: Sequence[Record]) -> None:
+        # The futures are not watched: the store never fails one (a commit that fails keeps
+        # its records pending while the store is full, and stops the gateway for anything
+        # else), and a shed record's future arrives already retrieved. A done-callback per
+        # record would cost the event loop one more handle per reading for nothing.
+        submit = self._sink.submit
         for record in self.repeated_rejections.admit(records):
-            self._sink.submit(record).add_done_callback(report_commit_failure)
+            submit(record)
 
     def _set_state(self, state: LinkState) -> None:
         if state is not self.state:
             log.debug("device %s: %s -> %s", self.device_id, self.state, state)
             self.state = state
-
-
-def report_commit_failure(future: asyncio.Future[int]) -> None:
-    """Retrieve a failed commit's exception so it is logged once, not "never retrieved".
-
-    A shed record is not logged: shedding is counted, alerted and logged once per episode
-    by the pipeline, and a line per record would flood the log exactly when it happens.
-    """
-    if future.cancelled():
-        return
-    exc = future.exception()
-    if exc is not None and not isinstance(exc, RecordShedError):
-        log.error("a record could not be stored: %s", exc)

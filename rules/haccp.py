@@ -155,6 +155,11 @@ class ProbeMonitor:
     # ---------------------------------------------------------------------------- queries
 
     @property
+    def breached(self) -> bool:
+        """Whether a breach is open on either side (asked of every reading: no set built)."""
+        return any(side.active for side in self._sides)
+
+    @property
     def in_breach(self) -> frozenset[Side]:
         """The sides with an open (raised, not cleared) breach."""
         return frozenset(s.side for s in self._sides if s.active)

@@ -169,7 +169,7 @@ class RulesEngine(PackAndLabelRules, OperatorActions):
             return []
         probe, monitor = entry
         findings = monitor.observe(reading, reading.ts_us)
-        if monitor.in_breach and not self._replaying:
+        if monitor.breached and not self._replaying:
             # The open breach with its value now: the alert shows it live (rules/haccp.py).
             reported = {f.rule for f in findings}
             findings += [f for f in monitor.live(reading.ts_us) if f.rule not in reported]

@@ -191,6 +191,7 @@ def test_clear_only_after_hysteresis(value: float, clears: bool) -> None:
     findings = feed(mon, [(70, value)])
     assert summary(findings) == ([(RULE_UPPER, False, 70)] if clears else [])
     assert mon.in_breach == (frozenset() if clears else {"upper"})
+    assert mon.breached is not clears
 
 
 def test_dipping_into_the_band_and_back_up_is_the_same_breach() -> None:
