@@ -104,6 +104,7 @@ def phase(sizes: Sizes, work: Path) -> Phase:
             gateway.stop()
         stats = ingest.call(cmd="stats")
     result.gateway["rates"] = [round(hz * sizes.delivery_probes) for hz in rates]
+    result.gateway["sync"] = sizes.delivery_sync
     result.counts = {
         "readings_stored": count(db, "SELECT count(*) FROM temperatures"),
         "outbox_left": count(db, "SELECT count(*) FROM outbox"),

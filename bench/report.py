@@ -271,6 +271,8 @@ def _delivery_rows(phase: dict[str, Any]) -> list[Row]:
     if not rates:
         return out
     first = rates[0]
+    override = figures.get("sync")
+    settings = f"batch_records, batch_bytes, window = {override}" if override else "the defaults"
     out.append(
         _row(
             "delivery.gateway_cpu_us",
@@ -310,7 +312,7 @@ def _delivery_rows(phase: dict[str, Any]) -> list[Row]:
         out.append(
             _row(
                 f"delivery.sustained_{rate}",
-                f"9. Sustained delivery on the defaults, {rate:,} records/s asked of the "
+                f"9. Sustained delivery on {settings}, {rate:,} records/s asked of the "
                 "server: records/s committed by the warehouse",
                 "/s",
                 figures.get(f"delivered_per_s_{rate}"),
