@@ -99,12 +99,16 @@ class DeliveryPace:
         self._step = 0
 
     def lower_ceiling(self, records: int, size: int) -> None:
-        """The peer refused bodies this big (an HTTP 413): nothing above from now on."""
-        self._ceiling = PaceLimits(
+        """The peer refused bodies this big (an HTTP 413), or announced a limit (a broker's
+        Maximum Packet Size): nothing above from now on. Back to the start if it moved."""
+        lowered = PaceLimits(
             max(1, min(records, self._ceiling.records)),
             max(1, min(size, self._ceiling.bytes)),
             self._ceiling.window,
         )
+        if lowered == self._ceiling:
+            return
+        self._ceiling = lowered
         self._start = PaceLimits(
             min(self._start.records, self._ceiling.records),
             min(self._start.bytes, self._ceiling.bytes),

@@ -99,9 +99,17 @@ def new_client(
         client.tls_set_context(settings.tls_context)
 
     def on_connect(
-        _c: mqtt.Client, _u: object, flags: Any, rc: ReasonCode, _p: Properties | None
+        _c: mqtt.Client, _u: object, flags: Any, rc: ReasonCode, props: Properties | None
     ) -> None:
-        post(ConnAck(generation, rc, bool(flags.session_present)))
+        max_packet = getattr(props, "MaximumPacketSize", None) if props is not None else None
+        post(
+            ConnAck(
+                generation,
+                rc,
+                bool(flags.session_present),
+                max_packet if isinstance(max_packet, int) and max_packet > 0 else None,
+            )
+        )
 
     def on_subscribe(
         _c: mqtt.Client, _u: object, mid: int, codes: list[ReasonCode], _p: Properties | None

@@ -20,6 +20,8 @@ class ConnAck:
     generation: int
     rc: ReasonCode
     session_present: bool
+    max_packet: int | None = None
+    """The broker's Maximum Packet Size (MQTT 5 CONNACK property), if it announced one."""
 
 
 @dataclass(frozen=True, slots=True)

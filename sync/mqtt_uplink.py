@@ -404,8 +404,8 @@ class MqttUplink:
                     await self._on_ack(payload, signature)
             case _ if not current:
                 return  # a late callback of an old client
-            case ConnAck(rc=rc, session_present=session_present):
-                await self._on_connack(conn, rc, session_present)
+            case ConnAck(rc=rc, session_present=session_present, max_packet=max_packet):
+                await self._on_connack(conn, rc, session_present, max_packet)
             case SubAck(mid=mid, codes=codes):
                 self._on_suback(conn, mid, codes)
             case PubAck(mid=mid, rc=rc):
@@ -417,10 +417,15 @@ class MqttUplink:
             case UnsubAck() | Wake():
                 pass  # heard from the broker (above), or only woken up
 
-    async def _on_connack(self, conn: Connection, rc: ReasonCode, session_present: bool) -> None:
+    async def _on_connack(
+        self, conn: Connection, rc: ReasonCode, session_present: bool, max_packet: int | None
+    ) -> None:
         if rc.is_failure:
             raise UplinkRefused(f"broker refused the connection: {rc} ({rc.value:#04x})")
         log.debug("uplink CONNACK, session present %s", session_present)
+        # A publish above the broker's limit ends the connection (MQTT 5 §3.1.2.11.4, §3.2.2.3.6):
+        # batches are cut to fit before anything is sent on this one.
+        self.batches.limit_packet(max_packet)
         conn.connected = True
         self._feeds.andon_on_connect(conn)
         result, mid = conn.client.subscribe(self.ack_topic, qos=1)

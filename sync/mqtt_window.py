@@ -32,6 +32,12 @@ from sync.protocol import Ack, Batch, data_topic, encode_batch
 
 # The uplink's logger: operators and their log filters know its messages by this name.
 log = logging.getLogger("sync.mqtt_uplink")
+PACKET_HEADER = 64
+"""A PUBLISH packet's bytes besides its payload and topic: fixed header, topic length,
+packet id and properties, with room to spare."""
+PACKET_MARGIN = 4096
+"""Bytes of a batch's records kept under the broker's packet limit: room for the batch's
+envelope, the header, and zlib's few bytes of growth on data that does not compress."""
 
 
 @dataclass(slots=True)
@@ -88,6 +94,8 @@ class BatchWindow:
         """Monotonic time to look at the outbox again."""
         self.ack_observers: list[Callable[[float], None]] = []
         """Called with the seconds from a batch's first publish to the warehouse's ack."""
+        self.max_packet: int | None = None
+        """The broker's Maximum Packet Size, if its CONNACK gave one."""
         # An ack within a quarter of the ack timeout leaves room for the queue ahead of a
         # batch to double before anything is sent again for want of an ack.
         self.pace = DeliveryPace(
@@ -100,9 +108,47 @@ class BatchWindow:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def limit_packet(self, max_packet: int | None) -> None:
+        """The broker's Maximum Packet Size from its CONNACK (None: it announced none).
+
+        Batches are cut to fit: the pace's byte ceiling drops below the limit (a compressed
+        body is never much larger than its JSON). A batch in flight that does not fit is
+        given back to the outbox at :meth:`rearm`, to be cut again smaller.
+        """
+        self.max_packet = max_packet
+        if max_packet is None:
+            return
+        ceiling = self.pace.ceiling
+        room = max(1024, max_packet - PACKET_MARGIN)
+        if room < ceiling.bytes:
+            log.warning(
+                "uplink: the broker takes packets of at most %d bytes; batches of at most %d "
+                "bytes of records from now on (batch_bytes %d)",
+                max_packet,
+                room,
+                ceiling.bytes,
+            )
+            self.pace.lower_ceiling(ceiling.records, room)
+
+    def _fits(self, entry: InFlight) -> bool:
+        limit = self.max_packet
+        return limit is None or len(entry.payload) + len(entry.topic) + PACKET_HEADER <= limit
+
     def rearm(self, now: float) -> None:
         """A new connection: whatever was in flight may have died with the last one."""
-        for entry in self.entries.values():
+        for entry in list(self.entries.values()):
+            if not self._fits(entry):
+                # Cut before the broker said its limit: sent as it is, it would end the
+                # connection again. Its records are still in the outbox.
+                log.warning(
+                    "uplink: batch %s (%d bytes) is above the broker's packet limit; its "
+                    "records go again in smaller batches",
+                    entry.batch.batch_id,
+                    len(entry.payload),
+                )
+                self.entries.pop(entry.batch.batch_id, None)
+                self.seqs.difference_update(entry.seqs)
+                continue
             entry.deadline = now
         self.next_poll = now
 
@@ -152,6 +198,16 @@ class BatchWindow:
                 continue
             topic = data_topic(self.settings.site, self.settings.gateway, batch.stream)
             entry = InFlight(batch, payload, topic)
+            if not self._fits(entry):
+                if len(batch.records) == 1:
+                    await self.refuse(
+                        batch, f"{len(payload)} bytes, above the broker's packet limit"
+                    )
+                    continue
+                # Rarely: the records compressed worse than the margin allows. Smaller
+                # batches from now on; these records stay in the outbox for the next cut.
+                self.pace.lower_ceiling(len(batch.records) // 2, self.pace.limits.bytes // 2)
+                continue
             entry.full = self.pace.is_full(batch)
             self.entries[batch.batch_id] = entry
             self.seqs.update(entry.seqs)

@@ -3,18 +3,23 @@
 On the default settings a backlog is carried in batches that grow past the sizes the pace
 starts from, and every record still lands exactly once. Over a link whose acks come slower
 than a quarter of the ack timeout, the pace never leaves its start: no more queued ahead of
-an alert than with the fixed sizes of before.
+an alert than with the fixed sizes of before. A broker that announces a Maximum Packet Size
+below the batch size gets batches cut to fit, on one connection (a publish above it would
+end the connection, and the same batch sent again would end the next one); a single record
+too large for it is quarantined, not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from pathlib import Path
 
 from gateway.config import StoreSection
 from gateway.core.clock import SystemClock
 from gateway.core.link import LinkState
-from gateway.core.records import PackEvent
+from gateway.core.records import DeviceEvent, PackEvent, Record
 from gateway.store import Store
 from sync.delivery_pace import START_BYTES, START_RECORDS, START_WINDOW, PaceLimits
 from sync.ingest import IngestService
@@ -28,21 +33,37 @@ GATEWAY = "gw-pace"
 START = PaceLimits(START_RECORDS, START_BYTES, START_WINDOW)
 
 
-async def _backlog(store: Store, count: int) -> None:
-    await asyncio.gather(
-        *(
-            store.submit(
-                PackEvent(ts_us=1_000_000 + i, line="L1", device="cw1", net_g=240 + i % 13)
-            )
-            for i in range(count)
+def _packs(count: int) -> list[Record]:
+    return [
+        PackEvent(ts_us=1_000_000 + i, line="L1", device="cw1", net_g=240 + i % 13)
+        for i in range(count)
+    ]
+
+
+def _noise(count: int, hex_chars: int) -> list[Record]:
+    """Device events carrying random hex: about half of it survives compression."""
+    return [
+        DeviceEvent(
+            ts_us=1_000_000 + i,
+            device="cw1",
+            line="L1",
+            kind="diagnostic",
+            detail={"dump": os.urandom(hex_chars // 2).hex()},
         )
-    )
+        for i in range(count)
+    ]
 
 
 async def _drain(
-    tmp_path: Path, broker: Mosquitto, backlog: int, port: int | None = None, **options: float
-) -> tuple[list[PaceLimits], int]:
-    """Drain a backlog; every pace the uplink used, and the warehouse's batch count."""
+    tmp_path: Path,
+    broker: Mosquitto,
+    records: list[Record],
+    port: int | None = None,
+    *,
+    quarantined: int = 0,
+    **options: float,
+) -> tuple[list[PaceLimits], int, MqttUplink]:
+    """Drain a backlog; every pace the uplink used, the warehouse's batch count, the uplink."""
     db_path, warehouse_path = tmp_path / "gw.db", tmp_path / "warehouse.db"
     ingest = IngestService(ingest_settings(broker, warehouse_path))
     ingest_task = await start_ingest(ingest)
@@ -62,7 +83,7 @@ async def _drain(
     )
     uplink_task: asyncio.Task[None] | None = None
     try:
-        await _backlog(store, backlog)
+        await asyncio.gather(*(store.submit(record) for record in records))
         uplink_task = asyncio.create_task(uplink.run())
         await wait_for(lambda: uplink.state is LinkState.UP, 15)
 
@@ -83,15 +104,37 @@ async def _drain(
         await committer
         await store.close()
         await stop_task(ingest_task)
-    assert check_conservation(db_path, GATEWAY, warehouse_path) == backlog
-    return paces, batches
+    if quarantined:
+        _check_quarantine(db_path, warehouse_path, len(records), quarantined)
+    else:
+        assert check_conservation(db_path, GATEWAY, warehouse_path) == len(records)
+    return paces, batches, uplink
+
+
+def _check_quarantine(db_path: Path, warehouse_path: Path, committed: int, count: int) -> None:
+    """``count`` records quarantined for the broker's limit, all the others in the warehouse."""
+    edge = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    warehouse = sqlite3.connect(f"file:{warehouse_path}?mode=ro", uri=True)
+    try:
+        reasons = [row[0] for row in edge.execute("SELECT reason FROM outbox_quarantine")]
+        assert len(reasons) == count, reasons
+        assert all("above the broker's packet limit" in reason for reason in reasons), reasons
+        assert edge.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+        stored = warehouse.execute(
+            "SELECT count(*) FROM records WHERE gateway = ? AND stream = 'device_events'",
+            (GATEWAY,),
+        ).fetchone()[0]
+        assert stored == committed - count
+    finally:
+        edge.close()
+        warehouse.close()
 
 
 async def test_a_backlog_on_the_defaults_goes_in_batches_larger_than_the_start(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     backlog = 40_000
-    paces, batches = await _drain(tmp_path, broker, backlog)
+    paces, batches, _ = await _drain(tmp_path, broker, _packs(backlog))
     print(f"paces {paces}, {batches} batches")
     assert paces[0] == START
     assert max(p.records for p in paces) > START_RECORDS
@@ -104,6 +147,31 @@ async def test_acks_slower_than_a_quarter_of_the_ack_timeout_keep_the_start(
 ) -> None:
     async with FaultProxy(broker.port) as proxy:
         proxy.latency(0.2)  # each way: every ack comes 0.4 s or more after its publish
-        paces, _ = await _drain(tmp_path, broker, 3_000, port=proxy.port, ack_timeout_s=1.2)
+        paces, _, _ = await _drain(
+            tmp_path, broker, _packs(3_000), port=proxy.port, ack_timeout_s=1.2
+        )
     print(f"paces {paces}")
     assert paces == [START]
+
+
+async def test_batches_are_cut_to_the_packet_size_the_broker_announces(tmp_path: Path) -> None:
+    limit = 64 * 1024
+    with Mosquitto(tmp_path / "broker", extra_config=f"max_packet_size {limit}") as broker:
+        # 3,000 records of about 700 bytes: at the default 1 MiB, 500-record batches would
+        # compress to about 180 KiB each, far above the broker's limit.
+        paces, batches, uplink = await _drain(tmp_path, broker, _noise(3_000, 600))
+    print(f"paces {paces}, {batches} batches, {uplink.stats.connects} connection(s)")
+    assert uplink.stats.connects == 1
+    assert uplink.batches.max_packet == limit
+    assert all(pace.bytes <= limit for pace in paces)
+
+
+async def test_a_record_too_large_for_the_broker_is_quarantined_not_sent_forever(
+    tmp_path: Path,
+) -> None:
+    limit = 16 * 1024
+    records = [*_noise(20, 200), *_noise(1, 60_000), *_noise(20, 200)]
+    with Mosquitto(tmp_path / "broker", extra_config=f"max_packet_size {limit}") as broker:
+        _, _, uplink = await _drain(tmp_path, broker, records, quarantined=1)
+    assert uplink.stats.connects == 1
+    assert uplink.stats.records_quarantined == 1

@@ -115,3 +115,15 @@ def test_a_batch_is_full_when_cut_at_the_record_or_byte_limit() -> None:
     assert p.is_full(batch(3, wire=False))  # cut record by record: they did not all fit
     small_bytes = pace(records=1000, size=1024, window=1)
     assert small_bytes.is_full(batch(60))  # about 1,000 bytes of JSON
+
+
+def test_a_limit_that_lowers_nothing_leaves_the_pace_where_it_is() -> None:
+    p = pace()
+    for _ in range(3):
+        p.acked(0.1, full=True)
+    before = p.limits
+    p.lower_ceiling(5000, 2 * 1024 * 1024)  # above the ceilings: the same limit again
+    assert p.limits == before
+    p.lower_ceiling(2000, 512 * 1024)
+    assert p.limits == PaceLimits(500, 256 * 1024, 4)
+    assert p.ceiling == PaceLimits(2000, 512 * 1024, 8)
