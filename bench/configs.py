@@ -264,3 +264,35 @@ def make_tls(folder: Path) -> tuple[Path, Path, Path]:
         )
     )
     return paths
+
+
+def probe_gateway(
+    path: Path,
+    db: Path,
+    endpoint: str,
+    probes: int,
+    *,
+    publishing_ms: int,
+    queue_size: int,
+    sync: str = "",
+) -> None:
+    """Write the config of a gateway subscribed to ``probes`` OPC UA probes (HACCP limits on
+    every one) and store the running production run, so every reading is judged and joined."""
+    config = write_config(
+        path,
+        gateway_toml(
+            db,
+            devices=[
+                opcua_probes(
+                    endpoint,
+                    probes,
+                    publishing_ms=publishing_ms,
+                    sampling_ms=0,
+                    queue_size=queue_size,
+                )
+            ],
+            rules=probe_rules("probes", [f"P{i}" for i in range(probes)]),
+            sync=sync,
+        ),
+    )
+    seed_run(config)

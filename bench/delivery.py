@@ -72,25 +72,15 @@ def phase(sizes: Sizes, work: Path) -> Phase:
             "rss_mb": bare["rss_mb"],
         }
         db = folder / "gateway.db"
-        names = [f"P{i}" for i in range(sizes.delivery_probes)]
-        config = configs.write_config(
+        configs.probe_gateway(
             folder / "gateway.toml",
-            configs.gateway_toml(
-                db,
-                devices=[
-                    configs.opcua_probes(
-                        endpoint,
-                        sizes.delivery_probes,
-                        publishing_ms=sizes.publishing_ms,
-                        sampling_ms=0,
-                        queue_size=QUEUE_SIZE,
-                    )
-                ],
-                rules=configs.probe_rules("probes", names),
-                sync=_sync(broker.port, sizes.delivery_sync),
-            ),
+            db,
+            endpoint,
+            sizes.delivery_probes,
+            publishing_ms=sizes.publishing_ms,
+            queue_size=QUEUE_SIZE,
+            sync=_sync(broker.port, sizes.delivery_sync),
         )
-        configs.seed_run(config)
         with GatewayProcess(folder / "gateway.toml", folder / "gateway.log") as gateway:
             for hz in rates:
                 tag = f"{round(hz * sizes.delivery_probes)}"

@@ -273,24 +273,14 @@ def ingest(sizes: Sizes, work: Path) -> Phase:
             "cpu_pct": bare["cpu_pct"],
         }
         db = folder / "gateway.db"
-        names = [f"P{i}" for i in range(sizes.probes)]
-        config = configs.write_config(
+        configs.probe_gateway(
             folder / "gateway.toml",
-            configs.gateway_toml(
-                db,
-                devices=[
-                    configs.opcua_probes(
-                        endpoint,
-                        sizes.probes,
-                        publishing_ms=sizes.publishing_ms,
-                        sampling_ms=0,
-                        queue_size=100,
-                    )
-                ],
-                rules=configs.probe_rules("probes", names),
-            ),
+            db,
+            endpoint,
+            sizes.probes,
+            publishing_ms=sizes.publishing_ms,
+            queue_size=100,
         )
-        configs.seed_run(config)
         with GatewayProcess(folder / "gateway.toml", folder / "gateway.log") as gateway:
             per_s, cpu_us, produced = _steady_state(
                 gateway,

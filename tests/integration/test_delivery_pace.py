@@ -11,22 +11,19 @@ too large for it is quarantined, not sent.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 from pathlib import Path
 
-from gateway.config import StoreSection
-from gateway.core.clock import SystemClock
 from gateway.core.link import LinkState
 from gateway.core.records import DeviceEvent, PackEvent, Record
-from gateway.store import Store
 from sync.delivery_pace import START_BYTES, START_RECORDS, START_WINDOW, PaceLimits
 from sync.ingest import IngestService
 from sync.mqtt_uplink import MqttUplink
 from tests.support.faultproxy import FaultProxy
 from tests.support.mosquitto import Mosquitto
 from tests.support.sync_harness import check_conservation, ingest_settings, start_ingest, stop_task
+from tests.support.uplink_harness import commit, running_store, running_uplink
 from tests.support.waiting import wait_for
 
 GATEWAY = "gw-pace"
@@ -64,45 +61,36 @@ async def _drain(
     **options: float,
 ) -> tuple[list[PaceLimits], int, MqttUplink]:
     """Drain a backlog; every pace the uplink used, the warehouse's batch count, the uplink."""
-    db_path, warehouse_path = tmp_path / "gw.db", tmp_path / "warehouse.db"
+    db_path, warehouse_path = tmp_path / "lineside.db", tmp_path / "warehouse.db"
     ingest = IngestService(ingest_settings(broker, warehouse_path))
     ingest_task = await start_ingest(ingest)
-    store = Store(StoreSection(path=db_path, commit_interval_ms=20), SystemClock())
-    await store.open()
-    committer = asyncio.create_task(store.run_committer())
     paces: list[PaceLimits] = []
-    uplink = MqttUplink(
-        store,
-        host="127.0.0.1",
-        port=port or broker.port,
-        site="test-site",
-        gateway=GATEWAY,
-        keepalive_s=10,
-        poll_interval_s=0.05,
-        **options,  # type: ignore[arg-type]
-    )
-    uplink_task: asyncio.Task[None] | None = None
     try:
-        await asyncio.gather(*(store.submit(record) for record in records))
-        uplink_task = asyncio.create_task(uplink.run())
-        await wait_for(lambda: uplink.state is LinkState.UP, 15)
+        async with running_store(tmp_path) as store:
+            await commit(store, records)
+            # The pace's own sizes and timeouts, not the harness's small fixed ones.
+            settings = {"max_records": 2000, "ack_timeout_s": 10.0, "ack_timeout_max_s": 120.0}
+            async with running_uplink(
+                store,
+                broker,
+                port=port or broker.port,
+                site="test-site",
+                gateway=GATEWAY,
+                keepalive_s=10,
+                **{**settings, **options},
+            ) as uplink:
+                await wait_for(lambda: uplink.state is LinkState.UP, 15)
 
-        async def drained() -> bool:
-            limits = uplink.batches.pace.limits
-            if not paces or paces[-1] != limits:
-                paces.append(limits)
-            return await uplink.outbox.depth() == 0
+                async def drained() -> bool:
+                    limits = uplink.batches.pace.limits
+                    if not paces or paces[-1] != limits:
+                        paces.append(limits)
+                    return await uplink.outbox.depth() == 0
 
-        await wait_for(drained, 120, interval=0.005)
+                await wait_for(drained, 120, interval=0.005)
         assert ingest.warehouse is not None
         batches = ingest.warehouse.stats.batches
     finally:
-        await uplink.stop()
-        if uplink_task is not None:
-            await asyncio.wait_for(uplink_task, 10)
-        await store.stop_committer()
-        await committer
-        await store.close()
         await stop_task(ingest_task)
     if quarantined:
         _check_quarantine(db_path, warehouse_path, len(records), quarantined)
