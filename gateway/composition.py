@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from adapters.base import DeviceAdapter
 from gateway import __version__
@@ -44,9 +45,11 @@ from gateway.status import GatewayStatus
 from gateway.store import Store
 from gateway.uplink_factory import build_andon, build_https_uplink, build_uplink
 from rules.devices import WatchedDevice
-from sync.https_uplink import HttpsUplink
 from sync.mqtt_uplink import MqttUplink
 from sync.outbox import Outbox, quarantine_alert_at_start
+
+if TYPE_CHECKING:
+    from sync.https_uplink import HttpsUplink
 
 ALERT_HISTORY = (
     "SELECT ts_us, alert_id, rule, subject, line, severity, state, message, detail "

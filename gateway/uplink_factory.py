@@ -7,6 +7,8 @@ they are stored (sync/alert_feed.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gateway.config import LinesideConfig
 from gateway.core.backoff import Backoff
 from gateway.core.clock import Clock
@@ -16,9 +18,11 @@ from gateway.store import Store
 from gateway.tls_files import client_tls_context
 from sync.alert_feed import AlertFeed
 from sync.andon import AndonPublisher
-from sync.https_uplink import HttpsUplink
 from sync.mqtt_uplink import MqttUplink
 from sync.outbox import Outbox
+
+if TYPE_CHECKING:
+    from sync.https_uplink import HttpsUplink
 
 
 class AndonBoard:
@@ -92,6 +96,11 @@ def build_https_uplink(
     settings = config.sync.https
     if settings is None:
         return None
+    # Imported here, not at the top: httpx (and the command-line extras it loads when they are
+    # installed) costs the process about 6 MiB, which a gateway syncing over MQTT never uses
+    # (docs/benchmarks.md, figure 6).
+    from sync.https_uplink import HttpsUplink  # noqa: PLC0415
+
     client_cert = None
     if settings.cert_file is not None and settings.key_file is not None:
         client_cert = (settings.cert_file, settings.key_file)
