@@ -48,7 +48,6 @@ from sync.ingest.auth import hash_token, write_tokens
 from tests.support.day_processes import (
     CYCLE_PACKS,
     Gateway,
-    Group,
     Ingest,
     ReadApi,
     Simulators,
@@ -73,6 +72,7 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.paths import REPO, repo_pythonpath
 from tests.support.pg_database import fresh_database
 from tests.support.ports import free_port
+from tests.support.processes import Group
 from tests.support.sync_harness import drain_in_process
 from tests.support.waiting import wait_for
 

@@ -9,17 +9,15 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from tests.support.mosquitto import Mosquitto
-from tests.support.paths import REPO, repo_pythonpath
-from tests.support.processes import end_group
+from tests.support.processes import Group
 from tests.support.sync_harness import demo_config
 from tests.support.waiting import wait_for, wait_for_sync
 
@@ -73,45 +71,6 @@ def gateway_config(
     modbus_port = addresses["modbus"].rsplit(":", 1)[1]
     head, sync = replaced.split("\n[sync.mqtt]", 1)
     return head + _L2_CHECKWEIGHER.format(port=modbus_port) + "\n[sync.mqtt]" + sync
-
-
-def _child_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": repo_pythonpath(), **extra}
-
-
-class Group:
-    """A child process in a session of its own, output to a log file."""
-
-    def __init__(self, argv: list[str], log: Path, **env: str) -> None:
-        self.log = log
-        self._out: IO[bytes] = log.open("ab")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env=_child_env(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        """True while it runs; a child that exited fails the test, with its log."""
-        if self.proc.poll() is None:
-            return True
-        raise AssertionError(
-            f"{self.proc.args!r} exited with {self.proc.returncode}:\n{self.tail()}"
-        )
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def end(self) -> int:
-        """SIGTERM to the group (a clean stop), SIGKILL after a grace period."""
-        try:
-            return end_group(self.proc, timeout=20)
-        finally:
-            self._out.close()
 
 
 class Simulators(Group):

@@ -21,10 +21,10 @@ import httpx
 
 from bench.fleet_gateways import Fleet
 from sync.ingest.auth import hash_token, write_tokens
-from tests.support.day_processes import Group
 from tests.support.fleet_warehouse import Timeline, stored_records
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
+from tests.support.processes import Group
 from tests.support.waiting import wait_for
 
 DSN_VARIABLE = "FLEET_WAREHOUSE_DSN"

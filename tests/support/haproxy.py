@@ -20,13 +20,11 @@ from __future__ import annotations
 import csv
 import os
 import socket
-import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.paths import REPO
 from tests.support.ports import free_port
-from tests.support.processes import end_group
+from tests.support.processes import Group
 from tests.support.waiting import wait_for
 
 HAPROXY = os.environ.get("LINESIDE_HAPROXY", "/usr/sbin/haproxy")
@@ -73,22 +71,14 @@ class HaProxy:
         self.config_path.write_text(
             _CONFIG.format(socket=self.socket_path, port=self.port, ca=ca_file, servers=servers)
         )
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: Group | None = None
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [HAPROXY, "-db", "-f", str(self.config_path)],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._process = Group([HAPROXY, "-db", "-f", str(self.config_path)], self.log_path)
 
     def stop(self) -> None:
         if self._process is not None:
-            end_group(self._process, timeout=10)
+            self._process.end()
             self._process = None
 
     def __enter__(self) -> HaProxy:
@@ -105,15 +95,9 @@ class HaProxy:
 
     def alive(self) -> bool:
         """True while it runs; one that exited fails the test, with its log."""
-        if self._process is not None and self._process.poll() is None:
-            return True
-        raise AssertionError(f"haproxy is not running:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        if self._process is None:
+            raise AssertionError("haproxy was not started")
+        return self._process.alive()
 
     def servers(self) -> dict[str, dict[str, str]]:
         """The runtime API's ``show stat`` for each server of the backend (``status``:

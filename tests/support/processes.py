@@ -11,7 +11,9 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from tests.support.paths import REPO, repo_pythonpath
 
 MARK = "LINESIDE_TEST_SUITE"
 
@@ -120,3 +122,43 @@ def run_in_group(argv: list[str], *, cwd: Path, timeout: float) -> tuple[int, st
     finally:
         end_group(proc)
     return proc.returncode, stderr
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment, with the repository importable, and ``extra``."""
+    return {**os.environ, "PYTHONPATH": repo_pythonpath(), **extra}
+
+
+class Group:
+    """A child process in a session of its own, output to a log file."""
+
+    def __init__(self, argv: list[str], log: Path, **env: str) -> None:
+        self.log = log
+        self._out: IO[bytes] = log.open("ab")
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=child_env(**env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        """True while it runs; a child that exited fails the test, with its log."""
+        if self.proc.poll() is None:
+            return True
+        raise AssertionError(
+            f"{self.proc.args!r} exited with {self.proc.returncode}:\n{self.tail()}"
+        )
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def end(self) -> int:
+        """SIGTERM to the group (a clean stop), SIGKILL after a grace period."""
+        try:
+            return end_group(self.proc, timeout=20)
+        finally:
+            self._out.close()
