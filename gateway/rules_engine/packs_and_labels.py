@@ -78,9 +78,7 @@ class PackAndLabelRules(EngineState):
         elif pack.label_seq is not None:
             # An uncertain pack's label number may be its neighbour's: it must not give a
             # label the wrong weight to check against.
-            self.pack_weights[(pack.line, pack.label_seq)] = pack.net_g
-            if len(self.pack_weights) > PACKS_REMEMBERED:
-                self.pack_weights.popitem(last=False)
+            self.pack_weights.put(pack.line, pack.label_seq, pack.net_g)
         run = self._context(pack.run_number)
         if run is None:
             return []
@@ -114,9 +112,7 @@ class PackAndLabelRules(EngineState):
             if pack.label_seq is not None:
                 key = (pack.line, pack.label_seq)
                 self.paired_lines.add(pack.line)
-                self.pack_products[key] = product.plu
-                if len(self.pack_products) > PACKS_REMEMBERED:
-                    self.pack_products.popitem(last=False)
+                self.pack_products.put(pack.line, pack.label_seq, product.plu)
                 ahead = self.labels_ahead.pop(key, None)
                 if ahead is not None and pack.product_source != "label":
                     findings = check_label_product(ahead, run, product, label_subject(ahead, run))
@@ -197,7 +193,7 @@ class PackAndLabelRules(EngineState):
         config = {"label_reorder_window": self.config.label_reorder_window}
         out += self._apply(monitor.observe_scan(scan, scan.ts_us), config)
         seq = sequence_number(scan.serial)
-        pack_net = self.pack_weights.get((scan.line, seq)) if seq is not None else None
+        pack_net = self.pack_weights.get(scan.line, seq) if seq is not None else None
         plu = next((p.plu for p in run.products if p.gtin and p.gtin == scan.gtin), None)
         tolerance = self.config.threshold("label_weight_tolerance_g", line=scan.line, plu=plu)
         out += self._apply(
@@ -228,7 +224,7 @@ class PackAndLabelRules(EngineState):
                     decision, reason=f"{decision.reason}; its label names none of them"
                 )
             out += self._decided_late(waiting, decision, scan.ts_us)
-        plu = self.pack_products.get(key) if key is not None else None
+        plu = self.pack_products.get(scan.line, seq) if seq is not None else None
         if plu is None and key is not None:
             # Read before its pack came in: the pack may still need it to decide its
             # product (decide_product looks here).

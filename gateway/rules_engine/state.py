@@ -23,6 +23,7 @@ from gateway.core.records import (
     Record,
 )
 from gateway.core.runs import ProductionRun
+from gateway.rules_engine.recent_by_label import RecentByLabel
 from gateway.rules_engine.run_context import probe_limits, run_context
 from gateway.runs import RunIndex
 from rules.alerts import AlertBook
@@ -64,7 +65,7 @@ class EngineState:
         """Lines with a label scanner: a pack there may wait for its label to be decided."""
         self.awaiting_label: OrderedDict[tuple[str, int], PackEvent] = OrderedDict()
         """Packs whose product their label will decide, by (line, label number)."""
-        self.pack_products: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self.pack_products: RecentByLabel[str] = RecentByLabel(PACKS_REMEMBERED)
         """The PLU of recent packs by (line, label number): what their labels must name."""
         self.line_product: dict[str, tuple[str, str]] = {}
         """Per line: (run, PLU) of the newest pack whose product the device told."""
@@ -94,7 +95,9 @@ class EngineState:
         """Device and gateway outages, from the records alone (a label gap names its cause)."""
         self.device_watch = DeviceWatch(devices, self.outages)
         """Devices down too long (``device_down``), from the same outages."""
-        self.pack_weights: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self.pack_weights: RecentByLabel[float] = RecentByLabel(PACKS_REMEMBERED)
+        """The net weight of recent certain packs by (line, label number): what their labels
+        must print."""
         self.packs_without_product: Counter[str] = Counter()
         self.uncertain_packs: Counter[str] = Counter()
         """Per line: packs flagged VALUES_UNCERTAIN, kept out of ℮, giveaway and label checks."""
