@@ -378,6 +378,8 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:,.1f} {unit}"
     if unit == "MiB":
         return f"{value:,.1f} MiB"
+    if unit == "KiB":
+        return f"{value:,.0f} KiB"
     if unit == "s":
         return f"{value:.2f} s"
     if unit == "×":
