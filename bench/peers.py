@@ -416,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     run = {"opcua": _opcua, "modbus": _modbus, "ingest": _ingest}[args.kind]
+    if args.kind == "ingest":
+        # As ``lineside ingest`` does (gateway/commands/ingest.py).
+        from gateway.core.collector import settle_collector  # noqa: PLC0415
+
+        settle_collector()
     asyncio.run(run(args))
     return 0
 

@@ -34,6 +34,7 @@ def _read_secret_file(path: Path, what: str) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from gateway.core.collector import settle_collector  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
     from sync.ingest import run_ingest  # noqa: PLC0415
     from sync.ingest.mqtt_consumer import IngestSessionTakenOver  # noqa: PLC0415
@@ -49,6 +50,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     _warn_in_clear(args, settings)
     if args.end_session:
         return _end_session(settings)
+    settle_collector()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_ingest(settings))

@@ -94,6 +94,8 @@ POSTGRES_FACTS = FactDialect(
     ts_param="%s::timestamptz",
     records_received_at="received_at",
     adapt=_identity,
+    adapt_row=tuple,
+    adapt_fact_row=tuple,
     json_rows=json_rows_insert,
 )
 

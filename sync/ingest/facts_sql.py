@@ -11,7 +11,7 @@ end with the same rows as records arriving in order, and deriving twice changes 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,12 @@ class FactDialect:
     """``records.received_at`` in the facts' form."""
     adapt: Callable[[object], object]
     """A fact value (datetime, bool, date, ...) as the driver should send it."""
+    adapt_row: Callable[[Sequence[object]], tuple[object, ...]]
+    """A row of such values, each adapted as :attr:`adapt` would (one call per row: rows
+    are on the path of every record)."""
+    adapt_fact_row: Callable[[Sequence[object]], tuple[object, ...]]
+    """:attr:`adapt_row` for a :attr:`Fact.row`, which starts with :data:`FACT_HEAD`: a
+    dialect may take the ``ts`` column's value from ``ts_us`` rather than the datetime."""
     json_rows: JsonRows | None = None
     """Given a table, its columns and rows: an INSERT of all the rows as one JSON parameter,
     and that parameter (:func:`sync.ingest.facts_pg.json_rows_insert`); None: one
@@ -87,8 +93,8 @@ class FactWriter:
         self._executemany = executemany
         self._before_insert = before_insert
 
-    def _row(self, values: Iterable[object]) -> tuple[object, ...]:
-        return tuple(map(self.dialect.adapt, values))
+    def _row(self, values: Sequence[object]) -> tuple[object, ...]:
+        return self.dialect.adapt_row(values)
 
     def _seen(self) -> str:
         d = self.dialect
@@ -118,7 +124,8 @@ class FactWriter:
     def _insert_facts(self, stream: str, with_received: bool, facts: Sequence[Fact]) -> None:
         columns = FACT_TABLES[stream].all_columns + (("received_at",) if with_received else ())
         marks = ", ".join([self.dialect.mark] * len(columns))
-        rows = [self._row((*f.row, f.received_at) if with_received else f.row) for f in facts]
+        adapt = self.dialect.adapt_fact_row
+        rows = [adapt((*f.row, f.received_at) if with_received else f.row) for f in facts]
         if self.dialect.json_rows is not None:
             # One statement for the whole batch: a pipelined executemany costs the driver a
             # protocol round per row, which was most of the ingest's CPU per record

@@ -134,7 +134,8 @@ def _has_nul(value: object) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for the same reason as sync.ingest.facts.Fact: one is made per record.
+@dataclass(slots=True)
 class Prepared:
     seq: int
     payload: str
