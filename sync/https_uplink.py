@@ -217,13 +217,15 @@ class HttpsUplink:
                 follow_redirects=False,
                 trust_env=False,
             ) as client:
+                ahead: Batch | None = None
                 while True:
-                    batch = await self._next_batch()
+                    batch = ahead if ahead is not None else await self._next_batch()
+                    ahead = None
                     if batch is None:
                         await asyncio.sleep(self.poll_interval_s)
                         continue
                     try:
-                        await self._deliver(client, batch)
+                        ahead = await self._deliver(client, batch)
                     except StoreFullError as exc:
                         # Acknowledged but not deletable: sent again later, deduplicated.
                         self.state = LinkState.DEGRADED
@@ -233,22 +235,27 @@ class HttpsUplink:
         finally:
             self.state = LinkState.DISABLED
 
-    async def _next_batch(self) -> Batch | None:
+    async def _next_batch(self, exclude: Sequence[int] = ()) -> Batch | None:
         try:
             limits = self.pace.limits
-            return await self.outbox.next_batch(limits.records, limits.bytes)
+            return await self.outbox.next_batch(limits.records, limits.bytes, exclude=exclude)
         except StoreError as exc:
             self.stats.last_error = f"outbox: {exc}"
             log.error("https uplink: cannot read the outbox: %s", exc)
             return None
 
-    async def _deliver(self, client: httpx.AsyncClient, batch: Batch) -> None:
-        """POST ``batch`` until it is acknowledged or refused (same bytes, same key)."""
+    async def _deliver(self, client: httpx.AsyncClient, batch: Batch) -> Batch | None:
+        """POST ``batch`` until it is acknowledged or refused (same bytes, same key).
+
+        Returns the next batch when one was cut while this one's first POST was in flight
+        (:meth:`_post_reading_ahead`), else None.
+        """
         try:
             payload = encode_batch(batch)
         except ValueError as exc:  # the outbox checks this; defence in depth
             await self._refuse(batch, f"not encodable: {exc}")
-            return
+            return None
+        ahead: Batch | None = None
         attempts = 0
         ambiguous = False
         full = self.pace.is_full(batch)
@@ -262,7 +269,10 @@ class HttpsUplink:
                 if ambiguous:
                     self.stats.duplicates_seen += 1
             try:
-                ack = await self._post(client, batch, payload)
+                if attempts == 1:
+                    ack, ahead = await self._post_reading_ahead(client, batch, payload)
+                else:
+                    ack = await self._post(client, batch, payload)
             except _Retry as exc:
                 self.pace.overdue()
                 ambiguous = ambiguous or exc.ambiguous
@@ -287,7 +297,7 @@ class HttpsUplink:
                     # Never committed (refused before the ingest took it): its records are
                     # still in the outbox and go again in smaller batches of their own.
                     self._shrink(batch)
-                    return
+                    return None  # the next batch is cut again, at the smaller size
                 continue
             self.backoff.reset()
             self.state = LinkState.UP
@@ -296,7 +306,40 @@ class HttpsUplink:
                 observe(latency)
             self.pace.acked(latency, full=full)
             await self._on_ack(batch, ack)
-            return
+            return ahead
+
+    async def _post_reading_ahead(
+        self, client: httpx.AsyncClient, batch: Batch, payload: bytes
+    ) -> tuple[Ack, Batch | None]:
+        """:meth:`_post`, and while it is in flight, the next batch cut from the records not
+        in this one.
+
+        Still one batch on the wire at a time; only the outbox read of the next one overlaps
+        this one's round trip, which a backlog drain otherwise spent waiting: the gateway's
+        read and the ingest's commit took turns (docs/architecture.md, "Delivery pace"). The
+        records read ahead stay in the outbox until their own ack, as any unsent records do.
+        An alert stored during the round trip goes after the batch read ahead, so at most one
+        batch later than before.
+        """
+        async with asyncio.TaskGroup() as group:
+            post = group.create_task(
+                self._post_answer(client, batch, payload), name="sync.https.post"
+            )
+            ahead = await self._next_batch(exclude=batch_seqs(batch))
+        answer = post.result()
+        if isinstance(answer, _Retry):
+            raise answer
+        return answer, ahead
+
+    async def _post_answer(
+        self, client: httpx.AsyncClient, batch: Batch, payload: bytes
+    ) -> Ack | _Retry:
+        """:meth:`_post` with a retry returned rather than raised: raised inside the task
+        group, it would cancel the read ahead and come out wrapped in an ExceptionGroup."""
+        try:
+            return await self._post(client, batch, payload)
+        except _Retry as exc:
+            return exc
 
     async def _post(self, client: httpx.AsyncClient, batch: Batch, payload: bytes) -> Ack:
         """One attempt; :class:`_Retry` or :class:`_Refused` unless the batch is acked."""

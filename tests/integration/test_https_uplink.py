@@ -71,6 +71,9 @@ class FaultInjector:
     app: Any
     script: list[str | None] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    """The most ingest requests that were open at once."""
 
     @property
     def keys(self) -> Counter[str]:
@@ -84,6 +87,14 @@ class FaultInjector:
         if scope["type"] != "http" or scope["path"] != INGEST_PATH:
             await self.app(scope, receive, send)
             return
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         fault = self.script.pop(0) if self.script else None
         seen = Seen(headers.get("idempotency-key", ""), time.monotonic(), fault)
@@ -241,6 +252,36 @@ async def test_delivers_the_outbox_in_priority_order_and_acks_delete(
         assert uplink.stats.records_acked == len(seqs)
         assert (uplink.stats.batches_resent, uplink.stats.duplicates_seen) == (0, 0)
         assert uplink.stats.records_quarantined == 0
+
+
+def first_seq(key: str) -> int:
+    """The first sequence number of a batch id ``gateway:stream:first-last:count``."""
+    return int(key.split(":")[2].split("-", maxsplit=1)[0])
+
+
+@pytest.mark.parametrize("script", [[], [None, "500", None, "hang"]])
+async def test_one_batch_is_on_the_wire_at_a_time_and_batches_go_in_order(
+    tmp_path: Path, ingest: Ingest, script: list[str | None]
+) -> None:
+    # The next batch is read while one is in flight (also while it is retried after a
+    # failure); it must still go only after that one's answer, and in outbox order.
+    ingest.faults.script = list(script)
+    async with running_store(tmp_path) as store:
+        seqs = await commit(store, [pack(i) for i in range(45)])
+        async with running_uplink(store, ingest) as uplink:
+            await assert_conserved(store, ingest, seqs)
+    assert ingest.faults.most_in_flight == 1
+    keys = list(dict.fromkeys(seen.key for seen in ingest.faults.seen))
+    assert len(keys) == 5  # 10, 10, 10, 10, 5
+    assert [first_seq(key) for key in keys] == sorted(first_seq(key) for key in keys)
+    resent = [key for key, n in ingest.faults.keys.items() if n > 1]
+    assert len(resent) == (2 if script else 0)
+    # A resent batch went again before any later batch went at all.
+    order = [seen.key for seen in ingest.faults.seen]
+    for key in resent:
+        first, last = order.index(key), len(order) - 1 - order[::-1].index(key)
+        assert set(order[first : last + 1]) == {key}
+    assert uplink.stats.records_acked == len(seqs)
 
 
 # ---------------------------------------------------------------- ambiguous outcomes
