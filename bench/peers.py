@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {"opcua": _opcua, "modbus": _modbus, "ingest": _ingest}[args.kind]
     if args.kind == "ingest":
         # As ``lineside ingest`` does (gateway/commands/ingest.py).
-        from gateway.core.collector import settle_collector  # noqa: PLC0415
+        from sync.ingest.gc_settings import settle_collector  # noqa: PLC0415
 
         settle_collector()
     asyncio.run(run(args))

@@ -39,7 +39,6 @@ START_FAILURES = (StartupError, StoreInUseError, ControlSocketError)
 def run_and_report(config_path: Path, *, log_level: str | None = None) -> int:
     """Run the gateway with the config at ``config_path``; the process's exit code."""
     from gateway.config import load_config  # noqa: PLC0415
-    from gateway.core.collector import settle_collector  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
     from gateway.service import run_gateway  # noqa: PLC0415
 
@@ -56,7 +55,6 @@ def run_and_report(config_path: Path, *, log_level: str | None = None) -> int:
         gateway_id=config.gateway.id,
     )
     failures: list[LinesideError] = []
-    settle_collector()
     try:
         asyncio.run(run_gateway(config))
     except* LinesideError as group:

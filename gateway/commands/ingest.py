@@ -34,9 +34,9 @@ def _read_secret_file(path: Path, what: str) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from gateway.core.collector import settle_collector  # noqa: PLC0415
     from gateway.logs import configure_logging  # noqa: PLC0415
     from sync.ingest import run_ingest  # noqa: PLC0415
+    from sync.ingest.gc_settings import settle_collector  # noqa: PLC0415
     from sync.ingest.mqtt_consumer import IngestSessionTakenOver  # noqa: PLC0415
     from sync.ingest.warehouse import WarehouseError  # noqa: PLC0415
 
