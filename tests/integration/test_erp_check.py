@@ -75,7 +75,7 @@ async def test_json_output_of_a_conforming_page(erp: ErpSimulator) -> None:
 async def test_a_wrong_field_is_named_by_its_json_path(erp: ErpSimulator) -> None:
     erp.add_run(
         {
-            "RunNumber": "260105-L3-01",
+            "RunNumber": "R0105-L3-01",
             "Line": "L3",
             "BatchCodes": ["NO-SAL-260105-A20"],
             "Products": [{"PLU": "41099", "NominalWeight": "250g", "Tier": "Premium"}],

@@ -58,7 +58,7 @@ async def hostile() -> AsyncIterator[HostileHttp]:
 
 def _page_with_escapes() -> bytes:
     run = {
-        "RunNumber": f"260105-L1-01{CSI}",
+        "RunNumber": f"R0105-L1-01{CSI}",
         "Line": f"L1{BIDI}",
         f"Evil{ESC}Key": 1,
         "Updated": f"not a date{CSI}",

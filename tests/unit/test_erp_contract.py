@@ -29,7 +29,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "erp-contract.md"
 
 def _run() -> dict[str, Any]:
     return {
-        "RunNumber": "260105-L1-02",
+        "RunNumber": "R0105-L1-02",
         "Line": "L1",
         "BatchCode": "NO-SAL-260105-A17",
         "Description": "ATLANTIC SALMON FILLET PORTIONS",
@@ -138,7 +138,7 @@ def test_a_valid_page_conforms_and_parses() -> None:
 def test_a_page_with_a_next_key_conforms() -> None:
     page = {
         "runs": [_run()],
-        "next": {"updated_since": "2026-01-05T09:40:00.000+00:00", "after_run": "260105-L1-02"},
+        "next": {"updated_since": "2026-01-05T09:40:00.000+00:00", "after_run": "R0105-L1-02"},
     }
     assert schema_violations(page) == []
 

@@ -73,13 +73,13 @@ def test_a_device_task_names_its_device_and_line(json_log: TextIO) -> None:
 
 def test_extra_fields_and_a_run_context(json_log: TextIO) -> None:
     log = logging.getLogger("gateway.rules_engine")
-    with log_context(line="L2", run="260105-L2-01"):
+    with log_context(line="L2", run="R0105-L2-01"):
         log.info("inside")
-    log.info("alert raised", extra={"line": "L1", "run": "260105-L1-02"})
+    log.info("alert raised", extra={"line": "L1", "run": "R0105-L1-02"})
     log.info("outside")
     inside, alert, outside = _entries(json_log)
-    assert (inside["line"], inside["run"]) == ("L2", "260105-L2-01")
-    assert (alert["line"], alert["run"]) == ("L1", "260105-L1-02")
+    assert (inside["line"], inside["run"]) == ("L2", "R0105-L2-01")
+    assert (alert["line"], alert["run"]) == ("L1", "R0105-L1-02")
     assert "run" not in outside
     assert "line" not in outside
 
