@@ -8,6 +8,7 @@ benchmark can only run what ``lineside check-config`` accepts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import ipaddress
 from collections.abc import Sequence
@@ -191,25 +192,57 @@ def bench_run(now: dt.datetime) -> ProductionRun:
     )
 
 
-def seed_run(config: LinesideConfig) -> None:
-    """Store the bench run (as an operator start would), so every reading joins it."""
+HISTORY_LINES = 4
+"""The lines the seeded history's runs are spread over (the gateway indexes every run it has
+stored, whatever its line)."""
+
+
+def history_runs(now: dt.datetime, count: int) -> list[ProductionRun]:
+    """``count`` finished two-hour runs before the bench run, spread over
+    :data:`HISTORY_LINES` lines and going back in time (10,000 is about seven months of four
+    lines running around the clock): the ERP history a gateway keeps in its store."""
+    run = bench_run(now)
+    older = []
+    for i in range(count):
+        line = f"L{1 + i % HISTORY_LINES}"
+        end = now - dt.timedelta(hours=1 + 2 * (i // HISTORY_LINES))
+        older.append(
+            dataclasses.replace(
+                run,
+                run_number=f"R-HIST-{i}",
+                line=line,
+                batch_codes=(f"B-HIST-{i}",),
+                planned_start=end - dt.timedelta(hours=2),
+                actual_start=end - dt.timedelta(hours=2),
+                actual_end=end,
+                status=RunStatus.FINISHED,
+                pack_date=end.date(),
+            )
+        )
+    return older
+
+
+def seed_run(config: LinesideConfig, *, history: int = 0) -> None:
+    """Store the bench run (as an operator start would), so every reading joins it; with
+    ``history``, that many finished runs before it (:func:`history_runs`)."""
 
     async def seed() -> None:
         clock = SystemClock()
         now = dt.datetime.now(dt.UTC)
         async with Store(config.store, clock) as store:
             task = asyncio.create_task(store.run_committer())
-            await store.write(
-                RunVersion(
-                    ts_us=clock.wall_us(),
-                    run_number=RUN_NUMBER,
-                    line=LINE,
-                    status=str(RunStatus.RUNNING),
-                    source="operator",
-                    payload=run_to_json(bench_run(now)),
-                    actor="bench",
+            for run in [*history_runs(now, history), bench_run(now)]:
+                store.submit(
+                    RunVersion(
+                        ts_us=clock.wall_us(),
+                        run_number=run.run_number,
+                        line=run.line,
+                        status=str(run.status),
+                        source="operator",
+                        payload=run_to_json(run),
+                        actor="bench",
+                    )
                 )
-            )
             await store.stop_committer()
             await task
 
@@ -275,9 +308,11 @@ def probe_gateway(
     publishing_ms: int,
     queue_size: int,
     sync: str = "",
+    history: int = 0,
 ) -> None:
     """Write the config of a gateway subscribed to ``probes`` OPC UA probes (HACCP limits on
-    every one) and store the running production run, so every reading is judged and joined."""
+    every one) and store the running production run, so every reading is judged and joined
+    (after ``history`` finished runs, :func:`seed_run`)."""
     config = write_config(
         path,
         gateway_toml(
@@ -295,4 +330,4 @@ def probe_gateway(
             sync=sync,
         ),
     )
-    seed_run(config)
+    seed_run(config, history=history)

@@ -54,6 +54,9 @@ class Sizes:
     """OPC UA publishing interval of the ingest and alert-latency subscriptions."""
     warmup_s: float = 3.0
     window_s: float = 10.0
+    history_runs: int = 10_000
+    """Finished runs in the store of the ingest phase's second gateway (about seven months of
+    four lines, bench/configs.py)."""
     """Steady-state measurement window of the ingest and Modbus phases."""
     modbus_devices: int = 4
     modbus_tags: int = 100
@@ -101,6 +104,7 @@ QUICK = Sizes(
     probe_hz=20.0,
     warmup_s=0.5,
     window_s=1.0,
+    history_runs=50,
     modbus_devices=1,
     modbus_tags=5,
     modbus_poll_ms=50,
@@ -273,26 +277,11 @@ def ingest(sizes: Sizes, work: Path) -> Phase:
             "cpu_pct": bare["cpu_pct"],
         }
         db = folder / "gateway.db"
-        configs.probe_gateway(
-            folder / "gateway.toml",
-            db,
-            endpoint,
-            sizes.probes,
-            publishing_ms=sizes.publishing_ms,
-            queue_size=100,
+        per_s, cpu_us, produced, rss, code = _probe_gateway_steady(
+            sizes, folder, endpoint, server, history=0
         )
-        with GatewayProcess(folder / "gateway.toml", folder / "gateway.log") as gateway:
-            per_s, cpu_us, produced = _steady_state(
-                gateway,
-                db,
-                "SELECT count(*) FROM temperatures",
-                warmup=sizes.warmup_s,
-                window=sizes.window_s,
-                offered=lambda: int(server.call(cmd="stats")["writes"]),
-            )
-            rss = gateway.rss_mb()
-            code = gateway.stop()
         writes = int(server.call(cmd="stats")["writes"])
+        history = _with_history(sizes, folder / "history", endpoint, server)
     phase.gateway = {
         "readings_per_s": per_s,
         "offered_per_s": produced,
@@ -302,6 +291,7 @@ def ingest(sizes: Sizes, work: Path) -> Phase:
         "cpu_pct": cpu_us * per_s / 1e4,
         "rss_mb": rss,
         "exit_code": code,
+        **history,
     }
     phase.counts = {
         "values_written": writes,
@@ -313,6 +303,61 @@ def ingest(sizes: Sizes, work: Path) -> Phase:
         "rejected": count(db, "SELECT count(*) FROM rejected_inputs"),
     }
     return phase
+
+
+def _probe_gateway_steady(
+    sizes: Sizes, folder: Path, endpoint: str, server: JsonPeer, *, history: int
+) -> tuple[float, float, float, float, int | None]:
+    """A probe gateway in ``folder`` (its store seeded with ``history`` finished runs before
+    the running one) measured at steady state: (readings/s, CPU µs per reading, offered/s,
+    RSS MiB, exit code)."""
+    db = folder / "gateway.db"
+    configs.probe_gateway(
+        folder / "gateway.toml",
+        db,
+        endpoint,
+        sizes.probes,
+        publishing_ms=sizes.publishing_ms,
+        queue_size=100,
+        history=history,
+    )
+    with GatewayProcess(folder / "gateway.toml", folder / "gateway.log") as gateway:
+        per_s, cpu_us, produced = _steady_state(
+            gateway,
+            db,
+            "SELECT count(*) FROM temperatures",
+            warmup=sizes.warmup_s,
+            window=sizes.window_s,
+            offered=lambda: int(server.call(cmd="stats")["writes"]),
+        )
+        rss = gateway.rss_mb()
+        code = gateway.stop()
+    return per_s, cpu_us, produced, rss, code
+
+
+def _with_history(sizes: Sizes, folder: Path, endpoint: str, server: JsonPeer) -> dict[str, Any]:
+    """The same gateway on the same server, its store holding ``sizes.history_runs`` finished
+    runs before the running one (bench/configs.py): what each reading's run lookup costs once
+    a gateway has been in service for months."""
+    folder.mkdir()
+    per_s, cpu_us, produced, rss, code = _probe_gateway_steady(
+        sizes, folder, endpoint, server, history=sizes.history_runs
+    )
+    db = folder / "gateway.db"
+    joined = count(
+        db, "SELECT count(*) FROM temperatures WHERE run_number = ?", (configs.RUN_NUMBER,)
+    )
+    stored = count(db, "SELECT count(*) FROM temperatures")
+    return {
+        "history_runs": sizes.history_runs,
+        "history_readings_per_s": per_s,
+        "history_offered_per_s": produced,
+        "history_cpu_us_per_reading": cpu_us,
+        "history_rss_mb": rss,
+        "history_readings_stored": stored,
+        "history_readings_joined": joined,
+        "history_exit_code": code,
+    }
 
 
 # --------------------------------------------------------------------------------------

@@ -95,6 +95,20 @@ def rows(results: Results) -> list[Row]:
                 lambda _v, r: r is not None and r <= 2.0,
             )
         )
+        plain = g("ingest", "cpu_us_per_reading")
+        runs = g("ingest", "history_runs")
+        out.append(
+            _row(
+                "ingest.history_cpu_us_per_reading",
+                f"1. CPU per reading, the store holding {runs or 0:,.0f} finished runs "
+                "(months of ERP history)",
+                "µs",
+                g("ingest", "history_cpu_us_per_reading"),
+                b("ingest", "cpu_us_per_notification"),
+                "≤ 1.15× the figure without history",
+                lambda v, _r: plain is not None and v <= 1.15 * plain,
+            )
+        )
     if "modbus" in phases and "error" not in phases["modbus"]:
         offered = g("modbus", "offered_per_s")
         out.append(

@@ -30,7 +30,7 @@ from gateway.core.records import (
     TemperatureReading,
 )
 from gateway.rules_engine import RulesEngine
-from gateway.runs import RunIndex, from_us
+from gateway.runs import RunIndex
 from gateway.shedding import ShedLedger, device_of, sheddable
 from gateway.store import Store
 
@@ -92,7 +92,7 @@ class Pipeline:
         if not isinstance(record, JOINED) or record.run_number is not None:
             return record
         kind = type(record).__name__
-        run = self.runs.active(record.line, from_us(record.ts_us))
+        run = self.runs.active_us(record.line, record.ts_us)
         if run is None:
             self.without_run[kind] += 1
             return record

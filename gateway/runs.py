@@ -14,10 +14,12 @@ start and end runs from the line for lines whose ERP lags; those versions carry 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from gateway.core.runs import ProductionRun, RunStatus
+from gateway.run_timeline import EMPTY, Timeline, Window, build_timeline
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,17 +47,48 @@ def run_window(run: ProductionRun) -> tuple[datetime, datetime | None] | None:
 
 
 class RunIndex:
-    """The newest version of every known run, searchable by line and time."""
+    """The newest version of every known run, searchable by line and time.
+
+    Lookups by time use each line's :class:`~gateway.run_timeline.Timeline`, rebuilt on the
+    first lookup after that line's runs change: a reading costs a binary search, however many
+    runs the store has kept over the years.
+    """
 
     def __init__(self, runs: Iterable[ProductionRun] = ()) -> None:
         self._runs: dict[str, ProductionRun] = {}
+        self._order: dict[str, int] = {}
+        """run number → when the index first learnt of it (0, 1, …): ties go to the first."""
+        self._lines: dict[str, dict[str, Window | None]] = {}
+        """line → its runs' numbers → their windows (None: never active)."""
+        self._timelines: dict[str, Timeline] = {}
+        """line → its timeline; a line missing here is rebuilt at its next lookup."""
+        self._batch_codes: Counter[str] = Counter()
+        """batch code → how many known runs list it."""
         for run in runs:
             self.put(run)
 
     def put(self, run: ProductionRun) -> ProductionRun | None:
         """Add or replace a run; returns the version it replaced."""
-        previous = self._runs.get(run.run_number)
-        self._runs[run.run_number] = run
+        number = run.run_number
+        previous = self._runs.get(number)
+        self._runs[number] = run
+        self._order.setdefault(number, len(self._order))
+        codes = self._batch_codes
+        if previous is not None:
+            self._lines[previous.line].pop(number, None)
+            self._timelines.pop(previous.line, None)
+            for code in set(previous.batch_codes):
+                codes[code] -= 1
+                if codes[code] <= 0:
+                    del codes[code]
+        codes.update(set(run.batch_codes))
+        window = run_window(run)
+        self._lines.setdefault(run.line, {})[number] = (
+            None
+            if window is None
+            else Window(to_us(window[0]), None if window[1] is None else to_us(window[1]))
+        )
+        self._timelines.pop(run.line, None)
         return previous
 
     def get(self, run_number: str) -> ProductionRun | None:
@@ -69,16 +102,26 @@ class RunIndex:
         """Every known run."""
         return list(self._runs.values())
 
+    def knows_batch_code(self, code: str) -> bool:
+        """Whether any known run lists ``code`` among its batch codes."""
+        return code in self._batch_codes
+
     def active(self, line: str, at: datetime) -> ProductionRun | None:
         """The run active on ``line`` at ``at``, or None."""
-        best: tuple[datetime, ProductionRun] | None = None
-        for run in self._runs.values():
-            if run.line != line:
-                continue
-            window = run_window(run)
-            if window is None:
-                continue
-            start, end = window
-            if start <= at and (end is None or at < end) and (best is None or start > best[0]):
-                best = (start, run)
-        return best[1] if best else None
+        return self.active_us(line, to_us(at))
+
+    def active_us(self, line: str, ts_us: int) -> ProductionRun | None:
+        """The run active on ``line`` at ``ts_us`` (µs since the epoch), or None."""
+        timeline = self._timelines.get(line)
+        if timeline is None:
+            timeline = self._timelines[line] = self._timeline(line)
+        return timeline.at(ts_us)
+
+    def _timeline(self, line: str) -> Timeline:
+        runs, order = self._runs, self._order
+        windows = [
+            (order[number], runs[number], window)
+            for number, window in self._lines.get(line, {}).items()
+            if window is not None
+        ]
+        return build_timeline(windows) if windows else EMPTY

@@ -45,7 +45,7 @@ from gateway.core.records import (
 from gateway.core.runs import ProductionRun
 from gateway.erp_sync import ErpPoller
 from gateway.rules_engine import RulesEngine
-from gateway.runs import RunIndex, from_us
+from gateway.runs import RunIndex
 from gateway.shedding import ShedLedger
 from gateway.status_counters import Counters, LatencyHistogram
 from gateway.status_views import (
@@ -282,7 +282,7 @@ class GatewayStatus:
         }
 
     async def _line(self, line: str, name: str, now_us: int) -> dict[str, Any]:
-        run = self.runs.active(line, from_us(now_us))
+        run = self.runs.active_us(line, now_us)
         batch = next((b for b in self.engine.emark.open_batches() if b.line == line), None)
         qn = self._last_nominal.get(line)
         if batch is not None:

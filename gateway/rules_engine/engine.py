@@ -94,7 +94,7 @@ class RulesEngine(PackAndLabelRules, OperatorActions):
         """A label read but rejected as invalid: read for the sequence, a finding of its own."""
         if rejection.line is None or rejection.serial is None:
             return []
-        run = self.runs.active(rejection.line, from_us(rejection.ts_us))
+        run = self.runs.active_us(rejection.line, rejection.ts_us)
         context = self._context(run.run_number) if run is not None else None
         if context is None:
             return []

@@ -186,7 +186,7 @@ class PackAndLabelRules(EngineState):
             return []
         out: list[Record] = []
         monitor = self._label_monitor(scan.device, run, scan.line)
-        if scan.batch and not any(scan.batch in r.batch_codes for r in self.runs.runs()):
+        if scan.batch and not self.runs.knows_batch_code(scan.batch):
             orphans = self.orphan_scans.setdefault(run.run_number, [])
             if scan.batch not in orphans:
                 orphans.append(scan.batch)

@@ -25,6 +25,7 @@ PHASES = {"ingest", "modbus", "store", "drain", "latency", "startup", "delivery"
 ROWS_WITH_GOALS = {
     "ingest.readings_per_s",
     "ingest.cpu_us_per_reading",
+    "ingest.history_cpu_us_per_reading",
     "store.rows_per_s",
     "drain.mqtt_records_per_s",
     "drain.https_records_per_s",
@@ -124,6 +125,10 @@ def test_records_are_conserved(smoke: tuple[dict[str, Any], str]) -> None:
     assert ingest["readings_stored"] > 0
     assert ingest["readings_stored"] == ingest["readings_queued"] == ingest["readings_joined"]
     assert ingest["rejected"] == 0
+    history = phases["ingest"]["gateway"]
+    assert history["history_runs"] > 0
+    assert history["history_readings_stored"] > 0
+    assert history["history_readings_joined"] == history["history_readings_stored"]
     modbus = phases["modbus"]["counts"]
     assert modbus["readings_stored"] > 0
     assert modbus["readings_stored"] == modbus["readings_queued"]
