@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from sync.ingest.facts_pg import POSTGRES_FACTS, Partitions
 from sync.ingest.facts_sql import FactWriter
 from sync.ingest.migrations import postgres_engine, upgrade_to_head
-from sync.ingest.pg_retry import retry_transaction
+from sync.ingest.pg_retry import RETRIED_SQLSTATES, retry_transaction
 from sync.ingest.warehouse_base import Dialect, Warehouse
 from sync.ingest.warehouse_records import (
     Prepared,
@@ -65,9 +65,23 @@ timeout), system error (I/O). Anything else (data, integrity, program limits) wo
 same way again: retrying it forever would block the queue behind one poison batch."""
 
 
+MIGRATION_LOCK_TIMEOUT_MS = 5_000
+"""How long a schema upgrade at start waits for any one lock before it gives up and is tried
+again later (docs/warehouse.md, "Schema upgrades"). PostgreSQL queues a lock request behind
+the locks held, and every later request for the same table behind it: an ``ALTER TABLE``
+waiting for an analyst's long query would hold up every dashboard reading that table
+until the query ended. Also bounds the wait for the advisory lock of another instance's
+upgrade."""
+
+
 def _pg_error(exc: psycopg.Error, *, broken: bool) -> WarehouseError:
     state = exc.sqlstate
-    if broken or state is None or state[:2] in _PG_TRANSIENT_CLASSES:
+    if (
+        broken
+        or state is None
+        or state[:2] in _PG_TRANSIENT_CLASSES
+        or state in RETRIED_SQLSTATES  # a lock not granted in time (55P03): try again later
+    ):
         return WarehouseUnavailable(f"PostgreSQL: {exc}")
     return WarehouseError(f"PostgreSQL [{state}]: {exc}")
 
@@ -179,7 +193,7 @@ class PostgresWarehouse(Warehouse):
     def _upgrade_schema(self) -> None:
         """``upgrade head`` on a connection of its own, made with the warehouse's settings;
         under an advisory lock, as several ingest instances may start together."""
-        engine = postgres_engine(self._conninfo)
+        engine = postgres_engine(self._conninfo, lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
         try:
             with engine.connect() as connection:
                 upgrade_to_head(connection)

@@ -16,13 +16,17 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 
-def postgres_engine(conninfo: str) -> sa.Engine:
-    """An engine whose connections are made by psycopg 3 from ``conninfo``."""
+def postgres_engine(conninfo: str, *, lock_timeout_ms: int | None = None) -> sa.Engine:
+    """An engine whose connections are made by psycopg 3 from ``conninfo``; with
+    ``lock_timeout_ms``, a statement waiting longer than that for a lock fails (SQLSTATE
+    ``55P03``) instead of waiting on."""
 
     def connect() -> psycopg.Connection[Any]:
         conn = psycopg.connect(conninfo)
         # The schema change is acknowledged work too: never let a server default weaken COMMIT.
         conn.execute("SET synchronous_commit = on")
+        if lock_timeout_ms is not None:
+            conn.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
         conn.commit()
         return conn
 
