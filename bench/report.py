@@ -109,6 +109,18 @@ def rows(results: Results) -> list[Row]:
                 lambda v, _r: plain is not None and v <= 1.15 * plain,
             )
         )
+        out.append(
+            _row(
+                "ingest.history_rss_mb",
+                "1. RSS of that gateway at the end of its window (every stored run is kept in "
+                "memory)",
+                "MiB",
+                g("ingest", "history_rss_mb"),
+                None,
+                "≤ 80 MB",
+                lambda v, _r: v <= 80,
+            )
+        )
     if "modbus" in phases and "error" not in phases["modbus"]:
         offered = g("modbus", "offered_per_s")
         out.append(

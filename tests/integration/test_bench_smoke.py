@@ -26,6 +26,7 @@ ROWS_WITH_GOALS = {
     "ingest.readings_per_s",
     "ingest.cpu_us_per_reading",
     "ingest.history_cpu_us_per_reading",
+    "ingest.history_rss_mb",
     "store.rows_per_s",
     "drain.mqtt_records_per_s",
     "drain.https_records_per_s",
@@ -47,6 +48,7 @@ ROWS_WITHOUT_GOALS = {
     "latency.p50_ms",
 }
 ROWS_WITHOUT_BARE = {
+    "ingest.history_rss_mb",
     "memory.rss_end_mb",
     "memory.rss_growth_mb",
     "delivery.ingest_cpu_us",
