@@ -129,7 +129,7 @@ async def build(
     poller = None
     if config.erp is not None:
         poller = ErpPoller(config.erp, build_erp_source(config.erp), store, index, clock)
-        await poller.load()
+        await poller.load(runs=False)
     engine = await restored_engine(config, store, index, clock, started)
     ClockStepRecorder(store, engine).attach(clock, noticed_before=steps_before)
     outbox = await restored_outbox(config, store)

@@ -15,6 +15,7 @@ and paperwork that followed the old version.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -28,7 +29,13 @@ from gateway.core.clock import Clock
 from gateway.core.errors import ErpError, ErpRefused, StoreInUseError
 from gateway.core.link import LinkState
 from gateway.core.records import AlertRecord, Record, RejectedInput, RunVersion, Severity
-from gateway.core.runs import ProductionRun, run_fingerprint, run_from_json, run_to_json
+from gateway.core.runs import (
+    Product,
+    ProductionRun,
+    run_fingerprint,
+    run_from_json,
+    run_to_json,
+)
 from gateway.runs import RunIndex
 from gateway.store import Store
 from rules import ids
@@ -51,12 +58,35 @@ def build_erp_source(config: HttpErp | SqlErp) -> ErpSource:
     return SqlErpSource(config)
 
 
+LOAD_CHUNK_ROWS = 500
+"""Stored runs read and parsed at a time at start. The store keeps every run it was ever
+told about; reading them in one list held all their JSON text at once (about 0.7 KB a run),
+memory the process kept after it was freed: 5.6 MiB more RSS per 10,000 runs."""
+
+
 async def load_known_runs(store: Store) -> list[ProductionRun]:
-    """The newest version of every run the store knows (from the ERP or the line)."""
-    return [
-        run_from_json(json.loads(payload))
-        for (payload,) in await store.fetchall("SELECT payload FROM runs ORDER BY seq")
-    ]
+    """The newest version of every run the store knows (from the ERP or the line), in the
+    order stored; read :data:`LOAD_CHUNK_ROWS` at a time, with runs that list the same
+    product sharing one object for it (a plant packs the same products run after run)."""
+    runs: list[ProductionRun] = []
+    products: dict[str, Product] = {}
+    last = -(2**63)
+    while True:
+        rows = await store.fetchall(
+            "SELECT seq, payload FROM runs WHERE seq > ? ORDER BY seq LIMIT ?",
+            (last, LOAD_CHUNK_ROWS),
+        )
+        for _, payload in rows:
+            run = run_from_json(json.loads(payload))
+            # Keyed by repr, not equality: Decimal("200") == Decimal("200.0"), but the
+            # stored text of the run must stay exactly what it was.
+            shared = tuple(products.setdefault(repr(p), p) for p in run.products)
+            if any(a is not b for a, b in zip(shared, run.products, strict=True)):
+                run = dataclasses.replace(run, products=shared)
+            runs.append(run)
+        if len(rows) < LOAD_CHUNK_ROWS:
+            return runs
+        last = int(rows[-1][0])
 
 
 class ErpPoller:
@@ -96,10 +126,15 @@ class ErpPoller:
         staleness = self.staleness_s
         return self.failures > 0 or staleness is None or staleness > self.config.stale_after_s
 
-    async def load(self) -> None:
-        """Restore the runs and the watermark from the store (the offline cache)."""
-        for run in await load_known_runs(self.store):
-            self.index.put(run)
+    async def load(self, *, runs: bool = True) -> None:
+        """Restore the runs and the watermark from the store (the offline cache).
+
+        ``runs=False``: the index already holds the store's runs (the gateway loads them
+        before it makes the poller), so they are not read and parsed a second time.
+        """
+        if runs:
+            for run in await load_known_runs(self.store):
+                self.index.put(run)
         stored = await self.store.get_meta(WATERMARK_KEY)
         if stored and not self.config.full_reload:
             self.watermark = datetime.fromisoformat(stored)

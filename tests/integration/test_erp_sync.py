@@ -6,7 +6,8 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,15 @@ from adapters.erp.simulator import ErpFault, ErpSimulator
 from gateway.config import HttpErp, StoreSection
 from gateway.control import ControlServer, RunControl, send_command
 from gateway.core.clock import ManualClock
-from gateway.core.records import PackEvent, RecordFlag, TemperatureReading
-from gateway.erp_sync import FAILURES_BEFORE_ALERT, WATERMARK_KEY, ErpPoller
+from gateway.core.records import PackEvent, RecordFlag, RunVersion, TemperatureReading
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_to_json
+from gateway.erp_sync import (
+    FAILURES_BEFORE_ALERT,
+    LOAD_CHUNK_ROWS,
+    WATERMARK_KEY,
+    ErpPoller,
+    load_known_runs,
+)
 from gateway.pipeline import Pipeline
 from gateway.report import build_report, format_report
 from gateway.runs import RunIndex, to_us
@@ -373,3 +381,56 @@ async def test_run_report_from_the_store(erp: ErpSimulator, store: Store) -> Non
     text = format_report(report)
     assert run.run_number in text
     assert "41240" in text
+
+
+def _stored_run(number: int, nominal: str) -> ProductionRun:
+    start = NOW - timedelta(hours=2 * number + 2)
+    return ProductionRun(
+        run_number=f"R{number}",
+        line=f"L{1 + number % 3}",
+        batch_codes=(f"B{number}",),
+        description="Salmon fillets",
+        species="salmon",
+        product_type="fillet",
+        products=(
+            Product(plu="41240", nominal_g=Decimal(nominal), tier=Tier.PREMIUM),
+            Product(plu="41250", nominal_g=None, tier=Tier.EXPORT, catch_weight=True),
+        ),
+        raw_material_kg=Decimal(1000),
+        pack_date=start.date(),
+        shelf_life_adjust=0,
+        planned_start=start,
+        planned_end=None,
+        actual_start=start,
+        actual_end=start + timedelta(hours=2),
+        status=RunStatus.FINISHED,
+        updated=start,
+    )
+
+
+async def test_every_stored_run_is_loaded_in_order_across_read_chunks(store: Store) -> None:
+    """More runs than one read takes: all of them, in the order stored, each exactly as
+    stored; equal products are one object, but 200 g and 200.0 g keep their own text."""
+    count_runs = 2 * LOAD_CHUNK_ROWS + 7
+    runs = [_stored_run(n, "200.0" if n % 2 else "200") for n in range(count_runs)]
+    for run in runs:
+        store.submit(
+            RunVersion(
+                ts_us=to_us(NOW),
+                run_number=run.run_number,
+                line=run.line,
+                status=str(run.status),
+                source="erp",
+                payload=run_to_json(run),
+            )
+        )
+    await store.commit_pending()
+    while store.pending_count:
+        await store.commit_pending()
+    loaded = await load_known_runs(store)
+    assert [r.run_number for r in loaded] == [r.run_number for r in runs]
+    assert [run_to_json(r) for r in loaded] == [run_to_json(r) for r in runs]
+    assert loaded[0].products[0] is loaded[2].products[0]  # the same 200 g product
+    assert loaded[1].products[0] is loaded[3].products[0]  # the same 200.0 g product
+    assert loaded[0].products[0] is not loaded[1].products[0]
+    assert loaded[0].products[1] is loaded[1].products[1]  # the catch-weight product
