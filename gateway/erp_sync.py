@@ -15,7 +15,6 @@ and paperwork that followed the old version.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -30,12 +29,12 @@ from gateway.core.errors import ErpError, ErpRefused, StoreInUseError
 from gateway.core.link import LinkState
 from gateway.core.records import AlertRecord, Record, RejectedInput, RunVersion, Severity
 from gateway.core.runs import (
-    Product,
     ProductionRun,
     run_fingerprint,
     run_from_json,
     run_to_json,
 )
+from gateway.run_sharing import ValueSharing
 from gateway.runs import RunIndex
 from gateway.store import Store
 from rules import ids
@@ -66,10 +65,11 @@ memory the process kept after it was freed: 5.6 MiB more RSS per 10,000 runs."""
 
 async def load_known_runs(store: Store) -> list[ProductionRun]:
     """The newest version of every run the store knows (from the ERP or the line), in the
-    order stored; read :data:`LOAD_CHUNK_ROWS` at a time, with runs that list the same
-    product sharing one object for it (a plant packs the same products run after run)."""
+    order stored; read :data:`LOAD_CHUNK_ROWS` at a time, with equal values and products
+    shared between runs (:mod:`gateway.run_sharing`: a plant packs the same products on the
+    same lines run after run)."""
     runs: list[ProductionRun] = []
-    products: dict[str, Product] = {}
+    sharing = ValueSharing()
     last = -(2**63)
     while True:
         rows = await store.fetchall(
@@ -77,13 +77,7 @@ async def load_known_runs(store: Store) -> list[ProductionRun]:
             (last, LOAD_CHUNK_ROWS),
         )
         for _, payload in rows:
-            run = run_from_json(json.loads(payload))
-            # Keyed by repr, not equality: Decimal("200") == Decimal("200.0"), but the
-            # stored text of the run must stay exactly what it was.
-            shared = tuple(products.setdefault(repr(p), p) for p in run.products)
-            if any(a is not b for a, b in zip(shared, run.products, strict=True)):
-                run = dataclasses.replace(run, products=shared)
-            runs.append(run)
+            runs.append(sharing.run(run_from_json(json.loads(payload))))
         if len(rows) < LOAD_CHUNK_ROWS:
             return runs
         last = int(rows[-1][0])

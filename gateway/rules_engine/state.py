@@ -38,6 +38,10 @@ from rules.outages import OutageLog
 
 log = logging.getLogger(__name__)
 
+CONTEXTS_KEPT = 64
+"""Runs whose rules view is kept between packs: each line's current run and the runs late
+packs and labels name, many times over (a miss only costs building it again)."""
+
 PACKS_REMEMBERED = 10_000
 """Recent packs remembered per kind (weights and products by label number, packs waiting
 for their label)."""
@@ -106,6 +110,13 @@ class EngineState:
         self.orphan_scans: dict[str, list[str]] = {}
         """Per run: scanned batch codes that map to no known run (OCM scan-back orphans)."""
         self._contexts: dict[str, tuple[ProductionRun, RunContext]] = {}
+        """The rules' view of the runs packs and labels came in for lately, at most
+        :data:`CONTEXTS_KEPT` (the oldest is forgotten first): not one per run the store has
+        kept over the years."""
+        self.settled_runs: dict[str, tuple[ProductionRun, int, int]] = {}
+        """Ended runs whose last compliance check found nothing, with what it was judged on
+        (the run's version, grams packed, orphan scans): the same inputs make the same
+        findings, so they are not judged again until one of them changes."""
         self._last_run_checks_us = 0
         self.listeners: list[Callable[[AlertRecord], None]] = []
         """Called with every alert transition, after the book has taken it (the andon)."""
@@ -113,17 +124,24 @@ class EngineState:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _context(self, run_number: str | None) -> RunContext | None:
+    def _context(self, run_number: str | None, *, keep: bool = True) -> RunContext | None:
+        """The rules' view of a known run; ``keep=False`` builds it without keeping it (the
+        once-a-minute check of every run must not keep a copy of each in memory)."""
         if run_number is None:
             return None
         run = self.runs.get(run_number)
         if run is None:
             return None
-        cached = self._contexts.get(run_number)
-        if cached is None or cached[0] is not run:
-            cached = (run, run_context(run, self.config))
-            self._contexts[run_number] = cached
-        return cached[1]
+        contexts = self._contexts
+        cached = contexts.get(run_number)
+        if cached is not None and cached[0] is run:
+            return cached[1]
+        context = run_context(run, self.config)
+        if keep:
+            if cached is None and len(contexts) >= CONTEXTS_KEPT:
+                del contexts[next(iter(contexts))]
+            contexts[run_number] = (run, context)
+        return context
 
     def _label_monitor(self, device: str, run: RunContext, line: str) -> LabelSequenceMonitor:
         key = (device, run.run_number)
