@@ -3,8 +3,9 @@
 A gateway keeps every run it was ever told of, parsed, for the join and the run checks:
 months of runs on a few lines. Runs after runs name the same line, description, species,
 product type and products, and one run's end is often the next one's start; parsed from
-their JSON one by one, each would hold its own copy of each. Sharing them keeps the parsed
-runs at about two thirds of the memory (docs/operations.md, sizing).
+their JSON one by one, each would hold its own copy of each, and an empty dict of its own
+for the ERP fields beyond the model. Sharing them keeps the parsed runs in well under half
+the memory (bench/optimisations.json; docs/operations.md, sizing).
 
 Values are matched by type and ``repr``, never by equality alone: ``Decimal("200")`` equals
 ``Decimal("200.0")`` and 10:00 UTC equals 11:00+01:00, but the stored text of a run must
@@ -14,6 +15,8 @@ come back exactly as it was (:mod:`gateway.core.runs.json_form`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TypeVar
 
 from gateway.core.runs import ProductionRun
@@ -35,6 +38,11 @@ _SHARED_FIELDS = (
 )
 """The fields of a run whose values repeat from run to run (the run number and batch codes
 are the run's own)."""
+
+
+NO_EXTRA: Mapping[str, object] = MappingProxyType({})
+"""The ``extra`` of every loaded run the ERP sent nothing more for: one read-only mapping, not
+an empty dict per run."""
 
 
 class ValueSharing:
@@ -59,10 +67,12 @@ class ValueSharing:
             shared = self.value(mine)
             if shared is not mine:
                 changes[name] = shared
+        if not run.extra and run.extra is not NO_EXTRA:
+            changes["extra"] = NO_EXTRA
         products = self.value(tuple(self.value(p) for p in run.products))
         if products is not run.products:
             changes["products"] = products
         return dataclasses.replace(run, **changes) if changes else run  # type: ignore[arg-type]
 
 
-__all__ = ["ValueSharing"]
+__all__ = ["NO_EXTRA", "ValueSharing"]

@@ -17,6 +17,7 @@ first (tests/unit/test_run_index.py holds it to the plain scan).
 from __future__ import annotations
 
 import heapq
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,12 +33,15 @@ class Window:
     end_us: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Timeline:
     """The run active on one line from ``starts[i]`` until ``starts[i + 1]`` is
-    ``runs[i]`` (None: no run); before ``starts[0]`` none is."""
+    ``runs[i]`` (None: no run); before ``starts[0]`` none is.
 
-    starts: tuple[int, ...]
+    ``starts`` is an array of 64-bit integers, 8 bytes a moment where a tuple of ints costs
+    40: a line with years of runs has thousands of moments (docs/operations.md, sizing)."""
+
+    starts: array[int]
     runs: tuple[ProductionRun | None, ...]
 
     def at(self, ts_us: int) -> ProductionRun | None:
@@ -46,7 +50,7 @@ class Timeline:
         return self.runs[i] if i >= 0 else None
 
 
-EMPTY = Timeline((), ())
+EMPTY = Timeline(array("q"), ())
 
 
 def build_timeline(runs: Iterable[tuple[int, ProductionRun, Window]]) -> Timeline:
@@ -82,7 +86,7 @@ def build_timeline(runs: Iterable[tuple[int, ProductionRun, Window]]) -> Timelin
             continue
         starts.append(moment)
         answers.append(current)
-    return Timeline(tuple(starts), tuple(answers))
+    return Timeline(array("q", starts), tuple(answers))
 
 
 __all__ = ["EMPTY", "Timeline", "Window", "build_timeline"]

@@ -51,15 +51,16 @@ class RunIndex:
 
     Lookups by time use each line's :class:`~gateway.run_timeline.Timeline`, rebuilt on the
     first lookup after that line's runs change: a reading costs a binary search, however many
-    runs the store has kept over the years.
+    runs the store has kept over the years. Nothing else is kept per run but the run itself
+    and a count of its batch codes (a gateway holds every run it was ever told of: bytes per
+    run are what months of history cost, docs/operations.md); the rebuild finds the line's
+    runs and their windows again, in the order the index learnt of them.
     """
 
     def __init__(self, runs: Iterable[ProductionRun] = ()) -> None:
         self._runs: dict[str, ProductionRun] = {}
-        self._order: dict[str, int] = {}
-        """run number → when the index first learnt of it (0, 1, …): ties go to the first."""
-        self._lines: dict[str, dict[str, Window | None]] = {}
-        """line → its runs' numbers → their windows (None: never active)."""
+        """run number → its newest version, in the order the index first learnt of each
+        (replacing a version keeps its place): ties go to the first."""
         self._timelines: dict[str, Timeline] = {}
         """line → its timeline; a line missing here is rebuilt at its next lookup."""
         self._batch_codes: Counter[str] = Counter()
@@ -72,22 +73,14 @@ class RunIndex:
         number = run.run_number
         previous = self._runs.get(number)
         self._runs[number] = run
-        self._order.setdefault(number, len(self._order))
         codes = self._batch_codes
         if previous is not None:
-            self._lines[previous.line].pop(number, None)
             self._timelines.pop(previous.line, None)
             for code in set(previous.batch_codes):
                 codes[code] -= 1
                 if codes[code] <= 0:
                     del codes[code]
         codes.update(set(run.batch_codes))
-        window = run_window(run)
-        self._lines.setdefault(run.line, {})[number] = (
-            None
-            if window is None
-            else Window(to_us(window[0]), None if window[1] is None else to_us(window[1]))
-        )
         self._timelines.pop(run.line, None)
         return previous
 
@@ -118,10 +111,14 @@ class RunIndex:
         return timeline.at(ts_us)
 
     def _timeline(self, line: str) -> Timeline:
-        runs, order = self._runs, self._order
-        windows = [
-            (order[number], runs[number], window)
-            for number, window in self._lines.get(line, {}).items()
-            if window is not None
-        ]
+        windows = []
+        for order, run in enumerate(self._runs.values()):
+            if run.line != line:
+                continue
+            window = run_window(run)
+            if window is not None:
+                start, end = window
+                windows.append(
+                    (order, run, Window(to_us(start), None if end is None else to_us(end)))
+                )
         return build_timeline(windows) if windows else EMPTY

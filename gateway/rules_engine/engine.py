@@ -39,6 +39,7 @@ from gateway.core.records import (
     RejectedInput,
     TemperatureReading,
 )
+from gateway.core.runs import ProductionRun
 from gateway.rules_engine.alert_folding import fold_alerts
 from gateway.rules_engine.events import CHANGEOVER_EVENT, LINE_MODE_EVENT
 from gateway.rules_engine.operator_actions import OperatorActions
@@ -148,24 +149,15 @@ class RulesEngine(PackAndLabelRules, OperatorActions):
             if run.actual_start is None:
                 continue
             number = run.run_number
-            judged_on = (run, self.packed_g[number], len(self.orphan_scans.get(number, ())))
-            settled = settled_runs.get(number)
-            if (
-                settled is not None
-                and settled[0] is run
-                and settled[1] == judged_on[1]
-                and settled[2] == judged_on[2]
-            ):
+            packed_g = self.packed_g[number]
+            orphans = len(self.orphan_scans.get(number, ()))
+            if _unchanged(settled_runs.get(number), run, packed_g, orphans):
                 continue
             context = self._context(number, keep=False)
             if context is None:
                 continue
             # Yield is judged when the run has ended: mid-run it climbs from 0 %.
-            packed = (
-                Decimal(judged_on[1]) / 1000
-                if run.actual_end is not None and judged_on[1]
-                else None
-            )
+            packed = Decimal(packed_g) / 1000 if run.actual_end is not None and packed_g else None
             findings = check_run(
                 context,
                 now,
@@ -175,7 +167,12 @@ class RulesEngine(PackAndLabelRules, OperatorActions):
             )
             out += self._apply(findings, {"yield_warn_pct": self.config.yield_warn_pct})
             if run.actual_end is not None and not any(f.active for f in findings):
-                settled_runs[number] = judged_on
+                # The run alone when nothing was packed or orphaned (most of a long
+                # history, whose per-run rule state a restart does not rebuild): no tuple
+                # kept for each of thousands of runs.
+                settled_runs[number] = (
+                    run if not (packed_g or orphans) else (run, packed_g, orphans)
+                )
             else:
                 settled_runs.pop(number, None)
             if run.actual_end is None:
@@ -302,6 +299,21 @@ class RulesEngine(PackAndLabelRules, OperatorActions):
     def andon(self, line: str) -> str:
         """The andon colour of a line: green, amber or red."""
         return self.book.andon_state(line)
+
+
+def _unchanged(
+    settled: ProductionRun | tuple[ProductionRun, int, int] | None,
+    run: ProductionRun,
+    packed_g: int,
+    orphans: int,
+) -> bool:
+    """Whether an ended run was last judged, finding nothing, on this very version, these
+    grams packed and this many orphan scans (see :meth:`RulesEngine.check_runs`)."""
+    if settled is None:
+        return False
+    if not isinstance(settled, tuple):
+        return settled is run and not packed_g and not orphans
+    return settled[0] is run and settled[1] == packed_g and settled[2] == orphans
 
 
 __all__ = ["RulesEngine"]

@@ -113,10 +113,11 @@ class EngineState:
         """The rules' view of the runs packs and labels came in for lately, at most
         :data:`CONTEXTS_KEPT` (the oldest is forgotten first): not one per run the store has
         kept over the years."""
-        self.settled_runs: dict[str, tuple[ProductionRun, int, int]] = {}
+        self.settled_runs: dict[str, ProductionRun | tuple[ProductionRun, int, int]] = {}
         """Ended runs whose last compliance check found nothing, with what it was judged on
-        (the run's version, grams packed, orphan scans): the same inputs make the same
-        findings, so they are not judged again until one of them changes."""
+        (the run's version, grams packed, orphan scans; the version alone when both are 0):
+        the same inputs make the same findings, so they are not judged again until one of
+        them changes."""
         self._last_run_checks_us = 0
         self.listeners: list[Callable[[AlertRecord], None]] = []
         """Called with every alert transition, after the book has taken it (the andon)."""

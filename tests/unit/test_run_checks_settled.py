@@ -180,6 +180,22 @@ def test_an_ended_run_that_found_nothing_is_judged_again_only_when_it_changes(
     engine.check_runs(clock.wall_us() + 4 * MINUTE_US)
     assert sorted(judged) == ["R7", "R9", "RUNNING"]
 
+    # A run settled with packs on it (9 kg from 10: a 90 % yield, no finding) is judged
+    # again when more are packed, and when an orphan label is scanned back on it.
+    engine.evaluate(pack("R11", 9_000.0, clock.wall_us()))
+    assert not alerts(engine.check_runs(clock.wall_us() + 5 * MINUTE_US))
+    judged.clear()
+    engine.evaluate(pack("R11", 100.0, clock.wall_us()))
+    assert not alerts(engine.check_runs(clock.wall_us() + 6 * MINUTE_US))
+    assert sorted(judged) == ["R11", "R7", "R9", "RUNNING"]
+    judged.clear()
+    engine.evaluate(scan("R11", "X-2", clock.wall_us()))
+    raised = alerts(engine.check_runs(clock.wall_us() + 7 * MINUTE_US))
+    assert [(a[2], a[3], a[4]) for a in raised] == [
+        ("compliance_scanback_orphan", "L1/R11", "raised")
+    ]
+    assert sorted(judged) == ["R11", "R7", "R9", "RUNNING"]
+
 
 def test_the_rules_view_is_kept_for_recent_runs_only() -> None:
     runs = [make_run(f"R{i}", 1) for i in range(CONTEXTS_KEPT * 3)]

@@ -8,15 +8,17 @@ text, so every run's stored JSON comes back exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_from_json, run_to_json
-from gateway.run_sharing import ValueSharing
+from gateway.run_sharing import NO_EXTRA, ValueSharing
 
 PLUS_ONE = timezone(timedelta(hours=1))
 MOMENTS = (
@@ -63,6 +65,26 @@ def histories(draw: st.DrawFn) -> list[ProductionRun]:
     return [draw(runs(i)) for i in range(draw(st.integers(1, 12)))]
 
 
+RUN = ProductionRun(
+    run_number="R1",
+    line="L1",
+    batch_codes=("B1",),
+    description="SALMON",
+    species="salmon",
+    product_type=None,
+    products=(product(Decimal(200), "A"),),
+    raw_material_kg=None,
+    pack_date=None,
+    shelf_life_adjust=0,
+    planned_start=MOMENTS[0],
+    planned_end=None,
+    actual_start=MOMENTS[0],
+    actual_end=None,
+    status=RunStatus.RUNNING,
+    updated=MOMENTS[0],
+)
+
+
 def stored(run: ProductionRun) -> str:
     return json.dumps(run_to_json(run), sort_keys=True)
 
@@ -97,6 +119,19 @@ def test_values_of_the_same_type_and_text_are_one_object(history: list[Productio
             if value is not None:
                 first = seen.setdefault((type(value), repr(value)), value)
                 assert first is value
+        assert run.extra is NO_EXTRA or run.extra
+
+
+def test_extra_fields_are_kept_and_an_empty_one_is_shared_and_read_only() -> None:
+    sharing = ValueSharing()
+    plain = dataclasses.replace(RUN, extra={})
+    rich = dataclasses.replace(RUN, run_number="R2", extra={"BatchTiers": {"B1": "GG"}})
+    loaded = [sharing.run(run_from_json(json.loads(stored(run)))) for run in (plain, rich)]
+    assert loaded == [plain, rich]
+    assert loaded[0].extra is NO_EXTRA
+    assert loaded[1].extra == {"BatchTiers": {"B1": "GG"}}
+    with pytest.raises(TypeError):
+        loaded[0].extra["x"] = 1  # type: ignore[index]
 
 
 def test_equal_values_written_differently_are_not_merged() -> None:

@@ -9,6 +9,7 @@ stores them (:mod:`gateway.core.runs.json_form`) and the rules read the same
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -77,7 +78,9 @@ class ProductionRun:
     status: RunStatus
     updated: datetime
     """The ERP's last-modified time of the row: the incremental watermark."""
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """What the ERP sent beyond the run model, by its own field names (read-only: runs loaded
+    from the store share one empty mapping, :mod:`gateway.run_sharing`)."""
 
 
 @dataclass(frozen=True, slots=True)
