@@ -18,8 +18,7 @@ from pathlib import Path
 from bench.peers import NOMINAL_G
 from gateway.config import LinesideConfig, load_config
 from gateway.core.clock import SystemClock
-from gateway.core.records import RunVersion
-from gateway.core.runs import Product, ProductionRun, RunStatus, run_to_json
+from gateway.core.runs import Product, ProductionRun, RunStatus, run_version
 from gateway.store import Store
 from rules.model import Tier
 from sync.ingest.auth import hash_token, new_token, write_tokens
@@ -232,17 +231,7 @@ def seed_run(config: LinesideConfig, *, history: int = 0) -> None:
         async with Store(config.store, clock) as store:
             task = asyncio.create_task(store.run_committer())
             for run in [*history_runs(now, history), bench_run(now)]:
-                store.submit(
-                    RunVersion(
-                        ts_us=clock.wall_us(),
-                        run_number=run.run_number,
-                        line=run.line,
-                        status=str(run.status),
-                        source="operator",
-                        payload=run_to_json(run),
-                        actor="bench",
-                    )
-                )
+                store.submit(run_version(run, clock.wall_us(), source="operator", actor="bench"))
             await store.stop_committer()
             await task
 

@@ -31,7 +31,7 @@ from psycopg import sql
 
 from bench.wh_scale_plan import PRODUCTS, TEMPERATURE_EVERY_US, Plan, Run, from_us
 from gateway.core.records import RunVersion
-from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_to_json
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_version
 from gateway.store.record_tables import RECORD_TABLES
 from sync.ingest.facts_pg import Partitions
 from sync.ingest.warehouse_postgres import PostgresWarehouse
@@ -114,14 +114,7 @@ def _production_run(plan: Plan, run: Run, status: RunStatus, updated_us: int) ->
 
 def _version(plan: Plan, run: Run, status: RunStatus, ts_us: int) -> dict[str, Any]:
     """A run_versions record as the gateway's outbox sends it (the store's row)."""
-    record = RunVersion(
-        ts_us=ts_us,
-        run_number=run.run_number,
-        line=run.line.line,
-        status=status.value,
-        source="erp",
-        payload=run_to_json(_production_run(plan, run, status, ts_us)),
-    )
+    record = run_version(_production_run(plan, run, status, ts_us), ts_us)
     table = RECORD_TABLES[RunVersion]
     return dict(zip(table.columns, table.row(record), strict=True))
 

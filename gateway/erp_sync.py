@@ -27,12 +27,13 @@ from gateway.core.backoff import Backoff
 from gateway.core.clock import Clock
 from gateway.core.errors import ErpError, ErpRefused, StoreInUseError
 from gateway.core.link import LinkState
-from gateway.core.records import AlertRecord, Record, RejectedInput, RunVersion, Severity
+from gateway.core.records import AlertRecord, Record, RejectedInput, Severity
 from gateway.core.runs import (
     ProductionRun,
     run_fingerprint,
     run_from_json,
     run_to_json,
+    run_version,
 )
 from gateway.run_sharing import ValueSharing
 from gateway.runs import RunIndex
@@ -186,7 +187,7 @@ class ErpPoller:
             if previous is not None and run_to_json(previous) == run_to_json(run):
                 continue  # a full reload or an overlapping page: nothing new
             changed.append(run)
-            records.append(self._version(run, now))
+            records.append(run_version(run, now))
             if previous is not None:
                 records.extend(self._reconcile(previous, run, now))
         if self._outage_alerted:
@@ -247,16 +248,6 @@ class ErpPoller:
             state=state,
             message=message,
             detail={"failures": self.failures, "error": self.last_error},
-        )
-
-    def _version(self, run: ProductionRun, now: int) -> RunVersion:
-        return RunVersion(
-            ts_us=now,
-            run_number=run.run_number,
-            line=run.line,
-            status=str(run.status),
-            source="erp",
-            payload=run_to_json(run),
         )
 
     def _reconcile(self, previous: ProductionRun, run: ProductionRun, now: int) -> Sequence[Record]:

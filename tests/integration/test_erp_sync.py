@@ -17,8 +17,8 @@ from adapters.erp.simulator import ErpFault, ErpSimulator
 from gateway.config import HttpErp, StoreSection
 from gateway.control import ControlServer, RunControl, send_command
 from gateway.core.clock import ManualClock
-from gateway.core.records import PackEvent, RecordFlag, RunVersion, TemperatureReading
-from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_to_json
+from gateway.core.records import PackEvent, RecordFlag, TemperatureReading
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_to_json, run_version
 from gateway.erp_sync import (
     FAILURES_BEFORE_ALERT,
     LOAD_CHUNK_ROWS,
@@ -414,16 +414,7 @@ async def test_every_stored_run_is_loaded_in_order_across_read_chunks(store: Sto
     count_runs = 2 * LOAD_CHUNK_ROWS + 7
     runs = [_stored_run(n, "200.0" if n % 2 else "200") for n in range(count_runs)]
     for run in runs:
-        store.submit(
-            RunVersion(
-                ts_us=to_us(NOW),
-                run_number=run.run_number,
-                line=run.line,
-                status=str(run.status),
-                source="erp",
-                payload=run_to_json(run),
-            )
-        )
+        store.submit(run_version(run, to_us(NOW)))
     await store.commit_pending()
     while store.pending_count:
         await store.commit_pending()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from gateway.config import StoreSection
 from gateway.core.clock import SystemClock
-from gateway.core.records import DeviceEvent, PackEvent, RunVersion
-from gateway.core.runs import run_to_json
+from gateway.core.records import DeviceEvent, PackEvent
+from gateway.core.runs import run_version
 from gateway.runs import to_us
 from gateway.store import Store
 from tests.support.line_shift import RUN, START, LineShift
@@ -65,15 +65,7 @@ def play_shift() -> tuple[LineShift, int]:
 async def write_shift(db_path: Path) -> ShiftFacts:
     """Play the shift and write it into a new store at ``db_path``."""
     shift, missed = play_shift()
-    run_version = RunVersion(
-        ts_us=to_us(START),
-        run_number=RUN.run_number,
-        line=RUN.line,
-        status=str(RUN.status),
-        source="erp",
-        payload=run_to_json(RUN),
-    )
-    records = [run_version, *shift.records, *shift.out]
+    records = [run_version(RUN, to_us(START)), *shift.records, *shift.out]
     records.sort(key=lambda r: getattr(r, "ts_us", 0))
     async with Store(StoreSection(path=db_path), SystemClock()) as store:
         for record in records:

@@ -29,10 +29,9 @@ from gateway.core.records import (
     PackEvent,
     Record,
     RecordFlag,
-    RunVersion,
     TemperatureReading,
 )
-from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_to_json
+from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_version
 from gateway.rules_engine import RulesEngine
 from gateway.runs import RunIndex, to_us
 from gateway.store import Store
@@ -205,16 +204,7 @@ class GatewayDay:
             left -= step
 
     def version(self, run: ProductionRun) -> None:
-        self.records.append(
-            RunVersion(
-                ts_us=self.clock.wall_us(),
-                run_number=run.run_number,
-                line=run.line,
-                status=str(run.status),
-                source="erp",
-                payload=run_to_json(run),
-            )
-        )
+        self.records.append(run_version(run, self.clock.wall_us()))
 
     def pack(self, line: str, run: ProductionRun, n: int) -> None:
         self.counters[line] += 1

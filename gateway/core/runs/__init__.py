@@ -10,7 +10,8 @@ codes. Pure: no I/O, no clock reads.
   found and checked;
 - :mod:`~gateway.core.runs.coercion`, :mod:`~gateway.core.runs.vocabulary`,
   :mod:`~gateway.core.runs.free_text`: the ERP's flags, numbers, dates, words and free text;
-- :mod:`~gateway.core.runs.json_form`: the fingerprint and the stored JSON form.
+- :mod:`~gateway.core.runs.json_form`: the fingerprint and the stored JSON form;
+- :mod:`~gateway.core.runs.versions`: a run as one stored version record.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gateway.core.runs.free_text import parse_product_type, parse_species
 from gateway.core.runs.json_form import run_fingerprint, run_from_json, run_to_json
 from gateway.core.runs.model import Product, ProductionRun, RunRejection, RunStatus, Tier
 from gateway.core.runs.parsing import parse_run
+from gateway.core.runs.versions import run_version
 from gateway.core.runs.vocabulary import (
     parse_shelf_life_adjust,
     parse_status,
@@ -46,5 +48,6 @@ __all__ = [
     "run_fingerprint",
     "run_from_json",
     "run_to_json",
+    "run_version",
     "split_batch_codes",
 ]
