@@ -8,31 +8,11 @@ give the run back.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
-from decimal import Decimal
 
 import pytest
 
-from gateway.core.runs import Product, ProductionRun, RunStatus, Tier, run_from_json, run_version
-
-RUN = ProductionRun(
-    run_number="R-2026-0412",
-    line="L2",
-    batch_codes=("B7731",),
-    description="SALMON FILLET",
-    species="salmon",
-    product_type="fillet",
-    products=(Product(plu="41240", nominal_g=Decimal(120), tier=Tier.PREMIUM, description="A"),),
-    raw_material_kg=Decimal("812.5"),
-    pack_date=date(2026, 3, 2),
-    shelf_life_adjust=0,
-    planned_start=datetime(2026, 3, 2, 6, 0, tzinfo=UTC),
-    planned_end=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
-    actual_start=None,
-    actual_end=None,
-    status=RunStatus.PLANNED,
-    updated=datetime(2026, 3, 1, 17, 30, tzinfo=UTC),
-)
+from gateway.core.runs import RunStatus, run_from_json, run_version
+from tests.support.line_shift import RUN
 
 
 @pytest.mark.parametrize("status", list(RunStatus))
@@ -41,8 +21,8 @@ def test_the_columns_say_what_the_payload_says(status: RunStatus) -> None:
     version = run_version(run, 1_772_431_200_000_000)
     assert (version.ts_us, version.run_number, version.line, version.status) == (
         1_772_431_200_000_000,
-        "R-2026-0412",
-        "L2",
+        "R-L1-SHIFT",
+        "L1",
         status.value,
     )
     assert (version.source, version.actor) == ("erp", None)
