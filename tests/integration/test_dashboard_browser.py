@@ -25,10 +25,10 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from central.api import ApiSettings, create_app
@@ -147,15 +147,32 @@ def _figures(scope: Any) -> dict[str, str]:
     }
 
 
+_NEXT_PAGE_LOADED = (
+    "return document.readyState === 'complete'"
+    " && document.documentElement.getAttribute('data-left') !== arguments[0]"
+)
+
+
 def _click_and_load(driver: WebDriver, element: WebElement) -> None:
     """Click a link or a form's button and wait for the next page (a click does not wait:
-    reading before the old page is gone would read the old page)."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    reading before the old page is gone would read the old page).
+
+    The old page is marked and the wait is for a loaded page without the mark. Waiting for
+    the old ``<html>`` element to go stale instead failed now and then: while the page is
+    being replaced, chromedriver may answer the staleness probe with "unknown error: Node
+    with given id does not belong to the document" instead of a stale-element error.
+    """
+    mark = secrets.token_hex(8)
+    driver.execute_script("document.documentElement.setAttribute('data-left', arguments[0])", mark)
     element.click()
-    WebDriverWait(driver, 30).until(staleness_of(old))
-    WebDriverWait(driver, 30).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
-    )
+
+    def loaded(d: WebDriver) -> bool:
+        try:
+            return bool(d.execute_script(_NEXT_PAGE_LOADED, mark))
+        except WebDriverException:  # asked mid-navigation: ask again
+            return False
+
+    WebDriverWait(driver, 30).until(loaded)
 
 
 def _login(driver: WebDriver, base: str) -> None:
