@@ -56,7 +56,12 @@ class Gateway:
         self.sim, self.store, self.clock = sim, store, clock
         self.engine = RulesEngine(RULES, RunIndex(), clock)
         self.pipeline = Pipeline(store, RunIndex(), rules=self.engine)
-        self.adapter = ModbusAdapter(device(sim.port, [T1], id="tt1"), self.pipeline, clock)
+        # A wall-clock timeout far above any loopback reply: the test counts one stored row
+        # per streak of the fault code, and a link drop (a poll slower than the harness's
+        # 0.2 s on a loaded CI machine) rightly starts a new streak after the reconnect.
+        self.adapter = ModbusAdapter(
+            device(sim.port, [T1], id="tt1", timeout_s=5.0), self.pipeline, clock
+        )
 
     async def seconds(self, n: int) -> None:
         """Let ``n`` manual seconds pass, one poll (and one rules tick) each."""
