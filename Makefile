@@ -41,12 +41,14 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/lineside demo
 
-## Lint, type check and the whole test suite.
+## Lint, type check and the whole test suite, one pytest worker per core (TEST_WORKERS), a
+## test file to a worker: its module fixtures (a PostgreSQL database, a broker) are made once.
+TEST_WORKERS ?= auto
 test: $(STAMP) system-deps wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,8 +19,14 @@ MARK = "LINESIDE_TEST_SUITE"
 
 
 def mark_this_suite() -> str:
-    """Put the mark in this process's environment (children inherit it); its value."""
+    """Put the mark in this process's environment (children inherit it); its value.
+
+    Under pytest-xdist each worker inherits the controller's mark and extends it with its
+    own name, so one worker's check never claims (or kills) what another worker started."""
     value = os.environ.get(MARK) or f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and not value.endswith(f"-{worker}"):
+        value = f"{value}-{worker}"
     os.environ[MARK] = value
     return value
 
