@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.support.tui_source import (
     SIZES,
@@ -72,6 +73,10 @@ def after(*keys: str) -> Callable[[Pilot[None]], Any]:
         while app.polls < 1:
             await pilot.pause(0.01)
         await pilot.press(*keys)
+        # A focused Input's cursor blinks every 0.5 s, so a picture shows it or not by when
+        # it is taken (a loaded machine once took it in the other phase): hold it shown.
+        for field in app.screen.query(Input):
+            field.cursor_blink = False
         await settled(pilot)
 
     return run_before
@@ -127,6 +132,10 @@ def stale_after(clock: SetClock, *keys: str) -> Callable[[Pilot[None]], Any]:
         while app.state is not ConnectionState.DOWN:
             await pilot.pause(0.05)
         await pilot.press(*keys)
+        # A focused Input's cursor blinks every 0.5 s, so a picture shows it or not by when
+        # it is taken (a loaded machine once took it in the other phase): hold it shown.
+        for field in app.screen.query(Input):
+            field.cursor_blink = False
         await settled(pilot)
 
     return run_before
