@@ -18,6 +18,7 @@ After the second half the batch is closed (line mode changeover), and:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sqlite3
@@ -114,7 +115,7 @@ async def write_pack(sim: Simulator, counter: int) -> None:
 
 async def stored_events(db: Path, kind: str, at_least: int) -> None:
     def there() -> bool:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
             (n,) = conn.execute(
                 "SELECT count(*) FROM device_events WHERE kind = ?", (kind,)
             ).fetchone()
@@ -124,7 +125,7 @@ async def stored_events(db: Path, kind: str, at_least: int) -> None:
 
 
 def stored_packs(db: Path) -> int:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
         return int(conn.execute("SELECT count(*) FROM packs").fetchone()[0])
 
 
@@ -137,7 +138,7 @@ async def pack_until(sim: Simulator, db: Path, first: int, last: int) -> None:
 
 def uninterrupted(db: Path, config_path: Path) -> list[Record]:
     """What a gateway that never stopped makes of the stored packs and line-mode change."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
         runs = [run_from_json(json.loads(p)) for (p,) in conn.execute("SELECT payload FROM runs")]
         packs = conn.execute(
             "SELECT seq, ts_us, line, device, net_g, pack_counter, gross_g, tare_g, accepted, "
@@ -161,13 +162,13 @@ def uninterrupted(db: Path, config_path: Path) -> list[Record]:
 
 
 def stored_alerts(db: Path) -> list[tuple[str, str, str, str]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
         rows = conn.execute("SELECT rule, subject, state, message FROM alerts ORDER BY seq")
         return [tuple(r) for r in rows if str(r[0]).startswith(PACK_RULES)]
 
 
 def stored_batches(db: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
         return conn.execute(
             "SELECT line, run_number, plu, start_us, end_us, n, mean_g, sd_g, below_t1, "
             "below_t2, verdict, reasons FROM emark_batches ORDER BY seq"

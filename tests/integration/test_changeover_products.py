@@ -25,6 +25,7 @@ Registers (holding, 0-based)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import struct
 from collections.abc import Callable
@@ -211,7 +212,7 @@ def label(n: int, product_gtin: str, grams: int, pack_date: date) -> bytes:
 
 
 def query(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
         return conn.execute(sql, args).fetchall()
 
 

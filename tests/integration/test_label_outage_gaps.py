@@ -12,6 +12,7 @@ of the stored link events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -229,7 +230,7 @@ def erp_label(n: int) -> bytes:
 
 async def stored(db: Path, sql: str) -> list[tuple[Any, ...]]:
     def query() -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn, conn:
             return conn.execute(sql).fetchall()
 
     return await asyncio.to_thread(query)
@@ -256,7 +257,7 @@ async def test_labels_printed_while_the_gateway_was_down_are_a_gap_naming_it(
             )
         if how == "restart":
             # A crash leaves no gateway_stopped event: remove the one the stop wrote.
-            with sqlite3.connect(db) as conn:
+            with contextlib.closing(sqlite3.connect(db)) as conn, conn:
                 conn.execute("DELETE FROM device_events WHERE kind = 'gateway_stopped'")
         async with gateway_in_process(config):
             await scanner.wait_for_clients(1)

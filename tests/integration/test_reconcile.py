@@ -5,6 +5,7 @@ shows up as exactly that bucket, off by one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -152,7 +153,7 @@ async def test_reconcile_after_a_real_sync(tmp_path: Path, broker: Mosquitto) ->
     assert all(key[0] == "device_events" for key in buffered)
     assert compare(mine, theirs, buffered) == []
 
-    with sqlite3.connect(warehouse_path) as db:
+    with contextlib.closing(sqlite3.connect(warehouse_path)) as db, db:
         deleted = db.execute(
             "DELETE FROM records WHERE gateway = 'gw-test' AND stream = 'packs'"
             " AND json_extract(payload, '$.run_number') = 'R1' AND seq = (SELECT min(seq)"
