@@ -33,6 +33,7 @@ from sync.mqtt_events import (
     SubAck,
     UnsubAck,
 )
+from sync.paho_poll import install as watch_any_descriptor
 from sync.protocol import ACK_SIGNATURE_PROPERTY, MAX_ACK_BYTES
 
 OFFLINE = b"offline"
@@ -83,6 +84,7 @@ def new_client(
     settings: ClientSettings, post: Callable[[MqttEvent], None], generation: int
 ) -> mqtt.Client:
     """A paho client whose callbacks post :mod:`sync.mqtt_events` tagged ``generation``."""
+    watch_any_descriptor()  # paho's select() cannot watch descriptors above 1023
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,

@@ -100,6 +100,7 @@ from sync.ingest.warehouse import (
     decode_message,
 )
 from sync.paho_loop import stop_network_loop
+from sync.paho_poll import install as watch_any_descriptor
 from sync.protocol import (
     ACK_SIGNATURE_PROPERTY,
     DATA_SUBSCRIPTION,
@@ -244,6 +245,7 @@ class MqttConsumer:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
+        watch_any_descriptor()  # paho's select() cannot watch descriptors above 1023
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,

@@ -26,6 +26,7 @@ from paho.mqtt.properties import Properties
 from gateway.core.errors import SyncError
 from sync.ingest.settings import IngestSettings
 from sync.paho_loop import stop_network_loop
+from sync.paho_poll import install as watch_any_descriptor
 
 
 class SessionEndFailed(SyncError):
@@ -51,6 +52,7 @@ def end_session(settings: IngestSettings, *, timeout_s: float = 15.0) -> None:
 
     :raises SessionEndFailed: no CONNACK within ``timeout_s``, or a refusal (bad login, ACL).
     """
+    watch_any_descriptor()  # paho's select() cannot watch descriptors above 1023
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
