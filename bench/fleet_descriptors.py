@@ -1,11 +1,11 @@
 """Open descriptors for a fleet of MQTT clients in one process.
 
-paho's network loop waits on its sockets with ``select()``, which cannot watch a descriptor
-numbered 1024 or above: a client whose socket gets such a number never receives its CONNACK
-and retries for ever. A real gateway has one client; a fleet in one process has hundreds, and
-its stores hold about four descriptors each. So the fleet opens its stores while the low
-numbers are held (:func:`descriptors_kept_low`): the stores sit above them, and every socket
-opened later takes the lowest free number, below the limit (docs/fleet-load.md).
+paho's own network loop waits on its sockets with ``select()``, which cannot watch a
+descriptor numbered 1024 or above: a client whose socket got such a number never received its
+CONNACK and retried for ever. Lineside's clients now give paho a ``select()`` on ``poll()``
+(:mod:`sync.paho_poll`), so that limit no longer binds them; the fleet still opens its stores
+while the low numbers are held (:func:`descriptors_kept_low`), which is harmless, and the
+tests use the same helper to put a client's sockets above 1023 (docs/fleet-load.md).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 from collections.abc import Iterator
+
+from bench.fleet_descriptors import descriptors_kept_low
 
 ABOVE = 1100
 """The next descriptor opened is numbered at least this."""
@@ -14,17 +15,13 @@ ABOVE = 1100
 
 @contextlib.contextmanager
 def low_descriptors_taken() -> Iterator[None]:
-    """Open ``/dev/null`` until descriptor :data:`ABOVE` - 1 is taken (the soft limit raised
-    for it if need be); everything is closed and the limit restored on the way out."""
+    """:func:`~bench.fleet_descriptors.descriptors_kept_low` below :data:`ABOVE`, with the soft
+    limit of open files raised for it if need be and restored on the way out."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2 * ABOVE:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4 * ABOVE, hard), hard))
-    held: list[int] = []
     try:
-        while not held or held[-1] < ABOVE - 1:
-            held.append(os.open(os.devnull, os.O_RDONLY))
-        yield
+        with descriptors_kept_low(ABOVE):
+            yield
     finally:
-        for fd in held:
-            os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
