@@ -169,7 +169,9 @@ class LinesideApp(App[None]):
             if self.state is not ConnectionState.UP and self.stale_s != self._drawn_stale_s:
                 self.redraw()
             return
-        self._request = self.run_worker(self._fetch(), group="poll", exit_on_error=False)
+        # The coroutine function, not a coroutine: a worker cancelled before it starts (the
+        # app closing) then leaves no never-awaited coroutine behind.
+        self._request = self.run_worker(self._fetch, group="poll", exit_on_error=False)
 
     async def _fetch(self) -> None:
         request = asyncio.ensure_future(self.source.status())
@@ -272,7 +274,12 @@ class LinesideApp(App[None]):
         """Send an acknowledge or shelve request from the dialog (None: cancelled)."""
         if request is None:
             return
-        self.run_worker(self._send(request), group="command", exit_on_error=False)
+
+        async def send() -> None:  # called only if the worker starts, as for polls
+            await self._send(request)
+
+        # Annotated so mypy infers the worker's result type from the function.
+        _: Worker[None] = self.run_worker(send, group="command", exit_on_error=False)
 
     async def _send(self, request: OperatorRequest) -> None:
         # Notifications are markup by default: the operator's name and the gateway's words are

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
+import warnings
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -13,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import WorkerState
 
+from gateway.api import Acknowledge
 from tests.support.tui_source import STATUS, FixedSource, SetClock, SilentSource
 from tests.support.waiting import wait_for
 from tui.app import LinesideApp
@@ -192,3 +195,27 @@ async def test_an_answer_or_a_failure_after_the_app_has_closed_is_no_crash() -> 
     failed = SimpleNamespace(worker=SimpleNamespace(error=RuntimeError("drawing failed")))
     failed.state = WorkerState.ERROR
     app.on_worker_state_changed(cast(Any, failed))
+
+
+async def test_requests_cancelled_before_they_start_leave_nothing_unawaited() -> None:
+    """The app closing can cancel a poll or a command that has been queued but has not yet
+    run. Such a request must simply never happen: no coroutine left behind for the garbage
+    collector to warn about (the warning surfaces in whatever runs next)."""
+    source = FixedSource(STATUS)
+    app = LinesideApp(source)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with app.run_test(size=(80, 24)):
+            await wait_for(lambda: app.polls >= 1)
+            app.poll()
+            app.send_operator_command(
+                Acknowledge.unchecked(alert_id="x", operator="Ann", comment="")
+            )
+            # Cancelled in the same step they were queued in: neither task has begun.
+            app.workers.cancel_group(app, "poll")
+            app.workers.cancel_group(app, "command")
+            await asyncio.sleep(0)
+        gc.collect()
+    unawaited = [w for w in caught if "was never awaited" in str(w.message)]
+    assert unawaited == []
+    assert source.commands == [], "the cancelled command was never sent"
