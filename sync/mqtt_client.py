@@ -34,6 +34,7 @@ from sync.mqtt_events import (
     UnsubAck,
 )
 from sync.paho_poll import install as watch_any_descriptor
+from sync.paho_tls import closing_on_failed_handshake
 from sync.protocol import ACK_SIGNATURE_PROPERTY, MAX_ACK_BYTES
 
 OFFLINE = b"offline"
@@ -98,7 +99,8 @@ def new_client(
     if settings.username is not None:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls_context is not None:
-        client.tls_set_context(settings.tls_context)
+        # A refused handshake closes its socket at once (sync/paho_tls.py).
+        client.tls_set_context(closing_on_failed_handshake(settings.tls_context))
 
     def on_connect(
         _c: mqtt.Client, _u: object, flags: Any, rc: ReasonCode, props: Properties | None

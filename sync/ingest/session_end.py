@@ -27,6 +27,7 @@ from gateway.core.errors import SyncError
 from sync.ingest.settings import IngestSettings
 from sync.paho_loop import stop_network_loop
 from sync.paho_poll import install as watch_any_descriptor
+from sync.paho_tls import closing_on_failed_handshake
 
 
 class SessionEndFailed(SyncError):
@@ -36,13 +37,19 @@ class SessionEndFailed(SyncError):
 def apply_credentials(client: mqtt.Client, settings: IngestSettings) -> None:
     """TLS and the broker login of the ingest's settings, on a paho client."""
     if settings.tls_ca is not None or settings.tls_cert is not None:
-        client.tls_set(
-            ca_certs=str(settings.tls_ca) if settings.tls_ca else None,
-            certfile=str(settings.tls_cert) if settings.tls_cert else None,
-            keyfile=str(settings.tls_key) if settings.tls_key else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+        # What paho's tls_set builds for these arguments (the peer's certificate and name
+        # verified), made here so that a refused handshake closes its socket at once
+        # (sync/paho_tls.py).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if settings.tls_cert is not None:
+            context.load_cert_chain(
+                str(settings.tls_cert), str(settings.tls_key) if settings.tls_key else None
+            )
+        if settings.tls_ca is not None:
+            context.load_verify_locations(str(settings.tls_ca))
+        else:
+            context.load_default_certs()
+        client.tls_set_context(closing_on_failed_handshake(context))
     if settings.username is not None:
         client.username_pw_set(settings.username, settings.password)
 
