@@ -51,9 +51,19 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 
-def packs_flow(db_path: Path, before: int, gateway: GatewayProcess) -> Callable[[], bool]:
-    """Whether this run has recorded a pack yet (or died, which the test then reports)."""
-    return lambda: (pack_count(db_path) or 0) > before or gateway.crashed_known()
+def packs_flow(
+    db_path: Path, before: int, gateway: GatewayProcess, simulators: asyncio.Task[None]
+) -> Callable[[], bool]:
+    """Whether this run has recorded a pack yet (or died, which the test then reports). The
+    simulators stopping is the test's failure, with their error, not a wait for packs."""
+
+    def flowing() -> bool:
+        if simulators.done():
+            simulators.result()
+            raise AssertionError("the simulators stopped")
+        return (pack_count(db_path) or 0) > before or gateway.crashed_known()
+
+    return flowing
 
 
 async def test_sigkill_mid_publish_loses_and_doubles_nothing(
@@ -95,7 +105,9 @@ async def test_sigkill_mid_publish_loses_and_doubles_nothing(
             before = consumer.stats.received
             # Packs flow in this run (however slow the machine), then the random moment:
             # records flow, batches are published and acknowledged.
-            await wait_for(packs_flow(db_path, packs_before, gateway), 30, "a pack in this run")
+            await wait_for(
+                packs_flow(db_path, packs_before, gateway, simulators), 30, "a pack in this run"
+            )
             await asyncio.sleep(rng.uniform(0.3, 1.5))
             if gateway.crashed_known():
                 crashes.append(run - 1)

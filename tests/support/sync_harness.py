@@ -49,8 +49,12 @@ async def start_ingest(service: IngestService) -> asyncio.Task[None]:
 
 
 async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; if it had already failed, raise its error (a
+    simulator or an ingest that died must not pass for one that was stopped)."""
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
 
 
 def check_conservation(gateway_db: Path, gateway: str, warehouse_db: Path) -> int:
@@ -138,9 +142,13 @@ def pack_count(db_path: Path) -> int | None:
 
 
 def _count(db_path: Path, table: str) -> int | None:
-    """Rows in ``table`` of a gateway's store (read-only), or None if it cannot be read now."""
+    """Rows in ``table`` of a gateway's store (read-only), or None if it cannot be read now.
+
+    Called from a test's event loop, which also runs the simulators and the ingest: a store
+    that is busy (a gateway recovering its WAL after a SIGKILL) answers None at once rather
+    than holding that loop for seconds; the caller polls again."""
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.1)
     except sqlite3.Error:
         return None
     try:
