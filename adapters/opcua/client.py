@@ -91,7 +91,12 @@ from adapters.base import raise_if_cancelled
 from adapters.opcua.connect_errors import connect_error
 from adapters.opcua.late_answers import DemoteLateAnswer
 from adapters.opcua.polling import Polling
-from adapters.opcua.publish_faults import PUBLISH_FAULT_LOGGER, DemoteNoSubscription
+from adapters.opcua.publish_faults import (
+    PUBLISH_FAULT_LOGGER,
+    PUBLISH_LOOP_LOGGER,
+    DemoteLostConnectionPublish,
+    DemoteNoSubscription,
+)
 from adapters.opcua.security import configure_security
 from adapters.opcua.session import (
     SERVER_START_TIME,
@@ -121,6 +126,8 @@ __all__ = ["SESSION_TIMEOUT_MIN_S", "TEARDOWN_S", "OpcUaAdapter"]
 log = logging.getLogger(__name__)
 # Publish requests answered BadNoSubscription at a stop are expected (publish_faults.py).
 logging.getLogger(PUBLISH_FAULT_LOGGER).addFilter(DemoteNoSubscription())
+# A Publish failing on a connection already reported as lost is expected (publish_faults.py).
+logging.getLogger(PUBLISH_LOOP_LOGGER).addFilter(DemoteLostConnectionPublish())
 # Answers to Reads cancelled at a stop, or timed out and reported, are expected (late_answers.py).
 logging.getLogger(PUBLISH_FAULT_LOGGER).addFilter(DemoteLateAnswer())
 

@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 import adapters.opcua.client  # noqa: F401  (installs the adapter's log filters)
 from adapters.erp.simulator import ErpSimulator
-from adapters.opcua.publish_faults import PUBLISH_FAULT_LOGGER
+from adapters.opcua.publish_faults import PUBLISH_FAULT_LOGGER, PUBLISH_LOOP_LOGGER
 from adapters.simulators import ModbusSimulator
 from gateway.logs import configure_logging
 from tests.support.opcua_harness import Simulator
@@ -243,6 +245,68 @@ async def test_an_answer_to_a_cancelled_read_is_no_warning(
         socket_layer.setLevel(logging.NOTSET)
     seen = late_answers()
     assert [e["level"] for e in seen] == ["debug"], seen
+
+
+class _NoStatusNews:
+    """A subscription handler as the adapter's: data changes and status changes taken."""
+
+    def datachange_notification(self, *_args: object) -> None:
+        pass
+
+    def status_change_notification(self, *_args: object) -> None:
+        pass
+
+
+async def _publish_on_a_dropped_connection(seen: Callable[[], bool]) -> None:
+    """A subscribed client whose connection drops (as when asyncua drops it on a notification
+    queue overflow): the Publish on the wire fails, and asyncua's loop retries once a second
+    on the disconnected client, until ``seen()`` says enough was logged."""
+    configure_logging(level="info", fmt="json")
+    async with Simulator() as sim:
+        client = Client(sim.endpoint, timeout=5)
+        await client.connect()
+        try:
+            subscription = await client.create_subscription(50, _NoStatusNews())
+            await subscription.subscribe_data_change(client.get_node("ns=2;s=CW1.PackCounter"))
+            protocol = client.uaclient.protocol
+            assert protocol is not None
+            assert protocol.transport is not None
+            protocol.transport.abort()
+            await wait_for(seen, 10, "the publish loop's failures")
+        finally:
+            with contextlib.suppress(ConnectionError, OSError):
+                await client.disconnect()
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_a_publish_on_a_lost_connection_is_no_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """asyncua's "Publish iteration crashed" on a ConnectionError, with its traceback, is
+    kept at DEBUG (publish_faults.py): the adapter reports the lost link itself."""
+    lines: list[dict[str, object]] = []
+
+    def crashes() -> list[dict[str, object]]:
+        lines.extend(map(json.loads, capsys.readouterr().err.splitlines()))
+        return [e for e in lines if "Publish iteration crashed" in str(e["message"])]
+
+    # With asyncua's session logger at DEBUG: the failures happen, the first on the Publish
+    # that was on the wire, the next on a retry, and each is demoted, not lost.
+    session_logger = logging.getLogger(PUBLISH_LOOP_LOGGER)
+    session_logger.setLevel(logging.DEBUG)
+    try:
+        await _publish_on_a_dropped_connection(lambda: len(crashes()) >= 2)
+    finally:
+        session_logger.setLevel(logging.NOTSET)
+    seen = crashes()
+    assert {e["level"] for e in seen} == {"debug"}, seen
+    assert all("ConnectionError" in str(e.get("exception")) for e in seen), seen
+    # At the gateway's level: the same two seconds of retries leave no line at all.
+    lines.clear()
+    retries = asyncio.get_running_loop().time() + 2.2
+    await _publish_on_a_dropped_connection(lambda: asyncio.get_running_loop().time() > retries)
+    assert crashes() == []
+    assert not [e for e in lines if e["level"] in ("error", "critical")], lines
 
 
 @pytest.mark.usefixtures("restore_logging")
