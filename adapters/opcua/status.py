@@ -17,6 +17,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -279,6 +282,25 @@ def _status_error(device_id: str, code: int, action: str) -> DeviceError:
     return DeviceUnreachable(device_id, message)
 
 
+def _os_error_detail(exc: OSError) -> str:
+    """What an OS error says, with the reason its error number stands for.
+
+    asyncio reports a failed connect as ``OSError(errno, "Connect call failed (host, port)")``,
+    whose text names no reason; ``str()`` would add only the number. The reason (address not
+    available, network unreachable, ...) is what an engineer acts on: the refused connection
+    has its own line above, and a resolver or TLS error's number is not an errno.
+    """
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if (
+        isinstance(exc, socket.gaierror | ssl.SSLError)
+        or not isinstance(exc.errno, int)
+        or exc.errno <= 0
+    ):
+        return text
+    reason = os.strerror(exc.errno)
+    return text if reason in text else f"{text}: {reason}"
+
+
 def translate_error(device_id: str, exc: BaseException, action: str) -> DeviceError:
     """Map an asyncua, socket or crypto error raised while doing ``action`` to our tree.
 
@@ -294,9 +316,10 @@ def translate_error(device_id: str, exc: BaseException, action: str) -> DeviceEr
         return DeviceUnreachable(device_id, f"{action}: no answer in time")
     if isinstance(exc, ConnectionRefusedError):
         return DeviceUnreachable(device_id, f"{action}: connection refused")
-    if isinstance(exc, OSError | EOFError):
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return DeviceUnreachable(device_id, f"{action}: {detail or type(exc).__name__}")
+    if isinstance(exc, OSError):
+        return DeviceUnreachable(device_id, f"{action}: {_os_error_detail(exc)}")
+    if isinstance(exc, EOFError):
+        return DeviceUnreachable(device_id, f"{action}: {str(exc) or type(exc).__name__}")
     if isinstance(exc, InvalidSignature):
         return DeviceSecurityError(
             device_id, f"{action}: the server's signature does not verify against its certificate"

@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import math
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -125,6 +128,24 @@ def test_library_errors_map_to_the_error_tree() -> None:
     mismatch = translate_error("d", UaError("Server certificate mismatch"), "x")
     assert isinstance(mismatch, DeviceSecurityError)
     assert "does not match the pinned certificate" in str(mismatch)
+
+
+def test_a_failed_connect_says_why() -> None:
+    """asyncio's "Connect call failed (host, port)" names no reason; the errno does."""
+    refused = translate_error("d", OSError(errno.ECONNREFUSED, "Connect call failed"), "connect")
+    assert str(refused).endswith("connect: connection refused")
+    exhausted = OSError(errno.EADDRNOTAVAIL, "Connect call failed ('127.0.0.1', 4840)")
+    assert str(translate_error("d", exhausted, "connect")).endswith(
+        "connect: Connect call failed ('127.0.0.1', 4840): Cannot assign requested address"
+    )
+    # The reason is not said twice, and numbers that are not errnos are not read as one.
+    unreachable = OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+    assert str(translate_error("d", unreachable, "x")).endswith("x: Network is unreachable")
+    resolver = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert str(translate_error("d", resolver, "x")).endswith("x: Name or service not known")
+    closed = ConnectionError("Connection is closed")
+    assert str(translate_error("d", closed, "x")).endswith("x: Connection is closed")
+    assert str(translate_error("d", EOFError(), "x")).endswith("x: EOFError")
 
 
 def test_queued_packs_are_paired_with_their_own_values_by_source_time() -> None:
