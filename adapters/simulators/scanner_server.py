@@ -166,6 +166,13 @@ class ScannerSimulator(ScenarioServer):
                 pass  # scanners ignore host input here
         except ConnectionError:
             pass
+        except asyncio.CancelledError:
+            # The server is stopping (a dropout, or the end: _stop_server cancels its
+            # handlers). Ending normally, not cancelled: Python 3.11's stream server asks a
+            # cancelled handler task for its exception, which raises and is logged as an
+            # error with a traceback at every dropout (3.12 checks for cancellation first).
+            # The same as the gateway's control socket (gateway/control.py).
+            pass
         finally:
             self._forget(writer)
             if task is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import math
 import socket
 import statistics
@@ -588,6 +589,25 @@ async def test_scanner_restart_and_dropout_keep_the_port(no_stray_tasks: None) -
             assert (await reader.readuntil(b"\r\n")).startswith(b"]C1")
             writer.close()
             await writer.wait_closed()
+
+
+async def test_scanner_stopping_with_a_client_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A dropout (or a restart, or the end) with a client connected: its handler is ended,
+    and nothing is logged as an error (Python 3.11's stream server logs a handler task that
+    ends cancelled as an "Exception in callback" with a traceback)."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    async with ScannerSimulator(drive=False, line=LINE) as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        async with asyncio.timeout(5):
+            await sim.wait_for_clients(1)
+            await sim.restart()
+            assert await reader.read() == b""  # the restart closed the connection
+        writer.close()
+        await writer.wait_closed()
+    await asyncio.sleep(0)  # the stream server's done-callback has run
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 # ----------------------------------------------------------------------------- together
