@@ -101,15 +101,23 @@ async def test_demo_scenarios_raise_the_matching_alerts(tmp_path: Path) -> None:
         "SELECT count(*) FROM packs WHERE net_g < 222 AND accepted = 0"
     ).fetchone()[0]
     assert rejected_t2 >= 1, "the scenario's below-T2 packs reached the checkweigher"
-    # The scripted gap (three numbers) and the dropout's gap: two alerts, the first unchanged.
+    # The scripted gap (three numbers) and the dropout's gap: two alerts per cycle of the demo
+    # the test saw, each raised once, the scripted one unchanged by the dropout's. The demo
+    # repeats every 39 s at this speed, so a slow machine sees a second cycle before the
+    # waits above are done, with its own scripted gap and dropout.
     gaps = gap_alerts(db_path)
     scripted = [g for g in gaps if g[3]["likely_cause"] is None]
-    assert [(g[1], g[3]["missing_count"]) for g in scripted] == [("raised", 3)], gaps
-    assert [g for g in gaps if g[0] == scripted[0][0]] == scripted, "never updated"
-    [dropout] = [g for g in gaps if g[3]["likely_cause"] is not None]
-    assert dropout[0] != scripted[0][0]
-    assert "printed while scanner" in dropout[2]
-    assert "offline" in dropout[2]
+    dropouts = [g for g in gaps if g[3]["likely_cause"] is not None]
+    assert scripted, gaps
+    assert dropouts, gaps
+    assert [(g[1], g[3]["missing_count"]) for g in scripted] == [("raised", 3)] * len(scripted)
+    assert len({g[0] for g in scripted}) == len(scripted), f"never updated: {gaps}"
+    assert len({g[0] for g in dropouts}) == len(dropouts), f"never updated: {gaps}"
+    assert {g[0] for g in dropouts}.isdisjoint(g[0] for g in scripted)
+    for dropout in dropouts:
+        assert "printed while scanner" in dropout[2]
+        assert "offline" in dropout[2]
+    assert abs(len(scripted) - len(dropouts)) <= 1, f"one of each per cycle: {gaps}"
     # Each device that went away: one alert, raised once and cleared once.
     transitions = device_down(db_path)
     for device in {d for d, _ in transitions}:
