@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from tests.support.tui_source import (
     SIZES,
@@ -52,15 +52,27 @@ def app_with(snapshot: dict[str, Any] | None) -> LinesideApp:
     return LinesideApp(FixedSource(snapshot), operator="", gateway_name="demo-gw1")
 
 
+def tables_measured(pilot: Pilot[None]) -> bool:
+    """Whether every table on the screen has measured its columns for the rows it holds.
+
+    A DataTable fills its cells at once but measures its columns when its message queue is
+    next idle; until then it draws them at their headers' widths. (Textual's own flags: there
+    is no public way to ask.)"""
+    return not any(
+        table._require_update_dimensions or table._updated_cells
+        for table in pilot.app.screen.query(DataTable)
+    )
+
+
 async def settled(pilot: Pilot[None], *, within_s: float = 10.0) -> None:
-    """Wait until two pictures of the screen 50 ms apart agree: a table re-measures its
-    columns on a later refresh than the one that fills it, and on a busy machine the picture
-    was once taken between the two (the right text in the previous layout)."""
+    """Wait until every table has measured its columns and two pictures of the screen 50 ms
+    apart agree. Pictures alone were not enough: on a busy machine two were once taken
+    before the tables' idle measure, alike, and the snapshot showed header-wide columns."""
     previous = None
     for _ in range(int(within_s / 0.05)):
         await pilot.pause(0.05)
         picture = pilot.app.export_screenshot()
-        if picture == previous:
+        if picture == previous and tables_measured(pilot):
             return
         previous = picture
     raise AssertionError(f"the screen still changed after {within_s:g} s")
