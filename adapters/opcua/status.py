@@ -287,8 +287,9 @@ def _os_error_detail(exc: OSError) -> str:
 
     asyncio reports a failed connect as ``OSError(errno, "Connect call failed (host, port)")``,
     whose text names no reason; ``str()`` would add only the number. The reason (address not
-    available, network unreachable, ...) is what an engineer acts on: the refused connection
-    has its own line above, and a resolver or TLS error's number is not an errno.
+    available, network unreachable, ...) is what an engineer acts on. (A refusal and a timeout
+    are named by :func:`translate_error` before it gets here; a resolver's or TLS error's
+    number is not an errno, so those keep their own text.)
     """
     text = exc.strerror or str(exc) or type(exc).__name__
     if (
