@@ -50,6 +50,10 @@ class RecordSink(Protocol):
         its pending limit: the future then fails with ``RecordShedError``)."""
         ...
 
+    def enqueue(self, record: Record) -> None:
+        """:meth:`submit` without the future, for a caller that does not wait for it."""
+        ...
+
     async def wait_for_space(self) -> None:
         """Return once the sink has room for more; adapters that set their own pace (read a
         socket, poll a device) await it before taking in more, so a flood waits in the
@@ -112,13 +116,13 @@ class DeviceRecorder:
         return RepeatedRejections()
 
     def _emit(self, records: Sequence[Record]) -> None:
-        # The futures are not watched: the store never fails one (a commit that fails keeps
-        # its records pending while the store is full, and stops the gateway for anything
-        # else), and a shed record's future arrives already retrieved. A done-callback per
-        # record would cost the event loop one more handle per reading for nothing.
-        submit = self._sink.submit
+        # Queued without a future: nothing here would watch it (the store never fails a
+        # record: a commit that fails keeps its records pending while the store is full, and
+        # stops the gateway for anything else; a shed record is counted and alerted by the
+        # pipeline), and a future per reading costs the event loop for nothing.
+        enqueue = self._sink.enqueue
         for record in self.repeated_rejections.admit(records):
-            submit(record)
+            enqueue(record)
 
     def _set_state(self, state: LinkState) -> None:
         if state is not self.state:

@@ -46,7 +46,8 @@ class RepeatedRejections:
     def admit(self, records: Iterable[Record]) -> Iterator[Record]:
         """The records to store, in order: everything but the repeats, plus summaries."""
         for record in records:
-            yield from self._expire(record.ts_us)
+            if self._streaks:  # (none open is the usual case: nothing to expire)
+                yield from self._expire(record.ts_us)
             if not isinstance(record, RejectedInput):
                 yield record
                 continue

@@ -118,28 +118,56 @@ class Pipeline:
         never reaches the rules.
         """
         if self.store.over_limit and sheddable(record):
-            return self._shed(record)
+            self._shed(record)
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            future.set_exception(
+                RecordShedError(f"shed: {self.store.config.max_pending_rows} records were pending")
+            )
+            # Retrieved here: the shed is counted and alerted, so a caller that never looks
+            # at its future must not make asyncio log "exception was never retrieved".
+            future.exception()
+            return future
+        joined = self._prepared(record)
+        future = self.store.submit(joined)
+        self._follow(joined)
+        return future
+
+    def enqueue(self, record: Record) -> None:
+        """:meth:`submit` for a caller that does not wait for the commit (the adapters'
+        readings): the same join, rules and shedding, without a future per record."""
+        if self.store.over_limit and sheddable(record):
+            self._shed(record)
+            return
+        joined = self._prepared(record)
+        self.store.enqueue(joined)
+        self._follow(joined)
+
+    def _prepared(self, record: Record) -> Record:
+        """The record as it is stored: joined, its product decided, its time flagged."""
         joined = self.join(record)
         if self.rules is not None and isinstance(joined, PackEvent):
             joined = self.rules.decide_product(joined)
         if self.time_uncertain():
             joined = dataclasses.replace(joined, flags=joined.flags | RecordFlag.TIME_UNCERTAIN)
-        future = self.store.submit(joined)
+        return joined
+
+    def _follow(self, joined: Record) -> None:
+        """What a queued record causes: the observers told, the rules' consequences queued
+        right behind it, in its transaction."""
         for observer in self.observers:
             observer(joined)
         if self.rules is not None:
             for consequence in self.rules.evaluate(joined):
-                self.store.submit(consequence, with_previous=True)
-        return future
+                self.store.enqueue(consequence, with_previous=True)
 
-    def _shed(self, record: Record) -> asyncio.Future[int]:
+    def _shed(self, record: Record) -> None:
         store = self.store
         first = not self.shedding.raised
         limit = store.config.max_pending_rows
         for evidence in self.shedding.shed(
             record, store.clock.wall_us(), store.pending_count, limit
         ):
-            store.submit(evidence)
+            store.enqueue(evidence)
         if first:
             log.error(
                 "intake: %d records wait for the store (limit %d); shedding device records "
@@ -151,12 +179,6 @@ class Pipeline:
                 device_of(record) or "unknown",
                 extra={"device": device_of(record)},
             )
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        future.set_exception(RecordShedError(f"shed: {limit} records were pending"))
-        # Retrieved here: the shed is counted and alerted, so an adapter that never looks at
-        # its futures must not make asyncio log "exception was never retrieved" for each one.
-        future.exception()
-        return future
 
     def _relieved(self) -> None:
         """The store fell back under the backpressure level: close the shedding episode."""

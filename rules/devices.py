@@ -132,6 +132,8 @@ class DeviceWatch:
         return tuple(sorted(self._raised))
 
     def _judge(self, now_us: int) -> list[Finding]:
+        if not self._watching and not self.outages.any_open:
+            return []  # the usual case, every record: no device down or settling back
         # Every link_down is judged as it is taken (evaluate), so no outage goes unseen.
         for outage in self.outages.open_outages():
             if outage.device in self.devices:

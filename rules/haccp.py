@@ -157,7 +157,10 @@ class ProbeMonitor:
     @property
     def breached(self) -> bool:
         """Whether a breach is open on either side (asked of every reading: no set built)."""
-        return any(side.active for side in self._sides)
+        for side in self._sides:  # noqa: SIM110 (a loop: no generator made per reading)
+            if side.active:
+                return True
+        return False
 
     @property
     def in_breach(self) -> frozenset[Side]:

@@ -129,6 +129,11 @@ class OutageLog:
             and record.kind == "gateway_stopped"
         )
 
+    @property
+    def any_open(self) -> bool:
+        """Whether some device outage has not ended yet (asked for every record)."""
+        return bool(self._open)
+
     def open_outages(self) -> tuple[Outage, ...]:
         """The device outages that have not ended yet (link down, no sign of it since)."""
         return tuple(self._open.values())

@@ -84,7 +84,9 @@ class StoreStats:
 @dataclass(slots=True)
 class Pending:
     record: Record
-    done: asyncio.Future[int]
+    done: asyncio.Future[int] | None
+    """Given the record's sequence number at its commit; ``None`` for a record queued with
+    :meth:`StoreBase.enqueue`, whose caller does not wait for it."""
     with_previous: bool = False
     """Committed in the same transaction as the record queued before it."""
 
@@ -137,10 +139,24 @@ class StoreBase:
         alert a pack caused) and is committed in the same transaction, so a crash never
         leaves a pack stored without the alert it raised.
         """
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue(Pending(record, done, with_previous))
+        return done
+
+    def enqueue(self, record: Record, *, with_previous: bool = False) -> None:
+        """Queue a record like :meth:`submit`, for a caller that does not wait for its commit.
+
+        Why: the readings of the devices and the alerts they cause are queued this way,
+        thousands a second, and nobody awaits them (the store never fails a record; a
+        commit that fails keeps its records pending, or stops the gateway). A future per
+        record, and setting its result at the commit, cost the event loop for nothing.
+        """
+        self._queue(Pending(record, None, with_previous))
+
+    def _queue(self, item: Pending) -> None:
         if self._db is None:
             raise StoreError("store is closed")
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(Pending(record, done, with_previous))
+        self._pending.append(item)
         pending = len(self._pending)
         # The first record starts the group-commit interval; a full batch ends it early, and
         # so does intake pressure (an adapter held back should not also wait the interval).
@@ -148,7 +164,6 @@ class StoreBase:
             self._wakeup.set()
         if pending >= self._backpressure_rows:
             self._space.clear()
-        return done
 
     @property
     def backpressure_rows(self) -> int:

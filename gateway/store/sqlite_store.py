@@ -272,7 +272,8 @@ class Store(BudgetedStore):
         neither, so nothing is skipped and nothing fetched twice is lost.
         """
         loop = asyncio.get_running_loop()
-        batch = [Pending(record, loop.create_future()) for record in records]
+        futures: list[asyncio.Future[int]] = [loop.create_future() for _ in records]
+        batch = [Pending(record, done) for record, done in zip(records, futures, strict=True)]
 
         async def commit() -> int:
             async with self._commit_lock:
@@ -283,7 +284,7 @@ class Store(BudgetedStore):
         # ERP poller at shutdown, or when its first poll times out) must not leave the
         # transaction open on the shared connection, or every later BEGIN fails.
         await self._shielded(commit())
-        return [item.done.result() for item in batch]
+        return [done.result() for done in futures]
 
     async def get_meta(self, key: str) -> str | None:
         """A value stored with :meth:`commit_with_meta`."""
@@ -402,8 +403,9 @@ class Store(BudgetedStore):
                 self._mark_full()
             raise error(f"{self.path}: commit of {len(batch)} records failed: {exc}") from exc
         for offset, item in enumerate(batch):
-            if not item.done.done():
-                item.done.set_result(first + offset)
+            done = item.done
+            if done is not None and not done.done():
+                done.set_result(first + offset)
         for observe in self.commit_observers if tables else ():
             try:
                 observe(tables)

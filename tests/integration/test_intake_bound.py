@@ -154,6 +154,31 @@ class _AlertOnEveryRecord(RulesEngine):
         ]
 
 
+async def test_records_queued_without_a_future_commit_in_order_and_are_shed_alike(
+    config: StoreSection,
+) -> None:
+    """The adapters' path (Pipeline.enqueue, no future per reading) and the awaited one
+    (submit) share one queue: the same order, numbers and shedding."""
+    clock = ManualClock()
+    async with Store(config, clock) as store:
+        pipeline = Pipeline(store, RunIndex())
+        first = pipeline.submit(scan(0))
+        for i in range(1, LIMIT - 1):
+            pipeline.enqueue(scan(i))
+        last = pipeline.submit(scan(LIMIT - 1))
+        assert store.pending_count == LIMIT
+        pipeline.enqueue(scan(LIMIT))  # over the limit: shed, counted and alerted
+        assert pipeline.shedding.totals == {("scan1", "label_scans"): 1}
+        clock.advance(1.0)
+        async with committing(store):
+            numbers = await asyncio.wait_for(asyncio.gather(first, last), 20)
+        rows = await store.fetchall("SELECT seq, raw FROM label_scans ORDER BY seq")
+    assert [bytes(raw) for _, raw in rows] == [scan(i).raw for i in range(LIMIT)]
+    assert list(numbers) == [rows[0][0], rows[-1][0]]
+    seqs = [seq for seq, _ in rows]
+    assert seqs == list(range(seqs[0], seqs[0] + LIMIT))
+
+
 async def test_the_consequences_of_a_queued_record_are_never_shed(config: StoreSection) -> None:
     clock = ManualClock()
     async with Store(config, clock) as store:

@@ -25,6 +25,9 @@ class Collector:
         future.set_result(len(self.records))
         return future
 
+    def enqueue(self, record: Record) -> None:
+        self.records.append(record)
+
     async def wait_for_space(self) -> None:
         """Always room: memory is the test's, and the adapter is not the thing measured."""
 

@@ -21,6 +21,9 @@ class Sink:
     def submit(self, record: Any) -> asyncio.Future[int]:
         raise AssertionError("the gate never submits")
 
+    def enqueue(self, record: Any) -> None:
+        raise AssertionError("the gate never submits")
+
     async def wait_for_space(self) -> None:
         await self.room.wait()
 
