@@ -18,6 +18,7 @@ may still roll back (:meth:`gateway.store.Store.fetchall`).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
@@ -98,7 +99,8 @@ class Outbox(OutboxTable):
         """
         if max_records < 1 or max_bytes < 1:
             raise ValueError("max_records and max_bytes must be positive")
-        excluded = json.dumps(sorted(exclude))
+        in_flight = sorted(exclude)
+        excluded = json.dumps(in_flight)
         while True:
             head = await self.head(excluded)
             if head is None:
@@ -107,11 +109,16 @@ class Outbox(OutboxTable):
             if max_priority is not None and priority > max_priority:
                 return None
             span: Span = (priority, first, SCAN_FACTOR * max_records + len(exclude))
+            # The span starts at the head, so only the sequence numbers in flight from there
+            # on can be among its rows: the usual window (the oldest records in flight, the
+            # head just after them) passes none, instead of SQLite building its exclusion
+            # list from thousands of numbers once more for this read.
+            after_head = json.dumps(in_flight[bisect.bisect_left(in_flight, first) :])
             if stream not in STREAM_COLUMNS:
-                seqs = await self.stream_seqs(stream, span, excluded, max_records)
+                seqs = await self.stream_seqs(stream, span, after_head, max_records)
                 await self.quarantine(seqs, f"unknown stream {stream!r}")
                 continue
-            entries = await self.read(stream, span, excluded, max_records)
+            entries = await self.read(stream, span, after_head, max_records)
             result = await self._batch(stream, entries, max_bytes)
             if result is not None:
                 return result
