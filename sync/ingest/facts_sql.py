@@ -53,6 +53,9 @@ class FactDialect:
     adapt_fact_row: Callable[[Sequence[object]], tuple[object, ...]]
     """:attr:`adapt_row` for a :attr:`Fact.row`, which starts with :data:`FACT_HEAD`: a
     dialect may take the ``ts`` column's value from ``ts_us`` rather than the datetime."""
+    ts_from_us: bool = False
+    """Whether :attr:`adapt_fact_row` makes ``ts`` from ``ts_us`` and never reads the
+    datetime: the rows are then :attr:`Fact.row_by_us`, and no datetime is made per fact."""
     json_rows: JsonRows | None = None
     """Given a table, its columns and rows: an INSERT of all the rows as one JSON parameter,
     and that parameter (:func:`sync.ingest.facts_pg.json_rows_insert`); None: one
@@ -125,7 +128,15 @@ class FactWriter:
         columns = FACT_TABLES[stream].all_columns + (("received_at",) if with_received else ())
         marks = ", ".join([self.dialect.mark] * len(columns))
         adapt = self.dialect.adapt_fact_row
-        rows = [adapt((*f.row, f.received_at) if with_received else f.row) for f in facts]
+        by_us = self.dialect.ts_from_us
+        rows = [
+            adapt(
+                (*(f.row_by_us if by_us else f.row), f.received_at)
+                if with_received
+                else (f.row_by_us if by_us else f.row)
+            )
+            for f in facts
+        ]
         if self.dialect.json_rows is not None:
             # One statement for the whole batch: a pipelined executemany costs the driver a
             # protocol round per row, which was most of the ingest's CPU per record

@@ -78,6 +78,7 @@ SQLITE_FACTS = FactDialect(
     adapt=sqlite_value,
     adapt_row=sqlite_row,
     adapt_fact_row=sqlite_fact_row,
+    ts_from_us=True,
 )
 
 __all__ = [

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.ingest import facts_sqlite
-from sync.ingest.facts import EPOCH, build_fact, timestamp
+from sync.ingest.facts import CALENDAR_US, EPOCH, FactError, build_fact, in_calendar, timestamp
 from sync.ingest.facts_sqlite import (
     iso_utc,
     sqlite_fact_row,
@@ -28,6 +29,38 @@ LAST_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EPOCH) // ti
 @given(st.integers(min_value=FIRST_US, max_value=LAST_US))
 def test_the_text_of_a_count_of_microseconds_is_that_of_its_datetime(us: int) -> None:
     assert utc_text(us) == iso_utc(timestamp(us))
+
+
+def verdict(check: object, us: int) -> str | None:
+    try:
+        check(us)  # type: ignore[operator]
+    except FactError as exc:
+        return str(exc)
+    return None
+
+
+@given(
+    st.one_of(
+        st.integers(),
+        st.integers(min_value=FIRST_US - 10, max_value=FIRST_US + 10),
+        st.integers(min_value=LAST_US - 10, max_value=LAST_US + 10),
+        st.integers(min_value=-(2**80), max_value=2**80),
+    )
+)
+def test_the_calendar_check_gives_the_verdicts_of_making_the_moment(us: int) -> None:
+    assert verdict(in_calendar, us) == verdict(timestamp, us)
+
+
+def test_a_fact_makes_its_moment_only_when_asked_and_then_the_same() -> None:
+    assert CALENDAR_US == (FIRST_US, LAST_US)
+    data = {"ts_us": LAST_US, "line": "L1", "device": "p", "probe": "P1", "celsius": 3.5}
+    fact = build_fact("temperatures", "gw", "site", 7, {**data, "flags": 0})
+    assert fact._ts is None
+    assert fact.ts == timestamp(LAST_US)
+    assert fact.row[3] is fact.ts
+    late = {**data, "flags": 0, "ts_us": LAST_US + 1}
+    with pytest.raises(FactError, match=f"^time {LAST_US + 1} µs is outside the calendar$"):
+        build_fact("temperatures", "gw", "site", 8, late)
 
 
 def test_the_edges_of_the_calendar_and_of_a_second() -> None:
@@ -81,6 +114,11 @@ def test_a_fact_row_is_adapted_as_each_of_its_values() -> None:
         assert adapted == tuple(sqlite_value(v) for v in row)
         assert [type(v) for v in adapted] == [type(sqlite_value(v)) for v in row]
     assert sqlite_fact_row(fact.row)[3] == "2026-05-28T20:26:40.123456Z"
+    # SQLite's writer passes the row without the datetime (it makes ts from ts_us).
+    assert sqlite_fact_row(fact.row_by_us) == sqlite_fact_row(fact.row)
+    fresh = build_fact("temperatures", "gw-1", "site-a", 7, payload)
+    assert sqlite_fact_row((*fresh.row_by_us, received)) == sqlite_fact_row((*fact.row, received))
+    assert fresh._ts is None  # and so no datetime was made for it
 
 
 def test_values_sqlite_cannot_take_are_turned_into_what_the_tables_hold() -> None:
