@@ -10,6 +10,7 @@ end with the same rows as records arriving in order, and deriving twice changes 
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ class FactDialect:
 
 Execute = Callable[[str, Sequence[object]], Any]
 ExecuteMany = Callable[[str, Sequence[Sequence[object]]], None]
+
+_ROW: Callable[[Fact], tuple[object, ...]] = operator.attrgetter("row")
+_ROW_BY_US: Callable[[Fact], tuple[object, ...]] = operator.attrgetter("row_by_us")
+"""A fact's row with its datetime, or with None in its place (FactDialect.ts_from_us)."""
 
 _ALERT_STATE_COLUMNS = (
     "seq",
@@ -128,15 +133,11 @@ class FactWriter:
         columns = FACT_TABLES[stream].all_columns + (("received_at",) if with_received else ())
         marks = ", ".join([self.dialect.mark] * len(columns))
         adapt = self.dialect.adapt_fact_row
-        by_us = self.dialect.ts_from_us
-        rows = [
-            adapt(
-                (*(f.row_by_us if by_us else f.row), f.received_at)
-                if with_received
-                else (f.row_by_us if by_us else f.row)
-            )
-            for f in facts
-        ]
+        row_of = _ROW_BY_US if self.dialect.ts_from_us else _ROW
+        if with_received:
+            rows = [adapt((*row_of(f), f.received_at)) for f in facts]
+        else:
+            rows = [adapt(row_of(f)) for f in facts]
         if self.dialect.json_rows is not None:
             # One statement for the whole batch: a pipelined executemany costs the driver a
             # protocol round per row, which was most of the ingest's CPU per record
