@@ -29,7 +29,15 @@ from gateway.core.errors import StoreError
 from gateway.core.records import AlertRecord, Severity
 from gateway.store import Store
 from gateway.store.outbox import STREAM_COLUMNS, OutboxTable, Span
-from sync.protocol import BACKLOG_AT_MAX_US, MAX_BATCH_BYTES, Batch, seq_ranges, wire_records
+from sync.canonical import canonical_json
+from sync.protocol import (
+    BACKLOG_AT_MAX_US,
+    MAX_BATCH_BYTES,
+    Batch,
+    seq_ranges,
+    wire_bytes,
+    wire_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +55,6 @@ the same class costs a bounded scan (it then goes in a smaller batch)."""
 BACKLOG_REFRESH_S = 1.0
 """The outbox depth a batch reports is counted at most once in this many seconds: a
 ``count(*)`` per batch would cost the drain most when the backlog is largest."""
-
-_WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-"""``json.dumps`` with the wire options, made once (it sizes every record read)."""
 
 
 def batch_seqs(batch: Batch) -> tuple[int, ...]:
@@ -143,7 +148,7 @@ class Outbox(OutboxTable):
                     continue
                 try:
                     # Same rules as encode_batch: a non-finite number never leaves the gateway.
-                    length = len(_WIRE_JSON.encode(entry)) + 20
+                    length = wire_bytes(canonical_json(entry)) + 20
                 except ValueError as exc:
                     refused.setdefault(f"not encodable: {exc}", []).append(seq)
                     continue
@@ -201,7 +206,7 @@ def _all_if_they_fit(
     except ValueError:
         return None  # one of them is not encodable: found and refused one by one
     wrapping = sum(_ITEM_WRAPPING + len(str(seq)) for seq, _ in records)
-    lengths = len(wire) - 2 - (len(records) - 1) - wrapping
+    lengths = wire_bytes(wire) - 2 - (len(records) - 1) - wrapping
     total = lengths + 20 * len(records)
     if total > max_bytes or total > MAX_BATCH_BYTES:
         return None
@@ -211,7 +216,7 @@ def _all_if_they_fit(
     return records, wire
 
 
-_ITEM_WRAPPING = len('{"seq":,"data":}')
+_ITEM_WRAPPING = len('{"data":,"seq":}')
 """The characters of a record's wire item besides its seq digits and its data."""
 
 

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core.errors import SyncError
+from sync.canonical import canonical_json, scan_records, value_scanner
 
 VERSION = 1
 PREFIX = "lineside/v1"
@@ -157,6 +158,10 @@ class Batch:
     when whoever cut the batch has already made that text (the outbox sizes a batch with it):
     each record is then encoded once, not once to size it and again to send it. Must say the
     same as ``records``; :func:`wire_records` makes it."""
+    data_texts: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    """Each record's ``data`` text as received, in record order, when the batch came in the
+    gateway's canonical form (:func:`~sync.canonical.scan_records`); ``None`` otherwise. The
+    ingest hashes and stores these instead of encoding each record again."""
 
     @property
     def batch_id(self) -> str:
@@ -181,10 +186,18 @@ _WIRE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 def wire_records(records: Sequence[tuple[int, Mapping[str, Any]]]) -> str:
     """The JSON text of a batch's ``records`` array, exactly as :func:`encode_batch` writes
-    it. Raises ``ValueError`` for a value JSON cannot carry (NaN, an infinity)."""
-    return _WIRE_JSON.encode(
+    it: canonical JSON (:mod:`sync.canonical`), so each record's ``data`` is already the text
+    the warehouse hashes. Raises ``ValueError`` for a value JSON cannot carry (NaN, an
+    infinity)."""
+    return canonical_json(
         [{"seq": seq, "data": data if type(data) is dict else dict(data)} for seq, data in records]
     )
+
+
+def wire_bytes(text: str) -> int:
+    """How many bytes ``text`` takes on the wire (UTF-8): its length when it is ASCII, which
+    Python knows without looking at it."""
+    return len(text) if text.isascii() else len(text.encode(errors="surrogatepass"))
 
 
 def encode_batch(batch: Batch) -> bytes:
@@ -210,7 +223,14 @@ def encode_batch(batch: Batch) -> bytes:
         tail = _WIRE_JSON.encode({"backlog": batch.backlog, "backlog_at_us": batch.backlog_at_us})
         tail = "," + tail[1:-1]
     text = f'{_WIRE_JSON.encode(head)[:-1]},"records":{records}{tail}}}'
-    return zlib.compress(text.encode())
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8. Escaped (ASCII JSON) the batch still goes and the
+        # ingest refuses just that record as not storable; the escapes keep the ingest from
+        # taking this text as canonical.
+        body = json.dumps(json.loads(text), separators=(",", ":")).encode()
+    return zlib.compress(body)
 
 
 _BATCH_KEYS = frozenset(
@@ -247,28 +267,24 @@ def decode_batch(payload: bytes, *, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
     ``true``), ids strings, ``data`` an object; unknown keys are refused. A payload that
     inflates to more than ``max_bytes`` is refused without inflating the rest.
     """
-    body = _decode(payload, max_bytes)
+    body, scanned = _decode(payload, max_bytes)
     unknown = body.keys() - _BATCH_KEYS
     if unknown:
         raise ProtocolError(f"malformed batch: unknown keys {sorted(unknown)}")
     gateway = _str_field(body, "gateway", "batch")
     site = _str_field(body, "site", "batch")
     stream = _str_field(body, "stream", "batch")
-    raw_records = body.get("records")
-    if not isinstance(raw_records, list):
-        raise ProtocolError("malformed batch: 'records' must be a list")
-    records: list[tuple[int, dict[str, Any]]] = []
-    for item in raw_records:
-        if not isinstance(item, dict) or item.keys() != _RECORD_KEYS:
-            raise ProtocolError("malformed batch: a record is {'seq': int, 'data': {...}}")
-        seq, data = item["seq"], item["data"]
-        if not is_int(seq):
-            raise ProtocolError(f"malformed batch: seq must be an integer, got {seq!r:.40}")
+    data_texts: tuple[str, ...] | None = None
+    if scanned is not None:
+        records, texts = scanned
+        data_texts = tuple(texts)
+    else:
+        records = _records(body.get("records"))
+    for seq, data in records:
         if not 0 <= seq <= SEQ_MAX:
             raise ProtocolError(f"malformed batch: seq {seq} out of range")
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             raise ProtocolError(f"malformed batch: data of seq {seq} must be an object")
-        records.append((seq, data))
     if not records:
         raise ProtocolError("empty batch")
     backlog, backlog_at_us = _backlog_fields(body)
@@ -279,10 +295,27 @@ def decode_batch(payload: bytes, *, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
         records=tuple(records),
         backlog=backlog,
         backlog_at_us=backlog_at_us,
+        data_texts=data_texts,
     )
     if body.get("batch_id") != batch.batch_id:
         raise ProtocolError("batch_id does not match the records")
     return batch
+
+
+def _records(raw_records: object) -> list[tuple[int, Any]]:
+    """The ``(seq, data)`` pairs of a decoded ``records`` value, each item exactly
+    ``{"seq": int, "data": …}``."""
+    if not isinstance(raw_records, list):
+        raise ProtocolError("malformed batch: 'records' must be a list")
+    records: list[tuple[int, Any]] = []
+    for item in raw_records:
+        if not isinstance(item, dict) or item.keys() != _RECORD_KEYS:
+            raise ProtocolError("malformed batch: a record is {'seq': int, 'data': {...}}")
+        seq = item["seq"]
+        if not is_int(seq):
+            raise ProtocolError(f"malformed batch: seq must be an integer, got {seq!r:.40}")
+        records.append((seq, item["data"]))
+    return records
 
 
 def _backlog_fields(body: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -336,7 +369,9 @@ def decode_ack(payload: bytes, *, max_bytes: int = MAX_ACK_BYTES) -> Ack:
         raise ProtocolError(f"ack larger than {max_bytes} bytes ({len(payload)})")
     try:
         body = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: json's own errors, undecodable UTF-8, and an integer of more than
+        # 4,300 digits, which json raises as a plain ValueError.
         raise ProtocolError(f"malformed ack: {exc!r}") from None
     if not isinstance(body, dict):
         raise ProtocolError("an ack is a JSON object")
@@ -364,28 +399,102 @@ def decode_ack(payload: bytes, *, max_bytes: int = MAX_ACK_BYTES) -> Ack:
     )
 
 
-def _decode(payload: bytes, max_bytes: int) -> dict[str, Any]:
-    if len(payload) > max_bytes + 64 * 1024:
-        # Compressed data is at most slightly larger than the original (stored blocks).
-        raise ProtocolError(f"batch larger than {max_bytes} bytes ({len(payload)} compressed)")
+Scanned = tuple[list[tuple[int, Any]], list[str]]
+"""A canonical batch's ``(seq, data)`` records and each record's data text as received."""
+
+
+def _decode(payload: bytes, max_bytes: int) -> tuple[dict[str, Any], Scanned | None]:
+    """The batch's JSON object and, when it came in the gateway's canonical form, its records
+    with their data texts (:func:`_scan_body`; its object then has no ``records``)."""
+    raw = _inflate(payload, max_bytes)
     try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(payload, max_bytes)
-        if inflater.unconsumed_tail or (not inflater.eof and inflater.decompress(b"", 1)):
-            raise ProtocolError(f"batch larger than {max_bytes} bytes")
+        scanned = _scan_body(raw)
+        if scanned is not None:
+            return scanned[0], scanned[1]
         body = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise ProtocolError("batch nested too deeply") from None
-    except (zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ProtocolError:
+        raise
+    except ValueError as exc:
+        # json's own errors, undecodable UTF-8, and a number beyond what Python reads (an
+        # integer of more than 4,300 digits), which json raises as a plain ValueError.
         raise ProtocolError(f"not a compressed JSON batch: {exc}") from None
     if not isinstance(body, dict) or body.get("v") != VERSION:
         raise ProtocolError("not a version 1 batch")
-    return body
+    return body, None
+
+
+def _inflate(payload: bytes, max_bytes: int) -> bytes:
+    """The batch's JSON bytes, refused when they would be more than ``max_bytes``."""
+    if len(payload) > max_bytes + 64 * 1024:
+        # Compressed data is at most slightly larger than the original (stored blocks).
+        raise ProtocolError(f"batch larger than {max_bytes} bytes ({len(payload)} compressed)")
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(payload, max_bytes)
+        over = bool(inflater.unconsumed_tail) or (
+            not inflater.eof and bool(inflater.decompress(b"", 1))
+        )
+    except zlib.error as exc:
+        raise ProtocolError(f"not a compressed JSON batch: {exc}") from None
+    if over:
+        raise ProtocolError(f"batch larger than {max_bytes} bytes")
+    return raw
 
 
 def _no_constant(name: str) -> Any:
     """JSON has no NaN or Infinity: refuse them rather than store a non-finite number."""
     raise ProtocolError(f"not a compressed JSON batch: {name} is not JSON")
+
+
+_SCAN = value_scanner(json.JSONDecoder(parse_constant=_no_constant))
+"""What :func:`json.loads` reads a value with, NaN and infinities refused alike."""
+_KEY_COLON = re.compile(r'"([a-z_]{1,16})":')
+"""A top-level key of the gateway's form, with its colon: the batch keys are all short and
+plain, so a key that is not is left to the full decoder."""
+
+
+def _scan_body(raw: bytes) -> tuple[dict[str, Any], Scanned] | None:
+    """The batch object as :func:`json.loads` reads it, but for its records, which come with
+    each record's data text, when the body is compact, version 1, and its ``records`` array
+    is in the canonical form (:func:`~sync.canonical.scan_records`). ``None`` for any other
+    body, valid or not: the full decoder then reads it (or says what is wrong), as for any
+    batch."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    if not text.startswith('{"v":1,'):  # version 1, as the gateway writes it
+        return None
+    body: dict[str, Any] = {}
+    scanned: Scanned | None = None
+    pos = 1
+    while True:
+        key = _KEY_COLON.match(text, pos)
+        if key is None or key[1] in body or (key[1] == "records" and scanned is not None):
+            return None  # another form, or a repeated key (the full decoder keeps the last)
+        pos = key.end()
+        if key[1] == "records":
+            records = scan_records(text, pos, _SCAN)
+            if records is None:
+                return None
+            scanned = records[0], records[1]
+            pos = records[2]
+        else:
+            try:
+                body[key[1]], pos = _SCAN(text, pos)
+            except (StopIteration, ValueError):
+                return None
+        if text.startswith(",", pos):
+            pos += 1
+        elif pos + 1 == len(text) and text.endswith("}"):
+            break
+        else:
+            return None
+    if scanned is None:
+        return None
+    return body, scanned
 
 
 def seq_ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:

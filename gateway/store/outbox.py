@@ -33,8 +33,12 @@ from gateway.store.sqlite_store import Store
 STREAM_PRIORITY: dict[str, int] = {t.table: int(t.priority) for t in RECORD_TABLES.values()}
 """Outbox priority per stream (0 alerts, 1 compliance, 2 telemetry)."""
 
-STREAM_COLUMNS: dict[str, tuple[str, ...]] = {t.table: t.columns for t in RECORD_TABLES.values()}
-"""Record columns (without ``seq``) per stream; also the whitelist of table names."""
+STREAM_COLUMNS: dict[str, tuple[str, ...]] = {
+    t.table: tuple(sorted(t.columns)) for t in RECORD_TABLES.values()
+}
+"""Record columns (without ``seq``) per stream, in name order; also the whitelist of table
+names. Name order because a record is read into a dict in this order and sent as canonical
+JSON, whose keys are sorted (sync/canonical.py): keys already in order sort in one pass."""
 
 _NOT_IN_FLIGHT = (
     "o.seq NOT IN (SELECT value FROM json_each(?)) "

@@ -31,6 +31,7 @@ from sync.ingest.warehouse_records import (
     Prepared,
     WarehouseStats,
     WarehouseUnavailable,
+    canonical_json,
     check_batch,
     classify,
     count_row,
@@ -356,8 +357,9 @@ def prepare_with_facts(batch: Batch) -> tuple[list[Prepared], dict[int, Fact]]:
     occurrence: the one an insert stores). A record whose fact cannot be built is invalid."""
     prepared: list[Prepared] = []
     facts: dict[int, Fact] = {}
-    for seq, data in batch.records:
-        record = prepare(seq, data, batch.stream)
+    texts = received_texts(batch)
+    for index, (seq, data) in enumerate(batch.records):
+        record = prepare(seq, data, batch.stream, None if texts is None else texts[index])
         if record.problem is None:
             try:
                 fact = build_fact(batch.stream, batch.gateway, batch.site, seq, data)
@@ -369,4 +371,24 @@ def prepare_with_facts(batch: Batch) -> tuple[list[Prepared], dict[int, Fact]]:
     return prepared, facts
 
 
-__all__ = ["Dialect", "Warehouse", "prepare_with_facts"]
+def received_texts(batch: Batch) -> tuple[str, ...] | None:
+    """The batch's record texts as received, when its first record's is its canonical text.
+
+    A gateway that writes its records array in the canonical form says its texts are the
+    canonical ones; this checks the first, so a peer that writes that form with other text
+    (another encoder's numbers, escapes) has each record encoded here as any batch's is. A
+    record whose received text was not canonical could not be taken for another: text decodes
+    to one value, so different data never shares a text or its hash
+    (docs/topics-and-payloads.md, "Canonical record text").
+    """
+    texts = batch.data_texts
+    if texts is None or len(texts) != len(batch.records):
+        return None
+    try:
+        first = canonical_json(batch.records[0][1])
+    except (ValueError, TypeError):
+        return None
+    return texts if first == texts[0] else None
+
+
+__all__ = ["Dialect", "Warehouse", "prepare_with_facts", "received_texts"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.core.errors import SyncError
+from sync.canonical import canonical_json as _canonical
 from sync.protocol import MAX_BATCH_BYTES, Batch, ProtocolError, decode_batch
 from sync.record_schema import SchemaViolation, stream_schemas, validate_record
 
@@ -84,49 +85,9 @@ class WarehouseStats:
     invalid: int = 0
 
 
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
-)
-"""What ``json.dumps`` with these options builds on every call; made once (every record is
-encoded, so this is on the path of every record)."""
-
-
-def _one_shot_encoder() -> Callable[[Mapping[str, Any]], str]:
-    """``_CANONICAL.encode``, without making a new C encoder on every call.
-
-    ``JSONEncoder.encode`` builds the C encoder (``json.encoder.c_make_encoder``) from its
-    options each time, about a quarter of the cost of encoding one record. This builds it
-    once with the same options, in the order ``JSONEncoder.iterencode`` passes them, so the
-    text is the same byte for byte (tests/unit/test_canonical_json.py). No circular-reference
-    check: a payload decoded from JSON cannot refer to itself. Where the C encoder is
-    missing (another Python), the encoder's own method.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return _CANONICAL.encode
-    encode = make(
-        None,
-        _CANONICAL.default,
-        json.encoder.encode_basestring,  # ensure_ascii=False
-        None,
-        _CANONICAL.key_separator,
-        _CANONICAL.item_separator,
-        _CANONICAL.sort_keys,
-        _CANONICAL.skipkeys,
-        _CANONICAL.allow_nan,
-    )
-
-    def one_shot(data: Mapping[str, Any]) -> str:
-        return "".join(encode(data, 0))
-
-    return one_shot
-
-
-_canonical = _one_shot_encoder()
-
-
 def canonical_json(data: Mapping[str, Any]) -> str:
-    """The payload as hashed and stored: sorted keys, no whitespace, finite numbers only."""
+    """The payload as hashed and stored: sorted keys, no whitespace, finite numbers only
+    (:mod:`sync.canonical`)."""
     return _canonical(data)
 
 
@@ -178,20 +139,34 @@ class Prepared:
     problem: str | None
 
 
-def prepare(seq: int, data: Mapping[str, Any], stream: str) -> Prepared:
+def prepare(
+    seq: int, data: Mapping[str, Any], stream: str, received: str | None = None
+) -> Prepared:
+    """A record checked, with its canonical text and that text's SHA-256.
+
+    ``received`` is the record's data text as it came, when the batch came in the gateway's
+    canonical form (:attr:`~sync.protocol.Batch.data_texts`): it is the canonical text, so it
+    is hashed and stored as it is. One with a ``\\u`` escape is encoded again instead:
+    canonical text escapes only control characters that way, and an escaped lone surrogate
+    or NUL must be found and refused as ever.
+    """
     problem: str | None = None
     encoded: bytes | None = None
     try:
         validate_record(stream, data)
     except SchemaViolation as exc:
         problem = f"invalid record: not a {stream} record ({exc})"
-    try:
-        text = canonical_json(data)
-        encoded = text.encode()  # lone surrogates: not storable as UTF-8
-    except (ValueError, TypeError) as exc:
-        problem = problem or f"invalid record: not storable as JSON ({exc})"
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
-        encoded = None
+    if received is not None and "\\u" not in received:
+        text = received
+        encoded = text.encode()  # decoded from UTF-8 with no escapes: no lone surrogate
+    else:
+        try:
+            text = canonical_json(data)
+            encoded = text.encode()  # lone surrogates: not storable as UTF-8
+        except (ValueError, TypeError) as exc:
+            problem = problem or f"invalid record: not storable as JSON ({exc})"
+            text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
+            encoded = None
     # JSON always escapes U+0000 as \u0000, so a text without that sequence has no NUL; the
     # walk settles the rare text that has it (it may be an escaped backslash before "u0000").
     if problem is None and "\\u0000" in text and _has_nul(data):

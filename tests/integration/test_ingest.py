@@ -433,13 +433,16 @@ async def test_garbage_is_dropped_counted_and_not_redelivered(
     topic = data_topic(SITE, GW, "packs")
     gateway.publish(good, payload=b"not a batch")
     gateway.publish(good, payload=zlib.compress(b"[" * 200_000))  # json: RecursionError
+    # json: a plain ValueError (an integer past Python's 4,300 digits), once the consumer's end
+    huge = b'{"v":1,"records":[{"seq":' + b"7" * 5000 + b',"data":{}}]}'
+    gateway.publish(good, payload=zlib.compress(huge))
     gateway.publish(Batch("other-gw", SITE, "packs", good.records), topic=topic)  # spoofed
     gateway.publish(good)
     [ack] = await gateway.wait_acks(1)
     assert ack.committed == (1,)
     assert service.consumer is not None
     stats = service.consumer.stats
-    assert (stats.received, stats.dropped_protocol, stats.dropped_topic) == (4, 2, 1)
+    assert (stats.received, stats.dropped_protocol, stats.dropped_topic) == (5, 3, 1)
     assert await sqlite_warehouse.record_hashes("other-gw") == {}
 
     # Dropped messages were PUBACKed too: a restart does not bring them back.

@@ -7,26 +7,10 @@ for sync exactly once.
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
-import sys
-
-from tests.support.paths import REPO
+from tests.support.bench_tools import assert_figures, run_tool
 
 
 def test_the_pipeline_path_bench_stores_every_reading_and_reports_its_figures() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.pipeline_path", "--rows", "3000"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    result = json.loads(done.stdout)
+    result = run_tool("bench.pipeline_path", "--rows", "3000")
     assert (result["rows"], result["stored"], result["queued_for_sync"]) == (3000, 3000, 3000)
-    for figure in ("queue_cpu_us", "process_cpu_us"):
-        assert isinstance(result[figure], float)
-        assert math.isfinite(result[figure])
-        assert result[figure] > 0
+    assert_figures(result, "queue_cpu_us", "process_cpu_us")

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sync.canonical import canonical_json
 from sync.protocol import (
     BACKLOG_AT_MAX_US,
     BACKLOG_MAX,
@@ -174,20 +175,30 @@ def test_a_malformed_backlog_refuses_the_batch(fields: dict[str, object]) -> Non
 
 
 def body_as_dumped(batch: Batch) -> bytes:
-    """The body as the whole object through ``json.dumps``: the form :func:`encode_batch`
-    assembles from its parts (and from the records' text made when the batch was sized)."""
-    body: dict[str, object] = {
+    """The body through ``json.dumps``: the form :func:`encode_batch` assembles from its parts
+    (and from the records' text made when the batch was sized). Its ``records`` array is the
+    canonical JSON of its items (sorted keys, so ``data`` before ``seq``; characters as
+    themselves), the rest compact JSON in the protocol's key order."""
+    records = json.dumps(
+        [{"seq": seq, "data": dict(data)} for seq, data in batch.records],
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
+        ensure_ascii=False,
+    )
+    head: dict[str, object] = {
         "v": 1,
         "gateway": batch.gateway,
         "site": batch.site,
         "batch_id": batch.batch_id,
         "stream": batch.stream,
-        "records": [{"seq": seq, "data": dict(data)} for seq, data in batch.records],
+        "records": None,
     }
     if batch.backlog is not None and batch.backlog_at_us is not None:
-        body["backlog"] = batch.backlog
-        body["backlog_at_us"] = batch.backlog_at_us
-    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        head["backlog"] = batch.backlog
+        head["backlog_at_us"] = batch.backlog_at_us
+    text = json.dumps(head, allow_nan=False, separators=(",", ":"))
+    return text.replace('"records":null', f'"records":{records}', 1).encode()
 
 
 JSON_VALUES = st.recursive(
@@ -225,7 +236,10 @@ def test_the_body_is_the_same_bytes_however_it_is_assembled(
     if sized:
         batch = dataclasses.replace(batch, wire_records=wire_records(batch.records))
     assert zlib.decompress(encode_batch(batch)) == body_as_dumped(batch)
-    assert decode_batch(encode_batch(batch)) == batch
+    decoded = decode_batch(encode_batch(batch))
+    assert decoded == batch
+    # The ingest reads each record's canonical text off the wire instead of encoding it again.
+    assert decoded.data_texts == tuple(canonical_json(data) for _, data in batch.records)
 
 
 def test_a_value_json_cannot_carry_is_refused_whichever_way_the_records_are_encoded() -> None:
