@@ -9,7 +9,8 @@ batch into a SQLite warehouse as the ingest does. It prints:
   encode them (the store's SQLite thread included);
 - ``decode_cpu_us``: CPU µs per record to decode the batches (inflate, parse, check);
 - ``commit_cpu_us``: the process's CPU µs per record to decode and commit them (the records and
-  their facts, the warehouse's thread included);
+  their facts, the warehouse's thread included; with ``--postgres``, into a new database on
+  the local PostgreSQL, whose own CPU is not counted);
 - ``stored``: the records the warehouse holds, equal to N.
 
 The bench's delivery figure measures the ``lineside ingest`` process under a live gateway and
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.fleet_pg import fresh_database
 from bench.fleet_records import TimeBase, fleet_record
 from gateway.config import StoreSection
 from gateway.core.clock import ManualClock
@@ -68,17 +71,26 @@ async def _bodies(count: int, folder: Path) -> tuple[list[bytes], float]:
     return bodies, cut_s
 
 
-async def _ingest(bodies: list[bytes], folder: Path) -> tuple[float, float, int]:
+async def _ingest(
+    bodies: list[bytes], folder: Path, postgres_dsn: str | None
+) -> tuple[float, float, int]:
     """Seconds of CPU to decode every body, then to decode and commit them, and the records
-    stored."""
+    stored (in ``postgres_dsn``'s database when given, else a SQLite file)."""
     from sync.ingest.warehouse import decode_message  # noqa: PLC0415
+    from sync.ingest.warehouse_base import Warehouse  # noqa: PLC0415
+    from sync.ingest.warehouse_postgres import PostgresWarehouse  # noqa: PLC0415
     from sync.ingest.warehouse_sqlite import SqliteWarehouse  # noqa: PLC0415
 
     cpu = time.process_time()
     for body in bodies:
         decode_message(body)
     decode_s = time.process_time() - cpu
-    async with SqliteWarehouse(folder / "warehouse.db") as warehouse:
+    warehouse: Warehouse = (
+        SqliteWarehouse(folder / "warehouse.db")
+        if postgres_dsn is None
+        else PostgresWarehouse(postgres_dsn, pool_size=1)
+    )
+    async with warehouse:
         cpu = time.process_time()
         for body in bodies:
             await warehouse.commit_batch(decode_message(body))
@@ -90,11 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     """Measure the ingest path and print the figures as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.ingest_path")
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="commit into a new database on the local PostgreSQL (dropped after), not SQLite",
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="lineside-ingest-") as name:
-        folder = Path(name)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lineside-ingest-")))
+        dsn = stack.enter_context(fresh_database("lineside_ingest_path")) if args.postgres else None
         bodies, cut_s = asyncio.run(_bodies(args.records, folder))
-        decode_s, commit_s, stored = asyncio.run(_ingest(bodies, folder))
+        decode_s, commit_s, stored = asyncio.run(_ingest(bodies, folder, dsn))
     records = max(args.records, 1)
     result = {
         "records": args.records,
@@ -103,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "gateway_cut_cpu_us": cut_s * 1e6 / records,
         "decode_cpu_us": decode_s * 1e6 / records,
         "commit_cpu_us": commit_s * 1e6 / records,
+        "warehouse": "postgresql" if args.postgres else "sqlite",
     }
     sys.stdout.write(json.dumps(result) + "\n")
     return 0

@@ -3,6 +3,8 @@ numbers the value-by-value one gives (the tables compare and sort timestamps as 
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -121,12 +123,12 @@ def test_a_fact_row_is_adapted_as_each_of_its_values() -> None:
     assert fresh._ts is None  # and so no datetime was made for it
 
 
-def test_values_sqlite_cannot_take_are_turned_into_what_the_tables_hold() -> None:
-    assert sqlite_row([True, False, date(2026, 2, 3), None, 1.5, "x"]) == (
-        1,
-        0,
-        "2026-02-03",
-        None,
-        1.5,
-        "x",
-    )
+def test_values_are_stored_as_the_tables_hold_them() -> None:
+    row = sqlite_row([True, False, date(2026, 2, 3), None, 1.5, "x"])
+    assert row == (True, False, "2026-02-03", None, 1.5, "x")
+    # What a STRICT table keeps of them: a flag as the integer 1 or 0, a date as its text.
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute("CREATE TABLE t (a INTEGER, b INTEGER, c TEXT, d TEXT, e REAL, f TEXT) STRICT")
+        db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", row)
+        stored = db.execute("SELECT a, typeof(a), b, typeof(b), c, d, e, f FROM t").fetchone()
+    assert stored == (1, "integer", 0, "integer", "2026-02-03", None, 1.5, "x")
