@@ -251,6 +251,29 @@ class PostgresWarehouse(Warehouse):
         )
         return {int(row[0]) for row in cur.fetchall()}
 
+    def _insert_and_read(
+        self, batch: Batch, records: Sequence[Prepared]
+    ) -> tuple[set[int], dict[int, tuple[str, str, str]]]:
+        # A sequence this INSERT stored holds the batch's one record with it: its row was
+        # written by this transaction, which nobody else can change before it ends. Only the
+        # others are read back: those stored before, and those the batch holds more than once
+        # (which occurrence went in is the server's to say). On a fresh batch that is none.
+        inserted = self._insert_records(batch, records) if records else set()
+        first: dict[int, Prepared] = {}
+        repeated: set[int] = set()
+        for record in records:
+            if first.setdefault(record.seq, record) is not record:
+                repeated.add(record.seq)
+        known = {
+            seq: (batch.site, batch.stream, first[seq].sha256)
+            for seq in inserted
+            if seq not in repeated
+        }
+        others = sorted(seq for seq in first if seq not in known)
+        stored = self._stored(batch.gateway, others)
+        stored.update(known)
+        return inserted, stored
+
     def _stored(self, gateway: str, seqs: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         if not seqs:
             return {}

@@ -590,6 +590,39 @@ async def test_warehouse_refuses_what_it_cannot_store_and_commits_the_rest(
         await warehouse.commit_batch(Batch("gw/../x", SITE, "packs", ((9, pack(9)),)))
 
 
+async def test_a_sequence_twice_in_a_batch_stores_its_first_record_and_refuses_the_other(
+    warehouse: Warehouse,
+) -> None:
+    await warehouse.commit_batch(make_batch([1, 5]))
+    batch = Batch(
+        GW,
+        SITE,
+        "packs",
+        (
+            (1, pack(1)),  # stored before: a duplicate
+            (2, pack(2, net_g=260.0)),
+            (2, pack(2, net_g=999.0)),  # the same sequence again, another record
+            (3, pack(3)),
+            (3, pack(3)),  # the same record again
+            (4, pack(4)),
+            (5, pack(5, net_g=300.0)),  # stored before as another record
+        ),
+    )
+    ack = await warehouse.commit_batch(batch)
+    assert ack.committed == (1, 3, 4)
+    assert ack.conflicts == ((2, REASON_DIFFERENT_PAYLOAD), (5, REASON_DIFFERENT_PAYLOAD))
+    # The first occurrence is the one stored, with its fact; the other is the conflict.
+    assert rows(warehouse, "SELECT net_g FROM packs WHERE seq IN (2, 5) ORDER BY seq") == [
+        (260.0,),
+        (251.5,),
+    ]
+    stored = dict(rows(warehouse, "SELECT seq, payload_sha256 FROM records WHERE seq IN (2, 5)"))
+    conflicts = await warehouse.conflicts(GW)
+    assert [(c.seq, c.existing_sha256) for c in conflicts] == [(2, stored[2]), (5, stored[5])]
+    assert all(c.payload_sha256 != c.existing_sha256 for c in conflicts)
+    assert (warehouse.stats.inserted, warehouse.stats.duplicates) == (5, 2)
+
+
 async def test_counts_reconcile_per_stream_run_and_hour(warehouse: Warehouse) -> None:
     await warehouse.commit_batch(make_batch([1, 2], run="R1", ts_us=TS0))
     await warehouse.commit_batch(make_batch([3], run="R1", ts_us=TS0 + HOUR))
