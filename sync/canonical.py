@@ -60,7 +60,7 @@ def _one_shot_encoder() -> Callable[[Any], str]:
 canonical_json: Callable[[Any], str] = _one_shot_encoder()
 """The canonical JSON text of a value (``ValueError`` for NaN or an infinity)."""
 
-ITEM_HEAD = '{"data":'
+_ITEM_HEAD = '{"data":'
 """How a record of a canonical ``records`` array starts: its keys sort ``data`` first."""
 _ITEM_TAIL = re.compile(r',"seq":(0|[1-9][0-9]{0,18})\}([,\]])')
 """How it ends: its sequence number (at most 19 digits, as many as a BIGINT has), the brace,
@@ -98,10 +98,10 @@ def scan_records(
     records: list[tuple[int, Any]] = []
     texts: list[str] = []
     tail = _ITEM_TAIL.match
-    head = len(ITEM_HEAD)
+    head = len(_ITEM_HEAD)
     pos = start + 1
     while True:
-        if not startswith(ITEM_HEAD, pos):
+        if not startswith(_ITEM_HEAD, pos):
             return None
         begin = pos + head
         try:
@@ -118,4 +118,4 @@ def scan_records(
             return records, texts, pos
 
 
-__all__ = ["ITEM_HEAD", "ScanOnce", "canonical_json", "scan_records", "value_scanner"]
+__all__ = ["ScanOnce", "canonical_json", "scan_records", "value_scanner"]

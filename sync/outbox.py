@@ -191,8 +191,8 @@ def _all_if_they_fit(
     encode and fit in ``max_bytes`` together (the usual case): sized with the one encoder
     call whose text the batch is then sent with. ``None`` when each must be looked at.
 
-    The same answer as sizing them one by one (each record's ``data`` JSON + 20): the wire
-    text is the items ``{"seq":N,"data":D}`` joined by commas in brackets, so the data's
+    The same answer as sizing them one by one (each record's ``data`` JSON bytes + 20): the
+    wire text is the items ``{"data":D,"seq":N}`` joined by commas in brackets, so the data's
     lengths sum to its length less the brackets, the commas and each item's wrapping. Missing
     record rows are refused here as they would be there.
     """

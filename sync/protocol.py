@@ -20,8 +20,12 @@ zlib-compressed JSON (the same body is POSTed over HTTPS with ``Content-Encoding
 and ``Idempotency-Key: <batch_id>``)::
 
     {"v": 1, "gateway": "hull-gw1", "site": "hull", "batch_id": "hull-gw1:1001-1050",
-     "stream": "packs", "records": [{"seq": 1001, "data": {...}}, ...],
+     "stream": "packs", "records": [{"data": {...}, "seq": 1001}, ...],
      "backlog": 1200, "backlog_at_us": 1764921600000000}
+
+The ``records`` array is canonical JSON (:mod:`sync.canonical`: sorted keys, so ``data``
+before ``seq``), so the ingest keeps each record's text as it came; any other valid form is
+read too (docs/topics-and-payloads.md, "Canonical record text").
 
 ``backlog`` (records in the gateway's outbox when the batch was cut) and ``backlog_at_us``
 (the gateway's clock then) are optional and go together. An ingest older than them refuses

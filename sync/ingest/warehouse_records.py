@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.core.errors import SyncError
-from sync.canonical import canonical_json as _canonical
+from sync.canonical import canonical_json
 from sync.protocol import MAX_BATCH_BYTES, Batch, ProtocolError, decode_batch
 from sync.record_schema import SchemaViolation, stream_schemas, validate_record
 
@@ -83,12 +83,6 @@ class WarehouseStats:
     duplicates: int = 0
     conflicts: int = 0
     invalid: int = 0
-
-
-def canonical_json(data: Mapping[str, Any]) -> str:
-    """The payload as hashed and stored: sorted keys, no whitespace, finite numbers only
-    (:mod:`sync.canonical`)."""
-    return _canonical(data)
 
 
 def payload_sha256(data: Mapping[str, Any]) -> str:
