@@ -1,5 +1,6 @@
-"""Opening the database file: the header check, the pragmas, ``quick_check`` and the
-migrations of :data:`gateway.store.schema.MIGRATIONS`."""
+"""Opening the database file: the header check, the pragmas, ``quick_check``, the
+migrations of :data:`gateway.store.schema.MIGRATIONS` and the CHECK rewrite of
+:mod:`gateway.store.check_rewrite`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import aiosqlite
 
 from gateway.core.errors import StoreCorruptError, StoreError, StoreIOError
+from gateway.store.check_rewrite import rewrite_in_list_checks
 from gateway.store.record_tables import RECORD_STREAMS
 from gateway.store.schema import MIGRATIONS, SCHEMA_VERSION
 from gateway.store.sqlite_errors import classify_sqlite_error
@@ -92,6 +94,9 @@ async def _prepare(db: aiosqlite.Connection, path: Path) -> None:
         await db.execute(f"PRAGMA user_version={number + 1}")
         await db.execute("COMMIT")
         log.info("store migrated %s to schema %d", path, number + 1)
+    rewritten = await rewrite_in_list_checks(db)
+    if rewritten:
+        log.info("store %s: IN-list CHECKs rewritten in %s", path, ", ".join(rewritten))
 
 
 async def max_sequence(db: aiosqlite.Connection) -> int:

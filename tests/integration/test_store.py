@@ -78,6 +78,42 @@ async def test_records_commit_with_increasing_sequence_and_outbox(
         await committer
 
 
+async def test_one_commit_of_mixed_records_queues_each_once_with_its_stream(
+    tmp_path: Path,
+) -> None:
+    # The outbox rows of a commit are inserted per table (gateway/store/batch_insert.py):
+    # records of several tables, interleaved in one batch, each get exactly one row.
+    config = StoreSection(path=tmp_path / "m.db", commit_interval_ms=5000, commit_max_rows=60)
+    clock = ManualClock(wall_us=1_800_000_000_000_000)
+    async with Store(config, clock) as store:
+        committer = asyncio.create_task(store.run_committer())
+        kinds: list[tuple[str, int]] = []
+        futures = []
+        for i in range(60):
+            if i % 4 == 0:
+                record: PackEvent | TemperatureReading | DeviceEvent = pack(i)
+                kinds.append(("packs", 1))
+            elif i % 4 == 3:
+                record = DeviceEvent(ts_us=i, device="cw1", kind="link_up")
+                kinds.append(("device_events", 2))
+            else:
+                record = TemperatureReading(ts_us=i, line="L1", device="p", probe="P1", celsius=2)
+                kinds.append(("temperatures", 1))
+            futures.append(store.submit(record))
+        await wait_for(lambda: all(f.done() for f in futures))
+        assert store.stats.batches_committed == 1
+        seqs = [f.result() for f in futures]
+        rows = await store.fetchall(
+            "SELECT seq, stream, priority, enqueued_us FROM outbox ORDER BY seq"
+        )
+        assert rows == [
+            (seq, stream, priority, 1_800_000_000_000_000)
+            for seq, (stream, priority) in zip(seqs, kinds, strict=True)
+        ]
+        await store.stop_committer()
+        await committer
+
+
 async def test_group_commit_batches_by_rows(tmp_path: Path) -> None:
     config = StoreSection(path=tmp_path / "g.db", commit_interval_ms=5000, commit_max_rows=100)
     async with Store(config, ManualClock()) as store:
