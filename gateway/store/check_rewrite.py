@@ -1,11 +1,11 @@
 """The store's ``IN (...)`` CHECK constraints, rewritten as equal comparisons joined by OR.
 
-Why: SQLite compiles ``x IN (a, b, c)`` into a small temporary index that a statement builds
-the first time it runs. A CHECK belongs to the INSERT statement, and ``executemany`` runs that
-statement once per row, so the index was built for every row stored: about 2.4 µs a row per
-such CHECK on the bench machine, which was half the cost of an outbox row and three times
-more for a pack (docs/benchmarks.md, "SQLite CHECK constraints"). ``x = a OR x = b`` checks the
-same thing with no index to build.
+Why: SQLite compiles ``x IN (a, b, c)`` into a small temporary index that every execution
+of the statement builds again. A CHECK belongs to the INSERT statement, and ``executemany``
+executes that statement once per row, so the index was built for every row stored: about
+2.4 µs a row per such CHECK on the bench machine, which was half the cost of an outbox row
+and three times more for a pack (docs/benchmarks.md, "SQLite CHECK constraints").
+``x = a OR x = b`` checks the same thing with no index to build.
 
 The two forms are equal here: every column concerned is ``STRICT`` and compared with its own
 collation either way, and a NULL gives NULL in both (SQLite lets a row pass a CHECK that is
