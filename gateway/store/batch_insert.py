@@ -11,16 +11,13 @@ from typing import Any
 import aiosqlite
 
 from gateway.core.records import Record
-from gateway.store.record_tables import RECORD_TABLES
+from gateway.store.record_tables import RECORD_TABLES, STREAM_PRIORITY
 
 _ROWS: dict[type[Record], tuple[str, Callable[[Any], tuple[object, ...]]]] = {
     kind: (spec.table, spec.row) for kind, spec in RECORD_TABLES.items()
 }
 """Per record type: its table and its row builder (looked up per record in a commit, so kept
 as a plain tuple)."""
-
-_PRIORITY: dict[str, int] = {spec.table: int(spec.priority) for spec in RECORD_TABLES.values()}
-"""The outbox priority of each record table."""
 
 _INSERT_SQL: dict[str, str] = {spec.table: spec.insert_sql for spec in RECORD_TABLES.values()}
 """The ``INSERT`` of each record table."""
@@ -73,7 +70,7 @@ async def insert_batch(
     for table, rows in by_table.items():
         await db.executemany(_INSERT_SQL[table], rows)
         seqs = json.dumps([row[0] for row in rows])
-        await db.execute(_INSERT_OUTBOX, (table, _PRIORITY[table], enqueued_us, seqs))
+        await db.execute(_INSERT_OUTBOX, (table, STREAM_PRIORITY[table], enqueued_us, seqs))
     versions = by_table.get("run_versions")
     if versions:
         await db.executemany(_UPSERT_RUN, [_current_run(row) for row in versions])

@@ -27,11 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.record_tables import RECORD_TABLES
+from gateway.store.record_tables import RECORD_TABLES, STREAM_PRIORITY
 from gateway.store.sqlite_store import Store
-
-STREAM_PRIORITY: dict[str, int] = {t.table: int(t.priority) for t in RECORD_TABLES.values()}
-"""Outbox priority per stream (0 alerts, 1 compliance, 2 telemetry)."""
 
 STREAM_COLUMNS: dict[str, tuple[str, ...]] = {
     t.table: tuple(sorted(t.columns)) for t in RECORD_TABLES.values()

@@ -268,3 +268,6 @@ RECORD_TABLES: dict[type[Record], RecordTable] = {
 
 RECORD_STREAMS: tuple[str, ...] = tuple(t.table for t in RECORD_TABLES.values())
 """The tables whose rows carry a gateway sequence number."""
+
+STREAM_PRIORITY: dict[str, int] = {t.table: int(t.priority) for t in RECORD_TABLES.values()}
+"""Outbox priority per stream (0 alerts, 1 compliance, 2 telemetry)."""
